@@ -1,0 +1,131 @@
+// Ad-Corre loss: one declaration, two backends (CPU in adcorre_cpu.cpp, CUDA in
+// ../cuda/adcorre_cuda.cu). Kernels take raw pointers (and, on CUDA, a stream) so
+// the N-API glue in ../napi stays thin and the training engine can call the same
+// code on device-resident tensors.
+//
+// Layout: embeddings E are float32 [k][n][d] row-major (head, sample, dim);
+// labels are int32 [n] in [0, C); rho[c] = 1 - classAccuracy[c] (all 0 when
+// the caller has no accuracy, i.e. uniform attention). The math and its
+// derivation are in docs/loss-derivation.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace adcorre {
+
+// eps inside the norm of a centred vector: n = sqrt(sum of squares + eps).
+constexpr double kEps = 1e-8;
+
+struct Shape {
+  int k = 0;  // embedding heads
+  int n = 0;  // samples in the batch
+  int d = 0;  // dimensions of one embedding
+  int c = 0;  // number of classes
+};
+
+struct Weights {
+  double fd = 1.0;
+  double md = 1.0;
+  double ed = 1.0;
+};
+
+struct LossParts {
+  double loss = 0.0;  // wFD*fd + wMD*md + wED*ed
+  double fd = 0.0;
+  double md = 0.0;
+  double ed = 0.0;
+};
+
+// The class membership of a batch, sorted once on the host: order[] lists the
+// samples class by class and offsets[c]..offsets[c+1] is class c's slice.
+// Both backends use it (the CUDA kernels reduce each class slice in a fixed
+// order, which keeps them deterministic).
+struct ClassPlan {
+  std::vector<int32_t> order;    // n
+  std::vector<int32_t> offsets;  // c + 1
+  int present = 0;               // classes with at least one sample (P)
+};
+ClassPlan make_class_plan(const int32_t* labels, int n, int c);
+
+// Raised for failures of the machine (CUDA errors, out of memory), never for
+// bad arguments, which the caller validates before it calls in.
+class BackendError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// ---------------------------------------------------------------- CPU backend
+
+struct CpuWorkspace;  // intermediate tensors kept from forward for backward
+
+class CpuLoss {
+ public:
+  CpuLoss();
+  ~CpuLoss();
+  CpuLoss(const CpuLoss&) = delete;
+  CpuLoss& operator=(const CpuLoss&) = delete;
+
+  // Forward: the loss parts. Keeps what backward needs in the workspace.
+  LossParts forward(const float* E, const int32_t* labels, const float* rho, const Shape& s,
+                    const Weights& w);
+  // Backward of the last forward: writes dLoss/dE (same layout as E).
+  void backward(float* grad);
+
+ private:
+  CpuWorkspace* ws_;
+};
+
+// Threads the CPU backend uses (ADCORRE_NUM_THREADS or the hardware's count).
+int cpu_threads();
+
+// ---------------------------------------------------------------- CUDA backend
+
+struct CudaDevice {
+  int index = 0;
+  std::string name;
+  int major = 0, minor = 0;
+  size_t total_memory = 0;
+};
+
+struct CudaInfo {
+  bool compiled = false;          // the addon was built with nvcc
+  std::string archs;              // e.g. "75;80;86;89;90;100;120"
+  int runtime_version = 0;        // cudart the addon linked (e.g. 13000)
+  int driver_version = 0;         // 0 when no driver
+  std::vector<CudaDevice> devices;
+  std::string error;              // why CUDA is not usable, when it is not
+};
+CudaInfo cuda_info();
+bool cuda_usable();
+
+// Device pointers for one call. plan_* are copies of ClassPlan on the device.
+struct CudaProblem {
+  const float* E = nullptr;          // [k][n][d]
+  const int32_t* labels = nullptr;   // [n]
+  const float* rho = nullptr;        // [c]
+  const int32_t* order = nullptr;    // [n]
+  const int32_t* offsets = nullptr;  // [c + 1]
+  Shape shape;
+  Weights weights;
+  int present = 0;
+};
+
+// Scratch memory for the CUDA kernels, sized by cuda_workspace_bytes().
+size_t cuda_workspace_bytes(const Shape& s);
+
+// Runs forward (and backward when grad != nullptr) on `stream`
+// (a cudaStream_t, passed as void* so this header needs no CUDA headers).
+// result_device receives 4 doubles {loss, fd, md, ed} in device memory.
+void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad,
+               void* stream);
+
+// Host-array convenience used by the N-API layer: uploads, runs, downloads.
+// Serialised internally (one stream and one cached workspace per process).
+LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
+                         const Shape& s, const Weights& w, float* grad);
+
+}  // namespace adcorre

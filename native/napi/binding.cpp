@@ -1,0 +1,261 @@
+// N-API glue: unpacks JavaScript arguments into raw pointers, calls the
+// backend, packs the result. Validation with user-facing messages lives in
+// lib/validate.ts; the checks here only guarantee memory safety if this module
+// is called directly, and name the argument when they fail.
+#include <napi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../core/adcorre.h"
+
+namespace {
+
+using adcorre::LossParts;
+using adcorre::Shape;
+using adcorre::Weights;
+
+struct Request {
+  Shape shape;
+  Weights weights;
+  const float* E = nullptr;
+  const int32_t* labels = nullptr;
+  std::vector<float> rho;  // empty: uniform attention
+  bool want_grad = false;
+  bool cuda = false;
+};
+
+template <typename T>
+T* typed_data(const Napi::TypedArray& arr) {
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset());
+}
+
+int positive_int(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("Expected number for ") + key);
+  double x = v.As<Napi::Number>().DoubleValue();
+  if (!(x >= 1 && x <= 2147483647.0) || std::floor(x) != x)
+    throw Napi::RangeError::New(o.Env(), std::string("Expected positive integer for ") + key);
+  return static_cast<int>(x);
+}
+
+// Parses {embeddings, labels, classAccuracy, k, n, d, numClasses, weights, grad, device}.
+Request parse_request(const Napi::Object& o) {
+  Napi::Env env = o.Env();
+  Request r;
+  r.shape.k = positive_int(o, "k");
+  r.shape.n = positive_int(o, "n");
+  r.shape.d = positive_int(o, "d");
+  r.shape.c = positive_int(o, "numClasses");
+  const size_t count = static_cast<size_t>(r.shape.k) * r.shape.n * r.shape.d;
+
+  Napi::Value e = o.Get("embeddings");
+  if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "Expected Float32Array for embeddings");
+  auto emb = e.As<Napi::TypedArray>();
+  if (emb.ElementLength() != count)
+    throw Napi::RangeError::New(env, "Expected embeddings of length k*n*d");
+  r.E = typed_data<float>(emb);
+
+  Napi::Value l = o.Get("labels");
+  if (!l.IsTypedArray() || l.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+    throw Napi::TypeError::New(env, "Expected Int32Array for labels");
+  auto lab = l.As<Napi::TypedArray>();
+  if (lab.ElementLength() != static_cast<size_t>(r.shape.n))
+    throw Napi::RangeError::New(env, "Expected labels of length n");
+  r.labels = typed_data<int32_t>(lab);
+  for (int a = 0; a < r.shape.n; ++a)
+    if (r.labels[a] < 0 || r.labels[a] >= r.shape.c)
+      throw Napi::RangeError::New(env, "Expected labels in [0, numClasses)");
+
+  Napi::Value acc = o.Get("classAccuracy");
+  if (!acc.IsUndefined() && !acc.IsNull()) {
+    if (!acc.IsTypedArray() || acc.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "Expected Float32Array for classAccuracy");
+    auto arr = acc.As<Napi::TypedArray>();
+    if (arr.ElementLength() != static_cast<size_t>(r.shape.c))
+      throw Napi::RangeError::New(env, "Expected classAccuracy of length numClasses");
+    const float* a = typed_data<float>(arr);
+    r.rho.resize(r.shape.c);
+    for (int c = 0; c < r.shape.c; ++c) {
+      if (!(a[c] >= 0.f && a[c] <= 1.f))
+        throw Napi::RangeError::New(env, "Expected classAccuracy values in [0, 1]");
+      r.rho[c] = 1.f - a[c];
+    }
+  }
+
+  Napi::Value w = o.Get("weights");
+  if (!w.IsTypedArray() || w.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      w.As<Napi::TypedArray>().ElementLength() != 3)
+    throw Napi::TypeError::New(env, "Expected Float64Array(3) for weights");
+  const double* wv = typed_data<double>(w.As<Napi::TypedArray>());
+  r.weights.fd = wv[0];
+  r.weights.md = wv[1];
+  r.weights.ed = wv[2];
+
+  r.want_grad = o.Get("grad").ToBoolean().Value();
+  std::string device = o.Get("device").ToString().Utf8Value();
+  if (device != "cpu" && device != "cuda")
+    throw Napi::RangeError::New(env, "Expected device 'cpu' or 'cuda'");
+  r.cuda = device == "cuda";
+  return r;
+}
+
+// Runs on any thread: no N-API calls in here.
+LossParts compute(const Request& r, float* grad) {
+  const float* rho = r.rho.empty() ? nullptr : r.rho.data();
+  if (r.cuda) return adcorre::cuda_loss_host(r.E, r.labels, rho, r.shape, r.weights, grad);
+  // One workspace per thread, reused across calls (the JS thread and libuv's pool).
+  thread_local adcorre::CpuLoss cpu;
+  LossParts parts = cpu.forward(r.E, r.labels, rho, r.shape, r.weights);
+  if (grad) cpu.backward(grad);
+  return parts;
+}
+
+Napi::Object pack(Napi::Env env, const LossParts& parts, Napi::Value grad) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", parts.loss);
+  out.Set("fd", parts.fd);
+  out.Set("md", parts.md);
+  out.Set("ed", parts.ed);
+  if (!grad.IsUndefined()) out.Set("grad", grad);
+  return out;
+}
+
+Napi::Float32Array new_grad(Napi::Env env, const Shape& s) {
+  return Napi::Float32Array::New(env, static_cast<size_t>(s.k) * s.n * s.d);
+}
+
+Napi::Value Loss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
+  Request r = parse_request(info[0].As<Napi::Object>());
+  Napi::Value grad = env.Undefined();
+  float* grad_ptr = nullptr;
+  if (r.want_grad) {
+    auto g = new_grad(env, r.shape);
+    grad_ptr = g.Data();
+    grad = g;
+  }
+  try {
+    return pack(env, compute(r, grad_ptr), grad);
+  } catch (const adcorre::BackendError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// The async variant holds references to the input arrays (and the output
+// gradient, allocated up front) until the worker has finished.
+class LossWorker : public Napi::AsyncWorker {
+ public:
+  LossWorker(Napi::Env env, Napi::Object request, Request r)
+      : Napi::AsyncWorker(env, "adcorre:loss"), deferred_(Napi::Promise::Deferred::New(env)),
+        request_(std::move(r)) {
+    keep_ = Napi::Persistent(request);
+    if (request_.want_grad) {
+      auto g = new_grad(env, request_.shape);
+      grad_ptr_ = g.Data();
+      grad_ = Napi::Persistent(static_cast<Napi::Object>(g));
+    }
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      parts_ = compute(request_, grad_ptr_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    deferred_.Resolve(pack(env, parts_, grad_.IsEmpty() ? env.Undefined() : grad_.Value()));
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Request request_;
+  Napi::ObjectReference keep_;
+  Napi::ObjectReference grad_;
+  float* grad_ptr_ = nullptr;
+  LossParts parts_;
+};
+
+Napi::Value LossAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
+  Napi::Object request = info[0].As<Napi::Object>();
+  Request r = parse_request(request);
+  auto* worker = new LossWorker(env, request, std::move(r));
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+// Index of the first NaN or +-Infinity in a Float32Array, or -1.
+Napi::Value FindNonFinite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "Expected Float32Array");
+  auto arr = info[0].As<Napi::TypedArray>();
+  const float* p = typed_data<float>(arr);
+  const size_t n = arr.ElementLength();
+  // Blocks of 1024 with a branch-free test (x - x is NaN for NaN and +-Inf)
+  // keep the scan vectorised; only the failing block is searched element-wise.
+  for (size_t b = 0; b < n; b += 1024) {
+    const size_t e = std::min(n, b + 1024);
+    float acc = 0.f;
+#pragma omp simd reduction(+ : acc)
+    for (size_t i = b; i < e; ++i) acc += p[i] - p[i];
+    if (acc != 0.f || acc != acc) {
+      for (size_t i = b; i < e; ++i)
+        if (!std::isfinite(p[i])) return Napi::Number::New(env, static_cast<double>(i));
+    }
+  }
+  return Napi::Number::New(env, -1);
+}
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  adcorre::CudaInfo ci = adcorre::cuda_info();
+  Napi::Object cuda = Napi::Object::New(env);
+  cuda.Set("compiled", ci.compiled);
+  cuda.Set("archs", ci.archs);
+  cuda.Set("runtimeVersion", ci.runtime_version);
+  cuda.Set("driverVersion", ci.driver_version);
+  Napi::Array devices = Napi::Array::New(env, ci.devices.size());
+  for (size_t i = 0; i < ci.devices.size(); ++i) {
+    const auto& dv = ci.devices[i];
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("index", dv.index);
+    o.Set("name", dv.name);
+    o.Set("computeCapability", std::to_string(dv.major) + "." + std::to_string(dv.minor));
+    o.Set("totalMemory", static_cast<double>(dv.total_memory));
+    devices[i] = o;
+  }
+  cuda.Set("devices", devices);
+  cuda.Set("usable", ci.error.empty() && !ci.devices.empty());
+  if (!ci.error.empty()) cuda.Set("error", ci.error);
+  Napi::Object cpu = Napi::Object::New(env);
+  cpu.Set("threads", adcorre::cpu_threads());
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cuda", cuda);
+  out.Set("cpu", cpu);
+  return out;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("loss", Napi::Function::New(env, Loss, "loss"));
+  exports.Set("lossAsync", Napi::Function::New(env, LossAsync, "lossAsync"));
+  exports.Set("findNonFinite", Napi::Function::New(env, FindNonFinite, "findNonFinite"));
+  exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(adcorre_native, Init)
