@@ -475,6 +475,8 @@ struct HostPathContext {
   char* device = nullptr;
   size_t device_bytes = 0;
   double* host_result = nullptr;  // pinned, 4 doubles
+  char* host_small = nullptr;     // pinned staging for labels, plan and rho
+  size_t host_small_bytes = 0;
 };
 
 HostPathContext& host_context() {
@@ -512,57 +514,59 @@ LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho
   if (!ctx.stream) CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
   if (!ctx.host_result) CUDA_CHECK(cudaMallocHost(&ctx.host_result, 4 * sizeof(double)));
 
+  // The small per-batch arrays travel in one copy from a pinned staging
+  // buffer: labels [n], order [n], offsets [c + 1] (int32), rho [c] (float).
   const ClassPlan plan = make_class_plan(labels, s.n, s.c);
-  std::vector<float> rho_host(static_cast<size_t>(s.c), 0.f);
-  if (rho) std::copy(rho, rho + s.c, rho_host.begin());
+  const size_t small_words = 2 * static_cast<size_t>(s.n) + 2 * static_cast<size_t>(s.c) + 1;
+  const size_t small_bytes = small_words * 4;
+  if (ctx.host_small_bytes < small_bytes) {
+    if (ctx.host_small) CUDA_CHECK(cudaFreeHost(ctx.host_small));
+    ctx.host_small = nullptr;
+    ctx.host_small_bytes = 0;
+    CUDA_CHECK(cudaMallocHost(&ctx.host_small, small_bytes));
+    ctx.host_small_bytes = small_bytes;
+  }
+  int32_t* h_labels = reinterpret_cast<int32_t*>(ctx.host_small);
+  int32_t* h_order = h_labels + s.n;
+  int32_t* h_offsets = h_order + s.n;
+  float* h_rho = reinterpret_cast<float*>(h_offsets + s.c + 1);
+  std::memcpy(h_labels, labels, static_cast<size_t>(s.n) * 4);
+  std::memcpy(h_order, plan.order.data(), static_cast<size_t>(s.n) * 4);
+  std::memcpy(h_offsets, plan.offsets.data(), static_cast<size_t>(s.c + 1) * 4);
+  for (int c = 0; c < s.c; ++c) h_rho[c] = rho ? rho[c] : 0.f;
 
   const size_t e_bytes = static_cast<size_t>(s.k) * s.n * s.d * sizeof(float);
-  const size_t sizes[] = {e_bytes,                                   // E
-                          e_bytes,                                   // grad
-                          static_cast<size_t>(s.n) * sizeof(int32_t),      // labels
-                          static_cast<size_t>(s.n) * sizeof(int32_t),      // order
-                          static_cast<size_t>(s.c + 1) * sizeof(int32_t),  // offsets
-                          static_cast<size_t>(s.c) * sizeof(float),        // rho
-                          4 * sizeof(double),                              // result
-                          cuda_workspace_bytes(s)};
-  size_t total = 0;
-  for (size_t b : sizes) total += align_up(b);
-  ensure_capacity(ctx, total);
+  const size_t work_bytes = cuda_workspace_bytes(s);
+  ensure_capacity(ctx, 2 * align_up(e_bytes) + align_up(small_bytes) + align_up(4 * sizeof(double)) + work_bytes);
   char* cursor = ctx.device;
   auto next = [&](size_t bytes) {
     char* p = cursor;
     cursor += align_up(bytes);
     return p;
   };
-  float* dE = reinterpret_cast<float*>(next(sizes[0]));
-  float* dgrad = reinterpret_cast<float*>(next(sizes[1]));
-  int32_t* dlabels = reinterpret_cast<int32_t*>(next(sizes[2]));
-  int32_t* dorder = reinterpret_cast<int32_t*>(next(sizes[3]));
-  int32_t* doffsets = reinterpret_cast<int32_t*>(next(sizes[4]));
-  float* drho = reinterpret_cast<float*>(next(sizes[5]));
-  double* dresult = reinterpret_cast<double*>(next(sizes[6]));
-  void* dwork = next(sizes[7]);
+  float* dE = reinterpret_cast<float*>(next(e_bytes));
+  float* dgrad = reinterpret_cast<float*>(next(e_bytes));
+  int32_t* dsmall = reinterpret_cast<int32_t*>(next(small_bytes));
+  double* dresult = reinterpret_cast<double*>(next(4 * sizeof(double)));
+  void* dwork = next(work_bytes);
 
   cudaStream_t st = ctx.stream;
-  CUDA_CHECK(cudaMemcpyAsync(dE, E, sizes[0], cudaMemcpyHostToDevice, st));
-  CUDA_CHECK(cudaMemcpyAsync(dlabels, labels, sizes[2], cudaMemcpyHostToDevice, st));
-  CUDA_CHECK(cudaMemcpyAsync(dorder, plan.order.data(), sizes[3], cudaMemcpyHostToDevice, st));
-  CUDA_CHECK(cudaMemcpyAsync(doffsets, plan.offsets.data(), sizes[4], cudaMemcpyHostToDevice, st));
-  CUDA_CHECK(cudaMemcpyAsync(drho, rho_host.data(), sizes[5], cudaMemcpyHostToDevice, st));
+  CUDA_CHECK(cudaMemcpyAsync(dE, E, e_bytes, cudaMemcpyHostToDevice, st));
+  CUDA_CHECK(cudaMemcpyAsync(dsmall, ctx.host_small, small_bytes, cudaMemcpyHostToDevice, st));
 
   CudaProblem p;
   p.E = dE;
-  p.labels = dlabels;
-  p.rho = drho;
-  p.order = dorder;
-  p.offsets = doffsets;
+  p.labels = dsmall;
+  p.order = dsmall + s.n;
+  p.offsets = dsmall + 2 * s.n;
+  p.rho = reinterpret_cast<const float*>(dsmall + 2 * s.n + s.c + 1);
   p.shape = s;
   p.weights = w;
   p.present = plan.present;
   cuda_loss(p, dwork, dresult, grad ? dgrad : nullptr, st);
 
   CUDA_CHECK(cudaMemcpyAsync(ctx.host_result, dresult, 4 * sizeof(double), cudaMemcpyDeviceToHost, st));
-  if (grad) CUDA_CHECK(cudaMemcpyAsync(grad, dgrad, sizes[1], cudaMemcpyDeviceToHost, st));
+  if (grad) CUDA_CHECK(cudaMemcpyAsync(grad, dgrad, e_bytes, cudaMemcpyDeviceToHost, st));
   CUDA_CHECK(cudaStreamSynchronize(st));
   LossParts out;
   out.loss = ctx.host_result[0];

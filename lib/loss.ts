@@ -1,0 +1,115 @@
+// The Ad-Corre loss (Fard & Mahoor, IEEE Access 2022) for TypeScript: checks
+// the arguments, then runs the native CPU or CUDA kernels. The definition and
+// its gradient are derived in docs/loss-derivation.md.
+import { type Device, DEVICES, resolveDevice } from './backend.js';
+import { native, type NativeLossRequest } from './native.js';
+import {
+  boolean, boundedArray, finiteNumber, float32Array, invalidRange, invalidType, isPlainObject, knownKeys,
+  labelArray, oneOf, positiveInteger,
+} from './validate.js';
+
+export interface AdCorreWeights {
+  /** Feature Discriminator weight (default 1) */
+  fd?: number;
+  /** Mean Discriminator weight (default 1) */
+  md?: number;
+  /** Embedding Discriminator weight (default 1) */
+  ed?: number;
+}
+
+export interface AdCorreOptions {
+  /** embedding heads (7 in the paper) */
+  k: number;
+  /** samples in the batch (default: labels.length) */
+  n?: number;
+  /** dimensions of one embedding */
+  d: number;
+  /** number of classes; labels lie in [0, numClasses) */
+  numClasses: number;
+  /**
+   * Per-class recall in [0, 1] for the adaptive attention map (see
+   * ConfusionTracker). Omitted: uniform attention, as if every recall were 1.
+   */
+  classAccuracy?: ArrayLike<number>;
+  weights?: AdCorreWeights;
+  /** also return dLoss/dE (default false) */
+  grad?: boolean;
+  /** 'auto' (default) runs on the GPU when one is usable */
+  device?: Device;
+}
+
+export interface AdCorreResult {
+  /** wFD*fd + wMD*md + wED*ed */
+  loss: number;
+  fd: number;
+  md: number;
+  ed: number;
+  /** dLoss/dEmbeddings, same [k][n][d] layout as the embeddings (when grad: true) */
+  grad?: Float32Array;
+  /** where it ran */
+  device: 'cpu' | 'cuda';
+}
+
+const OPTION_KEYS = ['k', 'n', 'd', 'numClasses', 'classAccuracy', 'weights', 'grad', 'device'] as const;
+const WEIGHT_KEYS = ['fd', 'md', 'ed'] as const;
+const MAX_ELEMENTS = 0x7fffffff;
+
+function buildRequest(embeddings: unknown, labels: unknown, options: unknown): NativeLossRequest {
+  if (!isPlainObject(options)) throw invalidType('options', 'object with k, d and numClasses', options);
+  knownKeys('options', options, OPTION_KEYS);
+  const k = positiveInteger('options.k', options.k);
+  const d = positiveInteger('options.d', options.d);
+  const numClasses = positiveInteger('options.numClasses', options.numClasses);
+  const labelArr = labelArray('labels', labels, numClasses);
+  const n = options.n === undefined ? labelArr.length : positiveInteger('options.n', options.n);
+  if (labelArr.length !== n) throw invalidRange('labels', `length n = ${n}`, `length ${labelArr.length}`);
+  if (n < 1) throw invalidRange('labels', 'at least one label', 'length 0');
+  if (k * n * d > MAX_ELEMENTS) {
+    throw invalidRange('embeddings', `k*n*d <= ${MAX_ELEMENTS}`, `k*n*d = ${k * n * d}`);
+  }
+  const emb = float32Array('embeddings', embeddings, k * n * d, `k*n*d = ${k}*${n}*${d}`);
+  const bad = native().findNonFinite(emb);
+  if (bad >= 0) {
+    const head = Math.floor(bad / (n * d));
+    const sample = Math.floor((bad % (n * d)) / d);
+    throw invalidRange('embeddings', 'finite numbers',
+      `${emb[bad]} at index ${bad} (head ${head}, sample ${sample}, dim ${bad % d})`);
+  }
+  const classAccuracy = options.classAccuracy === undefined ? null
+    : boundedArray('options.classAccuracy', options.classAccuracy, numClasses, 'numClasses', 0, 1);
+  const weights = new Float64Array([1, 1, 1]);
+  if (options.weights !== undefined) {
+    if (!isPlainObject(options.weights)) throw invalidType('options.weights', 'object { fd?, md?, ed? }', options.weights);
+    knownKeys('options.weights', options.weights, WEIGHT_KEYS);
+    WEIGHT_KEYS.forEach((key, i) => {
+      const w = (options.weights as Record<string, unknown>)[key];
+      if (w !== undefined) weights[i] = finiteNumber(`options.weights.${key}`, w);
+    });
+  }
+  const grad = options.grad === undefined ? false : boolean('options.grad', options.grad);
+  const device = resolveDevice(options.device === undefined ? 'auto' : oneOf('options.device', options.device, DEVICES));
+  return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device };
+}
+
+/**
+ * The Ad-Corre loss of one batch: FD + MD + ED (weighted), and optionally its
+ * gradient with respect to the embeddings. Synchronous; see adCorreLossAsync.
+ *
+ * @param embeddings float32 [k][n][d] row-major: head, sample, dimension
+ * @param labels n integers in [0, numClasses)
+ */
+export function adCorreLoss(embeddings: ArrayLike<number>, labels: ArrayLike<number>,
+  options: AdCorreOptions): AdCorreResult {
+  const request = buildRequest(embeddings, labels, options);
+  return { ...native().loss(request), device: request.device };
+}
+
+/**
+ * adCorreLoss off the event loop (on libuv's thread pool). The arrays must not
+ * be modified until the promise settles. Argument errors reject the promise.
+ */
+export async function adCorreLossAsync(embeddings: ArrayLike<number>, labels: ArrayLike<number>,
+  options: AdCorreOptions): Promise<AdCorreResult> {
+  const request = buildRequest(embeddings, labels, options);
+  return { ...(await native().lossAsync(request)), device: request.device };
+}

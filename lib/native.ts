@@ -1,0 +1,75 @@
+// Loads the compiled addon: a prebuilt binary from prebuilds/ when one matches
+// this platform, else the local build in build/Release (node-gyp-build decides).
+// When neither loads, the error says what to run.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeLossRequest {
+  embeddings: Float32Array;
+  labels: Int32Array;
+  classAccuracy: Float32Array | null;
+  k: number;
+  n: number;
+  d: number;
+  numClasses: number;
+  weights: Float64Array;
+  grad: boolean;
+  device: 'cpu' | 'cuda';
+}
+
+export interface NativeLossResult {
+  loss: number;
+  fd: number;
+  md: number;
+  ed: number;
+  grad?: Float32Array;
+}
+
+export interface NativeBackendInfo {
+  cuda: {
+    compiled: boolean;
+    archs: string;
+    runtimeVersion: number;
+    driverVersion: number;
+    devices: { index: number; name: string; computeCapability: string; totalMemory: number }[];
+    usable: boolean;
+    error?: string;
+  };
+  cpu: { threads: number };
+}
+
+export interface NativeBinding {
+  loss(request: NativeLossRequest): NativeLossResult;
+  lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
+  findNonFinite(values: Float32Array): number;
+  backendInfo(): NativeBackendInfo;
+}
+
+export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+function load(): NativeBinding {
+  const require = createRequire(import.meta.url);
+  try {
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+    return nodeGypBuild(packageRoot);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `adcorre-native could not load its native addon for ${process.platform}-${process.arch} ` +
+        `(Node ${process.versions.node}).\n` +
+        `Build it from source with:\n  npm rebuild adcorre-native\n` +
+        `which needs cmake >= 3.18 and a C++17 compiler (and the CUDA toolkit's nvcc for the GPU kernels; ` +
+        `without it a CPU-only addon is built). In a clone of the repository run: npm run compile:native\n` +
+        `Cause: ${reason}`,
+    );
+  }
+}
+
+let binding: NativeBinding | undefined;
+
+/** The native addon, loaded on first use. */
+export function native(): NativeBinding {
+  binding ??= load();
+  return binding;
+}

@@ -1,0 +1,117 @@
+// Argument checks with messages a user can act on: the parameter's name, what
+// was expected, what was received (after sharp's lib/is.js).
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  if (ArrayBuffer.isView(value)) {
+    return `${value.constructor.name} of length ${(value as unknown as ArrayLike<unknown>).length ?? value.byteLength}`;
+  }
+  if (Array.isArray(value)) return `Array of length ${value.length}`;
+  if (typeof value === 'string') return `'${value.length > 40 ? `${value.slice(0, 40)}...` : value}' of type string`;
+  if (typeof value === 'object') return `${value.constructor?.name ?? 'Object'} of type object`;
+  return `${String(value)} of type ${typeof value}`;
+}
+
+/** A TypeError: the value is of the wrong kind. */
+export function invalidType(name: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
+}
+
+/** A RangeError: the value is of the right kind but out of range. */
+export function invalidRange(name: string, expected: string, received: string): RangeError {
+  return new RangeError(`Expected ${expected} for ${name} but received ${received}`);
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !ArrayBuffer.isView(value);
+}
+
+export function positiveInteger(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(name, 'positive integer', value);
+  if (!Number.isInteger(value) || value < 1 || value > 0x7fffffff) {
+    throw invalidRange(name, 'positive integer', describe(value));
+  }
+  return value;
+}
+
+export function finiteNumber(name: string, value: unknown): number {
+  if (typeof value !== 'number') throw invalidType(name, 'finite number', value);
+  if (!Number.isFinite(value)) throw invalidRange(name, 'finite number', describe(value));
+  return value;
+}
+
+export function oneOf<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
+  const expected = `one of ${allowed.map((a) => `'${a}'`).join(', ')}`;
+  if (typeof value !== 'string') throw invalidType(name, expected, value);
+  if (!(allowed as readonly string[]).includes(value)) throw invalidRange(name, expected, describe(value));
+  return value as T;
+}
+
+export function boolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw invalidType(name, 'boolean', value);
+  return value;
+}
+
+/** Throws for keys of `options` that are not in `known` (catches typos such as `weight`). */
+export function knownKeys(name: string, options: Record<string, unknown>, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`Unknown option '${key}' in ${name}; expected one of ${known.join(', ')}`);
+    }
+  }
+}
+
+type NumericArray = ArrayLike<number> & { length: number };
+
+export function isNumericArray(value: unknown): value is NumericArray {
+  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView) &&
+    !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array));
+}
+
+/** A Float32Array view of `value` (no copy when it already is one). */
+export function float32Array(name: string, value: unknown, length: number, lengthText: string): Float32Array {
+  if (!isNumericArray(value)) throw invalidType(name, 'Float32Array (or Float64Array or number[])', value);
+  if (value.length !== length) {
+    throw invalidRange(name, `length ${lengthText} = ${length}`, `length ${value.length}`);
+  }
+  if (value instanceof Float32Array) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (typeof value[i] !== 'number') throw invalidType(`${name}[${i}]`, 'number', value[i]);
+    }
+  }
+  return Float32Array.from(value);
+}
+
+/** Integer labels in [0, numClasses) as an Int32Array (no copy when it already is one). */
+export function labelArray(name: string, value: unknown, numClasses: number): Int32Array {
+  if (!isNumericArray(value)) throw invalidType(name, 'Int32Array (or an array of integers)', value);
+  const out = value instanceof Int32Array ? value : new Int32Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i] as unknown;
+    if (typeof v !== 'number') throw invalidType(`${name}[${i}]`, `integer in [0, ${numClasses})`, v);
+    if (!Number.isInteger(v) || v < 0 || v >= numClasses) {
+      throw invalidRange(`${name}[${i}]`, `integer in [0, ${numClasses})`, describe(v));
+    }
+    out[i] = v;
+  }
+  return out;
+}
+
+/** Values in [lo, hi] as a Float32Array of the given length. */
+export function boundedArray(name: string, value: unknown, length: number, lengthText: string,
+  lo: number, hi: number): Float32Array {
+  if (!isNumericArray(value)) throw invalidType(name, 'Float32Array (or Float64Array or number[])', value);
+  if (value.length !== length) {
+    throw invalidRange(name, `length ${lengthText} = ${length}`, `length ${value.length}`);
+  }
+  const out = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const v = value[i] as unknown;
+    if (typeof v !== 'number') throw invalidType(`${name}[${i}]`, `number in [${lo}, ${hi}]`, v);
+    if (!(v >= lo && v <= hi)) throw invalidRange(`${name}[${i}]`, `number in [${lo}, ${hi}]`, describe(v));
+    out[i] = v;
+  }
+  return out;
+}
