@@ -44,6 +44,8 @@ export interface NativeBinding {
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
   backendInfo(): NativeBackendInfo;
+  /** GPU microseconds of `reps` runs, inputs already on the device (benchmarks) */
+  cudaTime(request: NativeLossRequest, reps: number, graph: boolean): Float64Array;
 }
 
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');

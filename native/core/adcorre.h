@@ -128,4 +128,10 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
 LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
                          const Shape& s, const Weights& w, float* grad);
 
+// Benchmark helper: GPU time (CUDA events, no host copies) of `reps`
+// forward(+backward) runs in microseconds, launched one by one or replayed as
+// a captured CUDA graph.
+std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho,
+                                   const Shape& s, const Weights& w, bool grad, int reps, bool graph);
+
 }  // namespace adcorre

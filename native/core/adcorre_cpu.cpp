@@ -24,7 +24,7 @@
 // Portable prebuilt binaries cannot assume AVX2; let the loader pick the best
 // clone of the hot loops at run time on x86-64 Linux.
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
-#define ADCORRE_HOT __attribute__((target_clones("avx2", "default")))
+#define ADCORRE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define ADCORRE_HOT
 #endif
@@ -56,12 +56,15 @@ struct CpuWorkspace {
   std::vector<double> rn;     // k*n   1 / sqrt(ss + eps)
   std::vector<double> q;      // k*n   |x|^2
   std::vector<double> S;      // k*c*d class sums of x
+  std::vector<double> U;      // k*c*d class sums of the raw rows (MD means)
   std::vector<double> Stot;   // k*d   sum of x over the batch
   std::vector<double> R;      // k*d   sum_c rho_c S_c
   std::vector<double> T;      // n*d   sum of x over heads (ED)
   std::vector<double> mhat;   // k*c*d normalised class means (MD)
   std::vector<double> mrn;    // k*c   1 / norm of centred class mean
   std::vector<double> M;      // k*d   sum of mhat over present classes
+  std::vector<double> B;      // k*c*d backward: dL/dx shared by a class's rows
+  std::vector<double> gmu;    // k*c*d backward: MD gradient per class member
   bool forward_done = false;
 };
 
@@ -70,34 +73,43 @@ CpuLoss::~CpuLoss() { delete ws_; }
 
 namespace {
 
-// Rows [begin, end) of a [rows][d] matrix: x = (u - mean u) / sqrt(|u - mean|^2 + eps).
-ADCORRE_HOT void normalise_rows(const float* E, int d, size_t begin, size_t end, float* x,
-                                double* rn, double* q) {
-  for (size_t r = begin; r < end; ++r) {
-    const float* u = E + r * d;
-    double sum = 0.0;
+// One row: x = (u - mean u) / sqrt(|u - mean|^2 + eps); also 1/norm and |x|^2.
+ADCORRE_HOT void normalise_row(const float* u, int d, float* x, double* rn, double* q) {
+  double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
-    for (int t = 0; t < d; ++t) sum += u[t];
-    const double mean = sum / d;
-    double ss = 0.0;
+  for (int t = 0; t < d; ++t) sum += u[t];
+  const double mean = sum / d;
+  double ss = 0.0;
 #pragma omp simd reduction(+ : ss)
-    for (int t = 0; t < d; ++t) {
-      const double c = u[t] - mean;
-      ss += c * c;
-    }
-    const double inv = 1.0 / std::sqrt(ss + kEps);
-    float* xr = x + r * d;
-#pragma omp simd
-    for (int t = 0; t < d; ++t) xr[t] = static_cast<float>((u[t] - mean) * inv);
-    rn[r] = inv;
-    q[r] = ss * inv * inv;
+  for (int t = 0; t < d; ++t) {
+    const double c = u[t] - mean;
+    ss += c * c;
   }
+  const double inv = 1.0 / std::sqrt(ss + kEps);
+#pragma omp simd
+  for (int t = 0; t < d; ++t) x[t] = static_cast<float>((u[t] - mean) * inv);
+  *rn = inv;
+  *q = ss * inv * inv;
 }
 
-// out[t] += src[t] over t in [t0, t1) for every row of one class slice.
+ADCORRE_HOT void add_row(const float* __restrict src, int d, double* __restrict out) {
+#pragma omp simd
+  for (int t = 0; t < d; ++t) out[t] += src[t];
+}
+
+ADCORRE_HOT void set_row(const float* __restrict src, int d, double* __restrict out) {
+#pragma omp simd
+  for (int t = 0; t < d; ++t) out[t] = src[t];
+}
+
+// out[t] = sum of src[t] over t in [t0, t1) for the rows of one class slice
+// (count >= 1; the first row assigns, so out needs no zeroing).
 ADCORRE_HOT void accumulate_rows(const float* base, const int32_t* rows, int count, int d,
                                  int t0, int t1, double* out) {
-  for (int i = 0; i < count; ++i) {
+  const float* first = base + static_cast<size_t>(rows[0]) * d;
+#pragma omp simd
+  for (int t = t0; t < t1; ++t) out[t] = first[t];
+  for (int i = 1; i < count; ++i) {
     const float* src = base + static_cast<size_t>(rows[i]) * d;
 #pragma omp simd
     for (int t = t0; t < t1; ++t) out[t] += src[t];
@@ -111,32 +123,35 @@ ADCORRE_HOT double dot(const double* a, const double* b, int d) {
   return s;
 }
 
-// Gradient of one normalised row pushed back to its raw row:
-// g_u = centre(rn * (g_x - x (x . g_x))). gx is overwritten.
-ADCORRE_HOT void normalise_backward(const float* x, double rn, int d, double* gx, float* out,
-                                    const double* extra) {
-  double xg = 0.0;
-#pragma omp simd reduction(+ : xg)
-  for (int t = 0; t < d; ++t) xg += x[t] * gx[t];
-  double mean = 0.0;
-#pragma omp simd reduction(+ : mean)
+// dL/dE of one row: g = B + ced T - alpha x is dL/dx; pushed back through
+// the normalisation, g_u = centre(rn (g - x (x . g))), plus the row's MD part
+// (gm, may be null). mean(rn (g - x (x.g))) = rn (sum g - (x.g) sum x) / d
+// lets one pass gather every reduction. gx is scratch of d doubles.
+ADCORRE_HOT void row_backward(const float* __restrict x, double rn, int d, const double* __restrict B,
+                              const double* __restrict T, double ced, double alpha,
+                              const double* __restrict gm, double* __restrict gx, float* __restrict out) {
+  double xg = 0.0, sg = 0.0, sx = 0.0;
+#pragma omp simd reduction(+ : xg, sg, sx)
   for (int t = 0; t < d; ++t) {
-    gx[t] = rn * (gx[t] - x[t] * xg);
-    mean += gx[t];
+    const double g = B[t] + ced * T[t] - alpha * x[t];
+    gx[t] = g;
+    xg += x[t] * g;
+    sg += g;
+    sx += x[t];
   }
-  mean /= d;
-  if (extra) {
+  const double mean = rn * (sg - xg * sx) / d;
+  if (gm) {
 #pragma omp simd
-    for (int t = 0; t < d; ++t) out[t] = static_cast<float>(gx[t] - mean + extra[t]);
+    for (int t = 0; t < d; ++t) out[t] = static_cast<float>(rn * (gx[t] - x[t] * xg) - mean + gm[t]);
   } else {
 #pragma omp simd
-    for (int t = 0; t < d; ++t) out[t] = static_cast<float>(gx[t] - mean);
+    for (int t = 0; t < d; ++t) out[t] = static_cast<float>(rn * (gx[t] - x[t] * xg) - mean);
   }
 }
 
 // Work below this many floats runs on the calling thread: waking the pool
 // costs more than it saves (measured in bench/, see native/KERNELS.md).
-constexpr size_t kParallelGrain = 16384;
+constexpr size_t kParallelGrain = size_t(1) << 17;
 
 }  // namespace
 
@@ -156,26 +171,51 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
   ws.x.resize(kn * d);
   ws.rn.resize(kn);
   ws.q.resize(kn);
-  ws.S.assign(static_cast<size_t>(k) * C * d, 0.0);
+  // Per-class arrays are written for the present classes before being read,
+  // and only those are read: no zero fill (it cost more than the math at the
+  // paper's size).
+  ws.S.resize(static_cast<size_t>(k) * C * d);
+  ws.U.resize(static_cast<size_t>(k) * C * d);
   ws.Stot.assign(static_cast<size_t>(k) * d, 0.0);
   ws.R.assign(static_cast<size_t>(k) * d, 0.0);
-  ws.T.assign(static_cast<size_t>(n) * d, 0.0);
-  ws.mhat.assign(static_cast<size_t>(k) * C * d, 0.0);
-  ws.mrn.assign(static_cast<size_t>(k) * C, 0.0);
+  ws.T.resize(static_cast<size_t>(n) * d);
+  ws.mhat.resize(static_cast<size_t>(k) * C * d);
+  ws.mrn.resize(static_cast<size_t>(k) * C);
   ws.M.assign(static_cast<size_t>(k) * d, 0.0);
 
-  // 1. normalise every row of every head.
-  const size_t rows_grain = std::max<size_t>(1, kParallelGrain / d);
-  pool.parallel_for(kn, rows_grain, [&](size_t b, size_t e) {
-    normalise_rows(E, d, b, e, ws.x.data(), ws.rn.data(), ws.q.data());
+  // 1. normalise every row, head by head (streams stay sequential; walking one
+  //    sample's k rows, 1 MiB apart at n = 1024, thrashes L1 sets and ran 2x slower).
+  pool.parallel_for(kn, std::max<size_t>(1, kParallelGrain / d), [&](size_t b, size_t e) {
+    for (size_t r = b; r < e; ++r) normalise_row(E + r * d, d, ws.x.data() + r * d, &ws.rn[r], &ws.q[r]);
   });
 
-  // 2. per-class sums of x (FD) and of the raw rows (MD means), by (head, dim block),
-  //    and the sum over heads of x per sample (ED). Dimension blocks of 256 keep
-  //    a class's accumulator in L1 while its rows stream by.
+  // T_a = sum over heads of x_ja, and the sample's ED term, in blocks of 16
+  // samples so each block of T stays in L1 while the heads stream by.
+  std::vector<double> ed_part(static_cast<size_t>(n), 0.0);
+  pool.parallel_for(static_cast<size_t>(n), std::max<size_t>(1, kParallelGrain / (static_cast<size_t>(k) * d)),
+                    [&](size_t b, size_t e) {
+    for (size_t a0 = b; a0 < e; a0 += 16) {
+      const size_t a1 = std::min(e, a0 + 16);
+      for (int j = 0; j < k; ++j) {
+        for (size_t a = a0; a < a1; ++a) {
+          (j == 0 ? set_row : add_row)(ws.x.data() + (static_cast<size_t>(j) * n + a) * d, d, ws.T.data() + a * d);
+        }
+      }
+      if (k < 2) continue;
+      for (size_t a = a0; a < a1; ++a) {
+        const double* Ta = ws.T.data() + a * d;
+        double self = 0.0;
+        for (int j = 0; j < k; ++j) self += ws.q[static_cast<size_t>(j) * n + a];
+        ed_part[a] = (double(k) * (k - 1) + dot(Ta, Ta, d) - self) / (double(k) * k);
+      }
+    }
+  });
+
+  // 2. per-class sums of x (FD) and of the raw rows (MD means), by (head, dim
+  //    block): blocks of 256 dimensions keep a class's accumulator in L1 while
+  //    its rows stream by.
   const int dblock = 256;
   const int nblocks = (d + dblock - 1) / dblock;
-  std::vector<double> U(static_cast<size_t>(k) * C * d, 0.0);  // raw class sums
   const size_t sum_tasks = static_cast<size_t>(k) * nblocks;
   const size_t task_floats = static_cast<size_t>(n) * std::min(d, dblock) * 2;
   pool.parallel_for(sum_tasks, std::max<size_t>(1, kParallelGrain / task_floats), [&](size_t b, size_t e) {
@@ -190,17 +230,7 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
         if (cnt == 0) continue;
         const size_t at = (static_cast<size_t>(j) * C + c) * d;
         accumulate_rows(xj, ws.plan.order.data() + o0, cnt, d, t0, t1, ws.S.data() + at);
-        accumulate_rows(ej, ws.plan.order.data() + o0, cnt, d, t0, t1, U.data() + at);
-      }
-    }
-  });
-  pool.parallel_for(static_cast<size_t>(n), std::max<size_t>(1, kParallelGrain / (static_cast<size_t>(k) * d)),
-                    [&](size_t b, size_t e) {
-    for (size_t a = b; a < e; ++a) {
-      double* Ta = ws.T.data() + a * d;
-      for (int j = 0; j < k; ++j) {
-        const float* xr = ws.x.data() + (static_cast<size_t>(j) * n + a) * d;
-        for (int t = 0; t < d; ++t) Ta[t] += xr[t];
+        accumulate_rows(ej, ws.plan.order.data() + o0, cnt, d, t0, t1, ws.U.data() + at);
       }
     }
   });
@@ -220,6 +250,7 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
       if (ws.plan.offsets[c + 1] == ws.plan.offsets[c]) continue;
       const double* Sc = ws.S.data() + (static_cast<size_t>(j) * C + c) * d;
       same += (1.0 + 2.0 * ws.rho[c]) * dot(Sc, Sc, d);
+#pragma omp simd
       for (int t = 0; t < d; ++t) {
         St[t] += Sc[t];
         Rj[t] += ws.rho[c] * Sc[t];
@@ -238,12 +269,15 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
         if (cnt == 0) continue;
         const size_t at = (static_cast<size_t>(j) * C + c) * d;
         double mean = 0.0;
-        for (int t = 0; t < d; ++t) mean += (mu[t] = U[at + t] / cnt);
+#pragma omp simd reduction(+ : mean)
+        for (int t = 0; t < d; ++t) mean += (mu[t] = ws.U[at + t] / cnt);
         mean /= d;
         double ss = 0.0;
+#pragma omp simd reduction(+ : ss)
         for (int t = 0; t < d; ++t) ss += (mu[t] - mean) * (mu[t] - mean);
         const double inv = 1.0 / std::sqrt(ss + kEps);
         ws.mrn[static_cast<size_t>(j) * C + c] = inv;
+#pragma omp simd
         for (int t = 0; t < d; ++t) {
           ws.mhat[at + t] = (mu[t] - mean) * inv;
           Mj[t] += ws.mhat[at + t];
@@ -254,16 +288,8 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
     }
   }
 
-  // 4. ED from the per-sample head sums.
-  double ed_sum = 0.0;
-  if (k >= 2) {
-    for (int a = 0; a < n; ++a) {
-      const double* Ta = ws.T.data() + static_cast<size_t>(a) * d;
-      double self = 0.0;
-      for (int j = 0; j < k; ++j) self += ws.q[static_cast<size_t>(j) * n + a];
-      ed_sum += (double(k) * (k - 1) + dot(Ta, Ta, d) - self) / (double(k) * k);
-    }
-  }
+  double ed_sum = 0.0;  // in sample order, whatever the thread count
+  for (int a = 0; a < n; ++a) ed_sum += ed_part[a];
 
   LossParts out;
   out.fd = fd_sum / k;
@@ -283,29 +309,44 @@ void CpuLoss::backward(float* grad) {
   const double ced = k >= 2 ? 2.0 * ws.w.ed / (double(n) * k * k) : 0.0;  // dED/dx = ced (T_a - x)
   const double cmd = P >= 2 ? 2.0 * ws.w.md / (double(k) * P * P) : 0.0;  // dMD/dmhat = cmd (M - mhat)
 
-  // MD: the gradient of each class mean, pushed through its normalisation and
-  // divided by the class size; every member of the class receives it.
-  std::vector<double> gmu(static_cast<size_t>(k) * C * d, 0.0);
-  if (cmd != 0.0) {
-    for (int j = 0; j < k; ++j) {
-      const double* Mj = ws.M.data() + static_cast<size_t>(j) * d;
-      for (int c = 0; c < C; ++c) {
-        const int cnt = ws.plan.offsets[c + 1] - ws.plan.offsets[c];
-        if (cnt == 0) continue;
-        const size_t at = (static_cast<size_t>(j) * C + c) * d;
-        const double* mh = ws.mhat.data() + at;
-        double* g = gmu.data() + at;
-        double mg = 0.0;
-        for (int t = 0; t < d; ++t) {
-          g[t] = cmd * (Mj[t] - mh[t]);
-          mg += mh[t] * g[t];
-        }
-        const double inv = ws.mrn[static_cast<size_t>(j) * C + c];
-        double mean = 0.0;
-        for (int t = 0; t < d; ++t) mean += (g[t] = inv * (g[t] - mh[t] * mg));
-        mean /= d;
-        for (int t = 0; t < d; ++t) g[t] = (g[t] - mean) / cnt;
+  // Per (head, class), the part of dL/dx shared by all the class's rows:
+  //   dL/dx_a = cfd (W x)_a + ced (T_a - x_a) = B_jc + ced T_a - alpha_c x_a,
+  //   (W x)_a = 2(1 + 2 rho_c) S_c - (1 + rho_c) S - R - (1 + 2 rho_c) x_a,
+  // and the MD gradient of the class mean, pushed through its normalisation and
+  // divided by the class size (every member of the class receives it).
+  std::vector<double>& B = ws.B;
+  std::vector<double>& gmu = ws.gmu;
+  B.resize(static_cast<size_t>(k) * C * d);
+  gmu.resize(cmd != 0.0 ? static_cast<size_t>(k) * C * d : 0);
+  for (int j = 0; j < k; ++j) {
+    const double* St = ws.Stot.data() + static_cast<size_t>(j) * d;
+    const double* Rj = ws.R.data() + static_cast<size_t>(j) * d;
+    const double* Mj = ws.M.data() + static_cast<size_t>(j) * d;
+    for (int c = 0; c < C; ++c) {
+      const int cnt = ws.plan.offsets[c + 1] - ws.plan.offsets[c];
+      if (cnt == 0) continue;
+      const size_t at = (static_cast<size_t>(j) * C + c) * d;
+      const double rc = ws.rho[c];
+      const double c1 = cfd * 2.0 * (1.0 + 2.0 * rc), c2 = cfd * (1.0 + rc);
+      const double* Sc = ws.S.data() + at;
+#pragma omp simd
+      for (int t = 0; t < d; ++t) B[at + t] = c1 * Sc[t] - c2 * St[t] - cfd * Rj[t];
+      if (cmd == 0.0) continue;
+      const double* mh = ws.mhat.data() + at;
+      double* g = gmu.data() + at;
+      double mg = 0.0;
+#pragma omp simd reduction(+ : mg)
+      for (int t = 0; t < d; ++t) {
+        g[t] = cmd * (Mj[t] - mh[t]);
+        mg += mh[t] * g[t];
       }
+      const double inv = ws.mrn[static_cast<size_t>(j) * C + c];
+      double mean = 0.0;
+#pragma omp simd reduction(+ : mean)
+      for (int t = 0; t < d; ++t) mean += (g[t] = inv * (g[t] - mh[t] * mg));
+      mean /= d;
+#pragma omp simd
+      for (int t = 0; t < d; ++t) g[t] = (g[t] - mean) / cnt;
     }
   }
 
@@ -315,20 +356,10 @@ void CpuLoss::backward(float* grad) {
     for (size_t r = b; r < e; ++r) {
       const int j = static_cast<int>(r / n), a = static_cast<int>(r % n);
       const int c = ws.labels[a];
-      const double rc = ws.rho[c];
-      const float* x = ws.x.data() + r * d;
-      const double* Sc = ws.S.data() + (static_cast<size_t>(j) * C + c) * d;
-      const double* St = ws.Stot.data() + static_cast<size_t>(j) * d;
-      const double* Rj = ws.R.data() + static_cast<size_t>(j) * d;
-      const double* Ta = ws.T.data() + static_cast<size_t>(a) * d;
-      // (W x)_a = 2(1 + 2 rho_c) S_c - (1 + rho_c) S - R - (1 + 2 rho_c) x_a
-      const double c1 = 2.0 * (1.0 + 2.0 * rc), c2 = 1.0 + rc, c3 = 1.0 + 2.0 * rc;
-      for (int t = 0; t < d; ++t) {
-        const double wx = c1 * Sc[t] - c2 * St[t] - Rj[t] - c3 * x[t];
-        gx[t] = cfd * wx + ced * (Ta[t] - x[t]);
-      }
-      const double* extra = cmd != 0.0 ? gmu.data() + (static_cast<size_t>(j) * C + c) * d : nullptr;
-      normalise_backward(x, ws.rn[r], d, gx.data(), grad + r * d, extra);
+      const size_t at = (static_cast<size_t>(j) * C + c) * d;
+      const double alpha = cfd * (1.0 + 2.0 * ws.rho[c]) + ced;
+      row_backward(ws.x.data() + r * d, ws.rn[r], d, B.data() + at, ws.T.data() + static_cast<size_t>(a) * d,
+                   ced, alpha, cmd != 0.0 ? gmu.data() + at : nullptr, gx.data(), grad + r * d);
     }
   });
 }

@@ -506,10 +506,19 @@ void ensure_capacity(HostPathContext& ctx, size_t bytes) {
 
 }  // namespace
 
-LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
-                         const Shape& s, const Weights& w, float* grad) {
-  HostPathContext& ctx = host_context();
-  std::lock_guard<std::mutex> lock(ctx.mutex);
+namespace {
+
+// Device buffers of one host-array call, staged and uploaded on ctx.stream.
+struct Staged {
+  CudaProblem problem;
+  float* grad;
+  double* result;
+  void* work;
+  size_t e_bytes;
+};
+
+Staged stage_inputs(HostPathContext& ctx, const float* E, const int32_t* labels, const float* rho,
+                    const Shape& s, const Weights& w) {
   CUDA_CHECK(cudaSetDevice(0));
   if (!ctx.stream) CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
   if (!ctx.host_result) CUDA_CHECK(cudaMallocHost(&ctx.host_result, 4 * sizeof(double)));
@@ -535,26 +544,26 @@ LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho
   std::memcpy(h_offsets, plan.offsets.data(), static_cast<size_t>(s.c + 1) * 4);
   for (int c = 0; c < s.c; ++c) h_rho[c] = rho ? rho[c] : 0.f;
 
-  const size_t e_bytes = static_cast<size_t>(s.k) * s.n * s.d * sizeof(float);
+  Staged st;
+  st.e_bytes = static_cast<size_t>(s.k) * s.n * s.d * sizeof(float);
   const size_t work_bytes = cuda_workspace_bytes(s);
-  ensure_capacity(ctx, 2 * align_up(e_bytes) + align_up(small_bytes) + align_up(4 * sizeof(double)) + work_bytes);
+  ensure_capacity(ctx, 2 * align_up(st.e_bytes) + align_up(small_bytes) + align_up(4 * sizeof(double)) + work_bytes);
   char* cursor = ctx.device;
   auto next = [&](size_t bytes) {
     char* p = cursor;
     cursor += align_up(bytes);
     return p;
   };
-  float* dE = reinterpret_cast<float*>(next(e_bytes));
-  float* dgrad = reinterpret_cast<float*>(next(e_bytes));
+  float* dE = reinterpret_cast<float*>(next(st.e_bytes));
+  st.grad = reinterpret_cast<float*>(next(st.e_bytes));
   int32_t* dsmall = reinterpret_cast<int32_t*>(next(small_bytes));
-  double* dresult = reinterpret_cast<double*>(next(4 * sizeof(double)));
-  void* dwork = next(work_bytes);
+  st.result = reinterpret_cast<double*>(next(4 * sizeof(double)));
+  st.work = next(work_bytes);
 
-  cudaStream_t st = ctx.stream;
-  CUDA_CHECK(cudaMemcpyAsync(dE, E, e_bytes, cudaMemcpyHostToDevice, st));
-  CUDA_CHECK(cudaMemcpyAsync(dsmall, ctx.host_small, small_bytes, cudaMemcpyHostToDevice, st));
+  CUDA_CHECK(cudaMemcpyAsync(dE, E, st.e_bytes, cudaMemcpyHostToDevice, ctx.stream));
+  CUDA_CHECK(cudaMemcpyAsync(dsmall, ctx.host_small, small_bytes, cudaMemcpyHostToDevice, ctx.stream));
 
-  CudaProblem p;
+  CudaProblem& p = st.problem;
   p.E = dE;
   p.labels = dsmall;
   p.order = dsmall + s.n;
@@ -563,17 +572,66 @@ LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho
   p.shape = s;
   p.weights = w;
   p.present = plan.present;
-  cuda_loss(p, dwork, dresult, grad ? dgrad : nullptr, st);
+  return st;
+}
 
-  CUDA_CHECK(cudaMemcpyAsync(ctx.host_result, dresult, 4 * sizeof(double), cudaMemcpyDeviceToHost, st));
-  if (grad) CUDA_CHECK(cudaMemcpyAsync(grad, dgrad, e_bytes, cudaMemcpyDeviceToHost, st));
-  CUDA_CHECK(cudaStreamSynchronize(st));
+}  // namespace
+
+LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
+                         const Shape& s, const Weights& w, float* grad) {
+  HostPathContext& ctx = host_context();
+  std::lock_guard<std::mutex> lock(ctx.mutex);
+  Staged st = stage_inputs(ctx, E, labels, rho, s, w);
+  cuda_loss(st.problem, st.work, st.result, grad ? st.grad : nullptr, ctx.stream);
+  CUDA_CHECK(cudaMemcpyAsync(ctx.host_result, st.result, 4 * sizeof(double), cudaMemcpyDeviceToHost, ctx.stream));
+  if (grad) CUDA_CHECK(cudaMemcpyAsync(grad, st.grad, st.e_bytes, cudaMemcpyDeviceToHost, ctx.stream));
+  CUDA_CHECK(cudaStreamSynchronize(ctx.stream));
   LossParts out;
   out.loss = ctx.host_result[0];
   out.fd = ctx.host_result[1];
   out.md = ctx.host_result[2];
   out.ed = ctx.host_result[3];
   return out;
+}
+
+std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho,
+                                   const Shape& s, const Weights& w, bool grad, int reps, bool graph) {
+  HostPathContext& ctx = host_context();
+  std::lock_guard<std::mutex> lock(ctx.mutex);
+  Staged st = stage_inputs(ctx, E, labels, rho, s, w);
+  float* g = grad ? st.grad : nullptr;
+  cudaStream_t stream = ctx.stream;
+  cudaGraphExec_t exec = nullptr;
+  if (graph) {
+    cudaGraph_t captured;
+    CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    cuda_loss(st.problem, st.work, st.result, g, stream);
+    CUDA_CHECK(cudaStreamEndCapture(stream, &captured));
+    CUDA_CHECK(cudaGraphInstantiate(&exec, captured, 0));
+    CUDA_CHECK(cudaGraphDestroy(captured));
+  }
+  auto launch = [&] {
+    if (exec) CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    else cuda_loss(st.problem, st.work, st.result, g, stream);
+  };
+  for (int i = 0; i < 3; ++i) launch();  // warm-up
+  cudaEvent_t start, stop;
+  CUDA_CHECK(cudaEventCreate(&start));
+  CUDA_CHECK(cudaEventCreate(&stop));
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    CUDA_CHECK(cudaEventRecord(start, stream));
+    launch();
+    CUDA_CHECK(cudaEventRecord(stop, stream));
+    CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    times.push_back(ms * 1000.0);
+  }
+  CUDA_CHECK(cudaEventDestroy(start));
+  CUDA_CHECK(cudaEventDestroy(stop));
+  if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
+  return times;
 }
 
 }  // namespace adcorre

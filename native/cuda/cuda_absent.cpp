@@ -24,4 +24,9 @@ LossParts cuda_loss_host(const float*, const int32_t*, const float*, const Shape
   throw BackendError(cuda_info().error);
 }
 
+std::vector<double> cuda_time_loss(const float*, const int32_t*, const float*, const Shape&,
+                                   const Weights&, bool, int, bool) {
+  throw BackendError(cuda_info().error);
+}
+
 }  // namespace adcorre

@@ -219,6 +219,26 @@ Napi::Value FindNonFinite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -1);
 }
 
+// Benchmark helper: GPU microseconds of `reps` runs (CUDA events, inputs
+// already on the device): cudaTime(request, reps, graph).
+Napi::Value CudaTime(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsNumber() || !info[2].IsBoolean())
+    throw Napi::TypeError::New(env, "Expected (request, reps, graph)");
+  Request r = parse_request(info[0].As<Napi::Object>());
+  const int reps = std::max(1, info[1].As<Napi::Number>().Int32Value());
+  try {
+    std::vector<double> times = adcorre::cuda_time_loss(r.E, r.labels, r.rho.empty() ? nullptr : r.rho.data(),
+                                                        r.shape, r.weights, r.want_grad, reps,
+                                                        info[2].As<Napi::Boolean>().Value());
+    auto out = Napi::Float64Array::New(env, times.size());
+    std::copy(times.begin(), times.end(), out.Data());
+    return out;
+  } catch (const adcorre::BackendError& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   adcorre::CudaInfo ci = adcorre::cuda_info();
@@ -252,6 +272,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loss", Napi::Function::New(env, Loss, "loss"));
   exports.Set("lossAsync", Napi::Function::New(env, LossAsync, "lossAsync"));
   exports.Set("findNonFinite", Napi::Function::New(env, FindNonFinite, "findNonFinite"));
+  exports.Set("cudaTime", Napi::Function::New(env, CudaTime, "cudaTime"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   return exports;
 }
