@@ -5,7 +5,8 @@
 //   node bench/loss.js [--json] [--quick] [--js-all] [--min-time ms]
 //
 // Times are medians. "native cpu" and "cuda e2e" are end to end from JS with
-// host arrays (validation, copies and all); "cuda gpu" is GPU time from CUDA
+// host arrays (validation, copies and all), writing the gradient into a reused
+// buffer (gradOut) as a training loop would; "cuda gpu" is GPU time from CUDA
 // events with the inputs on the device, launched kernel by kernel, and "cuda
 // graph" the same replayed as a CUDA graph. GFLOP/s counts 6*k*n^2*d, the
 // FLOPs of the Gram-matrix formulation; the kernels here do O(k*n*d) work
@@ -45,7 +46,8 @@ function median(xs) {
 
 // Runs fn until minTime ms have passed (at least 3 times, at most 2000), returns the median in us.
 function timeIt(fn, { maxReps = 2000, minReps = 3 } = {}) {
-  fn();  // warm-up
+  const warm = performance.now();
+  do fn(); while (performance.now() - warm < Math.min(200, minTime / 5));  // JIT, caches, thread pool
   const times = [];
   const start = performance.now();
   while (times.length < minReps || (performance.now() - start < minTime && times.length < maxReps)) {
@@ -57,19 +59,22 @@ function timeIt(fn, { maxReps = 2000, minReps = 3 } = {}) {
 }
 
 function cpuModel() {
+  const fallback = { model: cpus()[0]?.model ?? 'unknown', avx2: false, avx512: false, mhz: cpus()[0]?.speed ?? 0 };
   try {
-    const info = readFileSync('/proc/cpuinfo', 'utf8');
-    const flags = /flags\s*:(.*)/.exec(info)?.[1] ?? '';
-    return { model: cpus()[0].model, avx2: flags.includes(' avx2'), avx512: flags.includes(' avx512f'), mhz: cpus()[0].speed };
+    const text = readFileSync('/proc/cpuinfo', 'utf8');
+    const flags = ` ${/flags\s*:(.*)/.exec(text)?.[1] ?? ''} `;
+    const mhz = Number(/cpu MHz\s*:\s*([\d.]+)/.exec(text)?.[1] ?? fallback.mhz);
+    return { ...fallback, avx2: flags.includes(' avx2 '), avx512: flags.includes(' avx512f '), mhz };
   } catch {
-    return { model: cpus()[0]?.model ?? 'unknown', avx2: false, avx512: false, mhz: cpus()[0]?.speed ?? 0 };
+    return fallback;
   }
 }
 
 const info = backendInfo();
 const cpu = cpuModel();
-const lanes = cpu.avx512 ? 16 : cpu.avx2 ? 8 : 4;
-const cpuPeak = (info.cpu.threads * cpu.mhz * 1e6 * lanes * 2 * 2) / 1e9;  // 2 FMA units x 2 FLOPs
+// fp32 FMA peak: 2 FMA pipes of 256 bits (AVX2 and Zen 4's AVX-512 alike), 2 FLOPs each, per thread.
+const lanes = cpu.avx2 || cpu.avx512 ? 8 : 4;
+const cpuPeak = (info.cpu.threads * cpu.mhz * 1e6 * lanes * 2 * 2) / 1e9;
 const rows = [];
 let jsPerFlop = 0;
 
@@ -79,8 +84,9 @@ for (const size of sizes) {
   const flops = 6 * size.k * size.n * size.n * size.d;
   const add = (backend, us, note = '') => rows.push({ size: size.name, k: size.k, n: size.n, d: size.d, backend, us, gflops: us ? flops / us / 1e3 : null, note });
 
+  const gradOut = new Float32Array(size.k * size.n * size.d);
   const cpuResult = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cpu' });
-  add('native cpu', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cpu' })));
+  add('native cpu', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cpu' })));
 
   const jsEstimate = jsPerFlop * flops / 1e3;  // us
   if (args['js-all'] || jsPerFlop === 0 || jsEstimate < 20e6) {
@@ -98,7 +104,7 @@ for (const size of sizes) {
     const gpu = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cuda' });
     const err = Math.abs(gpu.loss - cpuResult.loss) / Math.abs(cpuResult.loss);
     if (!(err < 1e-5)) throw new Error(`CUDA disagrees with CPU at ${size.name}: ${gpu.loss} vs ${cpuResult.loss}`);
-    add('cuda e2e', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cuda' })));
+    add('cuda e2e', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cuda' })));
     const request = {
       embeddings: c.embeddings, labels: c.labels, classAccuracy: c.classAccuracy, k: size.k, n: size.n, d: size.d,
       numClasses, weights: new Float64Array([1, 1, 1]), grad: true, device: 'cuda',
@@ -124,7 +130,8 @@ const machine = {
 if (args.json) {
   console.log(JSON.stringify({ machine, rows }, null, 2));
 } else {
-  console.log(`CPU: ${machine.cpu}, ${machine.threads} threads (fp32 FMA peak about ${machine.cpuPeakGflops} GFLOP/s)`);
+  console.log(`CPU: ${machine.cpu} at ${cpu.mhz ? `${Math.round(cpu.mhz)} MHz` : 'unknown MHz'}, ${machine.threads} threads ` +
+    `(fp32 FMA peak about ${machine.cpuPeakGflops || '?'} GFLOP/s)`);
   console.log(`GPU: ${machine.gpu ?? `none usable (${info.cuda.error})`}`);
   console.log('GFLOP/s = 6*k*n^2*d / time (effective for the O(knd) kernels)\n');
   const fmt = (x, digits = 1) => (x === null || x === undefined ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(digits));

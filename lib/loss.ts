@@ -34,6 +34,12 @@ export interface AdCorreOptions {
   weights?: AdCorreWeights;
   /** also return dLoss/dE (default false) */
   grad?: boolean;
+  /**
+   * Where to write the gradient (implies grad: true): a Float32Array of
+   * k*n*d reused across training steps, which spares an allocation per call.
+   * The result's grad is this array.
+   */
+  gradOut?: Float32Array;
   /** 'auto' (default) runs on the GPU when one is usable */
   device?: Device;
 }
@@ -50,7 +56,7 @@ export interface AdCorreResult {
   device: 'cpu' | 'cuda';
 }
 
-const OPTION_KEYS = ['k', 'n', 'd', 'numClasses', 'classAccuracy', 'weights', 'grad', 'device'] as const;
+const OPTION_KEYS = ['k', 'n', 'd', 'numClasses', 'classAccuracy', 'weights', 'grad', 'gradOut', 'device'] as const;
 const WEIGHT_KEYS = ['fd', 'md', 'ed'] as const;
 const MAX_ELEMENTS = 0x7fffffff;
 
@@ -86,9 +92,22 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
       if (w !== undefined) weights[i] = finiteNumber(`options.weights.${key}`, w);
     });
   }
-  const grad = options.grad === undefined ? false : boolean('options.grad', options.grad);
+  let grad = options.grad === undefined ? false : boolean('options.grad', options.grad);
+  let gradOut: Float32Array | undefined;
+  if (options.gradOut !== undefined) {
+    if (!(options.gradOut instanceof Float32Array)) throw invalidType('options.gradOut', 'Float32Array', options.gradOut);
+    if (options.gradOut.length !== k * n * d) {
+      throw invalidRange('options.gradOut', `length k*n*d = ${k * n * d}`, `length ${options.gradOut.length}`);
+    }
+    if (options.gradOut.buffer === emb.buffer) {
+      throw invalidRange('options.gradOut', 'an array that does not share memory with embeddings', 'the same buffer');
+    }
+    if (options.grad === false) throw invalidRange('options.grad', 'true (or omitted) when gradOut is given', 'false');
+    gradOut = options.gradOut;
+    grad = true;
+  }
   const device = resolveDevice(options.device === undefined ? 'auto' : oneOf('options.device', options.device, DEVICES));
-  return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device };
+  return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device, gradOut };
 }
 
 /**

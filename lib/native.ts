@@ -16,6 +16,7 @@ export interface NativeLossRequest {
   weights: Float64Array;
   grad: boolean;
   device: 'cpu' | 'cuda';
+  gradOut?: Float32Array;
 }
 
 export interface NativeLossResult {

@@ -96,3 +96,13 @@ test('the result does not depend on the number of CPU threads', async (t) => {
     { env: { ...process.env, ADCORRE_NUM_THREADS: String(threads) }, cwd: new URL('..', import.meta.url) }).toString();
   t.is(run(1), run(3));
 });
+
+test('gradOut receives the gradient and is returned as grad', (t) => {
+  const c = randomCase(12, { k: 3, n: 10, d: 7, numClasses: 3 });
+  const opts = { k: 3, d: 7, numClasses: 3, classAccuracy: c.classAccuracy, device: 'cpu' };
+  const fresh = adCorreLoss(c.embeddings, c.labels, { ...opts, grad: true });
+  const out = new Float32Array(3 * 10 * 7).fill(123);
+  const r = adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut: out });
+  t.is(r.grad, out);
+  t.deepEqual(out, fresh.grad);
+});

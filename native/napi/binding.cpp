@@ -124,8 +124,17 @@ Napi::Object pack(Napi::Env env, const LossParts& parts, Napi::Value grad) {
   return out;
 }
 
-Napi::Float32Array new_grad(Napi::Env env, const Shape& s) {
-  return Napi::Float32Array::New(env, static_cast<size_t>(s.k) * s.n * s.d);
+// The gradient's output: request.gradOut when given (a Float32Array of
+// k*n*d, reused across steps to spare the allocation), else a new array.
+Napi::Float32Array grad_output(const Napi::Object& request, const Shape& s) {
+  Napi::Env env = request.Env();
+  const size_t count = static_cast<size_t>(s.k) * s.n * s.d;
+  Napi::Value out = request.Get("gradOut");
+  if (out.IsUndefined() || out.IsNull()) return Napi::Float32Array::New(env, count);
+  if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
+      out.As<Napi::TypedArray>().ElementLength() != count)
+    throw Napi::TypeError::New(env, "Expected Float32Array of length k*n*d for gradOut");
+  return out.As<Napi::Float32Array>();
 }
 
 Napi::Value Loss(const Napi::CallbackInfo& info) {
@@ -135,7 +144,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info) {
   Napi::Value grad = env.Undefined();
   float* grad_ptr = nullptr;
   if (r.want_grad) {
-    auto g = new_grad(env, r.shape);
+    auto g = grad_output(info[0].As<Napi::Object>(), r.shape);
     grad_ptr = g.Data();
     grad = g;
   }
@@ -155,7 +164,7 @@ class LossWorker : public Napi::AsyncWorker {
         request_(std::move(r)) {
     keep_ = Napi::Persistent(request);
     if (request_.want_grad) {
-      auto g = new_grad(env, request_.shape);
+      auto g = grad_output(request, request_.shape);
       grad_ptr_ = g.Data();
       grad_ = Napi::Persistent(static_cast<Napi::Object>(g));
     }
