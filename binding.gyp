@@ -7,6 +7,7 @@
       "target_name": "adcorre_native",
       "sources": [
         "native/core/adcorre_cpu.cpp",
+        "native/core/augment.cpp",
         "native/core/thread_pool.cpp",
         "native/cuda/cuda_absent.cpp",
         "native/napi/binding.cpp"

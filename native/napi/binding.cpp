@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../core/adcorre.h"
+#include "../core/augment.h"
 
 namespace {
 
@@ -27,9 +28,17 @@ struct Request {
   bool cuda = false;
 };
 
+// The element pointer of a typed array; napi_get_typedarray_info also works
+// for arrays over a SharedArrayBuffer (the data loader's pixel cache), where
+// TypedArray::ArrayBuffer() fails.
 template <typename T>
 T* typed_data(const Napi::TypedArray& arr) {
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(arr.ArrayBuffer().Data()) + arr.ByteOffset());
+  napi_typedarray_type type;
+  size_t length = 0, offset = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  NAPI_THROW_IF_FAILED(arr.Env(), napi_get_typedarray_info(arr.Env(), arr, &type, &length, &data, &buffer, &offset), nullptr);
+  return static_cast<T*>(data);
 }
 
 int positive_int(const Napi::Object& o, const char* key) {
@@ -248,6 +257,48 @@ Napi::Value CudaTime(const Napi::CallbackInfo& info) {
   }
 }
 
+// warpAffine(src: Uint8Array, w, h, srcChannels, dst: Float32Array, dstOffset,
+//            outW, outH, dstChannels, matrix: Float64Array(6), contrast, brightness)
+Napi::Value WarpAffine(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 12) throw Napi::TypeError::New(env, "warpAffine expects 12 arguments");
+  auto int_arg = [&](int i, const char* name, int lo, int hi) {
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string("Expected integer for ") + name);
+    const double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!(v >= lo && v <= hi) || std::floor(v) != v)
+      throw Napi::RangeError::New(env, std::string("Expected integer in range for ") + name);
+    return static_cast<int>(v);
+  };
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for src");
+  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "Expected Float32Array for dst");
+  if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+      info[9].As<Napi::TypedArray>().ElementLength() != 6)
+    throw Napi::TypeError::New(env, "Expected Float64Array(6) for matrix");
+  auto src = info[0].As<Napi::TypedArray>();
+  auto dst = info[4].As<Napi::TypedArray>();
+  const int w = int_arg(1, "w", 1, 1 << 16), h = int_arg(2, "h", 1, 1 << 16);
+  const int src_c = int_arg(3, "srcChannels", 1, 4);
+  const double offset = info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : -1;
+  const int out_w = int_arg(6, "outW", 1, 1 << 14), out_h = int_arg(7, "outH", 1, 1 << 14);
+  const int dst_c = int_arg(8, "dstChannels", 1, 3);
+  if (dst_c == 2) throw Napi::RangeError::New(env, "Expected 1 or 3 for dstChannels");
+  if (src.ElementLength() < static_cast<size_t>(w) * h * src_c)
+    throw Napi::RangeError::New(env, "src is shorter than w*h*srcChannels");
+  const size_t need = static_cast<size_t>(out_w) * out_h * dst_c;
+  if (!(offset >= 0) || std::floor(offset) != offset || static_cast<size_t>(offset) + need > dst.ElementLength())
+    throw Napi::RangeError::New(env, "dst is too short for dstOffset + outW*outH*dstChannels");
+  adcorre::WarpParams p;
+  const double* m = typed_data<double>(info[9].As<Napi::TypedArray>());
+  std::copy(m, m + 6, p.m);
+  p.contrast = static_cast<float>(info[10].ToNumber().DoubleValue());
+  p.brightness = static_cast<float>(info[11].ToNumber().DoubleValue());
+  adcorre::warp_affine(typed_data<uint8_t>(src), w, h, src_c, typed_data<float>(dst) + static_cast<size_t>(offset),
+                       out_w, out_h, dst_c, p);
+  return env.Undefined();
+}
+
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   adcorre::CudaInfo ci = adcorre::cuda_info();
@@ -283,6 +334,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("findNonFinite", Napi::Function::New(env, FindNonFinite, "findNonFinite"));
   exports.Set("cudaTime", Napi::Function::New(env, CudaTime, "cudaTime"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
+  exports.Set("warpAffine", Napi::Function::New(env, WarpAffine, "warpAffine"));
   return exports;
 }
 

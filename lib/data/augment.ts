@@ -1,0 +1,67 @@
+// Training augmentation as one affine warp per sample (native/core/augment.cpp):
+// random resized crop, horizontal flip, rotation and brightness/contrast
+// jitter; evaluation maps the whole image onto the input unchanged.
+
+export interface AugmentOptions {
+  /** crop area as a fraction of the image (default [0.8, 1]) */
+  scale?: [number, number];
+  /** crop aspect ratio, width / height (default [0.9, 1.1]: faces stay faces) */
+  ratio?: [number, number];
+  /** mirror left-right with probability 0.5 (default true) */
+  flip?: boolean;
+  /** rotation within +-degrees (default 15) */
+  rotation?: number;
+  /** brightness shift within +-value, in [0, 1] units (default 0.1) */
+  brightness?: number;
+  /** contrast factor within 1 +- value (default 0.2) */
+  contrast?: number;
+}
+
+export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
+  scale: [0.8, 1], ratio: [0.9, 1.1], flip: true, rotation: 15, brightness: 0.1, contrast: 0.2,
+};
+
+export interface WarpSetting {
+  matrix: Float64Array;
+  contrast: number;
+  brightness: number;
+}
+
+/**
+ * Source pixel coordinates for output pixel (u, v) of an S x S output: the
+ * crop of size cw x ch centred at (cx, cy), rotated by theta, mirrored when
+ * flip = -1 (see native/core/augment.h for the matrix layout).
+ */
+export function cropMatrix(S: number, cx: number, cy: number, cw: number, ch: number, theta: number, flip: 1 | -1): Float64Array {
+  const cos = Math.cos(theta), sin = Math.sin(theta);
+  const k = 0.5 / S - 0.5;
+  const fx = flip * cw;
+  return Float64Array.of(
+    (cos * fx) / S, (-sin * ch) / S, cx - 0.5 + cos * fx * k - sin * ch * k,
+    (sin * fx) / S, (cos * ch) / S, cy - 0.5 + sin * fx * k + cos * ch * k,
+  );
+}
+
+/** The whole image onto the input: the evaluation mapping. */
+export function identityWarp(width: number, height: number, size: number): WarpSetting {
+  return { matrix: cropMatrix(size, width / 2, height / 2, width, height, 0, 1), contrast: 1, brightness: 0 };
+}
+
+/** A random augmentation for one sample. */
+export function randomWarp(width: number, height: number, size: number, options: AugmentOptions, random: () => number): WarpSetting {
+  const o = { ...DEFAULT_AUGMENT, ...options };
+  const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
+  const area = uniform(o.scale[0], o.scale[1]);
+  const ratio = Math.exp(uniform(Math.log(o.ratio[0]), Math.log(o.ratio[1])));
+  const cw = Math.min(width, width * Math.sqrt(area * ratio));
+  const ch = Math.min(height, height * Math.sqrt(area / ratio));
+  const cx = uniform(cw / 2, width - cw / 2);
+  const cy = uniform(ch / 2, height - ch / 2);
+  const theta = (uniform(-o.rotation, o.rotation) * Math.PI) / 180;
+  const flip = o.flip && random() < 0.5 ? -1 : 1;
+  return {
+    matrix: cropMatrix(size, cx, cy, cw, ch, theta, flip),
+    contrast: uniform(1 - o.contrast, 1 + o.contrast),
+    brightness: uniform(-o.brightness, o.brightness),
+  };
+}

@@ -1,0 +1,73 @@
+// openDataset: one entry point for every supported format, with detection.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Dataset, DatasetFormat } from './dataset.js';
+import { DATASET_FORMATS } from './dataset.js';
+import type { ClassCount } from './labels.js';
+import { findAffectNetManifests, readAffectNet } from './readers/affectnet.js';
+import { readCsvManifest, readImageFolder } from './readers/folder.js';
+import { readFer2013Csv, readFerPlus } from './readers/fer2013.js';
+import { RAFDB_LIST, readRafDb } from './readers/rafdb.js';
+import { DataError } from './skips.js';
+
+export interface OpenOptions {
+  /** default: detected from the path */
+  format?: DatasetFormat | 'auto';
+  /** 7 (default; 8 for FER+) or 8 with contempt */
+  classes?: ClassCount;
+  /** stop at the first bad item with its file and line */
+  strict?: boolean;
+  /** FER+: the FER-2013 CSV that holds the pixels (default: fer2013.csv beside the vote file) */
+  fer2013?: string;
+}
+
+function csvHeader(path: string): string[] {
+  const fd = readFileSync(path, { encoding: 'utf8', flag: 'r' }).slice(0, 4096);
+  return (fd.split(/\r?\n/)[0] ?? '').replace(/^\uFEFF/, '').split(',').map((s) => s.trim());
+}
+
+/** Which format a path holds, or a DataError saying what was looked for. */
+export function detectFormat(path: string): DatasetFormat {
+  const p = resolve(path);
+  if (!existsSync(p)) throw new DataError(`Dataset path not found: ${p}`);
+  if (statSync(p).isDirectory()) {
+    if (existsSync(join(p, RAFDB_LIST))) return 'rafdb';
+    if (findAffectNetManifests(p).length) return 'affectnet';
+    if (existsSync(join(p, 'fer2013new.csv'))) return 'ferplus';
+    if (existsSync(join(p, 'fer2013.csv'))) return 'fer2013';
+    return 'folder';
+  }
+  if (p.toLowerCase().endsWith('.csv')) {
+    const header = csvHeader(p);
+    if (header.includes('emotion') && header.includes('pixels')) return 'fer2013';
+    if (header.includes('Image name') && header.includes('NF')) return 'ferplus';
+    if (header.includes('subDirectory_filePath')) return 'affectnet';
+    if (header.includes('path') && header.includes('label')) return 'csv';
+    throw new DataError(`${p}: unrecognised CSV header (${header.join(', ')}); expected FER-2013 (emotion,pixels,Usage), ` +
+      'FER+ (Usage,Image name,...,NF), an AffectNet manifest or a manifest with path,label[,split]');
+  }
+  throw new DataError(`${p}: expected a dataset folder or a CSV file`);
+}
+
+/** Opens a dataset: its splits, labels and what its index pass skipped. */
+export async function openDataset(path: string, options: OpenOptions = {}): Promise<Dataset> {
+  const format = !options.format || options.format === 'auto' ? detectFormat(path) : options.format;
+  if (!DATASET_FORMATS.includes(format)) {
+    throw new RangeError(`Expected one of auto, ${DATASET_FORMATS.join(', ')} for format but received '${format}'`);
+  }
+  if (options.classes !== undefined && options.classes !== 7 && options.classes !== 8) {
+    throw new RangeError(`Expected 7 or 8 for classes but received ${String(options.classes)}`);
+  }
+  const o = { classes: options.classes, strict: options.strict };
+  switch (format) {
+    case 'fer2013': {
+      const p = statSync(path).isDirectory() ? join(path, 'fer2013.csv') : path;
+      return p.toLowerCase().endsWith('.csv') ? readFer2013Csv(p, o) : readImageFolder(path, o);
+    }
+    case 'ferplus': return readFerPlus(path, { ...o, fer2013: options.fer2013 });
+    case 'rafdb': return readRafDb(path, o);
+    case 'affectnet': return readAffectNet(path, o);
+    case 'folder': return readImageFolder(path, o);
+    case 'csv': return readCsvManifest(path, o);
+  }
+}

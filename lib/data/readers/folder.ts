@@ -1,0 +1,105 @@
+// Image folders (class-named subfolders, optionally under split folders, as
+// in the common Kaggle layout of FER-2013: train/angry/*.jpg) and CSV
+// manifests (path,label[,split]).
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, extname, join, resolve } from 'node:path';
+import { csvRows } from '../csv.js';
+import type { Dataset, SampleRef, Split } from '../dataset.js';
+import { canonicalSplit } from '../dataset.js';
+import { type ClassCount, folderLabel, labelNames, nameOrIndexLabel } from '../labels.js';
+import { DataError, SkipReport } from '../skips.js';
+
+export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
+
+function subdirectories(path: string): string[] {
+  return readdirSync(path, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort();
+}
+
+function classDirs(dir: string): boolean {
+  const subs = subdirectories(dir);
+  return subs.length > 0 && subs.every((s) => folderLabel(s) !== undefined);
+}
+
+function readClassFolders(dir: string, classes: ClassCount, report: SkipReport): SampleRef[] {
+  const samples: SampleRef[] = [];
+  const subs = subdirectories(dir);
+  const unknown = subs.filter((s) => folderLabel(s, classes) === undefined);
+  if (unknown.length) {
+    throw new DataError(
+      `${dir}: folder names must be expressions (${labelNames(8).join(', ')}, or angry, happiness, sadness, fearful, ` +
+        `disgusted, surprised); found ${subs.join(', ')} (unknown: ${unknown.join(', ')})`,
+    );
+  }
+  for (const sub of subs) {
+    const mapped = folderLabel(sub, classes)!;
+    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.'));
+    files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const f of files) {
+      if (!IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase())) {
+        report.exclude('not an image file (by extension)');
+        continue;
+      }
+      if ('label' in mapped) samples.push({ label: mapped.label, source: resolve(dir, sub, f.name), where: join(dir, sub, f.name) });
+      else report.exclude('excluded' in mapped ? mapped.excluded : mapped.unknown);
+    }
+  }
+  return samples;
+}
+
+/**
+ * A folder of class folders (one split, 'all'), or of split folders that each
+ * hold class folders (train/val/test, Training/PublicTest/PrivateTest, ...).
+ */
+export function readImageFolder(path: string, options: { classes?: ClassCount; strict?: boolean } = {}): Dataset {
+  const classes = options.classes ?? 7;
+  const report = new SkipReport(options.strict);
+  const root = resolve(path);
+  if (!statSync(root).isDirectory()) throw new DataError(`${root} is not a folder`);
+  const splits = new Map<string, Split>();
+  if (classDirs(root)) {
+    splits.set('all', { name: 'all', samples: readClassFolders(root, classes, report) });
+  } else {
+    const subs = subdirectories(root);
+    if (subs.length === 0) throw new DataError(`${root}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`);
+    for (const sub of subs) {
+      const name = canonicalSplit(sub);
+      splits.set(name, { name, samples: readClassFolders(join(root, sub), classes, report) });
+    }
+  }
+  const total = [...splits.values()].reduce((s, x) => s + x.samples.length, 0);
+  if (total === 0) throw new DataError(`${root}: no images found (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
+  return { format: 'folder', path: root, classes, labelNames: labelNames(classes), splits, report };
+}
+
+/** A CSV manifest with columns path,label and optionally split; paths relative to the CSV's folder. */
+export async function readCsvManifest(path: string, options: { classes?: ClassCount; strict?: boolean } = {}): Promise<Dataset> {
+  const classes = options.classes ?? 7;
+  const report = new SkipReport(options.strict);
+  const base = dirname(resolve(path));
+  const lists = new Map<string, SampleRef[]>();
+  for await (const { record, line } of csvRows(path, ['path', 'label'], report)) {
+    const where = `${path}:${line}`;
+    if (!record.path) {
+      report.skip('malformed row', where, 'empty path');
+      continue;
+    }
+    const mapped = nameOrIndexLabel(record.label ?? '', classes);
+    if ('unknown' in mapped) {
+      report.skip('unknown label', where, mapped.unknown);
+      continue;
+    }
+    if ('excluded' in mapped) {
+      report.exclude(mapped.excluded);
+      continue;
+    }
+    const split = canonicalSplit(record.split || 'all');
+    if (!lists.has(split)) lists.set(split, []);
+    lists.get(split)!.push({ label: mapped.label, source: resolve(base, record.path), where });
+  }
+  const splits = new Map<string, Split>([...lists].map(([name, samples]) => [name, { name, samples }]));
+  if (splits.size === 0) throw new DataError(`${path}: no usable rows (${report.format().trim()})`);
+  return { format: 'csv', path: resolve(path), classes, labelNames: labelNames(classes), splits, report };
+}
