@@ -4,3 +4,4 @@ export { backendInfo } from './backend.js';
 export type { BackendInfo, CudaDeviceInfo, Device } from './backend.js';
 export { ConfusionTracker } from './confusion.js';
 export type { ConfusionTrackerState } from './confusion.js';
+export * from './data/index.js';

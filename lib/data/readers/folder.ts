@@ -27,10 +27,10 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   const samples: SampleRef[] = [];
   const subs = subdirectories(dir);
   const unknown = subs.filter((s) => folderLabel(s, classes) === undefined);
-  if (unknown.length) {
+  if (unknown.length || subs.length === 0) {
     throw new DataError(
       `${dir}: folder names must be expressions (${labelNames(8).join(', ')}, or angry, happiness, sadness, fearful, ` +
-        `disgusted, surprised); found ${subs.join(', ')} (unknown: ${unknown.join(', ')})`,
+        `disgusted, surprised); found ${subs.join(', ') || 'no subfolders'}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
     );
   }
   for (const sub of subs) {
@@ -59,7 +59,9 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
   const root = resolve(path);
   if (!statSync(root).isDirectory()) throw new DataError(`${root} is not a folder`);
   const splits = new Map<string, Split>();
-  if (classDirs(root)) {
+  const top = subdirectories(root);
+  if (classDirs(root) || top.some((s) => folderLabel(s) !== undefined)) {
+    // class folders at the top (an unknown name among them is an error listing them all)
     splits.set('all', { name: 'all', samples: readClassFolders(root, classes, report) });
   } else {
     const subs = subdirectories(root);

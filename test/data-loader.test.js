@@ -1,0 +1,141 @@
+// DataLoader: tensor layout and values, evaluation = plain resize, seeded
+// reproducibility across worker counts, class-balanced sampling, the cache,
+// bad files skipped and counted (or strict), augmentation's geometry.
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import test from 'ava';
+import { DataError, DataLoader, openDataset } from '../dist/index.js';
+import { cropMatrix, randomWarp } from '../dist/data/augment.js';
+import { native } from '../dist/native.js';
+import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
+
+async function ferCsvSplit(n, labelOf = (i) => i % 7) {
+  const dir = tempDir();
+  const rows = Array.from({ length: n }, (_, i) => [[6, 3, 4, 5, 2, 1, 0][labelOf(i)], ferPixels(i), 'Training']);
+  writeFileSync(join(dir, 'fer.csv'), fer2013Csv(rows));
+  return (await openDataset(join(dir, 'fer.csv'))).splits.get('train');
+}
+
+async function collect(loader, epoch = 0, opts) {
+  const out = [];
+  for await (const b of loader.epoch(epoch, opts)) out.push(b);
+  return out;
+}
+
+test('batches: NCHW float32 in [0, 1], labels, sizes, dropLast', async (t) => {
+  const split = await ferCsvSplit(10);
+  const loader = new DataLoader(split, { batchSize: 4, size: 32, channels: 3, workers: 0 });
+  const batches = await collect(loader);
+  t.deepEqual(batches.map((b) => b.count), [4, 4, 2]);
+  t.is(batches[0].images.length, 4 * 3 * 32 * 32);
+  t.true(batches[0].images.every((v) => v >= 0 && v <= 1));
+  t.deepEqual(Array.from(batches[0].labels), [0, 1, 2, 3]);
+  t.deepEqual(Array.from(batches[2].indices), [8, 9]);
+  // grey replicated into three identical planes
+  const plane = 32 * 32;
+  t.deepEqual(batches[0].images.subarray(0, plane), batches[0].images.subarray(plane, 2 * plane));
+  const dropping = new DataLoader(split, { batchSize: 4, size: 32, channels: 1, workers: 0, dropLast: true });
+  t.is(dropping.length, 2);
+  t.deepEqual((await collect(dropping)).map((b) => b.count), [4, 4]);
+});
+
+test('evaluation at the native size reproduces the pixels exactly', async (t) => {
+  const split = await ferCsvSplit(3);
+  const loader = new DataLoader(split, { batchSize: 3, size: 48, channels: 1, workers: 0 });
+  const [batch] = await collect(loader);
+  const expected = Float32Array.from(ferPixels(1), (v) => v / 255);
+  const got = batch.images.subarray(48 * 48, 2 * 48 * 48);
+  t.true(got.every((v, i) => Math.abs(v - expected[i]) < 1e-6));
+});
+
+test('same seed, same batches, whatever the worker count; epochs differ', async (t) => {
+  const split = await ferCsvSplit(40);
+  const options = { batchSize: 8, size: 40, channels: 1, augment: true, shuffle: true, seed: 7 };
+  const inline = new DataLoader(split, { ...options, workers: 0 });
+  const threaded = new DataLoader(split, { ...options, workers: 2 });
+  try {
+    const a = await collect(inline, 3);
+    const b = await collect(threaded, 3);
+    t.deepEqual(a.map((x) => Array.from(x.indices)), b.map((x) => Array.from(x.indices)));
+    t.deepEqual(a.map((x) => x.images), b.map((x) => x.images));
+    const c = await collect(inline, 4);
+    t.notDeepEqual(a.map((x) => Array.from(x.indices)), c.map((x) => Array.from(x.indices)));
+    // evaluation pass of the same loader is not augmented
+    const plain = await collect(inline, 3, { augment: false });
+    t.notDeepEqual(plain[0].images, a[0].images);
+  } finally {
+    await threaded.close();
+  }
+});
+
+test('class-balanced sampling evens out a skewed split', async (t) => {
+  const split = await ferCsvSplit(700, (i) => (i < 600 ? 1 : (i % 3) + 2));  // 600 happy, 100 of three others
+  const count = (balanced) => collect(new DataLoader(split, { batchSize: 100, size: 8, channels: 1, workers: 0, balanced, shuffle: true }))
+    .then((bs) => { const h = [0, 0, 0, 0, 0, 0, 0]; for (const b of bs) for (const l of b.labels) h[l]++; return h; });
+  const skewed = await count(false);
+  const balanced = await count(true);
+  t.is(skewed[1], 600);
+  for (const c of [1, 2, 3, 4]) t.true(balanced[c] > 120 && balanced[c] < 230, `class ${c}: ${balanced[c]}`);
+});
+
+test('image folders are cached in memory once: later epochs need no files', async (t) => {
+  const dir = tempDir();
+  for (let i = 0; i < 6; i++) await writeImage(join(dir, ['happy', 'sad'][i % 2], `${i}.jpg`), { seed: i });
+  const split = (await openDataset(dir)).splits.get('all');
+  const loader = new DataLoader(split, { batchSize: 4, size: 48, channels: 1, workers: 2 });
+  try {
+    const first = await collect(loader, 0);
+    rmSync(dir, { recursive: true });
+    const second = await collect(loader, 0);
+    t.deepEqual(second.map((b) => b.images), first.map((b) => b.images));
+  } finally {
+    await loader.close();
+  }
+});
+
+test('bad files: skipped and counted on worker threads; strict stops with the file', async (t) => {
+  const dir = tempDir();
+  await writeImage(join(dir, 'happy', 'ok.jpg'));
+  await writeBrokenImages(join(dir, 'sad'));
+  const split = (await openDataset(dir)).splits.get('all');
+  for (const cache of [false, true]) {
+    const loader = new DataLoader(split, { batchSize: 2, size: 24, channels: 1, workers: 2, cache });
+    try {
+      const batches = await collect(loader);
+      t.is(batches.reduce((s, b) => s + b.count, 0), 1);
+      t.is(loader.report.total, 3);
+    } finally {
+      await loader.close();
+    }
+  }
+  const strict = new DataLoader(split, { batchSize: 4, size: 24, channels: 1, workers: 0, strict: true, cache: false });
+  await t.throwsAsync(() => collect(strict), { instanceOf: DataError, message: /sad\/(empty|text|truncated)\.jpg/ });
+});
+
+test('bad loader options name the parameter', (t) => {
+  const split = { name: 'x', samples: [{ label: 0, source: '/nope.jpg', where: 'x' }] };
+  t.throws(() => new DataLoader(split, { batchSize: 0, size: 8, channels: 1 }), { instanceOf: RangeError, message: /batchSize/ });
+  t.throws(() => new DataLoader(split, { batchSize: 2, size: 8, channels: 2 }), { instanceOf: RangeError, message: /1 or 3 for channels/ });
+  t.throws(() => new DataLoader({ name: 'e', samples: [] }, { batchSize: 2, size: 8, channels: 1 }), { instanceOf: DataError });
+});
+
+test('augmentation geometry: the flip mirrors, rotation turns, crops stay inside', (t) => {
+  const w = 5, h = 4;
+  const src = Uint8Array.from({ length: w * h }, (_, i) => i * 10);
+  const out = new Float32Array(w * h);
+  // flip about the centre with no scaling maps column u to column w-1-u
+  native().warpAffine(src, w, h, 1, out, 0, w, h, 1, cropMatrix(w, w / 2, h / 2, w, h, 0, -1), 1, 0);
+  t.true(Math.abs(out[0] - src[w - 1] / 255) < 1e-6);
+  t.true(Math.abs(out[w - 1] - src[0] / 255) < 1e-6);
+  // 180 degrees (square) maps (u, v) to (S-1-u, S-1-v)
+  const sq = Uint8Array.from({ length: 16 }, (_, i) => i * 15);
+  const rot = new Float32Array(16);
+  native().warpAffine(sq, 4, 4, 1, rot, 0, 4, 4, 1, cropMatrix(4, 2, 2, 4, 4, Math.PI, 1), 1, 0);
+  t.true(Math.abs(rot[0] - sq[15] / 255) < 1e-5);
+  // random crops sample inside the image (before rotation)
+  let i = 0;
+  const seq = [0, 0.99, 0.5, 0.5, 0.5, 0.9, 0.5, 0.5];
+  const s = randomWarp(48, 48, 48, { rotation: 0, brightness: 0, contrast: 0 }, () => seq[i++ % seq.length]);
+  const corners = [[0, 0], [47, 47]].map(([u, v]) => [s.matrix[0] * u + s.matrix[1] * v + s.matrix[2], s.matrix[3] * u + s.matrix[4] * v + s.matrix[5]]);
+  for (const [x, y] of corners) t.true(x >= -0.5 && x <= 47.5 && y >= -0.5 && y <= 47.5, `${x}, ${y}`);
+});

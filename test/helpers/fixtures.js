@@ -1,0 +1,46 @@
+// Dataset fixtures made by the tests themselves (no dataset files are committed).
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+
+export function tempDir(prefix = 'adcorre-test-') {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A deterministic smooth image (w x h x channels bytes). */
+export function pattern(w, h, channels, seed) {
+  const out = new Uint8Array(w * h * channels);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let c = 0; c < channels; c++) {
+        out[(y * w + x) * channels + c] = (Math.sin((x + seed) * 0.3 + c) * 60 + Math.cos((y - seed) * 0.2) * 60 + 128) & 255;
+      }
+    }
+  }
+  return out;
+}
+
+export async function writeImage(path, { w = 48, h = 48, channels = 1, seed = 0, format = 'jpeg' } = {}) {
+  mkdirSync(dirname(path), { recursive: true });
+  const img = sharp(Buffer.from(pattern(w, h, channels, seed)), { raw: { width: w, height: h, channels } });
+  await (format === 'png' ? img.png() : img.jpeg({ quality: 95 })).toFile(path);
+}
+
+/** A JPEG cut in half, a zero-byte file and a text file named .jpg. */
+export async function writeBrokenImages(dir) {
+  mkdirSync(dir, { recursive: true });
+  const good = await sharp(Buffer.from(pattern(64, 64, 3, 1)), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  writeFileSync(join(dir, 'truncated.jpg'), good.subarray(0, Math.floor(good.length / 2)));
+  writeFileSync(join(dir, 'empty.jpg'), Buffer.alloc(0));
+  writeFileSync(join(dir, 'text.jpg'), 'this is not an image\n');
+}
+
+/** FER-2013 CSV text: rows of [emotion, pixels (array or string), usage]. */
+export function fer2013Csv(rows) {
+  return `emotion,pixels,Usage\n${rows.map(([e, p, u]) => `${e},${Array.isArray(p) ? p.join(' ') : p},${u}`).join('\n')}\n`;
+}
+
+export function ferPixels(seed) {
+  return Array.from(pattern(48, 48, 1, seed));
+}
