@@ -1,0 +1,141 @@
+// adcorre-predict <files, folders or globs...>: expressions of the faces in
+// photos. Exit status 0 when every input was processed, 1 when some failed
+// (each reported with its reason; the rest still processed), 2 for usage
+// errors (including no model to use).
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import fg from 'fast-glob';
+import { annotate } from '../infer/annotate.js';
+import { FER, type PredictResult } from '../infer/fer.js';
+import { InputError } from '../infer/image.js';
+import { INFER_DEVICES } from '../infer/session.js';
+
+const IMAGE_GLOB = '**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,JPG,JPEG,PNG,WEBP}';
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+/** Files from paths, folders (their images, recursively) and globs; missing ones come back as errors. */
+export async function expandInputs(args: string[]): Promise<{ files: string[]; missing: string[] }> {
+  const files: string[] = [];
+  const missing: string[] = [];
+  for (const arg of args) {
+    let stat;
+    try {
+      stat = statSync(arg);
+    } catch {
+      stat = undefined;
+    }
+    if (stat?.isDirectory()) files.push(...(await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort().map((f) => join(arg, f)));
+    else if (stat) files.push(arg);
+    else if (fg.isDynamicPattern(arg)) {
+      const found = (await fg(arg, { onlyFiles: true })).sort();
+      if (found.length) files.push(...found);
+      else missing.push(arg);
+    } else missing.push(arg);
+  }
+  return { files, missing };
+}
+
+function formatRow(result: PredictResult, top: number): string[] {
+  if (result.faces.length === 0) return [`${result.source}\t-\tno face found`];
+  return result.faces.map((f, i) => {
+    const b = f.box;
+    const others = f.top.slice(1, top).map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`).join(', ');
+    const where = result.detected ? `face ${i + 1} at ${Math.round(b.x)},${Math.round(b.y)} ${Math.round(b.width)}x${Math.round(b.height)}` : 'whole image';
+    return `${result.source}\t${where}${result.wholeImage ? ' (no face found)' : ''}\t${f.label} ${(f.confidence * 100).toFixed(1)}%${others ? `\t(${others})` : ''}`;
+  });
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('adcorre-predict')
+    .description('Facial expressions of the faces in images, with a model trained by adcorre-native')
+    .argument('<inputs...>', 'image files, folders or glob patterns')
+    .option('--model <file>', 'ONNX model exported by adcorre-native (default: the installed model)')
+    .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
+    .addOption(new Option('--detector <model>', 'face detector: full range (near and far faces) or short range (close-ups)').choices(['full', 'short']).default('full'))
+    .option('--json', 'one JSON object per input, per line')
+    .option('--top <n>', 'labels listed per face', positive, 3)
+    .option('--batch <n>', 'images per batch', positive, 16)
+    .option('--no-detect', 'treat each input as a face crop')
+    .option('--threshold <p>', 'face detector score threshold', (v) => {
+      const n = Number(v);
+      if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
+      return n;
+    }, 0.5)
+    .option('--whole-image', 'classify the whole image when no face is found (flagged)')
+    .option('--embeddings', 'include the embeddings in --json output')
+    .option('--annotate <dir>', 'write a copy of each image with its faces boxed and labelled')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  let opts: Record<string, unknown>;
+  let inputs: string[];
+  try {
+    program.parse(argv, { from: 'user' });
+    opts = program.opts();
+    inputs = program.args;
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
+  }
+  let fer: FER;
+  try {
+    fer = await FER.load({ model: opts.model as string | undefined, device: opts.device as never, detector: opts.detector as never });
+  } catch (err) {
+    process.stderr.write(`adcorre-predict: ${(err as Error).message}\n`);
+    return 2;  // nothing can run without a model: a set-up (usage) error
+  }
+  const info = fer.info();
+  if (!info.training) process.stderr.write(`adcorre-predict: warning: ${info.model} has no training summary; it may be untrained\n`);
+  const { files, missing } = await expandInputs(inputs);
+  let failed = 0;
+  for (const m of missing) {
+    failed++;
+    process.stderr.write(`adcorre-predict: ${m}: no such file, folder or matching files\n`);
+  }
+  const bar = process.stderr.isTTY && files.length > 1
+    ? new SingleBar({ format: 'predict [{bar}] {value}/{total} images | {eta_formatted} left', stream: process.stderr, clearOnComplete: true })
+    : null;
+  bar?.start(files.length, 0);
+  const batch = opts.batch as number;
+  const top = opts.top as number;
+  for (let i = 0; i < files.length; i += batch) {
+    const part = files.slice(i, i + batch);
+    const results = await fer.predictBatch(part, {
+      detect: opts.detect === false ? false : 'auto', top, threshold: opts.threshold as number,
+      wholeImageFallback: Boolean(opts.wholeImage), embeddings: Boolean(opts.embeddings), batch: 32,
+    });
+    for (const [j, r] of results.entries()) {
+      if (r instanceof InputError) {
+        failed++;
+        bar?.stop();
+        process.stderr.write(`adcorre-predict: ${r.message}\n`);
+        if (opts.json) process.stdout.write(`${JSON.stringify({ source: part[j], error: r.message })}\n`);
+        continue;
+      }
+      if (opts.annotate) {
+        try {
+          await annotate(part[j], r, opts.annotate as string);
+        } catch (err) {
+          failed++;
+          process.stderr.write(`adcorre-predict: ${part[j]}: cannot write the annotated copy (${(err as Error).message})\n`);
+        }
+      }
+      if (opts.json) {
+        const faces = r.faces.map((f) => ({ ...f, ...(f.embeddings ? { embeddings: f.embeddings.map((e) => Array.from(e)) } : {}) }));
+        process.stdout.write(`${JSON.stringify({ ...r, faces })}\n`);
+      } else {
+        process.stdout.write(`${formatRow(r, top).join('\n')}\n`);
+      }
+    }
+    bar?.update(Math.min(files.length, i + batch));
+  }
+  bar?.stop();
+  await fer.close();
+  return failed > 0 ? 1 : 0;
+}

@@ -1,0 +1,62 @@
+// ONNX Runtime sessions on the chosen execution provider. onnxruntime-node
+// bundles CPU and WebGPU; its CUDA provider is downloaded at install time on
+// Linux x64 (absent when the install skipped it, ONNXRUNTIME_NODE_INSTALL=skip).
+import { existsSync } from 'node:fs';
+import * as ort from 'onnxruntime-node';
+
+export type InferDevice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export const INFER_DEVICES: readonly InferDevice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  /** the execution provider that runs it */
+  provider: 'cpu' | 'cuda' | 'webgpu';
+}
+
+function nvidiaGpuPresent(): boolean {
+  return existsSync('/dev/nvidia0') || existsSync('/proc/driver/nvidia/version');
+}
+
+function hardwareGpuPresent(): boolean {
+  return nvidiaGpuPresent() || existsSync('/dev/dri/renderD128');
+}
+
+async function tryCreate(model: string | Uint8Array, provider: OpenedSession['provider']): Promise<OpenedSession> {
+  const options: ort.InferenceSession.SessionOptions = { executionProviders: [provider], logSeverityLevel: 3, graphOptimizationLevel: 'all' };
+  const session = typeof model === 'string'
+    ? await ort.InferenceSession.create(model, options)
+    : await ort.InferenceSession.create(model, options);
+  return { session, provider };
+}
+
+/**
+ * A session on `device`. 'auto' tries CUDA where an NVIDIA GPU is present,
+ * then WebGPU where a hardware GPU is, then the CPU; an explicit device that
+ * cannot be used is an error saying why.
+ */
+export async function openSession(model: string | Uint8Array, device: InferDevice = 'auto'): Promise<OpenedSession> {
+  if (device === 'cpu') return tryCreate(model, 'cpu');
+  if (device === 'cuda' || device === 'webgpu') {
+    try {
+      return await tryCreate(model, device);
+    } catch (err) {
+      const hint = device === 'cuda'
+        ? 'onnxruntime-node installs its CUDA provider at install time on Linux x64 (not when ONNXRUNTIME_NODE_INSTALL=skip or offline); it also needs CUDA 12 and cuDNN 9 libraries'
+        : 'WebGPU needs a GPU with Vulkan (Linux), Metal (macOS) or D3D12 (Windows) drivers';
+      throw new Error(`The ${device} execution provider cannot run here: ${(err as Error).message.split('\n')[0]}. ${hint}. Use --device cpu or auto.`);
+    }
+  }
+  if (nvidiaGpuPresent()) {
+    try {
+      return await tryCreate(model, 'cuda');
+    } catch { /* fall through */ }
+  }
+  if (hardwareGpuPresent()) {
+    try {
+      return await tryCreate(model, 'webgpu');
+    } catch { /* fall through */ }
+  }
+  return tryCreate(model, 'cpu');
+}
+
+export { ort };

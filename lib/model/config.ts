@@ -1,0 +1,59 @@
+// The Xception-k model definition: one configuration object, read by the
+// exporter (ONNX), the inference code and the training engine alike.
+import { invalidRange, invalidType, isPlainObject, knownKeys, positiveInteger } from '../validate.js';
+
+export interface XceptionConfig {
+  /** input height = width in pixels */
+  inputSize: number;
+  /** 1 (grey) or 3 (RGB) */
+  channels: 1 | 3;
+  /** multiplier on every channel count (1 = Keras Xception) */
+  width: number;
+  /** middle-flow blocks (8 in Xception) */
+  middleBlocks: number;
+  /** embedding heads */
+  k: number;
+  /** dimensions of one embedding */
+  d: number;
+  /** output classes */
+  classes: number;
+}
+
+/** The paper's configuration (about 24.5 M parameters with its heads). */
+export const PAPER: XceptionConfig = { inputSize: 224, channels: 3, width: 1, middleBlocks: 8, k: 7, d: 256, classes: 7 };
+
+export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
+  paper: PAPER,
+  /** FER-2013 at its native 48x48 grey, full width */
+  'fer-48': { inputSize: 48, channels: 1, width: 1, middleBlocks: 8, k: 7, d: 256, classes: 7 },
+  /** a compact model for CPU training: 64x64 grey, half width, 4 middle blocks */
+  compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
+};
+
+const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
+
+/** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
+export const MIN_INPUT_SIZE = 29;
+
+/** Checks a configuration (with messages naming the field) and returns it typed. */
+export function validateConfig(config: unknown, name = 'config'): XceptionConfig {
+  if (!isPlainObject(config)) throw invalidType(name, 'object', config);
+  knownKeys(name, config, KEYS);
+  const inputSize = positiveInteger(`${name}.inputSize`, config.inputSize);
+  if (inputSize < MIN_INPUT_SIZE) throw invalidRange(`${name}.inputSize`, `integer >= ${MIN_INPUT_SIZE}`, String(inputSize));
+  if (config.channels !== 1 && config.channels !== 3) throw invalidRange(`${name}.channels`, '1 or 3', String(config.channels));
+  if (typeof config.width !== 'number' || !(config.width > 0 && config.width <= 4)) {
+    throw invalidRange(`${name}.width`, 'number in (0, 4]', String(config.width));
+  }
+  const middleBlocks = config.middleBlocks === 0 ? 0 : positiveInteger(`${name}.middleBlocks`, config.middleBlocks);
+  return {
+    inputSize, channels: config.channels, width: config.width, middleBlocks,
+    k: positiveInteger(`${name}.k`, config.k), d: positiveInteger(`${name}.d`, config.d),
+    classes: positiveInteger(`${name}.classes`, config.classes),
+  };
+}
+
+/** A channel count scaled by the width multiplier: a multiple of 8, at least 8. */
+export function scaled(channels: number, width: number): number {
+  return Math.max(8, Math.round((channels * width) / 8) * 8);
+}

@@ -1,0 +1,237 @@
+// The Xception-k model as ONNX (opset 17): evaluation-mode graph with batch
+// norm folded into the convolutions, depthwise convolutions as grouped Conv,
+// the input normalisation inside the graph (input `image`: float32 NCHW in
+// [0, 1]), outputs `probs` [N, C] and `embeddings` [N, k, d], and everything
+// needed to use the file in its metadata (labels, configuration, input,
+// normalisation, training summary). Protobuf via onnx-proto.
+import onnxProto from 'onnx-proto';
+import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
+import { validateConfig, type XceptionConfig } from './config.js';
+import { checkWeights, type Weights } from './weights.js';
+
+const { onnx } = onnxProto;
+
+export const OPSET = 17;
+export const FORMAT_VERSION = '1';
+/** The graph computes image * SCALE + OFFSET before the first convolution: [0, 1] -> [-1, 1]. */
+export const NORMALIZATION = { scale: 2, offset: -1 };
+
+export interface ModelMetadata {
+  format: string;
+  labels: string[];
+  config: XceptionConfig;
+  input: { name: 'image'; layout: 'NCHW'; size: number; channels: 1 | 3; range: [number, number] };
+  normalization: { scale: number; offset: number };
+  /** what the trainer recorded (data, accuracy, epochs, ...) */
+  training?: Record<string, unknown>;
+}
+
+export interface ExportOptions {
+  labels: string[];
+  training?: Record<string, unknown>;
+  producer?: string;
+}
+
+const META = (key: string) => `adcorre.${key}`;
+
+function tensor(name: string, dims: number[], data: Float32Array | BigInt64Array) {
+  const isFloat = data instanceof Float32Array;
+  return onnx.TensorProto.create({
+    name, dims, dataType: isFloat ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
+}
+
+function attr(name: string, value: number | number[]) {
+  return Array.isArray(value)
+    ? onnx.AttributeProto.create({ name, ints: value, type: onnx.AttributeProto.AttributeType.INTS })
+    : onnx.AttributeProto.create({ name, i: value, type: onnx.AttributeProto.AttributeType.INT });
+}
+
+function valueInfo(name: string, dims: (number | string)[]) {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: onnx.TensorShapeProto.create({
+          dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create(typeof d === 'string' ? { dimParam: d } : { dimValue: d })),
+        }),
+      }),
+    }),
+  });
+}
+
+/** The ONNX bytes of a model. */
+export function exportOnnx(config: XceptionConfig, weights: Weights, options: ExportOptions): Uint8Array {
+  const cfg = validateConfig(config);
+  if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
+    throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
+  }
+  const arch: Architecture = buildArchitecture(cfg);
+  checkWeights(arch, weights);
+  const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
+  const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
+  const alias = new Map<string, string>();   // tensor renamed by a folded or removed op
+  const size = new Map<string, number>([['input', cfg.inputSize]]);  // spatial side per tensor
+  const name = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
+  const param = (n: string) => weights.get(n)!;
+  let constants = 0;
+  const constant = (dims: number[], data: Float32Array | BigInt64Array) => {
+    const n = `const_${constants++}`;
+    initializers.push(tensor(n, dims, data));
+    return n;
+  };
+  const node = (opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []) =>
+    nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute: attributes, name: `${opType}_${nodes.length}` }));
+
+  // [0, 1] -> [-1, 1]
+  const scaled = 'image_scaled';
+  node('Mul', ['image', constant([], Float32Array.of(NORMALIZATION.scale))], [scaled]);
+  node('Add', [scaled, constant([], Float32Array.of(NORMALIZATION.offset))], ['input']);
+
+  const consumers = new Map<string, number>();
+  for (const op of arch.ops) for (const i of 'inputs' in op ? op.inputs : [op.input]) consumers.set(i, (consumers.get(i) ?? 0) + 1);
+  const folded = new Set<string>();
+  const byInput = new Map(arch.ops.filter((o) => o.op === 'bn').map((o) => [(o as { input: string }).input, o]));
+
+  for (const op of arch.ops) {
+    switch (op.op) {
+      case 'conv': {
+        const n = size.get(op.input)!;
+        const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
+        size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
+        let w = param(`${op.name}.weight`);
+        const inputs = [name(op.input)];
+        const bn = byInput.get(op.output);
+        let out = op.output;
+        if (bn && bn.op === 'bn' && consumers.get(op.output) === 1) {
+          // fold: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps)
+          const g = param(`${bn.name}.gamma`), beta = param(`${bn.name}.beta`), mean = param(`${bn.name}.mean`), v = param(`${bn.name}.var`);
+          const per = w.length / op.outC;
+          const wf = new Float32Array(w.length);
+          const bias = new Float32Array(op.outC);
+          for (let o = 0; o < op.outC; o++) {
+            const s = g[o] / Math.sqrt(v[o] + BN_EPS);
+            for (let i = 0; i < per; i++) wf[o * per + i] = w[o * per + i] * s;
+            bias[o] = beta[o] - mean[o] * s;
+          }
+          w = wf;
+          folded.add(bn.name);
+          out = bn.output;
+          size.set(bn.output, size.get(op.output)!);
+          inputs.push(constant([op.outC, op.depthwise ? 1 : op.inC, op.kernel, op.kernel], w), constant([op.outC], bias));
+        } else {
+          inputs.push(constant([op.outC, op.depthwise ? 1 : op.inC, op.kernel, op.kernel], w));
+        }
+        node('Conv', inputs, [name(out)], [attr('kernel_shape', [op.kernel, op.kernel]), attr('strides', [op.stride, op.stride]),
+          attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
+        break;
+      }
+      case 'bn': {
+        if (folded.has(op.name)) break;
+        const c = op.channels;
+        size.set(op.output, size.get(op.input)!);
+        node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => constant([c], param(`${op.name}.${p}`)))],
+          [name(op.output)], [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })]);
+        break;
+      }
+      case 'relu':
+        size.set(op.output, size.get(op.input)!);
+        node('Relu', [name(op.input)], [name(op.output)]);
+        break;
+      case 'maxpool': {
+        const n = size.get(op.input)!;
+        const [a, b] = samePadding(n, 3, 2);
+        size.set(op.output, outputSize(n, 3, 2, 'same'));
+        node('MaxPool', [name(op.input)], [name(op.output)], [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])]);
+        break;
+      }
+      case 'add':
+        size.set(op.output, size.get(op.inputs[0])!);
+        node('Add', op.inputs.map(name), [name(op.output)]);
+        break;
+      case 'gap': {
+        const pooled = `${op.output}_pooled`;
+        node('GlobalAveragePool', [name(op.input)], [pooled]);
+        node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
+        break;
+      }
+      case 'dense':
+        node('Gemm', [name(op.input), constant([op.outF, op.inF], param(`${op.name}.weight`)), constant([op.outF], param(`${op.name}.bias`))],
+          [name(op.output)], [attr('transB', 1)]);
+        break;
+      case 'l2norm': {
+        const o = name(op.output);
+        node('ReduceSumSquare', [name(op.input)], [`${o}_ss`], [attr('axes', [1]), attr('keepdims', 1)]);
+        node('Max', [`${o}_ss`, constant([], Float32Array.of(L2_EPS))], [`${o}_clamped`]);
+        node('Sqrt', [`${o}_clamped`], [`${o}_norm`]);
+        node('Div', [name(op.input), `${o}_norm`], [o]);
+        break;
+      }
+      case 'concat':
+        node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]);
+        break;
+      case 'dropout':
+        alias.set(op.output, name(op.input));  // evaluation mode: identity
+        break;
+      case 'softmax':
+        node('Softmax', [name(op.input)], [name(op.output)], [attr('axis', 1)]);
+        break;
+    }
+  }
+  node('Reshape', [name('embeddings'), constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
+
+  const metadata: ModelMetadata = {
+    format: FORMAT_VERSION, labels: options.labels, config: cfg,
+    input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
+    normalization: NORMALIZATION, ...(options.training ? { training: options.training } : {}),
+  };
+  const graph = onnx.GraphProto.create({
+    name: 'xception_k', node: nodes, initializer: initializers,
+    input: [valueInfo('image', ['N', cfg.channels, cfg.inputSize, cfg.inputSize])],
+    output: [valueInfo('probs', ['N', cfg.classes]), valueInfo('embeddings', ['N', cfg.k, cfg.d])],
+  });
+  const model = onnx.ModelProto.create({
+    irVersion: 8, producerName: options.producer ?? 'adcorre-native', producerVersion: '0.1.0',
+    docString: 'Xception-k facial expression model trained with the Ad-Corre loss. Input image: float32 NCHW in [0, 1].',
+    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })], graph,
+    metadataProps: Object.entries(metadata).map(([key, value]) =>
+      onnx.StringStringEntryProto.create({ key: META(key), value: typeof value === 'string' ? value : JSON.stringify(value) })),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** Reads and checks the metadata of an ONNX file made by exportOnnx. */
+export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
+  let model: ReturnType<typeof onnx.ModelProto.decode>;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (err) {
+    throw new Error(`${file} is not an ONNX model (${(err as Error).message})`);
+  }
+  const props = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+  const get = (key: string) => {
+    const v = props.get(META(key));
+    if (v === undefined) {
+      throw new Error(`${file} has no '${META(key)}' metadata: it was not exported by adcorre-native (export it with adcorre-export)`);
+    }
+    return v;
+  };
+  try {
+    const config = validateConfig(JSON.parse(get('config')), `${file} metadata config`);
+    const labels = JSON.parse(get('labels')) as string[];
+    if (!Array.isArray(labels) || labels.length !== config.classes || labels.some((l) => typeof l !== 'string')) {
+      throw new Error(`labels must be ${config.classes} strings`);
+    }
+    const input = JSON.parse(get('input')) as ModelMetadata['input'];
+    const normalization = JSON.parse(get('normalization')) as ModelMetadata['normalization'];
+    const training = props.has(META('training')) ? JSON.parse(get('training')) as Record<string, unknown> : undefined;
+    return { format: get('format'), labels, config, input, normalization, ...(training ? { training } : {}) };
+  } catch (err) {
+    if ((err as Error).message.includes('metadata: it was not exported')) throw err;
+    throw new Error(`${file} has malformed adcorre metadata: ${(err as Error).message}`);
+  }
+}
+
+export { buildArchitecture };

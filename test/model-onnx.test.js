@@ -1,0 +1,89 @@
+// One model definition, exported to ONNX and run by ONNX Runtime, equals a
+// plain float64 forward pass of the same architecture (batch norm unfolded,
+// explicit padding) within 1e-4; metadata round trip; bad model files.
+import { readFileSync } from 'node:fs';
+import test from 'ava';
+import * as ort from 'onnxruntime-node';
+import { buildArchitecture, exportOnnx, initWeights, labelNames, parameterCount, PRESETS, readMetadata, validateConfig } from '../dist/index.js';
+import { rng } from './helpers/random.js';
+import { referenceForward } from './helpers/xception-reference.js';
+
+function randomWeights(arch, seed) {
+  const w = initWeights(arch, seed);
+  const r = rng(seed);
+  // non-trivial batch-norm statistics, so folding is really tested
+  for (const [name, v] of w) {
+    if (/\.(mean|beta)$/.test(name)) v.forEach((_, i) => { v[i] = r.next() - 0.5; });
+    else if (/\.(var|gamma)$/.test(name)) v.forEach((_, i) => { v[i] = 0.5 + r.next(); });
+  }
+  return w;
+}
+
+const configs = [
+  { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 },
+  { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
+  { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
+];
+
+for (const [i, config] of configs.entries()) {
+  test(`ONNX Runtime = float64 reference: ${JSON.stringify(config)}`, async (t) => {
+    const arch = buildArchitecture(config);
+    const weights = randomWeights(arch, 10 + i);
+    const bytes = exportOnnx(config, weights, { labels: labelNames(config.classes) });
+    const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+    t.deepEqual(session.inputNames, ['image']);
+    t.deepEqual([...session.outputNames].sort(), ['embeddings', 'probs']);
+    const N = 3, S = config.inputSize, C = config.channels;
+    const r = rng(i);
+    const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
+    const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+    t.deepEqual(out.probs.dims, [N, config.classes]);
+    t.deepEqual(out.embeddings.dims, [N, config.k, config.d]);
+    const ref = referenceForward(arch, weights, images, N);
+    const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
+    t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
+    t.true(maxErr(out.embeddings.data, ref.embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`);
+    for (let n = 0; n < N; n++) {
+      const p = out.probs.data.subarray(n * config.classes, (n + 1) * config.classes);
+      t.true(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
+      for (let j = 0; j < config.k; j++) {
+        const e = out.embeddings.data.subarray((n * config.k + j) * config.d, (n * config.k + j + 1) * config.d);
+        t.true(Math.abs(Math.hypot(...e) - 1) < 1e-5, 'each embedding is L2-normalised');
+      }
+    }
+    await session.release();
+  });
+}
+
+test('the paper configuration has about 24.5 M parameters; presets are valid', (t) => {
+  const count = parameterCount(buildArchitecture(PRESETS.paper));  // batch-norm statistics included, as Keras counts
+  t.true(count > 24.4e6 && count < 24.7e6, String(count));
+  for (const preset of Object.values(PRESETS)) t.deepEqual(validateConfig(preset), preset);
+});
+
+test('metadata round trip: labels, configuration, input, normalisation, training summary', (t) => {
+  const config = configs[0];
+  const bytes = exportOnnx(config, initWeights(buildArchitecture(config), 1), {
+    labels: labelNames(7), training: { dataset: 'fer2013', valAccuracy: 0.5 },
+  });
+  const meta = readMetadata(bytes);
+  t.deepEqual(meta.labels, labelNames(7));
+  t.deepEqual(meta.config, config);
+  t.deepEqual(meta.input, { name: 'image', layout: 'NCHW', size: 35, channels: 1, range: [0, 1] });
+  t.deepEqual(meta.normalization, { scale: 2, offset: -1 });
+  t.deepEqual(meta.training, { dataset: 'fer2013', valAccuracy: 0.5 });
+});
+
+test('bad models and configurations are clear errors', (t) => {
+  const blazeface = readFileSync(new URL('../models/blazeface/face_detection_short_range_128.onnx', import.meta.url));
+  t.throws(() => readMetadata(blazeface, 'blazeface.onnx'), { message: /blazeface\.onnx has no 'adcorre\.config' metadata: it was not exported by adcorre-native/ });
+  t.throws(() => readMetadata(new Uint8Array([1, 2, 3, 250, 251]), 'junk.onnx'), { message: /junk\.onnx is not an ONNX model/ });
+  t.throws(() => validateConfig({ ...configs[0], inputSize: 20 }), { instanceOf: RangeError, message: /Expected integer >= 29 for config\.inputSize but received 20/ });
+  t.throws(() => validateConfig({ ...configs[0], channels: 2 }), { instanceOf: RangeError, message: /config\.channels/ });
+  t.throws(() => validateConfig({ ...configs[0], depth: 3 }), { instanceOf: TypeError, message: /Unknown option 'depth'/ });
+  const arch = buildArchitecture(configs[0]);
+  const weights = initWeights(arch, 0);
+  t.throws(() => exportOnnx(configs[0], weights, { labels: ['a'] }), { instanceOf: RangeError, message: /Expected 7 labels/ });
+  weights.delete('classifier.bias');
+  t.throws(() => exportOnnx(configs[0], weights, { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias/ });
+});
