@@ -104,6 +104,8 @@ test('bad files: skipped and counted on worker threads; strict stops with the fi
       const batches = await collect(loader);
       t.is(batches.reduce((s, b) => s + b.count, 0), 1);
       t.is(loader.report.total, 3);
+      await collect(loader, 1);  // a second epoch leaves the bad files out and does not count them again
+      t.is(loader.report.total, 3);
     } finally {
       await loader.close();
     }

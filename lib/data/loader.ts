@@ -51,7 +51,7 @@ type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
 export class DataLoader {
   readonly options: Required<Omit<LoaderOptions, 'augment'>> & { augment: AugmentOptions | null };
-  /** skipped samples of the passes so far */
+  /** skipped samples so far (each bad sample once: it is left out of later epochs) */
   readonly report: SkipReport;
   private readonly workers: Worker[] = [];
   private readonly inline: BatchMaker | null = null;
@@ -220,6 +220,10 @@ export class DataLoader {
     for (let b = 0; b < count; b++) {
       while (next < count && queue.length < prefetch) submit();
       const result = await queue.shift()!;
+      // A sample that failed is left out of later epochs, so each bad file is counted once.
+      const keptSet = new Set(result.kept);
+      const requested = order.subarray(b * batchSize, Math.min(order.length, (b + 1) * batchSize));
+      for (const i of requested) if (!keptSet.has(i)) this.bad.add(i);
       this.report.merge(result.skips);
       if (this.options.strict && this.report.total > 0) throw new DataError(`Bad data: ${this.report.format().trim()}`);
       yield { images: result.images, labels: result.labels, indices: result.kept, count: result.labels.length, index: b };
