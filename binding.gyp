@@ -9,6 +9,9 @@
         "native/core/adcorre_cpu.cpp",
         "native/core/augment.cpp",
         "native/core/thread_pool.cpp",
+        "native/engine/engine.cpp",
+        "native/engine/ops_cpu.cpp",
+        "native/napi/engine_binding.cpp",
         "native/cuda/cuda_absent.cpp",
         "native/napi/binding.cpp"
       ],

@@ -19,3 +19,5 @@ export { initWeights } from './model/weights.js';
 export type { Weights } from './model/weights.js';
 export { exportOnnx, readMetadata } from './model/onnx.js';
 export type { ModelMetadata } from './model/onnx.js';
+export { Engine } from './engine/engine.js';
+export type { EngineState, StepStats, TrainStepOptions } from './engine/engine.js';

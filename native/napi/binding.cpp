@@ -328,7 +328,14 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
+}  // namespace
+
+void InitEngine(Napi::Env env, Napi::Object exports);  // engine_binding.cpp
+
+namespace {
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  InitEngine(env, exports);
   exports.Set("loss", Napi::Function::New(env, Loss, "loss"));
   exports.Set("lossAsync", Napi::Function::New(env, LossAsync, "lossAsync"));
   exports.Set("findNonFinite", Napi::Function::New(env, FindNonFinite, "findNonFinite"));

@@ -1,0 +1,198 @@
+// The training engine from TypeScript: builds the native program from the one
+// model definition (lib/model/architecture.ts), then trains and predicts with
+// parameters and optimizer state held natively between steps.
+import { native } from '../native.js';
+import { type Architecture, buildArchitecture } from '../model/architecture.js';
+import { validateConfig, type XceptionConfig } from '../model/config.js';
+import { checkWeights, initWeights, type Weights } from '../model/weights.js';
+import { boolean, finiteNumber, invalidRange, invalidType, isPlainObject, knownKeys, positiveInteger } from '../validate.js';
+
+export interface TrainStepOptions {
+  /** weight of cross-entropy (the reference code's 50 by default in the trainer; 1 here) */
+  lambdaCE?: number;
+  /** Ad-Corre weights; adcorre: false trains with cross-entropy only */
+  wFD?: number;
+  wMD?: number;
+  wED?: number;
+  adcorre?: boolean;
+  /** per-class recall for the adaptive attention map (ConfusionTracker.recall()) */
+  classAccuracy?: Float32Array;
+  optimizer?: 'adam' | 'sgd';
+  lr?: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** seed of this step's dropout mask */
+  seed?: number;
+}
+
+export interface StepStats {
+  loss: number;
+  ce: number;
+  fd: number;
+  md: number;
+  ed: number;
+  /** correct predictions in the batch */
+  correct: number;
+  predictions: Int32Array;
+  /** false when the loss or a gradient was NaN or infinite: the update was skipped */
+  finite: boolean;
+  /** the first layer whose output was not finite */
+  badLayer?: string;
+}
+
+export interface EngineState {
+  weights: Weights;
+  moments: Map<string, { m: Float32Array; v: Float32Array }>;
+  steps: number;
+}
+
+interface NativeEngine {
+  trainStep(images: Float32Array, labels: Int32Array, options: object): StepStats;
+  predict(images: Float32Array, n: number, classes: number, embeddingSize: number): { probs: Float32Array; embeddings: Float32Array };
+  paramCount(): number;
+  getParam(i: number): Float32Array;
+  setParam(i: number, data: Float32Array): void;
+  getGrad(i: number): Float32Array;
+  getMoments(i: number): { m: Float32Array; v: Float32Array };
+  setMoments(i: number, m: Float32Array, v: Float32Array): void;
+  steps: number;
+}
+
+/** The native program: tensors by id, ops with parameter indices. */
+export function buildProgram(arch: Architecture): object {
+  const tensors = new Map<string, number>();
+  const id = (name: string) => {
+    if (!tensors.has(name)) tensors.set(name, tensors.size);
+    return tensors.get(name)!;
+  };
+  id(arch.input);
+  const paramIndex = new Map(arch.params.map((p, i) => [p.name, i]));
+  const ops = arch.ops.map((op) => {
+    const inputs = ('inputs' in op ? op.inputs : [op.input]).map(id);
+    const base = { kind: op.op, name: 'name' in op ? op.name : `${op.op}:${op.output}`, inputs, output: id(op.output) };
+    switch (op.op) {
+      case 'conv':
+        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inC, outC: op.outC, kernel: op.kernel, stride: op.stride, same: op.padding === 'same', depthwise: op.depthwise };
+      case 'bn':
+        return { ...base, param: paramIndex.get(`${op.name}.gamma`), outC: op.channels };
+      case 'dense':
+        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inF, outC: op.outF };
+      case 'dropout':
+        return { ...base, rate: op.rate };
+      default:
+        return base;
+    }
+  });
+  const c = arch.config;
+  return {
+    ops, tensors: tensors.size, input: id(arch.input), embeddings: id(arch.embeddings), logits: id(arch.logits), probs: id(arch.probs),
+    channels: c.channels, size: c.inputSize, k: c.k, d: c.d, classes: c.classes,
+    paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
+    trainable: arch.params.map((p) => !/\.(mean|var)$/.test(p.name)),
+    decay: arch.params.map((p) => p.name.endsWith('.weight')),
+  };
+}
+
+const STEP_KEYS = ['lambdaCE', 'wFD', 'wMD', 'wED', 'adcorre', 'classAccuracy', 'optimizer', 'lr', 'momentum', 'weightDecay', 'seed'] as const;
+
+export class Engine {
+  readonly config: XceptionConfig;
+  readonly architecture: Architecture;
+  readonly maxBatch: number;
+  private readonly native: NativeEngine;
+
+  private constructor(config: XceptionConfig, maxBatch: number, weights: Weights) {
+    this.config = config;
+    this.architecture = buildArchitecture(config);
+    this.maxBatch = maxBatch;
+    const Native = (native() as unknown as { Engine: new (program: object, maxBatch: number) => NativeEngine }).Engine;
+    this.native = new Native(buildProgram(this.architecture), maxBatch);
+    this.setWeights(weights);
+  }
+
+  /** An engine for `config` holding batches of up to maxBatch; fresh seeded weights unless given. */
+  static create(config: XceptionConfig, options: { maxBatch: number; seed?: number; weights?: Weights }): Engine {
+    const cfg = validateConfig(config);
+    const maxBatch = positiveInteger('options.maxBatch', options.maxBatch);
+    const weights = options.weights ?? initWeights(buildArchitecture(cfg), options.seed ?? 0);
+    return new Engine(cfg, maxBatch, weights);
+  }
+
+  private get inputSize(): number {
+    return this.config.channels * this.config.inputSize * this.config.inputSize;
+  }
+
+  private checkImages(images: unknown, n: number): Float32Array {
+    if (!(images instanceof Float32Array)) throw invalidType('images', 'Float32Array (N x channels x size x size)', images);
+    if (images.length !== n * this.inputSize) {
+      throw invalidRange('images', `length ${n} x ${this.config.channels} x ${this.config.inputSize} x ${this.config.inputSize} = ${n * this.inputSize}`, `length ${images.length}`);
+    }
+    return images;
+  }
+
+  /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update. */
+  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
+    if (!(labels instanceof Int32Array)) throw invalidType('labels', 'Int32Array', labels);
+    const n = labels.length;
+    if (n < 1 || n > this.maxBatch) throw invalidRange('labels', `batch of 1..${this.maxBatch} (maxBatch)`, `${n} labels`);
+    this.checkImages(images, n);
+    if (!isPlainObject(options)) throw invalidType('options', 'object', options);
+    knownKeys('options', options as Record<string, unknown>, STEP_KEYS);
+    for (const key of ['lambdaCE', 'wFD', 'wMD', 'wED', 'lr', 'momentum', 'weightDecay'] as const) {
+      if (options[key] !== undefined) finiteNumber(`options.${key}`, options[key]);
+    }
+    if (options.adcorre !== undefined) boolean('options.adcorre', options.adcorre);
+    if (options.classAccuracy !== undefined && (!(options.classAccuracy instanceof Float32Array) || options.classAccuracy.length !== this.config.classes)) {
+      throw invalidRange('options.classAccuracy', `Float32Array of ${this.config.classes} values`, String((options.classAccuracy as { length?: number } | undefined)?.length));
+    }
+    if (options.optimizer !== undefined && options.optimizer !== 'adam' && options.optimizer !== 'sgd') {
+      throw invalidRange('options.optimizer', "'adam' or 'sgd'", String(options.optimizer));
+    }
+    for (let i = 0; i < n; i++) {
+      if (labels[i] < 0 || labels[i] >= this.config.classes) throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));
+    }
+    return this.native.trainStep(images, labels, { adcorre: true, ...options });
+  }
+
+  /** Evaluation-mode outputs: probs [n][classes] and embeddings [n][k][d]. */
+  predict(images: Float32Array, n = images.length / this.inputSize): { probs: Float32Array; embeddings: Float32Array } {
+    positiveInteger('n', n);
+    this.checkImages(images, n);
+    return this.native.predict(images, n, this.config.classes, this.config.k * this.config.d);
+  }
+
+  /** Gradient of the last step, by parameter name (for tests and diagnostics). */
+  gradient(name: string): Float32Array {
+    const i = this.architecture.params.findIndex((p) => p.name === name);
+    if (i < 0) throw new RangeError(`No parameter named ${name}`);
+    return this.native.getGrad(i);
+  }
+
+  getWeights(): Weights {
+    return new Map(this.architecture.params.map((p, i) => [p.name, this.native.getParam(i)]));
+  }
+
+  setWeights(weights: Weights): void {
+    checkWeights(this.architecture, weights);
+    this.architecture.params.forEach((p, i) => this.native.setParam(i, weights.get(p.name)!));
+  }
+
+  /** Everything a checkpoint needs to resume exactly: weights (with batch-norm statistics), Adam moments, step count. */
+  getState(): EngineState {
+    return {
+      weights: this.getWeights(),
+      moments: new Map(this.architecture.params.map((p, i) => [p.name, this.native.getMoments(i)])),
+      steps: this.native.steps,
+    };
+  }
+
+  setState(state: EngineState): void {
+    this.setWeights(state.weights);
+    this.architecture.params.forEach((p, i) => {
+      const m = state.moments.get(p.name);
+      if (!m) throw new Error(`Missing optimizer state for ${p.name}`);
+      this.native.setMoments(i, m.m, m.v);
+    });
+    this.native.steps = state.steps;
+  }
+}

@@ -1,0 +1,355 @@
+#include "engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+#include "../data_rng.h"
+
+namespace adcorre::engine {
+
+namespace {
+constexpr double kBnEps = 1e-3;    // Keras' default (the exporter folds with the same)
+constexpr double kL2Eps = 1e-12;
+
+bool all_finite(const float* p, size_t n) {
+  float acc = 0;
+  for (size_t i = 0; i < n; ++i) acc += p[i] - p[i];
+  return acc == 0.f;
+}
+}  // namespace
+
+Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max_batch_(max_batch) {
+  if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
+  const int T = p_.tensors;
+  ch_.assign(T, 0);
+  hh_.assign(T, 1);
+  ww_.assign(T, 1);
+  ch_[p_.input] = p_.channels;
+  hh_[p_.input] = ww_[p_.input] = p_.size;
+  for (const OpDesc& op : p_.ops) {
+    const int in = op.inputs.at(0);
+    int c = ch_[in], h = hh_[in], w = ww_[in];
+    switch (op.kind) {
+      case OpKind::Conv:
+        c = op.out_c;
+        h = conv_out(h, op.kernel, op.stride, op.same);
+        w = conv_out(w, op.kernel, op.stride, op.same);
+        break;
+      case OpKind::MaxPool:
+        h = conv_out(h, 3, 2, true);
+        w = conv_out(w, 3, 2, true);
+        break;
+      case OpKind::Gap:
+        h = w = 1;
+        break;
+      case OpKind::Dense:
+        c = op.out_c;
+        h = w = 1;
+        break;
+      case OpKind::Concat:
+        c = 0;
+        for (int i : op.inputs) c += ch_[i];
+        h = w = 1;
+        break;
+      default:
+        break;
+    }
+    if (h < 1 || w < 1) throw std::invalid_argument("input too small for the network at op " + op.name);
+    ch_[op.output] = c;
+    hh_[op.output] = h;
+    ww_[op.output] = w;
+  }
+  per_sample_.resize(T);
+  act_.resize(T);
+  dact_.resize(T);
+  for (int t = 0; t < T; ++t) {
+    per_sample_[t] = static_cast<size_t>(ch_[t]) * hh_[t] * ww_[t];
+    act_[t].assign(per_sample_[t] * max_batch, 0.f);
+    dact_[t].assign(per_sample_[t] * max_batch, 0.f);
+  }
+  for (size_t s : p_.param_sizes) {
+    params_.emplace_back(s, 0.f);
+    grads_.emplace_back(s, 0.f);
+    m_.emplace_back(s, 0.f);
+    v_.emplace_back(s, 0.f);
+  }
+  saved_.resize(p_.ops.size());
+  argmax_.resize(p_.ops.size());
+  for (size_t i = 0; i < p_.ops.size(); ++i) {
+    const OpDesc& op = p_.ops[i];
+    if (op.kind == OpKind::BatchNorm) saved_[i].assign(2 * static_cast<size_t>(op.out_c), 0.f);
+    if (op.kind == OpKind::Dropout) saved_[i].assign(per_sample_[op.output] * max_batch, 0.f);
+    if (op.kind == OpKind::MaxPool) argmax_[i].assign(per_sample_[op.output] * max_batch, 0);
+  }
+  probs_ws_.assign(static_cast<size_t>(max_batch) * p_.classes, 0.f);
+}
+
+void Engine::forward(const float* images, int n, bool train, double bn_momentum, uint32_t dropout_seed) {
+  float* in = act_[p_.input].data();
+  const size_t count = per_sample_[p_.input] * n;
+  for (size_t i = 0; i < count; ++i) in[i] = images[i] * 2.f - 1.f;  // [0, 1] -> [-1, 1], as in the ONNX graph
+  for (size_t i = 0; i < p_.ops.size(); ++i) {
+    const OpDesc& op = p_.ops[i];
+    const int x = op.inputs[0];
+    float* y = act_[op.output].data();
+    const float* xa = act_[x].data();
+    const int hw = hh_[x] * ww_[x];
+    switch (op.kind) {
+      case OpKind::Conv: {
+        ConvShape s = make_conv_shape(n, ch_[x], hh_[x], ww_[x], op.out_c, op.kernel, op.stride, op.same, op.depthwise);
+        conv_forward(s, xa, params_[op.param].data(), y, scratch_);
+        break;
+      }
+      case OpKind::BatchNorm: {
+        float* g = params_[op.param].data();
+        float* b = params_[op.param + 1].data();
+        float* rm = params_[op.param + 2].data();
+        float* rv = params_[op.param + 3].data();
+        // Running statistics are updated after the step proves finite (commit_running_stats).
+        if (train) batchnorm_forward_train<float>(n, ch_[x], hw, xa, g, b, y, saved_[i].data(), saved_[i].data() + ch_[x], nullptr, nullptr, bn_momentum, kBnEps);
+        else batchnorm_forward_eval(n, ch_[x], hw, xa, g, b, rm, rv, y, kBnEps);
+        break;
+      }
+      case OpKind::Relu: relu_forward(per_sample_[x] * n, xa, y); break;
+      case OpKind::MaxPool: maxpool_forward(n, ch_[x], hh_[x], ww_[x], xa, y, argmax_[i].data()); break;
+      case OpKind::Add: {
+        const float* b = act_[op.inputs[1]].data();
+        for (size_t j = 0; j < per_sample_[x] * n; ++j) y[j] = xa[j] + b[j];
+        break;
+      }
+      case OpKind::Gap: gap_forward(n, ch_[x], hw, xa, y); break;
+      case OpKind::Dense:
+        dense_forward(n, op.in_c, op.out_c, xa, params_[op.param].data(), params_[op.param + 1].data(), y);
+        break;
+      case OpKind::L2Norm: l2norm_forward(n, ch_[x], xa, y, kL2Eps); break;
+      case OpKind::Concat: {
+        const int total = ch_[op.output];
+        int at = 0;
+        for (int t : op.inputs) {
+          const int f = ch_[t];
+          for (int r = 0; r < n; ++r) std::memcpy(y + static_cast<size_t>(r) * total + at, act_[t].data() + static_cast<size_t>(r) * f, f * sizeof(float));
+          at += f;
+        }
+        break;
+      }
+      case OpKind::Dropout: {
+        const size_t cnt = per_sample_[x] * n;
+        if (!train || op.rate <= 0) {
+          std::memcpy(y, xa, cnt * sizeof(float));
+          std::fill(saved_[i].begin(), saved_[i].begin() + cnt, 1.f);
+          break;
+        }
+        SplitMix rng(dropout_seed ^ (0x9e3779b9u * static_cast<uint32_t>(i + 1)));
+        const float scale = static_cast<float>(1.0 / (1.0 - op.rate));
+        for (size_t j = 0; j < cnt; ++j) {
+          const float m = rng.uniform() < op.rate ? 0.f : scale;
+          saved_[i][j] = m;
+          y[j] = xa[j] * m;
+        }
+        break;
+      }
+      case OpKind::Softmax: break;  // the loss computes the probabilities from the logits
+    }
+  }
+}
+
+std::string Engine::first_nonfinite_output(int n) const {
+  for (const OpDesc& op : p_.ops)
+    if (op.kind != OpKind::Softmax && !all_finite(act_[op.output].data(), per_sample_[op.output] * n)) return op.name;
+  return "";
+}
+
+void Engine::backward(int n) {
+  for (int t = 0; t < p_.tensors; ++t)
+    if (t != p_.logits && t != p_.embeddings) std::fill(dact_[t].begin(), dact_[t].begin() + per_sample_[t] * n, 0.f);
+  auto accumulate = [&](int t, const float* g) {
+    float* d = dact_[t].data();
+    for (size_t j = 0; j < per_sample_[t] * n; ++j) d[j] += g[j];
+  };
+  for (size_t i = p_.ops.size(); i-- > 0;) {
+    const OpDesc& op = p_.ops[i];
+    if (op.kind == OpKind::Softmax) continue;
+    const int x = op.inputs[0];
+    const float* dy = dact_[op.output].data();
+    const float* xa = act_[x].data();
+    const int hw = hh_[x] * ww_[x];
+    const size_t xcount = per_sample_[x] * n;
+    scratch2_.resize(std::max(scratch2_.size(), xcount));
+    float* dx = scratch2_.data();
+    switch (op.kind) {
+      case OpKind::Conv: {
+        ConvShape s = make_conv_shape(n, ch_[x], hh_[x], ww_[x], op.out_c, op.kernel, op.stride, op.same, op.depthwise);
+        conv_backward(s, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(), scratch_);
+        accumulate(x, dx);
+        break;
+      }
+      case OpKind::BatchNorm:
+        batchnorm_backward(n, ch_[x], hw, xa, params_[op.param].data(), saved_[i].data(), saved_[i].data() + ch_[x], dy, dx,
+                           grads_[op.param].data(), grads_[op.param + 1].data());
+        accumulate(x, dx);
+        break;
+      case OpKind::Relu:
+        relu_backward(xcount, act_[op.output].data(), dy, dx);
+        accumulate(x, dx);
+        break;
+      case OpKind::MaxPool:
+        maxpool_backward(n, ch_[x], hh_[x], ww_[x], argmax_[i].data(), dy, dx);
+        accumulate(x, dx);
+        break;
+      case OpKind::Add:
+        accumulate(op.inputs[0], dy);
+        accumulate(op.inputs[1], dy);
+        break;
+      case OpKind::Gap:
+        gap_backward(n, ch_[x], hw, dy, dx);
+        accumulate(x, dx);
+        break;
+      case OpKind::Dense:
+        dense_backward(n, op.in_c, op.out_c, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(), grads_[op.param + 1].data());
+        accumulate(x, dx);
+        break;
+      case OpKind::L2Norm:
+        l2norm_backward(n, ch_[x], xa, act_[op.output].data(), dy, dx, kL2Eps);
+        accumulate(x, dx);
+        break;
+      case OpKind::Concat: {
+        const int total = ch_[op.output];
+        int at = 0;
+        for (int t : op.inputs) {
+          const int f = ch_[t];
+          float* d = dact_[t].data();
+          for (int r = 0; r < n; ++r)
+            for (int j = 0; j < f; ++j) d[static_cast<size_t>(r) * f + j] += dy[static_cast<size_t>(r) * total + at + j];
+          at += f;
+        }
+        break;
+      }
+      case OpKind::Dropout:
+        for (size_t j = 0; j < xcount; ++j) dx[j] = dy[j] * saved_[i][j];
+        accumulate(x, dx);
+        break;
+      case OpKind::Softmax:
+        break;
+    }
+  }
+}
+
+StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) {
+  if (n < 1 || n > max_batch_) throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch_));
+  for (int i = 0; i < n; ++i)
+    if (labels[i] < 0 || labels[i] >= p_.classes) throw std::invalid_argument("label out of range at " + std::to_string(i));
+  StepResult r;
+  forward(images, n, true, o.bn_momentum, o.dropout_seed);
+  const int C = p_.classes;
+  r.ce = softmax_ce_forward(n, C, act_[p_.logits].data(), labels, probs_ws_.data());
+  for (int i = 0; i < n; ++i) {
+    const float* p = probs_ws_.data() + static_cast<size_t>(i) * C;
+    const int best = static_cast<int>(std::max_element(p, p + C) - p);
+    if (predictions) predictions[i] = best;
+    if (best == labels[i]) r.correct++;
+  }
+  softmax_ce_backward(n, C, probs_ws_.data(), labels, o.lambda_ce, dact_[p_.logits].data());
+
+  // Ad-Corre on the embeddings: [n][k][d] here, [k][n][d] in the loss.
+  float* demb = dact_[p_.embeddings].data();
+  const int k = p_.k, d = p_.d;
+  std::fill(demb, demb + static_cast<size_t>(n) * k * d, 0.f);
+  if (o.adcorre && (o.w_fd != 0 || o.w_md != 0 || o.w_ed != 0)) {
+    std::vector<float> e(static_cast<size_t>(k) * n * d), g(e.size());
+    const float* emb = act_[p_.embeddings].data();
+    for (int a = 0; a < n; ++a)
+      for (int j = 0; j < k; ++j)
+        std::memcpy(&e[(static_cast<size_t>(j) * n + a) * d], emb + (static_cast<size_t>(a) * k + j) * d, d * sizeof(float));
+    std::vector<float> rho;
+    if (o.class_accuracy) {
+      rho.resize(C);
+      for (int c = 0; c < C; ++c) rho[c] = 1.f - o.class_accuracy[c];
+    }
+    Weights w{o.w_fd, o.w_md, o.w_ed};
+    LossParts parts = adcorre_.forward(e.data(), labels, rho.empty() ? nullptr : rho.data(), Shape{k, n, d, C}, w);
+    adcorre_.backward(g.data());
+    for (int a = 0; a < n; ++a)
+      for (int j = 0; j < k; ++j)
+        std::memcpy(demb + (static_cast<size_t>(a) * k + j) * d, &g[(static_cast<size_t>(j) * n + a) * d], d * sizeof(float));
+    r.fd = parts.fd;
+    r.md = parts.md;
+    r.ed = parts.ed;
+    r.loss = parts.loss;
+  }
+  r.loss += o.lambda_ce * r.ce;
+
+  for (auto& g : grads_) std::fill(g.begin(), g.end(), 0.f);
+  backward(n);
+
+  r.finite = std::isfinite(r.loss);
+  for (size_t i = 0; r.finite && i < grads_.size(); ++i) r.finite = all_finite(grads_[i].data(), grads_[i].size());
+  if (!r.finite) {
+    r.bad_layer = first_nonfinite_output(n);
+    if (r.bad_layer.empty()) r.bad_layer = "gradients";
+    return r;  // the update is skipped
+  }
+
+  commit_running_stats(o.bn_momentum);
+  ++steps_;
+  const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)), b2t = 1 - std::pow(o.beta2, static_cast<double>(steps_));
+  for (size_t i = 0; i < params_.size(); ++i) {
+    if (!p_.trainable[i]) continue;
+    float* w = params_[i].data();
+    const float* g = grads_[i].data();
+    float* m = m_[i].data();
+    float* v = v_[i].data();
+    const double wd = p_.decay[i] ? o.weight_decay : 0.0;
+    const size_t size = params_[i].size();
+    if (o.adam) {
+      const double step = o.lr * std::sqrt(b2t) / b1t;
+      for (size_t j = 0; j < size; ++j) {
+        const double gj = g[j] + wd * w[j];
+        m[j] = static_cast<float>(o.beta1 * m[j] + (1 - o.beta1) * gj);
+        v[j] = static_cast<float>(o.beta2 * v[j] + (1 - o.beta2) * gj * gj);
+        w[j] = static_cast<float>(w[j] - step * m[j] / (std::sqrt(static_cast<double>(v[j])) + o.adam_eps));
+      }
+    } else {
+      for (size_t j = 0; j < size; ++j) {
+        const double gj = g[j] + wd * w[j];
+        m[j] = static_cast<float>(o.momentum * m[j] + gj);
+        w[j] = static_cast<float>(w[j] - o.lr * m[j]);
+      }
+    }
+  }
+  return r;
+}
+
+void Engine::commit_running_stats(double momentum) {
+  for (size_t i = 0; i < p_.ops.size(); ++i) {
+    const OpDesc& op = p_.ops[i];
+    if (op.kind != OpKind::BatchNorm) continue;
+    float* rm = params_[op.param + 2].data();
+    float* rv = params_[op.param + 3].data();
+    const int c = op.out_c;
+    for (int ch = 0; ch < c; ++ch) {
+      const double mean = saved_[i][ch], invstd = saved_[i][c + ch];
+      const double var = 1.0 / (invstd * invstd) - kBnEps;
+      rm[ch] = static_cast<float>(momentum * rm[ch] + (1 - momentum) * mean);
+      rv[ch] = static_cast<float>(momentum * rv[ch] + (1 - momentum) * var);
+    }
+  }
+}
+
+void Engine::predict(const float* images, int n, float* probs, float* embeddings) {
+  for (int start = 0; start < n; start += max_batch_) {
+    const int b = std::min(max_batch_, n - start);
+    forward(images + static_cast<size_t>(start) * per_sample_[p_.input], b, false, 0, 0);
+    if (probs) {
+      std::vector<int32_t> zeros(b, 0);
+      softmax_ce_forward(b, p_.classes, act_[p_.logits].data(), zeros.data(), probs + static_cast<size_t>(start) * p_.classes);
+    }
+    if (embeddings) {
+      const size_t per = static_cast<size_t>(p_.k) * p_.d;
+      std::memcpy(embeddings + start * per, act_[p_.embeddings].data(), b * per * sizeof(float));
+    }
+  }
+}
+
+}  // namespace adcorre::engine

@@ -1,0 +1,97 @@
+// The training engine: executes the Xception-k program (the op list built in
+// lib/model/architecture.ts, passed in by the TypeScript layer) on the CPU,
+// forward, backward with cross-entropy and the Ad-Corre loss, and an Adam or
+// SGD update. Parameters, gradients, optimizer state and activations live in
+// the engine between steps; only the batch goes in and the scalars come back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/adcorre.h"
+#include "ops.h"
+
+namespace adcorre::engine {
+
+enum class OpKind { Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
+
+struct OpDesc {
+  OpKind kind;
+  std::string name;
+  std::vector<int> inputs;  // tensor ids
+  int output = -1;
+  int param = -1;           // first parameter index (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias)
+  int in_c = 0, out_c = 0, kernel = 0, stride = 1;
+  bool same = false, depthwise = false;
+  double rate = 0;          // dropout
+};
+
+struct ProgramDesc {
+  std::vector<OpDesc> ops;
+  int tensors = 0;
+  int input = -1, embeddings = -1, logits = -1, probs = -1;
+  int channels = 1, size = 0, k = 1, d = 1, classes = 2;
+  std::vector<size_t> param_sizes;
+  std::vector<bool> trainable;    // running statistics are not
+  std::vector<bool> decay;        // weight decay applies (convolution and dense weights)
+};
+
+struct StepOptions {
+  double lambda_ce = 1, w_fd = 1, w_md = 1, w_ed = 1;
+  bool adcorre = true;
+  const float* class_accuracy = nullptr;  // numClasses values, or null for uniform attention
+  // optimizer
+  bool adam = true;
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7, momentum = 0.9, weight_decay = 0;
+  double bn_momentum = 0.99;
+  uint32_t dropout_seed = 0;
+};
+
+struct StepResult {
+  double loss = 0, ce = 0, fd = 0, md = 0, ed = 0;
+  int correct = 0;
+  bool finite = true;
+  std::string bad_layer;  // first layer whose output or gradient is not finite
+};
+
+class Engine {
+ public:
+  Engine(ProgramDesc program, int max_batch);
+  int max_batch() const { return max_batch_; }
+  size_t param_count() const { return params_.size(); }
+  std::vector<float>& param(size_t i) { return params_[i]; }
+  std::vector<float>& adam_m(size_t i) { return m_[i]; }
+  std::vector<float>& adam_v(size_t i) { return v_[i]; }
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t s) { steps_ = s; }
+
+  // images: n x channels x size x size in [0, 1]; labels: n. predictions (n) receive the argmax.
+  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions);
+  // Evaluation mode (running statistics, no dropout): probs n x classes, embeddings n x k x d (either may be null).
+  void predict(const float* images, int n, float* probs, float* embeddings);
+  // Gradients of the last train_step (for tests).
+  const std::vector<float>& grad(size_t i) const { return grads_[i]; }
+
+ private:
+  void forward(const float* images, int n, bool train, double bn_momentum, uint32_t dropout_seed);
+  void backward(int n);
+  std::string first_nonfinite_output(int n) const;
+  void commit_running_stats(double momentum);
+
+  ProgramDesc p_;
+  int max_batch_;
+  std::vector<size_t> per_sample_;       // floats per sample of each tensor
+  std::vector<int> ch_, hh_, ww_;        // tensor shapes (channels, height, width; features: c x 1 x 1)
+  std::vector<std::vector<float>> act_, dact_;
+  std::vector<std::vector<float>> params_, grads_, m_, v_;
+  std::vector<std::vector<float>> saved_;      // per op: bn mean+invstd, dropout mask
+  std::vector<std::vector<int32_t>> argmax_;   // per op: maxpool
+  std::vector<float> scratch_, scratch2_;
+  std::vector<float> probs_ws_;
+  CpuLoss adcorre_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace adcorre::engine

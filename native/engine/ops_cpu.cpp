@@ -1,0 +1,466 @@
+// CPU kernels of the training engine (declared in ops.h). Design note:
+// convolutions are the cost. Pointwise (1x1) convolutions are a GEMM per
+// sample over NCHW; the two 3x3 entry convolutions go through im2col + GEMM;
+// depthwise 3x3 runs as direct loops (9 MACs per output, memory-bound). The
+// GEMM is cache-blocked with a vectorisable inner loop over N and split over
+// threads by rows of C. Everything is a template so the finite-difference
+// tests run the very same code in double.
+#include "ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "../core/thread_pool.h"
+
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#define ENGINE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define ENGINE_HOT
+#endif
+
+namespace adcorre::engine {
+
+int conv_out(int in, int k, int stride, bool same) { return same ? (in + stride - 1) / stride : (in - k) / stride + 1; }
+
+int same_pad_before(int in, int k, int stride) {
+  const int out = (in + stride - 1) / stride;
+  const int total = std::max((out - 1) * stride + k - in, 0);
+  return total / 2;
+}
+
+ConvShape make_conv_shape(int n, int c, int h, int w, int o, int k, int stride, bool same, bool depthwise) {
+  ConvShape s{n, c, h, w, o, k, stride, 0, 0, 0, 0, depthwise};
+  s.oh = conv_out(h, k, stride, same);
+  s.ow = conv_out(w, k, stride, same);
+  if (same) {
+    s.pad_top = same_pad_before(h, k, stride);
+    s.pad_left = same_pad_before(w, k, stride);
+  }
+  return s;
+}
+
+namespace {
+
+ThreadPool& pool() { return ThreadPool::global(); }
+
+// Rows [m0, m1) of C = A * B (no transposes), blocked over K.
+template <typename T>
+ENGINE_HOT void gemm_nn_rows(int m0, int m1, int N, int K, const T* A, const T* B, T* C) {
+  constexpr int KB = 128;
+  for (int k0 = 0; k0 < K; k0 += KB) {
+    const int k1 = std::min(K, k0 + KB);
+    for (int i = m0; i < m1; ++i) {
+      T* c = C + static_cast<size_t>(i) * N;
+      for (int k = k0; k < k1; ++k) {
+        const T a = A[static_cast<size_t>(i) * K + k];
+        if (a == T(0)) continue;
+        const T* b = B + static_cast<size_t>(k) * N;
+#pragma omp simd
+        for (int j = 0; j < N; ++j) c[j] += a * b[j];
+      }
+    }
+  }
+}
+
+template <typename T>
+void transpose(int rows, int cols, const T* in, T* out) {
+  for (int r = 0; r < rows; ++r)
+    for (int c = 0; c < cols; ++c) out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
+}
+
+}  // namespace
+
+template <typename T>
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* B, T* C, bool accumulate) {
+  // Transposed operands are copied into row-major form first: simple, and the
+  // copies are small next to the O(MNK) product.
+  std::vector<T> at, bt;
+  if (trans_a) {
+    at.resize(static_cast<size_t>(M) * K);
+    transpose(K, M, A, at.data());
+    A = at.data();
+  }
+  if (trans_b) {
+    bt.resize(static_cast<size_t>(K) * N);
+    transpose(N, K, B, bt.data());
+    B = bt.data();
+  }
+  if (!accumulate) std::fill(C, C + static_cast<size_t>(M) * N, T(0));
+  const size_t work = static_cast<size_t>(N) * K;
+  pool().parallel_for(static_cast<size_t>(M), std::max<size_t>(1, (size_t(1) << 16) / std::max<size_t>(work, 1)),
+                      [&](size_t b, size_t e) { gemm_nn_rows(static_cast<int>(b), static_cast<int>(e), N, K, A, B, C); });
+}
+
+namespace {
+
+// im2col for one sample: col[(c*k*k + ky*k + kx)][oy*ow + ox]
+template <typename T>
+void im2col(const ConvShape& s, const T* x, T* col) {
+  const int k = s.k, P = s.oh * s.ow;
+  for (int c = 0; c < s.c; ++c)
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        T* row = col + static_cast<size_t>((c * k + ky) * k + kx) * P;
+        for (int oy = 0; oy < s.oh; ++oy) {
+          const int iy = oy * s.stride + ky - s.pad_top;
+          for (int ox = 0; ox < s.ow; ++ox) {
+            const int ix = ox * s.stride + kx - s.pad_left;
+            row[oy * s.ow + ox] = (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) ? x[(static_cast<size_t>(c) * s.h + iy) * s.w + ix] : T(0);
+          }
+        }
+      }
+}
+
+template <typename T>
+void col2im(const ConvShape& s, const T* col, T* dx) {
+  const int k = s.k, P = s.oh * s.ow;
+  std::fill(dx, dx + static_cast<size_t>(s.c) * s.h * s.w, T(0));
+  for (int c = 0; c < s.c; ++c)
+    for (int ky = 0; ky < k; ++ky)
+      for (int kx = 0; kx < k; ++kx) {
+        const T* row = col + static_cast<size_t>((c * k + ky) * k + kx) * P;
+        for (int oy = 0; oy < s.oh; ++oy) {
+          const int iy = oy * s.stride + ky - s.pad_top;
+          if (iy < 0 || iy >= s.h) continue;
+          for (int ox = 0; ox < s.ow; ++ox) {
+            const int ix = ox * s.stride + kx - s.pad_left;
+            if (ix >= 0 && ix < s.w) dx[(static_cast<size_t>(c) * s.h + iy) * s.w + ix] += row[oy * s.ow + ox];
+          }
+        }
+      }
+}
+
+bool is_plain_pointwise(const ConvShape& s) { return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise; }
+
+}  // namespace
+
+template <typename T>
+void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch) {
+  const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
+  if (s.depthwise) {
+    pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
+      for (size_t nc = b; nc < e; ++nc) {
+        const int c = static_cast<int>(nc % s.c);
+        const T* xp = x + nc * in_plane;
+        const T* wk = weight + static_cast<size_t>(c) * s.k * s.k;
+        T* yp = y + nc * out_plane;
+        for (int oy = 0; oy < s.oh; ++oy)
+          for (int ox = 0; ox < s.ow; ++ox) {
+            T acc = 0;
+            for (int ky = 0; ky < s.k; ++ky) {
+              const int iy = oy * s.stride + ky - s.pad_top;
+              if (iy < 0 || iy >= s.h) continue;
+              for (int kx = 0; kx < s.k; ++kx) {
+                const int ix = ox * s.stride + kx - s.pad_left;
+                if (ix >= 0 && ix < s.w) acc += xp[iy * s.w + ix] * wk[ky * s.k + kx];
+              }
+            }
+            yp[oy * s.ow + ox] = acc;
+          }
+      }
+    });
+    return;
+  }
+  const int K = s.c * s.k * s.k;
+  for (int n = 0; n < s.n; ++n) {
+    const T* xn = x + static_cast<size_t>(n) * s.c * in_plane;
+    const T* cols = xn;
+    if (!is_plain_pointwise(s)) {
+      scratch.resize(static_cast<size_t>(K) * out_plane);
+      im2col(s, xn, scratch.data());
+      cols = scratch.data();
+    }
+    gemm(false, false, s.o, static_cast<int>(out_plane), K, weight, cols, y + static_cast<size_t>(n) * s.o * out_plane, false);
+  }
+}
+
+template <typename T>
+void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight, std::vector<T>& scratch) {
+  const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
+  if (s.depthwise) {
+    // dx per (n, c) plane in parallel; dweight per channel summed over n afterwards (fixed order).
+    std::vector<T> dw_partial(static_cast<size_t>(s.n) * s.c * s.k * s.k, T(0));
+    pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
+      for (size_t nc = b; nc < e; ++nc) {
+        const int c = static_cast<int>(nc % s.c);
+        const T* xp = x + nc * in_plane;
+        const T* wk = weight + static_cast<size_t>(c) * s.k * s.k;
+        const T* dyp = dy + nc * out_plane;
+        T* dxp = dx + nc * in_plane;
+        T* dwp = dw_partial.data() + nc * s.k * s.k;
+        std::fill(dxp, dxp + in_plane, T(0));
+        for (int oy = 0; oy < s.oh; ++oy)
+          for (int ox = 0; ox < s.ow; ++ox) {
+            const T g = dyp[oy * s.ow + ox];
+            for (int ky = 0; ky < s.k; ++ky) {
+              const int iy = oy * s.stride + ky - s.pad_top;
+              if (iy < 0 || iy >= s.h) continue;
+              for (int kx = 0; kx < s.k; ++kx) {
+                const int ix = ox * s.stride + kx - s.pad_left;
+                if (ix < 0 || ix >= s.w) continue;
+                dxp[iy * s.w + ix] += g * wk[ky * s.k + kx];
+                dwp[ky * s.k + kx] += g * xp[iy * s.w + ix];
+              }
+            }
+          }
+      }
+    });
+    for (int n = 0; n < s.n; ++n)
+      for (size_t i = 0; i < static_cast<size_t>(s.c) * s.k * s.k; ++i) dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * s.k * s.k + i];
+    return;
+  }
+  const int K = s.c * s.k * s.k;
+  const bool plain = is_plain_pointwise(s);
+  std::vector<T> dcol(plain ? 0 : static_cast<size_t>(K) * out_plane);
+  for (int n = 0; n < s.n; ++n) {
+    const T* xn = x + static_cast<size_t>(n) * s.c * in_plane;
+    const T* dyn = dy + static_cast<size_t>(n) * s.o * out_plane;
+    const T* cols = xn;
+    if (!plain) {
+      scratch.resize(static_cast<size_t>(K) * out_plane);
+      im2col(s, xn, scratch.data());
+      cols = scratch.data();
+    }
+    // dW[o][K] += dy[o][P] * cols[K][P]^T
+    gemm(false, true, s.o, K, static_cast<int>(out_plane), dyn, cols, dweight, true);
+    // dcols[K][P] = W[o][K]^T * dy[o][P]
+    T* dxn = dx + static_cast<size_t>(n) * s.c * in_plane;
+    if (plain) {
+      gemm(true, false, K, static_cast<int>(out_plane), s.o, weight, dyn, dxn, false);
+    } else {
+      gemm(true, false, K, static_cast<int>(out_plane), s.o, weight, dyn, dcol.data(), false);
+      col2im(s, dcol.data(), dxn);
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* invstd,
+                             T* running_mean, T* running_var, double momentum, double eps) {
+  const double m = static_cast<double>(n) * hw;
+  pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
+    for (size_t ch = b; ch < e; ++ch) {
+      double sum = 0, sq = 0;
+      for (int i = 0; i < n; ++i) {
+        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
+        for (int j = 0; j < hw; ++j) sum += p[j];
+      }
+      const double mu = sum / m;
+      for (int i = 0; i < n; ++i) {
+        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
+        for (int j = 0; j < hw; ++j) sq += (p[j] - mu) * (p[j] - mu);
+      }
+      const double var = sq / m;
+      const double inv = 1.0 / std::sqrt(var + eps);
+      mean[ch] = static_cast<T>(mu);
+      invstd[ch] = static_cast<T>(inv);
+      if (running_mean) {
+        running_mean[ch] = static_cast<T>(momentum * running_mean[ch] + (1 - momentum) * mu);
+        running_var[ch] = static_cast<T>(momentum * running_var[ch] + (1 - momentum) * var);
+      }
+      const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - mu * inv * gamma[ch]);
+      for (int i = 0; i < n; ++i) {
+        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
+        T* q = y + (static_cast<size_t>(i) * c + ch) * hw;
+        for (int j = 0; j < hw; ++j) q[j] = p[j] * g + bb;
+      }
+    }
+  });
+}
+
+template <typename T>
+void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, double eps) {
+  for (int ch = 0; ch < c; ++ch) {
+    const double inv = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
+    const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - running_mean[ch] * inv * gamma[ch]);
+    for (int i = 0; i < n; ++i) {
+      const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
+      T* q = y + (static_cast<size_t>(i) * c + ch) * hw;
+      for (int j = 0; j < hw; ++j) q[j] = p[j] * g + bb;
+    }
+  }
+}
+
+template <typename T>
+void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy, T* dx,
+                        T* dgamma, T* dbeta) {
+  const double m = static_cast<double>(n) * hw;
+  pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
+    for (size_t ch = b; ch < e; ++ch) {
+      const double mu = mean[ch], inv = invstd[ch];
+      double sdy = 0, sdyx = 0;
+      for (int i = 0; i < n; ++i) {
+        const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
+        for (int j = 0; j < hw; ++j) {
+          sdy += dy[at + j];
+          sdyx += dy[at + j] * (x[at + j] - mu) * inv;
+        }
+      }
+      dbeta[ch] += static_cast<T>(sdy);
+      dgamma[ch] += static_cast<T>(sdyx);
+      const double k = gamma[ch] * inv / m;
+      for (int i = 0; i < n; ++i) {
+        const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
+        for (int j = 0; j < hw; ++j) {
+          const double xhat = (x[at + j] - mu) * inv;
+          dx[at + j] = static_cast<T>(k * (m * dy[at + j] - sdy - xhat * sdyx));
+        }
+      }
+    }
+  });
+}
+
+template <typename T>
+void relu_forward(size_t count, const T* x, T* y) {
+  for (size_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
+}
+
+template <typename T>
+void relu_backward(size_t count, const T* y, const T* dy, T* dx) {
+  for (size_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+
+template <typename T>
+void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax) {
+  const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
+  const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
+  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc) {
+    const T* xp = x + nc * h * w;
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ++ox) {
+        T best = -std::numeric_limits<T>::infinity();
+        int at = -1;
+        for (int ky = 0; ky < 3; ++ky) {
+          const int iy = oy * 2 + ky - pt;
+          if (iy < 0 || iy >= h) continue;
+          for (int kx = 0; kx < 3; ++kx) {
+            const int ix = ox * 2 + kx - pl;
+            if (ix < 0 || ix >= w) continue;
+            if (at < 0 || xp[iy * w + ix] > best) {
+              best = xp[iy * w + ix];
+              at = iy * w + ix;
+            }
+          }
+        }
+        y[nc * oh * ow + oy * ow + ox] = best;
+        argmax[nc * oh * ow + oy * ow + ox] = at;
+      }
+  }
+}
+
+template <typename T>
+void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const T* dy, T* dx) {
+  const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
+  std::fill(dx, dx + static_cast<size_t>(n) * c * h * w, T(0));
+  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc)
+    for (int i = 0; i < oh * ow; ++i) dx[nc * h * w + argmax[nc * oh * ow + i]] += dy[nc * oh * ow + i];
+}
+
+template <typename T>
+void gap_forward(int n, int c, int hw, const T* x, T* y) {
+  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc) {
+    double s = 0;
+    for (int j = 0; j < hw; ++j) s += x[nc * hw + j];
+    y[nc] = static_cast<T>(s / hw);
+  }
+}
+
+template <typename T>
+void gap_backward(int n, int c, int hw, const T* dy, T* dx) {
+  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc)
+    for (int j = 0; j < hw; ++j) dx[nc * hw + j] = dy[nc] / static_cast<T>(hw);
+}
+
+template <typename T>
+void dense_forward(int n, int in, int out, const T* x, const T* weight, const T* bias, T* y) {
+  gemm(false, true, n, out, in, x, weight, y, false);
+  for (int i = 0; i < n; ++i)
+    for (int o = 0; o < out; ++o) y[static_cast<size_t>(i) * out + o] += bias[o];
+}
+
+template <typename T>
+void dense_backward(int n, int in, int out, const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias) {
+  gemm(true, false, out, in, n, dy, x, dweight, true);   // dW[out][in] += dy^T x
+  for (int i = 0; i < n; ++i)
+    for (int o = 0; o < out; ++o) dbias[o] += dy[static_cast<size_t>(i) * out + o];
+  if (dx) gemm(false, false, n, in, out, dy, weight, dx, false);  // dx = dy W
+}
+
+template <typename T>
+void l2norm_forward(int rows, int dim, const T* x, T* y, double eps) {
+  for (int r = 0; r < rows; ++r) {
+    double s = 0;
+    for (int j = 0; j < dim; ++j) s += static_cast<double>(x[static_cast<size_t>(r) * dim + j]) * x[static_cast<size_t>(r) * dim + j];
+    const double inv = 1.0 / std::sqrt(std::max(s, eps));
+    for (int j = 0; j < dim; ++j) y[static_cast<size_t>(r) * dim + j] = static_cast<T>(x[static_cast<size_t>(r) * dim + j] * inv);
+  }
+}
+
+template <typename T>
+void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* dx, double eps) {
+  for (int r = 0; r < rows; ++r) {
+    const size_t at = static_cast<size_t>(r) * dim;
+    double s = 0, yd = 0;
+    for (int j = 0; j < dim; ++j) {
+      s += static_cast<double>(x[at + j]) * x[at + j];
+      yd += static_cast<double>(y[at + j]) * dy[at + j];
+    }
+    const double inv = 1.0 / std::sqrt(std::max(s, eps));
+    const bool clamped = s < eps;  // the norm is the constant sqrt(eps): no projection term
+    for (int j = 0; j < dim; ++j) dx[at + j] = static_cast<T>(clamped ? dy[at + j] * inv : (dy[at + j] - y[at + j] * yd) * inv);
+  }
+}
+
+template <typename T>
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, T* probs) {
+  double loss = 0;
+  for (int i = 0; i < n; ++i) {
+    const T* z = logits + static_cast<size_t>(i) * classes;
+    T* p = probs + static_cast<size_t>(i) * classes;
+    double mx = z[0];
+    for (int c = 1; c < classes; ++c) mx = std::max(mx, static_cast<double>(z[c]));
+    double s = 0;
+    for (int c = 0; c < classes; ++c) s += std::exp(z[c] - mx);
+    for (int c = 0; c < classes; ++c) p[c] = static_cast<T>(std::exp(z[c] - mx) / s);
+    loss += -(z[labels[i]] - mx - std::log(s));
+  }
+  return loss / n;
+}
+
+template <typename T>
+void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, double scale, T* dlogits) {
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < classes; ++c) {
+      const size_t at = static_cast<size_t>(i) * classes + c;
+      dlogits[at] = static_cast<T>(scale * (probs[at] - (c == labels[i] ? 1.0 : 0.0)) / n);
+    }
+}
+
+#define INSTANTIATE(T)                                                                                                  \
+  template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                     \
+  template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                           \
+  template void conv_backward<T>(const ConvShape&, const T*, const T*, const T*, T*, T*, std::vector<T>&);            \
+  template void batchnorm_forward_train<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*, T*, T*, double,   \
+                                           double);                                                                    \
+  template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, double); \
+  template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*);   \
+  template void relu_forward<T>(size_t, const T*, T*);                                                                \
+  template void relu_backward<T>(size_t, const T*, const T*, T*);                                                     \
+  template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                       \
+  template void maxpool_backward<T>(int, int, int, int, const int32_t*, const T*, T*);                                \
+  template void gap_forward<T>(int, int, int, const T*, T*);                                                          \
+  template void gap_backward<T>(int, int, int, const T*, T*);                                                         \
+  template void dense_forward<T>(int, int, int, const T*, const T*, const T*, T*);                                    \
+  template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                           \
+  template void l2norm_forward<T>(int, int, const T*, T*, double);                                                    \
+  template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                               \
+  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, T*);                                      \
+  template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, double, T*);
+
+INSTANTIATE(float)
+INSTANTIATE(double)
+
+}  // namespace adcorre::engine

@@ -1,0 +1,19 @@
+// Runs the native finite-difference checks of every engine operation
+// (native/engine/ops_test.cpp, float64, relative error <= 1e-6).
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import test from 'ava';
+
+const binary = new URL('../build/Release/adcorre_ops_test', import.meta.url).pathname;
+
+test('engine operations: backward = finite differences (float64)', async (t) => {
+  if (!existsSync(binary)) {
+    t.fail(`${binary} is missing: run npm run compile:native`);
+    return;
+  }
+  const { stdout } = await promisify(execFile)(binary);
+  t.log(stdout.trim().split('\n').at(-1));
+  t.regex(stdout, /^\d+ passed, 0 failed$/m);
+  t.notRegex(stdout, /FAIL/);
+});

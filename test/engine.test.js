@@ -1,0 +1,128 @@
+// The training engine on the CPU: evaluation forward = ONNX Runtime on the
+// exported model (one model definition, two executors, one answer), a whole
+// step's parameter gradients = finite differences of the step's loss, a
+// learnable synthetic task trained to near-zero loss, exact state save and
+// restore, NaN detection, bad input.
+import test from 'ava';
+import * as ort from 'onnxruntime-node';
+import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
+import { rng } from './helpers/random.js';
+
+const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };
+const S = tiny.inputSize;
+
+// Four classes, each a fixed random pattern plus noise: learnable.
+function syntheticBatch(n, seed, noise = 0.15) {
+  const patterns = Array.from({ length: 4 }, (_, c) => { const r = rng(100 + c); return Float32Array.from({ length: S * S }, () => r.next()); });
+  const r = rng(seed);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
+  const images = new Float32Array(n * S * S);
+  for (let i = 0; i < n; i++) for (let j = 0; j < S * S; j++) {
+    images[i * S * S + j] = Math.min(1, Math.max(0, patterns[labels[i]][j] + noise * (r.next() - 0.5)));
+  }
+  return { images, labels };
+}
+
+test('evaluation forward equals ONNX Runtime on the exported model (1e-4)', async (t) => {
+  const engine = Engine.create(tiny, { maxBatch: 8, seed: 1 });
+  const { images, labels } = syntheticBatch(8, 1);
+  for (let s = 0; s < 3; s++) engine.trainStep(images, labels, { lr: 1e-2 });  // move weights and batch-norm statistics
+  const mine = engine.predict(images);
+  const session = await ort.InferenceSession.create(exportOnnx(tiny, engine.getWeights(), { labels: labelNames(7).slice(0, 4) }), { logSeverityLevel: 3 });
+  const out = await session.run({ image: new ort.Tensor('float32', images, [8, 1, S, S]) });
+  const maxErr = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+  t.true(maxErr(mine.probs, out.probs.data) <= 1e-4, `probs ${maxErr(mine.probs, out.probs.data)}`);
+  t.true(maxErr(mine.embeddings, out.embeddings.data) <= 1e-4, `embeddings ${maxErr(mine.embeddings, out.embeddings.data)}`);
+});
+
+test('a whole step: parameter gradients = finite differences of the loss', (t) => {
+  const engine = Engine.create(tiny, { maxBatch: 8, seed: 2 });
+  const { images, labels } = syntheticBatch(8, 2);
+  const options = { lr: 0, seed: 5, classAccuracy: Float32Array.of(0.2, 0.5, 0.9, 0.4) };  // lr 0: the step leaves weights as they are
+  const base = engine.trainStep(images, labels, options);
+  t.true(base.finite);
+  const weights = engine.getWeights();
+  let checked = 0;
+  for (const name of ['entry.conv1.weight', 'entry.block1.sep1.depthwise.weight', 'middle.block1.sep2.pointwise.weight',
+    'exit.shortcut.weight', 'entry.bn2.gamma', 'head0.weight', 'head1.bias', 'classifier.weight']) {
+    const grad = engine.gradient(name);
+    const w = weights.get(name);
+    // the entries with the largest gradients: the best signal against float32 rounding
+    const order = Array.from(grad.keys()).sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a])).slice(0, 2);
+    for (const i of order) {
+      const keep = w[i];
+      const h = 2e-4;  // small enough not to cross ReLU kinks or max-pool switches, large against float32 rounding
+      w[i] = keep + h;
+      engine.setWeights(weights);
+      const up = engine.trainStep(images, labels, options).loss;
+      w[i] = keep - h;
+      engine.setWeights(weights);
+      const down = engine.trainStep(images, labels, options).loss;
+      w[i] = keep;
+      engine.setWeights(weights);
+      engine.trainStep(images, labels, options);  // gradients at the unperturbed point again
+      const numeric = (up - down) / (2 * h);
+      const err = Math.abs(numeric - grad[i]) / Math.max(Math.abs(grad[i]), 1e-3);
+      t.true(err < 0.05, `${name}[${i}]: analytic ${grad[i]}, numeric ${numeric}`);
+      checked++;
+    }
+  }
+  t.is(checked, 16);
+});
+
+test('a learnable synthetic task trains to near-zero loss (Adam, cross-entropy + Ad-Corre)', (t) => {
+  const engine = Engine.create(tiny, { maxBatch: 16, seed: 3 });
+  const tracker = new ConfusionTracker(4, { history: 64 });
+  for (let step = 0; step < 150; step++) {
+    const { images, labels } = syntheticBatch(16, 1000 + step);
+    const r = engine.trainStep(images, labels, { lr: 1e-2, classAccuracy: tracker.recall(), seed: step });
+    tracker.update(labels, r.predictions);
+    t.true(r.finite, `step ${step}`);
+  }
+  // The loss in evaluation mode (no dropout, running statistics) on new samples of the task.
+  const { images, labels } = syntheticBatch(16, 99);
+  const { probs } = engine.predict(images);
+  let ce = 0;
+  for (let i = 0; i < 16; i++) {
+    const p = probs.subarray(i * 4, i * 4 + 4);
+    t.is(p.indexOf(Math.max(...p)), labels[i]);
+    ce -= Math.log(p[labels[i]]) / 16;
+  }
+  t.true(ce < 0.05, `cross-entropy after 150 steps: ${ce}`);
+});
+
+test('state saved and restored continues exactly (weights, batch-norm statistics, Adam moments, steps)', (t) => {
+  const a = Engine.create(tiny, { maxBatch: 8, seed: 4 });
+  const first = syntheticBatch(8, 4);
+  for (let s = 0; s < 3; s++) a.trainStep(first.images, first.labels, { seed: s });
+  const b = Engine.create(tiny, { maxBatch: 8, seed: 99 });
+  b.setState(a.getState());
+  const next = syntheticBatch(8, 5);
+  const ra = a.trainStep(next.images, next.labels, { seed: 7 });
+  const rb = b.trainStep(next.images, next.labels, { seed: 7 });
+  t.is(ra.loss, rb.loss);
+  t.deepEqual(a.getWeights(), b.getWeights());
+  t.is(a.getState().steps, 4);
+});
+
+test('NaN in a batch is detected and named; the update is skipped', (t) => {
+  const engine = Engine.create(tiny, { maxBatch: 4, seed: 5 });
+  const { images, labels } = syntheticBatch(4, 6);
+  const before = engine.getWeights();
+  images[10] = Number.NaN;
+  const r = engine.trainStep(images, labels);
+  t.false(r.finite);
+  t.is(r.badLayer, 'entry.conv1');
+  t.deepEqual(engine.getWeights(), before);
+});
+
+test('bad input to the engine names the parameter', (t) => {
+  const engine = Engine.create(tiny, { maxBatch: 4, seed: 6 });
+  const { images, labels } = syntheticBatch(4, 7);
+  t.throws(() => engine.trainStep(images.subarray(1), labels), { instanceOf: RangeError, message: /length 4 x 1 x 35 x 35 = 4900 for images but received length 4899/ });
+  t.throws(() => engine.trainStep(images, Int32Array.of(0, 1, 2, 4)), { instanceOf: RangeError, message: /labels\[3\]/ });
+  t.throws(() => engine.trainStep(new Float32Array(5 * S * S), new Int32Array(5)), { instanceOf: RangeError, message: /batch of 1\.\.4/ });
+  t.throws(() => engine.trainStep(images, labels, { learningRate: 1 }), { instanceOf: TypeError, message: /Unknown option 'learningRate'/ });
+  t.throws(() => engine.trainStep(images, Array.from(labels)), { instanceOf: TypeError, message: /Int32Array for labels/ });
+  t.throws(() => Engine.create({ ...tiny, inputSize: 12 }, { maxBatch: 4 }), { instanceOf: RangeError, message: /inputSize/ });
+});
