@@ -45,29 +45,44 @@ namespace {
 
 ThreadPool& pool() { return ThreadPool::global(); }
 
-// Rows [m0, m1) of C = A * B (no transposes), blocked over K.
+// Rows [m0, m1) of C += A * B (no transposes), blocked over N (a chunk of a
+// C row stays in L1) and K (the B block stays in L2).
 template <typename T>
 ENGINE_HOT void gemm_nn_rows(int m0, int m1, int N, int K, const T* A, const T* B, T* C) {
-  constexpr int KB = 128;
-  for (int k0 = 0; k0 < K; k0 += KB) {
-    const int k1 = std::min(K, k0 + KB);
-    for (int i = m0; i < m1; ++i) {
-      T* c = C + static_cast<size_t>(i) * N;
-      for (int k = k0; k < k1; ++k) {
-        const T a = A[static_cast<size_t>(i) * K + k];
-        if (a == T(0)) continue;
-        const T* b = B + static_cast<size_t>(k) * N;
+  constexpr int NB = 512, KB = 128;
+  for (int j0 = 0; j0 < N; j0 += NB) {
+    const int j1 = std::min(N, j0 + NB);
+    for (int k0 = 0; k0 < K; k0 += KB) {
+      const int k1 = std::min(K, k0 + KB);
+      for (int i = m0; i < m1; ++i) {
+        T* c = C + static_cast<size_t>(i) * N;
+        for (int k = k0; k < k1; ++k) {
+          const T a = A[static_cast<size_t>(i) * K + k];
+          if (a == T(0)) continue;
+          const T* b = B + static_cast<size_t>(k) * N;
 #pragma omp simd
-        for (int j = 0; j < N; ++j) c[j] += a * b[j];
+          for (int j = j0; j < j1; ++j) c[j] += a * b[j];
+        }
       }
     }
   }
 }
 
+// out[cols][rows] = in[rows][cols], in 32x32 tiles.
 template <typename T>
 void transpose(int rows, int cols, const T* in, T* out) {
-  for (int r = 0; r < rows; ++r)
-    for (int c = 0; c < cols; ++c) out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
+  constexpr int TB = 32;
+  for (int r0 = 0; r0 < rows; r0 += TB)
+    for (int c0 = 0; c0 < cols; c0 += TB)
+      for (int r = r0; r < std::min(rows, r0 + TB); ++r)
+        for (int c = c0; c < std::min(cols, c0 + TB); ++c) out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
+}
+
+template <typename T>
+std::vector<T>& scratch_buffer(int which) {
+  // Reused across calls: fresh vectors cost page faults on every step.
+  thread_local std::vector<T> buffers[4];
+  return buffers[which];
 }
 
 }  // namespace
@@ -76,13 +91,14 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* B, T* C, bool accumulate) {
   // Transposed operands are copied into row-major form first: simple, and the
   // copies are small next to the O(MNK) product.
-  std::vector<T> at, bt;
   if (trans_a) {
+    auto& at = scratch_buffer<T>(0);
     at.resize(static_cast<size_t>(M) * K);
     transpose(K, M, A, at.data());
     A = at.data();
   }
   if (trans_b) {
+    auto& bt = scratch_buffer<T>(1);
     bt.resize(static_cast<size_t>(K) * N);
     transpose(N, K, B, bt.data());
     B = bt.data();
@@ -95,41 +111,69 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* 
 
 namespace {
 
-// im2col for one sample: col[(c*k*k + ky*k + kx)][oy*ow + ox]
+// Columns of the whole batch: col[(c*k + ky)*k + kx][n*P + oy*ow + ox], P = oh*ow.
 template <typename T>
 void im2col(const ConvShape& s, const T* x, T* col) {
   const int k = s.k, P = s.oh * s.ow;
-  for (int c = 0; c < s.c; ++c)
-    for (int ky = 0; ky < k; ++ky)
-      for (int kx = 0; kx < k; ++kx) {
-        T* row = col + static_cast<size_t>((c * k + ky) * k + kx) * P;
+  const size_t NP = static_cast<size_t>(s.n) * P;
+  pool().parallel_for(static_cast<size_t>(s.c) * k * k, 4, [&](size_t b, size_t e) {
+    for (size_t row_i = b; row_i < e; ++row_i) {
+      const int c = static_cast<int>(row_i / (k * k)), ky = static_cast<int>(row_i / k % k), kx = static_cast<int>(row_i % k);
+      T* row = col + row_i * NP;
+      for (int n = 0; n < s.n; ++n) {
+        const T* xp = x + (static_cast<size_t>(n) * s.c + c) * s.h * s.w;
+        T* out = row + static_cast<size_t>(n) * P;
         for (int oy = 0; oy < s.oh; ++oy) {
           const int iy = oy * s.stride + ky - s.pad_top;
           for (int ox = 0; ox < s.ow; ++ox) {
             const int ix = ox * s.stride + kx - s.pad_left;
-            row[oy * s.ow + ox] = (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) ? x[(static_cast<size_t>(c) * s.h + iy) * s.w + ix] : T(0);
+            out[oy * s.ow + ox] = (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) ? xp[iy * s.w + ix] : T(0);
           }
         }
       }
+    }
+  });
 }
 
 template <typename T>
 void col2im(const ConvShape& s, const T* col, T* dx) {
   const int k = s.k, P = s.oh * s.ow;
-  std::fill(dx, dx + static_cast<size_t>(s.c) * s.h * s.w, T(0));
-  for (int c = 0; c < s.c; ++c)
-    for (int ky = 0; ky < k; ++ky)
-      for (int kx = 0; kx < k; ++kx) {
-        const T* row = col + static_cast<size_t>((c * k + ky) * k + kx) * P;
-        for (int oy = 0; oy < s.oh; ++oy) {
-          const int iy = oy * s.stride + ky - s.pad_top;
-          if (iy < 0 || iy >= s.h) continue;
-          for (int ox = 0; ox < s.ow; ++ox) {
-            const int ix = ox * s.stride + kx - s.pad_left;
-            if (ix >= 0 && ix < s.w) dx[(static_cast<size_t>(c) * s.h + iy) * s.w + ix] += row[oy * s.ow + ox];
+  const size_t NP = static_cast<size_t>(s.n) * P;
+  // Parallel over (n, c) planes: each owns its output plane.
+  pool().parallel_for(static_cast<size_t>(s.n) * s.c, 4, [&](size_t b, size_t e) {
+    for (size_t nc = b; nc < e; ++nc) {
+      const int n = static_cast<int>(nc / s.c), c = static_cast<int>(nc % s.c);
+      T* dp = dx + nc * s.h * s.w;
+      std::fill(dp, dp + static_cast<size_t>(s.h) * s.w, T(0));
+      for (int ky = 0; ky < k; ++ky)
+        for (int kx = 0; kx < k; ++kx) {
+          const T* row = col + static_cast<size_t>((c * k + ky) * k + kx) * NP + static_cast<size_t>(n) * P;
+          for (int oy = 0; oy < s.oh; ++oy) {
+            const int iy = oy * s.stride + ky - s.pad_top;
+            if (iy < 0 || iy >= s.h) continue;
+            for (int ox = 0; ox < s.ow; ++ox) {
+              const int ix = ox * s.stride + kx - s.pad_left;
+              if (ix >= 0 && ix < s.w) dp[iy * s.w + ix] += row[oy * s.ow + ox];
+            }
           }
         }
-      }
+    }
+  });
+}
+
+// NCHW [n][c][P] <-> channel-major [c][n*P], so a batch is one GEMM.
+template <typename T>
+void pack(int n, int c, int P, const T* in, T* out) {
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      std::memcpy(out + (static_cast<size_t>(ch) * n + i) * P, in + (static_cast<size_t>(i) * c + ch) * P, P * sizeof(T));
+}
+
+template <typename T>
+void unpack(int n, int c, int P, const T* in, T* out) {
+  for (int i = 0; i < n; ++i)
+    for (int ch = 0; ch < c; ++ch)
+      std::memcpy(out + (static_cast<size_t>(i) * c + ch) * P, in + (static_cast<size_t>(ch) * n + i) * P, P * sizeof(T));
 }
 
 bool is_plain_pointwise(const ConvShape& s) { return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise; }
@@ -163,17 +207,16 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
     });
     return;
   }
+  // The whole batch as one GEMM: Y'[o][n*P] = W[o][K] * cols[K][n*P].
   const int K = s.c * s.k * s.k;
-  for (int n = 0; n < s.n; ++n) {
-    const T* xn = x + static_cast<size_t>(n) * s.c * in_plane;
-    const T* cols = xn;
-    if (!is_plain_pointwise(s)) {
-      scratch.resize(static_cast<size_t>(K) * out_plane);
-      im2col(s, xn, scratch.data());
-      cols = scratch.data();
-    }
-    gemm(false, false, s.o, static_cast<int>(out_plane), K, weight, cols, y + static_cast<size_t>(n) * s.o * out_plane, false);
-  }
+  const int NP = static_cast<int>(s.n * out_plane);
+  scratch.resize(static_cast<size_t>(K) * NP);
+  if (is_plain_pointwise(s)) pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
+  else im2col(s, x, scratch.data());
+  auto& yp = scratch_buffer<T>(2);
+  yp.resize(static_cast<size_t>(s.o) * NP);
+  gemm(false, false, s.o, NP, K, weight, scratch.data(), yp.data(), false);
+  unpack(s.n, s.o, static_cast<int>(out_plane), yp.data(), y);
 }
 
 template <typename T>
@@ -181,7 +224,8 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
   if (s.depthwise) {
     // dx per (n, c) plane in parallel; dweight per channel summed over n afterwards (fixed order).
-    std::vector<T> dw_partial(static_cast<size_t>(s.n) * s.c * s.k * s.k, T(0));
+    auto& dw_partial = scratch_buffer<T>(3);
+    dw_partial.assign(static_cast<size_t>(s.n) * s.c * s.k * s.k, T(0));
     pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
       for (size_t nc = b; nc < e; ++nc) {
         const int c = static_cast<int>(nc % s.c);
@@ -212,28 +256,20 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
     return;
   }
   const int K = s.c * s.k * s.k;
+  const int NP = static_cast<int>(s.n * out_plane);
   const bool plain = is_plain_pointwise(s);
-  std::vector<T> dcol(plain ? 0 : static_cast<size_t>(K) * out_plane);
-  for (int n = 0; n < s.n; ++n) {
-    const T* xn = x + static_cast<size_t>(n) * s.c * in_plane;
-    const T* dyn = dy + static_cast<size_t>(n) * s.o * out_plane;
-    const T* cols = xn;
-    if (!plain) {
-      scratch.resize(static_cast<size_t>(K) * out_plane);
-      im2col(s, xn, scratch.data());
-      cols = scratch.data();
-    }
-    // dW[o][K] += dy[o][P] * cols[K][P]^T
-    gemm(false, true, s.o, K, static_cast<int>(out_plane), dyn, cols, dweight, true);
-    // dcols[K][P] = W[o][K]^T * dy[o][P]
-    T* dxn = dx + static_cast<size_t>(n) * s.c * in_plane;
-    if (plain) {
-      gemm(true, false, K, static_cast<int>(out_plane), s.o, weight, dyn, dxn, false);
-    } else {
-      gemm(true, false, K, static_cast<int>(out_plane), s.o, weight, dyn, dcol.data(), false);
-      col2im(s, dcol.data(), dxn);
-    }
-  }
+  scratch.resize(static_cast<size_t>(K) * NP);
+  if (plain) pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
+  else im2col(s, x, scratch.data());
+  auto& dyp = scratch_buffer<T>(2);
+  dyp.resize(static_cast<size_t>(s.o) * NP);
+  pack(s.n, s.o, static_cast<int>(out_plane), dy, dyp.data());
+  // dW[o][K] += dY'[o][NP] * cols[K][NP]^T
+  gemm(false, true, s.o, K, NP, dyp.data(), scratch.data(), dweight, true);
+  // dcols[K][NP] = W^T * dY' (reusing the columns' buffer), then back to NCHW
+  gemm(true, false, K, NP, s.o, weight, dyp.data(), scratch.data(), false);
+  if (plain) unpack(s.n, s.c, static_cast<int>(in_plane), scratch.data(), dx);
+  else col2im(s, scratch.data(), dx);
 }
 
 template <typename T>
