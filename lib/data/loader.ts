@@ -202,7 +202,7 @@ export class DataLoader {
    * The batches of one epoch, in order. Augmentation (when configured) and
    * shuffling depend only on (seed, epoch), never on thread timing.
    */
-  async *epoch(epoch = 0, options: { augment?: boolean } = {}): AsyncGenerator<Batch> {
+  async *epoch(epoch = 0, options: { augment?: boolean; startBatch?: number } = {}): AsyncGenerator<Batch> {
     await this.ensureCache();
     const augment = options.augment ?? this.options.augment !== null;
     const labels = this.split.samples.map((s) => s.label);
@@ -211,13 +211,14 @@ export class DataLoader {
     const { batchSize, prefetch } = this.options;
     const count = this.options.dropLast ? Math.floor(order.length / batchSize) : Math.ceil(order.length / batchSize);
     const queue: Promise<BatchResult>[] = [];
-    let next = 0;
+    const first = Math.max(0, Math.min(count, options.startBatch ?? 0));  // resuming mid-epoch: same order, later batches
+    let next = first;
     const submit = () => {
       const indices = order.slice(next * batchSize, Math.min(order.length, (next + 1) * batchSize));
       queue.push(this.run<BatchResult>({ type: 'batch', indices, epoch, augment }));
       next++;
     };
-    for (let b = 0; b < count; b++) {
+    for (let b = first; b < count; b++) {
       while (next < count && queue.length < prefetch) submit();
       const result = await queue.shift()!;
       // A sample that failed is left out of later epochs, so each bad file is counted once.

@@ -21,6 +21,8 @@ export interface TrainStepOptions {
   lr?: number;
   momentum?: number;
   weightDecay?: number;
+  /** running batch-norm statistics: new = m * old + (1 - m) * batch (default 0.99, Keras') */
+  bnMomentum?: number;
   /** seed of this step's dropout mask */
   seed?: number;
 }
@@ -93,7 +95,7 @@ export function buildProgram(arch: Architecture): object {
   };
 }
 
-const STEP_KEYS = ['lambdaCE', 'wFD', 'wMD', 'wED', 'adcorre', 'classAccuracy', 'optimizer', 'lr', 'momentum', 'weightDecay', 'seed'] as const;
+const STEP_KEYS = ['lambdaCE', 'wFD', 'wMD', 'wED', 'adcorre', 'classAccuracy', 'optimizer', 'lr', 'momentum', 'weightDecay', 'bnMomentum', 'seed'] as const;
 
 export class Engine {
   readonly config: XceptionConfig;
@@ -138,7 +140,7 @@ export class Engine {
     this.checkImages(images, n);
     if (!isPlainObject(options)) throw invalidType('options', 'object', options);
     knownKeys('options', options as Record<string, unknown>, STEP_KEYS);
-    for (const key of ['lambdaCE', 'wFD', 'wMD', 'wED', 'lr', 'momentum', 'weightDecay'] as const) {
+    for (const key of ['lambdaCE', 'wFD', 'wMD', 'wED', 'lr', 'momentum', 'weightDecay', 'bnMomentum'] as const) {
       if (options[key] !== undefined) finiteNumber(`options.${key}`, options[key]);
     }
     if (options.adcorre !== undefined) boolean('options.adcorre', options.adcorre);

@@ -1,0 +1,44 @@
+// adcorre-export <checkpoint> -o model.onnx: the ONNX model users run.
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { Command } from 'commander';
+import { labelNames } from '../data/labels.js';
+import { writeFileAtomic } from '../io.js';
+import { validateConfig } from '../model/config.js';
+import { exportOnnx } from '../model/onnx.js';
+import { readCheckpoint } from '../train/checkpoint.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('adcorre-export')
+    .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata)')
+    .argument('<checkpoint>', 'a .ckpt file written by adcorre-train')
+    .requiredOption('-o, --output <file>', 'the .onnx file to write')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    return code === 'commander.helpDisplayed' ? 0 : 2;
+  }
+  const [path] = program.args;
+  const { output } = program.opts<{ output: string }>();
+  try {
+    const { state, meta } = readCheckpoint(path);
+    const config = validateConfig((meta.options as { config: unknown }).config, `${path} config`);
+    let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
+    try {
+      labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
+    } catch { /* the run's config.json is optional */ }
+    const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
+    const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
+    writeFileAtomic(output, exportOnnx(config, state.weights, {
+      labels, training: { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) },
+    }));
+    process.stdout.write(`wrote ${output}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`adcorre-export: ${(err as Error).message}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,334 @@
+// The training workflow (the paper's TrainModel(...).train()): data, engine,
+// cross-entropy + Ad-Corre with the adaptive attention map, learning-rate
+// schedule, evaluation on the validation split every epoch, the best model
+// kept (checkpoint + ONNX), atomic checkpoints, exact resume, clean interrupt.
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfusionTracker } from '../confusion.js';
+import { DataLoader } from '../data/loader.js';
+import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
+import { openDataset } from '../data/open.js';
+import { mixSeed } from '../data/random.js';
+import { Engine, type StepStats } from '../engine/engine.js';
+import { writeFileAtomic } from '../io.js';
+import { buildArchitecture, parameterCount } from '../model/architecture.js';
+import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
+import { exportOnnx } from '../model/onnx.js';
+import { confusionSvg, lineChartSvg, writePng } from './charts.js';
+import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
+
+export interface TrainerOptions {
+  dataset?: DatasetFormat | 'auto';
+  data: string;
+  classes?: 7 | 8;
+  fer2013?: string;
+  /** a preset name (paper, fer-48, compact), a JSON file with a configuration, or the configuration */
+  arch: string | XceptionConfig;
+  epochs: number;
+  batch: number;
+  out: string;
+  lr?: number;
+  /** Keras-style inverse-time decay per step: lr / (1 + decay * step) (the reference code's Adam) */
+  decay?: number;
+  schedule?: 'decay' | 'cosine' | 'step';
+  /** warm-up epochs (linear from lr / 10) */
+  warmup?: number;
+  stepEvery?: number;
+  stepGamma?: number;
+  optimizer?: 'adam' | 'sgd';
+  momentum?: number;
+  weightDecay?: number;
+  /** batch-norm running-statistics momentum (0.9: they settle within an epoch of a small dataset) */
+  bnMomentum?: number;
+  lambdaCE?: number;
+  wFD?: number;
+  wMD?: number;
+  wED?: number;
+  /** false: cross-entropy only (the ablation) */
+  adcorre?: boolean;
+  /** the adaptive attention map from the last `history` training predictions (false: uniform) */
+  attention?: boolean;
+  history?: number;
+  augment?: boolean;
+  balanced?: boolean;
+  seed?: number;
+  workers?: number;
+  /** fraction of train held out for validation when the dataset has no val split */
+  valFraction?: number;
+  /** start from a checkpoint's weights (fine-tuning) */
+  init?: string;
+  /** continue the run in `out` from its last checkpoint */
+  resume?: boolean;
+  /** also checkpoint every this many steps (0: at the end of each epoch only) */
+  checkpointEvery?: number;
+  /** stop after this many steps in total (tests and quick trials) */
+  maxSteps?: number;
+  /** NaN or Infinity in a step: 'skip' it (default) or 'stop' training */
+  onNonFinite?: 'skip' | 'stop';
+}
+
+export interface EpochRecord {
+  epoch: number;
+  step: number;
+  lr: number;
+  train: { loss: number; ce: number; fd: number; md: number; ed: number; accuracy: number; samplesPerSecond: number; skippedSteps: number };
+  val: ClassificationMetrics;
+}
+
+export interface TrainSummary {
+  out: string;
+  config: XceptionConfig;
+  parameters: number;
+  epochs: number;
+  steps: number;
+  best: { accuracy: number; meanClassAccuracy: number; epoch: number } | null;
+  interrupted: boolean;
+  seconds: number;
+  checkpoint: string;
+  model: string | null;
+}
+
+export interface ProgressEvent {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  stats?: StepStats;
+  samplesPerSecond: number;
+  phase: 'train' | 'eval' | 'epoch-end';
+  record?: EpochRecord;
+}
+
+const DEFAULTS = {
+  dataset: 'auto' as const, lr: 1e-3, decay: 1e-5, schedule: 'decay' as const, warmup: 0, stepEvery: 10, stepGamma: 0.5,
+  optimizer: 'adam' as const, momentum: 0.9, weightDecay: 0, bnMomentum: 0.9, lambdaCE: 50, wFD: 1, wMD: 1, wED: 1, adcorre: true,
+  attention: true, history: 1000, augment: true, balanced: false, seed: 1, valFraction: 0.1, checkpointEvery: 0,
+  onNonFinite: 'skip' as const,
+};
+
+export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
+  if (typeof arch !== 'string') return validateConfig(arch, 'arch');
+  if (PRESETS[arch]) return PRESETS[arch];
+  if (existsSync(arch)) return validateConfig(JSON.parse(readFileSync(arch, 'utf8')), arch);
+  throw new RangeError(`Expected a preset (${Object.keys(PRESETS).join(', ')}) or a configuration file for arch but received '${arch}'`);
+}
+
+/** Checks that `dir` can take `bytes` more, before an hour of training rather than after. */
+export function checkWritable(dir: string, bytes: number): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+    const probe = join(dir, `.write-test-${process.pid}`);
+    writeFileSync(probe, 'ok');
+    rmSync(probe);
+  } catch (err) {
+    throw new Error(`Output folder ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  try {
+    const fs = statfsSync(dir);
+    const free = fs.bavail * fs.bsize;
+    if (free < bytes) throw new Error(`Output folder ${dir} has ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`);
+  } catch (err) {
+    if ((err as Error).message.startsWith('Output folder')) throw err;
+  }
+}
+
+export class Trainer {
+  readonly options: Required<Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume'>> & TrainerOptions;
+  readonly config: XceptionConfig;
+  private interrupted = false;
+
+  constructor(options: TrainerOptions) {
+    if (!options || typeof options.data !== 'string') throw new TypeError('Expected options.data: the dataset path');
+    for (const key of ['epochs', 'batch'] as const) {
+      if (!Number.isInteger(options[key]) || options[key] < 1) throw new RangeError(`Expected positive integer for ${key} but received ${String(options[key])}`);
+    }
+    if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
+    this.options = { ...DEFAULTS, ...options } as Trainer['options'];
+    this.config = { ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}) };
+  }
+
+  /** Asks a running train() to checkpoint and return (what SIGINT/SIGTERM do in the CLI). */
+  interrupt(): void {
+    this.interrupted = true;
+  }
+
+  private lrAt(step: number, epochFloat: number): number {
+    const o = this.options;
+    let lr = o.lr;
+    if (o.schedule === 'decay') lr = o.lr / (1 + o.decay * step);
+    else if (o.schedule === 'cosine') lr = 0.5 * o.lr * (1 + Math.cos((Math.PI * Math.min(epochFloat, o.epochs)) / o.epochs));
+    else if (o.schedule === 'step') lr = o.lr * o.stepGamma ** Math.floor(epochFloat / o.stepEvery);
+    if (o.warmup > 0 && epochFloat < o.warmup) lr *= 0.1 + (0.9 * epochFloat) / o.warmup;
+    return lr;
+  }
+
+  private splits(dataset: Dataset): { train: Split; val: Split } {
+    const train = dataset.splits.get('train') ?? dataset.splits.get('all');
+    if (!train) throw new Error(`${dataset.path} has no train split (it has ${[...dataset.splits.keys()].join(', ')})`);
+    const val = dataset.splits.get('val');
+    if (val) return { train, val };
+    // No validation split: hold out a seeded, fixed fraction of train (never the test split).
+    const order = train.samples.map((_, i) => i).sort((a, b) => mixSeed(this.options.seed, a) - mixSeed(this.options.seed, b));
+    const cut = Math.max(1, Math.round(order.length * this.options.valFraction));
+    const held = new Set(order.slice(0, cut));
+    return {
+      train: { ...train, name: 'train', samples: train.samples.filter((_, i) => !held.has(i)) },
+      val: { ...train, name: 'val', samples: train.samples.filter((_, i) => held.has(i)) },
+    };
+  }
+
+  private async evaluate(engine: Engine, loader: DataLoader, labels: string[]): Promise<ClassificationMetrics> {
+    const confusion = confusionMatrix(this.config.classes);
+    for await (const b of loader.epoch(0, { augment: false })) {
+      const { probs } = engine.predict(b.images, b.count);
+      const C = this.config.classes;
+      for (let i = 0; i < b.count; i++) {
+        const p = probs.subarray(i * C, (i + 1) * C);
+        let best = 0;
+        for (let c = 1; c < C; c++) if (p[c] > p[best]) best = c;
+        confusion[b.labels[i]][best]++;
+      }
+    }
+    return metricsFrom(confusion, labels);
+  }
+
+  async train(onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
+    const o = this.options;
+    const started = Date.now();
+    const out = resolve(o.out);
+    const lastPath = join(out, 'last.ckpt'), bestPath = join(out, 'best.ckpt'), modelPath = join(out, 'model.onnx');
+    const config = validateConfig(this.config, 'arch');
+    const paramFloats = parameterCount(buildArchitecture(config));
+    // checkpoints (weights + two Adam moments, last and best) and the ONNX model, with room to spare
+    checkWritable(out, paramFloats * 4 * 3 * 2 + paramFloats * 4 * 2 + (16 << 20));
+
+    const dataset = await openDataset(o.data, { format: o.dataset, classes: o.classes ?? (config.classes === 8 ? 8 : 7), fer2013: o.fer2013 });
+    if (dataset.labelNames.length !== config.classes) {
+      throw new RangeError(`The model has ${config.classes} classes but the dataset's label space has ${dataset.labelNames.length}; pass --classes ${config.classes}`);
+    }
+    const { train, val } = this.splits(dataset);
+    const labels = dataset.labelNames;
+
+    let engine: Engine;
+    let tracker = new ConfusionTracker(config.classes, { history: o.history });
+    let epoch0 = 0, batch0 = 0, step = 0;
+    let best: CheckpointMeta['best'] = null;
+    let history: EpochRecord[] = [];
+    if (o.resume && existsSync(lastPath)) {
+      const { state, meta } = readCheckpoint(lastPath);
+      engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights });
+      engine.setState(state);
+      tracker = ConfusionTracker.fromJSON(meta.tracker as never);
+      ({ epoch: epoch0, batch: batch0, step, best } = meta);
+      history = meta.history as EpochRecord[];
+    } else {
+      if (o.resume) throw new Error(`Nothing to resume: ${lastPath} does not exist`);
+      engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed });
+      if (o.init) engine.setWeights(readCheckpoint(o.init).state.weights);
+      rmSync(join(out, 'metrics.jsonl'), { force: true });
+    }
+    writeFileAtomic(join(out, 'config.json'), JSON.stringify({ options: o, config, labels }, null, 2));
+
+    const trainLoader = new DataLoader(train, {
+      batchSize: o.batch, size: config.inputSize, channels: config.channels, augment: o.augment, shuffle: true,
+      balanced: o.balanced, seed: o.seed, workers: o.workers, dropLast: true,
+    });
+    const valLoader = new DataLoader(val, { batchSize: o.batch, size: config.inputSize, channels: config.channels, seed: o.seed, workers: o.workers });
+    const meta = (epoch: number, batch: number, reason: string): CheckpointMeta =>
+      ({ options: { ...o, config }, epoch, batch, step, tracker: tracker.toJSON(), best, history, reason });
+    const save = (path: string, epoch: number, batch: number, reason: string) => writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
+
+    let interrupted = false;
+    try {
+      for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
+        const batches = trainLoader.length;
+        const sums = { loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 };
+        const t0 = Date.now();
+        for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
+          const lr = this.lrAt(step, epoch + b.index / batches);
+          const stats = engine.trainStep(b.images, b.labels, {
+            lr, optimizer: o.optimizer, momentum: o.momentum, weightDecay: o.weightDecay, bnMomentum: o.bnMomentum, lambdaCE: o.lambdaCE,
+            wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, seed: mixSeed(o.seed, step),
+            ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
+          });
+          step++;
+          if (!stats.finite) {
+            sums.skipped++;
+            if (o.onNonFinite === 'stop') throw new Error(`Non-finite loss or gradient at step ${step} (first bad layer: ${stats.badLayer}); stopping as configured`);
+          } else {
+            tracker.update(b.labels, stats.predictions);
+            sums.loss += stats.loss * b.count; sums.ce += stats.ce * b.count; sums.fd += stats.fd * b.count;
+            sums.md += stats.md * b.count; sums.ed += stats.ed * b.count; sums.correct += stats.correct; sums.seen += b.count;
+          }
+          sums.steps++;
+          const sps = sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000);
+          onProgress?.({ epoch, epochs: o.epochs, batch: b.index + 1, batches, stats, samplesPerSecond: sps, phase: 'train' });
+          if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0) save(lastPath, epoch, b.index + 1, 'steps');
+          // Let signal handlers and timers run: batches from the cache arrive without ever leaving the microtask queue.
+          await new Promise((r) => setImmediate(r));
+          if (this.interrupted || (o.maxSteps !== undefined && step >= o.maxSteps)) {
+            save(lastPath, epoch, b.index + 1, this.interrupted ? 'interrupt' : 'max-steps');
+            interrupted = true;
+            break;
+          }
+        }
+        if (interrupted) break;
+        onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: 0, phase: 'eval' });
+        const valMetrics = await this.evaluate(engine, valLoader, labels);
+        const n = Math.max(1, sums.seen);
+        const record: EpochRecord = {
+          epoch: epoch + 1, step, lr: this.lrAt(step, epoch + 1),
+          train: { loss: sums.loss / n, ce: sums.ce / n, fd: sums.fd / n, md: sums.md / n, ed: sums.ed / n, accuracy: sums.correct / n,
+            samplesPerSecond: sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000), skippedSteps: sums.skipped },
+          val: valMetrics,
+        };
+        history.push(record);
+        appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
+        if (!best || valMetrics.accuracy > best.accuracy) {
+          best = { accuracy: valMetrics.accuracy, epoch: epoch + 1 };
+          save(bestPath, epoch + 1, 0, 'best');
+          writeFileAtomic(modelPath, exportOnnx(config, engine.getWeights(), { labels, training: this.trainingSummary(dataset, record, step) }));
+        }
+        save(lastPath, epoch + 1, 0, 'epoch');
+        onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: record.train.samplesPerSecond, phase: 'epoch-end', record });
+        if (this.interrupted) interrupted = true;
+      }
+    } finally {
+      await trainLoader.close();
+      await valLoader.close();
+    }
+    if (history.length) await this.charts(out, history, labels);
+    const bestRecord = best ? history.find((h) => h.epoch === best!.epoch) : undefined;
+    const summary: TrainSummary = {
+      out, config, parameters: paramFloats, epochs: history.length, steps: step,
+      best: best && bestRecord ? { accuracy: best.accuracy, meanClassAccuracy: bestRecord.val.meanClassAccuracy, epoch: best.epoch } : null,
+      interrupted, seconds: (Date.now() - started) / 1000, checkpoint: lastPath, model: existsSync(modelPath) ? modelPath : null,
+    };
+    writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+    return summary;
+  }
+
+  private trainingSummary(dataset: Dataset, record: EpochRecord, step: number): Record<string, unknown> {
+    const o = this.options;
+    return {
+      dataset: dataset.format, data: dataset.path, epoch: record.epoch, steps: step,
+      valAccuracy: record.val.accuracy, valMeanClassAccuracy: record.val.meanClassAccuracy, valSamples: record.val.samples,
+      loss: { lambdaCE: o.lambdaCE, wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, attention: o.attention },
+      optimizer: { name: o.optimizer, lr: o.lr, schedule: o.schedule, decay: o.decay, batch: o.batch }, seed: o.seed,
+      trainedWith: 'adcorre-native 0.1.0',
+    };
+  }
+
+  private async charts(out: string, history: EpochRecord[], labels: string[]): Promise<void> {
+    await writePng(join(out, 'loss.png'), lineChartSvg('training loss', 'epoch', [
+      { name: 'total', values: history.map((h) => h.train.loss) }, { name: 'CE', values: history.map((h) => h.train.ce) },
+      { name: 'FD', values: history.map((h) => h.train.fd) }, { name: 'MD', values: history.map((h) => h.train.md) },
+      { name: 'ED', values: history.map((h) => h.train.ed) }]));
+    await writePng(join(out, 'accuracy.png'), lineChartSvg('accuracy', 'epoch', [
+      { name: 'train', values: history.map((h) => h.train.accuracy) }, { name: 'val', values: history.map((h) => h.val.accuracy) },
+      { name: 'val mean class', values: history.map((h) => h.val.meanClassAccuracy) }]));
+    const bestRecord = history.reduce((a, b) => (b.val.accuracy > a.val.accuracy ? b : a));
+    await writePng(join(out, 'confusion.png'), confusionSvg(`validation confusion (epoch ${bestRecord.epoch})`, labels, bestRecord.val.confusion));
+  }
+}

@@ -1,0 +1,116 @@
+// The training harness on a small generated dataset and a tiny configuration:
+// the run folder, resume equal to an uninterrupted run, atomic and checked
+// checkpoints, SIGINT handling, an unwritable output folder refused up front,
+// and the export/eval round trip (ONNX Runtime's accuracy = the trainer's).
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync, copyFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import test from 'ava';
+import { Trainer } from '../dist/train/trainer.js';
+import { readCheckpoint } from '../dist/train/checkpoint.js';
+import { labelNames } from '../dist/index.js';
+import { tempDir, writeImage } from './helpers/fixtures.js';
+
+const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
+
+async function dataset() {
+  const dir = tempDir('adcorre-train-data-');
+  for (const [split, per] of [['train', 6], ['val', 2]]) {
+    for (const [c, name] of labelNames(7).entries()) {
+      for (let i = 0; i < per; i++) await writeImage(join(dir, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
+    }
+  }
+  return dir;
+}
+const data = await dataset();
+const base = { data, arch: tiny, batch: 8, lr: 3e-3, seed: 3, workers: 0 };
+
+test('a run: metrics per epoch, best and last checkpoints, ONNX model, charts, summary', async (t) => {
+  const out = tempDir('adcorre-run-');
+  const events = [];
+  const summary = await new Trainer({ ...base, epochs: 2, out }).train((e) => events.push(e.phase));
+  t.is(summary.epochs, 2);
+  t.is(summary.steps, 10);  // 42 training images, batches of 8, last partial batch dropped
+  for (const f of ['last.ckpt', 'best.ckpt', 'model.onnx', 'metrics.jsonl', 'loss.png', 'accuracy.png', 'confusion.png', 'summary.json', 'config.json']) {
+    t.true(existsSync(join(out, f)), f);
+  }
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  t.is(lines.length, 2);
+  t.is(lines[1].val.samples, 14);
+  t.is(lines[1].val.confusion.length, 7);
+  t.true(events.includes('eval') && events.includes('epoch-end'));
+  t.false(readdirSync(out).some((f) => f.endsWith('.tmp')), 'no temporary files left');
+});
+
+test('resume from a mid-epoch stop equals the uninterrupted run', async (t) => {
+  const straight = tempDir('adcorre-run-');
+  await new Trainer({ ...base, epochs: 2, out: straight }).train();
+  const resumed = tempDir('adcorre-run-');
+  const first = await new Trainer({ ...base, epochs: 2, out: resumed, maxSteps: 7 }).train();
+  t.true(first.interrupted);
+  t.is(readCheckpoint(join(resumed, 'last.ckpt')).meta.batch, 2);  // stopped inside epoch 2
+  const second = await new Trainer({ ...base, epochs: 2, out: resumed, resume: true }).train();
+  t.is(second.steps, 10);
+  const a = readCheckpoint(join(straight, 'last.ckpt'));
+  const b = readCheckpoint(join(resumed, 'last.ckpt'));
+  t.deepEqual(b.state.weights, a.state.weights);
+  t.deepEqual(b.state.moments, a.state.moments);
+  t.deepEqual(b.meta.tracker, a.meta.tracker);
+  t.deepEqual(readFileSync(join(resumed, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).val),
+    readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).val));
+});
+
+test('checkpoints are checked: a truncated or foreign file is refused', async (t) => {
+  const out = tempDir('adcorre-run-');
+  await new Trainer({ ...base, epochs: 1, out }).train();
+  const copy = join(out, 'copy.ckpt');
+  copyFileSync(join(out, 'last.ckpt'), copy);
+  truncateSync(copy, readFileSync(copy).length - 100);
+  t.throws(() => readCheckpoint(copy), { message: /damaged checkpoint \(checksum mismatch/ });
+  writeFileSync(copy, 'hello');
+  t.throws(() => readCheckpoint(copy), { message: /not an adcorre-native checkpoint/ });
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: tempDir(), resume: true }).train(), { message: /Nothing to resume/ });
+});
+
+test('an unwritable output folder is an error before training starts', async (t) => {
+  const file = join(tempDir(), 'a-file');
+  writeFileSync(file, 'x');
+  const start = Date.now();
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: join(file, 'run') }).train(), { message: /Output folder .* is not writable/ });
+  t.true(Date.now() - start < 5000);
+  t.throws(() => new Trainer({ ...base, epochs: 0, out: 'x' }), { instanceOf: RangeError, message: /positive integer for epochs/ });
+  t.throws(() => new Trainer({ ...base, arch: 'huge', epochs: 1, out: 'x' }), { instanceOf: RangeError, message: /preset .* for arch but received 'huge'/ });
+});
+
+const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
+
+test('SIGINT checkpoints and exits 130; --resume continues; export and eval agree with the trainer', async (t) => {
+  const out = tempDir('adcorre-run-');
+  const arch = join(out, '..', `tiny-${process.pid}.json`);
+  writeFileSync(arch, JSON.stringify(tiny));
+  const args = ['--data', data, '--arch', arch, '--batch', '8', '--seed', '3', '--workers', '0', '--out', out];
+  const child = spawn(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  const code = await new Promise((resolve) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/epoch 1\/50 batch/.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  t.is(code, 130, stderr);
+  t.regex(stderr, /SIGINT: saving a checkpoint/);
+  const saved = readCheckpoint(join(out, 'last.ckpt'));
+  t.is(saved.meta.reason, 'interrupt');
+  const resumed = await promisify(execFile)(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '2', '--resume']);
+  t.regex(resumed.stdout, /^done: 10 steps/);
+  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  const evaluated = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', join(out, 'model.onnx'), '--data', data, '--json'])).stdout);
+  t.is(evaluated.accuracy, summary.best.accuracy);
+  t.is(evaluated.samples, 14);
+  const onnx = join(out, 'exported.onnx');
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', onnx]);
+  const again = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', onnx, '--data', data, '--json'])).stdout);
+  t.is(again.accuracy, summary.best.accuracy);
+});
