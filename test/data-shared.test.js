@@ -17,6 +17,7 @@ const why = present ? '' : ` (skipped: ${root} is absent)`;
 maybe(`FER-2013 image folders: 28,709 train and 3,589 val images in 7 classes${why}`, async (t) => {
   const ds = await openDataset(root);
   t.is(ds.format, 'folder');
+  t.is((await openDataset(root, { format: 'fer2013' })).splits.get('val').samples.length, 3589);  // --dataset fer2013 on the folder layout
   t.is(ds.splits.get('train').samples.length, 28709);
   t.is(ds.splits.get('val').samples.length, 3589);
   const count = (split) => {

@@ -61,8 +61,9 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
   const o = { classes: options.classes, strict: options.strict };
   switch (format) {
     case 'fer2013': {
-      const p = statSync(path).isDirectory() ? join(path, 'fer2013.csv') : path;
-      return p.toLowerCase().endsWith('.csv') ? readFer2013Csv(p, o) : readImageFolder(path, o);
+      // Kaggle's CSV, or a folder holding it, or the image-folder layout (split/class/*.jpg)
+      if (!statSync(path).isDirectory()) return readFer2013Csv(path, o);
+      return existsSync(join(path, 'fer2013.csv')) ? readFer2013Csv(join(path, 'fer2013.csv'), o) : readImageFolder(path, o);
     }
     case 'ferplus': return readFerPlus(path, { ...o, fer2013: options.fer2013 });
     case 'rafdb': return readRafDb(path, o);
