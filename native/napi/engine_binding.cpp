@@ -10,6 +10,7 @@
 #include <string>
 
 #include "../engine/engine.h"
+#include "typed_array.h"
 
 namespace {
 
@@ -20,12 +21,7 @@ using adcorre::engine::ProgramDesc;
 
 template <typename T>
 T* data_of(const Napi::TypedArray& arr) {
-  napi_typedarray_type type;
-  size_t length = 0, offset = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  NAPI_THROW_IF_FAILED(arr.Env(), napi_get_typedarray_info(arr.Env(), arr, &type, &length, &data, &buffer, &offset), nullptr);
-  return static_cast<T*>(data);
+  return adcorre::napi::typed_data<T>(arr);
 }
 
 Napi::TypedArray typed(const Napi::Value& v, napi_typedarray_type type, const char* name) {
