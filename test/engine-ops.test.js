@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import test from 'ava';
+import { backendInfo } from '../dist/index.js';
 
 const binary = new URL('../build/Release/adcorre_ops_test', import.meta.url).pathname;
 
@@ -19,7 +20,6 @@ test('engine operations: backward = finite differences (float64)', async (t) => 
 });
 
 const cudaBinary = new URL('../build/Release/adcorre_ops_cuda_test', import.meta.url).pathname;
-const { backendInfo } = await import('../dist/index.js');
 const gpu = backendInfo().cuda;
 const cudaWhy = !existsSync(cudaBinary) ? 'the addon was built without nvcc' : !gpu.usable ? `no usable CUDA GPU: ${gpu.error ?? 'none found'}` : '';
 (cudaWhy ? test.skip : test)(`CUDA engine operations = CPU operations (relative error <= 1e-4)${cudaWhy ? ` (skipped: ${cudaWhy})` : ''}`, async (t) => {
