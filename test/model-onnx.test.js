@@ -70,7 +70,7 @@ test('metadata round trip: labels, configuration, input, normalisation, training
   t.deepEqual(meta.labels, labelNames(7));
   t.deepEqual(meta.config, config);
   t.deepEqual(meta.input, { name: 'image', layout: 'NCHW', size: 35, channels: 1, range: [0, 1] });
-  t.deepEqual(meta.normalization, { scale: 2, offset: -1 });
+  t.deepEqual(meta.normalization, { type: 'standardize', eps: 1e-3 });
   t.deepEqual(meta.training, { dataset: 'fer2013', valAccuracy: 0.5 });
 });
 

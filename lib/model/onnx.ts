@@ -13,15 +13,22 @@ const { onnx } = onnxProto;
 
 export const OPSET = 17;
 export const FORMAT_VERSION = '1';
-/** The graph computes image * SCALE + OFFSET before the first convolution: [0, 1] -> [-1, 1]. */
-export const NORMALIZATION = { scale: 2, offset: -1 };
+/**
+ * Before the first convolution each image is standardised on its own:
+ * (x - mean(x)) / sqrt(var(x) + eps) over all its pixels and channels. A
+ * model that sees intensities only relative to the face's own brightness and
+ * contrast is not thrown by a camera's exposure, nor by FER-2013's training
+ * crops, many of which have a compressed contrast range that its validation
+ * crops do not (per-image std median 0.148 vs 0.217, measured on ../shared).
+ */
+export const NORMALIZATION = { type: 'standardize' as const, eps: 1e-3 };
 
 export interface ModelMetadata {
   format: string;
   labels: string[];
   config: XceptionConfig;
   input: { name: 'image'; layout: 'NCHW'; size: number; channels: 1 | 3; range: [number, number] };
-  normalization: { scale: number; offset: number };
+  normalization: { type: 'standardize'; eps: number };
   /** what the trainer recorded (data, accuracy, epochs, ...) */
   training?: Record<string, unknown>;
 }
@@ -85,10 +92,14 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
   const node = (opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []) =>
     nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute: attributes, name: `${opType}_${nodes.length}` }));
 
-  // [0, 1] -> [-1, 1]
-  const scaled = 'image_scaled';
-  node('Mul', ['image', constant([], Float32Array.of(NORMALIZATION.scale))], [scaled]);
-  node('Add', [scaled, constant([], Float32Array.of(NORMALIZATION.offset))], ['input']);
+  // per-image standardisation (NORMALIZATION)
+  node('ReduceMean', ['image'], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  node('Sub', ['image', 'image_mean'], ['image_centred']);
+  node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
+  node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  node('Add', ['image_var', constant([], Float32Array.of(NORMALIZATION.eps))], ['image_var_eps']);
+  node('Sqrt', ['image_var_eps'], ['image_std']);
+  node('Div', ['image_centred', 'image_std'], ['input']);
 
   const consumers = new Map<string, number>();
   for (const op of arch.ops) for (const i of 'inputs' in op ? op.inputs : [op.input]) consumers.set(i, (consumers.get(i) ?? 0) + 1);
@@ -226,6 +237,9 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     }
     const input = JSON.parse(get('input')) as ModelMetadata['input'];
     const normalization = JSON.parse(get('normalization')) as ModelMetadata['normalization'];
+    if (normalization?.type !== NORMALIZATION.type) {
+      throw new Error(`normalization ${JSON.stringify(normalization)} is not '${NORMALIZATION.type}' (exported by an older adcorre-native?)`);
+    }
     const training = props.has(META('training')) ? JSON.parse(get('training')) as Record<string, unknown> : undefined;
     return { format: get('format'), labels, config, input, normalization, ...(training ? { training } : {}) };
   } catch (err) {

@@ -12,6 +12,7 @@ namespace adcorre::engine {
 namespace {
 constexpr double kBnEps = 1e-3;    // Keras' default (the exporter folds with the same)
 constexpr double kL2Eps = 1e-12;
+constexpr double kInputEps = 1e-3;  // NORMALIZATION.eps in lib/model/onnx.ts
 
 bool all_finite(const float* p, size_t n) {
   float acc = 0;
@@ -87,9 +88,18 @@ Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max
 }
 
 void Engine::forward(const float* images, int n, bool train, double bn_momentum, uint32_t dropout_seed) {
+  // Per-image standardisation, as at the head of the ONNX graph (lib/model/onnx.ts NORMALIZATION).
   float* in = act_[p_.input].data();
-  const size_t count = per_sample_[p_.input] * n;
-  for (size_t i = 0; i < count; ++i) in[i] = images[i] * 2.f - 1.f;  // [0, 1] -> [-1, 1], as in the ONNX graph
+  const size_t per = per_sample_[p_.input];
+  for (int s = 0; s < n; ++s) {
+    const float* img = images + s * per;
+    double sum = 0, sq = 0;
+    for (size_t i = 0; i < per; ++i) sum += img[i];
+    const double mean = sum / per;
+    for (size_t i = 0; i < per; ++i) sq += (img[i] - mean) * (img[i] - mean);
+    const double inv = 1.0 / std::sqrt(sq / per + kInputEps);
+    for (size_t i = 0; i < per; ++i) in[s * per + i] = static_cast<float>((img[i] - mean) * inv);
+  }
   for (size_t i = 0; i < p_.ops.size(); ++i) {
     const OpDesc& op = p_.ops[i];
     const int x = op.inputs[0];

@@ -29,7 +29,16 @@ function conv(x, [N, C, H, W], w, op) {
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize, C = arch.config.channels;
   const t = new Map();
-  t.set('input', [Float64Array.from(images, (v) => v * 2 - 1), [N, C, S, S]]);
+  // per-image standardisation over C x S x S, eps 1e-3
+  const x0 = new Float64Array(images.length);
+  const per = C * S * S;
+  for (let n = 0; n < N; n++) {
+    const img = images.subarray(n * per, (n + 1) * per);
+    const mean = img.reduce((a, v) => a + v, 0) / per;
+    const variance = img.reduce((a, v) => a + (v - mean) ** 2, 0) / per;
+    for (let i = 0; i < per; i++) x0[n * per + i] = (img[i] - mean) / Math.sqrt(variance + 1e-3);
+  }
+  t.set('input', [x0, [N, C, S, S]]);
   const p = (name) => weights.get(name);
   for (const op of arch.ops) {
     switch (op.op) {
