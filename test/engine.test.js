@@ -23,12 +23,15 @@ function syntheticBatch(n, seed, noise = 0.15) {
   return { images, labels };
 }
 
-test('evaluation forward equals ONNX Runtime on the exported model (1e-4)', async (t) => {
-  const engine = Engine.create(tiny, { maxBatch: 8, seed: 1 });
+for (const blur of [0, 1.2]) test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${blur ? ', input blur' : ''}`, async (t) => {
+  const config = blur ? { ...tiny, inputBlur: blur } : tiny;
+  const engine = Engine.create(config, { maxBatch: 8, seed: 1 });
+  const fixed = blur ? engine.getWeights().get('input.blur.weight').slice() : null;
   const { images, labels } = syntheticBatch(8, 1);
   for (let s = 0; s < 3; s++) engine.trainStep(images, labels, { lr: 1e-2 });  // move weights and batch-norm statistics
+  if (fixed) t.deepEqual(engine.getWeights().get('input.blur.weight'), fixed, 'the blur is not trained');
   const mine = engine.predict(images);
-  const session = await ort.InferenceSession.create(exportOnnx(tiny, engine.getWeights(), { labels: labelNames(7).slice(0, 4) }), { logSeverityLevel: 3 });
+  const session = await ort.InferenceSession.create(exportOnnx(config, engine.getWeights(), { labels: labelNames(7).slice(0, 4) }), { logSeverityLevel: 3 });
   const out = await session.run({ image: new ort.Tensor('float32', images, [8, 1, S, S]) });
   const maxErr = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
   t.true(maxErr(mine.probs, out.probs.data) <= 1e-4, `probs ${maxErr(mine.probs, out.probs.data)}`);

@@ -23,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--arch <preset|file>', 'paper, fer-48, compact, or a JSON configuration file', 'compact')
+    .option('--input-blur <sigma>', 'blur the (standardised) input by a fixed Gaussian of this sigma in pixels', num)
     .option('--epochs <n>', 'epochs', int, 30)
     .option('--batch <n>', 'batch size', int, 64)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
@@ -67,7 +68,8 @@ export async function main(argv: string[]): Promise<number> {
   let trainer: Trainer;
   try {
     trainer = new Trainer({
-      data: o.data as string, dataset: o.dataset as never, arch: o.arch as string, epochs: o.epochs as number, batch: o.batch as number,
+      data: o.data as string, dataset: o.dataset as never, arch: o.arch as string, inputBlur: o.inputBlur as number | undefined,
+      epochs: o.epochs as number, batch: o.batch as number,
       out: o.out as string, classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined, fer2013: o.fer2013 as string | undefined,
       lr: o.lr as number, decay: o.decay as number, schedule: o.schedule as never, warmup: o.warmup as number, optimizer: o.optimizer as never,
       weightDecay: o.weightDecay as number, lambdaCE: o.lambdaCe as number, wFD: o.wFd as number, wMD: o.wMd as number, wED: o.wEd as number,

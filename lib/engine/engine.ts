@@ -90,8 +90,8 @@ export function buildProgram(arch: Architecture): object {
     ops, tensors: tensors.size, input: id(arch.input), embeddings: id(arch.embeddings), logits: id(arch.logits), probs: id(arch.probs),
     channels: c.channels, size: c.inputSize, k: c.k, d: c.d, classes: c.classes,
     paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
-    trainable: arch.params.map((p) => !/\.(mean|var)$/.test(p.name)),
-    decay: arch.params.map((p) => p.name.endsWith('.weight')),
+    trainable: arch.params.map((p) => p.trainable),
+    decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),
   };
 }
 

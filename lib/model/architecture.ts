@@ -6,7 +6,7 @@ import { scaled, type XceptionConfig } from './config.js';
 export type Padding = 'valid' | 'same';
 
 export type Op =
-  | { op: 'conv'; name: string; input: string; output: string; inC: number; outC: number; kernel: 1 | 3; stride: 1 | 2; padding: Padding; depthwise: boolean }
+  | { op: 'conv'; name: string; input: string; output: string; inC: number; outC: number; kernel: number; stride: 1 | 2; padding: Padding; depthwise: boolean }
   | { op: 'bn'; name: string; input: string; output: string; channels: number }
   | { op: 'relu'; input: string; output: string }
   | { op: 'maxpool'; input: string; output: string }  // 3x3, stride 2, same
@@ -22,8 +22,11 @@ export type Op =
 export interface ParamSpec {
   name: string;
   shape: number[];
-  /** how to initialise: He-normal fan-in, ones, zeros */
-  init: 'he' | 'glorot' | 'one' | 'zero';
+  /** how to initialise: He-normal fan-in, Glorot-uniform, ones, zeros, or a fixed Gaussian (sigma) */
+  init: 'he' | 'glorot' | 'one' | 'zero' | 'gaussian';
+  sigma?: number;
+  /** false for fixed parameters (running statistics, the input blur) */
+  trainable: boolean;
 }
 
 export const L2_EPS = 1e-12;
@@ -48,17 +51,18 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   let counter = 0;
   const fresh = (stem: string) => `${stem}_${counter++}`;
 
-  const conv = (name: string, input: string, inC: number, outC: number, kernel: 1 | 3, stride: 1 | 2, padding: Padding, depthwise = false) => {
+  const conv = (name: string, input: string, inC: number, outC: number, kernel: number, stride: 1 | 2, padding: Padding, depthwise = false,
+    fixed?: number) => {
     const output = fresh(name);
     ops.push({ op: 'conv', name, input, output, inC, outC, kernel, stride, padding, depthwise });
-    params.push({ name: `${name}.weight`, shape: [outC, depthwise ? 1 : inC, kernel, kernel], init: 'he' });
+    params.push({ name: `${name}.weight`, shape: [outC, depthwise ? 1 : inC, kernel, kernel], init: fixed ? 'gaussian' : 'he', sigma: fixed, trainable: !fixed });
     return output;
   };
   const bn = (name: string, input: string, channels: number) => {
     const output = fresh(name);
     ops.push({ op: 'bn', name, input, output, channels });
-    params.push({ name: `${name}.gamma`, shape: [channels], init: 'one' }, { name: `${name}.beta`, shape: [channels], init: 'zero' },
-      { name: `${name}.mean`, shape: [channels], init: 'zero' }, { name: `${name}.var`, shape: [channels], init: 'one' });
+    params.push({ name: `${name}.gamma`, shape: [channels], init: 'one', trainable: true }, { name: `${name}.beta`, shape: [channels], init: 'zero', trainable: true },
+      { name: `${name}.mean`, shape: [channels], init: 'zero', trainable: false }, { name: `${name}.var`, shape: [channels], init: 'one', trainable: false });
     return output;
   };
   const relu = (input: string) => {
@@ -80,8 +84,9 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     return output;
   };
 
-  // Entry flow
+  // Entry flow (after an optional fixed blur of the standardised input)
   let x = 'input';
+  if (config.inputBlur) x = conv('input.blur', x, config.channels, config.channels, 2 * Math.ceil(2.5 * config.inputBlur) + 1, 1, 'same', true, config.inputBlur);
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));
   x = relu(bn('entry.bn2', conv('entry.conv2', x, w(32), w(64), 3, 1, 'valid'), w(64)));
   let c = w(64);
@@ -120,7 +125,7 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     const name = `head${j}`;
     const dense = fresh(name);
     ops.push({ op: 'dense', name, input: features, output: dense, inF: F, outF: config.d });
-    params.push({ name: `${name}.weight`, shape: [config.d, F], init: 'glorot' }, { name: `${name}.bias`, shape: [config.d], init: 'zero' });
+    params.push({ name: `${name}.weight`, shape: [config.d, F], init: 'glorot', trainable: true }, { name: `${name}.bias`, shape: [config.d], init: 'zero', trainable: true });
     const normed = fresh(`${name}.l2`);
     ops.push({ op: 'l2norm', input: dense, output: normed });
     heads.push(normed);
@@ -128,8 +133,8 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   ops.push({ op: 'concat', inputs: heads, output: 'embeddings' });
   ops.push({ op: 'dropout', input: 'embeddings', output: 'embeddings_dropped', rate: 0.5 });
   ops.push({ op: 'dense', name: 'classifier', input: 'embeddings_dropped', output: 'logits', inF: config.k * config.d, outF: config.classes });
-  params.push({ name: 'classifier.weight', shape: [config.classes, config.k * config.d], init: 'glorot' },
-    { name: 'classifier.bias', shape: [config.classes], init: 'zero' });
+  params.push({ name: 'classifier.weight', shape: [config.classes, config.k * config.d], init: 'glorot', trainable: true },
+    { name: 'classifier.bias', shape: [config.classes], init: 'zero', trainable: true });
   ops.push({ op: 'softmax', input: 'logits', output: 'probs' });
   return { config, ops, params, input: 'input', embeddings: 'embeddings', logits: 'logits', probs: 'probs' };
 }

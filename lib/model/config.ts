@@ -17,6 +17,12 @@ export interface XceptionConfig {
   d: number;
   /** output classes */
   classes: number;
+  /**
+   * Gaussian blur (sigma in input pixels) applied to the standardised input by
+   * a fixed, untrained depthwise convolution; 0 or absent: none. For training
+   * data blurrier than what the model will meet (see models/README.md).
+   */
+  inputBlur?: number;
 }
 
 /** The paper's configuration (about 24.5 M parameters with its heads). */
@@ -32,7 +38,7 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
+const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes', 'inputBlur'] as const;
 
 /** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
 export const MIN_INPUT_SIZE = 29;
@@ -48,10 +54,14 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
     throw invalidRange(`${name}.width`, 'number in (0, 4]', String(config.width));
   }
   const middleBlocks = config.middleBlocks === 0 ? 0 : positiveInteger(`${name}.middleBlocks`, config.middleBlocks);
+  if (config.inputBlur !== undefined && (typeof config.inputBlur !== 'number' || !(config.inputBlur >= 0 && config.inputBlur <= 8))) {
+    throw invalidRange(`${name}.inputBlur`, 'number in [0, 8] (pixels)', String(config.inputBlur));
+  }
+  const inputBlur = config.inputBlur ? { inputBlur: config.inputBlur } : {};
   return {
     inputSize, channels: config.channels, width: config.width, middleBlocks,
     k: positiveInteger(`${name}.k`, config.k), d: positiveInteger(`${name}.d`, config.d),
-    classes: positiveInteger(`${name}.classes`, config.classes),
+    classes: positiveInteger(`${name}.classes`, config.classes), ...inputBlur,
   };
 }
 

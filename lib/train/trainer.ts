@@ -25,6 +25,8 @@ export interface TrainerOptions {
   fer2013?: string;
   /** a preset name (paper, fer-48, compact), a JSON file with a configuration, or the configuration */
   arch: string | XceptionConfig;
+  /** override the configuration's input blur (sigma in pixels) */
+  inputBlur?: number;
   epochs: number;
   batch: number;
   out: string;
@@ -145,7 +147,10 @@ export class Trainer {
     }
     if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
     this.options = { ...DEFAULTS, ...options } as Trainer['options'];
-    this.config = { ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}) };
+    this.config = validateConfig({
+      ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}),
+      ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
+    }, 'arch');
   }
 
   /** Asks a running train() to checkpoint and return (what SIGINT/SIGTERM do in the CLI). */
