@@ -108,6 +108,24 @@ __global__ void im2col_kernel(ConvShape s, const float* __restrict__ x, float* _
   }
 }
 
+// Calls f(ky, kx, oy, ox) for every output position whose kernel window
+// covers input pixel (iy, ix): the gathers that replace scatters in backward.
+template <typename F>
+__device__ __forceinline__ void for_each_covering_output(const ConvShape& s, int iy, int ix, F f) {
+  for (int ky = 0; ky < s.k; ++ky) {
+    const int ty = iy + s.pad_top - ky;
+    if (ty < 0 || ty % s.stride) continue;
+    const int oy = ty / s.stride;
+    if (oy >= s.oh) continue;
+    for (int kx = 0; kx < s.k; ++kx) {
+      const int tx = ix + s.pad_left - kx;
+      if (tx < 0 || tx % s.stride) continue;
+      const int ox = tx / s.stride;
+      if (ox < s.ow) f(ky, kx, oy, ox);
+    }
+  }
+}
+
 // One thread per input pixel gathers every column entry that read it.
 __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float* __restrict__ dx) {
   const int P = s.oh * s.ow;
@@ -116,19 +134,9 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float*
     const int ix = static_cast<int>(i % s.w), iy = static_cast<int>(i / s.w % s.h);
     const int c = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h) % s.c), n = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h * s.c));
     float acc = 0.f;
-    for (int ky = 0; ky < s.k; ++ky) {
-      const int ty = iy + s.pad_top - ky;
-      if (ty < 0 || ty % s.stride) continue;
-      const int oy = ty / s.stride;
-      if (oy >= s.oh) continue;
-      for (int kx = 0; kx < s.k; ++kx) {
-        const int tx = ix + s.pad_left - kx;
-        if (tx < 0 || tx % s.stride) continue;
-        const int ox = tx / s.stride;
-        if (ox >= s.ow) continue;
-        acc += col[static_cast<size_t>((c * s.k + ky) * s.k + kx) * NP + static_cast<size_t>(n) * P + oy * s.ow + ox];
-      }
-    }
+    for_each_covering_output(s, iy, ix, [&](int ky, int kx, int oy, int ox) {
+      acc += col[static_cast<size_t>((c * s.k + ky) * s.k + kx) * NP + static_cast<size_t>(n) * P + oy * s.ow + ox];
+    });
     dx[i] = acc;
   }
 }
@@ -174,18 +182,7 @@ __global__ void depthwise_backward_input_kernel(ConvShape s, const float* __rest
     const float* dyp = dy + nc * s.oh * s.ow;
     const float* wk = w + static_cast<size_t>(c) * s.k * s.k;
     float acc = 0.f;
-    for (int ky = 0; ky < s.k; ++ky) {
-      const int ty = iy + s.pad_top - ky;
-      if (ty < 0 || ty % s.stride) continue;
-      const int oy = ty / s.stride;
-      if (oy >= s.oh) continue;
-      for (int kx = 0; kx < s.k; ++kx) {
-        const int tx = ix + s.pad_left - kx;
-        if (tx < 0 || tx % s.stride) continue;
-        const int ox = tx / s.stride;
-        if (ox < s.ow) acc += dyp[oy * s.ow + ox] * wk[ky * s.k + kx];
-      }
-    }
+    for_each_covering_output(s, iy, ix, [&](int ky, int kx, int oy, int ox) { acc += dyp[oy * s.ow + ox] * wk[ky * s.k + kx]; });
     dx[i] = acc;
   }
 }
