@@ -3,7 +3,6 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
-
 import { type ProgressEvent, Trainer } from '../train/trainer.js';
 
 const int = (v: string) => {

@@ -87,7 +87,7 @@ Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max
   probs_ws_.assign(static_cast<size_t>(max_batch) * p_.classes, 0.f);
 }
 
-void Engine::forward(const float* images, int n, bool train, double bn_momentum, uint32_t dropout_seed) {
+void Engine::forward(const float* images, int n, bool train, uint32_t dropout_seed) {
   // Per-image standardisation, as at the head of the ONNX graph (lib/model/onnx.ts NORMALIZATION).
   float* in = act_[p_.input].data();
   const size_t per = per_sample_[p_.input];
@@ -118,7 +118,7 @@ void Engine::forward(const float* images, int n, bool train, double bn_momentum,
         float* rm = params_[op.param + 2].data();
         float* rv = params_[op.param + 3].data();
         // Running statistics are updated after the step proves finite (commit_running_stats).
-        if (train) batchnorm_forward_train<float>(n, ch_[x], hw, xa, g, b, y, saved_[i].data(), saved_[i].data() + ch_[x], nullptr, nullptr, bn_momentum, kBnEps);
+        if (train) batchnorm_forward_train<float>(n, ch_[x], hw, xa, g, b, y, saved_[i].data(), saved_[i].data() + ch_[x], nullptr, nullptr, 0.0, kBnEps);
         else batchnorm_forward_eval(n, ch_[x], hw, xa, g, b, rm, rv, y, kBnEps);
         break;
       }
@@ -251,7 +251,7 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
   for (int i = 0; i < n; ++i)
     if (labels[i] < 0 || labels[i] >= p_.classes) throw std::invalid_argument("label out of range at " + std::to_string(i));
   StepResult r;
-  forward(images, n, true, o.bn_momentum, o.dropout_seed);
+  forward(images, n, true, o.dropout_seed);
   const int C = p_.classes;
   r.ce = softmax_ce_forward(n, C, act_[p_.logits].data(), labels, probs_ws_.data());
   for (int i = 0; i < n; ++i) {
@@ -350,7 +350,7 @@ void Engine::commit_running_stats(double momentum) {
 void Engine::predict(const float* images, int n, float* probs, float* embeddings) {
   for (int start = 0; start < n; start += max_batch_) {
     const int b = std::min(max_batch_, n - start);
-    forward(images + static_cast<size_t>(start) * per_sample_[p_.input], b, false, 0, 0);
+    forward(images + static_cast<size_t>(start) * per_sample_[p_.input], b, false, 0);
     if (probs) {
       std::vector<int32_t> zeros(b, 0);
       softmax_ce_forward(b, p_.classes, act_[p_.logits].data(), zeros.data(), probs + static_cast<size_t>(start) * p_.classes);

@@ -75,7 +75,8 @@ class Engine {
   const std::vector<float>& grad(size_t i) const { return grads_[i]; }
 
  private:
-  void forward(const float* images, int n, bool train, double bn_momentum, uint32_t dropout_seed);
+  // Training mode saves batch statistics; the running ones move only in commit_running_stats.
+  void forward(const float* images, int n, bool train, uint32_t dropout_seed);
   void backward(int n);
   std::string first_nonfinite_output(int n) const;
   void commit_running_stats(double momentum);
