@@ -1,6 +1,6 @@
 // Every reader on fixtures generated here, with deliberately bad items: each is
 // skipped and counted (or, in strict mode, stops the read with its file and line).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { DataError, DataLoader, detectFormat, openDataset } from '../dist/index.js';
@@ -99,6 +99,24 @@ test('image folders: split/class layout, spellings, broken files skipped at load
   t.is(report.skipped['empty file'], 1);
   t.is(report.skipped['corrupt image'], 2);
   t.true(report.examples['corrupt image'].some((e) => e.includes('truncated.jpg')));
+});
+
+test('image folders: symbolic links to split folders, class folders and files are followed; dangling ones are not', async (t) => {
+  const store = tempDir();
+  await writeImage(join(store, 'train', 'happy', 'a.jpg'), { seed: 1 });
+  await writeImage(join(store, 'val', 'sad', 'b.jpg'), { seed: 2 });
+  await writeImage(join(store, 'c.jpg'), { seed: 3 });
+  const dir = tempDir();
+  symlinkSync(join(store, 'train'), join(dir, 'train'));   // a split folder
+  mkdirSync(join(dir, 'val'));
+  symlinkSync(join(store, 'val', 'sad'), join(dir, 'val', 'sad'));   // a class folder
+  mkdirSync(join(dir, 'val', 'angry'));
+  symlinkSync(join(store, 'c.jpg'), join(dir, 'val', 'angry', 'c.jpg'));   // a file
+  symlinkSync(join(store, 'missing.jpg'), join(dir, 'val', 'angry', 'gone.jpg'));   // dangling
+  const ds = await openDataset(dir);
+  t.deepEqual([...ds.splits.keys()], ['train', 'val']);
+  t.deepEqual(hist(ds.splits.get('train')), [0, 1, 0, 0, 0, 0, 0]);
+  t.deepEqual(hist(ds.splits.get('val')), [0, 0, 1, 0, 0, 0, 1]);
 });
 
 test('image folders: unknown class names are an error listing what was found', async (t) => {

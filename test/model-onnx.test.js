@@ -23,7 +23,7 @@ const configs = [
   { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 },
   { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
   { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
-  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 },  // fixed input blur
+  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 },  // evaluation-time input blur
 ];
 
 for (const [i, config] of configs.entries()) {
@@ -80,6 +80,8 @@ test('bad models and configurations are clear errors', (t) => {
   t.throws(() => readMetadata(blazeface, 'blazeface.onnx'), { message: /blazeface\.onnx has no 'adcorre\.config' metadata: it was not exported by adcorre-native/ });
   t.throws(() => readMetadata(new Uint8Array([1, 2, 3, 250, 251]), 'junk.onnx'), { message: /junk\.onnx is not an ONNX model/ });
   t.throws(() => validateConfig({ ...configs[0], inputSize: 20 }), { instanceOf: RangeError, message: /Expected integer >= 29 for config\.inputSize but received 20/ });
+  t.throws(() => validateConfig({ ...configs[0], inputBlur: 9 }), { instanceOf: RangeError, message: /config\.inputBlur/ });
+  t.throws(() => validateConfig({ ...configs[0], inputSize: 29, inputBlur: 7.5 }), { instanceOf: RangeError, message: /4 sigma < inputSize \(29\) for config\.inputBlur but received 7\.5/ });
   t.throws(() => validateConfig({ ...configs[0], channels: 2 }), { instanceOf: RangeError, message: /config\.channels/ });
   t.throws(() => validateConfig({ ...configs[0], depth: 3 }), { instanceOf: TypeError, message: /Unknown option 'depth'/ });
   const arch = buildArchitecture(configs[0]);

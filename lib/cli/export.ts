@@ -13,6 +13,8 @@ export async function main(argv: string[]): Promise<number> {
     .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata)')
     .argument('<checkpoint>', 'a .ckpt file written by adcorre-train')
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
+    .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
+      '(training is the same with or without it; the exported model blurs its input alike)', Number)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -22,10 +24,11 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const [path] = program.args;
-  const { output } = program.opts<{ output: string }>();
+  const { output, inputBlur } = program.opts<{ output: string; inputBlur?: number }>();
   try {
     const { state, meta } = readCheckpoint(path);
-    const config = validateConfig((meta.options as { config: unknown }).config, `${path} config`);
+    const saved = (meta.options as { config: object }).config;
+    const config = inputBlur === undefined ? validateConfig(saved, `${path} config`) : validateConfig({ ...saved, inputBlur }, '--input-blur with config');
     let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
     try {
       labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;

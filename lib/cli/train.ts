@@ -22,7 +22,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--arch <preset|file>', 'paper, fer-48, compact, or a JSON configuration file', 'compact')
-    .option('--input-blur <sigma>', 'blur the (standardised) input by a fixed Gaussian of this sigma in pixels', num)
+    .option('--input-blur <sigma>', 'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation', num)
     .option('--epochs <n>', 'epochs', int, 30)
     .option('--batch <n>', 'batch size', int, 64)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)

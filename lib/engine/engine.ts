@@ -3,7 +3,7 @@
 // parameters and optimizer state held natively between steps.
 import { native } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
-import { validateConfig, type XceptionConfig } from '../model/config.js';
+import { blurKernel, validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import { boolean, finiteNumber, invalidRange, invalidType, isPlainObject, knownKeys, positiveInteger } from '../validate.js';
 
@@ -89,6 +89,7 @@ export function buildProgram(arch: Architecture): object {
   return {
     ops, tensors: tensors.size, input: id(arch.input), embeddings: id(arch.embeddings), logits: id(arch.logits), probs: id(arch.probs),
     channels: c.channels, size: c.inputSize, k: c.k, d: c.d, classes: c.classes,
+    inputBlur: c.inputBlur ? blurKernel(c.inputBlur) : new Float32Array(0),
     paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
     trainable: arch.params.map((p) => p.trainable),
     decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),

@@ -22,10 +22,9 @@ export type Op =
 export interface ParamSpec {
   name: string;
   shape: number[];
-  /** how to initialise: He-normal fan-in, Glorot-uniform, ones, zeros, or a fixed Gaussian (sigma) */
-  init: 'he' | 'glorot' | 'one' | 'zero' | 'gaussian';
-  sigma?: number;
-  /** false for fixed parameters (running statistics, the input blur) */
+  /** how to initialise: He-normal fan-in, Glorot-uniform, ones, zeros */
+  init: 'he' | 'glorot' | 'one' | 'zero';
+  /** false for fixed parameters (running statistics) */
   trainable: boolean;
 }
 
@@ -51,11 +50,10 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   let counter = 0;
   const fresh = (stem: string) => `${stem}_${counter++}`;
 
-  const conv = (name: string, input: string, inC: number, outC: number, kernel: number, stride: 1 | 2, padding: Padding, depthwise = false,
-    fixed?: number) => {
+  const conv = (name: string, input: string, inC: number, outC: number, kernel: number, stride: 1 | 2, padding: Padding, depthwise = false) => {
     const output = fresh(name);
     ops.push({ op: 'conv', name, input, output, inC, outC, kernel, stride, padding, depthwise });
-    params.push({ name: `${name}.weight`, shape: [outC, depthwise ? 1 : inC, kernel, kernel], init: fixed ? 'gaussian' : 'he', sigma: fixed, trainable: !fixed });
+    params.push({ name: `${name}.weight`, shape: [outC, depthwise ? 1 : inC, kernel, kernel], init: 'he', trainable: true });
     return output;
   };
   const bn = (name: string, input: string, channels: number) => {
@@ -84,9 +82,9 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     return output;
   };
 
-  // Entry flow (after an optional fixed blur of the standardised input)
+  // Entry flow (the input blur of config.inputBlur, if any, comes before the
+  // standardisation: the executors apply it, in evaluation only)
   let x = 'input';
-  if (config.inputBlur) x = conv('input.blur', x, config.channels, config.channels, 2 * Math.ceil(2.5 * config.inputBlur) + 1, 1, 'same', true, config.inputBlur);
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));
   x = relu(bn('entry.bn2', conv('entry.conv2', x, w(32), w(64), 3, 1, 'valid'), w(64)));
   let c = w(64);

@@ -18,9 +18,12 @@ export interface XceptionConfig {
   /** output classes */
   classes: number;
   /**
-   * Gaussian blur (sigma in input pixels) applied to the standardised input by
-   * a fixed, untrained depthwise convolution; 0 or absent: none. For training
-   * data blurrier than what the model will meet (see models/README.md).
+   * The training images were blurred by a Gaussian of this sigma (input
+   * pixels); 0 or absent: they were not. In evaluation (the engine's predict,
+   * the ONNX graph) the model blurs its input by the same Gaussian (reflected
+   * borders, before the standardisation) so that it sees what it was trained
+   * on; training feeds the already blurred images straight through. FER-2013's
+   * training crops in ../shared are such a case (sigma 3; models/README.md).
    */
   inputBlur?: number;
 }
@@ -57,12 +60,29 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
   if (config.inputBlur !== undefined && (typeof config.inputBlur !== 'number' || !(config.inputBlur >= 0 && config.inputBlur <= 8))) {
     throw invalidRange(`${name}.inputBlur`, 'number in [0, 8] (pixels)', String(config.inputBlur));
   }
+  // the blur's reflected border needs a kernel radius below the input side
+  if (config.inputBlur && blurRadius(config.inputBlur) >= inputSize) {
+    throw invalidRange(`${name}.inputBlur`, `sigma with 4 sigma < inputSize (${inputSize})`, String(config.inputBlur));
+  }
   const inputBlur = config.inputBlur ? { inputBlur: config.inputBlur } : {};
   return {
     inputSize, channels: config.channels, width: config.width, middleBlocks,
     k: positiveInteger(`${name}.k`, config.k), d: positiveInteger(`${name}.d`, config.d),
     classes: positiveInteger(`${name}.classes`, config.classes), ...inputBlur,
   };
+}
+
+/** Radius in pixels of the input blur's kernel: 4 sigma, rounded up. */
+export function blurRadius(sigma: number): number {
+  return Math.ceil(4 * sigma);
+}
+
+/** The input blur's normalised 1D Gaussian (2 radius + 1 taps), applied along rows then columns. */
+export function blurKernel(sigma: number): Float32Array {
+  const r = blurRadius(sigma);
+  const g = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
+  const sum = g.reduce((a, b) => a + b, 0);
+  return Float32Array.from(g, (v) => v / sum);
 }
 
 /** A channel count scaled by the width multiplier: a multiple of 8, at least 8. */

@@ -6,7 +6,7 @@
 // normalisation, training summary). Protobuf via onnx-proto.
 import onnxProto from 'onnx-proto';
 import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
-import { validateConfig, type XceptionConfig } from './config.js';
+import { blurKernel, blurRadius, validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 
 const { onnx } = onnxProto;
@@ -17,9 +17,9 @@ export const FORMAT_VERSION = '1';
  * Before the first convolution each image is standardised on its own:
  * (x - mean(x)) / sqrt(var(x) + eps) over all its pixels and channels. A
  * model that sees intensities only relative to the face's own brightness and
- * contrast is not thrown by a camera's exposure, nor by FER-2013's training
- * crops, many of which have a compressed contrast range that its validation
- * crops do not (per-image std median 0.148 vs 0.217, measured on ../shared).
+ * contrast is not thrown by a camera's exposure. With config.inputBlur the
+ * blur comes first, so that a sharp image blurred here is standardised as the
+ * (blurred, hence lower-contrast) training images were.
  */
 export const NORMALIZATION = { type: 'standardize' as const, eps: 1e-3 };
 
@@ -49,7 +49,10 @@ function tensor(name: string, dims: number[], data: Float32Array | BigInt64Array
   });
 }
 
-function attr(name: string, value: number | number[]) {
+function attr(name: string, value: number | number[] | string) {
+  if (typeof value === 'string') {
+    return onnx.AttributeProto.create({ name, s: new TextEncoder().encode(value), type: onnx.AttributeProto.AttributeType.STRING });
+  }
   return Array.isArray(value)
     ? onnx.AttributeProto.create({ name, ints: value, type: onnx.AttributeProto.AttributeType.INTS })
     : onnx.AttributeProto.create({ name, i: value, type: onnx.AttributeProto.AttributeType.INT });
@@ -92,9 +95,20 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
   const node = (opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []) =>
     nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute: attributes, name: `${opType}_${nodes.length}` }));
 
+  // the training images' blur (config.inputBlur): reflect-padded, rows then columns
+  let image = 'image';
+  if (cfg.inputBlur) {
+    const g = blurKernel(cfg.inputBlur), r = blurRadius(cfg.inputBlur), C = cfg.channels;
+    const perChannel = new Float32Array(C * g.length);
+    for (let c = 0; c < C; c++) perChannel.set(g, c * g.length);
+    node('Pad', ['image', constant([8], BigInt64Array.from([0, 0, r, r, 0, 0, r, r].map(BigInt)))], ['image_padded'], [attr('mode', 'reflect')]);
+    node('Conv', ['image_padded', constant([C, 1, 1, g.length], perChannel)], ['image_blurred_rows'], [attr('group', C)]);
+    node('Conv', ['image_blurred_rows', constant([C, 1, g.length, 1], perChannel)], ['image_blurred'], [attr('group', C)]);
+    image = 'image_blurred';
+  }
   // per-image standardisation (NORMALIZATION)
-  node('ReduceMean', ['image'], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
-  node('Sub', ['image', 'image_mean'], ['image_centred']);
+  node('ReduceMean', [image], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  node('Sub', [image, 'image_mean'], ['image_centred']);
   node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
   node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
   node('Add', ['image_var', constant([], Float32Array.of(NORMALIZATION.eps))], ['image_var_eps']);

@@ -13,13 +13,6 @@ export function initWeights(arch: Architecture, seed = 0): Weights {
     const data = new Float32Array(size);
     const random = mulberry32(mixSeed(seed, i));
     if (p.init === 'one') data.fill(1);
-    else if (p.init === 'gaussian') {
-      // one normalised 2D Gaussian per channel: [c][1][k][k]
-      const k = p.shape[2], r = (k - 1) / 2, s2 = 2 * (p.sigma ?? 1) ** 2;
-      const g = Float32Array.from({ length: k * k }, (_, i) => Math.exp(-(((i % k) - r) ** 2 + (Math.floor(i / k) - r) ** 2) / s2));
-      const sum = g.reduce((a, b) => a + b, 0);
-      for (let c = 0; c < p.shape[0]; c++) for (let i = 0; i < k * k; i++) data[c * k * k + i] = g[i] / sum;
-    }
     else if (p.init === 'he') {
       const fanIn = p.shape.slice(1).reduce((a, b) => a * b, 1);
       const std = Math.sqrt(2 / fanIn);

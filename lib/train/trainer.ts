@@ -25,7 +25,7 @@ export interface TrainerOptions {
   fer2013?: string;
   /** a preset name (paper, fer-48, compact), a JSON file with a configuration, or the configuration */
   arch: string | XceptionConfig;
-  /** override the configuration's input blur (sigma in pixels) */
+  /** override the configuration's input blur: the sigma (pixels) by which the training images are blurred */
   inputBlur?: number;
   epochs: number;
   batch: number;

@@ -1,7 +1,7 @@
 // Image folders (class-named subfolders, optionally under split folders, as
 // in the common Kaggle layout of FER-2013: train/angry/*.jpg) and CSV
 // manifests (path,label[,split]).
-import { readdirSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, SampleRef, Split } from '../dataset.js';
@@ -11,9 +11,19 @@ import { DataError, SkipReport } from '../skips.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
+// Entries of a folder that are (or link to) folders, or files: datasets are
+// often assembled from symbolic links to a read-only copy.
+function isKind(dir: string, e: Dirent, kind: 'dir' | 'file'): boolean {
+  if (e.isSymbolicLink()) {
+    const s = statSync(join(dir, e.name), { throwIfNoEntry: false });
+    return kind === 'dir' ? !!s?.isDirectory() : !!s?.isFile();
+  }
+  return kind === 'dir' ? e.isDirectory() : e.isFile();
+}
+
 function subdirectories(path: string): string[] {
   return readdirSync(path, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .filter((e) => isKind(path, e, 'dir') && !e.name.startsWith('.'))
     .map((e) => e.name)
     .sort();
 }
@@ -35,7 +45,7 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   }
   for (const sub of subs) {
     const mapped = folderLabel(sub, classes)!;
-    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter((e) => e.isFile() && !e.name.startsWith('.'));
+    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter((e) => isKind(join(dir, sub), e, 'file') && !e.name.startsWith('.'));
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const f of files) {
       if (!IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase())) {
