@@ -1,17 +1,21 @@
 // One model definition, exported to ONNX and run by ONNX Runtime, equals a
 // plain float64 forward pass of the same architecture (batch norm unfolded,
 // explicit padding) within 1e-4; metadata round trip; bad model files.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import test from 'ava';
+import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { buildArchitecture, exportOnnx, initWeights, labelNames, parameterCount, PRESETS, readMetadata, validateConfig } from '../dist/index.js';
+import { buildArchitecture, exportOnnx, initWeights, labelNames, parameterCount, PRESETS, readMetadata, readOnnxWeights, validateConfig } from '../dist/index.js';
+import { startingWeights } from '../dist/train/trainer.js';
+import { tempDir } from './helpers/fixtures.js';
 import { rng } from './helpers/random.js';
 import { referenceForward } from './helpers/xception-reference.js';
 
 function randomWeights(arch, seed) {
   const w = initWeights(arch, seed);
   const r = rng(seed);
-  // non-trivial batch-norm statistics, so folding is really tested
+  // non-trivial batch-norm statistics, so their use is really tested
   for (const [name, v] of w) {
     if (/\.(mean|beta)$/.test(name)) v.forEach((_, i) => { v[i] = r.next() - 0.5; });
     else if (/\.(var|gamma)$/.test(name)) v.forEach((_, i) => { v[i] = 0.5 + r.next(); });
@@ -89,4 +93,30 @@ test('bad models and configurations are clear errors', (t) => {
   t.throws(() => exportOnnx(configs[0], weights, { labels: ['a'] }), { instanceOf: RangeError, message: /Expected 7 labels/ });
   weights.delete('classifier.bias');
   t.throws(() => exportOnnx(configs[0], weights, { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias/ });
+});
+
+test('--init model.onnx: the exact weights come back; another class count keeps a fresh classifier; another architecture is refused', (t) => {
+  const config = configs[1];
+  const weights = randomWeights(buildArchitecture(config), 7);
+  const bytes = exportOnnx(config, weights, { labels: labelNames(8) });
+  const { meta, weights: back } = readOnnxWeights(bytes, 'm.onnx');
+  t.deepEqual(meta.config, config);
+  t.deepEqual([...back.keys()], [...weights.keys()]);
+  for (const [name, w] of weights) t.deepEqual(back.get(name), w, name);
+
+  const file = join(tempDir(), 'model.onnx');
+  writeFileSync(file, bytes);
+  const seven = initWeights(buildArchitecture({ ...config, classes: 7 }), 1);
+  const { weights: start, fresh } = startingWeights(file, seven);
+  t.deepEqual(fresh, ['classifier.weight', 'classifier.bias']);
+  t.deepEqual(start.get('classifier.weight'), seven.get('classifier.weight'));
+  t.deepEqual(start.get('head0.weight'), weights.get('head0.weight'));
+  t.throws(() => startingWeights(file, initWeights(buildArchitecture({ ...config, width: 0.2 }), 1)),
+    { message: /does not fit this architecture: parameter entry\.conv2\.weight has \d+ values there and \d+ here \(pass the --arch it was trained with\)/ });
+
+  // a file from before the initializers were named (batch norm folded)
+  const { onnx } = onnxProto;
+  const model = onnx.ModelProto.decode(bytes);
+  for (const [i, init] of model.graph.initializer.entries()) init.name = `const_${i}`;
+  t.throws(() => readOnnxWeights(onnx.ModelProto.encode(model).finish(), 'old.onnx'), { message: /old\.onnx has no initializer 'entry\.conv1\.weight'.*start from its training checkpoint/ });
 });

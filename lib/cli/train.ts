@@ -45,7 +45,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--balanced', 'class-balanced sampling')
     .option('--seed <n>', 'seed of data order, augmentation, dropout and initialisation', int, 1)
     .option('--workers <n>', 'data-loading threads', int)
-    .option('--init <checkpoint>', 'start from a checkpoint\'s weights (fine-tuning)')
+    .option('--init <file>', 'start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, 0)
     .option('--max-steps <n>', 'stop after n steps in total', int)

@@ -1,5 +1,5 @@
-// The Xception-k model as ONNX (opset 17): evaluation-mode graph with batch
-// norm folded into the convolutions, depthwise convolutions as grouped Conv,
+// The Xception-k model as ONNX (opset 17): evaluation-mode graph with every
+// parameter as a named initializer, depthwise convolutions as grouped Conv,
 // the input normalisation inside the graph (input `image`: float32 NCHW in
 // [0, 1]), outputs `probs` [N, C] and `embeddings` [N, k, d], and everything
 // needed to use the file in its metadata (labels, configuration, input,
@@ -82,10 +82,17 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
   checkWeights(arch, weights);
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
-  const alias = new Map<string, string>();   // tensor renamed by a folded or removed op
+  const alias = new Map<string, string>();   // tensor renamed by a removed op (dropout in evaluation)
   const size = new Map<string, number>([['input', cfg.inputSize]]);  // spatial side per tensor
   const name = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
-  const param = (n: string) => weights.get(n)!;
+  // every parameter under its own name, batch norm unfolded: readOnnxWeights
+  // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
+  // batch norms into the convolutions itself when it loads the model
+  const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
+  const parameter = (n: string) => {
+    initializers.push(tensor(n, shapes.get(n)!, weights.get(n)!));
+    return n;
+  };
   let constants = 0;
   const constant = (dims: number[], data: Float32Array | BigInt64Array) => {
     const n = `const_${constants++}`;
@@ -115,49 +122,19 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
   node('Sqrt', ['image_var_eps'], ['image_std']);
   node('Div', ['image_centred', 'image_std'], ['input']);
 
-  const consumers = new Map<string, number>();
-  for (const op of arch.ops) for (const i of 'inputs' in op ? op.inputs : [op.input]) consumers.set(i, (consumers.get(i) ?? 0) + 1);
-  const folded = new Set<string>();
-  const byInput = new Map(arch.ops.filter((o) => o.op === 'bn').map((o) => [(o as { input: string }).input, o]));
-
   for (const op of arch.ops) {
     switch (op.op) {
       case 'conv': {
         const n = size.get(op.input)!;
         const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
         size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
-        let w = param(`${op.name}.weight`);
-        const inputs = [name(op.input)];
-        const bn = byInput.get(op.output);
-        let out = op.output;
-        if (bn && bn.op === 'bn' && consumers.get(op.output) === 1) {
-          // fold: w' = w * g / sqrt(v + eps), b' = beta - mean * g / sqrt(v + eps)
-          const g = param(`${bn.name}.gamma`), beta = param(`${bn.name}.beta`), mean = param(`${bn.name}.mean`), v = param(`${bn.name}.var`);
-          const per = w.length / op.outC;
-          const wf = new Float32Array(w.length);
-          const bias = new Float32Array(op.outC);
-          for (let o = 0; o < op.outC; o++) {
-            const s = g[o] / Math.sqrt(v[o] + BN_EPS);
-            for (let i = 0; i < per; i++) wf[o * per + i] = w[o * per + i] * s;
-            bias[o] = beta[o] - mean[o] * s;
-          }
-          w = wf;
-          folded.add(bn.name);
-          out = bn.output;
-          size.set(bn.output, size.get(op.output)!);
-          inputs.push(constant([op.outC, op.depthwise ? 1 : op.inC, op.kernel, op.kernel], w), constant([op.outC], bias));
-        } else {
-          inputs.push(constant([op.outC, op.depthwise ? 1 : op.inC, op.kernel, op.kernel], w));
-        }
-        node('Conv', inputs, [name(out)], [attr('kernel_shape', [op.kernel, op.kernel]), attr('strides', [op.stride, op.stride]),
-          attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
+        node('Conv', [name(op.input), parameter(`${op.name}.weight`)], [name(op.output)], [attr('kernel_shape', [op.kernel, op.kernel]),
+          attr('strides', [op.stride, op.stride]), attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
         break;
       }
       case 'bn': {
-        if (folded.has(op.name)) break;
-        const c = op.channels;
         size.set(op.output, size.get(op.input)!);
-        node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => constant([c], param(`${op.name}.${p}`)))],
+        node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
           [name(op.output)], [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })]);
         break;
       }
@@ -183,7 +160,7 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
         break;
       }
       case 'dense':
-        node('Gemm', [name(op.input), constant([op.outF, op.inF], param(`${op.name}.weight`)), constant([op.outF], param(`${op.name}.bias`))],
+        node('Gemm', [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
           [name(op.output)], [attr('transB', 1)]);
         break;
       case 'l2norm': {
@@ -260,6 +237,31 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     if ((err as Error).message.includes('metadata: it was not exported')) throw err;
     throw new Error(`${file} has malformed adcorre metadata: ${(err as Error).message}`);
   }
+}
+
+/**
+ * The configuration, labels and exact weights of an ONNX file made by
+ * exportOnnx (to start training from it: adcorre-train --init model.onnx).
+ */
+export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; weights: Weights } {
+  const meta = readMetadata(bytes, file);
+  const model = onnx.ModelProto.decode(bytes);
+  const byName = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  const weights: Weights = new Map();
+  for (const p of buildArchitecture(meta.config).params) {
+    const t = byName.get(p.name);
+    if (!t) {
+      throw new Error(`${file} has no initializer '${p.name}': it was exported by an older adcorre-native with batch norm folded; ` +
+        'start from its training checkpoint (.ckpt) instead, or export that checkpoint again');
+    }
+    const raw = t.rawData ?? new Uint8Array(0);
+    const expected = p.shape.reduce((a, b) => a * b, 1);
+    if (t.dataType !== onnx.TensorProto.DataType.FLOAT || raw.byteLength !== 4 * expected) {
+      throw new Error(`${file}: initializer '${p.name}' is not ${expected} float32 values (shape ${p.shape.join('x')})`);
+    }
+    weights.set(p.name, new Float32Array(new Uint8Array(raw).buffer));  // a copy: raw may view the whole file (Buffer)
+  }
+  return { meta, weights };
 }
 
 export { buildArchitecture };

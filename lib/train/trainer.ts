@@ -13,7 +13,8 @@ import { Engine, type StepStats } from '../engine/engine.js';
 import { writeFileAtomic } from '../io.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
-import { exportOnnx } from '../model/onnx.js';
+import { exportOnnx, readOnnxWeights } from '../model/onnx.js';
+import type { Weights } from '../model/weights.js';
 import { confusionSvg, lineChartSvg, writePng } from './charts.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
@@ -58,7 +59,7 @@ export interface TrainerOptions {
   workers?: number;
   /** fraction of train held out for validation when the dataset has no val split */
   valFraction?: number;
-  /** start from a checkpoint's weights (fine-tuning) */
+  /** start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning */
   init?: string;
   /** continue the run in `out` from its last checkpoint */
   resume?: boolean;
@@ -220,6 +221,7 @@ export class Trainer {
     let epoch0 = 0, batch0 = 0, step = 0;
     let best: CheckpointMeta['best'] = null;
     let history: EpochRecord[] = [];
+    let initFresh: string[] | undefined;
     if (o.resume && existsSync(lastPath)) {
       const { state, meta } = readCheckpoint(lastPath);
       engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights });
@@ -230,10 +232,15 @@ export class Trainer {
     } else {
       if (o.resume) throw new Error(`Nothing to resume: ${lastPath} does not exist`);
       engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed });
-      if (o.init) engine.setWeights(readCheckpoint(o.init).state.weights);
+      if (o.init) {
+        const { weights, fresh } = startingWeights(o.init, engine.getWeights());
+        engine.setWeights(weights);
+        initFresh = fresh;
+      }
       rmSync(join(out, 'metrics.jsonl'), { force: true });
     }
-    writeFileAtomic(join(out, 'config.json'), JSON.stringify({ options: o, config, labels }, null, 2));
+    // initFresh: parameters --init could not supply (a classifier for another class count)
+    writeFileAtomic(join(out, 'config.json'), JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2));
 
     const trainLoader = new DataLoader(train, {
       batchSize: o.batch, size: config.inputSize, channels: config.channels, augment: o.augment, shuffle: true,
@@ -336,4 +343,28 @@ export class Trainer {
     const bestRecord = history.reduce((a, b) => (b.val.accuracy > a.val.accuracy ? b : a));
     await writePng(join(out, 'confusion.png'), confusionSvg(`validation confusion (epoch ${bestRecord.epoch})`, labels, bestRecord.val.confusion));
   }
+}
+
+/**
+ * The weights to start from: those of a checkpoint or an exported .onnx model,
+ * over the fresh ones. Every parameter must match in size, except the
+ * classifier's when the class count differs (7 <-> 8): those stay fresh.
+ */
+export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
+  const bytes = readFileSync(path);
+  const source = path.toLowerCase().endsWith('.onnx') ? readOnnxWeights(bytes, path).weights : readCheckpoint(path).state.weights;
+  const weights: Weights = new Map();
+  const kept: string[] = [];
+  for (const [name, init] of fresh) {
+    const w = source.get(name);
+    if (w && w.length === init.length) weights.set(name, w);
+    else if (name.startsWith('classifier.') && w) {
+      weights.set(name, init);
+      kept.push(name);
+    } else {
+      throw new Error(`--init ${path} does not fit this architecture: parameter ${name} has ` +
+        `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`);
+    }
+  }
+  return { weights, fresh: kept };
 }
