@@ -6,23 +6,14 @@
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
 import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
-import { rng } from './helpers/random.js';
+import { syntheticBatch as synthetic } from './helpers/synthetic.js';
 import { referenceBlur } from './helpers/xception-reference.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };
 const S = tiny.inputSize;
 
 // Four classes, each a fixed random pattern plus noise: learnable.
-function syntheticBatch(n, seed, noise = 0.15) {
-  const patterns = Array.from({ length: 4 }, (_, c) => { const r = rng(100 + c); return Float32Array.from({ length: S * S }, () => r.next()); });
-  const r = rng(seed);
-  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
-  const images = new Float32Array(n * S * S);
-  for (let i = 0; i < n; i++) for (let j = 0; j < S * S; j++) {
-    images[i * S * S + j] = Math.min(1, Math.max(0, patterns[labels[i]][j] + noise * (r.next() - 0.5)));
-  }
-  return { images, labels };
-}
+const syntheticBatch = (n, seed) => synthetic(n, seed, { size: S });
 
 for (const blur of [0, 1.2]) test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${blur ? ', input blur' : ''}`, async (t) => {
   const config = blur ? { ...tiny, inputBlur: blur } : tiny;

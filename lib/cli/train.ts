@@ -26,7 +26,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--epochs <n>', 'epochs', int, 30)
     .option('--batch <n>', 'batch size', int, 64)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
-    .addOption(new Option('--device <device>', 'where to train (the engine runs on the CPU for now)').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .option('--device <device>', "where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N", 'auto')
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .option('--lr <lr>', 'learning rate', num, 1e-3)
@@ -60,10 +60,6 @@ export async function main(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
   }
-  if (o.device === 'cuda') {
-    process.stderr.write('adcorre-train: the engine\'s CUDA kernels are not built yet (issue #4); use --device cpu or auto\n');
-    return 2;
-  }
   let trainer: Trainer;
   try {
     trainer = new Trainer({
@@ -73,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       lr: o.lr as number, decay: o.decay as number, schedule: o.schedule as never, warmup: o.warmup as number, optimizer: o.optimizer as never,
       weightDecay: o.weightDecay as number, lambdaCE: o.lambdaCe as number, wFD: o.wFd as number, wMD: o.wMd as number, wED: o.wEd as number,
       adcorre: o.adcorre as boolean, attention: o.attention as boolean, augment: o.augment as boolean, balanced: Boolean(o.balanced),
-      seed: o.seed as number, workers: o.workers as number | undefined, init: o.init as string | undefined, resume: Boolean(o.resume),
+      seed: o.seed as number, device: o.device as string, workers: o.workers as number | undefined, init: o.init as string | undefined, resume: Boolean(o.resume),
       checkpointEvery: o.checkpointEvery as number, maxSteps: o.maxSteps as number | undefined, onNonFinite: o.onNan as never,
     });
   } catch (err) {

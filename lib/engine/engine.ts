@@ -1,6 +1,7 @@
 // The training engine from TypeScript: builds the native program from the one
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
+import { resolveDevice } from '../backend.js';
 import { native } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import { blurKernel, validateConfig, type XceptionConfig } from '../model/config.js';
@@ -98,27 +99,53 @@ export function buildProgram(arch: Architecture): object {
 
 const STEP_KEYS = ['lambdaCE', 'wFD', 'wMD', 'wED', 'adcorre', 'classAccuracy', 'optimizer', 'lr', 'momentum', 'weightDecay', 'bnMomentum', 'seed'] as const;
 
+export interface EngineOptions {
+  /** largest batch of trainStep and predict calls (buffers are sized for it once) */
+  maxBatch: number;
+  /** seed of the fresh weights (ignored with `weights`) */
+  seed?: number;
+  weights?: Weights;
+  /** 'cpu' (default), 'cuda' (GPU 0), 'cuda:N', or 'auto' (the GPU when one is usable) */
+  device?: string;
+}
+
+/** 'cpu' | 'cuda' | 'cuda:N' | 'auto' -> -1 (the CPU) or a CUDA device index. */
+function deviceIndex(device: unknown): number {
+  if (device === undefined || device === 'cpu') return -1;
+  if (device === 'auto') return resolveDevice('auto') === 'cuda' ? 0 : -1;
+  const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;
+  if (!m) throw invalidRange('options.device', "'cpu', 'cuda', 'cuda:N' or 'auto'", typeof device === 'string' ? `'${device}'` : String(device));
+  resolveDevice('cuda');  // a clear error where no GPU is usable
+  return m[1] === undefined ? 0 : Number(m[1]);
+}
+
 export class Engine {
   readonly config: XceptionConfig;
   readonly architecture: Architecture;
   readonly maxBatch: number;
+  /** where the engine's tensors live: 'cpu' or 'cuda:N' */
+  readonly device: string;
   private readonly native: NativeEngine;
 
-  private constructor(config: XceptionConfig, maxBatch: number, weights: Weights) {
+  private constructor(config: XceptionConfig, maxBatch: number, weights: Weights, device: number) {
     this.config = config;
     this.architecture = buildArchitecture(config);
     this.maxBatch = maxBatch;
-    const Native = (native() as unknown as { Engine: new (program: object, maxBatch: number) => NativeEngine }).Engine;
-    this.native = new Native(buildProgram(this.architecture), maxBatch);
+    this.device = device < 0 ? 'cpu' : `cuda:${device}`;
+    const Native = (native() as unknown as { Engine: new (program: object, maxBatch: number, device: number) => NativeEngine }).Engine;
+    this.native = new Native(buildProgram(this.architecture), maxBatch, device);
     this.setWeights(weights);
   }
 
   /** An engine for `config` holding batches of up to maxBatch; fresh seeded weights unless given. */
-  static create(config: XceptionConfig, options: { maxBatch: number; seed?: number; weights?: Weights }): Engine {
+  static create(config: XceptionConfig, options: EngineOptions): Engine {
     const cfg = validateConfig(config);
+    if (!isPlainObject(options)) throw invalidType('options', 'object', options);
+    knownKeys('options', options as unknown as Record<string, unknown>, ['maxBatch', 'seed', 'weights', 'device']);
     const maxBatch = positiveInteger('options.maxBatch', options.maxBatch);
+    const device = deviceIndex(options.device);
     const weights = options.weights ?? initWeights(buildArchitecture(cfg), options.seed ?? 0);
-    return new Engine(cfg, maxBatch, weights);
+    return new Engine(cfg, maxBatch, weights, device);
   }
 
   private get inputSize(): number {

@@ -59,6 +59,8 @@ export interface TrainerOptions {
   workers?: number;
   /** fraction of train held out for validation when the dataset has no val split */
   valFraction?: number;
+  /** where the engine runs: 'auto' (the GPU when one is usable, default), 'cpu', 'cuda' or 'cuda:N' */
+  device?: string;
   /** start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning */
   init?: string;
   /** continue the run in `out` from its last checkpoint */
@@ -82,6 +84,8 @@ export interface EpochRecord {
 export interface TrainSummary {
   out: string;
   config: XceptionConfig;
+  /** where the engine ran: 'cpu' or 'cuda:N' */
+  device: string;
   parameters: number;
   epochs: number;
   steps: number;
@@ -107,7 +111,7 @@ const DEFAULTS = {
   dataset: 'auto' as const, lr: 1e-3, decay: 1e-5, schedule: 'decay' as const, warmup: 0, stepEvery: 10, stepGamma: 0.5,
   optimizer: 'adam' as const, momentum: 0.9, weightDecay: 0, bnMomentum: 0.9, lambdaCE: 50, wFD: 1, wMD: 1, wED: 1, adcorre: true,
   attention: true, history: 1000, augment: true, balanced: false, seed: 1, valFraction: 0.1, checkpointEvery: 0,
-  onNonFinite: 'skip' as const,
+  onNonFinite: 'skip' as const, device: 'auto',
 };
 
 export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
@@ -224,14 +228,14 @@ export class Trainer {
     let initFresh: string[] | undefined;
     if (o.resume && existsSync(lastPath)) {
       const { state, meta } = readCheckpoint(lastPath);
-      engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights });
+      engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights, device: o.device });
       engine.setState(state);
       tracker = ConfusionTracker.fromJSON(meta.tracker as never);
       ({ epoch: epoch0, batch: batch0, step, best } = meta);
       history = meta.history as EpochRecord[];
     } else {
       if (o.resume) throw new Error(`Nothing to resume: ${lastPath} does not exist`);
-      engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed });
+      engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device });
       if (o.init) {
         const { weights, fresh } = startingWeights(o.init, engine.getWeights());
         engine.setWeights(weights);
@@ -313,7 +317,7 @@ export class Trainer {
     if (history.length) await this.charts(out, history, labels);
     const bestRecord = best ? history.find((h) => h.epoch === best!.epoch) : undefined;
     const summary: TrainSummary = {
-      out, config, parameters: paramFloats, epochs: history.length, steps: step,
+      out, config, device: engine.device, parameters: paramFloats, epochs: history.length, steps: step,
       best: best && bestRecord ? { accuracy: best.accuracy, meanClassAccuracy: bestRecord.val.meanClassAccuracy, epoch: best.epoch } : null,
       interrupted, seconds: (Date.now() - started) / 1000, checkpoint: lastPath, model: existsSync(modelPath) ? modelPath : null,
     };

@@ -1,6 +1,7 @@
 // Built instead of adcorre_cuda.cu when the addon is compiled without nvcc:
 // the CUDA entry points exist and report that CUDA was not compiled in.
 #include "../core/adcorre.h"
+#include "../engine/engine.h"
 
 namespace adcorre {
 
@@ -30,3 +31,9 @@ std::vector<double> cuda_time_loss(const float*, const int32_t*, const float*, c
 }
 
 }  // namespace adcorre
+
+namespace adcorre::engine {
+
+std::unique_ptr<Executor> make_cuda_engine(const ProgramDesc&, int, int) { throw BackendError(cuda_info().error); }
+
+}  // namespace adcorre::engine

@@ -10,9 +10,6 @@
 namespace adcorre::engine {
 
 namespace {
-constexpr double kBnEps = 1e-3;    // Keras' default (the exporter folds with the same)
-constexpr double kL2Eps = 1e-12;
-constexpr double kInputEps = 1e-3;  // NORMALIZATION.eps in lib/model/onnx.ts
 
 // Index reflected about the edges without repeating them (numpy 'reflect',
 // ONNX Pad mode 'reflect'); valid while the radius is below n.
@@ -47,17 +44,17 @@ bool all_finite(const float* p, size_t n) {
 }
 }  // namespace
 
-Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max_batch_(max_batch) {
-  if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
-  const int T = p_.tensors;
-  ch_.assign(T, 0);
-  hh_.assign(T, 1);
-  ww_.assign(T, 1);
-  ch_[p_.input] = p_.channels;
-  hh_[p_.input] = ww_[p_.input] = p_.size;
-  for (const OpDesc& op : p_.ops) {
+TensorShapes infer_shapes(const ProgramDesc& p) {
+  const int T = p.tensors;
+  TensorShapes s;
+  s.c.assign(T, 0);
+  s.h.assign(T, 1);
+  s.w.assign(T, 1);
+  s.c[p.input] = p.channels;
+  s.h[p.input] = s.w[p.input] = p.size;
+  for (const OpDesc& op : p.ops) {
     const int in = op.inputs.at(0);
-    int c = ch_[in], h = hh_[in], w = ww_[in];
+    int c = s.c[in], h = s.h[in], w = s.w[in];
     switch (op.kind) {
       case OpKind::Conv:
         c = op.out_c;
@@ -77,22 +74,53 @@ Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max
         break;
       case OpKind::Concat:
         c = 0;
-        for (int i : op.inputs) c += ch_[i];
+        for (int i : op.inputs) c += s.c[i];
         h = w = 1;
         break;
       default:
         break;
     }
     if (h < 1 || w < 1) throw std::invalid_argument("input too small for the network at op " + op.name);
-    ch_[op.output] = c;
-    hh_[op.output] = h;
-    ww_[op.output] = w;
+    s.c[op.output] = c;
+    s.h[op.output] = h;
+    s.w[op.output] = w;
   }
-  per_sample_.resize(T);
+  s.per_sample.resize(T);
+  for (int t = 0; t < T; ++t) s.per_sample[t] = static_cast<size_t>(s.c[t]) * s.h[t] * s.w[t];
+  return s;
+}
+
+std::vector<float> attention_rho(const StepOptions& o, int classes) {
+  std::vector<float> rho;
+  if (o.class_accuracy) {
+    rho.resize(classes);
+    for (int c = 0; c < classes; ++c) rho[c] = 1.f - o.class_accuracy[c];
+  }
+  return rho;
+}
+
+int score_predictions(const float* probs, const int32_t* labels, int n, int classes, int32_t* predictions) {
+  int correct = 0;
+  for (int i = 0; i < n; ++i) {
+    const float* p = probs + static_cast<size_t>(i) * classes;
+    const int best = static_cast<int>(std::max_element(p, p + classes) - p);
+    if (predictions) predictions[i] = best;
+    if (best == labels[i]) correct++;
+  }
+  return correct;
+}
+
+Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max_batch_(max_batch) {
+  if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
+  const int T = p_.tensors;
+  TensorShapes shapes = infer_shapes(p_);
+  ch_ = std::move(shapes.c);
+  hh_ = std::move(shapes.h);
+  ww_ = std::move(shapes.w);
+  per_sample_ = std::move(shapes.per_sample);
   act_.resize(T);
   dact_.resize(T);
   for (int t = 0; t < T; ++t) {
-    per_sample_[t] = static_cast<size_t>(ch_[t]) * hh_[t] * ww_[t];
     act_[t].assign(per_sample_[t] * max_batch, 0.f);
     dact_[t].assign(per_sample_[t] * max_batch, 0.f);
   }
@@ -284,20 +312,19 @@ void Engine::backward(int n) {
   }
 }
 
-StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) {
-  if (n < 1 || n > max_batch_) throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch_));
+void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, int n) {
+  if (n < 1 || n > max_batch) throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch));
   for (int i = 0; i < n; ++i)
-    if (labels[i] < 0 || labels[i] >= p_.classes) throw std::invalid_argument("label out of range at " + std::to_string(i));
+    if (labels[i] < 0 || labels[i] >= p.classes) throw std::invalid_argument("label out of range at " + std::to_string(i));
+}
+
+StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) {
+  check_step_input(p_, max_batch_, labels, n);
   StepResult r;
   forward(images, n, true, o.dropout_seed);
   const int C = p_.classes;
   r.ce = softmax_ce_forward(n, C, act_[p_.logits].data(), labels, probs_ws_.data());
-  for (int i = 0; i < n; ++i) {
-    const float* p = probs_ws_.data() + static_cast<size_t>(i) * C;
-    const int best = static_cast<int>(std::max_element(p, p + C) - p);
-    if (predictions) predictions[i] = best;
-    if (best == labels[i]) r.correct++;
-  }
+  r.correct = score_predictions(probs_ws_.data(), labels, n, C, predictions);
   softmax_ce_backward(n, C, probs_ws_.data(), labels, o.lambda_ce, dact_[p_.logits].data());
 
   // Ad-Corre on the embeddings: [n][k][d] here, [k][n][d] in the loss.
@@ -310,11 +337,7 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
     for (int a = 0; a < n; ++a)
       for (int j = 0; j < k; ++j)
         std::memcpy(&e[(static_cast<size_t>(j) * n + a) * d], emb + (static_cast<size_t>(a) * k + j) * d, d * sizeof(float));
-    std::vector<float> rho;
-    if (o.class_accuracy) {
-      rho.resize(C);
-      for (int c = 0; c < C; ++c) rho[c] = 1.f - o.class_accuracy[c];
-    }
+    const std::vector<float> rho = attention_rho(o, C);
     Weights w{o.w_fd, o.w_md, o.w_ed};
     LossParts parts = adcorre_.forward(e.data(), labels, rho.empty() ? nullptr : rho.data(), Shape{k, n, d, C}, w);
     adcorre_.backward(g.data());

@@ -5,6 +5,7 @@
 // the engine between steps; only the batch goes in and the scalars come back.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,6 +15,10 @@
 #include "ops.h"
 
 namespace adcorre::engine {
+
+constexpr double kBnEps = 1e-3;     // Keras' default (BN_EPS in lib/model/architecture.ts)
+constexpr double kL2Eps = 1e-12;    // L2_EPS there
+constexpr double kInputEps = 1e-3;  // NORMALIZATION.eps in lib/model/onnx.ts
 
 enum class OpKind { Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
 
@@ -60,23 +65,72 @@ struct StepResult {
   std::string bad_layer;  // first layer whose output or gradient is not finite
 };
 
-class Engine {
+// Channels, height and width of every tensor of a program (features: c x 1 x
+// 1), and floats per sample; shared by the executors. Throws invalid_argument
+// when the input is too small for the network.
+struct TensorShapes {
+  std::vector<int> c, h, w;
+  std::vector<size_t> per_sample;
+};
+TensorShapes infer_shapes(const ProgramDesc& p);
+
+// One training engine, declared once and implemented per backend (ggml
+// style): Engine below on the CPU, CudaEngine (engine_cuda.cu) with every
+// tensor on the GPU. Host pointers in and out; the N-API layer sees only this.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual int max_batch() const = 0;
+  virtual size_t param_count() const = 0;
+  virtual size_t param_size(size_t i) const = 0;
+  virtual void read_param(size_t i, float* out) = 0;
+  virtual void write_param(size_t i, const float* in) = 0;
+  virtual void read_moments(size_t i, float* m, float* v) = 0;
+  virtual void write_moments(size_t i, const float* m, const float* v) = 0;
+  virtual void read_grad(size_t i, float* out) = 0;
+  virtual int64_t steps() const = 0;
+  virtual void set_steps(int64_t s) = 0;
+  virtual StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions) = 0;
+  virtual void predict(const float* images, int n, float* probs, float* embeddings) = 0;
+};
+
+// The CUDA engine on GPU `device`. Throws adcorre::BackendError where CUDA is
+// not compiled in or not usable, and when the GPU has too little memory (the
+// message gives the sizes).
+std::unique_ptr<Executor> make_cuda_engine(const ProgramDesc& program, int max_batch, int device);
+
+// Host-side pieces of a training step that both executors share.
+// rho[c] = 1 - classAccuracy[c] (empty for uniform attention).
+std::vector<float> attention_rho(const StepOptions& o, int classes);
+// Throws invalid_argument for a batch size outside 1..max_batch or a label outside 0..classes-1.
+void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, int n);
+// Counts correct argmax predictions of probs [n][classes] (predictions may be null).
+int score_predictions(const float* probs, const int32_t* labels, int n, int classes, int32_t* predictions);
+
+class Engine : public Executor {
  public:
   Engine(ProgramDesc program, int max_batch);
-  int max_batch() const { return max_batch_; }
-  size_t param_count() const { return params_.size(); }
-  std::vector<float>& param(size_t i) { return params_[i]; }
-  std::vector<float>& adam_m(size_t i) { return m_[i]; }
-  std::vector<float>& adam_v(size_t i) { return v_[i]; }
-  int64_t steps() const { return steps_; }
-  void set_steps(int64_t s) { steps_ = s; }
+  int max_batch() const override { return max_batch_; }
+  size_t param_count() const override { return params_.size(); }
+  size_t param_size(size_t i) const override { return params_[i].size(); }
+  void read_param(size_t i, float* out) override { std::copy(params_[i].begin(), params_[i].end(), out); }
+  void write_param(size_t i, const float* in) override { std::copy(in, in + params_[i].size(), params_[i].begin()); }
+  void read_moments(size_t i, float* m, float* v) override {
+    std::copy(m_[i].begin(), m_[i].end(), m);
+    std::copy(v_[i].begin(), v_[i].end(), v);
+  }
+  void write_moments(size_t i, const float* m, const float* v) override {
+    std::copy(m, m + m_[i].size(), m_[i].begin());
+    std::copy(v, v + v_[i].size(), v_[i].begin());
+  }
+  void read_grad(size_t i, float* out) override { std::copy(grads_[i].begin(), grads_[i].end(), out); }
+  int64_t steps() const override { return steps_; }
+  void set_steps(int64_t s) override { steps_ = s; }
 
   // images: n x channels x size x size in [0, 1]; labels: n. predictions (n) receive the argmax.
-  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions);
+  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions) override;
   // Evaluation mode (running statistics, no dropout): probs n x classes, embeddings n x k x d (either may be null).
-  void predict(const float* images, int n, float* probs, float* embeddings);
-  // Gradients of the last train_step (for tests).
-  const std::vector<float>& grad(size_t i) const { return grads_[i]; }
+  void predict(const float* images, int n, float* probs, float* embeddings) override;
 
  private:
   // Training mode saves batch statistics; the running ones move only in commit_running_stats.

@@ -1,7 +1,6 @@
 // Training-engine operations, CUDA backend: the same operations as ops.h
 // (float, device pointers, a stream each), compared with the CPU versions by
-// ops_cuda_test.cu on a GPU machine. The device-resident executor that
-// strings them together is the next step (issue #4).
+// ops_cuda_test.cu on a GPU machine; engine_cuda.cu strings them together.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -12,6 +11,22 @@
 #include "ops.h"
 
 namespace adcorre::engine::cuda {
+
+constexpr int kBlockThreads = 256;
+
+// Deterministic block sum (blockDim.x == kBlockThreads, scratch of as many
+// doubles); every thread gets the total. Shared by the kernels of the engine.
+__device__ inline double block_sum(double v, double* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = kBlockThreads / 2; s > 0; s >>= 1) {
+    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
+    __syncthreads();
+  }
+  const double total = scratch[0];
+  __syncthreads();
+  return total;
+}
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate, cudaStream_t s);
 

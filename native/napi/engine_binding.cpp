@@ -123,13 +123,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "Expected (program, maxBatch)");
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device])");
+    // device: -1 the CPU, else the index of a CUDA device
+    const int device = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
     try {
-      engine_ = std::make_unique<Engine>(parse_program(info[0].As<Napi::Object>()), info[1].As<Napi::Number>().Int32Value());
+      ProgramDesc program = parse_program(info[0].As<Napi::Object>());
+      const int max_batch = info[1].As<Napi::Number>().Int32Value();
+      if (device < 0) engine_ = std::make_unique<Engine>(std::move(program), max_batch);
+      else engine_ = adcorre::engine::make_cuda_engine(program, max_batch, device);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
     } catch (const std::invalid_argument& e) {
       throw Napi::RangeError::New(env, e.what());
+    } catch (const adcorre::BackendError& e) {
+      throw Napi::Error::New(env, e.what());
     }
   }
 
@@ -141,17 +148,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return static_cast<size_t>(i);
   }
 
-  static Napi::Float32Array copy_out(Napi::Env env, const std::vector<float>& v) {
-    auto out = Napi::Float32Array::New(env, v.size());
-    std::copy(v.begin(), v.end(), out.Data());
-    return out;
+  // A parameter-sized host array for parameter i.
+  Napi::Float32Array fresh(Napi::Env env, size_t i) { return Napi::Float32Array::New(env, engine_->param_size(i)); }
+
+  const float* sized(const Napi::Value& v, size_t i, const char* name) {
+    auto arr = typed(v, napi_float32_array, name);
+    if (arr.ElementLength() != engine_->param_size(i)) throw Napi::RangeError::New(v.Env(), std::string("wrong length for ") + name);
+    return data_of<float>(arr);
   }
 
-  void copy_in(const Napi::Value& v, std::vector<float>& dst, const char* name) {
-    auto arr = typed(v, napi_float32_array, name);
-    if (arr.ElementLength() != dst.size()) throw Napi::RangeError::New(v.Env(), std::string("wrong length for ") + name);
-    const float* p = data_of<float>(arr);
-    std::copy(p, p + dst.size(), dst.begin());
+  // Runs f, turning backend failures (CUDA errors) into JavaScript errors.
+  template <typename F>
+  auto guarded(Napi::Env env, F f) {
+    try {
+      return f();
+    } catch (const std::invalid_argument& e) {
+      throw Napi::RangeError::New(env, e.what());
+    } catch (const adcorre::BackendError& e) {
+      throw Napi::Error::New(env, e.what());
+    }
   }
 
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
@@ -178,12 +193,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Value acc = o.Get("classAccuracy");
     if (acc.IsTypedArray()) s.class_accuracy = data_of<float>(typed(acc, napi_float32_array, "classAccuracy"));
     auto predictions = Napi::Int32Array::New(env, n);
-    adcorre::engine::StepResult r;
-    try {
-      r = engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
-    } catch (const std::invalid_argument& e) {
-      throw Napi::RangeError::New(env, e.what());
-    }
+    const adcorre::engine::StepResult r =
+        guarded(env, [&] { return engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data()); });
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("ce", r.ce);
@@ -206,7 +217,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (n < 1) throw Napi::RangeError::New(env, "n must be >= 1");
     auto probs = Napi::Float32Array::New(env, static_cast<size_t>(n) * classes);
     auto embeddings = Napi::Float32Array::New(env, static_cast<size_t>(n) * emb);
-    engine_->predict(data_of<float>(images), n, probs.Data(), embeddings.Data());
+    guarded(env, [&] { engine_->predict(data_of<float>(images), n, probs.Data(), embeddings.Data()); });
     Napi::Object out = Napi::Object::New(env);
     out.Set("probs", probs);
     out.Set("embeddings", embeddings);
@@ -214,25 +225,42 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Napi::Value ParamCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(engine_->param_count())); }
-  Napi::Value GetParam(const Napi::CallbackInfo& info) { return copy_out(info.Env(), engine_->param(index(info))); }
-  Napi::Value GetGrad(const Napi::CallbackInfo& info) { return copy_out(info.Env(), engine_->grad(index(info))); }
-  void SetParam(const Napi::CallbackInfo& info) { copy_in(info[1], engine_->param(index(info)), "parameter"); }
+  Napi::Value GetParam(const Napi::CallbackInfo& info) {
+    const size_t i = index(info);
+    auto out = fresh(info.Env(), i);
+    guarded(info.Env(), [&] { engine_->read_param(i, out.Data()); });
+    return out;
+  }
+  Napi::Value GetGrad(const Napi::CallbackInfo& info) {
+    const size_t i = index(info);
+    auto out = fresh(info.Env(), i);
+    guarded(info.Env(), [&] { engine_->read_grad(i, out.Data()); });
+    return out;
+  }
+  void SetParam(const Napi::CallbackInfo& info) {
+    const size_t i = index(info);
+    const float* in = sized(info[1], i, "parameter");
+    guarded(info.Env(), [&] { engine_->write_param(i, in); });
+  }
   Napi::Value GetMoments(const Napi::CallbackInfo& info) {
     const size_t i = index(info);
+    auto m = fresh(info.Env(), i), v = fresh(info.Env(), i);
+    guarded(info.Env(), [&] { engine_->read_moments(i, m.Data(), v.Data()); });
     Napi::Object out = Napi::Object::New(info.Env());
-    out.Set("m", copy_out(info.Env(), engine_->adam_m(i)));
-    out.Set("v", copy_out(info.Env(), engine_->adam_v(i)));
+    out.Set("m", m);
+    out.Set("v", v);
     return out;
   }
   void SetMoments(const Napi::CallbackInfo& info) {
     const size_t i = index(info);
-    copy_in(info[1], engine_->adam_m(i), "m");
-    copy_in(info[2], engine_->adam_v(i), "v");
+    const float* m = sized(info[1], i, "m");
+    const float* v = sized(info[2], i, "v");
+    guarded(info.Env(), [&] { engine_->write_moments(i, m, v); });
   }
   Napi::Value GetSteps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps())); }
   void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) { engine_->set_steps(v.As<Napi::Number>().Int64Value()); }
 
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<adcorre::engine::Executor> engine_;
 };
 
 }  // namespace
