@@ -16,7 +16,7 @@ export function syntheticBatch(n, seed, { size, channels = 1, classes = 4, noise
 }
 
 /**
- * Trains `engine` (4 classes) for 150 steps of 16 samples on the task (Adam,
+ * Trains `engine` (4 classes) for 300 steps of 16 samples on the task (Adam,
  * cross-entropy + Ad-Corre with the attention map), asserting every step
  * finite; returns the evaluation-mode (no dropout, running statistics)
  * cross-entropy on new samples and how many of them are classified right.
@@ -24,7 +24,7 @@ export function syntheticBatch(n, seed, { size, channels = 1, classes = 4, noise
 export function trainSynthetic(t, engine, ConfusionTracker) {
   const size = engine.config.inputSize, channels = engine.config.channels;
   const tracker = new ConfusionTracker(4, { history: 64 });
-  for (let step = 0; step < 150; step++) {
+  for (let step = 0; step < 300; step++) {
     const { images, labels } = syntheticBatch(16, 1000 + step, { size, channels });
     const r = engine.trainStep(images, labels, { lr: 1e-2, classAccuracy: tracker.recall(), seed: step });
     tracker.update(labels, r.predictions);
