@@ -45,23 +45,54 @@ namespace {
 
 ThreadPool& pool() { return ThreadPool::global(); }
 
-// Rows [m0, m1) of C += A * B (no transposes), blocked over N (a chunk of a
-// C row stays in L1) and K (the B block stays in L2).
+// A 4 x 16 tile of C += A[4 rows][K] * B[K][16 columns], accumulated in
+// registers (8 AVX2 or 4 AVX-512 registers for float): C is read and written
+// once per K block instead of once per k.
+template <typename T>
+inline void gemm_tile_4x16(int K, const T* A, int lda, const T* B, int ldb, T* C, int ldc) {
+  constexpr int MR = 4, NR = 16;
+  T acc[MR][NR] = {};
+  for (int k = 0; k < K; ++k) {
+    const T* b = B + static_cast<size_t>(k) * ldb;
+    for (int r = 0; r < MR; ++r) {
+      const T a = A[static_cast<size_t>(r) * lda + k];
+#pragma omp simd
+      for (int j = 0; j < NR; ++j) acc[r][j] += a * b[j];
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    T* c = C + static_cast<size_t>(r) * ldc;
+#pragma omp simd
+    for (int j = 0; j < NR; ++j) c[j] += acc[r][j];
+  }
+}
+
+// Rows [m0, m1) of C += A * B (no transposes), blocked over N (NB columns)
+// and K (the KB x NB block of B stays in L2): 4 x 16 register tiles, and
+// rank-1 row updates for the rows and columns left over.
 template <typename T>
 ENGINE_HOT void gemm_nn_rows(int m0, int m1, int N, int K, const T* A, const T* B, T* C) {
-  constexpr int NB = 512, KB = 128;
+  constexpr int NB = 256, KB = 256, MR = 4, NR = 16;
   for (int j0 = 0; j0 < N; j0 += NB) {
     const int j1 = std::min(N, j0 + NB);
+    const int jt = j0 + (j1 - j0) / NR * NR;  // end of the full tiles
     for (int k0 = 0; k0 < K; k0 += KB) {
-      const int k1 = std::min(K, k0 + KB);
-      for (int i = m0; i < m1; ++i) {
-        T* c = C + static_cast<size_t>(i) * N;
-        for (int k = k0; k < k1; ++k) {
-          const T a = A[static_cast<size_t>(i) * K + k];
-          if (a == T(0)) continue;
+      const int kb = std::min(K, k0 + KB) - k0;
+      int i = m0;
+      for (; i + MR <= m1; i += MR)
+        for (int j = j0; j < jt; j += NR)
+          gemm_tile_4x16(kb, A + static_cast<size_t>(i) * K + k0, K, B + static_cast<size_t>(k0) * N + j, N, C + static_cast<size_t>(i) * N + j, N);
+      // leftovers: rows below the last full tile over every column, and the
+      // columns right of the full tiles for the tiled rows
+      for (int r = m0; r < m1; ++r) {
+        const int from = r < i ? jt : j0;
+        if (from >= j1) continue;
+        T* c = C + static_cast<size_t>(r) * N;
+        for (int k = k0; k < k0 + kb; ++k) {
+          const T a = A[static_cast<size_t>(r) * K + k];
           const T* b = B + static_cast<size_t>(k) * N;
 #pragma omp simd
-          for (int j = j0; j < j1; ++j) c[j] += a * b[j];
+          for (int j = from; j < j1; ++j) c[j] += a * b[j];
         }
       }
     }

@@ -165,23 +165,28 @@ int main() {
     };
     check("softmax cross-entropy", {&z}, fwd, bwd);
   }
-  {  // gemm against a naive product, all transposes
-    const int M = 5, N = 7, K = 3;
-    for (int ta = 0; ta < 2; ++ta)
-      for (int tb = 0; tb < 2; ++tb) {
-        Vec A = randn(M * K), B = randn(K * N), C(M * N);
-        gemm<double>(ta, tb, M, N, K, A.data(), B.data(), C.data(), false);
-        double err = 0;
-        for (int i = 0; i < M; ++i)
-          for (int j = 0; j < N; ++j) {
-            double s = 0;
-            for (int k = 0; k < K; ++k) s += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
-            err = std::max(err, std::abs(s - C[i * N + j]));
+  {  // gemm against a naive product, all transposes, accumulating or not; shapes that
+     // exercise the 4 x 16 register tiles, their row and column leftovers, and
+     // the K (256) and N (256) blocks with remainders
+    const int shapes[][3] = {{5, 7, 3}, {9, 37, 300}, {8, 300, 20}, {4, 16, 1}, {13, 275, 263}};
+    for (const auto& sh : shapes)
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (int acc = 0; acc < 2; ++acc) {
+            const int M = sh[0], N = sh[1], K = sh[2];
+            Vec A = randn(M * K), B = randn(K * N), C = randn(M * N), C0 = C;
+            gemm<double>(ta, tb, M, N, K, A.data(), B.data(), C.data(), acc);
+            double err = 0;
+            for (int i = 0; i < M; ++i)
+              for (int j = 0; j < N; ++j) {
+                double sum = acc ? C0[i * N + j] : 0;
+                for (int k = 0; k < K; ++k) sum += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+                err = std::max(err, std::abs(sum - C[i * N + j]));
+              }
+            const bool ok = err < 1e-11;
+            (ok ? passed : failed)++;
+            std::printf("%s gemm %dx%dx%d trans_a=%d trans_b=%d accumulate=%d (max error %.1e)\n", ok ? "ok  " : "FAIL", M, N, K, ta, tb, acc, err);
           }
-        const bool ok = err < 1e-12;
-        (ok ? passed : failed)++;
-        std::printf("%s gemm trans_a=%d trans_b=%d (max error %.1e)\n", ok ? "ok  " : "FAIL", ta, tb, err);
-      }
   }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
