@@ -3,6 +3,7 @@
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
+import { PRESETS } from '../model/config.js';
 import { type ProgressEvent, Trainer } from '../train/trainer.js';
 
 const int = (v: string) => {
@@ -21,10 +22,10 @@ export async function main(argv: string[]): Promise<number> {
     .description('Train an Xception-k expression model with cross-entropy + the Ad-Corre loss')
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
-    .option('--arch <preset|file>', 'paper, fer-48, compact, or a JSON configuration file', 'compact')
+    .option('--arch <preset|file>', `a preset (${Object.keys(PRESETS).join(', ')}) or a JSON configuration file`, 'small')
     .option('--input-blur <sigma>', 'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation', num)
     .option('--epochs <n>', 'epochs', int, 30)
-    .option('--batch <n>', 'batch size', int, 64)
+    .option('--batch <n>', 'batch size (default: 50 for the paper preset, as in the reference code; else 64)', int)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--device <device>', "where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N", 'auto')
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
@@ -64,7 +65,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     trainer = new Trainer({
       data: o.data as string, dataset: o.dataset as never, arch: o.arch as string, inputBlur: o.inputBlur as number | undefined,
-      epochs: o.epochs as number, batch: o.batch as number,
+      epochs: o.epochs as number, batch: (o.batch as number | undefined) ?? (o.arch === 'paper' ? 50 : 64),
       out: o.out as string, classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined, fer2013: o.fer2013 as string | undefined,
       lr: o.lr as number, decay: o.decay as number, schedule: o.schedule as never, warmup: o.warmup as number, optimizer: o.optimizer as never,
       weightDecay: o.weightDecay as number, lambdaCE: o.lambdaCe as number, wFD: o.wFd as number, wMD: o.wMd as number, wED: o.wEd as number,
