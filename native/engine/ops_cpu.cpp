@@ -209,11 +209,63 @@ void unpack(int n, int c, int P, const T* in, T* out) {
 
 bool is_plain_pointwise(const ConvShape& s) { return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise; }
 
+// Stride 1 with symmetric 'same' padding (every depthwise convolution of
+// Xception): planes are copied into a zero border so that the tap loops have
+// no bounds checks and vectorise along rows.
+bool is_padded_stride1(const ConvShape& s) {
+  const int p = (s.k - 1) / 2;
+  return s.stride == 1 && s.k % 2 == 1 && s.pad_top == p && s.pad_left == p && s.oh == s.h && s.ow == s.w;
+}
+
+// Floats of a padded plane: (h + 2p) rows of (w + 2p), and 2p more so that
+// the flat tap loops below may read past the last row's end.
+inline size_t padded_size(int h, int w, int p) { return static_cast<size_t>(h + 2 * p) * (w + 2 * p) + 2 * p; }
+
+// plane [h][w] into out (padded_size) with a zero border of p
+template <typename T>
+void pad_plane(const T* in, int h, int w, int p, T* out) {
+  const int W = w + 2 * p;
+  std::fill(out, out + padded_size(h, w, p), T(0));
+  for (int i = 0; i < h; ++i) std::memcpy(out + static_cast<size_t>(i + p) * W + p, in + static_cast<size_t>(i) * w, w * sizeof(T));
+}
+
+// y[h][w] = sum over taps of w[ky][kx] * xpad[oy + ky][ox + kx] (xpad from
+// pad_plane with p = (k - 1) / 2); flip: the kernel rotated by 180 degrees.
+// The taps run over the plane as one flat row of h x (w + 2p) values (the
+// padded columns are computed and dropped), so that on Xception's small maps
+// (3x3 to 21x21 at 48 px) the loop is long enough to vectorise.
+template <typename T>
+ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk, bool flip, T* flat, T* y) {
+  const int W = w + k - 1, L = h * W;
+  std::fill(flat, flat + L, T(0));
+  for (int ky = 0; ky < k; ++ky)
+    for (int kx = 0; kx < k; ++kx) {
+      const T wv = flip ? wk[(k - 1 - ky) * k + (k - 1 - kx)] : wk[ky * k + kx];
+      const T* xr = xpad + static_cast<size_t>(ky) * W + kx;
+#pragma omp simd
+      for (int i = 0; i < L; ++i) flat[i] += wv * xr[i];
+    }
+  for (int oy = 0; oy < h; ++oy) std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
+}
+
 }  // namespace
 
 template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch) {
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
+  if (s.depthwise && is_padded_stride1(s)) {
+    const int p = (s.k - 1) / 2;
+    pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
+      thread_local std::vector<T> xpad, flat;
+      xpad.resize(padded_size(s.h, s.w, p));
+      flat.resize(xpad.size());
+      for (size_t nc = b; nc < e; ++nc) {
+        pad_plane(x + nc * in_plane, s.h, s.w, p, xpad.data());
+        depthwise_padded(xpad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * s.k * s.k, false, flat.data(), y + nc * out_plane);
+      }
+    });
+    return;
+  }
   if (s.depthwise) {
     pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
       for (size_t nc = b; nc < e; ++nc) {
@@ -253,6 +305,43 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
 template <typename T>
 void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight, std::vector<T>& scratch) {
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
+  if (s.depthwise && is_padded_stride1(s)) {
+    // dx = the padded dy convolved with the rotated kernel; dweight[ky][kx] =
+    // sum of dy * the padded x shifted by the tap: per plane in parallel, then
+    // summed over n in a fixed order.
+    const int p = (s.k - 1) / 2, kk = s.k * s.k;
+    auto& dw_partial = scratch_buffer<T>(3);
+    dw_partial.resize(static_cast<size_t>(s.n) * s.c * kk);
+    pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
+      thread_local std::vector<T> xpad, dypad, flat;
+      xpad.resize(padded_size(s.h, s.w, p));
+      dypad.resize(xpad.size());
+      flat.resize(xpad.size());
+      const int W = s.w + 2 * p;
+      for (size_t nc = b; nc < e; ++nc) {
+        const T* dyp = dy + nc * out_plane;
+        pad_plane(dyp, s.h, s.w, p, dypad.data());
+        depthwise_padded(dypad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * kk, true, flat.data(), dx + nc * in_plane);
+        pad_plane(x + nc * in_plane, s.h, s.w, p, xpad.data());
+        // flat over h x W: dy's padded columns are the zero border, so the
+        // products with the x values beside the plane add nothing
+        T* dwp = dw_partial.data() + nc * kk;
+        const T* g = dypad.data() + static_cast<size_t>(p) * W + p;
+        const int L = s.h * W;
+        for (int ky = 0; ky < s.k; ++ky)
+          for (int kx = 0; kx < s.k; ++kx) {
+            const T* xr = xpad.data() + static_cast<size_t>(ky) * W + kx;
+            T acc = 0;
+#pragma omp simd reduction(+ : acc)
+            for (int i = 0; i < L; ++i) acc += g[i] * xr[i];
+            dwp[ky * s.k + kx] = acc;
+          }
+      }
+    });
+    for (int n = 0; n < s.n; ++n)
+      for (size_t i = 0; i < static_cast<size_t>(s.c) * kk; ++i) dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * kk + i];
+    return;
+  }
   if (s.depthwise) {
     // dx per (n, c) plane in parallel; dweight per channel summed over n afterwards (fixed order).
     auto& dw_partial = scratch_buffer<T>(3);
