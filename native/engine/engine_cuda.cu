@@ -198,22 +198,22 @@ class CudaEngine : public Executor {
     if (device < 0 || device >= count)
       throw std::invalid_argument("CUDA device " + std::to_string(device) + " does not exist (this machine has " + std::to_string(count) + ")");
     CUDA_CHECK(cudaSetDevice(device_));
-    allocate();
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    CUDA_CHECK(cudaMemsetAsync(base_, 0, bytes_, stream_));
-    if (!p_.input_blur.empty())
-      CUDA_CHECK(cudaMemcpyAsync(blur_kernel_, p_.input_blur.data(), p_.input_blur.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    try {
+      CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+      allocate();
+      CUDA_CHECK(cudaMemsetAsync(base_, 0, bytes_, stream_));
+      if (!p_.input_blur.empty())
+        CUDA_CHECK(cudaMemcpyAsync(blur_kernel_, p_.input_blur.data(), p_.input_blur.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
+      CUDA_CHECK(cudaStreamSynchronize(stream_));
+    } catch (...) {
+      release();  // a constructor that throws gets no destructor call
+      throw;
+    }
     probs_h_.resize(static_cast<size_t>(max_batch_) * p_.classes);
     losses_h_.resize(max_batch_);
   }
 
-  ~CudaEngine() override {
-    // no throwing from a destructor: errors here have nowhere to go
-    cudaSetDevice(device_);
-    if (stream_) cudaStreamDestroy(stream_);
-    if (base_) cudaFree(base_);
-  }
+  ~CudaEngine() override { release(); }
 
   int max_batch() const override { return max_batch_; }
   size_t param_count() const override { return p_.param_sizes.size(); }
@@ -236,6 +236,14 @@ class CudaEngine : public Executor {
   void predict(const float* images, int n, float* probs, float* embeddings) override;
 
  private:
+  // no throwing here: the destructor calls it, and errors have nowhere to go
+  void release() noexcept {
+    cudaSetDevice(device_);
+    if (stream_) cudaStreamDestroy(stream_);
+    if (base_) cudaFree(base_);
+    stream_ = nullptr;
+    base_ = nullptr;
+  }
   void allocate();
   void upload(float* dst, const float* src, size_t count) {
     CUDA_CHECK(cudaSetDevice(device_));
