@@ -15,8 +15,8 @@ const S = tiny.inputSize;
 // Four classes, each a fixed random pattern plus noise: learnable.
 const syntheticBatch = (n, seed) => synthetic(n, seed, { size: S });
 
-for (const blur of [0, 1.2]) test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${blur ? ', input blur' : ''}`, async (t) => {
-  const config = blur ? { ...tiny, inputBlur: blur } : tiny;
+for (const [label, extra] of [['', {}], [', input blur', { inputBlur: 1.2 }], [', input blur and flip averaging', { inputBlur: 1.2, flipAverage: true }]]) test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${label}`, async (t) => {
+  const config = { ...tiny, ...extra };
   const engine = Engine.create(config, { maxBatch: 8, seed: 1 });
   const { images, labels } = syntheticBatch(8, 1);
   for (let s = 0; s < 3; s++) engine.trainStep(images, labels, { lr: 1e-2 });  // move weights and batch-norm statistics
@@ -43,6 +43,18 @@ test('input blur: evaluation blurs the input (= float64 reference blur, 1e-4), t
   t.true(maxErr(viaBlur.probs, viaReference.probs) <= 1e-4, `probs ${maxErr(viaBlur.probs, viaReference.probs)}`);
   t.true(maxErr(viaBlur.embeddings, viaReference.embeddings) <= 1e-4);
   t.true(maxErr(viaBlur.probs, b.predict(images).probs) > 1e-3, 'the blur changes the answer');
+});
+
+test('flip averaging: the probabilities of an image and of its mirror image are the same; embeddings are the image\'s own', (t) => {
+  const engine = Engine.create({ ...tiny, flipAverage: true }, { maxBatch: 8, seed: 8 });
+  const plain = Engine.create(tiny, { maxBatch: 8, weights: engine.getWeights() });
+  const { images } = syntheticBatch(6, 8);
+  const mirrored = images.map((_, i) => images[i - (i % S) + (S - 1 - (i % S))]);
+  const a = engine.predict(images), b = engine.predict(mirrored), c = plain.predict(images);
+  const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+  t.true(maxErr(a.probs, b.probs) <= 1e-6);
+  t.true(maxErr(a.probs, c.probs) > 1e-4, 'averaging changes the answer');
+  t.deepEqual(a.embeddings, c.embeddings);
 });
 
 test('a whole step: parameter gradients = finite differences of the loss', (t) => {

@@ -28,6 +28,7 @@ const configs = [
   { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
   { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
   { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 },  // evaluation-time input blur
+  { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1, flipAverage: true },  // and flip averaging
 ];
 
 for (const [i, config] of configs.entries()) {

@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { labelNames } from '../dist/index.js';
+import { labelNames, readMetadata } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers/fixtures.js';
 
 const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
@@ -102,7 +102,8 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   t.is(code, 130, stderr);
   t.regex(stderr, /SIGINT: saving a checkpoint/);
   const saved = readCheckpoint(join(out, 'last.ckpt'));
-  t.is(saved.meta.reason, 'interrupt');
+  // mid-epoch ('interrupt'), or at the epoch's end when the signal lands after the last batch ('epoch')
+  t.true(['interrupt', 'epoch'].includes(saved.meta.reason), saved.meta.reason);
   const resumed = await promisify(execFile)(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '2', '--resume']);
   t.regex(resumed.stdout, /^done: 10 steps/);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
@@ -113,4 +114,10 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', onnx]);
   const again = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', onnx, '--data', data, '--json'])).stdout);
   t.is(again.accuracy, summary.best.accuracy);
+  // evaluation-only settings at export: the metadata says so and the model runs
+  const tta = join(out, 'tta.onnx');
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', tta, '--input-blur', '1.5', '--flip-average']);
+  t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, inputBlur: 1.5, flipAverage: true });
+  const withTta = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', tta, '--data', data, '--json'])).stdout);
+  t.is(withTta.samples, 14);
 });

@@ -15,6 +15,7 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
     .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
       '(training is the same with or without it; the exported model blurs its input alike)', Number)
+    .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -24,11 +25,13 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const [path] = program.args;
-  const { output, inputBlur } = program.opts<{ output: string; inputBlur?: number }>();
+  const { output, inputBlur, flipAverage } = program.opts<{ output: string; inputBlur?: number; flipAverage?: boolean }>();
   try {
     const { state, meta } = readCheckpoint(path);
     const saved = (meta.options as { config: object }).config;
-    const config = inputBlur === undefined ? validateConfig(saved, `${path} config`) : validateConfig({ ...saved, inputBlur }, '--input-blur with config');
+    // evaluation-only settings may be changed at export: the weights are the same either way
+    const overrides = { ...(inputBlur !== undefined ? { inputBlur } : {}), ...(flipAverage ? { flipAverage: true } : {}) };
+    const config = validateConfig({ ...saved, ...overrides }, Object.keys(overrides).length ? `${path} config with the export options` : `${path} config`);
     let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
     try {
       labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;

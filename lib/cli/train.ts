@@ -24,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--arch <preset|file>', `a preset (${Object.keys(PRESETS).join(', ')}) or a JSON configuration file`, 'small')
     .option('--input-blur <sigma>', 'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation', num)
+    .option('--flip-average', 'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image')
     .option('--epochs <n>', 'epochs', int, 30)
     .option('--batch <n>', 'batch size (default: 50 for the paper preset, as in the reference code; else 64)', int)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
@@ -65,6 +66,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     trainer = new Trainer({
       data: o.data as string, dataset: o.dataset as never, arch: o.arch as string, inputBlur: o.inputBlur as number | undefined,
+      ...(o.flipAverage ? { flipAverage: true } : {}),
       epochs: o.epochs as number, batch: (o.batch as number | undefined) ?? (o.arch === 'paper' ? 50 : 64),
       out: o.out as string, classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined, fer2013: o.fer2013 as string | undefined,
       lr: o.lr as number, decay: o.decay as number, schedule: o.schedule as never, warmup: o.warmup as number, optimizer: o.optimizer as never,

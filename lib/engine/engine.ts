@@ -119,6 +119,15 @@ function deviceIndex(device: unknown): number {
   return m[1] === undefined ? 0 : Number(m[1]);
 }
 
+/** Every row of every plane reversed: the horizontal mirror images of NCHW planes of side `size`. */
+function mirror(images: Float32Array, size: number): Float32Array {
+  const out = new Float32Array(images.length);
+  for (let row = 0; row < images.length; row += size) {
+    for (let x = 0; x < size; x++) out[row + x] = images[row + size - 1 - x];
+  }
+  return out;
+}
+
 export class Engine {
   readonly config: XceptionConfig;
   readonly architecture: Architecture;
@@ -184,11 +193,21 @@ export class Engine {
     return this.native.trainStep(images, labels, { adcorre: true, ...options });
   }
 
-  /** Evaluation-mode outputs: probs [n][classes] and embeddings [n][k][d]. */
+  /**
+   * Evaluation-mode outputs: probs [n][classes] and embeddings [n][k][d]; with
+   * config.flipAverage the probabilities are averaged with the mirror images',
+   * as in the exported ONNX graph.
+   */
   predict(images: Float32Array, n = images.length / this.inputSize): { probs: Float32Array; embeddings: Float32Array } {
     positiveInteger('n', n);
     this.checkImages(images, n);
-    return this.native.predict(images, n, this.config.classes, this.config.k * this.config.d);
+    const { classes, k, d } = this.config;
+    const out = this.native.predict(images, n, classes, k * d);
+    if (this.config.flipAverage) {
+      const mirrored = this.native.predict(mirror(images, this.config.inputSize), n, classes, k * d).probs;
+      for (let i = 0; i < out.probs.length; i++) out.probs[i] = (out.probs[i] + mirrored[i]) / 2;
+    }
+    return out;
   }
 
   /** Gradient of the last step, by parameter name (for tests and diagnostics). */

@@ -26,6 +26,13 @@ export interface XceptionConfig {
    * training crops in ../shared are such a case (sigma 3; models/README.md).
    */
   inputBlur?: number;
+  /**
+   * Evaluation averages the class probabilities of the image and of its
+   * mirror image (a horizontal flip); the embeddings are the image's own.
+   * Training is unchanged (it flips at random already). About +1 point of
+   * validation accuracy on FER-2013 for twice the inference work.
+   */
+  flipAverage?: boolean;
 }
 
 /** The paper's configuration (about 24.5 M parameters with its heads). */
@@ -43,7 +50,7 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes', 'inputBlur'] as const;
+const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes', 'inputBlur', 'flipAverage'] as const;
 
 /** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
 export const MIN_INPUT_SIZE = 29;
@@ -67,10 +74,12 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
     throw invalidRange(`${name}.inputBlur`, `sigma with 4 sigma < inputSize (${inputSize})`, String(config.inputBlur));
   }
   const inputBlur = config.inputBlur ? { inputBlur: config.inputBlur } : {};
+  if (config.flipAverage !== undefined && typeof config.flipAverage !== 'boolean') throw invalidType(`${name}.flipAverage`, 'boolean', config.flipAverage);
+  const flipAverage = config.flipAverage ? { flipAverage: true } : {};
   return {
     inputSize, channels: config.channels, width: config.width, middleBlocks,
     k: positiveInteger(`${name}.k`, config.k), d: positiveInteger(`${name}.d`, config.d),
-    classes: positiveInteger(`${name}.classes`, config.classes), ...inputBlur,
+    classes: positiveInteger(`${name}.classes`, config.classes), ...inputBlur, ...flipAverage,
   };
 }
 

@@ -120,7 +120,15 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
   node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
   node('Add', ['image_var', constant([], Float32Array.of(NORMALIZATION.eps))], ['image_var_eps']);
   node('Sqrt', ['image_var_eps'], ['image_std']);
-  node('Div', ['image_centred', 'image_std'], ['input']);
+  if (cfg.flipAverage) {
+    // the batch and its mirror images through the network as one batch of 2N
+    node('Div', ['image_centred', 'image_std'], ['image_standardised']);
+    node('Slice', ['image_standardised', constant([1], BigInt64Array.of(-1n)), constant([1], BigInt64Array.of(-(2n ** 63n))),
+      constant([1], BigInt64Array.of(3n)), constant([1], BigInt64Array.of(-1n))], ['image_mirrored']);
+    node('Concat', ['image_standardised', 'image_mirrored'], ['input'], [attr('axis', 0)]);
+  } else {
+    node('Div', ['image_centred', 'image_std'], ['input']);
+  }
 
   for (const op of arch.ops) {
     switch (op.op) {
@@ -178,11 +186,19 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
         alias.set(op.output, name(op.input));  // evaluation mode: identity
         break;
       case 'softmax':
-        node('Softmax', [name(op.input)], [name(op.output)], [attr('axis', 1)]);
+        node('Softmax', [name(op.input)], [cfg.flipAverage ? 'probs_both' : name(op.output)], [attr('axis', 1)]);
         break;
     }
   }
-  node('Reshape', [name('embeddings'), constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
+  if (cfg.flipAverage) {
+    // [2N, ...] -> [2, N, ...]: probabilities averaged, embeddings of the unflipped half
+    node('Reshape', ['probs_both', constant([3], BigInt64Array.of(2n, -1n, BigInt(cfg.classes)))], ['probs_pairs']);
+    node('ReduceMean', ['probs_pairs'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
+    node('Reshape', [name('embeddings'), constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings_pairs']);
+    node('Gather', ['embeddings_pairs', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
+  } else {
+    node('Reshape', [name('embeddings'), constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
+  }
 
   const metadata: ModelMetadata = {
     format: FORMAT_VERSION, labels: options.labels, config: cfg,

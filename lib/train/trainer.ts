@@ -28,6 +28,8 @@ export interface TrainerOptions {
   arch: string | XceptionConfig;
   /** override the configuration's input blur: the sigma (pixels) by which the training images are blurred */
   inputBlur?: number;
+  /** override the configuration's flipAverage (evaluation averages the image's and its mirror image's probabilities) */
+  flipAverage?: boolean;
   epochs: number;
   batch: number;
   out: string;
@@ -155,6 +157,7 @@ export class Trainer {
     this.config = validateConfig({
       ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}),
       ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
+      ...(options.flipAverage !== undefined ? { flipAverage: options.flipAverage } : {}),
     }, 'arch');
   }
 

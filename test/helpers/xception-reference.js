@@ -50,6 +50,13 @@ export function referenceBlur(images, N, C, S, sigma) {
 /** Runs the network on images [N, C, S, S] in [0, 1]; returns { probs, embeddings }. */
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize, C = arch.config.channels;
+  if (arch.config.flipAverage) {
+    // the probabilities of the image and of its mirror image, averaged; the image's own embeddings
+    const plain = { ...arch, config: { ...arch.config, flipAverage: false } };
+    const mirrored = images.map((_, i) => images[i - (i % S) + (S - 1 - (i % S))]);
+    const a = referenceForward(plain, weights, images, N), b = referenceForward(plain, weights, mirrored, N);
+    return { probs: a.probs.map((p, i) => (p + b.probs[i]) / 2), embeddings: a.embeddings };
+  }
   const t = new Map();
   // the evaluation-time input blur (config.inputBlur), before the standardisation
   if (arch.config.inputBlur) images = referenceBlur(images, N, C, S, arch.config.inputBlur);
