@@ -118,6 +118,8 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   const tta = join(out, 'tta.onnx');
   await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', tta, '--input-blur', '1.5', '--flip-average']);
   t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, inputBlur: 1.5, flipAverage: true });
-  const withTta = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', tta, '--data', data, '--json'])).stdout);
+  const chart = join(out, 'tta-confusion.png');
+  const withTta = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', tta, '--data', data, '--json', '--confusion', chart])).stdout);
   t.is(withTta.samples, 14);
+  t.deepEqual([...readFileSync(chart).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
 });

@@ -2,12 +2,14 @@
 // accuracy, per-class recall and confusion matrix through ONNX Runtime, the
 // path users' predictions take.
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { INFER_DEVICES, openSession, ort } from '../infer/session.js';
 import { readMetadata } from '../model/onnx.js';
+import { confusionSvg, writePng } from '../train/charts.js';
 import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -21,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
     .option('--batch <n>', 'batch size', (v) => Number(v), 64)
     .option('--json', 'machine-readable output')
+    .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -28,7 +31,8 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return (err as { code?: string }).code === 'commander.helpDisplayed' ? 0 : 2;
   }
-  const o = program.opts<{ model: string; data: string; dataset: string; split?: string; fer2013?: string; device: string; batch: number; json?: boolean }>();
+  const o = program.opts<{ model: string; data: string; dataset: string; split?: string; fer2013?: string; device: string; batch: number; json?: boolean;
+    confusion?: string }>();
   try {
     const bytes = readFileSync(o.model);
     const meta = readMetadata(bytes, o.model);
@@ -53,6 +57,10 @@ export async function main(argv: string[]): Promise<number> {
       await loader.close();
     }
     const metrics = metricsFrom(confusion, meta.labels);
+    if (o.confusion) {
+      const title = `${basename(o.model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
+      await writePng(o.confusion, confusionSvg(title, meta.labels, confusion));
+    }
     if (o.json) process.stdout.write(`${JSON.stringify({ model: o.model, provider, split: name, ...metrics, skipped: loader.report.summary() }, null, 2)}\n`);
     else process.stdout.write(`${o.model} on ${dataset.path} (${name}, ${provider})\n${formatMetrics(metrics, meta.labels)}\n${loader.report.total ? loader.report.format() + '\n' : ''}`);
     return 0;
