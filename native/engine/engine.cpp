@@ -90,6 +90,23 @@ TensorShapes infer_shapes(const ProgramDesc& p) {
   return s;
 }
 
+std::vector<GradientFlow> gradient_flow(const ProgramDesc& p) {
+  std::vector<int> readers(p.tensors, 0);
+  for (const OpDesc& op : p.ops)
+    if (op.kind != OpKind::Softmax)  // skipped by backward
+      for (int t : op.inputs) readers[t]++;
+  std::vector<GradientFlow> flow(p.tensors, GradientFlow::Accumulate);
+  for (int t = 0; t < p.tensors; ++t)
+    if (readers[t] == 1 && t != p.logits && t != p.embeddings) flow[t] = GradientFlow::Direct;
+  // the input is read by the first convolution only (Xception's entry); anything else keeps it computed
+  bool conv_only = readers[p.input] == 1;
+  for (const OpDesc& op : p.ops)
+    for (int t : op.inputs)
+      if (t == p.input && (op.kind != OpKind::Conv || op.depthwise)) conv_only = false;
+  if (conv_only) flow[p.input] = GradientFlow::Skip;
+  return flow;
+}
+
 std::vector<float> attention_rho(const StepOptions& o, int classes) {
   std::vector<float> rho;
   if (o.class_accuracy) {
@@ -118,6 +135,7 @@ Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max
   hh_ = std::move(shapes.h);
   ww_ = std::move(shapes.w);
   per_sample_ = std::move(shapes.per_sample);
+  flow_ = gradient_flow(p_);
   act_.resize(T);
   dact_.resize(T);
   for (int t = 0; t < T; ++t) {
@@ -239,10 +257,28 @@ std::string Engine::first_nonfinite_output(int n) const {
 
 void Engine::backward(int n) {
   for (int t = 0; t < p_.tensors; ++t)
-    if (t != p_.logits && t != p_.embeddings) std::fill(dact_[t].begin(), dact_[t].begin() + per_sample_[t] * n, 0.f);
-  auto accumulate = [&](int t, const float* g) {
+    if (flow_[t] == GradientFlow::Accumulate && t != p_.logits && t != p_.embeddings)
+      std::fill(dact_[t].begin(), dact_[t].begin() + per_sample_[t] * n, 0.f);
+  // Where an op's backward writes the gradient of tensor t: in place when t
+  // is direct, else into scratch and then added by `deliver`.
+  auto target = [&](int t) -> float* {
+    if (flow_[t] == GradientFlow::Skip) return nullptr;
+    if (flow_[t] == GradientFlow::Direct) return dact_[t].data();
+    scratch2_.resize(std::max(scratch2_.size(), per_sample_[t] * n));
+    return scratch2_.data();
+  };
+  auto deliver = [&](int t, const float* g) {
+    if (flow_[t] != GradientFlow::Accumulate) return;
     float* d = dact_[t].data();
     for (size_t j = 0; j < per_sample_[t] * n; ++j) d[j] += g[j];
+  };
+  // Add and Concat pass gradients through: a copy where direct, else a sum.
+  auto pass = [&](int t, const float* g, size_t count, size_t dst_offset) {
+    if (flow_[t] == GradientFlow::Skip) return;
+    float* d = dact_[t].data() + dst_offset;
+    if (flow_[t] == GradientFlow::Direct) std::memcpy(d, g, count * sizeof(float));
+    else
+      for (size_t j = 0; j < count; ++j) d[j] += g[j];
   };
   for (size_t i = p_.ops.size(); i-- > 0;) {
     const OpDesc& op = p_.ops[i];
@@ -252,63 +288,47 @@ void Engine::backward(int n) {
     const float* xa = act_[x].data();
     const int hw = hh_[x] * ww_[x];
     const size_t xcount = per_sample_[x] * n;
-    scratch2_.resize(std::max(scratch2_.size(), xcount));
-    float* dx = scratch2_.data();
+    float* dx = target(x);
+    if (!dx && op.kind != OpKind::Conv && op.kind != OpKind::Add && op.kind != OpKind::Concat)
+      throw std::logic_error("gradient flow: only a convolution may skip its input's gradient");
     switch (op.kind) {
       case OpKind::Conv: {
         ConvShape s = make_conv_shape(n, ch_[x], hh_[x], ww_[x], op.out_c, op.kernel, op.stride, op.same, op.depthwise);
         conv_backward(s, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(), scratch_);
-        accumulate(x, dx);
         break;
       }
       case OpKind::BatchNorm:
         batchnorm_backward(n, ch_[x], hw, xa, params_[op.param].data(), saved_[i].data(), saved_[i].data() + ch_[x], dy, dx,
                            grads_[op.param].data(), grads_[op.param + 1].data());
-        accumulate(x, dx);
         break;
-      case OpKind::Relu:
-        relu_backward(xcount, act_[op.output].data(), dy, dx);
-        accumulate(x, dx);
-        break;
-      case OpKind::MaxPool:
-        maxpool_backward(n, ch_[x], hh_[x], ww_[x], argmax_[i].data(), dy, dx);
-        accumulate(x, dx);
-        break;
+      case OpKind::Relu: relu_backward(xcount, act_[op.output].data(), dy, dx); break;
+      case OpKind::MaxPool: maxpool_backward(n, ch_[x], hh_[x], ww_[x], argmax_[i].data(), dy, dx); break;
       case OpKind::Add:
-        accumulate(op.inputs[0], dy);
-        accumulate(op.inputs[1], dy);
-        break;
-      case OpKind::Gap:
-        gap_backward(n, ch_[x], hw, dy, dx);
-        accumulate(x, dx);
-        break;
+        pass(op.inputs[0], dy, xcount, 0);
+        pass(op.inputs[1], dy, xcount, 0);
+        continue;
+      case OpKind::Gap: gap_backward(n, ch_[x], hw, dy, dx); break;
       case OpKind::Dense:
         dense_backward(n, op.in_c, op.out_c, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(), grads_[op.param + 1].data());
-        accumulate(x, dx);
         break;
-      case OpKind::L2Norm:
-        l2norm_backward(n, ch_[x], xa, act_[op.output].data(), dy, dx, kL2Eps);
-        accumulate(x, dx);
-        break;
+      case OpKind::L2Norm: l2norm_backward(n, ch_[x], xa, act_[op.output].data(), dy, dx, kL2Eps); break;
       case OpKind::Concat: {
         const int total = ch_[op.output];
         int at = 0;
         for (int t : op.inputs) {
           const int f = ch_[t];
-          float* d = dact_[t].data();
-          for (int r = 0; r < n; ++r)
-            for (int j = 0; j < f; ++j) d[static_cast<size_t>(r) * f + j] += dy[static_cast<size_t>(r) * total + at + j];
+          for (int r = 0; r < n; ++r) pass(t, dy + static_cast<size_t>(r) * total + at, f, static_cast<size_t>(r) * f);
           at += f;
         }
-        break;
+        continue;
       }
       case OpKind::Dropout:
         for (size_t j = 0; j < xcount; ++j) dx[j] = dy[j] * saved_[i][j];
-        accumulate(x, dx);
         break;
       case OpKind::Softmax:
-        break;
+        continue;
     }
+    if (dx) deliver(x, dx);
   }
 }
 

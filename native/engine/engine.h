@@ -72,6 +72,15 @@ struct TensorShapes {
   std::vector<int> c, h, w;
   std::vector<size_t> per_sample;
 };
+
+// How backward delivers each tensor's gradient. Direct: one op reads the
+// tensor, so that op's backward writes the gradient in place (no zero fill,
+// no scratch, no accumulate pass); the loss tensors (logits, embeddings) never
+// are, as the loss writes them first. Skip: the network's input, whose
+// gradient nobody needs (its convolution skips the input-gradient GEMM).
+// Otherwise: zeroed, then every reader accumulates.
+enum class GradientFlow { Accumulate, Direct, Skip };
+std::vector<GradientFlow> gradient_flow(const ProgramDesc& p);
 TensorShapes infer_shapes(const ProgramDesc& p);
 
 // One training engine, declared once and implemented per backend (ggml
@@ -150,6 +159,7 @@ class Engine : public Executor {
   std::vector<float> scratch_, scratch2_;
   std::vector<float> probs_ws_;
   std::vector<float> blurred_, blur_tmp_;  // evaluation input blur (one image)
+  std::vector<GradientFlow> flow_;
   CpuLoss adcorre_;
   int64_t steps_ = 0;
 };

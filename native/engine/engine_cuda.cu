@@ -12,8 +12,8 @@
 // Only the probabilities (n x C), per-sample losses, the four Ad-Corre scalars
 // and a flag come back. The operations are those of ops_cuda.cu, accumulated
 // in the CPU executor's order, so a step agrees with the CPU to float rounding.
-// First version, correctness before speed: as on the CPU, every input
-// gradient goes through a scratch buffer and an accumulate.
+// Gradients flow as on the CPU (gradient_flow in engine.h): written in place
+// where a tensor has one reader, else accumulated through a scratch buffer.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -190,7 +190,7 @@ class Arena {
 class CudaEngine : public Executor {
  public:
   CudaEngine(const ProgramDesc& program, int max_batch, int device)
-      : p_(program), max_batch_(max_batch), device_(device), sh_(infer_shapes(p_)) {
+      : p_(program), max_batch_(max_batch), device_(device), sh_(infer_shapes(p_)), flow_(gradient_flow(p_)) {
     if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
     if (!cuda_usable()) throw BackendError("CUDA is not usable: " + cuda_info().error);
     int count = 0;
@@ -272,6 +272,7 @@ class CudaEngine : public Executor {
   ProgramDesc p_;
   int max_batch_, device_;
   TensorShapes sh_;
+  std::vector<GradientFlow> flow_;
   cudaStream_t stream_ = nullptr;
   char* base_ = nullptr;
   size_t bytes_ = 0;
@@ -448,8 +449,24 @@ void CudaEngine::forward(int n, bool train, uint32_t dropout_seed) {
 }
 
 void CudaEngine::backward(int n) {
+  // gradient_flow (engine.h): direct tensors are written in place by their one
+  // reader, the others zeroed and accumulated through dx_, the input skipped.
   for (int t = 0; t < p_.tensors; ++t)
-    if (t != p_.logits && t != p_.embeddings) CUDA_CHECK(cudaMemsetAsync(dact_[t], 0, sh_.per_sample[t] * n * sizeof(float), stream_));
+    if (flow_[t] == GradientFlow::Accumulate && t != p_.logits && t != p_.embeddings)
+      CUDA_CHECK(cudaMemsetAsync(dact_[t], 0, sh_.per_sample[t] * n * sizeof(float), stream_));
+  auto target = [&](int t) -> float* {
+    return flow_[t] == GradientFlow::Skip ? nullptr : flow_[t] == GradientFlow::Direct ? dact_[t] : dx_;
+  };
+  auto deliver = [&](int t, const float* g) {
+    if (flow_[t] == GradientFlow::Accumulate) accumulate(t, g, n);
+  };
+  // Add and Concat pass gradients through: a copy where direct, else a sum.
+  auto pass = [&](int t, int rows, int f, const float* src, int src_stride, int src_offset) {
+    if (flow_[t] == GradientFlow::Skip) return;
+    copy_columns_kernel<<<grid_for(static_cast<size_t>(rows) * f), kThreads, 0, stream_>>>(rows, f, src, src_stride, src_offset, dact_[t], f, 0,
+                                                                                          flow_[t] == GradientFlow::Accumulate);
+    LAUNCH_CHECK("copy_columns_kernel");
+  };
   for (size_t i = p_.ops.size(); i-- > 0;) {
     const OpDesc& op = p_.ops[i];
     if (op.kind == OpKind::Softmax) continue;
@@ -458,58 +475,43 @@ void CudaEngine::backward(int n) {
     const float* xa = act_[x];
     const int hw = sh_.h[x] * sh_.w[x];
     const size_t xcount = sh_.per_sample[x] * n;
+    float* dx = target(x);
+    if (!dx && op.kind != OpKind::Conv && op.kind != OpKind::Add && op.kind != OpKind::Concat)
+      throw std::logic_error("gradient flow: only a convolution may skip its input's gradient");
     switch (op.kind) {
-      case OpKind::Conv:
-        cuda::conv_backward(conv_shape(op, n), xa, params_[op.param], dy, dx_, grads_[op.param], scratch_, stream_);
-        accumulate(x, dx_, n);
-        break;
+      case OpKind::Conv: cuda::conv_backward(conv_shape(op, n), xa, params_[op.param], dy, dx, grads_[op.param], scratch_, stream_); break;
       case OpKind::BatchNorm:
-        cuda::batchnorm_backward(n, sh_.c[x], hw, xa, params_[op.param], saved_[i], saved_[i] + sh_.c[x], dy, dx_, grads_[op.param],
+        cuda::batchnorm_backward(n, sh_.c[x], hw, xa, params_[op.param], saved_[i], saved_[i] + sh_.c[x], dy, dx, grads_[op.param],
                                  grads_[op.param + 1], stream_);
-        accumulate(x, dx_, n);
         break;
-      case OpKind::Relu:
-        cuda::relu_backward(xcount, act_[op.output], dy, dx_, stream_);
-        accumulate(x, dx_, n);
-        break;
-      case OpKind::MaxPool:
-        cuda::maxpool_backward(n, sh_.c[x], sh_.h[x], sh_.w[x], argmax_[i], dy, dx_, stream_);
-        accumulate(x, dx_, n);
-        break;
-      case OpKind::Add:
-        accumulate(op.inputs[0], dy, n);
-        accumulate(op.inputs[1], dy, n);
-        break;
-      case OpKind::Gap:
-        cuda::gap_backward(n, sh_.c[x], hw, dy, dx_, stream_);
-        accumulate(x, dx_, n);
-        break;
-      case OpKind::Dense:
-        cuda::dense_backward(n, op.in_c, op.out_c, xa, params_[op.param], dy, dx_, grads_[op.param], grads_[op.param + 1], stream_);
-        accumulate(x, dx_, n);
-        break;
-      case OpKind::L2Norm:
-        cuda::l2norm_backward(n, sh_.c[x], xa, act_[op.output], dy, dx_, kL2Eps, stream_);
-        accumulate(x, dx_, n);
-        break;
+      case OpKind::Relu: cuda::relu_backward(xcount, act_[op.output], dy, dx, stream_); break;
+      case OpKind::MaxPool: cuda::maxpool_backward(n, sh_.c[x], sh_.h[x], sh_.w[x], argmax_[i], dy, dx, stream_); break;
+      case OpKind::Add: {
+        // one row of xcount values: a plain copy or sum
+        const int f = static_cast<int>(sh_.per_sample[x]);
+        pass(op.inputs[0], n, f, dy, f, 0);
+        pass(op.inputs[1], n, f, dy, f, 0);
+        continue;
+      }
+      case OpKind::Gap: cuda::gap_backward(n, sh_.c[x], hw, dy, dx, stream_); break;
+      case OpKind::Dense: cuda::dense_backward(n, op.in_c, op.out_c, xa, params_[op.param], dy, dx, grads_[op.param], grads_[op.param + 1], stream_); break;
+      case OpKind::L2Norm: cuda::l2norm_backward(n, sh_.c[x], xa, act_[op.output], dy, dx, kL2Eps, stream_); break;
       case OpKind::Concat: {
         const int total = sh_.c[op.output];
         int at = 0;
         for (int t : op.inputs) {
-          const int f = sh_.c[t];
-          copy_columns_kernel<<<grid_for(static_cast<size_t>(n) * f), kThreads, 0, stream_>>>(n, f, dy, total, at, dact_[t], f, 0, true);
-          LAUNCH_CHECK("copy_columns_kernel");
-          at += f;
+          pass(t, n, sh_.c[t], dy, total, at);
+          at += sh_.c[t];
         }
-        break;
+        continue;
       }
       case OpKind::Dropout:
-        multiply_kernel<<<grid_for(xcount), kThreads, 0, stream_>>>(xcount, dy, saved_[i], dx_);
+        multiply_kernel<<<grid_for(xcount), kThreads, 0, stream_>>>(xcount, dy, saved_[i], dx);
         LAUNCH_CHECK("multiply_kernel");
-        accumulate(x, dx_, n);
         break;
-      case OpKind::Softmax: break;
+      case OpKind::Softmax: continue;
     }
+    if (dx) deliver(x, dx);
   }
 }
 

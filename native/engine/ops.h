@@ -30,6 +30,7 @@ template <typename T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* B, T* C, bool accumulate);
 
 template <typename T> void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch);
+// dx may be null (not for depthwise) when the input's gradient is not wanted.
 template <typename T> void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight,
                                          std::vector<T>& scratch);
 

@@ -386,6 +386,7 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
   pack(s.n, s.o, static_cast<int>(out_plane), dy, dyp.data());
   // dW[o][K] += dY'[o][NP] * cols[K][NP]^T
   gemm(false, true, s.o, K, NP, dyp.data(), scratch.data(), dweight, true);
+  if (!dx) return;  // the network's input: no gradient wanted
   // dcols[K][NP] = W^T * dY' (reusing the columns' buffer), then back to NCHW
   gemm(true, false, K, NP, s.o, weight, dyp.data(), scratch.data(), false);
   if (plain) unpack(s.n, s.c, static_cast<int>(in_plane), scratch.data(), dx);

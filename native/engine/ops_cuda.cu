@@ -447,6 +447,7 @@ void conv_backward(const ConvShape& sh, const float* x, const float* weight, con
   pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, dy, dyp, false);
   CHECK_LAUNCH();
   gemm(false, true, sh.o, K, NP, dyp, cols, dweight, true, s);      // dW += dY' cols^T
+  if (!dx) return;  // the network's input: no gradient wanted
   gemm(true, false, K, NP, sh.o, weight, dyp, cols, false, s);      // dcols = W^T dY'
   if (plain) pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx, true);
   else col2im_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);

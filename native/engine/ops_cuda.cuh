@@ -33,6 +33,7 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const
 // scratch: conv_scratch_floats(shape) floats of device memory
 size_t conv_scratch_floats(const ConvShape& shape);
 void conv_forward(const ConvShape& shape, const float* x, const float* weight, float* y, float* scratch, cudaStream_t s);
+// dx may be null (not for depthwise) when the input's gradient is not wanted.
 void conv_backward(const ConvShape& shape, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                    float* scratch, cudaStream_t s);
 
