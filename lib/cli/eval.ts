@@ -3,6 +3,7 @@
 // path users' predictions take.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
+import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
@@ -43,8 +44,15 @@ export async function main(argv: string[]): Promise<number> {
     const loader = new DataLoader(split, { batchSize: o.batch, size: meta.input.size, channels: meta.input.channels });
     const C = meta.labels.length;
     const confusion = confusionMatrix(C);
+    // progress on a terminal (stderr, so that --json output stays clean)
+    const bar = process.stderr.isTTY
+      ? new SingleBar({ format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left', stream: process.stderr, clearOnComplete: true })
+      : null;
+    bar?.start(split.samples.length, 0);
+    let seen = 0;
     try {
       for await (const b of loader.epoch(0)) {
+        bar?.update((seen += b.count));
         const outputs = await session.run({ image: new ort.Tensor('float32', b.images, [b.count, meta.input.channels, meta.input.size, meta.input.size]) });
         const probs = outputs.probs.data as Float32Array;
         for (let i = 0; i < b.count; i++) {
@@ -54,6 +62,7 @@ export async function main(argv: string[]): Promise<number> {
         }
       }
     } finally {
+      bar?.stop();
       await loader.close();
     }
     const metrics = metricsFrom(confusion, meta.labels);
