@@ -101,6 +101,7 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   });
   t.is(code, 130, stderr);
   t.regex(stderr, /SIGINT: saving a checkpoint/);
+  t.regex(stderr, /adcorre-train: 36x36x1, width 0\.0625, r = 1, k = 2, d = 8, 7 classes \([\d.]+ M parameters\) on (cpu|cuda:0); train \d+ images, val \d+; 50 epochs of \d+ steps/);
   const saved = readCheckpoint(join(out, 'last.ckpt'));
   // mid-epoch ('interrupt'), or at the epoch's end when the signal lands after the last batch ('epoch')
   t.true(['interrupt', 'epoch'].includes(saved.meta.reason), saved.meta.reason);

@@ -93,7 +93,12 @@ export async function main(argv: string[]): Promise<number> {
   let bar: SingleBar | null = null;
   const fmt = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(3));
   const progress = (e: ProgressEvent) => {
-    if (e.phase === 'train') {
+    if (e.phase === 'start' && e.start) {
+      const { config: c, parameters, device, trainSamples, valSamples, resumedAt } = e.start;
+      process.stderr.write(`adcorre-train: ${c.inputSize}x${c.inputSize}x${c.channels}, width ${c.width}, r = ${c.middleBlocks}, k = ${c.k}, d = ${c.d}, ` +
+        `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}; train ${trainSamples} images, val ${valSamples}; ` +
+        `${e.epochs} epochs of ${e.batches} steps${resumedAt ? `; resuming at step ${resumedAt}` : ''}\n`);
+    } else if (e.phase === 'train') {
       if (tty) {
         if (!bar) {
           bar = new SingleBar({ format: `epoch ${e.epoch + 1}/${e.epochs} [{bar}] {value}/{total} | loss {loss} ce {ce} fd {fd} md {md} ed {ed} | {sps} img/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true });

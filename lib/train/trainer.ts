@@ -105,8 +105,10 @@ export interface ProgressEvent {
   batches: number;
   stats?: StepStats;
   samplesPerSecond: number;
-  phase: 'train' | 'eval' | 'epoch-end';
+  phase: 'start' | 'train' | 'eval' | 'epoch-end';
   record?: EpochRecord;
+  /** with phase 'start': what the run is about to do */
+  start?: { config: XceptionConfig; parameters: number; device: string; trainSamples: number; valSamples: number; resumedAt?: number };
 }
 
 const DEFAULTS = {
@@ -258,6 +260,9 @@ export class Trainer {
       ({ options: { ...o, config }, epoch, batch, step, tracker: tracker.toJSON(), best, history, reason });
     const save = (path: string, epoch: number, batch: number, reason: string) => writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
 
+    onProgress?.({ epoch: epoch0, epochs: o.epochs, batch: batch0, batches: trainLoader.length, samplesPerSecond: 0, phase: 'start',
+      start: { config, parameters: paramFloats, device: engine.device, trainSamples: train.samples.length, valSamples: val.samples.length,
+        ...(step > 0 ? { resumedAt: step } : {}) } });
     let interrupted = false;
     try {
       for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
