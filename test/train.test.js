@@ -81,6 +81,7 @@ test('an unwritable output folder is an error before training starts', async (t)
   t.true(Date.now() - start < 5000);
   t.throws(() => new Trainer({ ...base, epochs: 0, out: 'x' }), { instanceOf: RangeError, message: /positive integer for epochs/ });
   t.throws(() => new Trainer({ ...base, arch: 'huge', epochs: 1, out: 'x' }), { instanceOf: RangeError, message: /preset .* for arch but received 'huge'/ });
+  t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', device: 'tpu' }), { instanceOf: RangeError, message: /'cpu', 'cuda', 'cuda:N' or 'auto' for options\.device but received 'tpu'/ });
 });
 
 const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;

@@ -109,8 +109,8 @@ export interface EngineOptions {
   device?: string;
 }
 
-/** 'cpu' | 'cuda' | 'cuda:N' | 'auto' -> -1 (the CPU) or a CUDA device index. */
-function deviceIndex(device: unknown): number {
+/** 'cpu' | 'cuda' | 'cuda:N' | 'auto' -> -1 (the CPU) or a CUDA device index; a clear error for anything else or a GPU that is not usable. */
+export function deviceIndex(device: unknown): number {
   if (device === undefined || device === 'cpu') return -1;
   if (device === 'auto') return resolveDevice('auto') === 'cuda' ? 0 : -1;
   const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;

@@ -9,7 +9,7 @@ import { DataLoader } from '../data/loader.js';
 import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { mixSeed } from '../data/random.js';
-import { Engine, type StepStats } from '../engine/engine.js';
+import { deviceIndex, Engine, type StepStats } from '../engine/engine.js';
 import { writeFileAtomic } from '../io.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
@@ -156,6 +156,7 @@ export class Trainer {
     }
     if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
     this.options = { ...DEFAULTS, ...options } as Trainer['options'];
+    deviceIndex(this.options.device);  // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig({
       ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}),
       ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
