@@ -40,3 +40,14 @@ export function trainSynthetic(t, engine, ConfusionTracker) {
   }
   return { ce, correct };
 }
+
+/** A NaN in one image of a 4-sample batch: the step reports it at the first convolution and leaves the weights as they were. */
+export function checkNanStepSkipped(t, engine) {
+  const { images, labels } = syntheticBatch(4, 7, { size: engine.config.inputSize, channels: engine.config.channels, classes: engine.config.classes });
+  const before = engine.getWeights();
+  images[10] = Number.NaN;
+  const r = engine.trainStep(images, labels);
+  t.false(r.finite);
+  t.is(r.badLayer, 'entry.conv1');
+  t.deepEqual(engine.getWeights(), before);
+}
