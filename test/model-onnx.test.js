@@ -61,6 +61,31 @@ for (const [i, config] of configs.entries()) {
   });
 }
 
+test('an ensemble averages its members\' probabilities (float64 reference per member); embeddings are member 0\'s', async (t) => {
+  const config = configs[4];  // with input blur and flip averaging, so those compose with the ensemble
+  const arch = buildArchitecture(config);
+  const members = [randomWeights(arch, 21), randomWeights(arch, 22), randomWeights(arch, 23)];
+  const bytes = exportOnnx(config, members, { labels: labelNames(7) });
+  t.is(readMetadata(bytes).members, 3);
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const N = 2, S = config.inputSize, C = config.channels;
+  const r = rng(5);
+  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
+  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  const refs = members.map((w) => referenceForward(arch, w, images, N));
+  const mean = out.probs.data.map((_, j) => refs.reduce((sum, ref) => sum + ref.probs[j], 0) / members.length);
+  const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
+  t.true(maxErr(out.probs.data, mean) <= 1e-4, `probs ${maxErr(out.probs.data, mean)}`);
+  t.true(maxErr(out.probs.data, refs[0].probs) > 1e-3, 'the members really differ');
+  t.true(maxErr(out.embeddings.data, refs[0].embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, refs[0].embeddings)}`);
+  await session.release();
+  t.throws(() => readOnnxWeights(bytes, 'ensemble.onnx'), { message: /ensemble\.onnx is an ensemble of 3 models.*start from one member's checkpoint/ });
+  const broken = randomWeights(arch, 24);
+  broken.delete('classifier.bias');
+  t.throws(() => exportOnnx(config, [members[0], broken], { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias of ensemble member 1/ });
+  t.throws(() => exportOnnx(config, [], { labels: labelNames(7) }), { instanceOf: RangeError, message: /at least one set of weights/ });
+});
+
 test('the paper configuration has about 24.5 M parameters; presets are valid', (t) => {
   const count = parameterCount(buildArchitecture(PRESETS.paper));  // batch-norm statistics included, as Keras counts
   t.true(count > 24.4e6 && count < 24.7e6, String(count));

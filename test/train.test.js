@@ -124,4 +124,13 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   const withTta = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', tta, '--data', data, '--json', '--confusion', chart])).stdout);
   t.is(withTta.samples, 14);
   t.deepEqual([...readFileSync(chart).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
+  // several checkpoints of one configuration: an ensemble
+  const ensemble = join(out, 'ensemble.onnx');
+  const made = await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', ensemble]);
+  t.regex(made.stdout, /an ensemble of 2 models/);
+  const meta = readMetadata(readFileSync(ensemble), 'ensemble.onnx');
+  t.is(meta.members, 2);
+  t.deepEqual(meta.training.ensemble.map((m) => m.checkpoint), [join(out, 'best.ckpt'), join(out, 'last.ckpt')]);
+  const viaEnsemble = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', ensemble, '--data', data, '--json'])).stdout);
+  t.is(viaEnsemble.samples, 14);
 });

@@ -1,4 +1,5 @@
-// adcorre-export <checkpoint> -o model.onnx: the ONNX model users run.
+// adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
+// checkpoint, or several of one configuration averaged as an ensemble).
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { Command } from 'commander';
@@ -10,8 +11,9 @@ import { readCheckpoint } from '../train/checkpoint.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-export')
-    .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata)')
-    .argument('<checkpoint>', 'a .ckpt file written by adcorre-train')
+    .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata); ' +
+      'several checkpoints of one configuration make an ensemble that averages their probabilities')
+    .argument('<checkpoint...>', '.ckpt files written by adcorre-train (more than one: an ensemble)')
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
     .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
       '(training is the same with or without it; the exported model blurs its input alike)', Number)
@@ -24,24 +26,36 @@ export async function main(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
-  const [path] = program.args;
+  const paths = program.args;
   const { output, inputBlur, flipAverage } = program.opts<{ output: string; inputBlur?: number; flipAverage?: boolean }>();
   try {
-    const { state, meta } = readCheckpoint(path);
-    const saved = (meta.options as { config: object }).config;
     // evaluation-only settings may be changed at export: the weights are the same either way
     const overrides = { ...(inputBlur !== undefined ? { inputBlur } : {}), ...(flipAverage ? { flipAverage: true } : {}) };
-    const config = validateConfig({ ...saved, ...overrides }, Object.keys(overrides).length ? `${path} config with the export options` : `${path} config`);
-    let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
-    try {
-      labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
-    } catch { /* the run's config.json is optional */ }
-    const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
-    const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
-    writeFileAtomic(output, exportOnnx(config, state.weights, {
-      labels, training: { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) },
-    }));
-    process.stdout.write(`wrote ${output}\n`);
+    const members = paths.map((path) => {
+      const { state, meta } = readCheckpoint(path);
+      const saved = (meta.options as { config: object }).config;
+      const config = validateConfig({ ...saved, ...overrides }, Object.keys(overrides).length ? `${path} config with the export options` : `${path} config`);
+      let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
+      try {
+        labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
+      } catch { /* the run's config.json is optional */ }
+      const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
+      const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
+      const summary = { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) };
+      return { path, config, labels, weights: state.weights, summary };
+    });
+    const [first] = members;
+    for (const m of members.slice(1)) {
+      if (JSON.stringify(m.config) !== JSON.stringify(first.config)) {
+        throw new Error(`an ensemble's checkpoints must share one configuration: ${m.path} has ${JSON.stringify(m.config)}, ${first.path} ${JSON.stringify(first.config)}`);
+      }
+      if (JSON.stringify(m.labels) !== JSON.stringify(first.labels)) {
+        throw new Error(`an ensemble's checkpoints must share one label list: ${m.path} has ${m.labels.join(', ')}, ${first.path} ${first.labels.join(', ')}`);
+      }
+    }
+    const training = members.length === 1 ? first.summary : { ensemble: members.map((m) => m.summary) };
+    writeFileAtomic(output, exportOnnx(first.config, members.map((m) => m.weights), { labels: first.labels, training }));
+    process.stdout.write(`wrote ${output}${members.length > 1 ? ` (an ensemble of ${members.length} models)` : ''}\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`adcorre-export: ${(err as Error).message}\n`);

@@ -120,10 +120,13 @@ export class FER {
   }
 
   /** The model's metadata, the execution provider in use and the detector. */
-  info(): { model: string; provider: string; detector: string; labels: string[]; config: ModelMetadata['config']; training?: Record<string, unknown> } {
+  info(): {
+    model: string; provider: string; detector: string; labels: string[]; config: ModelMetadata['config']; training?: Record<string, unknown>; members?: number;
+  } {
+    const { training, members } = this.metadata;
     return {
       model: this.modelSource, provider: this.provider, detector: this.detector.model, labels: this.metadata.labels,
-      config: this.metadata.config, ...(this.metadata.training ? { training: this.metadata.training } : {}),
+      config: this.metadata.config, ...(training ? { training } : {}), ...(members ? { members } : {}),
     };
   }
 

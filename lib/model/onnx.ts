@@ -31,6 +31,8 @@ export interface ModelMetadata {
   normalization: { type: 'standardize'; eps: number };
   /** what the trainer recorded (data, accuracy, epochs, ...) */
   training?: Record<string, unknown>;
+  /** an ensemble's member count (absent: one model); the members share the configuration */
+  members?: number;
 }
 
 export interface ExportOptions {
@@ -73,26 +75,18 @@ function valueInfo(name: string, dims: (number | string)[]) {
 }
 
 /** The ONNX bytes of a model. */
-export function exportOnnx(config: XceptionConfig, weights: Weights, options: ExportOptions): Uint8Array {
+export function exportOnnx(config: XceptionConfig, weights: Weights | readonly Weights[], options: ExportOptions): Uint8Array {
   const cfg = validateConfig(config);
   if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
     throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
   }
   const arch: Architecture = buildArchitecture(cfg);
-  checkWeights(arch, weights);
+  const members = Array.isArray(weights) ? weights as readonly Weights[] : [weights as Weights];
+  if (members.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
+  members.forEach((w, i) => checkWeights(arch, w, members.length > 1 ? `ensemble member ${i}` : undefined));
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
-  const alias = new Map<string, string>();   // tensor renamed by a removed op (dropout in evaluation)
-  const size = new Map<string, number>([['input', cfg.inputSize]]);  // spatial side per tensor
-  const name = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
-  // every parameter under its own name, batch norm unfolded: readOnnxWeights
-  // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
-  // batch norms into the convolutions itself when it loads the model
   const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
-  const parameter = (n: string) => {
-    initializers.push(tensor(n, shapes.get(n)!, weights.get(n)!));
-    return n;
-  };
   let constants = 0;
   const constant = (dims: number[], data: Float32Array | BigInt64Array) => {
     const n = `const_${constants++}`;
@@ -130,80 +124,110 @@ export function exportOnnx(config: XceptionConfig, weights: Weights, options: Ex
     node('Div', ['image_centred', 'image_std'], ['input']);
   }
 
-  for (const op of arch.ops) {
-    switch (op.op) {
-      case 'conv': {
-        const n = size.get(op.input)!;
-        const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
-        size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
-        node('Conv', [name(op.input), parameter(`${op.name}.weight`)], [name(op.output)], [attr('kernel_shape', [op.kernel, op.kernel]),
-          attr('strides', [op.stride, op.stride]), attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
-        break;
+  // One network per member, on the shared standardised input. A single model
+  // keeps plain tensor and parameter names; ensemble member i prefixes its own
+  // with `member{i}/`. The softmax writes the tensor named by `probs`.
+  const network = (w: Weights, prefix: string, probs: string): void => {
+    const alias = new Map<string, string>();   // tensor renamed by a removed op (dropout in evaluation)
+    const size = new Map<string, number>([['input', cfg.inputSize]]);  // spatial side per tensor
+    const base = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
+    const name = (t: string) => t === 'input' ? t : prefix + base(t);
+    // every parameter under its own name, batch norm unfolded: readOnnxWeights
+    // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
+    // batch norms into the convolutions itself when it loads the model
+    const parameter = (n: string) => {
+      initializers.push(tensor(prefix + n, shapes.get(n)!, w.get(n)!));
+      return prefix + n;
+    };
+    for (const op of arch.ops) {
+      switch (op.op) {
+        case 'conv': {
+          const n = size.get(op.input)!;
+          const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
+          size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
+          node('Conv', [name(op.input), parameter(`${op.name}.weight`)], [name(op.output)], [attr('kernel_shape', [op.kernel, op.kernel]),
+            attr('strides', [op.stride, op.stride]), attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
+          break;
+        }
+        case 'bn': {
+          size.set(op.output, size.get(op.input)!);
+          node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
+            [name(op.output)], [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })]);
+          break;
+        }
+        case 'relu':
+          size.set(op.output, size.get(op.input)!);
+          node('Relu', [name(op.input)], [name(op.output)]);
+          break;
+        case 'maxpool': {
+          const n = size.get(op.input)!;
+          const [a, b] = samePadding(n, 3, 2);
+          size.set(op.output, outputSize(n, 3, 2, 'same'));
+          node('MaxPool', [name(op.input)], [name(op.output)], [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])]);
+          break;
+        }
+        case 'add':
+          size.set(op.output, size.get(op.inputs[0])!);
+          node('Add', op.inputs.map(name), [name(op.output)]);
+          break;
+        case 'gap': {
+          const pooled = `${name(op.output)}_pooled`;
+          node('GlobalAveragePool', [name(op.input)], [pooled]);
+          node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
+          break;
+        }
+        case 'dense':
+          node('Gemm', [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
+            [name(op.output)], [attr('transB', 1)]);
+          break;
+        case 'l2norm': {
+          const o = name(op.output);
+          node('ReduceSumSquare', [name(op.input)], [`${o}_ss`], [attr('axes', [1]), attr('keepdims', 1)]);
+          node('Max', [`${o}_ss`, constant([], Float32Array.of(L2_EPS))], [`${o}_clamped`]);
+          node('Sqrt', [`${o}_clamped`], [`${o}_norm`]);
+          node('Div', [name(op.input), `${o}_norm`], [o]);
+          break;
+        }
+        case 'concat':
+          node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]);
+          break;
+        case 'dropout':
+          alias.set(op.output, base(op.input));  // evaluation mode: identity
+          break;
+        case 'softmax':
+          node('Softmax', [name(op.input)], [probs], [attr('axis', 1)]);
+          break;
       }
-      case 'bn': {
-        size.set(op.output, size.get(op.input)!);
-        node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
-          [name(op.output)], [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })]);
-        break;
-      }
-      case 'relu':
-        size.set(op.output, size.get(op.input)!);
-        node('Relu', [name(op.input)], [name(op.output)]);
-        break;
-      case 'maxpool': {
-        const n = size.get(op.input)!;
-        const [a, b] = samePadding(n, 3, 2);
-        size.set(op.output, outputSize(n, 3, 2, 'same'));
-        node('MaxPool', [name(op.input)], [name(op.output)], [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])]);
-        break;
-      }
-      case 'add':
-        size.set(op.output, size.get(op.inputs[0])!);
-        node('Add', op.inputs.map(name), [name(op.output)]);
-        break;
-      case 'gap': {
-        const pooled = `${op.output}_pooled`;
-        node('GlobalAveragePool', [name(op.input)], [pooled]);
-        node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
-        break;
-      }
-      case 'dense':
-        node('Gemm', [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
-          [name(op.output)], [attr('transB', 1)]);
-        break;
-      case 'l2norm': {
-        const o = name(op.output);
-        node('ReduceSumSquare', [name(op.input)], [`${o}_ss`], [attr('axes', [1]), attr('keepdims', 1)]);
-        node('Max', [`${o}_ss`, constant([], Float32Array.of(L2_EPS))], [`${o}_clamped`]);
-        node('Sqrt', [`${o}_clamped`], [`${o}_norm`]);
-        node('Div', [name(op.input), `${o}_norm`], [o]);
-        break;
-      }
-      case 'concat':
-        node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]);
-        break;
-      case 'dropout':
-        alias.set(op.output, name(op.input));  // evaluation mode: identity
-        break;
-      case 'softmax':
-        node('Softmax', [name(op.input)], [cfg.flipAverage ? 'probs_both' : name(op.output)], [attr('axis', 1)]);
-        break;
     }
+  };
+  const single = members.length === 1;
+  const probsOut = cfg.flipAverage ? 'probs_both' : 'probs';
+  const memberProbs = members.map((w, i) => {
+    const prefix = single ? '' : `member${i}/`;
+    network(w, prefix, single ? probsOut : `${prefix}probs`);
+    return `${prefix}probs`;
+  });
+  // an ensemble averages its members' probabilities; the embeddings are member 0's
+  if (!single) {
+    node('Sum', memberProbs, ['probs_sum']);
+    node('Div', ['probs_sum', constant([], Float32Array.of(members.length))], [probsOut]);
   }
+  const embeddings = single ? 'embeddings_concat' : 'member0/embeddings_concat';
   if (cfg.flipAverage) {
     // [2N, ...] -> [2, N, ...]: probabilities averaged, embeddings of the unflipped half
     node('Reshape', ['probs_both', constant([3], BigInt64Array.of(2n, -1n, BigInt(cfg.classes)))], ['probs_pairs']);
     node('ReduceMean', ['probs_pairs'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
-    node('Reshape', [name('embeddings'), constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings_pairs']);
+    node('Reshape', [embeddings, constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings_pairs']);
     node('Gather', ['embeddings_pairs', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
   } else {
-    node('Reshape', [name('embeddings'), constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
+    node('Reshape', [embeddings, constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
   }
 
   const metadata: ModelMetadata = {
     format: FORMAT_VERSION, labels: options.labels, config: cfg,
     input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
     normalization: NORMALIZATION, ...(options.training ? { training: options.training } : {}),
+    ...(single ? {} : { members: members.length }),
   };
   const graph = onnx.GraphProto.create({
     name: 'xception_k', node: nodes, initializer: initializers,
@@ -248,7 +272,9 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
       throw new Error(`normalization ${JSON.stringify(normalization)} is not '${NORMALIZATION.type}' (exported by an older adcorre-native?)`);
     }
     const training = props.has(META('training')) ? JSON.parse(get('training')) as Record<string, unknown> : undefined;
-    return { format: get('format'), labels, config, input, normalization, ...(training ? { training } : {}) };
+    const members = props.has(META('members')) ? JSON.parse(get('members')) as number : undefined;
+    if (members !== undefined && !(Number.isInteger(members) && members >= 2)) throw new Error(`members ${JSON.stringify(members)} is not an integer >= 2`);
+    return { format: get('format'), labels, config, input, normalization, ...(training ? { training } : {}), ...(members ? { members } : {}) };
   } catch (err) {
     if ((err as Error).message.includes('metadata: it was not exported')) throw err;
     throw new Error(`${file} has malformed adcorre metadata: ${(err as Error).message}`);
@@ -261,6 +287,9 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
  */
 export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; weights: Weights } {
   const meta = readMetadata(bytes, file);
+  if (meta.members) {
+    throw new Error(`${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's checkpoint (.ckpt) instead`);
+  }
   const model = onnx.ModelProto.decode(bytes);
   const byName = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
   const weights: Weights = new Map();

@@ -30,11 +30,12 @@ export function initWeights(arch: Architecture, seed = 0): Weights {
 }
 
 /** Throws unless every parameter is present with its size. */
-export function checkWeights(arch: Architecture, weights: Weights): void {
+export function checkWeights(arch: Architecture, weights: Weights, owner?: string): void {
+  const of = owner ? ` of ${owner}` : '';
   for (const p of arch.params) {
     const w = weights.get(p.name);
     const size = p.shape.reduce((a, b) => a * b, 1);
-    if (!w) throw new Error(`Missing parameter ${p.name} (shape ${p.shape.join('x')})`);
-    if (w.length !== size) throw new Error(`Parameter ${p.name} has ${w.length} values; expected ${size} (shape ${p.shape.join('x')})`);
+    if (!w) throw new Error(`Missing parameter ${p.name}${of} (shape ${p.shape.join('x')})`);
+    if (w.length !== size) throw new Error(`Parameter ${p.name}${of} has ${w.length} values; expected ${size} (shape ${p.shape.join('x')})`);
   }
 }
