@@ -49,6 +49,22 @@ test('info: metadata and provider', (t) => {
   t.deepEqual(info.labels, labelNames(7));
   t.deepEqual(info.config, config);
   t.deepEqual(info.training, { note: 'test fixture' });
+  t.is(info.members, undefined);
+});
+
+test('info: an ensemble says how many models it averages', async (t) => {
+  const file = join(dir, 'ensemble.onnx');
+  const arch = buildArchitecture(config);
+  writeFileSync(file, exportOnnx(config, [initWeights(arch, 3), initWeights(arch, 4)], { labels: labelNames(7), training: { note: 'test fixture' } }));
+  const ensemble = await FER.load({ model: file, device: 'cpu' });
+  try {
+    t.is(ensemble.info().members, 2);
+    const { faces: [face] } = await ensemble.predict({ data: pattern(48, 48, 1, 5), width: 48, height: 48, channels: 1 }, { embeddings: true });
+    t.true(Math.abs(Object.values(face.probabilities).reduce((s, p) => s + p, 0) - 1) < 1e-5);
+    t.is(face.embeddings.length, 2);
+  } finally {
+    await ensemble.close();
+  }
 });
 
 test('small images are face crops; path, Buffer and raw pixels agree', async (t) => {
