@@ -4,6 +4,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { f16round } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { buildArchitecture, exportOnnx, initWeights, labelNames, parameterCount, PRESETS, readMetadata, readOnnxWeights, validateConfig } from '../dist/index.js';
@@ -84,6 +85,31 @@ test('an ensemble averages its members\' probabilities (float64 reference per me
   broken.delete('classifier.bias');
   t.throws(() => exportOnnx(config, [members[0], broken], { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias of ensemble member 1/ });
   t.throws(() => exportOnnx(config, [], { labels: labelNames(7) }), { instanceOf: RangeError, message: /at least one set of weights/ });
+});
+
+test('float16 storage: ONNX Runtime = float64 reference on the rounded weights; half the file; the rounded weights read back', async (t) => {
+  const config = configs[1];
+  const arch = buildArchitecture(config);
+  const weights = randomWeights(arch, 31);
+  const full = exportOnnx(config, weights, { labels: labelNames(8) });
+  const half = exportOnnx(config, weights, { labels: labelNames(8), storage: 'float16' });
+  t.true(half.length < 0.6 * full.length, `${half.length} vs ${full.length} bytes`);
+  // what float16 storage means: every conv/dense weight rounded to the nearest float16, the rest exact
+  const rounded = new Map([...weights].map(([name, w]) => [name, name.endsWith('.weight') ? Float32Array.from(w, f16round) : w]));
+  t.true([...weights].some(([name, w]) => w.some((v, i) => v !== rounded.get(name)[i])), 'rounding changes some weights');
+  const session = await ort.InferenceSession.create(half, { logSeverityLevel: 3 });
+  const N = 2, S = config.inputSize, C = config.channels;
+  const r = rng(8);
+  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
+  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  const ref = referenceForward(arch, rounded, images, N);
+  const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
+  t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
+  t.true(maxErr(out.embeddings.data, ref.embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`);
+  await session.release();
+  const { weights: back } = readOnnxWeights(half, 'half.onnx');
+  for (const [name, w] of rounded) t.deepEqual(back.get(name), w, name);
+  t.throws(() => exportOnnx(config, weights, { labels: labelNames(8), storage: 'int8' }), { instanceOf: RangeError, message: /Expected 'float32' or 'float16' for storage but received "int8"/ });
 });
 
 test('the paper configuration has about 24.5 M parameters; presets are valid', (t) => {

@@ -126,7 +126,7 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   t.deepEqual([...readFileSync(chart).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   // several checkpoints of one configuration: an ensemble
   const ensemble = join(out, 'ensemble.onnx');
-  const made = await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', ensemble]);
+  const made = await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', ensemble, '--float16']);
   t.regex(made.stdout, /an ensemble of 2 models/);
   const meta = readMetadata(readFileSync(ensemble), 'ensemble.onnx');
   t.is(meta.members, 2);

@@ -18,6 +18,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
       '(training is the same with or without it; the exported model blurs its input alike)', Number)
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
+    .option('--float16', 'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
+      '(on the rounded weights)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -27,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const paths = program.args;
-  const { output, inputBlur, flipAverage } = program.opts<{ output: string; inputBlur?: number; flipAverage?: boolean }>();
+  const { output, inputBlur, flipAverage, float16 } = program.opts<{ output: string; inputBlur?: number; flipAverage?: boolean; float16?: boolean }>();
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
     const overrides = { ...(inputBlur !== undefined ? { inputBlur } : {}), ...(flipAverage ? { flipAverage: true } : {}) };
@@ -54,7 +56,7 @@ export async function main(argv: string[]): Promise<number> {
       }
     }
     const training = members.length === 1 ? first.summary : { ensemble: members.map((m) => m.summary) };
-    writeFileAtomic(output, exportOnnx(first.config, members.map((m) => m.weights), { labels: first.labels, training }));
+    writeFileAtomic(output, exportOnnx(first.config, members.map((m) => m.weights), { labels: first.labels, training, storage: float16 ? 'float16' : 'float32' }));
     process.stdout.write(`wrote ${output}${members.length > 1 ? ` (an ensemble of ${members.length} models)` : ''}\n`);
     return 0;
   } catch (err) {

@@ -4,6 +4,7 @@
 // [0, 1]), outputs `probs` [N, C] and `embeddings` [N, k, d], and everything
 // needed to use the file in its metadata (labels, configuration, input,
 // normalisation, training summary). Protobuf via onnx-proto.
+import { Float16Array } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
 import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
 import { blurKernel, blurRadius, validateConfig, type XceptionConfig } from './config.js';
@@ -39,16 +40,24 @@ export interface ExportOptions {
   labels: string[];
   training?: Record<string, unknown>;
   producer?: string;
+  /**
+   * How the convolution and dense weights are stored: 'float32' (default,
+   * exact) or 'float16' (half the file; a Cast to float32 in the graph, which
+   * ONNX Runtime folds at load, so inference still runs in float32 on the
+   * rounded weights). Batch-norm parameters and biases stay float32.
+   */
+  storage?: 'float32' | 'float16';
 }
+
+/** The initializer of a float16-stored parameter is its name with this suffix (then a Cast to the name). */
+const HALF_SUFFIX = '_float16';
 
 const META = (key: string) => `adcorre.${key}`;
 
-function tensor(name: string, dims: number[], data: Float32Array | BigInt64Array) {
-  const isFloat = data instanceof Float32Array;
-  return onnx.TensorProto.create({
-    name, dims, dataType: isFloat ? onnx.TensorProto.DataType.FLOAT : onnx.TensorProto.DataType.INT64,
-    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
-  });
+function tensor(name: string, dims: number[], data: Float32Array | BigInt64Array | Float16Array) {
+  const { DataType } = onnx.TensorProto;
+  const dataType = data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : DataType.FLOAT16;
+  return onnx.TensorProto.create({ name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
 }
 
 function attr(name: string, value: number | number[] | string) {
@@ -84,6 +93,8 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
   const members = Array.isArray(weights) ? weights as readonly Weights[] : [weights as Weights];
   if (members.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
   members.forEach((w, i) => checkWeights(arch, w, members.length > 1 ? `ensemble member ${i}` : undefined));
+  const storage = options.storage ?? 'float32';
+  if (storage !== 'float32' && storage !== 'float16') throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
   const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
@@ -136,7 +147,12 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
     // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
     // batch norms into the convolutions itself when it loads the model
     const parameter = (n: string) => {
-      initializers.push(tensor(prefix + n, shapes.get(n)!, w.get(n)!));
+      if (storage === 'float16' && n.endsWith('.weight')) {
+        initializers.push(tensor(prefix + n + HALF_SUFFIX, shapes.get(n)!, new Float16Array(w.get(n)!)));
+        node('Cast', [prefix + n + HALF_SUFFIX], [prefix + n], [attr('to', onnx.TensorProto.DataType.FLOAT)]);
+      } else {
+        initializers.push(tensor(prefix + n, shapes.get(n)!, w.get(n)!));
+      }
       return prefix + n;
     };
     for (const op of arch.ops) {
@@ -294,6 +310,16 @@ export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: Mode
   const byName = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
   const weights: Weights = new Map();
   for (const p of buildArchitecture(meta.config).params) {
+    const half = byName.get(p.name + HALF_SUFFIX);
+    if (half) {
+      const raw = half.rawData ?? new Uint8Array(0);
+      const expected = p.shape.reduce((a, b) => a * b, 1);
+      if (half.dataType !== onnx.TensorProto.DataType.FLOAT16 || raw.byteLength !== 2 * expected) {
+        throw new Error(`${file}: initializer '${p.name + HALF_SUFFIX}' is not ${expected} float16 values (shape ${p.shape.join('x')})`);
+      }
+      weights.set(p.name, Float32Array.from(new Float16Array(new Uint8Array(raw).buffer)));  // the stored (rounded) weights
+      continue;
+    }
     const t = byName.get(p.name);
     if (!t) {
       throw new Error(`${file} has no initializer '${p.name}': it was exported by an older adcorre-native with batch norm folded; ` +
