@@ -9,8 +9,8 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { labelNames, readMetadata } from '../dist/index.js';
-import { tempDir, writeImage } from './helpers/fixtures.js';
+import { FER, labelNames, readMetadata } from '../dist/index.js';
+import { pattern, tempDir, writeImage } from './helpers/fixtures.js';
 
 const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
 
@@ -133,4 +133,24 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   t.deepEqual(meta.training.ensemble.map((m) => m.checkpoint), [join(out, 'best.ckpt'), join(out, 'last.ckpt')]);
   const viaEnsemble = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', ensemble, '--data', data, '--json'])).stdout);
   t.is(viaEnsemble.samples, 14);
+  // an exported single model stands in for its checkpoint: the same ensemble, the same probabilities
+  const fromCheckpoints = join(out, 'ensemble-ckpt.onnx');
+  const fromModel = join(out, 'ensemble-onnx.onnx');
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', fromCheckpoints]);
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), onnx, join(out, 'last.ckpt'), '-o', fromModel]);
+  t.is(readMetadata(readFileSync(fromModel), 'ensemble-onnx.onnx').training.ensemble[0].model, onnx);
+  const image = { data: pattern(36, 36, 1, 7), width: 36, height: 36, channels: 1 };
+  const probabilities = async (file) => {
+    const fer = await FER.load({ model: file, device: 'cpu' });
+    try {
+      return (await fer.predict(image)).faces[0].probabilities;
+    } finally {
+      await fer.close();
+    }
+  };
+  t.deepEqual(await probabilities(fromModel), await probabilities(fromCheckpoints));
+  // an ensemble cannot be a member
+  const nested = await promisify(execFile)(process.execPath, [bin('adcorre-export'), ensemble, '-o', join(out, 'nested.onnx')]).catch((e) => e);
+  t.is(nested.code, 1);
+  t.regex(nested.stderr, /ensemble\.onnx is an ensemble of 2 models: list its members' checkpoints instead/);
 });

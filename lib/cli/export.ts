@@ -1,19 +1,58 @@
 // adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
-// checkpoint, or several of one configuration averaged as an ensemble).
+// checkpoint, or several of one configuration averaged as an ensemble; an
+// exported single model may stand in for a checkpoint).
 import { readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
 import { writeFileAtomic } from '../io.js';
-import { validateConfig } from '../model/config.js';
-import { exportOnnx } from '../model/onnx.js';
+import { validateConfig, type XceptionConfig } from '../model/config.js';
+import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
+import type { Weights } from '../model/weights.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+
+interface Member {
+  path: string;
+  config: XceptionConfig;
+  labels: string[];
+  weights: Weights;
+  summary: Record<string, unknown>;
+}
+
+/**
+ * One model to export: a training checkpoint (.ckpt) or an exported
+ * single model (.onnx, e.g. a shipped model whose checkpoint is gone), with
+ * the evaluation-only overrides applied to its configuration.
+ */
+function readMember(path: string, overrides: Partial<XceptionConfig>): Member {
+  const changed = Object.keys(overrides).length > 0;
+  if (path.toLowerCase().endsWith('.onnx')) {
+    const bytes = readFileSync(path);
+    const { members } = readMetadata(bytes, path);
+    if (members) throw new Error(`${path} is an ensemble of ${members} models: list its members' checkpoints instead`);
+    const { meta, weights } = readOnnxWeights(bytes, path);
+    const config = validateConfig({ ...meta.config, ...overrides }, changed ? `${path} config with the export options` : `${path} config`);
+    return { path, config, labels: meta.labels, weights, summary: { model: path, ...(meta.training ?? {}) } };
+  }
+  const { state, meta } = readCheckpoint(path);
+  const saved = (meta.options as { config: object }).config;
+  const config = validateConfig({ ...saved, ...overrides }, changed ? `${path} config with the export options` : `${path} config`);
+  let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
+  try {
+    labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
+  } catch { /* the run's config.json is optional */ }
+  const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
+  const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
+  const summary = { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) };
+  return { path, config, labels, weights: state.weights, summary };
+}
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-export')
     .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata); ' +
       'several checkpoints of one configuration make an ensemble that averages their probabilities')
-    .argument('<checkpoint...>', '.ckpt files written by adcorre-train (more than one: an ensemble)')
+    .argument('<checkpoint...>', '.ckpt files written by adcorre-train, or exported single models (.onnx) ' +
+      '(more than one: an ensemble)')
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
     .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
       '(training is the same with or without it; the exported model blurs its input alike)', Number)
@@ -33,19 +72,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
     const overrides = { ...(inputBlur !== undefined ? { inputBlur } : {}), ...(flipAverage ? { flipAverage: true } : {}) };
-    const members = paths.map((path) => {
-      const { state, meta } = readCheckpoint(path);
-      const saved = (meta.options as { config: object }).config;
-      const config = validateConfig({ ...saved, ...overrides }, Object.keys(overrides).length ? `${path} config with the export options` : `${path} config`);
-      let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
-      try {
-        labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
-      } catch { /* the run's config.json is optional */ }
-      const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
-      const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
-      const summary = { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) };
-      return { path, config, labels, weights: state.weights, summary };
-    });
+    const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
     for (const m of members.slice(1)) {
       if (JSON.stringify(m.config) !== JSON.stringify(first.config)) {
