@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Side-by-side validation curves of training runs, as a Markdown table (the
+// model card's ablation and seed tables): for each epoch, every run's
+// validation accuracy and, in brackets, mean class accuracy, then each run's
+// best epoch.
+//
+//   node scripts/compare-runs.js runs/fer2013-small runs/fer2013-small-ce [--names "Ad-Corre,CE only"]
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const { values, positionals: runs } = parseArgs({ allowPositionals: true, options: { names: { type: 'string' } } });
+if (runs.length === 0) {
+  process.stderr.write('usage: node scripts/compare-runs.js <run folder>... [--names a,b,...]\n');
+  process.exit(2);
+}
+const names = values.names ? values.names.split(',') : runs;
+if (names.length !== runs.length) {
+  process.stderr.write(`--names has ${names.length} names for ${runs.length} runs\n`);
+  process.exit(2);
+}
+
+/** epoch -> { accuracy, meanClassAccuracy } of one run's metrics.jsonl (a line per epoch; unreadable lines are skipped). */
+function curve(run) {
+  const byEpoch = new Map();
+  for (const line of readFileSync(join(run, 'metrics.jsonl'), 'utf8').split('\n')) {
+    try {
+      const m = JSON.parse(line);
+      if (m.val) byEpoch.set(m.epoch, m.val);
+    } catch { /* a blank or partly written last line */ }
+  }
+  return byEpoch;
+}
+
+const pct = (x) => `${(100 * x).toFixed(2)} %`;
+const curves = runs.map(curve);
+const epochs = [...new Set(curves.flatMap((c) => [...c.keys()]))].sort((a, b) => a - b);
+const rows = [`| epoch | ${names.join(' | ')} |`, `|---|${names.map(() => '---|').join('')}`];
+for (const e of epochs) {
+  rows.push(`| ${e} | ${curves.map((c) => (c.has(e) ? `${pct(c.get(e).accuracy)} (${pct(c.get(e).meanClassAccuracy)})` : '')).join(' | ')} |`);
+}
+const best = curves.map((c) => [...c.entries()].reduce((a, b) => (b[1].accuracy > a[1].accuracy ? b : a), [0, { accuracy: -1, meanClassAccuracy: 0 }]));
+rows.push(`| best | ${best.map(([e, v]) => (e ? `${pct(v.accuracy)} (${pct(v.meanClassAccuracy)}), epoch ${e}` : '')).join(' | ')} |`);
+process.stdout.write(rows.join('\n') + '\n');
