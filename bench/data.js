@@ -28,8 +28,10 @@ async function makeJpegs(dir, count, side, channels) {
   for (let i = 0; i < count; i++) {
     // Smooth random blobs compress like photographs, unlike white noise.
     const small = Buffer.from(Array.from({ length: 8 * 8 * channels }, () => Math.floor(Math.random() * 256)));
-    await sharp(small, { raw: { width: 8, height: 8, channels } }).resize(side, side, { kernel: 'cubic' })
-      .jpeg({ quality: 90 }).toFile(join(dir, ['happy', 'sad', 'neutral'][i % 3], `${i}.jpg`));
+    await sharp(small, { raw: { width: 8, height: 8, channels } })
+      .resize(side, side, { kernel: 'cubic' })
+      .jpeg({ quality: 90 })
+      .toFile(join(dir, ['happy', 'sad', 'neutral'][i % 3], `${i}.jpg`));
   }
 }
 
@@ -37,7 +39,9 @@ async function throughput(split, options, epochs) {
   const loader = new DataLoader(split, { workers, ...options });
   try {
     const t0 = performance.now();
-    for await (const _ of loader.epoch(0)) { /* warm-up: cache fill, JIT */ }
+    for await (const _ of loader.epoch(0)) {
+      /* warm-up: cache fill, JIT */
+    }
     const warm = (performance.now() - t0) / 1000;
     let n = 0;
     const t1 = performance.now();
@@ -66,8 +70,17 @@ try {
   const photos = join(tmp, 'photos');
   await makeJpegs(photos, Number(args.count), 256, 3);
   const split = (await openDataset(photos)).splits.get('all');
-  const r2 = await throughput(split, { batchSize: 64, size: 224, channels: 3, augment: true, shuffle: true, cache: false }, 1);
-  rows.push({ name: '224x224 RGB from JPEG, augmented', data: `${args.count} generated 256x256 JPEGs, decoded every epoch`, goal: 400, ...r2 });
+  const r2 = await throughput(
+    split,
+    { batchSize: 64, size: 224, channels: 3, augment: true, shuffle: true, cache: false },
+    1,
+  );
+  rows.push({
+    name: '224x224 RGB from JPEG, augmented',
+    data: `${args.count} generated 256x256 JPEGs, decoded every epoch`,
+    goal: 400,
+    ...r2,
+  });
 } finally {
   rmSync(tmp, { recursive: true, force: true });
 }
@@ -77,7 +90,9 @@ if (args.json) {
 } else {
   console.log(`data loading, ${workers} worker threads`);
   for (const r of rows) {
-    console.log(`${r.name.padEnd(36)} ${r.samplesPerSecond.toFixed(0).padStart(7)} samples/s  (goal ${r.goal}; ` +
-      `first epoch ${r.firstEpochSeconds.toFixed(1)} s; ${r.data})`);
+    console.log(
+      `${r.name.padEnd(36)} ${r.samplesPerSecond.toFixed(0).padStart(7)} samples/s  (goal ${r.goal}; ` +
+        `first epoch ${r.firstEpochSeconds.toFixed(1)} s; ${r.data})`,
+    );
   }
 }

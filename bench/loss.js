@@ -47,7 +47,8 @@ function median(xs) {
 // Runs fn until minTime ms have passed (at least 3 times, at most 2000), returns the median in us.
 function timeIt(fn, { maxReps = 2000, minReps = 3 } = {}) {
   const warm = performance.now();
-  do fn(); while (performance.now() - warm < Math.min(200, minTime / 5));  // JIT, caches, thread pool
+  do fn();
+  while (performance.now() - warm < Math.min(200, minTime / 5)); // JIT, caches, thread pool
   const times = [];
   const start = performance.now();
   while (times.length < minReps || (performance.now() - start < minTime && times.length < maxReps)) {
@@ -82,19 +83,33 @@ for (const size of sizes) {
   const c = randomCase(2024, { ...size, numClasses });
   const opts = { k: size.k, n: size.n, d: size.d, numClasses, classAccuracy: c.classAccuracy, grad: true };
   const flops = 6 * size.k * size.n * size.n * size.d;
-  const add = (backend, us, note = '') => rows.push({ size: size.name, k: size.k, n: size.n, d: size.d, backend, us, gflops: us ? flops / us / 1e3 : null, note });
+  const add = (backend, us, note = '') =>
+    rows.push({
+      size: size.name,
+      k: size.k,
+      n: size.n,
+      d: size.d,
+      backend,
+      us,
+      gflops: us ? flops / us / 1e3 : null,
+      note,
+    });
 
   const gradOut = new Float32Array(size.k * size.n * size.d);
   const cpuResult = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cpu' });
-  add('native cpu', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cpu' })));
+  add(
+    'native cpu',
+    timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cpu' })),
+  );
 
-  const jsEstimate = jsPerFlop * flops / 1e3;  // us
+  const jsEstimate = (jsPerFlop * flops) / 1e3; // us
   if (args['js-all'] || jsPerFlop === 0 || jsEstimate < 20e6) {
     const js = plainJsLoss(c.embeddings, c.labels, opts);
     const err = Math.abs(js.loss - cpuResult.loss) / Math.abs(cpuResult.loss);
-    if (!(err < 1e-4)) throw new Error(`plain JS disagrees with native at ${size.name}: ${js.loss} vs ${cpuResult.loss}`);
+    if (!(err < 1e-4))
+      throw new Error(`plain JS disagrees with native at ${size.name}: ${js.loss} vs ${cpuResult.loss}`);
     const us = timeIt(() => plainJsLoss(c.embeddings, c.labels, opts), { minReps: 1, maxReps: 50 });
-    jsPerFlop = us * 1e3 / flops;
+    jsPerFlop = (us * 1e3) / flops;
     add('plain js', us);
   } else {
     add('plain js', null, `skipped: about ${(jsEstimate / 1e6).toFixed(0)} s per run (--js-all runs it)`);
@@ -104,10 +119,21 @@ for (const size of sizes) {
     const gpu = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cuda' });
     const err = Math.abs(gpu.loss - cpuResult.loss) / Math.abs(cpuResult.loss);
     if (!(err < 1e-5)) throw new Error(`CUDA disagrees with CPU at ${size.name}: ${gpu.loss} vs ${cpuResult.loss}`);
-    add('cuda e2e', timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cuda' })));
+    add(
+      'cuda e2e',
+      timeIt(() => adCorreLoss(c.embeddings, c.labels, { ...opts, gradOut, device: 'cuda' })),
+    );
     const request = {
-      embeddings: c.embeddings, labels: c.labels, classAccuracy: c.classAccuracy, k: size.k, n: size.n, d: size.d,
-      numClasses, weights: new Float64Array([1, 1, 1]), grad: true, device: 'cuda',
+      embeddings: c.embeddings,
+      labels: c.labels,
+      classAccuracy: c.classAccuracy,
+      k: size.k,
+      n: size.n,
+      d: size.d,
+      numClasses,
+      weights: new Float64Array([1, 1, 1]),
+      grad: true,
+      device: 'cuda',
     };
     add('cuda gpu', median(native().cudaTime(request, 200, false)));
     add('cuda graph', median(native().cudaTime(request, 200, true)));
@@ -122,23 +148,43 @@ for (const row of rows) {
 }
 
 const machine = {
-  cpu: cpu.model, threads: info.cpu.threads, cpuPeakGflops: Math.round(cpuPeak),
+  cpu: cpu.model,
+  threads: info.cpu.threads,
+  cpuPeakGflops: Math.round(cpuPeak),
   gpu: info.cuda.usable ? info.cuda.devices.map((dv) => dv.name).join(', ') : null,
-  cudaCompiled: info.cuda.compiled, node: process.version,
+  cudaCompiled: info.cuda.compiled,
+  node: process.version,
 };
 
 if (args.json) {
   console.log(JSON.stringify({ machine, rows }, null, 2));
 } else {
-  console.log(`CPU: ${machine.cpu} at ${cpu.mhz ? `${Math.round(cpu.mhz)} MHz` : 'unknown MHz'}, ${machine.threads} threads ` +
-    `(fp32 FMA peak about ${machine.cpuPeakGflops || '?'} GFLOP/s)`);
+  console.log(
+    `CPU: ${machine.cpu} at ${cpu.mhz ? `${Math.round(cpu.mhz)} MHz` : 'unknown MHz'}, ${machine.threads} threads ` +
+      `(fp32 FMA peak about ${machine.cpuPeakGflops || '?'} GFLOP/s)`,
+  );
   console.log(`GPU: ${machine.gpu ?? `none usable (${info.cuda.error})`}`);
   console.log('GFLOP/s = 6*k*n^2*d / time (effective for the O(knd) kernels)\n');
   const fmt = (x, digits = 1) => (x === null || x === undefined ? '-' : x >= 100 ? x.toFixed(0) : x.toFixed(digits));
   const header = ['size', 'k', 'n', 'd', 'backend', 'median us', 'GFLOP/s', 'x plain js', 'x native cpu'];
-  const table = rows.map((r) => [r.size, r.k, r.n, r.d, r.backend, r.us === null ? r.note : fmt(r.us), fmt(r.gflops), fmt(r.vsPlainJs), fmt(r.vsNativeCpu, 2)].map(String));
-  const widths = header.map((h, i) => Math.max(h.length, ...table.filter((r) => i < 6 || r[5].length < 20).map((r) => r[i].length)));
-  const line = (cells) => cells.map((cell, i) => (i < 5 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  const table = rows.map((r) =>
+    [
+      r.size,
+      r.k,
+      r.n,
+      r.d,
+      r.backend,
+      r.us === null ? r.note : fmt(r.us),
+      fmt(r.gflops),
+      fmt(r.vsPlainJs),
+      fmt(r.vsNativeCpu, 2),
+    ].map(String),
+  );
+  const widths = header.map((h, i) =>
+    Math.max(h.length, ...table.filter((r) => i < 6 || r[5].length < 20).map((r) => r[i].length)),
+  );
+  const line = (cells) =>
+    cells.map((cell, i) => (i < 5 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
   console.log(line(header));
   for (const r of table) console.log(r[5].length >= 20 ? `${line(r.slice(0, 5))}  ${r[5]}` : line(r));
 }

@@ -23,7 +23,8 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
   let fd = 0;
   for (let j = 0; j < k; j++) {
     const base = j * n * d;
-    for (let a = 0; a < n; a++) {  // Phi = X X^T
+    for (let a = 0; a < n; a++) {
+      // Phi = X X^T
       for (let b = 0; b < n; b++) {
         let s = 0;
         for (let t = 0; t < d; t++) s += X[base + a * d + t] * X[base + b * d + t];
@@ -33,7 +34,10 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
     let s = 0;
     for (let a = 0; a < n; a++) {
       for (let b = 0; b < n; b++) {
-        if (a === b) { G[a * n + b] = 0; continue; }
+        if (a === b) {
+          G[a * n + b] = 0;
+          continue;
+        }
         const A = 3 - acc[labels[a]] - acc[labels[b]];
         const omega = labels[a] === labels[b] ? 1 : -1;
         s += A * Math.abs(omega - phi[a * n + b]);
@@ -41,7 +45,8 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
       }
     }
     fd += s / (n * n);
-    for (let a = 0; a < n; a++) {  // dX = G X + G^T X
+    for (let a = 0; a < n; a++) {
+      // dX = G X + G^T X
       for (let b = 0; b < n; b++) {
         const g = G[a * n + b] + G[b * n + a];
         if (g === 0) continue;
@@ -51,7 +56,7 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
   }
   fd /= k;
 
-  let ed = 0;  // sum over heads j != l of one sample's correlations
+  let ed = 0; // sum over heads j != l of one sample's correlations
   for (let a = 0; a < n; a++) {
     let s = 0;
     for (let j = 0; j < k; j++) {
@@ -68,7 +73,8 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
   ed /= n;
 
   const grad = new Float32Array(k * n * d);
-  for (let r = 0; r < k * n; r++) {  // back through the normalisation
+  for (let r = 0; r < k * n; r++) {
+    // back through the normalisation
     let xg = 0;
     for (let t = 0; t < d; t++) xg += X[r * d + t] * GX[r * d + t];
     let mean = 0;
@@ -80,7 +86,7 @@ export function plainJsLoss(E, labels, { k, n, d, numClasses, classAccuracy }) {
     for (let t = 0; t < d; t++) grad[r * d + t] -= mean;
   }
 
-  let md = 0;  // class means per head
+  let md = 0; // class means per head
   const present = [...new Set(labels)];
   const P = present.length;
   if (P >= 2) {

@@ -44,9 +44,15 @@ const faceFile = existsSync(fer) ? join(fer, readdirSync(fer).sort()[0]) : null;
 const crop = faceFile
   ? await sharp(faceFile).greyscale().raw().toBuffer()
   : Buffer.from(Array.from({ length: 48 * 48 }, (_, i) => (i * 37) % 256));
-const faceImage = await sharp(crop, { raw: { width: 48, height: 48, channels: 1 } }).resize(180, 180).toColourspace('srgb').png().toBuffer();
+const faceImage = await sharp(crop, { raw: { width: 48, height: 48, channels: 1 } })
+  .resize(180, 180)
+  .toColourspace('srgb')
+  .png()
+  .toBuffer();
 const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: { r: 90, g: 120, b: 100 } } })
-  .composite([{ input: faceImage, left: 230, top: 120 }]).jpeg({ quality: 90 }).toBuffer();
+  .composite([{ input: faceImage, left: 230, top: 120 }])
+  .jpeg({ quality: 90 })
+  .toBuffer();
 
 const rows = [];
 for (const preset of args.presets.split(',')) {
@@ -59,7 +65,15 @@ for (const preset of args.presets.split(',')) {
   const batched = await timeIt(() => session.predictBatch(batch, { batch: 32 }));
   const whole = await timeIt(() => session.predict(photo));
   const found = (await session.predict(photo)).faces.length;
-  rows.push({ preset, config, provider: session.info().provider, faceMs: one, facesPerSecondBatch32: 32000 / batched, photoMs: whole, facesInPhoto: found });
+  rows.push({
+    preset,
+    config,
+    provider: session.info().provider,
+    faceMs: one,
+    facesPerSecondBatch32: 32000 / batched,
+    photoMs: whole,
+    facesInPhoto: found,
+  });
   await session.close();
 }
 
@@ -68,7 +82,9 @@ else {
   console.log(`prediction speed (${faceFile ? 'a FER-2013 face' : 'a synthetic face'}; untrained weights)`);
   console.log('preset    input        provider  one face  batch of 32     photo 640x480 (decode+detect+classify)');
   for (const r of rows) {
-    console.log(`${r.preset.padEnd(9)} ${`${r.config.inputSize}x${r.config.inputSize}x${r.config.channels}`.padEnd(12)} ${r.provider.padEnd(9)} ` +
-      `${r.faceMs.toFixed(2).padStart(6)} ms ${r.facesPerSecondBatch32.toFixed(0).padStart(7)} faces/s  ${r.photoMs.toFixed(1).padStart(7)} ms (${r.facesInPhoto} face)`);
+    console.log(
+      `${r.preset.padEnd(9)} ${`${r.config.inputSize}x${r.config.inputSize}x${r.config.channels}`.padEnd(12)} ${r.provider.padEnd(9)} ` +
+        `${r.faceMs.toFixed(2).padStart(6)} ms ${r.facesPerSecondBatch32.toFixed(0).padStart(7)} faces/s  ${r.photoMs.toFixed(1).padStart(7)} ms (${r.facesInPhoto} face)`,
+    );
   }
 }

@@ -25,7 +25,7 @@ const { values: args } = parseArgs({
 });
 const runs = args.table ? TABLE : args.runs.split(',').map((run) => ({ run }));
 const info = backendInfo();
-const where = args.device === 'cpu' ? `CPU, ${info.cpu.threads} threads` : info.cuda.devices[0]?.name ?? 'CUDA';
+const where = args.device === 'cpu' ? `CPU, ${info.cpu.threads} threads` : (info.cuda.devices[0]?.name ?? 'CUDA');
 
 const rows = [];
 for (const { run, pytorch, note } of runs) {
@@ -36,7 +36,7 @@ for (const { run, pytorch, note } of runs) {
   const engine = Engine.create(config, { maxBatch: batch, seed: 1, device: args.device });
   const images = Float32Array.from({ length: batch * config.channels * config.inputSize ** 2 }, () => Math.random());
   const labels = Int32Array.from({ length: batch }, (_, i) => i % config.classes);
-  engine.trainStep(images, labels, { lr: 1e-4 });  // warm-up
+  engine.trainStep(images, labels, { lr: 1e-4 }); // warm-up
   const times = [];
   for (let s = 0; s < Number(args.steps); s++) {
     const t0 = performance.now();
@@ -46,13 +46,24 @@ for (const { run, pytorch, note } of runs) {
   times.sort((a, b) => a - b);
   const ms = times[times.length >> 1];
   const imagesPerSecond = (batch * 1000) / ms;
-  rows.push({ preset, config, batch, device: engine.device, where, msPerStep: ms, imagesPerSecond,
-    ...(pytorch ? { pytorchH100: pytorch, ratio: imagesPerSecond / pytorch, ...(note ? { note } : {}) } : {}) });
+  rows.push({
+    preset,
+    config,
+    batch,
+    device: engine.device,
+    where,
+    msPerStep: ms,
+    imagesPerSecond,
+    ...(pytorch ? { pytorchH100: pytorch, ratio: imagesPerSecond / pytorch, ...(note ? { note } : {}) } : {}),
+  });
 }
 if (args.json) console.log(JSON.stringify(rows, null, 2));
-else for (const r of rows) {
-  const shape = `${r.config.inputSize}x${r.config.inputSize}x${r.config.channels}`;
-  console.log(`${r.preset.padEnd(8)} ${shape.padEnd(10)} width ${r.config.width} r ${r.config.middleBlocks} batch ${r.batch}: ` +
-    `${r.msPerStep.toFixed(1)} ms/step, ${r.imagesPerSecond.toFixed(1)} images/s (${r.where})` +
-    (r.pytorchH100 ? `; PyTorch on an H100: ${r.pytorchH100} images/s, ratio ${r.ratio.toFixed(2)}` : ''));
-}
+else
+  for (const r of rows) {
+    const shape = `${r.config.inputSize}x${r.config.inputSize}x${r.config.channels}`;
+    console.log(
+      `${r.preset.padEnd(8)} ${shape.padEnd(10)} width ${r.config.width} r ${r.config.middleBlocks} batch ${r.batch}: ` +
+        `${r.msPerStep.toFixed(1)} ms/step, ${r.imagesPerSecond.toFixed(1)} images/s (${r.where})` +
+        (r.pytorchH100 ? `; PyTorch on an H100: ${r.pytorchH100} images/s, ratio ${r.ratio.toFixed(2)}` : ''),
+    );
+  }

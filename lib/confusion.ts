@@ -15,9 +15,9 @@ export class ConfusionTracker {
   readonly history: number;
   private readonly labels: Int32Array;
   private readonly predictions: Int32Array;
-  private next = 0;  // ring position of the next write
+  private next = 0; // ring position of the next write
   private count = 0;
-  private readonly matrix: Int32Array;  // [label][prediction] counts over the window
+  private readonly matrix: Int32Array; // [label][prediction] counts over the window
 
   constructor(numClasses: number, options: { history?: number } = {}) {
     this.numClasses = positiveInteger('numClasses', numClasses);

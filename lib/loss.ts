@@ -4,8 +4,17 @@
 import { type Device, DEVICES, resolveDevice } from './backend.js';
 import { native, type NativeLossRequest } from './native.js';
 import {
-  boolean, boundedArray, finiteNumber, float32Array, invalidRange, invalidType, isPlainObject, knownKeys,
-  labelArray, oneOf, positiveInteger,
+  boolean,
+  boundedArray,
+  finiteNumber,
+  float32Array,
+  invalidRange,
+  invalidType,
+  isPlainObject,
+  knownKeys,
+  labelArray,
+  oneOf,
+  positiveInteger,
 } from './validate.js';
 
 export interface AdCorreWeights {
@@ -78,14 +87,20 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
   if (bad >= 0) {
     const head = Math.floor(bad / (n * d));
     const sample = Math.floor((bad % (n * d)) / d);
-    throw invalidRange('embeddings', 'finite numbers',
-      `${emb[bad]} at index ${bad} (head ${head}, sample ${sample}, dim ${bad % d})`);
+    throw invalidRange(
+      'embeddings',
+      'finite numbers',
+      `${emb[bad]} at index ${bad} (head ${head}, sample ${sample}, dim ${bad % d})`,
+    );
   }
-  const classAccuracy = options.classAccuracy === undefined ? null
-    : boundedArray('options.classAccuracy', options.classAccuracy, numClasses, 'numClasses', 0, 1);
+  const classAccuracy =
+    options.classAccuracy === undefined
+      ? null
+      : boundedArray('options.classAccuracy', options.classAccuracy, numClasses, 'numClasses', 0, 1);
   const weights = new Float64Array([1, 1, 1]);
   if (options.weights !== undefined) {
-    if (!isPlainObject(options.weights)) throw invalidType('options.weights', 'object { fd?, md?, ed? }', options.weights);
+    if (!isPlainObject(options.weights))
+      throw invalidType('options.weights', 'object { fd?, md?, ed? }', options.weights);
     knownKeys('options.weights', options.weights, WEIGHT_KEYS);
     WEIGHT_KEYS.forEach((key, i) => {
       const w = (options.weights as Record<string, unknown>)[key];
@@ -95,7 +110,8 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
   let grad = options.grad === undefined ? false : boolean('options.grad', options.grad);
   let gradOut: Float32Array | undefined;
   if (options.gradOut !== undefined) {
-    if (!(options.gradOut instanceof Float32Array)) throw invalidType('options.gradOut', 'Float32Array', options.gradOut);
+    if (!(options.gradOut instanceof Float32Array))
+      throw invalidType('options.gradOut', 'Float32Array', options.gradOut);
     if (options.gradOut.length !== k * n * d) {
       throw invalidRange('options.gradOut', `length k*n*d = ${k * n * d}`, `length ${options.gradOut.length}`);
     }
@@ -106,7 +122,9 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
     gradOut = options.gradOut;
     grad = true;
   }
-  const device = resolveDevice(options.device === undefined ? 'auto' : oneOf('options.device', options.device, DEVICES));
+  const device = resolveDevice(
+    options.device === undefined ? 'auto' : oneOf('options.device', options.device, DEVICES),
+  );
   return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device, gradOut };
 }
 
@@ -117,8 +135,11 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
  * @param embeddings float32 [k][n][d] row-major: head, sample, dimension
  * @param labels n integers in [0, numClasses)
  */
-export function adCorreLoss(embeddings: ArrayLike<number>, labels: ArrayLike<number>,
-  options: AdCorreOptions): AdCorreResult {
+export function adCorreLoss(
+  embeddings: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  options: AdCorreOptions,
+): AdCorreResult {
   const request = buildRequest(embeddings, labels, options);
   return { ...native().loss(request), device: request.device };
 }
@@ -127,8 +148,11 @@ export function adCorreLoss(embeddings: ArrayLike<number>, labels: ArrayLike<num
  * adCorreLoss off the event loop (on libuv's thread pool). The arrays must not
  * be modified until the promise settles. Argument errors reject the promise.
  */
-export async function adCorreLossAsync(embeddings: ArrayLike<number>, labels: ArrayLike<number>,
-  options: AdCorreOptions): Promise<AdCorreResult> {
+export async function adCorreLossAsync(
+  embeddings: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  options: AdCorreOptions,
+): Promise<AdCorreResult> {
   const request = buildRequest(embeddings, labels, options);
   return { ...(await native().lossAsync(request)), device: request.device };
 }

@@ -46,8 +46,20 @@ export interface NativeBinding {
   findNonFinite(values: Float32Array): number;
   backendInfo(): NativeBackendInfo;
   /** one augmentation warp: native/core/augment.h */
-  warpAffine(src: Uint8Array, w: number, h: number, srcChannels: number, dst: Float32Array, dstOffset: number,
-    outW: number, outH: number, dstChannels: number, matrix: Float64Array, contrast: number, brightness: number): void;
+  warpAffine(
+    src: Uint8Array,
+    w: number,
+    h: number,
+    srcChannels: number,
+    dst: Float32Array,
+    dstOffset: number,
+    outW: number,
+    outH: number,
+    dstChannels: number,
+    matrix: Float64Array,
+    contrast: number,
+    brightness: number,
+  ): void;
   /** GPU microseconds of `reps` runs, inputs already on the device (benchmarks) */
   cudaTime(request: NativeLossRequest, reps: number, graph: boolean): Float64Array;
 }

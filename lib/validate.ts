@@ -65,8 +65,13 @@ export function knownKeys(name: string, options: Record<string, unknown>, known:
 type NumericArray = ArrayLike<number> & { length: number };
 
 export function isNumericArray(value: unknown): value is NumericArray {
-  return Array.isArray(value) || (ArrayBuffer.isView(value) && !(value instanceof DataView) &&
-    !(value instanceof BigInt64Array) && !(value instanceof BigUint64Array));
+  return (
+    Array.isArray(value) ||
+    (ArrayBuffer.isView(value) &&
+      !(value instanceof DataView) &&
+      !(value instanceof BigInt64Array) &&
+      !(value instanceof BigUint64Array))
+  );
 }
 
 /** A Float32Array view of `value` (no copy when it already is one). */
@@ -100,8 +105,14 @@ export function labelArray(name: string, value: unknown, numClasses: number): In
 }
 
 /** Values in [lo, hi] as a Float32Array of the given length. */
-export function boundedArray(name: string, value: unknown, length: number, lengthText: string,
-  lo: number, hi: number): Float32Array {
+export function boundedArray(
+  name: string,
+  value: unknown,
+  length: number,
+  lengthText: string,
+  lo: number,
+  hi: number,
+): Float32Array {
   if (!isNumericArray(value)) throw invalidType(name, 'Float32Array (or Float64Array or number[])', value);
   if (value.length !== length) {
     throw invalidRange(name, `length ${lengthText} = ${length}`, `length ${value.length}`);

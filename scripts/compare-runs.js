@@ -27,7 +27,9 @@ function curve(run) {
     try {
       const m = JSON.parse(line);
       if (m.val) byEpoch.set(m.epoch, m.val);
-    } catch { /* a blank or partly written last line */ }
+    } catch {
+      /* a blank or partly written last line */
+    }
   }
   return byEpoch;
 }
@@ -37,8 +39,17 @@ const curves = runs.map(curve);
 const epochs = [...new Set(curves.flatMap((c) => [...c.keys()]))].sort((a, b) => a - b);
 const rows = [`| epoch | ${names.join(' | ')} |`, `|---|${names.map(() => '---|').join('')}`];
 for (const e of epochs) {
-  rows.push(`| ${e} | ${curves.map((c) => (c.has(e) ? `${pct(c.get(e).accuracy)} (${pct(c.get(e).meanClassAccuracy)})` : '')).join(' | ')} |`);
+  rows.push(
+    `| ${e} | ${curves.map((c) => (c.has(e) ? `${pct(c.get(e).accuracy)} (${pct(c.get(e).meanClassAccuracy)})` : '')).join(' | ')} |`,
+  );
 }
-const best = curves.map((c) => [...c.entries()].reduce((a, b) => (b[1].accuracy > a[1].accuracy ? b : a), [0, { accuracy: -1, meanClassAccuracy: 0 }]));
-rows.push(`| best | ${best.map(([e, v]) => (e ? `${pct(v.accuracy)} (${pct(v.meanClassAccuracy)}), epoch ${e}` : '')).join(' | ')} |`);
+const best = curves.map((c) =>
+  [...c.entries()].reduce(
+    (a, b) => (b[1].accuracy > a[1].accuracy ? b : a),
+    [0, { accuracy: -1, meanClassAccuracy: 0 }],
+  ),
+);
+rows.push(
+  `| best | ${best.map(([e, v]) => (e ? `${pct(v.accuracy)} (${pct(v.meanClassAccuracy)}), epoch ${e}` : '')).join(' | ')} |`,
+);
 process.stdout.write(rows.join('\n') + '\n');

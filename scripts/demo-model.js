@@ -11,5 +11,8 @@ if (!out || !PRESETS[preset]) {
   process.exit(2);
 }
 const config = PRESETS[preset];
-writeFileSync(out, exportOnnx(config, initWeights(buildArchitecture(config), Number(seed)), { labels: labelNames(config.classes) }));
+writeFileSync(
+  out,
+  exportOnnx(config, initWeights(buildArchitecture(config), Number(seed)), { labels: labelNames(config.classes) }),
+);
 console.log(`wrote ${out}: untrained ${preset} model (${JSON.stringify(config)})`);

@@ -18,10 +18,14 @@ function prebuildLoads() {
   for (const file of readdirSync(dir).filter((f) => f.endsWith('.node'))) {
     try {
       require(join(dir, file));
-      console.log(`adcorre-native: using the prebuilt binary ${join('prebuilds', `${process.platform}-${process.arch}`, file)}`);
+      console.log(
+        `adcorre-native: using the prebuilt binary ${join('prebuilds', `${process.platform}-${process.arch}`, file)}`,
+      );
       return true;
     } catch (err) {
-      console.warn(`adcorre-native: prebuilt ${file} does not load here (${err.message.split('\n')[0]}); building from source`);
+      console.warn(
+        `adcorre-native: prebuilt ${file} does not load here (${err.message.split('\n')[0]}); building from source`,
+      );
     }
   }
   return false;

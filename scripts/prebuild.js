@@ -18,7 +18,8 @@ const build = spawnSync(process.execPath, [cmakeJs, 'rebuild'], { cwd: root, std
 if (build.status !== 0) process.exit(build.status ?? 1);
 
 const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-const libc = process.platform === 'linux' ? (process.report?.getReport().header.glibcVersionRuntime ? '.glibc' : '.musl') : '';
+const libc =
+  process.platform === 'linux' ? (process.report?.getReport().header.glibcVersionRuntime ? '.glibc' : '.musl') : '';
 const file = join(target, `adcorre-native.napi${libc}.node`);
 rmSync(target, { recursive: true, force: true });
 mkdirSync(target, { recursive: true });
@@ -28,4 +29,6 @@ copyFileSync(join(root, 'build', 'Release', 'adcorre_native.node'), file);
 const binding = require(file);
 const { cuda, cpu } = binding.backendInfo();
 console.log(`prebuild: ${file}`);
-console.log(`  CUDA compiled in: ${cuda.compiled}${cuda.compiled ? ` (${cuda.archs})` : ''}; CPU threads: ${cpu.threads}`);
+console.log(
+  `  CUDA compiled in: ${cuda.compiled}${cuda.compiled ? ` (${cuda.archs})` : ''}; CPU threads: ${cpu.threads}`,
+);

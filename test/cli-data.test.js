@@ -4,8 +4,11 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
 
-const run = (args) => promisify(execFile)(process.execPath, [new URL('../bin/adcorre-data.js', import.meta.url).pathname, ...args])
-  .then((r) => ({ code: 0, ...r }), (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+const run = (args) =>
+  promisify(execFile)(process.execPath, [new URL('../bin/adcorre-data.js', import.meta.url).pathname, ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
 
 test('adcorre-data stats: table, skipped files, JSON, exit codes', async (t) => {
   const dir = tempDir();
@@ -20,7 +23,13 @@ test('adcorre-data stats: table, skipped files, JSON, exit codes', async (t) => 
   t.regex(table.stdout, /skipped 2: corrupt image/);
   t.regex(table.stdout, /skipped 1: empty file/);
   const json = JSON.parse((await run(['stats', dir, '--json'])).stdout);
-  t.deepEqual(json.splits.map((s) => [s.name, s.samples]), [['train', 2], ['val', 1]]);
+  t.deepEqual(
+    json.splits.map((s) => [s.name, s.samples]),
+    [
+      ['train', 2],
+      ['val', 1],
+    ],
+  );
   const quick = JSON.parse((await run(['stats', dir, '--json', '--no-verify'])).stdout);
   t.is(quick.splits[0].samples, 5);
   t.is((await run(['stats', join(dir, 'missing')])).code, 1);

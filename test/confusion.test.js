@@ -6,14 +6,18 @@ test('recall per class over the window; 0 for a class with no history', (t) => {
   tracker.update([0, 0, 0, 0, 1, 1], [0, 0, 0, 1, 1, 0]);
   t.deepEqual(Array.from(tracker.recall()), [0.75, 0.5, 0]);
   t.is(tracker.size, 6);
-  t.deepEqual(tracker.confusion(), [[3, 1, 0], [1, 1, 0], [0, 0, 0]]);
+  t.deepEqual(tracker.confusion(), [
+    [3, 1, 0],
+    [1, 1, 0],
+    [0, 0, 0],
+  ]);
 });
 
 test('keeps only the last `history` pairs', (t) => {
   const tracker = new ConfusionTracker(2, { history: 4 });
-  tracker.update([0, 0, 0, 0], [1, 1, 1, 1]);  // class 0 recall 0
+  tracker.update([0, 0, 0, 0], [1, 1, 1, 1]); // class 0 recall 0
   t.deepEqual(Array.from(tracker.recall()), [0, 0]);
-  tracker.update([0, 0, 0], [0, 0, 0]);  // three of the four wrong ones fall out
+  tracker.update([0, 0, 0], [0, 0, 0]); // three of the four wrong ones fall out
   t.deepEqual(Array.from(tracker.recall()), [0.75, 0]);
   t.is(tracker.size, 4);
   tracker.update([1, 0, 0, 0], [1, 0, 0, 0]);
@@ -48,12 +52,21 @@ test('reset forgets everything', (t) => {
 });
 
 test('bad input names the parameter', (t) => {
-  t.throws(() => new ConfusionTracker(0), { instanceOf: RangeError, message: /positive integer for numClasses but received 0/ });
+  t.throws(() => new ConfusionTracker(0), {
+    instanceOf: RangeError,
+    message: /positive integer for numClasses but received 0/,
+  });
   t.throws(() => new ConfusionTracker(3, { history: 2.5 }), { instanceOf: RangeError, message: /options\.history/ });
   const tracker = new ConfusionTracker(3);
-  t.throws(() => tracker.add(3, 0), { instanceOf: RangeError, message: /Expected integer in \[0, 3\) for label but received 3/ });
+  t.throws(() => tracker.add(3, 0), {
+    instanceOf: RangeError,
+    message: /Expected integer in \[0, 3\) for label but received 3/,
+  });
   t.throws(() => tracker.add(0, -1), { instanceOf: RangeError, message: /for prediction/ });
-  t.throws(() => tracker.update([0, 1], [0]), { instanceOf: RangeError, message: /length 2 .* for predictions but received length 1/ });
+  t.throws(() => tracker.update([0, 1], [0]), {
+    instanceOf: RangeError,
+    message: /length 2 .* for predictions but received length 1/,
+  });
   t.is(tracker.size, 0);
 });
 

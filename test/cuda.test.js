@@ -24,7 +24,15 @@ if (info.cuda.usable) {
 }
 
 function compare(t, c, weights = { fd: 1, md: 1, ed: 1 }) {
-  const opts = { k: c.k, n: c.n, d: c.d, numClasses: c.numClasses, classAccuracy: c.classAccuracy, weights, grad: true };
+  const opts = {
+    k: c.k,
+    n: c.n,
+    d: c.d,
+    numClasses: c.numClasses,
+    classAccuracy: c.classAccuracy,
+    weights,
+    grad: true,
+  };
   const cpu = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cpu' });
   const gpu = adCorreLoss(c.embeddings, c.labels, { ...opts, device: 'cuda' });
   t.is(gpu.device, 'cuda');
@@ -48,7 +56,7 @@ const shapes = [
   { k: 2, n: 300, d: 600, numClasses: 8 },
   { k: 7, n: 1024, d: 255, numClasses: 7, withAccuracy: false },
   { k: 7, n: 4096, d: 256, numClasses: 7 },
-  { k: 4, n: 129, d: 1000, numClasses: 300 },  // many classes, most absent
+  { k: 4, n: 129, d: 1000, numClasses: 300 }, // many classes, most absent
 ];
 const r = rng(9);
 for (let i = 0; i < 10; i++) {
@@ -68,7 +76,11 @@ gpuTest(`CUDA is deterministic run to run${why}`, (t) => {
 });
 
 gpuTest(`CUDA async equals sync, and shapes can change between calls${why}`, async (t) => {
-  for (const shape of [{ k: 7, n: 50, d: 256, numClasses: 7 }, { k: 2, n: 3000, d: 64, numClasses: 3 }, { k: 3, n: 5, d: 7, numClasses: 2 }]) {
+  for (const shape of [
+    { k: 7, n: 50, d: 256, numClasses: 7 },
+    { k: 2, n: 3000, d: 64, numClasses: 3 },
+    { k: 3, n: 5, d: 7, numClasses: 2 },
+  ]) {
     const c = randomCase(88, shape);
     const opts = { ...shape, classAccuracy: c.classAccuracy, grad: true, device: 'cuda' };
     t.deepEqual(await adCorreLossAsync(c.embeddings, c.labels, opts), adCorreLoss(c.embeddings, c.labels, opts));
@@ -88,7 +100,12 @@ const { cases, reason } = loadGolden();
 for (const c of cases ?? []) {
   gpuTest(`CUDA golden '${c.note}'${why}`, (t) => {
     const g = adCorreLoss(Float32Array.from(c.embeddings), c.labels, {
-      k: c.k, d: c.d, numClasses: c.numClasses, classAccuracy: c.classAccuracy, grad: true, device: 'cuda',
+      k: c.k,
+      d: c.d,
+      numClasses: c.numClasses,
+      classAccuracy: c.classAccuracy,
+      grad: true,
+      device: 'cuda',
     });
     for (const part of ['fd', 'md', 'ed']) t.true(relativeError(g[part], c[part]) <= 1e-5, `${part}`);
     t.true(relativeNormError(g.grad, c.grad) <= 1e-4);

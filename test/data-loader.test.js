@@ -26,7 +26,10 @@ test('batches: NCHW float32 in [0, 1], labels, sizes, dropLast', async (t) => {
   const split = await ferCsvSplit(10);
   const loader = new DataLoader(split, { batchSize: 4, size: 32, channels: 3, workers: 0 });
   const batches = await collect(loader);
-  t.deepEqual(batches.map((b) => b.count), [4, 4, 2]);
+  t.deepEqual(
+    batches.map((b) => b.count),
+    [4, 4, 2],
+  );
   t.is(batches[0].images.length, 4 * 3 * 32 * 32);
   t.true(batches[0].images.every((v) => v >= 0 && v <= 1));
   t.deepEqual(Array.from(batches[0].labels), [0, 1, 2, 3]);
@@ -36,7 +39,10 @@ test('batches: NCHW float32 in [0, 1], labels, sizes, dropLast', async (t) => {
   t.deepEqual(batches[0].images.subarray(0, plane), batches[0].images.subarray(plane, 2 * plane));
   const dropping = new DataLoader(split, { batchSize: 4, size: 32, channels: 1, workers: 0, dropLast: true });
   t.is(dropping.length, 2);
-  t.deepEqual((await collect(dropping)).map((b) => b.count), [4, 4]);
+  t.deepEqual(
+    (await collect(dropping)).map((b) => b.count),
+    [4, 4],
+  );
 });
 
 test('evaluation at the native size reproduces the pixels exactly', async (t) => {
@@ -56,10 +62,19 @@ test('same seed, same batches, whatever the worker count; epochs differ', async 
   try {
     const a = await collect(inline, 3);
     const b = await collect(threaded, 3);
-    t.deepEqual(a.map((x) => Array.from(x.indices)), b.map((x) => Array.from(x.indices)));
-    t.deepEqual(a.map((x) => x.images), b.map((x) => x.images));
+    t.deepEqual(
+      a.map((x) => Array.from(x.indices)),
+      b.map((x) => Array.from(x.indices)),
+    );
+    t.deepEqual(
+      a.map((x) => x.images),
+      b.map((x) => x.images),
+    );
     const c = await collect(inline, 4);
-    t.notDeepEqual(a.map((x) => Array.from(x.indices)), c.map((x) => Array.from(x.indices)));
+    t.notDeepEqual(
+      a.map((x) => Array.from(x.indices)),
+      c.map((x) => Array.from(x.indices)),
+    );
     // evaluation pass of the same loader is not augmented
     const plain = await collect(inline, 3, { augment: false });
     t.notDeepEqual(plain[0].images, a[0].images);
@@ -69,9 +84,15 @@ test('same seed, same batches, whatever the worker count; epochs differ', async 
 });
 
 test('class-balanced sampling evens out a skewed split', async (t) => {
-  const split = await ferCsvSplit(700, (i) => (i < 600 ? 1 : (i % 3) + 2));  // 600 happy, 100 of three others
-  const count = (balanced) => collect(new DataLoader(split, { batchSize: 100, size: 8, channels: 1, workers: 0, balanced, shuffle: true }))
-    .then((bs) => { const h = [0, 0, 0, 0, 0, 0, 0]; for (const b of bs) for (const l of b.labels) h[l]++; return h; });
+  const split = await ferCsvSplit(700, (i) => (i < 600 ? 1 : (i % 3) + 2)); // 600 happy, 100 of three others
+  const count = (balanced) =>
+    collect(new DataLoader(split, { batchSize: 100, size: 8, channels: 1, workers: 0, balanced, shuffle: true })).then(
+      (bs) => {
+        const h = [0, 0, 0, 0, 0, 0, 0];
+        for (const b of bs) for (const l of b.labels) h[l]++;
+        return h;
+      },
+    );
   const skewed = await count(false);
   const balanced = await count(true);
   t.is(skewed[1], 600);
@@ -87,7 +108,10 @@ test('image folders are cached in memory once: later epochs need no files', asyn
     const first = await collect(loader, 0);
     rmSync(dir, { recursive: true });
     const second = await collect(loader, 0);
-    t.deepEqual(second.map((b) => b.images), first.map((b) => b.images));
+    t.deepEqual(
+      second.map((b) => b.images),
+      first.map((b) => b.images),
+    );
   } finally {
     await loader.close();
   }
@@ -102,9 +126,12 @@ test('bad files: skipped and counted on worker threads; strict stops with the fi
     const loader = new DataLoader(split, { batchSize: 2, size: 24, channels: 1, workers: 2, cache });
     try {
       const batches = await collect(loader);
-      t.is(batches.reduce((s, b) => s + b.count, 0), 1);
+      t.is(
+        batches.reduce((s, b) => s + b.count, 0),
+        1,
+      );
       t.is(loader.report.total, 3);
-      await collect(loader, 1);  // a second epoch leaves the bad files out and does not count them again
+      await collect(loader, 1); // a second epoch leaves the bad files out and does not count them again
       t.is(loader.report.total, 3);
     } finally {
       await loader.close();
@@ -116,13 +143,22 @@ test('bad files: skipped and counted on worker threads; strict stops with the fi
 
 test('bad loader options name the parameter', (t) => {
   const split = { name: 'x', samples: [{ label: 0, source: '/nope.jpg', where: 'x' }] };
-  t.throws(() => new DataLoader(split, { batchSize: 0, size: 8, channels: 1 }), { instanceOf: RangeError, message: /batchSize/ });
-  t.throws(() => new DataLoader(split, { batchSize: 2, size: 8, channels: 2 }), { instanceOf: RangeError, message: /1 or 3 for channels/ });
-  t.throws(() => new DataLoader({ name: 'e', samples: [] }, { batchSize: 2, size: 8, channels: 1 }), { instanceOf: DataError });
+  t.throws(() => new DataLoader(split, { batchSize: 0, size: 8, channels: 1 }), {
+    instanceOf: RangeError,
+    message: /batchSize/,
+  });
+  t.throws(() => new DataLoader(split, { batchSize: 2, size: 8, channels: 2 }), {
+    instanceOf: RangeError,
+    message: /1 or 3 for channels/,
+  });
+  t.throws(() => new DataLoader({ name: 'e', samples: [] }, { batchSize: 2, size: 8, channels: 1 }), {
+    instanceOf: DataError,
+  });
 });
 
 test('augmentation geometry: the flip mirrors, rotation turns, crops stay inside', (t) => {
-  const w = 5, h = 4;
+  const w = 5,
+    h = 4;
   const src = Uint8Array.from({ length: w * h }, (_, i) => i * 10);
   const out = new Float32Array(w * h);
   // flip about the centre with no scaling maps column u to column w-1-u
@@ -138,6 +174,9 @@ test('augmentation geometry: the flip mirrors, rotation turns, crops stay inside
   let i = 0;
   const seq = [0, 0.99, 0.5, 0.5, 0.5, 0.9, 0.5, 0.5];
   const s = randomWarp(48, 48, 48, { rotation: 0, brightness: 0, contrast: 0 }, () => seq[i++ % seq.length]);
-  const corners = [[0, 0], [47, 47]].map(([u, v]) => [s.matrix[0] * u + s.matrix[1] * v + s.matrix[2], s.matrix[3] * u + s.matrix[4] * v + s.matrix[5]]);
+  const corners = [
+    [0, 0],
+    [47, 47],
+  ].map(([u, v]) => [s.matrix[0] * u + s.matrix[1] * v + s.matrix[2], s.matrix[3] * u + s.matrix[4] * v + s.matrix[5]]);
   for (const [x, y] of corners) t.true(x >= -0.5 && x <= 47.5 && y >= -0.5 && y <= 47.5, `${x}, ${y}`);
 });

@@ -17,7 +17,7 @@ const why = present ? '' : ` (skipped: ${root} is absent)`;
 maybe(`FER-2013 image folders: 28,709 train and 3,589 val images in 7 classes${why}`, async (t) => {
   const ds = await openDataset(root);
   t.is(ds.format, 'folder');
-  t.is((await openDataset(root, { format: 'fer2013' })).splits.get('val').samples.length, 3589);  // --dataset fer2013 on the folder layout
+  t.is((await openDataset(root, { format: 'fer2013' })).splits.get('val').samples.length, 3589); // --dataset fer2013 on the folder layout
   t.is(ds.splits.get('train').samples.length, 28709);
   t.is(ds.splits.get('val').samples.length, 3589);
   const count = (split) => {
@@ -26,7 +26,15 @@ maybe(`FER-2013 image folders: 28,709 train and 3,589 val images in 7 classes${w
     return h;
   };
   // FER-2013's published Training / PublicTest class counts
-  t.deepEqual(count('train'), { neutral: 4965, happy: 7215, sad: 4830, surprise: 3171, fear: 4097, disgust: 436, anger: 3995 });
+  t.deepEqual(count('train'), {
+    neutral: 4965,
+    happy: 7215,
+    sad: 4830,
+    surprise: 3171,
+    fear: 4097,
+    disgust: 436,
+    anger: 3995,
+  });
   t.deepEqual(count('val'), { neutral: 607, happy: 895, sad: 653, surprise: 415, fear: 496, disgust: 56, anger: 467 });
   t.is(ds.report.total, 0);
 });

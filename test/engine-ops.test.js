@@ -21,10 +21,17 @@ test('engine operations: backward = finite differences (float64)', async (t) => 
 
 const cudaBinary = new URL('../build/Release/adcorre_ops_cuda_test', import.meta.url).pathname;
 const gpu = backendInfo().cuda;
-const cudaWhy = !existsSync(cudaBinary) ? 'the addon was built without nvcc' : !gpu.usable ? `no usable CUDA GPU: ${gpu.error ?? 'none found'}` : '';
-(cudaWhy ? test.skip : test)(`CUDA engine operations = CPU operations (relative error <= 1e-4)${cudaWhy ? ` (skipped: ${cudaWhy})` : ''}`, async (t) => {
-  const { stdout } = await promisify(execFile)(cudaBinary);
-  t.log(stdout.trim().split('\n').slice(0, 1).join(''), '|', stdout.trim().split('\n').at(-1));
-  t.regex(stdout, /^\d+ passed, 0 failed$/m);
-  t.notRegex(stdout, /FAIL|skipped/);
-});
+const cudaWhy = !existsSync(cudaBinary)
+  ? 'the addon was built without nvcc'
+  : !gpu.usable
+    ? `no usable CUDA GPU: ${gpu.error ?? 'none found'}`
+    : '';
+(cudaWhy ? test.skip : test)(
+  `CUDA engine operations = CPU operations (relative error <= 1e-4)${cudaWhy ? ` (skipped: ${cudaWhy})` : ''}`,
+  async (t) => {
+    const { stdout } = await promisify(execFile)(cudaBinary);
+    t.log(stdout.trim().split('\n').slice(0, 1).join(''), '|', stdout.trim().split('\n').at(-1));
+    t.regex(stdout, /^\d+ passed, 0 failed$/m);
+    t.notRegex(stdout, /FAIL|skipped/);
+  },
+);

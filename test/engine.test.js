@@ -15,18 +15,29 @@ const S = tiny.inputSize;
 // Four classes, each a fixed random pattern plus noise: learnable.
 const syntheticBatch = (n, seed) => synthetic(n, seed, { size: S });
 
-for (const [label, extra] of [['', {}], [', input blur', { inputBlur: 1.2 }], [', input blur and flip averaging', { inputBlur: 1.2, flipAverage: true }]]) test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${label}`, async (t) => {
-  const config = { ...tiny, ...extra };
-  const engine = Engine.create(config, { maxBatch: 8, seed: 1 });
-  const { images, labels } = syntheticBatch(8, 1);
-  for (let s = 0; s < 3; s++) engine.trainStep(images, labels, { lr: 1e-2 });  // move weights and batch-norm statistics
-  const mine = engine.predict(images);
-  const session = await ort.InferenceSession.create(exportOnnx(config, engine.getWeights(), { labels: labelNames(7).slice(0, 4) }), { logSeverityLevel: 3 });
-  const out = await session.run({ image: new ort.Tensor('float32', images, [8, 1, S, S]) });
-  const maxErr = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
-  t.true(maxErr(mine.probs, out.probs.data) <= 1e-4, `probs ${maxErr(mine.probs, out.probs.data)}`);
-  t.true(maxErr(mine.embeddings, out.embeddings.data) <= 1e-4, `embeddings ${maxErr(mine.embeddings, out.embeddings.data)}`);
-});
+for (const [label, extra] of [
+  ['', {}],
+  [', input blur', { inputBlur: 1.2 }],
+  [', input blur and flip averaging', { inputBlur: 1.2, flipAverage: true }],
+])
+  test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${label}`, async (t) => {
+    const config = { ...tiny, ...extra };
+    const engine = Engine.create(config, { maxBatch: 8, seed: 1 });
+    const { images, labels } = syntheticBatch(8, 1);
+    for (let s = 0; s < 3; s++) engine.trainStep(images, labels, { lr: 1e-2 }); // move weights and batch-norm statistics
+    const mine = engine.predict(images);
+    const session = await ort.InferenceSession.create(
+      exportOnnx(config, engine.getWeights(), { labels: labelNames(7).slice(0, 4) }),
+      { logSeverityLevel: 3 },
+    );
+    const out = await session.run({ image: new ort.Tensor('float32', images, [8, 1, S, S]) });
+    const maxErr = (a, b) => a.reduce((m, v, i) => Math.max(m, Math.abs(v - b[i])), 0);
+    t.true(maxErr(mine.probs, out.probs.data) <= 1e-4, `probs ${maxErr(mine.probs, out.probs.data)}`);
+    t.true(
+      maxErr(mine.embeddings, out.embeddings.data) <= 1e-4,
+      `embeddings ${maxErr(mine.embeddings, out.embeddings.data)}`,
+    );
+  });
 
 test('input blur: evaluation blurs the input (= float64 reference blur, 1e-4), training takes it as it comes', (t) => {
   const blurred = { ...tiny, inputBlur: 2.1 };
@@ -39,18 +50,21 @@ test('input blur: evaluation blurs the input (= float64 reference blur, 1e-4), t
   }
   const reference = Float32Array.from(referenceBlur(images, 8, 1, S, 2.1));
   const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
-  const viaBlur = a.predict(images), viaReference = b.predict(reference);
+  const viaBlur = a.predict(images),
+    viaReference = b.predict(reference);
   t.true(maxErr(viaBlur.probs, viaReference.probs) <= 1e-4, `probs ${maxErr(viaBlur.probs, viaReference.probs)}`);
   t.true(maxErr(viaBlur.embeddings, viaReference.embeddings) <= 1e-4);
   t.true(maxErr(viaBlur.probs, b.predict(images).probs) > 1e-3, 'the blur changes the answer');
 });
 
-test('flip averaging: the probabilities of an image and of its mirror image are the same; embeddings are the image\'s own', (t) => {
+test("flip averaging: the probabilities of an image and of its mirror image are the same; embeddings are the image's own", (t) => {
   const engine = Engine.create({ ...tiny, flipAverage: true }, { maxBatch: 8, seed: 8 });
   const plain = Engine.create(tiny, { maxBatch: 8, weights: engine.getWeights() });
   const { images } = syntheticBatch(6, 8);
   const mirrored = images.map((_, i) => images[i - (i % S) + (S - 1 - (i % S))]);
-  const a = engine.predict(images), b = engine.predict(mirrored), c = plain.predict(images);
+  const a = engine.predict(images),
+    b = engine.predict(mirrored),
+    c = plain.predict(images);
   const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
   t.true(maxErr(a.probs, b.probs) <= 1e-6);
   t.true(maxErr(a.probs, c.probs) > 1e-4, 'averaging changes the answer');
@@ -60,20 +74,30 @@ test('flip averaging: the probabilities of an image and of its mirror image are 
 test('a whole step: parameter gradients = finite differences of the loss', (t) => {
   const engine = Engine.create(tiny, { maxBatch: 8, seed: 2 });
   const { images, labels } = syntheticBatch(8, 2);
-  const options = { lr: 0, seed: 5, classAccuracy: Float32Array.of(0.2, 0.5, 0.9, 0.4) };  // lr 0: the step leaves weights as they are
+  const options = { lr: 0, seed: 5, classAccuracy: Float32Array.of(0.2, 0.5, 0.9, 0.4) }; // lr 0: the step leaves weights as they are
   const base = engine.trainStep(images, labels, options);
   t.true(base.finite);
   const weights = engine.getWeights();
   let checked = 0;
-  for (const name of ['entry.conv1.weight', 'entry.block1.sep1.depthwise.weight', 'middle.block1.sep2.pointwise.weight',
-    'exit.shortcut.weight', 'entry.bn2.gamma', 'head0.weight', 'head1.bias', 'classifier.weight']) {
+  for (const name of [
+    'entry.conv1.weight',
+    'entry.block1.sep1.depthwise.weight',
+    'middle.block1.sep2.pointwise.weight',
+    'exit.shortcut.weight',
+    'entry.bn2.gamma',
+    'head0.weight',
+    'head1.bias',
+    'classifier.weight',
+  ]) {
     const grad = engine.gradient(name);
     const w = weights.get(name);
     // the entries with the largest gradients: the best signal against float32 rounding
-    const order = Array.from(grad.keys()).sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a])).slice(0, 2);
+    const order = Array.from(grad.keys())
+      .sort((a, b) => Math.abs(grad[b]) - Math.abs(grad[a]))
+      .slice(0, 2);
     for (const i of order) {
       const keep = w[i];
-      const h = 2e-4;  // small enough not to cross ReLU kinks or max-pool switches, large against float32 rounding
+      const h = 2e-4; // small enough not to cross ReLU kinks or max-pool switches, large against float32 rounding
       w[i] = keep + h;
       engine.setWeights(weights);
       const up = engine.trainStep(images, labels, options).loss;
@@ -82,7 +106,7 @@ test('a whole step: parameter gradients = finite differences of the loss', (t) =
       const down = engine.trainStep(images, labels, options).loss;
       w[i] = keep;
       engine.setWeights(weights);
-      engine.trainStep(images, labels, options);  // gradients at the unperturbed point again
+      engine.trainStep(images, labels, options); // gradients at the unperturbed point again
       const numeric = (up - down) / (2 * h);
       const err = Math.abs(numeric - grad[i]) / Math.max(Math.abs(grad[i]), 1e-3);
       t.true(err < 0.05, `${name}[${i}]: analytic ${grad[i]}, numeric ${numeric}`);
@@ -119,10 +143,28 @@ test('NaN in a batch is detected and named; the update is skipped', (t) => {
 test('bad input to the engine names the parameter', (t) => {
   const engine = Engine.create(tiny, { maxBatch: 4, seed: 6 });
   const { images, labels } = syntheticBatch(4, 7);
-  t.throws(() => engine.trainStep(images.subarray(1), labels), { instanceOf: RangeError, message: /length 4 x 1 x 35 x 35 = 4900 for images but received length 4899/ });
-  t.throws(() => engine.trainStep(images, Int32Array.of(0, 1, 2, 4)), { instanceOf: RangeError, message: /labels\[3\]/ });
-  t.throws(() => engine.trainStep(new Float32Array(5 * S * S), new Int32Array(5)), { instanceOf: RangeError, message: /batch of 1\.\.4/ });
-  t.throws(() => engine.trainStep(images, labels, { learningRate: 1 }), { instanceOf: TypeError, message: /Unknown option 'learningRate'/ });
-  t.throws(() => engine.trainStep(images, Array.from(labels)), { instanceOf: TypeError, message: /Int32Array for labels/ });
-  t.throws(() => Engine.create({ ...tiny, inputSize: 12 }, { maxBatch: 4 }), { instanceOf: RangeError, message: /inputSize/ });
+  t.throws(() => engine.trainStep(images.subarray(1), labels), {
+    instanceOf: RangeError,
+    message: /length 4 x 1 x 35 x 35 = 4900 for images but received length 4899/,
+  });
+  t.throws(() => engine.trainStep(images, Int32Array.of(0, 1, 2, 4)), {
+    instanceOf: RangeError,
+    message: /labels\[3\]/,
+  });
+  t.throws(() => engine.trainStep(new Float32Array(5 * S * S), new Int32Array(5)), {
+    instanceOf: RangeError,
+    message: /batch of 1\.\.4/,
+  });
+  t.throws(() => engine.trainStep(images, labels, { learningRate: 1 }), {
+    instanceOf: TypeError,
+    message: /Unknown option 'learningRate'/,
+  });
+  t.throws(() => engine.trainStep(images, Array.from(labels)), {
+    instanceOf: TypeError,
+    message: /Int32Array for labels/,
+  });
+  t.throws(() => Engine.create({ ...tiny, inputSize: 12 }, { maxBatch: 4 }), {
+    instanceOf: RangeError,
+    message: /inputSize/,
+  });
 });

@@ -10,11 +10,11 @@ import { randomCase } from './helpers/random.js';
 import { referenceLoss } from './helpers/reference.js';
 
 const tiny = [
-  { k: 1, n: 2, d: 3, numClasses: 2 },  // d = 2 is degenerate: every correlation is +-1 and the gradient vanishes
+  { k: 1, n: 2, d: 3, numClasses: 2 }, // d = 2 is degenerate: every correlation is +-1 and the gradient vanishes
   { k: 2, n: 3, d: 1, numClasses: 2 },
   { k: 3, n: 5, d: 4, numClasses: 3 },
-  { k: 2, n: 6, d: 5, numClasses: 4, classes: [1, 3] },  // absent classes
-  { k: 3, n: 4, d: 3, numClasses: 3, classes: [2] },     // one class
+  { k: 2, n: 6, d: 5, numClasses: 4, classes: [1, 3] }, // absent classes
+  { k: 3, n: 4, d: 3, numClasses: 3, classes: [2] }, // one class
   { k: 2, n: 7, d: 3, numClasses: 3, withAccuracy: false },
 ];
 const weights = { fd: 1.3, md: 0.7, ed: 1.1 };
@@ -44,7 +44,15 @@ for (const [i, shape] of tiny.entries()) {
 
   test(`native gradient = finite differences of the native forward (${name})`, (t) => {
     const c = randomCase(200 + i, shape);
-    const opts = { k: c.k, n: c.n, d: c.d, numClasses: c.numClasses, classAccuracy: c.classAccuracy, weights, device: 'cpu' };
+    const opts = {
+      k: c.k,
+      n: c.n,
+      d: c.d,
+      numClasses: c.numClasses,
+      classAccuracy: c.classAccuracy,
+      weights,
+      device: 'cpu',
+    };
     const { grad } = adCorreLoss(c.embeddings, c.labels, { ...opts, grad: true });
     const E = Float32Array.from(c.embeddings);
     const fdGrad = new Float64Array(E.length);
@@ -57,7 +65,7 @@ for (const [i, shape] of tiny.entries()) {
       const downAt = E[p];
       const down = adCorreLoss(E, c.labels, opts).loss;
       E[p] = keep;
-      fdGrad[p] = (up - down) / (upAt - downAt);  // the float32 step actually taken
+      fdGrad[p] = (up - down) / (upAt - downAt); // the float32 step actually taken
     }
     const err = relativeNormError(grad, fdGrad);
     t.true(err <= 2e-2, `relative error ${err}`);

@@ -7,29 +7,52 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import sharp from 'sharp';
-import { buildArchitecture, exportOnnx, FER, InputError, initWeights, labelNames, NoModelError } from '../dist/index.js';
+import {
+  buildArchitecture,
+  exportOnnx,
+  FER,
+  InputError,
+  initWeights,
+  labelNames,
+  NoModelError,
+} from '../dist/index.js';
 import { pattern, tempDir } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 
 const dir = tempDir('adcorre-infer-');
 const modelPath = join(dir, 'tiny.onnx');
 const config = { inputSize: 48, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-writeFileSync(modelPath, exportOnnx(config, initWeights(buildArchitecture(config), 3), { labels: labelNames(7), training: { note: 'test fixture' } }));
+writeFileSync(
+  modelPath,
+  exportOnnx(config, initWeights(buildArchitecture(config), 3), {
+    labels: labelNames(7),
+    training: { note: 'test fixture' },
+  }),
+);
 
 const ferDir = join(sharedDir, 'data', 'fer2013', 'val');
 const haveFer = existsSync(ferDir);
 const ferCrop = (cls, i = 0) => join(ferDir, cls, readdirSync(join(ferDir, cls)).sort()[i]);
 
 async function scene(faces, width = 480, height = 360) {
-  const composites = await Promise.all(faces.map(async ({ file, left, top, side }) => ({
-    input: await sharp(file).resize(side, side).toColourspace('srgb').png().toBuffer(), left, top,
-  })));
-  return sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 100 } } }).composite(composites).jpeg({ quality: 92 }).toBuffer();
+  const composites = await Promise.all(
+    faces.map(async ({ file, left, top, side }) => ({
+      input: await sharp(file).resize(side, side).toColourspace('srgb').png().toBuffer(),
+      left,
+      top,
+    })),
+  );
+  return sharp({ create: { width, height, channels: 3, background: { r: 90, g: 120, b: 100 } } })
+    .composite(composites)
+    .jpeg({ quality: 92 })
+    .toBuffer();
 }
 
 function iou(a, b) {
-  const x0 = Math.max(a.x, b.x), y0 = Math.max(a.y, b.y);
-  const x1 = Math.min(a.x + a.width, b.x + b.width), y1 = Math.min(a.y + a.height, b.y + b.height);
+  const x0 = Math.max(a.x, b.x),
+    y0 = Math.max(a.y, b.y);
+  const x1 = Math.min(a.x + a.width, b.x + b.width),
+    y1 = Math.min(a.y + a.height, b.y + b.height);
   const inter = Math.max(0, x1 - x0) * Math.max(0, y1 - y0);
   return inter / (a.width * a.height + b.width * b.height - inter);
 }
@@ -55,11 +78,22 @@ test('info: metadata and provider', (t) => {
 test('info: an ensemble says how many models it averages', async (t) => {
   const file = join(dir, 'ensemble.onnx');
   const arch = buildArchitecture(config);
-  writeFileSync(file, exportOnnx(config, [initWeights(arch, 3), initWeights(arch, 4)], { labels: labelNames(7), training: { note: 'test fixture' } }));
+  writeFileSync(
+    file,
+    exportOnnx(config, [initWeights(arch, 3), initWeights(arch, 4)], {
+      labels: labelNames(7),
+      training: { note: 'test fixture' },
+    }),
+  );
   const ensemble = await FER.load({ model: file, device: 'cpu' });
   try {
     t.is(ensemble.info().members, 2);
-    const { faces: [face] } = await ensemble.predict({ data: pattern(48, 48, 1, 5), width: 48, height: 48, channels: 1 }, { embeddings: true });
+    const {
+      faces: [face],
+    } = await ensemble.predict(
+      { data: pattern(48, 48, 1, 5), width: 48, height: 48, channels: 1 },
+      { embeddings: true },
+    );
     t.true(Math.abs(Object.values(face.probabilities).reduce((s, p) => s + p, 0) - 1) < 1e-5);
     t.is(face.embeddings.length, 2);
   } finally {
@@ -68,7 +102,9 @@ test('info: an ensemble says how many models it averages', async (t) => {
 });
 
 test('small images are face crops; path, Buffer and raw pixels agree', async (t) => {
-  const png = await sharp(Buffer.from(pattern(48, 48, 1, 5)), { raw: { width: 48, height: 48, channels: 1 } }).png().toBuffer();
+  const png = await sharp(Buffer.from(pattern(48, 48, 1, 5)), { raw: { width: 48, height: 48, channels: 1 } })
+    .png()
+    .toBuffer();
   const file = join(dir, 'crop.png');
   writeFileSync(file, png);
   const a = await fer.predict(file);
@@ -90,7 +126,9 @@ test('small images are face crops; path, Buffer and raw pixels agree', async (t)
 });
 
 test('no face: said so; optionally the whole image, flagged', async (t) => {
-  const blank = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#406080' } }).png().toBuffer();
+  const blank = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#406080' } })
+    .png()
+    .toBuffer();
   const r = await fer.predict(blank);
   t.true(r.detected);
   t.true(r.noFace);
@@ -103,35 +141,40 @@ test('no face: said so; optionally the whole image, flagged', async (t) => {
   t.is(crop.faces.length, 1);
 });
 
-(haveFer ? test : test.skip)(`detection: a FER-2013 crop pasted into a scene is found (IoU >= 0.5)${haveFer ? '' : ` (skipped: ${ferDir} is absent)`}`, async (t) => {
-  const placements = [
-    { file: ferCrop('happy'), left: 60, top: 50, side: 120 },
-    { file: ferCrop('surprise', 1), left: 250, top: 120, side: 160 },
-  ];
-  for (const p of placements) {
-    const r = await fer.predict(await scene([p]));
-    t.true(r.detected);
-    t.is(r.faces.length, 1, `faces in ${p.file}`);
-    const got = iou(r.faces[0].crop, { x: p.left, y: p.top, width: p.side, height: p.side });
-    t.true(got >= 0.5, `IoU ${got.toFixed(2)}`);
-  }
-  const two = await fer.predict(await scene(placements));
-  t.is(two.faces.length, 2);
-  // EXIF orientation is honoured: a rotated JPEG tagged to display upright finds the same face
-  const upright = await scene([placements[0]]);
-  const tagged = await sharp(upright).rotate(90).withMetadata({ orientation: 8 }).jpeg().toBuffer();
-  const r = await fer.predict(tagged);
-  t.is(r.width, 480);
-  t.is(r.faces.length, 1);
-  t.true(iou(r.faces[0].crop, { x: 60, y: 50, width: 120, height: 120 }) >= 0.5);
-});
+(haveFer ? test : test.skip)(
+  `detection: a FER-2013 crop pasted into a scene is found (IoU >= 0.5)${haveFer ? '' : ` (skipped: ${ferDir} is absent)`}`,
+  async (t) => {
+    const placements = [
+      { file: ferCrop('happy'), left: 60, top: 50, side: 120 },
+      { file: ferCrop('surprise', 1), left: 250, top: 120, side: 160 },
+    ];
+    for (const p of placements) {
+      const r = await fer.predict(await scene([p]));
+      t.true(r.detected);
+      t.is(r.faces.length, 1, `faces in ${p.file}`);
+      const got = iou(r.faces[0].crop, { x: p.left, y: p.top, width: p.side, height: p.side });
+      t.true(got >= 0.5, `IoU ${got.toFixed(2)}`);
+    }
+    const two = await fer.predict(await scene(placements));
+    t.is(two.faces.length, 2);
+    // EXIF orientation is honoured: a rotated JPEG tagged to display upright finds the same face
+    const upright = await scene([placements[0]]);
+    const tagged = await sharp(upright).rotate(90).withMetadata({ orientation: 8 }).jpeg().toBuffer();
+    const r = await fer.predict(tagged);
+    t.is(r.width, 480);
+    t.is(r.faces.length, 1);
+    t.true(iou(r.faces[0].crop, { x: 60, y: 50, width: 120, height: 120 }) >= 0.5);
+  },
+);
 
 test('bad inputs: each a clear InputError naming it; the rest of a batch goes on', async (t) => {
   const text = join(dir, 'notes.jpg');
   writeFileSync(text, 'not an image');
   const empty = join(dir, 'empty.png');
   writeFileSync(empty, Buffer.alloc(0));
-  const good = await sharp(Buffer.from(pattern(64, 64, 3, 2)), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  const good = await sharp(Buffer.from(pattern(64, 64, 3, 2)), { raw: { width: 64, height: 64, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   const truncated = join(dir, 'truncated.jpg');
   writeFileSync(truncated, good.subarray(0, good.length >> 1));
   const bmp = join(dir, 'image.bmp');
@@ -146,12 +189,17 @@ test('bad inputs: each a clear InputError naming it; the rest of a batch goes on
   t.regex(messages[5], /is a folder/);
   t.false(results[6] instanceof Error);
   t.is(results[6].faces.length, 1);
-  await t.throwsAsync(() => fer.predict({ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }), { instanceOf: InputError, message: /expected 48 bytes/ });
+  await t.throwsAsync(() => fer.predict({ data: new Uint8Array(10), width: 4, height: 4, channels: 3 }), {
+    instanceOf: InputError,
+    message: /expected 48 bytes/,
+  });
   await t.throwsAsync(() => fer.predict(42), { instanceOf: TypeError });
 });
 
 test('a 50-megapixel image is shrunk on load, not a crash', async (t) => {
-  const big = await sharp({ create: { width: 8660, height: 5780, channels: 3, background: '#808080' } }).jpeg({ quality: 50 }).toBuffer();
+  const big = await sharp({ create: { width: 8660, height: 5780, channels: 3, background: '#808080' } })
+    .jpeg({ quality: 50 })
+    .toBuffer();
   const r = await fer.predict(big, { wholeImageFallback: true });
   t.is(r.width, 8660);
   t.is(r.height, 5780);
@@ -159,31 +207,48 @@ test('a 50-megapixel image is shrunk on load, not a crash', async (t) => {
 });
 
 test('model loading errors say what to do', async (t) => {
-  await t.throwsAsync(() => FER.load({ model: join(dir, 'nope.onnx') }), { message: /Model file not found: .*nope\.onnx/ });
+  await t.throwsAsync(() => FER.load({ model: join(dir, 'nope.onnx') }), {
+    message: /Model file not found: .*nope\.onnx/,
+  });
   const junk = join(dir, 'junk.onnx');
   writeFileSync(junk, 'garbage');
-  await t.throwsAsync(() => FER.load({ model: junk }), { message: /junk\.onnx is not an ONNX model|junk\.onnx has no/ });
+  await t.throwsAsync(() => FER.load({ model: junk }), {
+    message: /junk\.onnx is not an ONNX model|junk\.onnx has no/,
+  });
   const foreign = new URL('../models/blazeface/face_detection_short_range_128.onnx', import.meta.url).pathname;
   await t.throwsAsync(() => FER.load({ model: foreign }), { message: /has no 'adcorre\.config' metadata/ });
-  await t.throwsAsync(() => FER.load({ model: modelPath, device: 'tpu' }), { instanceOf: RangeError, message: /for device but received 'tpu'/ });
+  await t.throwsAsync(() => FER.load({ model: modelPath, device: 'tpu' }), {
+    instanceOf: RangeError,
+    message: /for device but received 'tpu'/,
+  });
   if (!existsSync(new URL('../models/adcorre-fer2013.onnx', import.meta.url))) {
     await t.throwsAsync(() => FER.load(), { instanceOf: NoModelError, message: /No trained model is installed/ });
   }
   if (!existsSync('/dev/nvidia0')) {
-    await t.throwsAsync(() => FER.load({ model: modelPath, device: 'cuda' }), { message: /cuda execution provider cannot run here/ });
+    await t.throwsAsync(() => FER.load({ model: modelPath, device: 'cuda' }), {
+      message: /cuda execution provider cannot run here/,
+    });
   }
 });
 
-const cli = (args) => promisify(execFile)(process.execPath, [new URL('../bin/adcorre-predict.js', import.meta.url).pathname, ...args])
-  .then((r) => ({ code: 0, ...r }), (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }));
+const cli = (args) =>
+  promisify(execFile)(process.execPath, [new URL('../bin/adcorre-predict.js', import.meta.url).pathname, ...args]).then(
+    (r) => ({ code: 0, ...r }),
+    (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
 
 test('adcorre-predict: table, JSON lines, annotate, exit codes', async (t) => {
   const inputs = join(dir, 'cli');
   const crop = join(inputs, 'face.png');
-  await sharp(Buffer.from(pattern(48, 48, 1, 9)), { raw: { width: 48, height: 48, channels: 1 } }).png().toFile(crop).catch(async () => {
-    (await import('node:fs')).mkdirSync(inputs, { recursive: true });
-    await sharp(Buffer.from(pattern(48, 48, 1, 9)), { raw: { width: 48, height: 48, channels: 1 } }).png().toFile(crop);
-  });
+  await sharp(Buffer.from(pattern(48, 48, 1, 9)), { raw: { width: 48, height: 48, channels: 1 } })
+    .png()
+    .toFile(crop)
+    .catch(async () => {
+      (await import('node:fs')).mkdirSync(inputs, { recursive: true });
+      await sharp(Buffer.from(pattern(48, 48, 1, 9)), { raw: { width: 48, height: 48, channels: 1 } })
+        .png()
+        .toFile(crop);
+    });
   const ok = await cli([crop, '--model', modelPath]);
   t.is(ok.code, 0, ok.stderr);
   t.regex(ok.stdout, /face\.png\twhole image\t(neutral|happy|sad|surprise|fear|disgust|anger) \d+\.\d%/);

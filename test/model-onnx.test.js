@@ -7,7 +7,17 @@ import test from 'ava';
 import { f16round } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { buildArchitecture, exportOnnx, initWeights, labelNames, parameterCount, PRESETS, readMetadata, readOnnxWeights, validateConfig } from '../dist/index.js';
+import {
+  buildArchitecture,
+  exportOnnx,
+  initWeights,
+  labelNames,
+  parameterCount,
+  PRESETS,
+  readMetadata,
+  readOnnxWeights,
+  validateConfig,
+} from '../dist/index.js';
 import { startingWeights } from '../dist/train/trainer.js';
 import { tempDir } from './helpers/fixtures.js';
 import { rng } from './helpers/random.js';
@@ -18,8 +28,14 @@ function randomWeights(arch, seed) {
   const r = rng(seed);
   // non-trivial batch-norm statistics, so their use is really tested
   for (const [name, v] of w) {
-    if (/\.(mean|beta)$/.test(name)) v.forEach((_, i) => { v[i] = r.next() - 0.5; });
-    else if (/\.(var|gamma)$/.test(name)) v.forEach((_, i) => { v[i] = 0.5 + r.next(); });
+    if (/\.(mean|beta)$/.test(name))
+      v.forEach((_, i) => {
+        v[i] = r.next() - 0.5;
+      });
+    else if (/\.(var|gamma)$/.test(name))
+      v.forEach((_, i) => {
+        v[i] = 0.5 + r.next();
+      });
   }
   return w;
 }
@@ -28,8 +44,8 @@ const configs = [
   { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 },
   { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
   { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
-  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 },  // evaluation-time input blur
-  { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1, flipAverage: true },  // and flip averaging
+  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 }, // evaluation-time input blur
+  { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1, flipAverage: true }, // and flip averaging
 ];
 
 for (const [i, config] of configs.entries()) {
@@ -40,7 +56,9 @@ for (const [i, config] of configs.entries()) {
     const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
     t.deepEqual(session.inputNames, ['image']);
     t.deepEqual([...session.outputNames].sort(), ['embeddings', 'probs']);
-    const N = 3, S = config.inputSize, C = config.channels;
+    const N = 3,
+      S = config.inputSize,
+      C = config.channels;
     const r = rng(i);
     const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
     const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
@@ -49,7 +67,10 @@ for (const [i, config] of configs.entries()) {
     const ref = referenceForward(arch, weights, images, N);
     const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
     t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
-    t.true(maxErr(out.embeddings.data, ref.embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`);
+    t.true(
+      maxErr(out.embeddings.data, ref.embeddings) <= 1e-4,
+      `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`,
+    );
     for (let n = 0; n < N; n++) {
       const p = out.probs.data.subarray(n * config.classes, (n + 1) * config.classes);
       t.true(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-5);
@@ -62,14 +83,16 @@ for (const [i, config] of configs.entries()) {
   });
 }
 
-test('an ensemble averages its members\' probabilities (float64 reference per member); embeddings are member 0\'s', async (t) => {
-  const config = configs[4];  // with input blur and flip averaging, so those compose with the ensemble
+test("an ensemble averages its members' probabilities (float64 reference per member); embeddings are member 0's", async (t) => {
+  const config = configs[4]; // with input blur and flip averaging, so those compose with the ensemble
   const arch = buildArchitecture(config);
   const members = [randomWeights(arch, 21), randomWeights(arch, 22), randomWeights(arch, 23)];
   const bytes = exportOnnx(config, members, { labels: labelNames(7) });
   t.is(readMetadata(bytes).members, 3);
   const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const N = 2, S = config.inputSize, C = config.channels;
+  const N = 2,
+    S = config.inputSize,
+    C = config.channels;
   const r = rng(5);
   const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
   const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
@@ -78,13 +101,23 @@ test('an ensemble averages its members\' probabilities (float64 reference per me
   const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
   t.true(maxErr(out.probs.data, mean) <= 1e-4, `probs ${maxErr(out.probs.data, mean)}`);
   t.true(maxErr(out.probs.data, refs[0].probs) > 1e-3, 'the members really differ');
-  t.true(maxErr(out.embeddings.data, refs[0].embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, refs[0].embeddings)}`);
+  t.true(
+    maxErr(out.embeddings.data, refs[0].embeddings) <= 1e-4,
+    `embeddings ${maxErr(out.embeddings.data, refs[0].embeddings)}`,
+  );
   await session.release();
-  t.throws(() => readOnnxWeights(bytes, 'ensemble.onnx'), { message: /ensemble\.onnx is an ensemble of 3 models.*start from one member's checkpoint/ });
+  t.throws(() => readOnnxWeights(bytes, 'ensemble.onnx'), {
+    message: /ensemble\.onnx is an ensemble of 3 models.*start from one member's checkpoint/,
+  });
   const broken = randomWeights(arch, 24);
   broken.delete('classifier.bias');
-  t.throws(() => exportOnnx(config, [members[0], broken], { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias of ensemble member 1/ });
-  t.throws(() => exportOnnx(config, [], { labels: labelNames(7) }), { instanceOf: RangeError, message: /at least one set of weights/ });
+  t.throws(() => exportOnnx(config, [members[0], broken], { labels: labelNames(7) }), {
+    message: /Missing parameter classifier\.bias of ensemble member 1/,
+  });
+  t.throws(() => exportOnnx(config, [], { labels: labelNames(7) }), {
+    instanceOf: RangeError,
+    message: /at least one set of weights/,
+  });
 });
 
 test('float16 storage: ONNX Runtime = float64 reference on the rounded weights; half the file; the rounded weights read back', async (t) => {
@@ -95,25 +128,38 @@ test('float16 storage: ONNX Runtime = float64 reference on the rounded weights; 
   const half = exportOnnx(config, weights, { labels: labelNames(8), storage: 'float16' });
   t.true(half.length < 0.6 * full.length, `${half.length} vs ${full.length} bytes`);
   // what float16 storage means: every conv/dense weight rounded to the nearest float16, the rest exact
-  const rounded = new Map([...weights].map(([name, w]) => [name, name.endsWith('.weight') ? Float32Array.from(w, f16round) : w]));
-  t.true([...weights].some(([name, w]) => w.some((v, i) => v !== rounded.get(name)[i])), 'rounding changes some weights');
+  const rounded = new Map(
+    [...weights].map(([name, w]) => [name, name.endsWith('.weight') ? Float32Array.from(w, f16round) : w]),
+  );
+  t.true(
+    [...weights].some(([name, w]) => w.some((v, i) => v !== rounded.get(name)[i])),
+    'rounding changes some weights',
+  );
   const session = await ort.InferenceSession.create(half, { logSeverityLevel: 3 });
-  const N = 2, S = config.inputSize, C = config.channels;
+  const N = 2,
+    S = config.inputSize,
+    C = config.channels;
   const r = rng(8);
   const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
   const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
   const ref = referenceForward(arch, rounded, images, N);
   const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
   t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
-  t.true(maxErr(out.embeddings.data, ref.embeddings) <= 1e-4, `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`);
+  t.true(
+    maxErr(out.embeddings.data, ref.embeddings) <= 1e-4,
+    `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`,
+  );
   await session.release();
   const { weights: back } = readOnnxWeights(half, 'half.onnx');
   for (const [name, w] of rounded) t.deepEqual(back.get(name), w, name);
-  t.throws(() => exportOnnx(config, weights, { labels: labelNames(8), storage: 'int8' }), { instanceOf: RangeError, message: /Expected 'float32' or 'float16' for storage but received "int8"/ });
+  t.throws(() => exportOnnx(config, weights, { labels: labelNames(8), storage: 'int8' }), {
+    instanceOf: RangeError,
+    message: /Expected 'float32' or 'float16' for storage but received "int8"/,
+  });
 });
 
 test('the paper configuration has about 24.5 M parameters; presets are valid', (t) => {
-  const count = parameterCount(buildArchitecture(PRESETS.paper));  // batch-norm statistics included, as Keras counts
+  const count = parameterCount(buildArchitecture(PRESETS.paper)); // batch-norm statistics included, as Keras counts
   t.true(count > 24.4e6 && count < 24.7e6, String(count));
   for (const preset of Object.values(PRESETS)) t.deepEqual(validateConfig(preset), preset);
 });
@@ -121,7 +167,8 @@ test('the paper configuration has about 24.5 M parameters; presets are valid', (
 test('metadata round trip: labels, configuration, input, normalisation, training summary', (t) => {
   const config = configs[0];
   const bytes = exportOnnx(config, initWeights(buildArchitecture(config), 1), {
-    labels: labelNames(7), training: { dataset: 'fer2013', valAccuracy: 0.5 },
+    labels: labelNames(7),
+    training: { dataset: 'fer2013', valAccuracy: 0.5 },
   });
   const meta = readMetadata(bytes);
   t.deepEqual(meta.labels, labelNames(7));
@@ -133,18 +180,42 @@ test('metadata round trip: labels, configuration, input, normalisation, training
 
 test('bad models and configurations are clear errors', (t) => {
   const blazeface = readFileSync(new URL('../models/blazeface/face_detection_short_range_128.onnx', import.meta.url));
-  t.throws(() => readMetadata(blazeface, 'blazeface.onnx'), { message: /blazeface\.onnx has no 'adcorre\.config' metadata: it was not exported by adcorre-native/ });
-  t.throws(() => readMetadata(new Uint8Array([1, 2, 3, 250, 251]), 'junk.onnx'), { message: /junk\.onnx is not an ONNX model/ });
-  t.throws(() => validateConfig({ ...configs[0], inputSize: 20 }), { instanceOf: RangeError, message: /Expected integer >= 29 for config\.inputSize but received 20/ });
-  t.throws(() => validateConfig({ ...configs[0], inputBlur: 9 }), { instanceOf: RangeError, message: /config\.inputBlur/ });
-  t.throws(() => validateConfig({ ...configs[0], inputSize: 29, inputBlur: 7.5 }), { instanceOf: RangeError, message: /4 sigma < inputSize \(29\) for config\.inputBlur but received 7\.5/ });
-  t.throws(() => validateConfig({ ...configs[0], channels: 2 }), { instanceOf: RangeError, message: /config\.channels/ });
-  t.throws(() => validateConfig({ ...configs[0], depth: 3 }), { instanceOf: TypeError, message: /Unknown option 'depth'/ });
+  t.throws(() => readMetadata(blazeface, 'blazeface.onnx'), {
+    message: /blazeface\.onnx has no 'adcorre\.config' metadata: it was not exported by adcorre-native/,
+  });
+  t.throws(() => readMetadata(new Uint8Array([1, 2, 3, 250, 251]), 'junk.onnx'), {
+    message: /junk\.onnx is not an ONNX model/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], inputSize: 20 }), {
+    instanceOf: RangeError,
+    message: /Expected integer >= 29 for config\.inputSize but received 20/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], inputBlur: 9 }), {
+    instanceOf: RangeError,
+    message: /config\.inputBlur/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], inputSize: 29, inputBlur: 7.5 }), {
+    instanceOf: RangeError,
+    message: /4 sigma < inputSize \(29\) for config\.inputBlur but received 7\.5/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], channels: 2 }), {
+    instanceOf: RangeError,
+    message: /config\.channels/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], depth: 3 }), {
+    instanceOf: TypeError,
+    message: /Unknown option 'depth'/,
+  });
   const arch = buildArchitecture(configs[0]);
   const weights = initWeights(arch, 0);
-  t.throws(() => exportOnnx(configs[0], weights, { labels: ['a'] }), { instanceOf: RangeError, message: /Expected 7 labels/ });
+  t.throws(() => exportOnnx(configs[0], weights, { labels: ['a'] }), {
+    instanceOf: RangeError,
+    message: /Expected 7 labels/,
+  });
   weights.delete('classifier.bias');
-  t.throws(() => exportOnnx(configs[0], weights, { labels: labelNames(7) }), { message: /Missing parameter classifier\.bias/ });
+  t.throws(() => exportOnnx(configs[0], weights, { labels: labelNames(7) }), {
+    message: /Missing parameter classifier\.bias/,
+  });
 });
 
 test('--init model.onnx: the exact weights come back; another class count keeps a fresh classifier; another architecture is refused', (t) => {
@@ -163,12 +234,16 @@ test('--init model.onnx: the exact weights come back; another class count keeps 
   t.deepEqual(fresh, ['classifier.weight', 'classifier.bias']);
   t.deepEqual(start.get('classifier.weight'), seven.get('classifier.weight'));
   t.deepEqual(start.get('head0.weight'), weights.get('head0.weight'));
-  t.throws(() => startingWeights(file, initWeights(buildArchitecture({ ...config, width: 0.2 }), 1)),
-    { message: /does not fit this architecture: parameter entry\.conv2\.weight has \d+ values there and \d+ here \(pass the --arch it was trained with\)/ });
+  t.throws(() => startingWeights(file, initWeights(buildArchitecture({ ...config, width: 0.2 }), 1)), {
+    message:
+      /does not fit this architecture: parameter entry\.conv2\.weight has \d+ values there and \d+ here \(pass the --arch it was trained with\)/,
+  });
 
   // a file from before the initializers were named (batch norm folded)
   const { onnx } = onnxProto;
   const model = onnx.ModelProto.decode(bytes);
   for (const [i, init] of model.graph.initializer.entries()) init.name = `const_${i}`;
-  t.throws(() => readOnnxWeights(onnx.ModelProto.encode(model).finish(), 'old.onnx'), { message: /old\.onnx has no initializer 'entry\.conv1\.weight'.*start from its training checkpoint/ });
+  t.throws(() => readOnnxWeights(onnx.ModelProto.encode(model).finish(), 'old.onnx'), {
+    message: /old\.onnx has no initializer 'entry\.conv1\.weight'.*start from its training checkpoint/,
+  });
 });

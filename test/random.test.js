@@ -16,9 +16,9 @@ const fixed = [
   { k: 10, n: 2, d: 1, numClasses: 8 },
   { k: 3, n: 300, d: 7, numClasses: 8 },
   { k: 2, n: 40, d: 600, numClasses: 3 },
-  { k: 7, n: 50, d: 256, numClasses: 7 },                      // the paper's shape
-  { k: 4, n: 31, d: 33, numClasses: 8, classes: [0, 5, 7] },   // absent classes
-  { k: 5, n: 23, d: 19, numClasses: 6, classes: [4] },         // one class
+  { k: 7, n: 50, d: 256, numClasses: 7 }, // the paper's shape
+  { k: 4, n: 31, d: 33, numClasses: 8, classes: [0, 5, 7] }, // absent classes
+  { k: 5, n: 23, d: 19, numClasses: 6, classes: [4] }, // one class
   { k: 3, n: 64, d: 129, numClasses: 5, withAccuracy: false }, // uniform attention
 ];
 
@@ -26,13 +26,17 @@ const r = rng(42);
 const drawn = Array.from({ length: 12 }, () => {
   const numClasses = r.int(2, 8);
   const present = r.int(1, numClasses);
-  const classes = Array.from({ length: numClasses }, (_, c) => c).sort(() => r.next() - 0.5).slice(0, present);
+  const classes = Array.from({ length: numClasses }, (_, c) => c)
+    .sort(() => r.next() - 0.5)
+    .slice(0, present);
   return { k: r.int(1, 10), n: r.int(1, 300), d: r.int(1, 600), numClasses, classes };
 });
 
 for (const [i, shape] of [...fixed, ...drawn].entries()) {
-  const label = `k=${shape.k} n=${shape.n} d=${shape.d} C=${shape.numClasses}` +
-    (shape.classes ? ` present=[${shape.classes}]` : '') + (shape.withAccuracy === false ? ' uniform' : '');
+  const label =
+    `k=${shape.k} n=${shape.n} d=${shape.d} C=${shape.numClasses}` +
+    (shape.classes ? ` present=[${shape.classes}]` : '') +
+    (shape.withAccuracy === false ? ' uniform' : '');
   test(`native CPU = float64 reference: ${label}`, (t) => {
     const c = randomCase(1000 + i, shape);
     const weights = { fd: 1, md: 0.5 + (i % 3) * 0.25, ed: 1.5 };
@@ -92,8 +96,11 @@ test('the result does not depend on the number of CPU threads', async (t) => {
     const r = adCorreLoss(c.embeddings, c.labels, { k: 7, d: 256, numClasses: 7, classAccuracy: c.classAccuracy, grad: true, device: 'cpu' });
     let h = 0; for (const g of r.grad) h = (h * 31 + Math.round(g * 1e12)) % 1000000007;
     console.log(JSON.stringify([r.loss, h]));`;
-  const run = (threads) => execFileSync(process.execPath, ['--input-type=module', '-e', script],
-    { env: { ...process.env, ADCORRE_NUM_THREADS: String(threads) }, cwd: new URL('..', import.meta.url) }).toString();
+  const run = (threads) =>
+    execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      env: { ...process.env, ADCORRE_NUM_THREADS: String(threads) },
+      cwd: new URL('..', import.meta.url),
+    }).toString();
   t.is(run(1), run(3));
 });
 

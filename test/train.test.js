@@ -16,9 +16,13 @@ const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2,
 
 async function dataset() {
   const dir = tempDir('adcorre-train-data-');
-  for (const [split, per] of [['train', 6], ['val', 2]]) {
+  for (const [split, per] of [
+    ['train', 6],
+    ['val', 2],
+  ]) {
     for (const [c, name] of labelNames(7).entries()) {
-      for (let i = 0; i < per; i++) await writeImage(join(dir, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
+      for (let i = 0; i < per; i++)
+        await writeImage(join(dir, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
     }
   }
   return dir;
@@ -31,16 +35,32 @@ test('a run: metrics per epoch, best and last checkpoints, ONNX model, charts, s
   const events = [];
   const summary = await new Trainer({ ...base, epochs: 2, out }).train((e) => events.push(e.phase));
   t.is(summary.epochs, 2);
-  t.is(summary.steps, 10);  // 42 training images, batches of 8, last partial batch dropped
-  for (const f of ['last.ckpt', 'best.ckpt', 'model.onnx', 'metrics.jsonl', 'loss.png', 'accuracy.png', 'confusion.png', 'summary.json', 'config.json']) {
+  t.is(summary.steps, 10); // 42 training images, batches of 8, last partial batch dropped
+  for (const f of [
+    'last.ckpt',
+    'best.ckpt',
+    'model.onnx',
+    'metrics.jsonl',
+    'loss.png',
+    'accuracy.png',
+    'confusion.png',
+    'summary.json',
+    'config.json',
+  ]) {
     t.true(existsSync(join(out, f)), f);
   }
-  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   t.is(lines.length, 2);
   t.is(lines[1].val.samples, 14);
   t.is(lines[1].val.confusion.length, 7);
   t.true(events.includes('eval') && events.includes('epoch-end'));
-  t.false(readdirSync(out).some((f) => f.endsWith('.tmp')), 'no temporary files left');
+  t.false(
+    readdirSync(out).some((f) => f.endsWith('.tmp')),
+    'no temporary files left',
+  );
 });
 
 test('resume from a mid-epoch stop equals the uninterrupted run', async (t) => {
@@ -49,7 +69,7 @@ test('resume from a mid-epoch stop equals the uninterrupted run', async (t) => {
   const resumed = tempDir('adcorre-run-');
   const first = await new Trainer({ ...base, epochs: 2, out: resumed, maxSteps: 7 }).train();
   t.true(first.interrupted);
-  t.is(readCheckpoint(join(resumed, 'last.ckpt')).meta.batch, 2);  // stopped inside epoch 2
+  t.is(readCheckpoint(join(resumed, 'last.ckpt')).meta.batch, 2); // stopped inside epoch 2
   const second = await new Trainer({ ...base, epochs: 2, out: resumed, resume: true }).train();
   t.is(second.steps, 10);
   const a = readCheckpoint(join(straight, 'last.ckpt'));
@@ -57,8 +77,16 @@ test('resume from a mid-epoch stop equals the uninterrupted run', async (t) => {
   t.deepEqual(b.state.weights, a.state.weights);
   t.deepEqual(b.state.moments, a.state.moments);
   t.deepEqual(b.meta.tracker, a.meta.tracker);
-  t.deepEqual(readFileSync(join(resumed, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).val),
-    readFileSync(join(straight, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).val));
+  t.deepEqual(
+    readFileSync(join(resumed, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).val),
+    readFileSync(join(straight, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).val),
+  );
 });
 
 test('checkpoints are checked: a truncated or foreign file is refused', async (t) => {
@@ -70,18 +98,31 @@ test('checkpoints are checked: a truncated or foreign file is refused', async (t
   t.throws(() => readCheckpoint(copy), { message: /damaged checkpoint \(checksum mismatch/ });
   writeFileSync(copy, 'hello');
   t.throws(() => readCheckpoint(copy), { message: /not an adcorre-native checkpoint/ });
-  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: tempDir(), resume: true }).train(), { message: /Nothing to resume/ });
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: tempDir(), resume: true }).train(), {
+    message: /Nothing to resume/,
+  });
 });
 
 test('an unwritable output folder is an error before training starts', async (t) => {
   const file = join(tempDir(), 'a-file');
   writeFileSync(file, 'x');
   const start = Date.now();
-  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: join(file, 'run') }).train(), { message: /Output folder .* is not writable/ });
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: join(file, 'run') }).train(), {
+    message: /Output folder .* is not writable/,
+  });
   t.true(Date.now() - start < 5000);
-  t.throws(() => new Trainer({ ...base, epochs: 0, out: 'x' }), { instanceOf: RangeError, message: /positive integer for epochs/ });
-  t.throws(() => new Trainer({ ...base, arch: 'huge', epochs: 1, out: 'x' }), { instanceOf: RangeError, message: /preset .* for arch but received 'huge'/ });
-  t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', device: 'tpu' }), { instanceOf: RangeError, message: /'cpu', 'cuda', 'cuda:N' or 'auto' for options\.device but received 'tpu'/ });
+  t.throws(() => new Trainer({ ...base, epochs: 0, out: 'x' }), {
+    instanceOf: RangeError,
+    message: /positive integer for epochs/,
+  });
+  t.throws(() => new Trainer({ ...base, arch: 'huge', epochs: 1, out: 'x' }), {
+    instanceOf: RangeError,
+    message: /preset .* for arch but received 'huge'/,
+  });
+  t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', device: 'tpu' }), {
+    instanceOf: RangeError,
+    message: /'cpu', 'cuda', 'cuda:N' or 'auto' for options\.device but received 'tpu'/,
+  });
 });
 
 const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
@@ -91,7 +132,9 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   const arch = join(out, '..', `tiny-${process.pid}.json`);
   writeFileSync(arch, JSON.stringify(tiny));
   const args = ['--data', data, '--arch', arch, '--batch', '8', '--seed', '3', '--workers', '0', '--out', out];
-  const child = spawn(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '50'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '50'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   const code = await new Promise((resolve) => {
     child.stderr.on('data', (d) => {
@@ -102,41 +145,104 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   });
   t.is(code, 130, stderr);
   t.regex(stderr, /SIGINT: saving a checkpoint/);
-  t.regex(stderr, /adcorre-train: 36x36x1, width 0\.0625, r = 1, k = 2, d = 8, 7 classes \([\d.]+ M parameters\) on (cpu|cuda:0); train \d+ images, val \d+; 50 epochs of \d+ steps/);
+  t.regex(
+    stderr,
+    /adcorre-train: 36x36x1, width 0\.0625, r = 1, k = 2, d = 8, 7 classes \([\d.]+ M parameters\) on (cpu|cuda:0); train \d+ images, val \d+; 50 epochs of \d+ steps/,
+  );
   const saved = readCheckpoint(join(out, 'last.ckpt'));
   // mid-epoch ('interrupt'), or at the epoch's end when the signal lands after the last batch ('epoch')
   t.true(['interrupt', 'epoch'].includes(saved.meta.reason), saved.meta.reason);
-  const resumed = await promisify(execFile)(process.execPath, [bin('adcorre-train'), ...args, '--epochs', '2', '--resume']);
+  const resumed = await promisify(execFile)(process.execPath, [
+    bin('adcorre-train'),
+    ...args,
+    '--epochs',
+    '2',
+    '--resume',
+  ]);
   t.regex(resumed.stdout, /^done: 10 steps/);
   const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
-  const evaluated = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', join(out, 'model.onnx'), '--data', data, '--json'])).stdout);
+  const evaluated = JSON.parse(
+    (
+      await promisify(execFile)(process.execPath, [
+        bin('adcorre-eval'),
+        '--model',
+        join(out, 'model.onnx'),
+        '--data',
+        data,
+        '--json',
+      ])
+    ).stdout,
+  );
   t.is(evaluated.accuracy, summary.best.accuracy);
   t.is(evaluated.samples, 14);
   const onnx = join(out, 'exported.onnx');
   await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', onnx]);
-  const again = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', onnx, '--data', data, '--json'])).stdout);
+  const again = JSON.parse(
+    (await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', onnx, '--data', data, '--json']))
+      .stdout,
+  );
   t.is(again.accuracy, summary.best.accuracy);
   // evaluation-only settings at export: the metadata says so and the model runs
   const tta = join(out, 'tta.onnx');
-  await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), '-o', tta, '--input-blur', '1.5', '--flip-average']);
+  await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    '-o',
+    tta,
+    '--input-blur',
+    '1.5',
+    '--flip-average',
+  ]);
   t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, inputBlur: 1.5, flipAverage: true });
   const chart = join(out, 'tta-confusion.png');
-  const withTta = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', tta, '--data', data, '--json', '--confusion', chart])).stdout);
+  const withTta = JSON.parse(
+    (
+      await promisify(execFile)(process.execPath, [
+        bin('adcorre-eval'),
+        '--model',
+        tta,
+        '--data',
+        data,
+        '--json',
+        '--confusion',
+        chart,
+      ])
+    ).stdout,
+  );
   t.is(withTta.samples, 14);
   t.deepEqual([...readFileSync(chart).subarray(1, 4)].map((c) => String.fromCharCode(c)).join(''), 'PNG');
   // several checkpoints of one configuration: an ensemble
   const ensemble = join(out, 'ensemble.onnx');
-  const made = await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', ensemble, '--float16']);
+  const made = await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    join(out, 'last.ckpt'),
+    '-o',
+    ensemble,
+    '--float16',
+  ]);
   t.regex(made.stdout, /an ensemble of 2 models/);
   const meta = readMetadata(readFileSync(ensemble), 'ensemble.onnx');
   t.is(meta.members, 2);
-  t.deepEqual(meta.training.ensemble.map((m) => m.checkpoint), [join(out, 'best.ckpt'), join(out, 'last.ckpt')]);
-  const viaEnsemble = JSON.parse((await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', ensemble, '--data', data, '--json'])).stdout);
+  t.deepEqual(
+    meta.training.ensemble.map((m) => m.checkpoint),
+    [join(out, 'best.ckpt'), join(out, 'last.ckpt')],
+  );
+  const viaEnsemble = JSON.parse(
+    (await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', ensemble, '--data', data, '--json']))
+      .stdout,
+  );
   t.is(viaEnsemble.samples, 14);
   // an exported single model stands in for its checkpoint: the same ensemble, the same probabilities
   const fromCheckpoints = join(out, 'ensemble-ckpt.onnx');
   const fromModel = join(out, 'ensemble-onnx.onnx');
-  await promisify(execFile)(process.execPath, [bin('adcorre-export'), join(out, 'best.ckpt'), join(out, 'last.ckpt'), '-o', fromCheckpoints]);
+  await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    join(out, 'last.ckpt'),
+    '-o',
+    fromCheckpoints,
+  ]);
   await promisify(execFile)(process.execPath, [bin('adcorre-export'), onnx, join(out, 'last.ckpt'), '-o', fromModel]);
   t.is(readMetadata(readFileSync(fromModel), 'ensemble-onnx.onnx').training.ensemble[0].model, onnx);
   const image = { data: pattern(36, 36, 1, 7), width: 36, height: 36, channels: 1 };
@@ -150,7 +256,12 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   };
   t.deepEqual(await probabilities(fromModel), await probabilities(fromCheckpoints));
   // an ensemble cannot be a member
-  const nested = await promisify(execFile)(process.execPath, [bin('adcorre-export'), ensemble, '-o', join(out, 'nested.onnx')]).catch((e) => e);
+  const nested = await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    ensemble,
+    '-o',
+    join(out, 'nested.onnx'),
+  ]).catch((e) => e);
   t.is(nested.code, 1);
   t.regex(nested.stderr, /ensemble\.onnx is an ensemble of 2 models: list its members' checkpoints instead/);
 });

@@ -16,7 +16,8 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let status = 0;
-  program.command('stats')
+  program
+    .command('stats')
     .description('split sizes, class histogram and skipped files of a dataset')
     .argument('<path>', 'dataset folder or CSV file')
     .addOption(new Option('--format <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
@@ -25,24 +26,38 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-verify', 'do not decode every image (faster; broken files are not counted)')
     .option('--strict', 'stop at the first bad item')
     .option('--json', 'machine-readable output')
-    .action(async (path: string, opts: { format: string; classes?: 7 | 8; fer2013?: string; verify: boolean; strict?: boolean; json?: boolean }) => {
-      const dataset = await openDataset(path, { format: opts.format as never, classes: opts.classes, strict: opts.strict, fer2013: opts.fer2013 });
-      const tty = process.stderr.isTTY && !opts.json;
-      const stats = await datasetStats(dataset, {
-        verify: opts.verify,
-        onProgress: tty ? (done, total) => {
-          if (done % 500 === 0 || done === total) process.stderr.write(`\rdecoding ${done}/${total}${done === total ? '\n' : ''}`);
-        } : undefined,
-      });
-      process.stdout.write(`${opts.json ? JSON.stringify(stats, null, 2) : formatStats(stats)}\n`);
-      if (stats.splits.every((s) => s.samples === 0)) status = 1;
-    });
+    .action(
+      async (
+        path: string,
+        opts: { format: string; classes?: 7 | 8; fer2013?: string; verify: boolean; strict?: boolean; json?: boolean },
+      ) => {
+        const dataset = await openDataset(path, {
+          format: opts.format as never,
+          classes: opts.classes,
+          strict: opts.strict,
+          fer2013: opts.fer2013,
+        });
+        const tty = process.stderr.isTTY && !opts.json;
+        const stats = await datasetStats(dataset, {
+          verify: opts.verify,
+          onProgress: tty
+            ? (done, total) => {
+                if (done % 500 === 0 || done === total)
+                  process.stderr.write(`\rdecoding ${done}/${total}${done === total ? '\n' : ''}`);
+              }
+            : undefined,
+        });
+        process.stdout.write(`${opts.json ? JSON.stringify(stats, null, 2) : formatStats(stats)}\n`);
+        if (stats.splits.every((s) => s.samples === 0)) status = 1;
+      },
+    );
   try {
     await program.parseAsync(argv, { from: 'user' });
     return status;
   } catch (err) {
     const e = err as { code?: string; exitCode?: number; message?: string };
-    if (e.code?.startsWith('commander.')) return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
+    if (e.code?.startsWith('commander.'))
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
     process.stderr.write(`adcorre-data: ${e.message ?? String(err)}\n`);
     return 1;
   }

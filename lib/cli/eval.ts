@@ -32,13 +32,26 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     return (err as { code?: string }).code === 'commander.helpDisplayed' ? 0 : 2;
   }
-  const o = program.opts<{ model: string; data: string; dataset: string; split?: string; fer2013?: string; device: string; batch: number; json?: boolean;
-    confusion?: string }>();
+  const o = program.opts<{
+    model: string;
+    data: string;
+    dataset: string;
+    split?: string;
+    fer2013?: string;
+    device: string;
+    batch: number;
+    json?: boolean;
+    confusion?: string;
+  }>();
   try {
     const bytes = readFileSync(o.model);
     const meta = readMetadata(bytes, o.model);
     const { session, provider } = await openSession(bytes, o.device as never);
-    const dataset = await openDataset(o.data, { format: o.dataset as never, classes: meta.labels.length === 8 ? 8 : 7, fer2013: o.fer2013 });
+    const dataset = await openDataset(o.data, {
+      format: o.dataset as never,
+      classes: meta.labels.length === 8 ? 8 : 7,
+      fer2013: o.fer2013,
+    });
     const name = o.split ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
     const split = getSplit(dataset, name);
     const loader = new DataLoader(split, { batchSize: o.batch, size: meta.input.size, channels: meta.input.channels });
@@ -46,14 +59,20 @@ export async function main(argv: string[]): Promise<number> {
     const confusion = confusionMatrix(C);
     // progress on a terminal (stderr, so that --json output stays clean)
     const bar = process.stderr.isTTY
-      ? new SingleBar({ format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left', stream: process.stderr, clearOnComplete: true })
+      ? new SingleBar({
+          format: 'eval [{bar}] {value}/{total} images | {eta_formatted} left',
+          stream: process.stderr,
+          clearOnComplete: true,
+        })
       : null;
     bar?.start(split.samples.length, 0);
     let seen = 0;
     try {
       for await (const b of loader.epoch(0)) {
         bar?.update((seen += b.count));
-        const outputs = await session.run({ image: new ort.Tensor('float32', b.images, [b.count, meta.input.channels, meta.input.size, meta.input.size]) });
+        const outputs = await session.run({
+          image: new ort.Tensor('float32', b.images, [b.count, meta.input.channels, meta.input.size, meta.input.size]),
+        });
         const probs = outputs.probs.data as Float32Array;
         for (let i = 0; i < b.count; i++) {
           let best = 0;
@@ -70,8 +89,14 @@ export async function main(argv: string[]): Promise<number> {
       const title = `${basename(o.model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
       await writePng(o.confusion, confusionSvg(title, meta.labels, confusion));
     }
-    if (o.json) process.stdout.write(`${JSON.stringify({ model: o.model, provider, split: name, ...metrics, skipped: loader.report.summary() }, null, 2)}\n`);
-    else process.stdout.write(`${o.model} on ${dataset.path} (${name}, ${provider})\n${formatMetrics(metrics, meta.labels)}\n${loader.report.total ? loader.report.format() + '\n' : ''}`);
+    if (o.json)
+      process.stdout.write(
+        `${JSON.stringify({ model: o.model, provider, split: name, ...metrics, skipped: loader.report.summary() }, null, 2)}\n`,
+      );
+    else
+      process.stdout.write(
+        `${o.model} on ${dataset.path} (${name}, ${provider})\n${formatMetrics(metrics, meta.labels)}\n${loader.report.total ? loader.report.format() + '\n' : ''}`,
+      );
     return 0;
   } catch (err) {
     process.stderr.write(`adcorre-eval: ${(err as Error).message}\n`);

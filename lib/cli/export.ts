@@ -31,34 +31,59 @@ function readMember(path: string, overrides: Partial<XceptionConfig>): Member {
     const { members } = readMetadata(bytes, path);
     if (members) throw new Error(`${path} is an ensemble of ${members} models: list its members' checkpoints instead`);
     const { meta, weights } = readOnnxWeights(bytes, path);
-    const config = validateConfig({ ...meta.config, ...overrides }, changed ? `${path} config with the export options` : `${path} config`);
+    const config = validateConfig(
+      { ...meta.config, ...overrides },
+      changed ? `${path} config with the export options` : `${path} config`,
+    );
     return { path, config, labels: meta.labels, weights, summary: { model: path, ...(meta.training ?? {}) } };
   }
   const { state, meta } = readCheckpoint(path);
   const saved = (meta.options as { config: object }).config;
-  const config = validateConfig({ ...saved, ...overrides }, changed ? `${path} config with the export options` : `${path} config`);
+  const config = validateConfig(
+    { ...saved, ...overrides },
+    changed ? `${path} config with the export options` : `${path} config`,
+  );
   let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
   try {
     labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
-  } catch { /* the run's config.json is optional */ }
+  } catch {
+    /* the run's config.json is optional */
+  }
   const history = meta.history as { epoch: number; val: { accuracy: number; meanClassAccuracy: number } }[];
   const best = meta.best ? history.find((h) => h.epoch === meta.best!.epoch) : undefined;
-  const summary = { checkpoint: path, steps: meta.step, ...(best ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy } : {}) };
+  const summary = {
+    checkpoint: path,
+    steps: meta.step,
+    ...(best
+      ? { epoch: best.epoch, valAccuracy: best.val.accuracy, valMeanClassAccuracy: best.val.meanClassAccuracy }
+      : {}),
+  };
   return { path, config, labels, weights: state.weights, summary };
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-export')
-    .description('Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata); ' +
-      'several checkpoints of one configuration make an ensemble that averages their probabilities')
-    .argument('<checkpoint...>', '.ckpt files written by adcorre-train, or exported single models (.onnx) ' +
-      '(more than one: an ensemble)')
+    .description(
+      'Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata); ' +
+        'several checkpoints of one configuration make an ensemble that averages their probabilities',
+    )
+    .argument(
+      '<checkpoint...>',
+      '.ckpt files written by adcorre-train, or exported single models (.onnx) ' + '(more than one: an ensemble)',
+    )
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
-    .option('--input-blur <sigma>', "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
-      '(training is the same with or without it; the exported model blurs its input alike)', Number)
+    .option(
+      '--input-blur <sigma>',
+      "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
+        '(training is the same with or without it; the exported model blurs its input alike)',
+      Number,
+    )
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
-    .option('--float16', 'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
-      '(on the rounded weights)')
+    .option(
+      '--float16',
+      'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
+        '(on the rounded weights)',
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -68,22 +93,41 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const paths = program.args;
-  const { output, inputBlur, flipAverage, float16 } = program.opts<{ output: string; inputBlur?: number; flipAverage?: boolean; float16?: boolean }>();
+  const { output, inputBlur, flipAverage, float16 } = program.opts<{
+    output: string;
+    inputBlur?: number;
+    flipAverage?: boolean;
+    float16?: boolean;
+  }>();
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
-    const overrides = { ...(inputBlur !== undefined ? { inputBlur } : {}), ...(flipAverage ? { flipAverage: true } : {}) };
+    const overrides = {
+      ...(inputBlur !== undefined ? { inputBlur } : {}),
+      ...(flipAverage ? { flipAverage: true } : {}),
+    };
     const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
     for (const m of members.slice(1)) {
       if (JSON.stringify(m.config) !== JSON.stringify(first.config)) {
-        throw new Error(`an ensemble's checkpoints must share one configuration: ${m.path} has ${JSON.stringify(m.config)}, ${first.path} ${JSON.stringify(first.config)}`);
+        throw new Error(
+          `an ensemble's checkpoints must share one configuration: ${m.path} has ${JSON.stringify(m.config)}, ${first.path} ${JSON.stringify(first.config)}`,
+        );
       }
       if (JSON.stringify(m.labels) !== JSON.stringify(first.labels)) {
-        throw new Error(`an ensemble's checkpoints must share one label list: ${m.path} has ${m.labels.join(', ')}, ${first.path} ${first.labels.join(', ')}`);
+        throw new Error(
+          `an ensemble's checkpoints must share one label list: ${m.path} has ${m.labels.join(', ')}, ${first.path} ${first.labels.join(', ')}`,
+        );
       }
     }
     const training = members.length === 1 ? first.summary : { ensemble: members.map((m) => m.summary) };
-    writeFileAtomic(output, exportOnnx(first.config, members.map((m) => m.weights), { labels: first.labels, training, storage: float16 ? 'float16' : 'float32' }));
+    writeFileAtomic(
+      output,
+      exportOnnx(
+        first.config,
+        members.map((m) => m.weights),
+        { labels: first.labels, training, storage: float16 ? 'float16' : 'float32' },
+      ),
+    );
     process.stdout.write(`wrote ${output}${members.length > 1 ? ` (an ensemble of ${members.length} models)` : ''}\n`);
     return 0;
   } catch (err) {

@@ -31,7 +31,8 @@ export async function expandInputs(args: string[]): Promise<{ files: string[]; m
     } catch {
       stat = undefined;
     }
-    if (stat?.isDirectory()) files.push(...(await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort().map((f) => join(arg, f)));
+    if (stat?.isDirectory())
+      files.push(...(await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort().map((f) => join(arg, f)));
     else if (stat) files.push(arg);
     else if (fg.isDynamicPattern(arg)) {
       const found = (await fg(arg, { onlyFiles: true })).sort();
@@ -46,8 +47,13 @@ function formatRow(result: PredictResult, top: number): string[] {
   if (result.faces.length === 0) return [`${result.source}\t-\tno face found`];
   return result.faces.map((f, i) => {
     const b = f.box;
-    const others = f.top.slice(1, top).map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`).join(', ');
-    const where = result.detected ? `face ${i + 1} at ${Math.round(b.x)},${Math.round(b.y)} ${Math.round(b.width)}x${Math.round(b.height)}` : 'whole image';
+    const others = f.top
+      .slice(1, top)
+      .map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`)
+      .join(', ');
+    const where = result.detected
+      ? `face ${i + 1} at ${Math.round(b.x)},${Math.round(b.y)} ${Math.round(b.width)}x${Math.round(b.height)}`
+      : 'whole image';
     return `${result.source}\t${where}${result.wholeImage ? ' (no face found)' : ''}\t${f.label} ${(f.confidence * 100).toFixed(1)}%${others ? `\t(${others})` : ''}`;
   });
 }
@@ -58,16 +64,25 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<inputs...>', 'image files, folders or glob patterns')
     .option('--model <file>', 'ONNX model exported by adcorre-native (default: the installed model)')
     .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
-    .addOption(new Option('--detector <model>', 'face detector: full range (near and far faces) or short range (close-ups)').choices(['full', 'short']).default('full'))
+    .addOption(
+      new Option('--detector <model>', 'face detector: full range (near and far faces) or short range (close-ups)')
+        .choices(['full', 'short'])
+        .default('full'),
+    )
     .option('--json', 'one JSON object per input, per line')
     .option('--top <n>', 'labels listed per face', positive, 3)
     .option('--batch <n>', 'images per batch', positive, 16)
     .option('--no-detect', 'treat each input as a face crop')
-    .option('--threshold <p>', 'face detector score threshold', (v) => {
-      const n = Number(v);
-      if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
-      return n;
-    }, 0.5)
+    .option(
+      '--threshold <p>',
+      'face detector score threshold',
+      (v) => {
+        const n = Number(v);
+        if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
+        return n;
+      },
+      0.5,
+    )
     .option('--whole-image', 'classify the whole image when no face is found (flagged)')
     .option('--embeddings', 'include the embeddings in --json output')
     .option('--annotate <dir>', 'write a copy of each image with its faces boxed and labelled')
@@ -85,30 +100,44 @@ export async function main(argv: string[]): Promise<number> {
   }
   let fer: FER;
   try {
-    fer = await FER.load({ model: opts.model as string | undefined, device: opts.device as never, detector: opts.detector as never });
+    fer = await FER.load({
+      model: opts.model as string | undefined,
+      device: opts.device as never,
+      detector: opts.detector as never,
+    });
   } catch (err) {
     process.stderr.write(`adcorre-predict: ${(err as Error).message}\n`);
-    return 2;  // nothing can run without a model: a set-up (usage) error
+    return 2; // nothing can run without a model: a set-up (usage) error
   }
   const info = fer.info();
-  if (!info.training) process.stderr.write(`adcorre-predict: warning: ${info.model} has no training summary; it may be untrained\n`);
+  if (!info.training)
+    process.stderr.write(`adcorre-predict: warning: ${info.model} has no training summary; it may be untrained\n`);
   const { files, missing } = await expandInputs(inputs);
   let failed = 0;
   for (const m of missing) {
     failed++;
     process.stderr.write(`adcorre-predict: ${m}: no such file, folder or matching files\n`);
   }
-  const bar = process.stderr.isTTY && files.length > 1
-    ? new SingleBar({ format: 'predict [{bar}] {value}/{total} images | {eta_formatted} left', stream: process.stderr, clearOnComplete: true })
-    : null;
+  const bar =
+    process.stderr.isTTY && files.length > 1
+      ? new SingleBar({
+          format: 'predict [{bar}] {value}/{total} images | {eta_formatted} left',
+          stream: process.stderr,
+          clearOnComplete: true,
+        })
+      : null;
   bar?.start(files.length, 0);
   const batch = opts.batch as number;
   const top = opts.top as number;
   for (let i = 0; i < files.length; i += batch) {
     const part = files.slice(i, i + batch);
     const results = await fer.predictBatch(part, {
-      detect: opts.detect === false ? false : 'auto', top, threshold: opts.threshold as number,
-      wholeImageFallback: Boolean(opts.wholeImage), embeddings: Boolean(opts.embeddings), batch: 32,
+      detect: opts.detect === false ? false : 'auto',
+      top,
+      threshold: opts.threshold as number,
+      wholeImageFallback: Boolean(opts.wholeImage),
+      embeddings: Boolean(opts.embeddings),
+      batch: 32,
     });
     for (const [j, r] of results.entries()) {
       if (r instanceof InputError) {
@@ -123,11 +152,16 @@ export async function main(argv: string[]): Promise<number> {
           await annotate(part[j], r, opts.annotate as string);
         } catch (err) {
           failed++;
-          process.stderr.write(`adcorre-predict: ${part[j]}: cannot write the annotated copy (${(err as Error).message})\n`);
+          process.stderr.write(
+            `adcorre-predict: ${part[j]}: cannot write the annotated copy (${(err as Error).message})\n`,
+          );
         }
       }
       if (opts.json) {
-        const faces = r.faces.map((f) => ({ ...f, ...(f.embeddings ? { embeddings: f.embeddings.map((e) => Array.from(e)) } : {}) }));
+        const faces = r.faces.map((f) => ({
+          ...f,
+          ...(f.embeddings ? { embeddings: f.embeddings.map((e) => Array.from(e)) } : {}),
+        }));
         process.stdout.write(`${JSON.stringify({ ...r, faces })}\n`);
       } else {
         process.stdout.write(`${formatRow(r, top).join('\n')}\n`);

@@ -22,18 +22,31 @@ export async function main(argv: string[]): Promise<number> {
     .description('Train an Xception-k expression model with cross-entropy + the Ad-Corre loss')
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
-    .option('--arch <preset|file>', `a preset (${Object.keys(PRESETS).join(', ')}) or a JSON configuration file`, 'small')
-    .option('--input-blur <sigma>', 'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation', num)
-    .option('--flip-average', 'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image')
+    .option(
+      '--arch <preset|file>',
+      `a preset (${Object.keys(PRESETS).join(', ')}) or a JSON configuration file`,
+      'small',
+    )
+    .option(
+      '--input-blur <sigma>',
+      'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation',
+      num,
+    )
+    .option(
+      '--flip-average',
+      'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image',
+    )
     .option('--epochs <n>', 'epochs', int, 30)
     .option('--batch <n>', 'batch size (default: 50 for the paper preset, as in the reference code; else 64)', int)
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
-    .option('--device <device>', "where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N", 'auto')
+    .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', 'auto')
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .option('--lr <lr>', 'learning rate', num, 1e-3)
     .option('--decay <d>', 'inverse-time decay per step (Keras Adam decay)', num, 1e-5)
-    .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['decay', 'cosine', 'step']).default('decay'))
+    .addOption(
+      new Option('--schedule <s>', 'learning-rate schedule').choices(['decay', 'cosine', 'step']).default('decay'),
+    )
     .option('--warmup <epochs>', 'linear warm-up epochs', num, 0)
     .addOption(new Option('--optimizer <o>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
     .option('--weight-decay <w>', 'L2 weight decay', num, 0)
@@ -51,7 +64,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, 0)
     .option('--max-steps <n>', 'stop after n steps in total', int)
-    .addOption(new Option('--on-nan <what>', 'a non-finite loss or gradient: skip the step or stop').choices(['skip', 'stop']).default('skip'))
+    .addOption(
+      new Option('--on-nan <what>', 'a non-finite loss or gradient: skip the step or stop')
+        .choices(['skip', 'stop'])
+        .default('skip'),
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let o: Record<string, unknown>;
@@ -65,15 +82,38 @@ export async function main(argv: string[]): Promise<number> {
   let trainer: Trainer;
   try {
     trainer = new Trainer({
-      data: o.data as string, dataset: o.dataset as never, arch: o.arch as string, inputBlur: o.inputBlur as number | undefined,
+      data: o.data as string,
+      dataset: o.dataset as never,
+      arch: o.arch as string,
+      inputBlur: o.inputBlur as number | undefined,
       ...(o.flipAverage ? { flipAverage: true } : {}),
-      epochs: o.epochs as number, batch: (o.batch as number | undefined) ?? (o.arch === 'paper' ? 50 : 64),
-      out: o.out as string, classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined, fer2013: o.fer2013 as string | undefined,
-      lr: o.lr as number, decay: o.decay as number, schedule: o.schedule as never, warmup: o.warmup as number, optimizer: o.optimizer as never,
-      weightDecay: o.weightDecay as number, lambdaCE: o.lambdaCe as number, wFD: o.wFd as number, wMD: o.wMd as number, wED: o.wEd as number,
-      adcorre: o.adcorre as boolean, attention: o.attention as boolean, augment: o.augment as boolean, balanced: Boolean(o.balanced),
-      seed: o.seed as number, device: o.device as string, workers: o.workers as number | undefined, init: o.init as string | undefined, resume: Boolean(o.resume),
-      checkpointEvery: o.checkpointEvery as number, maxSteps: o.maxSteps as number | undefined, onNonFinite: o.onNan as never,
+      epochs: o.epochs as number,
+      batch: (o.batch as number | undefined) ?? (o.arch === 'paper' ? 50 : 64),
+      out: o.out as string,
+      classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined,
+      fer2013: o.fer2013 as string | undefined,
+      lr: o.lr as number,
+      decay: o.decay as number,
+      schedule: o.schedule as never,
+      warmup: o.warmup as number,
+      optimizer: o.optimizer as never,
+      weightDecay: o.weightDecay as number,
+      lambdaCE: o.lambdaCe as number,
+      wFD: o.wFd as number,
+      wMD: o.wMd as number,
+      wED: o.wEd as number,
+      adcorre: o.adcorre as boolean,
+      attention: o.attention as boolean,
+      augment: o.augment as boolean,
+      balanced: Boolean(o.balanced),
+      seed: o.seed as number,
+      device: o.device as string,
+      workers: o.workers as number | undefined,
+      init: o.init as string | undefined,
+      resume: Boolean(o.resume),
+      checkpointEvery: o.checkpointEvery as number,
+      maxSteps: o.maxSteps as number | undefined,
+      onNonFinite: o.onNan as never,
     });
   } catch (err) {
     process.stderr.write(`adcorre-train: ${(err as Error).message}\n`);
@@ -82,7 +122,7 @@ export async function main(argv: string[]): Promise<number> {
   let signals = 0;
   const onSignal = (name: string) => {
     signals++;
-    if (signals > 1) process.exit(130);  // a second Ctrl-C: do not wait
+    if (signals > 1) process.exit(130); // a second Ctrl-C: do not wait
     process.stderr.write(`\nadcorre-train: ${name}: saving a checkpoint, then exiting (again to quit at once)\n`);
     trainer.interrupt();
   };
@@ -95,34 +135,55 @@ export async function main(argv: string[]): Promise<number> {
   const progress = (e: ProgressEvent) => {
     if (e.phase === 'start' && e.start) {
       const { config: c, parameters, device, trainSamples, valSamples, resumedAt } = e.start;
-      process.stderr.write(`adcorre-train: ${c.inputSize}x${c.inputSize}x${c.channels}, width ${c.width}, r = ${c.middleBlocks}, k = ${c.k}, d = ${c.d}, ` +
-        `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}; train ${trainSamples} images, val ${valSamples}; ` +
-        `${e.epochs} epochs of ${e.batches} steps${resumedAt ? `; resuming at step ${resumedAt}` : ''}\n`);
+      process.stderr.write(
+        `adcorre-train: ${c.inputSize}x${c.inputSize}x${c.channels}, width ${c.width}, r = ${c.middleBlocks}, k = ${c.k}, d = ${c.d}, ` +
+          `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}; train ${trainSamples} images, val ${valSamples}; ` +
+          `${e.epochs} epochs of ${e.batches} steps${resumedAt ? `; resuming at step ${resumedAt}` : ''}\n`,
+      );
     } else if (e.phase === 'train') {
       if (tty) {
         if (!bar) {
-          bar = new SingleBar({ format: `epoch ${e.epoch + 1}/${e.epochs} [{bar}] {value}/{total} | loss {loss} ce {ce} fd {fd} md {md} ed {ed} | {sps} img/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true });
+          bar = new SingleBar({
+            format: `epoch ${e.epoch + 1}/${e.epochs} [{bar}] {value}/{total} | loss {loss} ce {ce} fd {fd} md {md} ed {ed} | {sps} img/s | ETA {eta_formatted}`,
+            stream: process.stderr,
+            hideCursor: true,
+          });
           bar.start(e.batches, e.batch - 1, { loss: '-', ce: '-', fd: '-', md: '-', ed: '-', sps: '-' });
         }
-        bar.update(e.batch, { loss: fmt(e.stats?.loss), ce: fmt(e.stats?.ce), fd: fmt(e.stats?.fd), md: fmt(e.stats?.md), ed: fmt(e.stats?.ed), sps: e.samplesPerSecond.toFixed(0) });
+        bar.update(e.batch, {
+          loss: fmt(e.stats?.loss),
+          ce: fmt(e.stats?.ce),
+          fd: fmt(e.stats?.fd),
+          md: fmt(e.stats?.md),
+          ed: fmt(e.stats?.ed),
+          sps: e.samplesPerSecond.toFixed(0),
+        });
       } else if (e.batch === e.batches || e.batch % Math.max(1, Math.floor(e.batches / 10)) === 0) {
-        process.stderr.write(`epoch ${e.epoch + 1}/${e.epochs} batch ${e.batch}/${e.batches} loss ${fmt(e.stats?.loss)} ce ${fmt(e.stats?.ce)} fd ${fmt(e.stats?.fd)} md ${fmt(e.stats?.md)} ed ${fmt(e.stats?.ed)} ${e.samplesPerSecond.toFixed(0)} img/s\n`);
+        process.stderr.write(
+          `epoch ${e.epoch + 1}/${e.epochs} batch ${e.batch}/${e.batches} loss ${fmt(e.stats?.loss)} ce ${fmt(e.stats?.ce)} fd ${fmt(e.stats?.fd)} md ${fmt(e.stats?.md)} ed ${fmt(e.stats?.ed)} ${e.samplesPerSecond.toFixed(0)} img/s\n`,
+        );
       }
     } else if (e.phase === 'eval') {
       (bar as SingleBar | null)?.stop();
       bar = null;
     } else if (e.record) {
       const r = e.record;
-      process.stderr.write(`epoch ${r.epoch}: train loss ${r.train.loss.toFixed(4)} acc ${(r.train.accuracy * 100).toFixed(2)}% | val acc ${(r.val.accuracy * 100).toFixed(2)}% ` +
-        `mean class ${(r.val.meanClassAccuracy * 100).toFixed(2)}% | ${r.train.samplesPerSecond.toFixed(0)} img/s${r.train.skippedSteps ? ` | ${r.train.skippedSteps} non-finite steps skipped` : ''}\n`);
+      process.stderr.write(
+        `epoch ${r.epoch}: train loss ${r.train.loss.toFixed(4)} acc ${(r.train.accuracy * 100).toFixed(2)}% | val acc ${(r.val.accuracy * 100).toFixed(2)}% ` +
+          `mean class ${(r.val.meanClassAccuracy * 100).toFixed(2)}% | ${r.train.samplesPerSecond.toFixed(0)} img/s${r.train.skippedSteps ? ` | ${r.train.skippedSteps} non-finite steps skipped` : ''}\n`,
+      );
     }
   };
   try {
     const summary = await trainer.train(progress);
     (bar as SingleBar | null)?.stop();
-    const last = summary.best ? `best val accuracy ${(summary.best.accuracy * 100).toFixed(2)}% (epoch ${summary.best.epoch})` : 'no epoch completed';
-    process.stdout.write(`${summary.interrupted ? 'interrupted' : 'done'}: ${summary.steps} steps, ${last}; run folder ${summary.out}` +
-      `${summary.model ? `; model ${summary.model}` : ''}; resume with --resume --out ${summary.out}\n`);
+    const last = summary.best
+      ? `best val accuracy ${(summary.best.accuracy * 100).toFixed(2)}% (epoch ${summary.best.epoch})`
+      : 'no epoch completed';
+    process.stdout.write(
+      `${summary.interrupted ? 'interrupted' : 'done'}: ${summary.steps} steps, ${last}; run folder ${summary.out}` +
+        `${summary.model ? `; model ${summary.model}` : ''}; resume with --resume --out ${summary.out}\n`,
+    );
     return summary.interrupted && signals > 0 ? 130 : 0;
   } catch (err) {
     (bar as SingleBar | null)?.stop();
@@ -130,4 +191,3 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
 }
-

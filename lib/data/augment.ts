@@ -18,7 +18,12 @@ export interface AugmentOptions {
 }
 
 export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
-  scale: [0.8, 1], ratio: [0.9, 1.1], flip: true, rotation: 15, brightness: 0.1, contrast: 0.2,
+  scale: [0.8, 1],
+  ratio: [0.9, 1.1],
+  flip: true,
+  rotation: 15,
+  brightness: 0.1,
+  contrast: 0.2,
 };
 
 export interface WarpSetting {
@@ -32,13 +37,26 @@ export interface WarpSetting {
  * crop of size cw x ch centred at (cx, cy), rotated by theta, mirrored when
  * flip = -1 (see native/core/augment.h for the matrix layout).
  */
-export function cropMatrix(S: number, cx: number, cy: number, cw: number, ch: number, theta: number, flip: 1 | -1): Float64Array {
-  const cos = Math.cos(theta), sin = Math.sin(theta);
+export function cropMatrix(
+  S: number,
+  cx: number,
+  cy: number,
+  cw: number,
+  ch: number,
+  theta: number,
+  flip: 1 | -1,
+): Float64Array {
+  const cos = Math.cos(theta),
+    sin = Math.sin(theta);
   const k = 0.5 / S - 0.5;
   const fx = flip * cw;
   return Float64Array.of(
-    (cos * fx) / S, (-sin * ch) / S, cx - 0.5 + cos * fx * k - sin * ch * k,
-    (sin * fx) / S, (cos * ch) / S, cy - 0.5 + sin * fx * k + cos * ch * k,
+    (cos * fx) / S,
+    (-sin * ch) / S,
+    cx - 0.5 + cos * fx * k - sin * ch * k,
+    (sin * fx) / S,
+    (cos * ch) / S,
+    cy - 0.5 + sin * fx * k + cos * ch * k,
   );
 }
 
@@ -48,7 +66,13 @@ export function identityWarp(width: number, height: number, size: number): WarpS
 }
 
 /** A random augmentation for one sample. */
-export function randomWarp(width: number, height: number, size: number, options: AugmentOptions, random: () => number): WarpSetting {
+export function randomWarp(
+  width: number,
+  height: number,
+  size: number,
+  options: AugmentOptions,
+  random: () => number,
+): WarpSetting {
   const o = { ...DEFAULT_AUGMENT, ...options };
   const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
   const area = uniform(o.scale[0], o.scale[1]);

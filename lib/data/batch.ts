@@ -35,8 +35,11 @@ export interface DecodedImages {
 export class BatchMaker {
   private cache: PixelStore | undefined;
 
-  constructor(private readonly samples: SampleRef[], private readonly store: PixelStore | undefined,
-    private readonly spec: BatchSpec) {}
+  constructor(
+    private readonly samples: SampleRef[],
+    private readonly store: PixelStore | undefined,
+    private readonly spec: BatchSpec,
+  ) {}
 
   /** Reads images from this decoded cache (indexed by sample) from now on. */
   setCache(cache: PixelStore): void {
@@ -55,16 +58,18 @@ export class BatchMaker {
   /** Decodes samples for the cache; failures come back as null with their reasons. */
   async decodeMany(indices: number[]): Promise<DecodedImages> {
     const report = new SkipReport(false);
-    const images = await Promise.all(indices.map(async (i) => {
-      try {
-        const img = await decodeSample(this.samples[i], this.store, this.spec.size, this.spec.channels);
-        return { ...img, data: new Uint8Array(img.data) };  // own buffer, safe to transfer
-      } catch (err) {
-        if (!(err instanceof SampleError)) throw err;
-        report.skip(err.reason, this.samples[i].where, err.message);
-        return null;
-      }
-    }));
+    const images = await Promise.all(
+      indices.map(async (i) => {
+        try {
+          const img = await decodeSample(this.samples[i], this.store, this.spec.size, this.spec.channels);
+          return { ...img, data: new Uint8Array(img.data) }; // own buffer, safe to transfer
+        } catch (err) {
+          if (!(err instanceof SampleError)) throw err;
+          report.skip(err.reason, this.samples[i].where, err.message);
+          return null;
+        }
+      }),
+    );
     return { indices, images, skips: report.summary() };
   }
 
@@ -73,15 +78,17 @@ export class BatchMaker {
     const per = channels * size * size;
     const report = new SkipReport(false);
     // Decode concurrently (sharp works on libuv's pool); warp in order.
-    const decoded = await Promise.all(Array.from(indices, async (index) => {
-      try {
-        return await this.image(index);
-      } catch (err) {
-        if (!(err instanceof SampleError)) throw err;
-        report.skip(err.reason, this.samples[index].where, err.message);
-        return null;
-      }
-    }));
+    const decoded = await Promise.all(
+      Array.from(indices, async (index) => {
+        try {
+          return await this.image(index);
+        } catch (err) {
+          if (!(err instanceof SampleError)) throw err;
+          report.skip(err.reason, this.samples[index].where, err.message);
+          return null;
+        }
+      }),
+    );
     const kept = decoded.filter((d) => d !== null).length;
     const images = new Float32Array(kept * per);
     const labels = new Int32Array(kept);
@@ -92,11 +99,30 @@ export class BatchMaker {
       const img = decoded[i];
       if (!img) continue;
       const index = indices[i];
-      const setting = augment && this.spec.augment
-        ? randomWarp(img.width, img.height, size, this.spec.augment, mulberry32(mixSeed(this.spec.seed, epoch, index)))
-        : identityWarp(img.width, img.height, size);
-      warp(img.data, img.width, img.height, img.channels, images, k * per, size, size, channels,
-        setting.matrix, setting.contrast, setting.brightness);
+      const setting =
+        augment && this.spec.augment
+          ? randomWarp(
+              img.width,
+              img.height,
+              size,
+              this.spec.augment,
+              mulberry32(mixSeed(this.spec.seed, epoch, index)),
+            )
+          : identityWarp(img.width, img.height, size);
+      warp(
+        img.data,
+        img.width,
+        img.height,
+        img.channels,
+        images,
+        k * per,
+        size,
+        size,
+        channels,
+        setting.matrix,
+        setting.contrast,
+        setting.brightness,
+      );
       labels[k] = this.samples[index].label;
       keptIndices[k] = index;
       k++;

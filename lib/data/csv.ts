@@ -16,21 +16,25 @@ export interface CsvRow {
  * the header (else an Error naming the file, what it needs and what it has).
  */
 export async function* csvRows(path: string, required: readonly string[], report: SkipReport): AsyncGenerator<CsvRow> {
-  const parser = createReadStream(path).pipe(parse({
-    columns: (header: string[]) => {
-      const names = header.map((h) => h.trim());
-      const missing = required.filter((r) => !names.includes(r));
-      if (missing.length) {
-        throw new Error(`${path}: expected CSV columns ${required.join(', ')}; missing ${missing.join(', ')}; the header has: ${names.join(', ')}`);
-      }
-      return names;
-    },
-    bom: true,
-    info: true,
-    skip_empty_lines: true,
-    skip_records_with_error: true,
-    trim: true,
-  }));
+  const parser = createReadStream(path).pipe(
+    parse({
+      columns: (header: string[]) => {
+        const names = header.map((h) => h.trim());
+        const missing = required.filter((r) => !names.includes(r));
+        if (missing.length) {
+          throw new Error(
+            `${path}: expected CSV columns ${required.join(', ')}; missing ${missing.join(', ')}; the header has: ${names.join(', ')}`,
+          );
+        }
+        return names;
+      },
+      bom: true,
+      info: true,
+      skip_empty_lines: true,
+      skip_records_with_error: true,
+      trim: true,
+    }),
+  );
   parser.on('skip', (err: Error & { lines?: number }) => {
     try {
       report.skip('malformed row', `${path}:${err.lines ?? '?'}`, err.message);

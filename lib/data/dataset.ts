@@ -36,11 +36,20 @@ export interface PixelStore {
 }
 
 /** Image i of a store as interleaved bytes, or null when it is missing. */
-export function storeImage(store: PixelStore, i: number): { data: Uint8Array; width: number; height: number; channels: number } | null {
+export function storeImage(
+  store: PixelStore,
+  i: number,
+): { data: Uint8Array; width: number; height: number; channels: number } | null {
   if (store.offsets && store.shapes) {
-    const start = store.offsets[i], end = store.offsets[i + 1];
+    const start = store.offsets[i],
+      end = store.offsets[i + 1];
     if (end <= start) return null;
-    return { data: store.data.subarray(start, end), width: store.shapes[3 * i], height: store.shapes[3 * i + 1], channels: store.shapes[3 * i + 2] };
+    return {
+      data: store.data.subarray(start, end),
+      width: store.shapes[3 * i],
+      height: store.shapes[3 * i + 1],
+      channels: store.shapes[3 * i + 2],
+    };
   }
   const { width = 0, height = 0, channels = 1 } = store;
   const bytes = width * height * channels;
@@ -79,7 +88,9 @@ export function canonicalSplit(name: string): string {
 export function getSplit(dataset: Dataset, name: string): Split {
   const split = dataset.splits.get(canonicalSplit(name));
   if (!split) {
-    throw new Error(`No split '${name}' in ${dataset.path}; it has: ${[...dataset.splits.keys()].join(', ') || 'none'}`);
+    throw new Error(
+      `No split '${name}' in ${dataset.path}; it has: ${[...dataset.splits.keys()].join(', ') || 'none'}`,
+    );
   }
   if (split.samples.length === 0) throw new Error(`Split '${name}' of ${dataset.path} has no samples`);
   return split;

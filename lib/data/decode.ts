@@ -20,7 +20,10 @@ export interface RawImage {
 
 /** A sample that cannot be used, and why. */
 export class SampleError extends Error {
-  constructor(readonly reason: SkipReason, detail: string) {
+  constructor(
+    readonly reason: SkipReason,
+    detail: string,
+  ) {
     super(detail);
   }
 }
@@ -61,15 +64,20 @@ export function readHeader(bytes: Uint8Array): ImageHeader | undefined {
       continue;
     }
     const length = (bytes[i + 2] << 8) | bytes[i + 3];
-    if (marker === 0xe1 && bytes[i + 4] === 0x45 && bytes[i + 5] === 0x78) exif = true;  // APP1 "Ex"if
+    if (marker === 0xe1 && bytes[i + 4] === 0x45 && bytes[i + 5] === 0x78) exif = true; // APP1 "Ex"if
     // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC)
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      return { height: (bytes[i + 5] << 8) | bytes[i + 6], width: (bytes[i + 7] << 8) | bytes[i + 8], components: bytes[i + 9], exif };
+      return {
+        height: (bytes[i + 5] << 8) | bytes[i + 6],
+        width: (bytes[i + 7] << 8) | bytes[i + 8],
+        components: bytes[i + 9],
+        exif,
+      };
     }
     i += 2 + length;
   }
   return undefined;
-}  // every file is read once per epoch: caching only costs memory
+} // every file is read once per epoch: caching only costs memory
 
 function toChannels(image: RawImage, channels: 1 | 3): RawImage {
   if (channels === 3 || image.channels === 1) return image;
@@ -84,8 +92,10 @@ function toChannels(image: RawImage, channels: 1 | 3): RawImage {
 /** The box clipped to the image, or a SampleError when too little of it is inside. */
 export function clipBox(box: Box, width: number, height: number): Box {
   const [x, y, w, h] = box;
-  const x0 = Math.max(0, x), y0 = Math.max(0, y);
-  const x1 = Math.min(width, x + w), y1 = Math.min(height, y + h);
+  const x0 = Math.max(0, x),
+    y0 = Math.max(0, y);
+  const x1 = Math.min(width, x + w),
+    y1 = Math.min(height, y + h);
   if (x1 <= x0 || y1 <= y0 || (x1 - x0) * (y1 - y0) < MIN_BOX_INSIDE * w * h) {
     throw new SampleError('box outside image', `box [${box.join(', ')}] vs image ${width}x${height}`);
   }
@@ -98,13 +108,21 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
     bytes = await readFile(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new SampleError(code === 'ENOENT' ? 'missing file' : 'corrupt image', `${code ?? ''} ${(err as Error).message}`.trim());
+    throw new SampleError(
+      code === 'ENOENT' ? 'missing file' : 'corrupt image',
+      `${code ?? ''} ${(err as Error).message}`.trim(),
+    );
   }
   if (bytes.length === 0) throw new SampleError('empty file', 'zero bytes');
   const dims = readHeader(bytes);
   if (!box && dims && bytes[0] === 0xff && dims.width * dims.height <= SMALL_JPEG_PIXELS) {
     try {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 4, maxMemoryUsageInMB: 64 });
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: false,
+        maxResolutionInMP: 4,
+        maxMemoryUsageInMB: 64,
+      });
       return toChannels({ data: img.data, width: img.width, height: img.height, channels: 3 }, channels);
     } catch {
       // fall through: sharp gives the authoritative answer (and error) for odd files
@@ -117,7 +135,7 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
       const [x, y, w, h] = clipBox(box, meta.width ?? 0, meta.height ?? 0);
       pipeline = pipeline.extract({ left: x, top: y, width: w, height: h });
     } else if (!dims || dims.exif) {
-      pipeline = pipeline.rotate();  // EXIF orientation (a pipeline stage: only when there may be one)
+      pipeline = pipeline.rotate(); // EXIF orientation (a pipeline stage: only when there may be one)
     }
     // Large images shrink to the input size here (the warp would alias past 2x);
     // near-size ones skip the resize pass, which costs as much as the decode.
@@ -127,7 +145,12 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
     if (channels === 1 && dims?.components !== 1) pipeline = pipeline.greyscale();
     else if (channels === 3 && dims?.components !== 3) pipeline = pipeline.removeAlpha().toColourspace('srgb');
     const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height, channels: info.channels };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+      channels: info.channels,
+    };
   } catch (err) {
     if (err instanceof SampleError) throw err;
     throw new SampleError('corrupt image', (err as Error).message.split('\n')[0]);
@@ -135,7 +158,12 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
 }
 
 /** Decoded pixels of a sample: from the split's store, or from its file. */
-export async function decodeSample(ref: SampleRef, store: PixelStore | undefined, size: number, channels: 1 | 3): Promise<RawImage> {
+export async function decodeSample(
+  ref: SampleRef,
+  store: PixelStore | undefined,
+  size: number,
+  channels: 1 | 3,
+): Promise<RawImage> {
   if (typeof ref.source === 'number') {
     const image = store ? storeImage(store, ref.source) : null;
     if (!image) throw new SampleError('corrupt image', 'not in the decoded store');

@@ -17,19 +17,60 @@ const index = (name: Expression): number => EXPRESSIONS.indexOf(name);
 export const FER2013_CODES: readonly Expression[] = ['anger', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 
 /** RAF-DB basic codes 1..7: surprise, fear, disgust, happiness, sadness, anger, neutral (index 0 unused). */
-export const RAFDB_CODES: readonly (Expression | null)[] = [null, 'surprise', 'fear', 'disgust', 'happy', 'sad', 'anger', 'neutral'];
+export const RAFDB_CODES: readonly (Expression | null)[] = [
+  null,
+  'surprise',
+  'fear',
+  'disgust',
+  'happy',
+  'sad',
+  'anger',
+  'neutral',
+];
 
 /**
  * AffectNet codes 0..10: neutral, happy, sad, surprise, fear, disgust, anger,
  * contempt, none, uncertain, no-face. 8..10 are not expressions.
  */
 export const AFFECTNET_CODES: readonly (Expression | null)[] = [
-  'neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'anger', 'contempt', null, null, null,
+  'neutral',
+  'happy',
+  'sad',
+  'surprise',
+  'fear',
+  'disgust',
+  'anger',
+  'contempt',
+  null,
+  null,
+  null,
 ];
 
 /** FER+ vote columns, in the order of fer2013new.csv. */
-export const FERPLUS_COLUMNS = ['neutral', 'happiness', 'surprise', 'sadness', 'anger', 'disgust', 'fear', 'contempt', 'unknown', 'NF'] as const;
-export const FERPLUS_EXPRESSIONS: readonly (Expression | null)[] = ['neutral', 'happy', 'surprise', 'sad', 'anger', 'disgust', 'fear', 'contempt', null, null];
+export const FERPLUS_COLUMNS = [
+  'neutral',
+  'happiness',
+  'surprise',
+  'sadness',
+  'anger',
+  'disgust',
+  'fear',
+  'contempt',
+  'unknown',
+  'NF',
+] as const;
+export const FERPLUS_EXPRESSIONS: readonly (Expression | null)[] = [
+  'neutral',
+  'happy',
+  'surprise',
+  'sad',
+  'anger',
+  'disgust',
+  'fear',
+  'contempt',
+  null,
+  null,
+];
 
 /** Folder names (case-insensitive) accepted for each class. */
 export const FOLDER_ALIASES: Readonly<Record<Expression, readonly string[]>> = {
@@ -72,7 +113,10 @@ export function rafdbLabel(raw: string | number, classes: ClassCount = 7): Mappe
 export function affectnetLabel(raw: string | number, classes: ClassCount = 7): Mapped {
   const c = code(raw);
   const name = c === null || c < 0 ? undefined : AFFECTNET_CODES[c];
-  const what = c !== null && c >= 8 && c <= 10 ? `AffectNet code ${c} (${['none', 'uncertain', 'no-face'][c - 8]})` : `AffectNet code ${raw}`;
+  const what =
+    c !== null && c >= 8 && c <= 10
+      ? `AffectNet code ${c} (${['none', 'uncertain', 'no-face'][c - 8]})`
+      : `AffectNet code ${raw}`;
   return inSpace(name, classes, what);
 }
 

@@ -62,7 +62,10 @@ export class DataLoader {
   private bad = new Set<number>();
   private closed = false;
 
-  constructor(readonly split: Split, options: LoaderOptions) {
+  constructor(
+    readonly split: Split,
+    options: LoaderOptions,
+  ) {
     const positive = (name: string, v: unknown, min = 1) => {
       if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
         throw new RangeError(`Expected integer >= ${min} for ${name} but received ${String(v)}`);
@@ -91,7 +94,12 @@ export class DataLoader {
       strict: options.strict ?? false,
     };
     this.report = new SkipReport(this.options.strict);
-    const spec: BatchSpec = { size: this.options.size, channels: this.options.channels, augment, seed: this.options.seed };
+    const spec: BatchSpec = {
+      size: this.options.size,
+      channels: this.options.channels,
+      augment,
+      seed: this.options.seed,
+    };
     if (this.options.workers === 0) {
       this.inline = new BatchMaker(split.samples, split.pixels, spec);
     } else {
@@ -125,13 +133,16 @@ export class DataLoader {
   private run<T>(job: Job): Promise<T> {
     if (this.closed) return Promise.reject(new Error('DataLoader is closed'));
     if (this.inline) {
-      return (job.type === 'batch' ? this.inline.make(job.indices, job.epoch, job.augment)
-        : this.inline.decodeMany(job.indices)) as Promise<T>;
+      return (
+        job.type === 'batch'
+          ? this.inline.make(job.indices, job.epoch, job.augment)
+          : this.inline.decodeMany(job.indices)
+      ) as Promise<T>;
     }
     const id = this.nextJob++;
     const worker = this.workers[this.nextWorker++ % this.workers.length];
     return new Promise<T>((resolve, reject) => {
-      for (const w of this.workers) w.ref();  // keep the process alive while work is out
+      for (const w of this.workers) w.ref(); // keep the process alive while work is out
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       worker.postMessage({ ...job, id } satisfies WorkerJob);
     });
@@ -163,11 +174,20 @@ export class DataLoader {
     const wave = Math.max(2, this.workers.length * 2);
     const parts: DecodedImages[] = [];
     for (let start = 0; start < jobs.length; start += wave) {
-      parts.push(...await Promise.all(jobs.slice(start, start + wave).map((indices) => this.run<DecodedImages>({ type: 'decode', indices }))));
+      parts.push(
+        ...(await Promise.all(
+          jobs.slice(start, start + wave).map((indices) => this.run<DecodedImages>({ type: 'decode', indices })),
+        )),
+      );
       if (auto && start === 0) {
         // Estimate the whole from the first wave; stay on the files when it is too large.
-        let bytes = 0, seen = 0;
-        for (const p of parts) for (const img of p.images) { bytes += img?.data.length ?? 0; seen++; }
+        let bytes = 0,
+          seen = 0;
+        for (const p of parts)
+          for (const img of p.images) {
+            bytes += img?.data.length ?? 0;
+            seen++;
+          }
         if ((bytes / seen) * n > CACHE_LIMIT_BYTES) return;
       }
     }
@@ -206,12 +226,17 @@ export class DataLoader {
     await this.ensureCache();
     const augment = options.augment ?? this.options.augment !== null;
     const labels = this.split.samples.map((s) => s.label);
-    let order = epochOrder(labels, { shuffle: this.options.shuffle, balanced: this.options.balanced, seed: this.options.seed, epoch });
+    let order = epochOrder(labels, {
+      shuffle: this.options.shuffle,
+      balanced: this.options.balanced,
+      seed: this.options.seed,
+      epoch,
+    });
     if (this.bad.size) order = order.filter((i) => !this.bad.has(i));
     const { batchSize, prefetch } = this.options;
     const count = this.options.dropLast ? Math.floor(order.length / batchSize) : Math.ceil(order.length / batchSize);
     const queue: Promise<BatchResult>[] = [];
-    const first = Math.max(0, Math.min(count, options.startBatch ?? 0));  // resuming mid-epoch: same order, later batches
+    const first = Math.max(0, Math.min(count, options.startBatch ?? 0)); // resuming mid-epoch: same order, later batches
     let next = first;
     const submit = () => {
       const indices = order.slice(next * batchSize, Math.min(order.length, (next + 1) * batchSize));
@@ -227,7 +252,13 @@ export class DataLoader {
       for (const i of requested) if (!keptSet.has(i)) this.bad.add(i);
       this.report.merge(result.skips);
       if (this.options.strict && this.report.total > 0) throw new DataError(`Bad data: ${this.report.format().trim()}`);
-      yield { images: result.images, labels: result.labels, indices: result.kept, count: result.labels.length, index: b };
+      yield {
+        images: result.images,
+        labels: result.labels,
+        indices: result.kept,
+        count: result.labels.length,
+        index: b,
+      };
     }
   }
 

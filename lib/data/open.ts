@@ -23,7 +23,10 @@ export interface OpenOptions {
 
 function csvHeader(path: string): string[] {
   const fd = readFileSync(path, { encoding: 'utf8', flag: 'r' }).slice(0, 4096);
-  return (fd.split(/\r?\n/)[0] ?? '').replace(/^\uFEFF/, '').split(',').map((s) => s.trim());
+  return (fd.split(/\r?\n/)[0] ?? '')
+    .replace(/^\uFEFF/, '')
+    .split(',')
+    .map((s) => s.trim());
 }
 
 /** Which format a path holds, or a DataError saying what was looked for. */
@@ -43,8 +46,10 @@ export function detectFormat(path: string): DatasetFormat {
     if (header.includes('Image name') && header.includes('NF')) return 'ferplus';
     if (header.includes('subDirectory_filePath')) return 'affectnet';
     if (header.includes('path') && header.includes('label')) return 'csv';
-    throw new DataError(`${p}: unrecognised CSV header (${header.join(', ')}); expected FER-2013 (emotion,pixels,Usage), ` +
-      'FER+ (Usage,Image name,...,NF), an AffectNet manifest or a manifest with path,label[,split]');
+    throw new DataError(
+      `${p}: unrecognised CSV header (${header.join(', ')}); expected FER-2013 (emotion,pixels,Usage), ` +
+        'FER+ (Usage,Image name,...,NF), an AffectNet manifest or a manifest with path,label[,split]',
+    );
   }
   throw new DataError(`${p}: expected a dataset folder or a CSV file`);
 }
@@ -63,12 +68,19 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
     case 'fer2013': {
       // Kaggle's CSV, or a folder holding it, or the image-folder layout (split/class/*.jpg)
       if (!statSync(path).isDirectory()) return readFer2013Csv(path, o);
-      return existsSync(join(path, 'fer2013.csv')) ? readFer2013Csv(join(path, 'fer2013.csv'), o) : readImageFolder(path, o);
+      return existsSync(join(path, 'fer2013.csv'))
+        ? readFer2013Csv(join(path, 'fer2013.csv'), o)
+        : readImageFolder(path, o);
     }
-    case 'ferplus': return readFerPlus(path, { ...o, fer2013: options.fer2013 });
-    case 'rafdb': return readRafDb(path, o);
-    case 'affectnet': return readAffectNet(path, o);
-    case 'folder': return readImageFolder(path, o);
-    case 'csv': return readCsvManifest(path, o);
+    case 'ferplus':
+      return readFerPlus(path, { ...o, fer2013: options.fer2013 });
+    case 'rafdb':
+      return readRafDb(path, o);
+    case 'affectnet':
+      return readAffectNet(path, o);
+    case 'folder':
+      return readImageFolder(path, o);
+    case 'csv':
+      return readCsvManifest(path, o);
   }
 }

@@ -2,16 +2,14 @@
 // strict mode the first bad item stops the run with its file and line.
 
 export type SkipReason =
-  | 'missing file'
-  | 'empty file'
-  | 'corrupt image'
-  | 'unknown label'
-  | 'malformed row'
-  | 'box outside image';
+  'missing file' | 'empty file' | 'corrupt image' | 'unknown label' | 'malformed row' | 'box outside image';
 
 /** Thrown in strict mode, and for errors that make a whole dataset unusable. */
 export class DataError extends Error {
-  constructor(message: string, readonly where?: string) {
+  constructor(
+    message: string,
+    readonly where?: string,
+  ) {
     super(message);
     this.name = 'DataError';
   }

@@ -27,8 +27,10 @@ export interface DatasetStats {
  * at a time) and the broken ones are counted as skipped; onProgress is
  * called with (done, total).
  */
-export async function datasetStats(dataset: Dataset, options: { verify?: boolean; concurrency?: number;
-  onProgress?: (done: number, total: number) => void } = {}): Promise<DatasetStats> {
+export async function datasetStats(
+  dataset: Dataset,
+  options: { verify?: boolean; concurrency?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<DatasetStats> {
   const report = new SkipReport(false);
   report.merge(dataset.report.summary());
   const splits: SplitStats[] = [];
@@ -38,7 +40,8 @@ export async function datasetStats(dataset: Dataset, options: { verify?: boolean
     if (options.verify && split.samples.some((s) => typeof s.source === 'string')) {
       verified = true;
       const ok = new Uint8Array(split.samples.length);
-      let next = 0, done = 0;
+      let next = 0,
+        done = 0;
       const worker = async () => {
         while (next < split.samples.length) {
           const i = next++;
@@ -60,25 +63,38 @@ export async function datasetStats(dataset: Dataset, options: { verify?: boolean
     splits.push({ name: split.name, samples: kept.length, histogram });
   }
   return {
-    format: dataset.format, path: dataset.path, classes: dataset.classes, labelNames: dataset.labelNames,
-    splits, report: report.summary(), verified,
+    format: dataset.format,
+    path: dataset.path,
+    classes: dataset.classes,
+    labelNames: dataset.labelNames,
+    splits,
+    report: report.summary(),
+    verified,
   };
 }
 
 /** A readable table of the statistics. */
 export function formatStats(stats: DatasetStats): string {
-  const lines = [`${stats.path} (${stats.format}, ${stats.classes} classes${stats.verified ? ', every image decoded' : ''})`];
+  const lines = [
+    `${stats.path} (${stats.format}, ${stats.classes} classes${stats.verified ? ', every image decoded' : ''})`,
+  ];
   const width = Math.max(8, ...stats.labelNames.map((n) => n.length));
   const header = ['split'.padEnd(8), 'samples'.padStart(8), ...stats.labelNames.map((n) => n.padStart(width))];
   lines.push(header.join('  '));
   for (const s of stats.splits) {
-    lines.push([s.name.padEnd(8), String(s.samples).padStart(8), ...s.histogram.map((h) => String(h).padStart(width))].join('  '));
+    lines.push(
+      [s.name.padEnd(8), String(s.samples).padStart(8), ...s.histogram.map((h) => String(h).padStart(width))].join(
+        '  ',
+      ),
+    );
   }
   const skipped = Object.entries(stats.report.skipped);
   const excluded = Object.entries(stats.report.excluded);
   if (!skipped.length && !excluded.length) lines.push('nothing skipped');
   for (const [reason, count] of skipped) {
-    lines.push(`skipped ${count}: ${reason}${stats.report.examples[reason as keyof typeof stats.report.examples]?.[0] ? `, e.g. ${stats.report.examples[reason as keyof typeof stats.report.examples]![0]}` : ''}`);
+    lines.push(
+      `skipped ${count}: ${reason}${stats.report.examples[reason as keyof typeof stats.report.examples]?.[0] ? `, e.g. ${stats.report.examples[reason as keyof typeof stats.report.examples]![0]}` : ''}`,
+    );
   }
   for (const [what, count] of excluded) lines.push(`excluded ${count}: ${what}`);
   return lines.join('\n');

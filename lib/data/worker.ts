@@ -13,8 +13,7 @@ export interface WorkerInit {
 
 /** Work that returns a result. */
 export type Job =
-  | { type: 'batch'; indices: Int32Array; epoch: number; augment: boolean }
-  | { type: 'decode'; indices: number[] };
+  { type: 'batch'; indices: Int32Array; epoch: number; augment: boolean } | { type: 'decode'; indices: number[] };
 
 export type WorkerJob = (Job & { id: number }) | { type: 'cache'; cache: PixelStore };
 
@@ -30,10 +29,12 @@ parentPort!.on('message', (job: WorkerJob) => {
   work.then(
     (result) => {
       const transfer: ArrayBuffer[] = [];
-      if ('images' in result && result.images instanceof Float32Array) transfer.push(result.images.buffer as ArrayBuffer);
-      else for (const img of (result as { images: ({ data: Uint8Array } | null)[] }).images) {
-        if (img && !(img.data.buffer instanceof SharedArrayBuffer)) transfer.push(img.data.buffer as ArrayBuffer);
-      }
+      if ('images' in result && result.images instanceof Float32Array)
+        transfer.push(result.images.buffer as ArrayBuffer);
+      else
+        for (const img of (result as { images: ({ data: Uint8Array } | null)[] }).images) {
+          if (img && !(img.data.buffer instanceof SharedArrayBuffer)) transfer.push(img.data.buffer as ArrayBuffer);
+        }
       parentPort!.postMessage({ id: job.id, result }, [...new Set(transfer)]);
     },
     (err: Error) => parentPort!.postMessage({ id: job.id, error: `${err.message}\n${err.stack ?? ''}` }),

@@ -6,7 +6,15 @@ import { native } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import { blurKernel, validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
-import { boolean, finiteNumber, invalidRange, invalidType, isPlainObject, knownKeys, positiveInteger } from '../validate.js';
+import {
+  boolean,
+  finiteNumber,
+  invalidRange,
+  invalidType,
+  isPlainObject,
+  knownKeys,
+  positiveInteger,
+} from '../validate.js';
 
 export interface TrainStepOptions {
   /** weight of cross-entropy (the reference code's 50 by default in the trainer; 1 here) */
@@ -51,7 +59,12 @@ export interface EngineState {
 
 interface NativeEngine {
   trainStep(images: Float32Array, labels: Int32Array, options: object): StepStats;
-  predict(images: Float32Array, n: number, classes: number, embeddingSize: number): { probs: Float32Array; embeddings: Float32Array };
+  predict(
+    images: Float32Array,
+    n: number,
+    classes: number,
+    embeddingSize: number,
+  ): { probs: Float32Array; embeddings: Float32Array };
   paramCount(): number;
   getParam(i: number): Float32Array;
   setParam(i: number, data: Float32Array): void;
@@ -75,7 +88,16 @@ export function buildProgram(arch: Architecture): object {
     const base = { kind: op.op, name: 'name' in op ? op.name : `${op.op}:${op.output}`, inputs, output: id(op.output) };
     switch (op.op) {
       case 'conv':
-        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inC, outC: op.outC, kernel: op.kernel, stride: op.stride, same: op.padding === 'same', depthwise: op.depthwise };
+        return {
+          ...base,
+          param: paramIndex.get(`${op.name}.weight`),
+          inC: op.inC,
+          outC: op.outC,
+          kernel: op.kernel,
+          stride: op.stride,
+          same: op.padding === 'same',
+          depthwise: op.depthwise,
+        };
       case 'bn':
         return { ...base, param: paramIndex.get(`${op.name}.gamma`), outC: op.channels };
       case 'dense':
@@ -88,8 +110,17 @@ export function buildProgram(arch: Architecture): object {
   });
   const c = arch.config;
   return {
-    ops, tensors: tensors.size, input: id(arch.input), embeddings: id(arch.embeddings), logits: id(arch.logits), probs: id(arch.probs),
-    channels: c.channels, size: c.inputSize, k: c.k, d: c.d, classes: c.classes,
+    ops,
+    tensors: tensors.size,
+    input: id(arch.input),
+    embeddings: id(arch.embeddings),
+    logits: id(arch.logits),
+    probs: id(arch.probs),
+    channels: c.channels,
+    size: c.inputSize,
+    k: c.k,
+    d: c.d,
+    classes: c.classes,
     inputBlur: c.inputBlur ? blurKernel(c.inputBlur) : new Float32Array(0),
     paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
     trainable: arch.params.map((p) => p.trainable),
@@ -97,7 +128,20 @@ export function buildProgram(arch: Architecture): object {
   };
 }
 
-const STEP_KEYS = ['lambdaCE', 'wFD', 'wMD', 'wED', 'adcorre', 'classAccuracy', 'optimizer', 'lr', 'momentum', 'weightDecay', 'bnMomentum', 'seed'] as const;
+const STEP_KEYS = [
+  'lambdaCE',
+  'wFD',
+  'wMD',
+  'wED',
+  'adcorre',
+  'classAccuracy',
+  'optimizer',
+  'lr',
+  'momentum',
+  'weightDecay',
+  'bnMomentum',
+  'seed',
+] as const;
 
 export interface EngineOptions {
   /** largest batch of trainStep and predict calls (buffers are sized for it once) */
@@ -114,8 +158,13 @@ export function deviceIndex(device: unknown): number {
   if (device === undefined || device === 'cpu') return -1;
   if (device === 'auto') return resolveDevice('auto') === 'cuda' ? 0 : -1;
   const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;
-  if (!m) throw invalidRange('options.device', "'cpu', 'cuda', 'cuda:N' or 'auto'", typeof device === 'string' ? `'${device}'` : String(device));
-  resolveDevice('cuda');  // a clear error where no GPU is usable
+  if (!m)
+    throw invalidRange(
+      'options.device',
+      "'cpu', 'cuda', 'cuda:N' or 'auto'",
+      typeof device === 'string' ? `'${device}'` : String(device),
+    );
+  resolveDevice('cuda'); // a clear error where no GPU is usable
   return m[1] === undefined ? 0 : Number(m[1]);
 }
 
@@ -141,7 +190,9 @@ export class Engine {
     this.architecture = buildArchitecture(config);
     this.maxBatch = maxBatch;
     this.device = device < 0 ? 'cpu' : `cuda:${device}`;
-    const Native = (native() as unknown as { Engine: new (program: object, maxBatch: number, device: number) => NativeEngine }).Engine;
+    const Native = (
+      native() as unknown as { Engine: new (program: object, maxBatch: number, device: number) => NativeEngine }
+    ).Engine;
     this.native = new Native(buildProgram(this.architecture), maxBatch, device);
     this.setWeights(weights);
   }
@@ -162,9 +213,14 @@ export class Engine {
   }
 
   private checkImages(images: unknown, n: number): Float32Array {
-    if (!(images instanceof Float32Array)) throw invalidType('images', 'Float32Array (N x channels x size x size)', images);
+    if (!(images instanceof Float32Array))
+      throw invalidType('images', 'Float32Array (N x channels x size x size)', images);
     if (images.length !== n * this.inputSize) {
-      throw invalidRange('images', `length ${n} x ${this.config.channels} x ${this.config.inputSize} x ${this.config.inputSize} = ${n * this.inputSize}`, `length ${images.length}`);
+      throw invalidRange(
+        'images',
+        `length ${n} x ${this.config.channels} x ${this.config.inputSize} x ${this.config.inputSize} = ${n * this.inputSize}`,
+        `length ${images.length}`,
+      );
     }
     return images;
   }
@@ -173,7 +229,8 @@ export class Engine {
   trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
     if (!(labels instanceof Int32Array)) throw invalidType('labels', 'Int32Array', labels);
     const n = labels.length;
-    if (n < 1 || n > this.maxBatch) throw invalidRange('labels', `batch of 1..${this.maxBatch} (maxBatch)`, `${n} labels`);
+    if (n < 1 || n > this.maxBatch)
+      throw invalidRange('labels', `batch of 1..${this.maxBatch} (maxBatch)`, `${n} labels`);
     this.checkImages(images, n);
     if (!isPlainObject(options)) throw invalidType('options', 'object', options);
     knownKeys('options', options as Record<string, unknown>, STEP_KEYS);
@@ -181,14 +238,22 @@ export class Engine {
       if (options[key] !== undefined) finiteNumber(`options.${key}`, options[key]);
     }
     if (options.adcorre !== undefined) boolean('options.adcorre', options.adcorre);
-    if (options.classAccuracy !== undefined && (!(options.classAccuracy instanceof Float32Array) || options.classAccuracy.length !== this.config.classes)) {
-      throw invalidRange('options.classAccuracy', `Float32Array of ${this.config.classes} values`, String((options.classAccuracy as { length?: number } | undefined)?.length));
+    if (
+      options.classAccuracy !== undefined &&
+      (!(options.classAccuracy instanceof Float32Array) || options.classAccuracy.length !== this.config.classes)
+    ) {
+      throw invalidRange(
+        'options.classAccuracy',
+        `Float32Array of ${this.config.classes} values`,
+        String((options.classAccuracy as { length?: number } | undefined)?.length),
+      );
     }
     if (options.optimizer !== undefined && options.optimizer !== 'adam' && options.optimizer !== 'sgd') {
       throw invalidRange('options.optimizer', "'adam' or 'sgd'", String(options.optimizer));
     }
     for (let i = 0; i < n; i++) {
-      if (labels[i] < 0 || labels[i] >= this.config.classes) throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));
+      if (labels[i] < 0 || labels[i] >= this.config.classes)
+        throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));
     }
     return this.native.trainStep(images, labels, { adcorre: true, ...options });
   }

@@ -15,9 +15,11 @@ export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/adcorre-fer2013
 
 export class NoModelError extends Error {
   constructor(path: string) {
-    super(`No trained model is installed (looked for ${path}). Pass a model exported by adcorre-native ` +
-      '(--model file.onnx, or FER.load({ model })); the trained default model ships with a later release, ' +
-      'and models you train with adcorre-train can be exported with adcorre-export.');
+    super(
+      `No trained model is installed (looked for ${path}). Pass a model exported by adcorre-native ` +
+        '(--model file.onnx, or FER.load({ model })); the trained default model ships with a later release, ' +
+        'and models you train with adcorre-train can be exported with adcorre-export.',
+    );
     this.name = 'NoModelError';
   }
 }
@@ -73,9 +75,16 @@ export interface PredictResult {
 }
 
 const SMALL_IMAGE = 64;
-const CROP_SHIFT_UP = 0.1;  // BlazeFace boxes sit lower on the face than FER-2013's crops (measured)
+const CROP_SHIFT_UP = 0.1; // BlazeFace boxes sit lower on the face than FER-2013's crops (measured)
 
-interface Region { image: DecodedImage; x: number; y: number; side: number; box: FaceResult['box']; score: number | null }
+interface Region {
+  image: DecodedImage;
+  x: number;
+  y: number;
+  side: number;
+  box: FaceResult['box'];
+  score: number | null;
+}
 
 export class FER {
   private constructor(
@@ -121,12 +130,23 @@ export class FER {
 
   /** The model's metadata, the execution provider in use and the detector. */
   info(): {
-    model: string; provider: string; detector: string; labels: string[]; config: ModelMetadata['config']; training?: Record<string, unknown>; members?: number;
+    model: string;
+    provider: string;
+    detector: string;
+    labels: string[];
+    config: ModelMetadata['config'];
+    training?: Record<string, unknown>;
+    members?: number;
   } {
     const { training, members } = this.metadata;
     return {
-      model: this.modelSource, provider: this.provider, detector: this.detector.model, labels: this.metadata.labels,
-      config: this.metadata.config, ...(training ? { training } : {}), ...(members ? { members } : {}),
+      model: this.modelSource,
+      provider: this.provider,
+      detector: this.detector.model,
+      labels: this.metadata.labels,
+      config: this.metadata.config,
+      ...(training ? { training } : {}),
+      ...(members ? { members } : {}),
     };
   }
 
@@ -141,15 +161,20 @@ export class FER {
    * Several images; faces are classified together in batches of `batch`.
    * A failing input gives its InputError in its place; the others go on.
    */
-  async predictBatch(inputs: ImageInput[], options: PredictOptions & { batch?: number } = {}): Promise<(PredictResult | InputError)[]> {
-    const decoded = await Promise.all(inputs.map(async (input, i) => {
-      try {
-        return await decodeInput(input, describeInput(input, i));
-      } catch (err) {
-        if (err instanceof InputError) return err;
-        throw err;
-      }
-    }));
+  async predictBatch(
+    inputs: ImageInput[],
+    options: PredictOptions & { batch?: number } = {},
+  ): Promise<(PredictResult | InputError)[]> {
+    const decoded = await Promise.all(
+      inputs.map(async (input, i) => {
+        try {
+          return await decodeInput(input, describeInput(input, i));
+        } catch (err) {
+          if (err instanceof InputError) return err;
+          throw err;
+        }
+      }),
+    );
     const results: (PredictResult | InputError)[] = [];
     const regions: { result: PredictResult; region: Region }[] = [];
     for (const image of decoded) {
@@ -157,30 +182,51 @@ export class FER {
         results.push(image);
         continue;
       }
-      const result: PredictResult = { source: image.source, width: image.originalWidth, height: image.originalHeight, faces: [], detected: false, noFace: false, wholeImage: false };
+      const result: PredictResult = {
+        source: image.source,
+        width: image.originalWidth,
+        height: image.originalHeight,
+        faces: [],
+        detected: false,
+        noFace: false,
+        wholeImage: false,
+      };
       results.push(result);
       for (const region of await this.regions(image, options, result)) regions.push({ result, region });
     }
     const batch = Math.max(1, options.batch ?? 32);
     for (let i = 0; i < regions.length; i += batch) {
       const part = regions.slice(i, i + batch);
-      const faces = await this.classify(part.map((p) => p.region), options);
+      const faces = await this.classify(
+        part.map((p) => p.region),
+        options,
+      );
       part.forEach((p, j) => p.result.faces.push(faces[j]));
     }
     return results;
   }
 
   private async regions(image: DecodedImage, options: PredictOptions, result: PredictResult): Promise<Region[]> {
-    const sx = image.originalWidth / image.width, sy = image.originalHeight / image.height;
+    const sx = image.originalWidth / image.width,
+      sy = image.originalHeight / image.height;
     const whole = (): Region => {
       const side = Math.max(image.width, image.height);
-      return { image, x: (image.width - side) / 2, y: (image.height - side) / 2, side,
-        box: { x: 0, y: 0, width: image.originalWidth, height: image.originalHeight }, score: null };
+      return {
+        image,
+        x: (image.width - side) / 2,
+        y: (image.height - side) / 2,
+        side,
+        box: { x: 0, y: 0, width: image.originalWidth, height: image.originalHeight },
+        score: null,
+      };
     };
     const detect = options.detect ?? 'auto';
-    if (detect === false || (detect === 'auto' && Math.max(image.originalWidth, image.originalHeight) <= SMALL_IMAGE)) return [whole()];
+    if (detect === false || (detect === 'auto' && Math.max(image.originalWidth, image.originalHeight) <= SMALL_IMAGE))
+      return [whole()];
     result.detected = true;
-    const faces: FaceBox[] = await this.detector.detect(image.rgb, image.width, image.height, { threshold: options.threshold });
+    const faces: FaceBox[] = await this.detector.detect(image.rgb, image.width, image.height, {
+      threshold: options.threshold,
+    });
     if (faces.length === 0) {
       result.noFace = true;
       if (!options.wholeImageFallback) return [];
@@ -190,9 +236,16 @@ export class FER {
     const margin = options.margin ?? 1.35;
     return faces.map((f) => {
       const side = Math.max(f.width, f.height) * margin;
-      const cx = f.x + f.width / 2, cy = f.y + f.height / 2 - CROP_SHIFT_UP * side;
-      return { image, x: cx - side / 2, y: cy - side / 2, side, score: f.score,
-        box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy } };
+      const cx = f.x + f.width / 2,
+        cy = f.y + f.height / 2 - CROP_SHIFT_UP * side;
+      return {
+        image,
+        x: cx - side / 2,
+        y: cy - side / 2,
+        side,
+        score: f.score,
+        box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
+      };
     });
   }
 
@@ -200,20 +253,36 @@ export class FER {
   private async cropTensor(r: Region, out: Float32Array, offset: number): Promise<void> {
     const { size, channels } = this.metadata.input;
     const { image } = r;
-    const left = Math.round(r.x), top = Math.round(r.y), side = Math.max(1, Math.round(r.side));
-    const x0 = Math.max(0, left), y0 = Math.max(0, top);
-    const x1 = Math.min(image.width, left + side), y1 = Math.min(image.height, top + side);
-    let pipeline = sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .extract({ left: x0, top: y0, width: Math.max(1, x1 - x0), height: Math.max(1, y1 - y0) });
+    const left = Math.round(r.x),
+      top = Math.round(r.y),
+      side = Math.max(1, Math.round(r.side));
+    const x0 = Math.max(0, left),
+      y0 = Math.max(0, top);
+    const x1 = Math.min(image.width, left + side),
+      y1 = Math.min(image.height, top + side);
+    let pipeline = sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).extract({
+      left: x0,
+      top: y0,
+      width: Math.max(1, x1 - x0),
+      height: Math.max(1, y1 - y0),
+    });
     if (x0 > left || y0 > top || x1 < left + side || y1 < top + side) {
-      pipeline = sharp(await pipeline.raw().toBuffer(), { raw: { width: Math.max(1, x1 - x0), height: Math.max(1, y1 - y0), channels: 3 } })
-        .extend({ left: x0 - left, top: y0 - top, right: left + side - x1, bottom: top + side - y1, extendWith: 'copy' });
+      pipeline = sharp(await pipeline.raw().toBuffer(), {
+        raw: { width: Math.max(1, x1 - x0), height: Math.max(1, y1 - y0), channels: 3 },
+      }).extend({
+        left: x0 - left,
+        top: y0 - top,
+        right: left + side - x1,
+        bottom: top + side - y1,
+        extendWith: 'copy',
+      });
     }
     pipeline = pipeline.resize(size, size, { fit: 'fill' });
     if (channels === 1) pipeline = pipeline.greyscale();
     const data = await pipeline.raw().toBuffer();
     const plane = size * size;
-    for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) out[offset + c * plane + i] = data[i * channels + c] / 255;
+    for (let c = 0; c < channels; c++)
+      for (let i = 0; i < plane; i++) out[offset + c * plane + i] = data[i * channels + c] / 255;
   }
 
   private async classify(regions: Region[], options: PredictOptions): Promise<FaceResult[]> {
@@ -221,7 +290,9 @@ export class FER {
     const per = channels * size * size;
     const images = new Float32Array(regions.length * per);
     await Promise.all(regions.map((r, i) => this.cropTensor(r, images, i * per)));
-    const out = await this.session.run({ image: new ort.Tensor('float32', images, [regions.length, channels, size, size]) });
+    const out = await this.session.run({
+      image: new ort.Tensor('float32', images, [regions.length, channels, size, size]),
+    });
     const probs = out.probs.data as Float32Array;
     const emb = out.embeddings.data as Float32Array;
     const { labels, config } = this.metadata;
@@ -230,16 +301,22 @@ export class FER {
     return regions.map((r, i) => {
       const p = probs.subarray(i * C, (i + 1) * C);
       const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
-      const sx = r.image.originalWidth / r.image.width, sy = r.image.originalHeight / r.image.height;
+      const sx = r.image.originalWidth / r.image.width,
+        sy = r.image.originalHeight / r.image.height;
       const face: FaceResult = {
-        box: r.box, crop: { x: r.x * sx, y: r.y * sy, width: r.side * sx, height: r.side * sy },
-        detectorScore: r.score, label: labels[order[0]], confidence: p[order[0]],
+        box: r.box,
+        crop: { x: r.x * sx, y: r.y * sy, width: r.side * sx, height: r.side * sy },
+        detectorScore: r.score,
+        label: labels[order[0]],
+        confidence: p[order[0]],
         probabilities: Object.fromEntries(labels.map((l, c) => [l, p[c]])),
         top: order.slice(0, topN).map((c) => ({ label: labels[c], probability: p[c] })),
       };
       if (options.embeddings) {
         const base = i * config.k * config.d;
-        face.embeddings = Array.from({ length: config.k }, (_, j) => emb.slice(base + j * config.d, base + (j + 1) * config.d));
+        face.embeddings = Array.from({ length: config.k }, (_, j) =>
+          emb.slice(base + j * config.d, base + (j + 1) * config.d),
+        );
       }
       return face;
     });

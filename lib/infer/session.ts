@@ -22,10 +22,15 @@ function hardwareGpuPresent(): boolean {
 }
 
 async function tryCreate(model: string | Uint8Array, provider: OpenedSession['provider']): Promise<OpenedSession> {
-  const options: ort.InferenceSession.SessionOptions = { executionProviders: [provider], logSeverityLevel: 3, graphOptimizationLevel: 'all' };
-  const session = typeof model === 'string'
-    ? await ort.InferenceSession.create(model, options)
-    : await ort.InferenceSession.create(model, options);
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    logSeverityLevel: 3,
+    graphOptimizationLevel: 'all',
+  };
+  const session =
+    typeof model === 'string'
+      ? await ort.InferenceSession.create(model, options)
+      : await ort.InferenceSession.create(model, options);
   return { session, provider };
 }
 
@@ -40,21 +45,28 @@ export async function openSession(model: string | Uint8Array, device: InferDevic
     try {
       return await tryCreate(model, device);
     } catch (err) {
-      const hint = device === 'cuda'
-        ? 'onnxruntime-node installs its CUDA provider at install time on Linux x64 (not when ONNXRUNTIME_NODE_INSTALL=skip or offline); it also needs CUDA 12 and cuDNN 9 libraries'
-        : 'WebGPU needs a GPU with Vulkan (Linux), Metal (macOS) or D3D12 (Windows) drivers';
-      throw new Error(`The ${device} execution provider cannot run here: ${(err as Error).message.split('\n')[0]}. ${hint}. Use --device cpu or auto.`);
+      const hint =
+        device === 'cuda'
+          ? 'onnxruntime-node installs its CUDA provider at install time on Linux x64 (not when ONNXRUNTIME_NODE_INSTALL=skip or offline); it also needs CUDA 12 and cuDNN 9 libraries'
+          : 'WebGPU needs a GPU with Vulkan (Linux), Metal (macOS) or D3D12 (Windows) drivers';
+      throw new Error(
+        `The ${device} execution provider cannot run here: ${(err as Error).message.split('\n')[0]}. ${hint}. Use --device cpu or auto.`,
+      );
     }
   }
   if (nvidiaGpuPresent()) {
     try {
       return await tryCreate(model, 'cuda');
-    } catch { /* fall through */ }
+    } catch {
+      /* fall through */
+    }
   }
   if (hardwareGpuPresent()) {
     try {
       return await tryCreate(model, 'webgpu');
-    } catch { /* fall through */ }
+    } catch {
+      /* fall through */
+    }
   }
   return tryCreate(model, 'cpu');
 }

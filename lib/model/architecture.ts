@@ -6,15 +6,26 @@ import { scaled, type XceptionConfig } from './config.js';
 export type Padding = 'valid' | 'same';
 
 export type Op =
-  | { op: 'conv'; name: string; input: string; output: string; inC: number; outC: number; kernel: number; stride: 1 | 2; padding: Padding; depthwise: boolean }
+  | {
+      op: 'conv';
+      name: string;
+      input: string;
+      output: string;
+      inC: number;
+      outC: number;
+      kernel: number;
+      stride: 1 | 2;
+      padding: Padding;
+      depthwise: boolean;
+    }
   | { op: 'bn'; name: string; input: string; output: string; channels: number }
   | { op: 'relu'; input: string; output: string }
-  | { op: 'maxpool'; input: string; output: string }  // 3x3, stride 2, same
+  | { op: 'maxpool'; input: string; output: string } // 3x3, stride 2, same
   | { op: 'add'; inputs: [string, string]; output: string }
-  | { op: 'gap'; input: string; output: string }      // [N, C, H, W] -> [N, C]
+  | { op: 'gap'; input: string; output: string } // [N, C, H, W] -> [N, C]
   | { op: 'dense'; name: string; input: string; output: string; inF: number; outF: number }
-  | { op: 'l2norm'; input: string; output: string }   // x / sqrt(max(|x|^2, 1e-12)), per row
-  | { op: 'concat'; inputs: string[]; output: string }  // along features
+  | { op: 'l2norm'; input: string; output: string } // x / sqrt(max(|x|^2, 1e-12)), per row
+  | { op: 'concat'; inputs: string[]; output: string } // along features
   | { op: 'dropout'; input: string; output: string; rate: number }
   | { op: 'softmax'; input: string; output: string };
 
@@ -29,7 +40,7 @@ export interface ParamSpec {
 }
 
 export const L2_EPS = 1e-12;
-export const BN_EPS = 1e-3;  // Keras' BatchNormalization default
+export const BN_EPS = 1e-3; // Keras' BatchNormalization default
 
 export interface Architecture {
   config: XceptionConfig;
@@ -50,17 +61,35 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   let counter = 0;
   const fresh = (stem: string) => `${stem}_${counter++}`;
 
-  const conv = (name: string, input: string, inC: number, outC: number, kernel: number, stride: 1 | 2, padding: Padding, depthwise = false) => {
+  const conv = (
+    name: string,
+    input: string,
+    inC: number,
+    outC: number,
+    kernel: number,
+    stride: 1 | 2,
+    padding: Padding,
+    depthwise = false,
+  ) => {
     const output = fresh(name);
     ops.push({ op: 'conv', name, input, output, inC, outC, kernel, stride, padding, depthwise });
-    params.push({ name: `${name}.weight`, shape: [outC, depthwise ? 1 : inC, kernel, kernel], init: 'he', trainable: true });
+    params.push({
+      name: `${name}.weight`,
+      shape: [outC, depthwise ? 1 : inC, kernel, kernel],
+      init: 'he',
+      trainable: true,
+    });
     return output;
   };
   const bn = (name: string, input: string, channels: number) => {
     const output = fresh(name);
     ops.push({ op: 'bn', name, input, output, channels });
-    params.push({ name: `${name}.gamma`, shape: [channels], init: 'one', trainable: true }, { name: `${name}.beta`, shape: [channels], init: 'zero', trainable: true },
-      { name: `${name}.mean`, shape: [channels], init: 'zero', trainable: false }, { name: `${name}.var`, shape: [channels], init: 'one', trainable: false });
+    params.push(
+      { name: `${name}.gamma`, shape: [channels], init: 'one', trainable: true },
+      { name: `${name}.beta`, shape: [channels], init: 'zero', trainable: true },
+      { name: `${name}.mean`, shape: [channels], init: 'zero', trainable: false },
+      { name: `${name}.var`, shape: [channels], init: 'one', trainable: false },
+    );
     return output;
   };
   const relu = (input: string) => {
@@ -70,7 +99,19 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   };
   // Keras SeparableConv2D(no bias) + BatchNormalization
   const sepconvBn = (name: string, input: string, inC: number, outC: number) =>
-    bn(`${name}.bn`, conv(`${name}.pointwise`, conv(`${name}.depthwise`, input, inC, inC, 3, 1, 'same', true), inC, outC, 1, 1, 'valid'), outC);
+    bn(
+      `${name}.bn`,
+      conv(
+        `${name}.pointwise`,
+        conv(`${name}.depthwise`, input, inC, inC, 3, 1, 'same', true),
+        inC,
+        outC,
+        1,
+        1,
+        'valid',
+      ),
+      outC,
+    );
   const maxpool = (input: string) => {
     const output = fresh('pool');
     ops.push({ op: 'maxpool', input, output });
@@ -91,7 +132,7 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   for (const [i, outC] of [w(128), w(256), w(728)].entries()) {
     const name = `entry.block${i + 1}`;
     const residual = bn(`${name}.shortcut.bn`, conv(`${name}.shortcut`, x, c, outC, 1, 2, 'same'), outC);
-    let y = i === 0 ? x : relu(x);  // block 1 follows a ReLU already
+    let y = i === 0 ? x : relu(x); // block 1 follows a ReLU already
     y = sepconvBn(`${name}.sep1`, y, c, outC);
     y = sepconvBn(`${name}.sep2`, relu(y), outC, outC);
     x = add(maxpool(y), residual);
@@ -123,16 +164,28 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     const name = `head${j}`;
     const dense = fresh(name);
     ops.push({ op: 'dense', name, input: features, output: dense, inF: F, outF: config.d });
-    params.push({ name: `${name}.weight`, shape: [config.d, F], init: 'glorot', trainable: true }, { name: `${name}.bias`, shape: [config.d], init: 'zero', trainable: true });
+    params.push(
+      { name: `${name}.weight`, shape: [config.d, F], init: 'glorot', trainable: true },
+      { name: `${name}.bias`, shape: [config.d], init: 'zero', trainable: true },
+    );
     const normed = fresh(`${name}.l2`);
     ops.push({ op: 'l2norm', input: dense, output: normed });
     heads.push(normed);
   }
   ops.push({ op: 'concat', inputs: heads, output: 'embeddings' });
   ops.push({ op: 'dropout', input: 'embeddings', output: 'embeddings_dropped', rate: 0.5 });
-  ops.push({ op: 'dense', name: 'classifier', input: 'embeddings_dropped', output: 'logits', inF: config.k * config.d, outF: config.classes });
-  params.push({ name: 'classifier.weight', shape: [config.classes, config.k * config.d], init: 'glorot', trainable: true },
-    { name: 'classifier.bias', shape: [config.classes], init: 'zero', trainable: true });
+  ops.push({
+    op: 'dense',
+    name: 'classifier',
+    input: 'embeddings_dropped',
+    output: 'logits',
+    inF: config.k * config.d,
+    outF: config.classes,
+  });
+  params.push(
+    { name: 'classifier.weight', shape: [config.classes, config.k * config.d], init: 'glorot', trainable: true },
+    { name: 'classifier.bias', shape: [config.classes], init: 'zero', trainable: true },
+  );
   ops.push({ op: 'softmax', input: 'logits', output: 'probs' });
   return { config, ops, params, input: 'input', embeddings: 'embeddings', logits: 'logits', probs: 'probs' };
 }

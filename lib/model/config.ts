@@ -36,7 +36,15 @@ export interface XceptionConfig {
 }
 
 /** The paper's configuration (about 24.5 M parameters with its heads). */
-export const PAPER: XceptionConfig = { inputSize: 224, channels: 3, width: 1, middleBlocks: 8, k: 7, d: 256, classes: 7 };
+export const PAPER: XceptionConfig = {
+  inputSize: 224,
+  channels: 3,
+  width: 1,
+  middleBlocks: 8,
+  k: 7,
+  d: 256,
+  classes: 7,
+};
 
 export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   paper: PAPER,
@@ -50,7 +58,17 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes', 'inputBlur', 'flipAverage'] as const;
+const KEYS = [
+  'inputSize',
+  'channels',
+  'width',
+  'middleBlocks',
+  'k',
+  'd',
+  'classes',
+  'inputBlur',
+  'flipAverage',
+] as const;
 
 /** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
 export const MIN_INPUT_SIZE = 29;
@@ -60,13 +78,18 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
   if (!isPlainObject(config)) throw invalidType(name, 'object', config);
   knownKeys(name, config, KEYS);
   const inputSize = positiveInteger(`${name}.inputSize`, config.inputSize);
-  if (inputSize < MIN_INPUT_SIZE) throw invalidRange(`${name}.inputSize`, `integer >= ${MIN_INPUT_SIZE}`, String(inputSize));
-  if (config.channels !== 1 && config.channels !== 3) throw invalidRange(`${name}.channels`, '1 or 3', String(config.channels));
+  if (inputSize < MIN_INPUT_SIZE)
+    throw invalidRange(`${name}.inputSize`, `integer >= ${MIN_INPUT_SIZE}`, String(inputSize));
+  if (config.channels !== 1 && config.channels !== 3)
+    throw invalidRange(`${name}.channels`, '1 or 3', String(config.channels));
   if (typeof config.width !== 'number' || !(config.width > 0 && config.width <= 4)) {
     throw invalidRange(`${name}.width`, 'number in (0, 4]', String(config.width));
   }
   const middleBlocks = config.middleBlocks === 0 ? 0 : positiveInteger(`${name}.middleBlocks`, config.middleBlocks);
-  if (config.inputBlur !== undefined && (typeof config.inputBlur !== 'number' || !(config.inputBlur >= 0 && config.inputBlur <= 8))) {
+  if (
+    config.inputBlur !== undefined &&
+    (typeof config.inputBlur !== 'number' || !(config.inputBlur >= 0 && config.inputBlur <= 8))
+  ) {
     throw invalidRange(`${name}.inputBlur`, 'number in [0, 8] (pixels)', String(config.inputBlur));
   }
   // the blur's reflected border needs a kernel radius below the input side
@@ -74,12 +97,19 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
     throw invalidRange(`${name}.inputBlur`, `sigma with 4 sigma < inputSize (${inputSize})`, String(config.inputBlur));
   }
   const inputBlur = config.inputBlur ? { inputBlur: config.inputBlur } : {};
-  if (config.flipAverage !== undefined && typeof config.flipAverage !== 'boolean') throw invalidType(`${name}.flipAverage`, 'boolean', config.flipAverage);
+  if (config.flipAverage !== undefined && typeof config.flipAverage !== 'boolean')
+    throw invalidType(`${name}.flipAverage`, 'boolean', config.flipAverage);
   const flipAverage = config.flipAverage ? { flipAverage: true } : {};
   return {
-    inputSize, channels: config.channels, width: config.width, middleBlocks,
-    k: positiveInteger(`${name}.k`, config.k), d: positiveInteger(`${name}.d`, config.d),
-    classes: positiveInteger(`${name}.classes`, config.classes), ...inputBlur, ...flipAverage,
+    inputSize,
+    channels: config.channels,
+    width: config.width,
+    middleBlocks,
+    k: positiveInteger(`${name}.k`, config.k),
+    d: positiveInteger(`${name}.d`, config.d),
+    classes: positiveInteger(`${name}.classes`, config.classes),
+    ...inputBlur,
+    ...flipAverage,
   };
 }
 

@@ -56,13 +56,23 @@ const META = (key: string) => `adcorre.${key}`;
 
 function tensor(name: string, dims: number[], data: Float32Array | BigInt64Array | Float16Array) {
   const { DataType } = onnx.TensorProto;
-  const dataType = data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : DataType.FLOAT16;
-  return onnx.TensorProto.create({ name, dims, dataType, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+  const dataType =
+    data instanceof Float32Array ? DataType.FLOAT : data instanceof BigInt64Array ? DataType.INT64 : DataType.FLOAT16;
+  return onnx.TensorProto.create({
+    name,
+    dims,
+    dataType,
+    rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+  });
 }
 
 function attr(name: string, value: number | number[] | string) {
   if (typeof value === 'string') {
-    return onnx.AttributeProto.create({ name, s: new TextEncoder().encode(value), type: onnx.AttributeProto.AttributeType.STRING });
+    return onnx.AttributeProto.create({
+      name,
+      s: new TextEncoder().encode(value),
+      type: onnx.AttributeProto.AttributeType.STRING,
+    });
   }
   return Array.isArray(value)
     ? onnx.AttributeProto.create({ name, ints: value, type: onnx.AttributeProto.AttributeType.INTS })
@@ -76,7 +86,9 @@ function valueInfo(name: string, dims: (number | string)[]) {
       tensorType: onnx.TypeProto.Tensor.create({
         elemType: onnx.TensorProto.DataType.FLOAT,
         shape: onnx.TensorShapeProto.create({
-          dim: dims.map((d) => onnx.TensorShapeProto.Dimension.create(typeof d === 'string' ? { dimParam: d } : { dimValue: d })),
+          dim: dims.map((d) =>
+            onnx.TensorShapeProto.Dimension.create(typeof d === 'string' ? { dimParam: d } : { dimValue: d }),
+          ),
         }),
       }),
     }),
@@ -84,17 +96,22 @@ function valueInfo(name: string, dims: (number | string)[]) {
 }
 
 /** The ONNX bytes of a model. */
-export function exportOnnx(config: XceptionConfig, weights: Weights | readonly Weights[], options: ExportOptions): Uint8Array {
+export function exportOnnx(
+  config: XceptionConfig,
+  weights: Weights | readonly Weights[],
+  options: ExportOptions,
+): Uint8Array {
   const cfg = validateConfig(config);
   if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
     throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
   }
   const arch: Architecture = buildArchitecture(cfg);
-  const members = Array.isArray(weights) ? weights as readonly Weights[] : [weights as Weights];
+  const members = Array.isArray(weights) ? (weights as readonly Weights[]) : [weights as Weights];
   if (members.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
   members.forEach((w, i) => checkWeights(arch, w, members.length > 1 ? `ensemble member ${i}` : undefined));
   const storage = options.storage ?? 'float32';
-  if (storage !== 'float32' && storage !== 'float16') throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
+  if (storage !== 'float32' && storage !== 'float16')
+    throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
   const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
@@ -105,17 +122,42 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
     return n;
   };
   const node = (opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []) =>
-    nodes.push(onnx.NodeProto.create({ opType, input: inputs, output: outputs, attribute: attributes, name: `${opType}_${nodes.length}` }));
+    nodes.push(
+      onnx.NodeProto.create({
+        opType,
+        input: inputs,
+        output: outputs,
+        attribute: attributes,
+        name: `${opType}_${nodes.length}`,
+      }),
+    );
 
   // the training images' blur (config.inputBlur): reflect-padded, rows then columns
   let image = 'image';
   if (cfg.inputBlur) {
-    const g = blurKernel(cfg.inputBlur), r = blurRadius(cfg.inputBlur), C = cfg.channels;
+    const g = blurKernel(cfg.inputBlur),
+      r = blurRadius(cfg.inputBlur),
+      C = cfg.channels;
     const perChannel = new Float32Array(C * g.length);
     for (let c = 0; c < C; c++) perChannel.set(g, c * g.length);
-    node('Pad', ['image', constant([8], BigInt64Array.from([0, 0, r, r, 0, 0, r, r].map(BigInt)))], ['image_padded'], [attr('mode', 'reflect')]);
-    node('Conv', ['image_padded', constant([C, 1, 1, g.length], perChannel)], ['image_blurred_rows'], [attr('group', C)]);
-    node('Conv', ['image_blurred_rows', constant([C, 1, g.length, 1], perChannel)], ['image_blurred'], [attr('group', C)]);
+    node(
+      'Pad',
+      ['image', constant([8], BigInt64Array.from([0, 0, r, r, 0, 0, r, r].map(BigInt)))],
+      ['image_padded'],
+      [attr('mode', 'reflect')],
+    );
+    node(
+      'Conv',
+      ['image_padded', constant([C, 1, 1, g.length], perChannel)],
+      ['image_blurred_rows'],
+      [attr('group', C)],
+    );
+    node(
+      'Conv',
+      ['image_blurred_rows', constant([C, 1, g.length, 1], perChannel)],
+      ['image_blurred'],
+      [attr('group', C)],
+    );
     image = 'image_blurred';
   }
   // per-image standardisation (NORMALIZATION)
@@ -128,8 +170,17 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
   if (cfg.flipAverage) {
     // the batch and its mirror images through the network as one batch of 2N
     node('Div', ['image_centred', 'image_std'], ['image_standardised']);
-    node('Slice', ['image_standardised', constant([1], BigInt64Array.of(-1n)), constant([1], BigInt64Array.of(-(2n ** 63n))),
-      constant([1], BigInt64Array.of(3n)), constant([1], BigInt64Array.of(-1n))], ['image_mirrored']);
+    node(
+      'Slice',
+      [
+        'image_standardised',
+        constant([1], BigInt64Array.of(-1n)),
+        constant([1], BigInt64Array.of(-(2n ** 63n))),
+        constant([1], BigInt64Array.of(3n)),
+        constant([1], BigInt64Array.of(-1n)),
+      ],
+      ['image_mirrored'],
+    );
     node('Concat', ['image_standardised', 'image_mirrored'], ['input'], [attr('axis', 0)]);
   } else {
     node('Div', ['image_centred', 'image_std'], ['input']);
@@ -139,10 +190,10 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
   // keeps plain tensor and parameter names; ensemble member i prefixes its own
   // with `member{i}/`. The softmax writes the tensor named by `probs`.
   const network = (w: Weights, prefix: string, probs: string): void => {
-    const alias = new Map<string, string>();   // tensor renamed by a removed op (dropout in evaluation)
-    const size = new Map<string, number>([['input', cfg.inputSize]]);  // spatial side per tensor
+    const alias = new Map<string, string>(); // tensor renamed by a removed op (dropout in evaluation)
+    const size = new Map<string, number>([['input', cfg.inputSize]]); // spatial side per tensor
     const base = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
-    const name = (t: string) => t === 'input' ? t : prefix + base(t);
+    const name = (t: string) => (t === 'input' ? t : prefix + base(t));
     // every parameter under its own name, batch norm unfolded: readOnnxWeights
     // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
     // batch norms into the convolutions itself when it loads the model
@@ -161,14 +212,27 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
           const n = size.get(op.input)!;
           const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
           size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
-          node('Conv', [name(op.input), parameter(`${op.name}.weight`)], [name(op.output)], [attr('kernel_shape', [op.kernel, op.kernel]),
-            attr('strides', [op.stride, op.stride]), attr('pads', [pads[0], pads[0], pads[1], pads[1]]), attr('group', op.depthwise ? op.inC : 1)]);
+          node(
+            'Conv',
+            [name(op.input), parameter(`${op.name}.weight`)],
+            [name(op.output)],
+            [
+              attr('kernel_shape', [op.kernel, op.kernel]),
+              attr('strides', [op.stride, op.stride]),
+              attr('pads', [pads[0], pads[0], pads[1], pads[1]]),
+              attr('group', op.depthwise ? op.inC : 1),
+            ],
+          );
           break;
         }
         case 'bn': {
           size.set(op.output, size.get(op.input)!);
-          node('BatchNormalization', [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
-            [name(op.output)], [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })]);
+          node(
+            'BatchNormalization',
+            [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
+            [name(op.output)],
+            [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })],
+          );
           break;
         }
         case 'relu':
@@ -179,7 +243,12 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
           const n = size.get(op.input)!;
           const [a, b] = samePadding(n, 3, 2);
           size.set(op.output, outputSize(n, 3, 2, 'same'));
-          node('MaxPool', [name(op.input)], [name(op.output)], [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])]);
+          node(
+            'MaxPool',
+            [name(op.input)],
+            [name(op.output)],
+            [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])],
+          );
           break;
         }
         case 'add':
@@ -193,8 +262,12 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
           break;
         }
         case 'dense':
-          node('Gemm', [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
-            [name(op.output)], [attr('transB', 1)]);
+          node(
+            'Gemm',
+            [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
+            [name(op.output)],
+            [attr('transB', 1)],
+          );
           break;
         case 'l2norm': {
           const o = name(op.output);
@@ -208,7 +281,7 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
           node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]);
           break;
         case 'dropout':
-          alias.set(op.output, base(op.input));  // evaluation mode: identity
+          alias.set(op.output, base(op.input)); // evaluation mode: identity
           break;
         case 'softmax':
           node('Softmax', [name(op.input)], [probs], [attr('axis', 1)]);
@@ -233,29 +306,46 @@ export function exportOnnx(config: XceptionConfig, weights: Weights | readonly W
     // [2N, ...] -> [2, N, ...]: probabilities averaged, embeddings of the unflipped half
     node('Reshape', ['probs_both', constant([3], BigInt64Array.of(2n, -1n, BigInt(cfg.classes)))], ['probs_pairs']);
     node('ReduceMean', ['probs_pairs'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
-    node('Reshape', [embeddings, constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings_pairs']);
+    node(
+      'Reshape',
+      [embeddings, constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
+      ['embeddings_pairs'],
+    );
     node('Gather', ['embeddings_pairs', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
   } else {
     node('Reshape', [embeddings, constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
   }
 
   const metadata: ModelMetadata = {
-    format: FORMAT_VERSION, labels: options.labels, config: cfg,
+    format: FORMAT_VERSION,
+    labels: options.labels,
+    config: cfg,
     input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
-    normalization: NORMALIZATION, ...(options.training ? { training: options.training } : {}),
+    normalization: NORMALIZATION,
+    ...(options.training ? { training: options.training } : {}),
     ...(single ? {} : { members: members.length }),
   };
   const graph = onnx.GraphProto.create({
-    name: 'xception_k', node: nodes, initializer: initializers,
+    name: 'xception_k',
+    node: nodes,
+    initializer: initializers,
     input: [valueInfo('image', ['N', cfg.channels, cfg.inputSize, cfg.inputSize])],
     output: [valueInfo('probs', ['N', cfg.classes]), valueInfo('embeddings', ['N', cfg.k, cfg.d])],
   });
   const model = onnx.ModelProto.create({
-    irVersion: 8, producerName: options.producer ?? 'adcorre-native', producerVersion: '0.1.0',
-    docString: 'Xception-k facial expression model trained with the Ad-Corre loss. Input image: float32 NCHW in [0, 1].',
-    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })], graph,
+    irVersion: 8,
+    producerName: options.producer ?? 'adcorre-native',
+    producerVersion: '0.1.0',
+    docString:
+      'Xception-k facial expression model trained with the Ad-Corre loss. Input image: float32 NCHW in [0, 1].',
+    opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })],
+    graph,
     metadataProps: Object.entries(metadata).map(([key, value]) =>
-      onnx.StringStringEntryProto.create({ key: META(key), value: typeof value === 'string' ? value : JSON.stringify(value) })),
+      onnx.StringStringEntryProto.create({
+        key: META(key),
+        value: typeof value === 'string' ? value : JSON.stringify(value),
+      }),
+    ),
   });
   return onnx.ModelProto.encode(model).finish();
 }
@@ -272,7 +362,9 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
   const get = (key: string) => {
     const v = props.get(META(key));
     if (v === undefined) {
-      throw new Error(`${file} has no '${META(key)}' metadata: it was not exported by adcorre-native (export it with adcorre-export)`);
+      throw new Error(
+        `${file} has no '${META(key)}' metadata: it was not exported by adcorre-native (export it with adcorre-export)`,
+      );
     }
     return v;
   };
@@ -285,12 +377,23 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     const input = JSON.parse(get('input')) as ModelMetadata['input'];
     const normalization = JSON.parse(get('normalization')) as ModelMetadata['normalization'];
     if (normalization?.type !== NORMALIZATION.type) {
-      throw new Error(`normalization ${JSON.stringify(normalization)} is not '${NORMALIZATION.type}' (exported by an older adcorre-native?)`);
+      throw new Error(
+        `normalization ${JSON.stringify(normalization)} is not '${NORMALIZATION.type}' (exported by an older adcorre-native?)`,
+      );
     }
-    const training = props.has(META('training')) ? JSON.parse(get('training')) as Record<string, unknown> : undefined;
-    const members = props.has(META('members')) ? JSON.parse(get('members')) as number : undefined;
-    if (members !== undefined && !(Number.isInteger(members) && members >= 2)) throw new Error(`members ${JSON.stringify(members)} is not an integer >= 2`);
-    return { format: get('format'), labels, config, input, normalization, ...(training ? { training } : {}), ...(members ? { members } : {}) };
+    const training = props.has(META('training')) ? (JSON.parse(get('training')) as Record<string, unknown>) : undefined;
+    const members = props.has(META('members')) ? (JSON.parse(get('members')) as number) : undefined;
+    if (members !== undefined && !(Number.isInteger(members) && members >= 2))
+      throw new Error(`members ${JSON.stringify(members)} is not an integer >= 2`);
+    return {
+      format: get('format'),
+      labels,
+      config,
+      input,
+      normalization,
+      ...(training ? { training } : {}),
+      ...(members ? { members } : {}),
+    };
   } catch (err) {
     if ((err as Error).message.includes('metadata: it was not exported')) throw err;
     throw new Error(`${file} has malformed adcorre metadata: ${(err as Error).message}`);
@@ -304,7 +407,9 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
 export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; weights: Weights } {
   const meta = readMetadata(bytes, file);
   if (meta.members) {
-    throw new Error(`${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's checkpoint (.ckpt) instead`);
+    throw new Error(
+      `${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's checkpoint (.ckpt) instead`,
+    );
   }
   const model = onnx.ModelProto.decode(bytes);
   const byName = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
@@ -315,22 +420,28 @@ export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: Mode
       const raw = half.rawData ?? new Uint8Array(0);
       const expected = p.shape.reduce((a, b) => a * b, 1);
       if (half.dataType !== onnx.TensorProto.DataType.FLOAT16 || raw.byteLength !== 2 * expected) {
-        throw new Error(`${file}: initializer '${p.name + HALF_SUFFIX}' is not ${expected} float16 values (shape ${p.shape.join('x')})`);
+        throw new Error(
+          `${file}: initializer '${p.name + HALF_SUFFIX}' is not ${expected} float16 values (shape ${p.shape.join('x')})`,
+        );
       }
-      weights.set(p.name, Float32Array.from(new Float16Array(new Uint8Array(raw).buffer)));  // the stored (rounded) weights
+      weights.set(p.name, Float32Array.from(new Float16Array(new Uint8Array(raw).buffer))); // the stored (rounded) weights
       continue;
     }
     const t = byName.get(p.name);
     if (!t) {
-      throw new Error(`${file} has no initializer '${p.name}': it was exported by an older adcorre-native with batch norm folded; ` +
-        'start from its training checkpoint (.ckpt) instead, or export that checkpoint again');
+      throw new Error(
+        `${file} has no initializer '${p.name}': it was exported by an older adcorre-native with batch norm folded; ` +
+          'start from its training checkpoint (.ckpt) instead, or export that checkpoint again',
+      );
     }
     const raw = t.rawData ?? new Uint8Array(0);
     const expected = p.shape.reduce((a, b) => a * b, 1);
     if (t.dataType !== onnx.TensorProto.DataType.FLOAT || raw.byteLength !== 4 * expected) {
-      throw new Error(`${file}: initializer '${p.name}' is not ${expected} float32 values (shape ${p.shape.join('x')})`);
+      throw new Error(
+        `${file}: initializer '${p.name}' is not ${expected} float32 values (shape ${p.shape.join('x')})`,
+      );
     }
-    weights.set(p.name, new Float32Array(new Uint8Array(raw).buffer));  // a copy: raw may view the whole file (Buffer)
+    weights.set(p.name, new Float32Array(new Uint8Array(raw).buffer)); // a copy: raw may view the whole file (Buffer)
   }
   return { meta, weights };
 }

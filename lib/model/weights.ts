@@ -36,6 +36,7 @@ export function checkWeights(arch: Architecture, weights: Weights, owner?: strin
     const w = weights.get(p.name);
     const size = p.shape.reduce((a, b) => a * b, 1);
     if (!w) throw new Error(`Missing parameter ${p.name}${of} (shape ${p.shape.join('x')})`);
-    if (w.length !== size) throw new Error(`Parameter ${p.name}${of} has ${w.length} values; expected ${size} (shape ${p.shape.join('x')})`);
+    if (w.length !== size)
+      throw new Error(`Parameter ${p.name}${of} has ${w.length} values; expected ${size} (shape ${p.shape.join('x')})`);
   }
 }

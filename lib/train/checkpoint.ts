@@ -25,7 +25,12 @@ export interface CheckpointMeta {
   reason: string;
 }
 
-interface TensorEntry { name: string; kind: 'w' | 'm' | 'v'; offset: number; length: number }
+interface TensorEntry {
+  name: string;
+  kind: 'w' | 'm' | 'v';
+  offset: number;
+  length: number;
+}
 
 export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta): Uint8Array {
   const entries: TensorEntry[] = [];
@@ -51,7 +56,9 @@ export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta): Uint
     at += a.length;
   }
   const bytes = new Uint8Array(data.buffer);
-  const header = Buffer.from(JSON.stringify({ meta, steps: state.steps, entries, sha256: createHash('sha256').update(bytes).digest('hex') }));
+  const header = Buffer.from(
+    JSON.stringify({ meta, steps: state.steps, entries, sha256: createHash('sha256').update(bytes).digest('hex') }),
+  );
   const magic = Buffer.from(MAGIC);
   const out = new Uint8Array(magic.length + 4 + header.length + bytes.length);
   out.set(magic, 0);

@@ -14,7 +14,10 @@ export function confusionMatrix(classes: number): number[][] {
 }
 
 export function metricsFrom(confusion: number[][], labels: string[]): ClassificationMetrics {
-  let total = 0, correct = 0, recallSum = 0, present = 0;
+  let total = 0,
+    correct = 0,
+    recallSum = 0,
+    present = 0;
   const recall: Record<string, number | null> = {};
   confusion.forEach((row, y) => {
     const n = row.reduce((a, b) => a + b, 0);
@@ -26,7 +29,13 @@ export function metricsFrom(confusion: number[][], labels: string[]): Classifica
       present++;
     }
   });
-  return { samples: total, accuracy: total ? correct / total : 0, meanClassAccuracy: present ? recallSum / present : 0, recall, confusion };
+  return {
+    samples: total,
+    accuracy: total ? correct / total : 0,
+    meanClassAccuracy: present ? recallSum / present : 0,
+    recall,
+    confusion,
+  };
 }
 
 export function formatMetrics(m: ClassificationMetrics, labels: string[]): string {
@@ -37,7 +46,9 @@ export function formatMetrics(m: ClassificationMetrics, labels: string[]): strin
   ];
   m.confusion.forEach((row, y) => {
     const r = m.recall[labels[y]];
-    lines.push(`${labels[y].padEnd(w + 8)}${row.map((v) => String(v).padStart(9)).join('')}   ${r === null ? '-' : `${(r * 100).toFixed(1)}%`}`);
+    lines.push(
+      `${labels[y].padEnd(w + 8)}${row.map((v) => String(v).padStart(9)).join('')}   ${r === null ? '-' : `${(r * 100).toFixed(1)}%`}`,
+    );
   });
   return lines.join('\n');
 }

@@ -79,7 +79,16 @@ export interface EpochRecord {
   epoch: number;
   step: number;
   lr: number;
-  train: { loss: number; ce: number; fd: number; md: number; ed: number; accuracy: number; samplesPerSecond: number; skippedSteps: number };
+  train: {
+    loss: number;
+    ce: number;
+    fd: number;
+    md: number;
+    ed: number;
+    accuracy: number;
+    samplesPerSecond: number;
+    skippedSteps: number;
+  };
   val: ClassificationMetrics;
 }
 
@@ -108,21 +117,51 @@ export interface ProgressEvent {
   phase: 'start' | 'train' | 'eval' | 'epoch-end';
   record?: EpochRecord;
   /** with phase 'start': what the run is about to do */
-  start?: { config: XceptionConfig; parameters: number; device: string; trainSamples: number; valSamples: number; resumedAt?: number };
+  start?: {
+    config: XceptionConfig;
+    parameters: number;
+    device: string;
+    trainSamples: number;
+    valSamples: number;
+    resumedAt?: number;
+  };
 }
 
 const DEFAULTS = {
-  dataset: 'auto' as const, lr: 1e-3, decay: 1e-5, schedule: 'decay' as const, warmup: 0, stepEvery: 10, stepGamma: 0.5,
-  optimizer: 'adam' as const, momentum: 0.9, weightDecay: 0, bnMomentum: 0.9, lambdaCE: 50, wFD: 1, wMD: 1, wED: 1, adcorre: true,
-  attention: true, history: 1000, augment: true, balanced: false, seed: 1, valFraction: 0.1, checkpointEvery: 0,
-  onNonFinite: 'skip' as const, device: 'auto',
+  dataset: 'auto' as const,
+  lr: 1e-3,
+  decay: 1e-5,
+  schedule: 'decay' as const,
+  warmup: 0,
+  stepEvery: 10,
+  stepGamma: 0.5,
+  optimizer: 'adam' as const,
+  momentum: 0.9,
+  weightDecay: 0,
+  bnMomentum: 0.9,
+  lambdaCE: 50,
+  wFD: 1,
+  wMD: 1,
+  wED: 1,
+  adcorre: true,
+  attention: true,
+  history: 1000,
+  augment: true,
+  balanced: false,
+  seed: 1,
+  valFraction: 0.1,
+  checkpointEvery: 0,
+  onNonFinite: 'skip' as const,
+  device: 'auto',
 };
 
 export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
   if (typeof arch !== 'string') return validateConfig(arch, 'arch');
   if (PRESETS[arch]) return PRESETS[arch];
   if (existsSync(arch)) return validateConfig(JSON.parse(readFileSync(arch, 'utf8')), arch);
-  throw new RangeError(`Expected a preset (${Object.keys(PRESETS).join(', ')}) or a configuration file for arch but received '${arch}'`);
+  throw new RangeError(
+    `Expected a preset (${Object.keys(PRESETS).join(', ')}) or a configuration file for arch but received '${arch}'`,
+  );
 }
 
 /** Checks that `dir` can take `bytes` more, before an hour of training rather than after. */
@@ -133,35 +172,46 @@ export function checkWritable(dir: string, bytes: number): void {
     writeFileSync(probe, 'ok');
     rmSync(probe);
   } catch (err) {
-    throw new Error(`Output folder ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(
+      `Output folder ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   try {
     const fs = statfsSync(dir);
     const free = fs.bavail * fs.bsize;
-    if (free < bytes) throw new Error(`Output folder ${dir} has ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`);
+    if (free < bytes)
+      throw new Error(
+        `Output folder ${dir} has ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`,
+      );
   } catch (err) {
     if ((err as Error).message.startsWith('Output folder')) throw err;
   }
 }
 
 export class Trainer {
-  readonly options: Required<Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume'>> & TrainerOptions;
+  readonly options: Required<Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume'>> &
+    TrainerOptions;
   readonly config: XceptionConfig;
   private interrupted = false;
 
   constructor(options: TrainerOptions) {
     if (!options || typeof options.data !== 'string') throw new TypeError('Expected options.data: the dataset path');
     for (const key of ['epochs', 'batch'] as const) {
-      if (!Number.isInteger(options[key]) || options[key] < 1) throw new RangeError(`Expected positive integer for ${key} but received ${String(options[key])}`);
+      if (!Number.isInteger(options[key]) || options[key] < 1)
+        throw new RangeError(`Expected positive integer for ${key} but received ${String(options[key])}`);
     }
     if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
     this.options = { ...DEFAULTS, ...options } as Trainer['options'];
-    deviceIndex(this.options.device);  // a wrong or unusable device fails now, not after the data is read
-    this.config = validateConfig({
-      ...resolveArch(options.arch), ...(options.classes ? { classes: options.classes } : {}),
-      ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
-      ...(options.flipAverage !== undefined ? { flipAverage: options.flipAverage } : {}),
-    }, 'arch');
+    deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
+    this.config = validateConfig(
+      {
+        ...resolveArch(options.arch),
+        ...(options.classes ? { classes: options.classes } : {}),
+        ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
+        ...(options.flipAverage !== undefined ? { flipAverage: options.flipAverage } : {}),
+      },
+      'arch',
+    );
   }
 
   /** Asks a running train() to checkpoint and return (what SIGINT/SIGTERM do in the CLI). */
@@ -173,7 +223,8 @@ export class Trainer {
     const o = this.options;
     let lr = o.lr;
     if (o.schedule === 'decay') lr = o.lr / (1 + o.decay * step);
-    else if (o.schedule === 'cosine') lr = 0.5 * o.lr * (1 + Math.cos((Math.PI * Math.min(epochFloat, o.epochs)) / o.epochs));
+    else if (o.schedule === 'cosine')
+      lr = 0.5 * o.lr * (1 + Math.cos((Math.PI * Math.min(epochFloat, o.epochs)) / o.epochs));
     else if (o.schedule === 'step') lr = o.lr * o.stepGamma ** Math.floor(epochFloat / o.stepEvery);
     if (o.warmup > 0 && epochFloat < o.warmup) lr *= 0.1 + (0.9 * epochFloat) / o.warmup;
     return lr;
@@ -185,7 +236,9 @@ export class Trainer {
     const val = dataset.splits.get('val');
     if (val) return { train, val };
     // No validation split: hold out a seeded, fixed fraction of train (never the test split).
-    const order = train.samples.map((_, i) => i).sort((a, b) => mixSeed(this.options.seed, a) - mixSeed(this.options.seed, b));
+    const order = train.samples
+      .map((_, i) => i)
+      .sort((a, b) => mixSeed(this.options.seed, a) - mixSeed(this.options.seed, b));
     const cut = Math.max(1, Math.round(order.length * this.options.valFraction));
     const held = new Set(order.slice(0, cut));
     return {
@@ -213,22 +266,32 @@ export class Trainer {
     const o = this.options;
     const started = Date.now();
     const out = resolve(o.out);
-    const lastPath = join(out, 'last.ckpt'), bestPath = join(out, 'best.ckpt'), modelPath = join(out, 'model.onnx');
+    const lastPath = join(out, 'last.ckpt'),
+      bestPath = join(out, 'best.ckpt'),
+      modelPath = join(out, 'model.onnx');
     const config = validateConfig(this.config, 'arch');
     const paramFloats = parameterCount(buildArchitecture(config));
     // checkpoints (weights + two Adam moments, last and best) and the ONNX model, with room to spare
     checkWritable(out, paramFloats * 4 * 3 * 2 + paramFloats * 4 * 2 + (16 << 20));
 
-    const dataset = await openDataset(o.data, { format: o.dataset, classes: o.classes ?? (config.classes === 8 ? 8 : 7), fer2013: o.fer2013 });
+    const dataset = await openDataset(o.data, {
+      format: o.dataset,
+      classes: o.classes ?? (config.classes === 8 ? 8 : 7),
+      fer2013: o.fer2013,
+    });
     if (dataset.labelNames.length !== config.classes) {
-      throw new RangeError(`The model has ${config.classes} classes but the dataset's label space has ${dataset.labelNames.length}; pass --classes ${config.classes}`);
+      throw new RangeError(
+        `The model has ${config.classes} classes but the dataset's label space has ${dataset.labelNames.length}; pass --classes ${config.classes}`,
+      );
     }
     const { train, val } = this.splits(dataset);
     const labels = dataset.labelNames;
 
     let engine: Engine;
     let tracker = new ConfusionTracker(config.classes, { history: o.history });
-    let epoch0 = 0, batch0 = 0, step = 0;
+    let epoch0 = 0,
+      batch0 = 0,
+      step = 0;
     let best: CheckpointMeta['best'] = null;
     let history: EpochRecord[] = [];
     let initFresh: string[] | undefined;
@@ -250,20 +313,58 @@ export class Trainer {
       rmSync(join(out, 'metrics.jsonl'), { force: true });
     }
     // initFresh: parameters --init could not supply (a classifier for another class count)
-    writeFileAtomic(join(out, 'config.json'), JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2));
+    writeFileAtomic(
+      join(out, 'config.json'),
+      JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2),
+    );
 
     const trainLoader = new DataLoader(train, {
-      batchSize: o.batch, size: config.inputSize, channels: config.channels, augment: o.augment, shuffle: true,
-      balanced: o.balanced, seed: o.seed, workers: o.workers, dropLast: true,
+      batchSize: o.batch,
+      size: config.inputSize,
+      channels: config.channels,
+      augment: o.augment,
+      shuffle: true,
+      balanced: o.balanced,
+      seed: o.seed,
+      workers: o.workers,
+      dropLast: true,
     });
-    const valLoader = new DataLoader(val, { batchSize: o.batch, size: config.inputSize, channels: config.channels, seed: o.seed, workers: o.workers });
-    const meta = (epoch: number, batch: number, reason: string): CheckpointMeta =>
-      ({ options: { ...o, config }, epoch, batch, step, tracker: tracker.toJSON(), best, history, reason });
-    const save = (path: string, epoch: number, batch: number, reason: string) => writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
+    const valLoader = new DataLoader(val, {
+      batchSize: o.batch,
+      size: config.inputSize,
+      channels: config.channels,
+      seed: o.seed,
+      workers: o.workers,
+    });
+    const meta = (epoch: number, batch: number, reason: string): CheckpointMeta => ({
+      options: { ...o, config },
+      epoch,
+      batch,
+      step,
+      tracker: tracker.toJSON(),
+      best,
+      history,
+      reason,
+    });
+    const save = (path: string, epoch: number, batch: number, reason: string) =>
+      writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
 
-    onProgress?.({ epoch: epoch0, epochs: o.epochs, batch: batch0, batches: trainLoader.length, samplesPerSecond: 0, phase: 'start',
-      start: { config, parameters: paramFloats, device: engine.device, trainSamples: train.samples.length, valSamples: val.samples.length,
-        ...(step > 0 ? { resumedAt: step } : {}) } });
+    onProgress?.({
+      epoch: epoch0,
+      epochs: o.epochs,
+      batch: batch0,
+      batches: trainLoader.length,
+      samplesPerSecond: 0,
+      phase: 'start',
+      start: {
+        config,
+        parameters: paramFloats,
+        device: engine.device,
+        trainSamples: train.samples.length,
+        valSamples: val.samples.length,
+        ...(step > 0 ? { resumedAt: step } : {}),
+      },
+    });
     let interrupted = false;
     try {
       for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
@@ -273,22 +374,47 @@ export class Trainer {
         for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
           const lr = this.lrAt(step, epoch + b.index / batches);
           const stats = engine.trainStep(b.images, b.labels, {
-            lr, optimizer: o.optimizer, momentum: o.momentum, weightDecay: o.weightDecay, bnMomentum: o.bnMomentum, lambdaCE: o.lambdaCE,
-            wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, seed: mixSeed(o.seed, step),
+            lr,
+            optimizer: o.optimizer,
+            momentum: o.momentum,
+            weightDecay: o.weightDecay,
+            bnMomentum: o.bnMomentum,
+            lambdaCE: o.lambdaCE,
+            wFD: o.wFD,
+            wMD: o.wMD,
+            wED: o.wED,
+            adcorre: o.adcorre,
+            seed: mixSeed(o.seed, step),
             ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
           });
           step++;
           if (!stats.finite) {
             sums.skipped++;
-            if (o.onNonFinite === 'stop') throw new Error(`Non-finite loss or gradient at step ${step} (first bad layer: ${stats.badLayer}); stopping as configured`);
+            if (o.onNonFinite === 'stop')
+              throw new Error(
+                `Non-finite loss or gradient at step ${step} (first bad layer: ${stats.badLayer}); stopping as configured`,
+              );
           } else {
             tracker.update(b.labels, stats.predictions);
-            sums.loss += stats.loss * b.count; sums.ce += stats.ce * b.count; sums.fd += stats.fd * b.count;
-            sums.md += stats.md * b.count; sums.ed += stats.ed * b.count; sums.correct += stats.correct; sums.seen += b.count;
+            sums.loss += stats.loss * b.count;
+            sums.ce += stats.ce * b.count;
+            sums.fd += stats.fd * b.count;
+            sums.md += stats.md * b.count;
+            sums.ed += stats.ed * b.count;
+            sums.correct += stats.correct;
+            sums.seen += b.count;
           }
           sums.steps++;
           const sps = sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000);
-          onProgress?.({ epoch, epochs: o.epochs, batch: b.index + 1, batches, stats, samplesPerSecond: sps, phase: 'train' });
+          onProgress?.({
+            epoch,
+            epochs: o.epochs,
+            batch: b.index + 1,
+            batches,
+            stats,
+            samplesPerSecond: sps,
+            phase: 'train',
+          });
           if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0) save(lastPath, epoch, b.index + 1, 'steps');
           // Let signal handlers and timers run: batches from the cache arrive without ever leaving the microtask queue.
           await new Promise((r) => setImmediate(r));
@@ -303,9 +429,19 @@ export class Trainer {
         const valMetrics = await this.evaluate(engine, valLoader, labels);
         const n = Math.max(1, sums.seen);
         const record: EpochRecord = {
-          epoch: epoch + 1, step, lr: this.lrAt(step, epoch + 1),
-          train: { loss: sums.loss / n, ce: sums.ce / n, fd: sums.fd / n, md: sums.md / n, ed: sums.ed / n, accuracy: sums.correct / n,
-            samplesPerSecond: sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000), skippedSteps: sums.skipped },
+          epoch: epoch + 1,
+          step,
+          lr: this.lrAt(step, epoch + 1),
+          train: {
+            loss: sums.loss / n,
+            ce: sums.ce / n,
+            fd: sums.fd / n,
+            md: sums.md / n,
+            ed: sums.ed / n,
+            accuracy: sums.correct / n,
+            samplesPerSecond: sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000),
+            skippedSteps: sums.skipped,
+          },
           val: valMetrics,
         };
         history.push(record);
@@ -313,10 +449,21 @@ export class Trainer {
         if (!best || valMetrics.accuracy > best.accuracy) {
           best = { accuracy: valMetrics.accuracy, epoch: epoch + 1 };
           save(bestPath, epoch + 1, 0, 'best');
-          writeFileAtomic(modelPath, exportOnnx(config, engine.getWeights(), { labels, training: this.trainingSummary(dataset, record, step) }));
+          writeFileAtomic(
+            modelPath,
+            exportOnnx(config, engine.getWeights(), { labels, training: this.trainingSummary(dataset, record, step) }),
+          );
         }
         save(lastPath, epoch + 1, 0, 'epoch');
-        onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: record.train.samplesPerSecond, phase: 'epoch-end', record });
+        onProgress?.({
+          epoch,
+          epochs: o.epochs,
+          batch: batches,
+          batches,
+          samplesPerSecond: record.train.samplesPerSecond,
+          phase: 'epoch-end',
+          record,
+        });
         if (this.interrupted) interrupted = true;
       }
     } finally {
@@ -326,9 +473,20 @@ export class Trainer {
     if (history.length) await this.charts(out, history, labels);
     const bestRecord = best ? history.find((h) => h.epoch === best!.epoch) : undefined;
     const summary: TrainSummary = {
-      out, config, device: engine.device, parameters: paramFloats, epochs: history.length, steps: step,
-      best: best && bestRecord ? { accuracy: best.accuracy, meanClassAccuracy: bestRecord.val.meanClassAccuracy, epoch: best.epoch } : null,
-      interrupted, seconds: (Date.now() - started) / 1000, checkpoint: lastPath, model: existsSync(modelPath) ? modelPath : null,
+      out,
+      config,
+      device: engine.device,
+      parameters: paramFloats,
+      epochs: history.length,
+      steps: step,
+      best:
+        best && bestRecord
+          ? { accuracy: best.accuracy, meanClassAccuracy: bestRecord.val.meanClassAccuracy, epoch: best.epoch }
+          : null,
+      interrupted,
+      seconds: (Date.now() - started) / 1000,
+      checkpoint: lastPath,
+      model: existsSync(modelPath) ? modelPath : null,
     };
     writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
     return summary;
@@ -337,24 +495,44 @@ export class Trainer {
   private trainingSummary(dataset: Dataset, record: EpochRecord, step: number): Record<string, unknown> {
     const o = this.options;
     return {
-      dataset: dataset.format, data: dataset.path, epoch: record.epoch, steps: step,
-      valAccuracy: record.val.accuracy, valMeanClassAccuracy: record.val.meanClassAccuracy, valSamples: record.val.samples,
+      dataset: dataset.format,
+      data: dataset.path,
+      epoch: record.epoch,
+      steps: step,
+      valAccuracy: record.val.accuracy,
+      valMeanClassAccuracy: record.val.meanClassAccuracy,
+      valSamples: record.val.samples,
       loss: { lambdaCE: o.lambdaCE, wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, attention: o.attention },
-      optimizer: { name: o.optimizer, lr: o.lr, schedule: o.schedule, decay: o.decay, batch: o.batch }, seed: o.seed,
+      optimizer: { name: o.optimizer, lr: o.lr, schedule: o.schedule, decay: o.decay, batch: o.batch },
+      seed: o.seed,
       trainedWith: 'adcorre-native 0.1.0',
     };
   }
 
   private async charts(out: string, history: EpochRecord[], labels: string[]): Promise<void> {
-    await writePng(join(out, 'loss.png'), lineChartSvg('training loss', 'epoch', [
-      { name: 'total', values: history.map((h) => h.train.loss) }, { name: 'CE', values: history.map((h) => h.train.ce) },
-      { name: 'FD', values: history.map((h) => h.train.fd) }, { name: 'MD', values: history.map((h) => h.train.md) },
-      { name: 'ED', values: history.map((h) => h.train.ed) }]));
-    await writePng(join(out, 'accuracy.png'), lineChartSvg('accuracy', 'epoch', [
-      { name: 'train', values: history.map((h) => h.train.accuracy) }, { name: 'val', values: history.map((h) => h.val.accuracy) },
-      { name: 'val mean class', values: history.map((h) => h.val.meanClassAccuracy) }]));
+    await writePng(
+      join(out, 'loss.png'),
+      lineChartSvg('training loss', 'epoch', [
+        { name: 'total', values: history.map((h) => h.train.loss) },
+        { name: 'CE', values: history.map((h) => h.train.ce) },
+        { name: 'FD', values: history.map((h) => h.train.fd) },
+        { name: 'MD', values: history.map((h) => h.train.md) },
+        { name: 'ED', values: history.map((h) => h.train.ed) },
+      ]),
+    );
+    await writePng(
+      join(out, 'accuracy.png'),
+      lineChartSvg('accuracy', 'epoch', [
+        { name: 'train', values: history.map((h) => h.train.accuracy) },
+        { name: 'val', values: history.map((h) => h.val.accuracy) },
+        { name: 'val mean class', values: history.map((h) => h.val.meanClassAccuracy) },
+      ]),
+    );
     const bestRecord = history.reduce((a, b) => (b.val.accuracy > a.val.accuracy ? b : a));
-    await writePng(join(out, 'confusion.png'), confusionSvg(`validation confusion (epoch ${bestRecord.epoch})`, labels, bestRecord.val.confusion));
+    await writePng(
+      join(out, 'confusion.png'),
+      confusionSvg(`validation confusion (epoch ${bestRecord.epoch})`, labels, bestRecord.val.confusion),
+    );
   }
 }
 
@@ -365,7 +543,9 @@ export class Trainer {
  */
 export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
   const bytes = readFileSync(path);
-  const source = path.toLowerCase().endsWith('.onnx') ? readOnnxWeights(bytes, path).weights : readCheckpoint(path).state.weights;
+  const source = path.toLowerCase().endsWith('.onnx')
+    ? readOnnxWeights(bytes, path).weights
+    : readCheckpoint(path).state.weights;
   const weights: Weights = new Map();
   const kept: string[] = [];
   for (const [name, init] of fresh) {
@@ -375,8 +555,10 @@ export function startingWeights(path: string, fresh: Weights): { weights: Weight
       weights.set(name, init);
       kept.push(name);
     } else {
-      throw new Error(`--init ${path} does not fit this architecture: parameter ${name} has ` +
-        `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`);
+      throw new Error(
+        `--init ${path} does not fit this architecture: parameter ${name} has ` +
+          `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`,
+      );
     }
   }
   return { weights, fresh: kept };

@@ -70,8 +70,7 @@ class CpuLoss {
   CpuLoss& operator=(const CpuLoss&) = delete;
 
   // Forward: the loss parts. Keeps what backward needs in the workspace.
-  LossParts forward(const float* E, const int32_t* labels, const float* rho, const Shape& s,
-                    const Weights& w);
+  LossParts forward(const float* E, const int32_t* labels, const float* rho, const Shape& s, const Weights& w);
   // Backward of the last forward: writes dLoss/dE (same layout as E).
   void backward(float* grad);
 
@@ -92,12 +91,12 @@ struct CudaDevice {
 };
 
 struct CudaInfo {
-  bool compiled = false;          // the addon was built with nvcc
-  std::string archs;              // e.g. "75;80;86;89;90;100;120"
-  int runtime_version = 0;        // cudart the addon linked (e.g. 13000)
-  int driver_version = 0;         // 0 when no driver
+  bool compiled = false;    // the addon was built with nvcc
+  std::string archs;        // e.g. "75;80;86;89;90;100;120"
+  int runtime_version = 0;  // cudart the addon linked (e.g. 13000)
+  int driver_version = 0;   // 0 when no driver
   std::vector<CudaDevice> devices;
-  std::string error;              // why CUDA is not usable, when it is not
+  std::string error;  // why CUDA is not usable, when it is not
 };
 CudaInfo cuda_info();
 bool cuda_usable();
@@ -120,18 +119,17 @@ size_t cuda_workspace_bytes(const Shape& s);
 // Runs forward (and backward when grad != nullptr) on `stream`
 // (a cudaStream_t, passed as void* so this header needs no CUDA headers).
 // result_device receives 4 doubles {loss, fd, md, ed} in device memory.
-void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad,
-               void* stream);
+void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad, void* stream);
 
 // Host-array convenience used by the N-API layer: uploads, runs, downloads.
 // Serialised internally (one stream and one cached workspace per process).
-LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
-                         const Shape& s, const Weights& w, float* grad);
+LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho, const Shape& s, const Weights& w,
+                         float* grad);
 
 // Benchmark helper: GPU time (CUDA events, no host copies) of `reps`
 // forward(+backward) runs in microseconds, launched one by one or replayed as
 // a captured CUDA graph.
-std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho,
-                                   const Shape& s, const Weights& w, bool grad, int reps, bool graph);
+std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho, const Shape& s,
+                                   const Weights& w, bool grad, int reps, bool graph);
 
 }  // namespace adcorre

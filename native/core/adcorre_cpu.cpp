@@ -50,21 +50,21 @@ struct CpuWorkspace {
   Weights w;
   const float* E = nullptr;
   const int32_t* labels = nullptr;
-  std::vector<double> rho;    // c
+  std::vector<double> rho;  // c
   ClassPlan plan;
-  std::vector<float> x;       // k*n*d normalised rows
-  std::vector<double> rn;     // k*n   1 / sqrt(ss + eps)
-  std::vector<double> q;      // k*n   |x|^2
-  std::vector<double> S;      // k*c*d class sums of x
-  std::vector<double> U;      // k*c*d class sums of the raw rows (MD means)
-  std::vector<double> Stot;   // k*d   sum of x over the batch
-  std::vector<double> R;      // k*d   sum_c rho_c S_c
-  std::vector<double> T;      // n*d   sum of x over heads (ED)
-  std::vector<double> mhat;   // k*c*d normalised class means (MD)
-  std::vector<double> mrn;    // k*c   1 / norm of centred class mean
-  std::vector<double> M;      // k*d   sum of mhat over present classes
-  std::vector<double> B;      // k*c*d backward: dL/dx shared by a class's rows
-  std::vector<double> gmu;    // k*c*d backward: MD gradient per class member
+  std::vector<float> x;      // k*n*d normalised rows
+  std::vector<double> rn;    // k*n   1 / sqrt(ss + eps)
+  std::vector<double> q;     // k*n   |x|^2
+  std::vector<double> S;     // k*c*d class sums of x
+  std::vector<double> U;     // k*c*d class sums of the raw rows (MD means)
+  std::vector<double> Stot;  // k*d   sum of x over the batch
+  std::vector<double> R;     // k*d   sum_c rho_c S_c
+  std::vector<double> T;     // n*d   sum of x over heads (ED)
+  std::vector<double> mhat;  // k*c*d normalised class means (MD)
+  std::vector<double> mrn;   // k*c   1 / norm of centred class mean
+  std::vector<double> M;     // k*d   sum of mhat over present classes
+  std::vector<double> B;     // k*c*d backward: dL/dx shared by a class's rows
+  std::vector<double> gmu;   // k*c*d backward: MD gradient per class member
   bool forward_done = false;
 };
 
@@ -104,8 +104,8 @@ ADCORRE_HOT void set_row(const float* __restrict src, int d, double* __restrict 
 
 // out[t] = sum of src[t] over t in [t0, t1) for the rows of one class slice
 // (count >= 1; the first row assigns, so out needs no zeroing).
-ADCORRE_HOT void accumulate_rows(const float* base, const int32_t* rows, int count, int d,
-                                 int t0, int t1, double* out) {
+ADCORRE_HOT void accumulate_rows(const float* base, const int32_t* rows, int count, int d, int t0, int t1,
+                                 double* out) {
   const float* first = base + static_cast<size_t>(rows[0]) * d;
 #pragma omp simd
   for (int t = t0; t < t1; ++t) out[t] = first[t];
@@ -128,8 +128,8 @@ ADCORRE_HOT double dot(const double* a, const double* b, int d) {
 // (gm, may be null). mean(rn (g - x (x.g))) = rn (sum g - (x.g) sum x) / d
 // lets one pass gather every reduction. gx is scratch of d doubles.
 ADCORRE_HOT void row_backward(const float* __restrict x, double rn, int d, const double* __restrict B,
-                              const double* __restrict T, double ced, double alpha,
-                              const double* __restrict gm, double* __restrict gx, float* __restrict out) {
+                              const double* __restrict T, double ced, double alpha, const double* __restrict gm,
+                              double* __restrict gx, float* __restrict out) {
   double xg = 0.0, sg = 0.0, sx = 0.0;
 #pragma omp simd reduction(+ : xg, sg, sx)
   for (int t = 0; t < d; ++t) {
@@ -155,8 +155,7 @@ constexpr size_t kParallelGrain = size_t(1) << 17;
 
 }  // namespace
 
-LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* rho,
-                           const Shape& s, const Weights& w) {
+LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* rho, const Shape& s, const Weights& w) {
   CpuWorkspace& ws = *ws_;
   ThreadPool& pool = ThreadPool::global();
   const int k = s.k, n = s.n, d = s.d, C = s.c;
@@ -166,7 +165,8 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
   ws.E = E;
   ws.labels = labels;
   ws.rho.assign(C, 0.0);
-  if (rho) for (int c = 0; c < C; ++c) ws.rho[c] = rho[c];
+  if (rho)
+    for (int c = 0; c < C; ++c) ws.rho[c] = rho[c];
   ws.plan = make_class_plan(labels, n, C);
   ws.x.resize(kn * d);
   ws.rn.resize(kn);
@@ -194,22 +194,23 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
   std::vector<double> ed_part(static_cast<size_t>(n), 0.0);
   pool.parallel_for(static_cast<size_t>(n), std::max<size_t>(1, kParallelGrain / (static_cast<size_t>(k) * d)),
                     [&](size_t b, size_t e) {
-    for (size_t a0 = b; a0 < e; a0 += 16) {
-      const size_t a1 = std::min(e, a0 + 16);
-      for (int j = 0; j < k; ++j) {
-        for (size_t a = a0; a < a1; ++a) {
-          (j == 0 ? set_row : add_row)(ws.x.data() + (static_cast<size_t>(j) * n + a) * d, d, ws.T.data() + a * d);
-        }
-      }
-      if (k < 2) continue;
-      for (size_t a = a0; a < a1; ++a) {
-        const double* Ta = ws.T.data() + a * d;
-        double self = 0.0;
-        for (int j = 0; j < k; ++j) self += ws.q[static_cast<size_t>(j) * n + a];
-        ed_part[a] = (double(k) * (k - 1) + dot(Ta, Ta, d) - self) / (double(k) * k);
-      }
-    }
-  });
+                      for (size_t a0 = b; a0 < e; a0 += 16) {
+                        const size_t a1 = std::min(e, a0 + 16);
+                        for (int j = 0; j < k; ++j) {
+                          for (size_t a = a0; a < a1; ++a) {
+                            (j == 0 ? set_row : add_row)(ws.x.data() + (static_cast<size_t>(j) * n + a) * d, d,
+                                                         ws.T.data() + a * d);
+                          }
+                        }
+                        if (k < 2) continue;
+                        for (size_t a = a0; a < a1; ++a) {
+                          const double* Ta = ws.T.data() + a * d;
+                          double self = 0.0;
+                          for (int j = 0; j < k; ++j) self += ws.q[static_cast<size_t>(j) * n + a];
+                          ed_part[a] = (double(k) * (k - 1) + dot(Ta, Ta, d) - self) / (double(k) * k);
+                        }
+                      }
+                    });
 
   // 2. per-class sums of x (FD) and of the raw rows (MD means), by (head, dim
   //    block): blocks of 256 dimensions keep a class's accumulator in L1 while
@@ -305,7 +306,7 @@ void CpuLoss::backward(float* grad) {
   if (!ws.forward_done) throw std::logic_error("CpuLoss::backward called before forward");
   const int k = ws.s.k, n = ws.s.n, d = ws.s.d, C = ws.s.c;
   const int P = ws.plan.present;
-  const double cfd = -2.0 * ws.w.fd / (double(k) * n * n);  // dFD/dx = cfd * (W x)_a
+  const double cfd = -2.0 * ws.w.fd / (double(k) * n * n);                // dFD/dx = cfd * (W x)_a
   const double ced = k >= 2 ? 2.0 * ws.w.ed / (double(n) * k * k) : 0.0;  // dED/dx = ced (T_a - x)
   const double cmd = P >= 2 ? 2.0 * ws.w.md / (double(k) * P * P) : 0.0;  // dMD/dmhat = cmd (M - mhat)
 
@@ -358,8 +359,8 @@ void CpuLoss::backward(float* grad) {
       const int c = ws.labels[a];
       const size_t at = (static_cast<size_t>(j) * C + c) * d;
       const double alpha = cfd * (1.0 + 2.0 * ws.rho[c]) + ced;
-      row_backward(ws.x.data() + r * d, ws.rn[r], d, B.data() + at, ws.T.data() + static_cast<size_t>(a) * d,
-                   ced, alpha, cmd != 0.0 ? gmu.data() + at : nullptr, gx.data(), grad + r * d);
+      row_backward(ws.x.data() + r * d, ws.rn[r], d, B.data() + at, ws.T.data() + static_cast<size_t>(a) * d, ced,
+                   alpha, cmd != 0.0 ? gmu.data() + at : nullptr, gx.data(), grad + r * d);
     }
   });
 }

@@ -61,10 +61,14 @@ void warp_affine(const uint8_t* src, int w, int h, int src_c, float* dst, int ou
                  const WarpParams& p) {
   const bool grey_out = dst_c == 1;
   switch (src_c) {
-    case 1: return grey_out ? warp<1, 1>(src, w, h, dst, out_w, out_h, p) : warp<1, 3>(src, w, h, dst, out_w, out_h, p);
-    case 2: return grey_out ? warp<2, 1>(src, w, h, dst, out_w, out_h, p) : warp<2, 3>(src, w, h, dst, out_w, out_h, p);
-    case 3: return grey_out ? warp<3, 1>(src, w, h, dst, out_w, out_h, p) : warp<3, 3>(src, w, h, dst, out_w, out_h, p);
-    default: return grey_out ? warp<4, 1>(src, w, h, dst, out_w, out_h, p) : warp<4, 3>(src, w, h, dst, out_w, out_h, p);
+    case 1:
+      return grey_out ? warp<1, 1>(src, w, h, dst, out_w, out_h, p) : warp<1, 3>(src, w, h, dst, out_w, out_h, p);
+    case 2:
+      return grey_out ? warp<2, 1>(src, w, h, dst, out_w, out_h, p) : warp<2, 3>(src, w, h, dst, out_w, out_h, p);
+    case 3:
+      return grey_out ? warp<3, 1>(src, w, h, dst, out_w, out_h, p) : warp<3, 3>(src, w, h, dst, out_w, out_h, p);
+    default:
+      return grey_out ? warp<4, 1>(src, w, h, dst, out_w, out_h, p) : warp<4, 3>(src, w, h, dst, out_w, out_h, p);
   }
 }
 

@@ -10,7 +10,7 @@ struct WarpParams {
   // Source pixel coordinates (x, y) of output pixel (u, v):
   //   x = m[0] u + m[1] v + m[2],  y = m[3] u + m[4] v + m[5]
   double m[6];
-  float contrast = 1.f;    // v' = (v - 0.5) * contrast + 0.5 + brightness, in [0, 1] units
+  float contrast = 1.f;  // v' = (v - 0.5) * contrast + 0.5 + brightness, in [0, 1] units
   float brightness = 0.f;
 };
 

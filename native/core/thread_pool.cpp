@@ -50,8 +50,7 @@ void ThreadPool::worker_loop(int id) {
   }
 }
 
-void ThreadPool::parallel_for(size_t count, size_t grain,
-                              const std::function<void(size_t, size_t)>& fn) {
+void ThreadPool::parallel_for(size_t count, size_t grain, const std::function<void(size_t, size_t)>& fn) {
   if (count == 0) return;
   size_t by_grain = grain ? count / grain : count;
   int chunks = static_cast<int>(std::min<size_t>(static_cast<size_t>(size()), std::max<size_t>(by_grain, 1)));

@@ -31,23 +31,23 @@
 
 namespace adcorre {
 
-#define CUDA_CHECK(call)                                                                   \
-  do {                                                                                     \
-    cudaError_t err_ = (call);                                                             \
-    if (err_ != cudaSuccess) {                                                             \
-      std::ostringstream msg_;                                                             \
-      msg_ << "CUDA error in " << #call << " (" << __FILE__ << ":" << __LINE__ << "): "   \
-           << cudaGetErrorName(err_) << ": " << cudaGetErrorString(err_);                  \
-      throw BackendError(msg_.str());                                                      \
-    }                                                                                      \
+#define CUDA_CHECK(call)                                                                                          \
+  do {                                                                                                            \
+    cudaError_t err_ = (call);                                                                                    \
+    if (err_ != cudaSuccess) {                                                                                    \
+      std::ostringstream msg_;                                                                                    \
+      msg_ << "CUDA error in " << #call << " (" << __FILE__ << ":" << __LINE__ << "): " << cudaGetErrorName(err_) \
+           << ": " << cudaGetErrorString(err_);                                                                   \
+      throw BackendError(msg_.str());                                                                             \
+    }                                                                                                             \
   } while (0)
 
 namespace {
 
 constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 4;       // warps per block in the row kernels
-constexpr int kSumWarps = 8;           // row groups per class_sums block
-constexpr int kBlock = 256;            // threads in head_sums / head_scalars
+constexpr int kRowsPerBlock = 4;  // warps per block in the row kernels
+constexpr int kSumWarps = 8;      // row groups per class_sums block
+constexpr int kBlock = 256;       // threads in head_sums / head_scalars
 
 __device__ __forceinline__ float warp_sum(float v) {
   for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -70,18 +70,18 @@ __device__ double block_sum(double v, double* scratch) {
 }
 
 struct Workspace {
-  float* x;        // k*n*d
-  float* rn;       // k*n
-  float* q;        // k*n
-  float* S;        // k*c*d  class sums of x
-  float* U;        // k*c*d  class sums of E, then normalised class means
-  float* gmu;      // k*c*d  MD gradient per class mean, divided by the class size
-  float* Stot;     // k*d
-  float* R;        // k*d
-  float* M;        // k*d
-  float* T;        // n*d
-  double* mrn;     // k*c    1 / norm of each centred class mean
-  double* edpart;  // n
+  float* x;          // k*n*d
+  float* rn;         // k*n
+  float* q;          // k*n
+  float* S;          // k*c*d  class sums of x
+  float* U;          // k*c*d  class sums of E, then normalised class means
+  float* gmu;        // k*c*d  MD gradient per class mean, divided by the class size
+  float* Stot;       // k*d
+  float* R;          // k*d
+  float* M;          // k*d
+  float* T;          // n*d
+  double* mrn;       // k*c    1 / norm of each centred class mean
+  double* edpart;    // n
   double* headpart;  // 2k: fd_j, md_j
   unsigned int* counter;
 };
@@ -117,9 +117,8 @@ size_t carve(const Shape& s, char* base, Workspace* w) {
 }
 
 // 1. x = (u - mean) / sqrt(|u - mean|^2 + eps), one warp per row.
-__global__ void normalise_rows_kernel(const float* __restrict__ E, int rows, int d,
-                                      float* __restrict__ x, float* __restrict__ rn,
-                                      float* __restrict__ q) {
+__global__ void normalise_rows_kernel(const float* __restrict__ E, int rows, int d, float* __restrict__ x,
+                                      float* __restrict__ rn, float* __restrict__ q) {
   const int lane = threadIdx.x % kWarp;
   const int r = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
   if (r >= rows) return;
@@ -144,9 +143,8 @@ __global__ void normalise_rows_kernel(const float* __restrict__ E, int rows, int
 
 // 2. Class sums of x and E over one class slice, one 32-dim tile per block.
 __global__ void class_sums_kernel(const float* __restrict__ x, const float* __restrict__ E,
-                                  const int32_t* __restrict__ order,
-                                  const int32_t* __restrict__ offsets, int n, int d, int C,
-                                  float* __restrict__ S, float* __restrict__ U) {
+                                  const int32_t* __restrict__ order, const int32_t* __restrict__ offsets, int n, int d,
+                                  int C, float* __restrict__ S, float* __restrict__ U) {
   __shared__ float sx[kSumWarps][kWarp];
   __shared__ float se[kSumWarps][kWarp];
   const int j = blockIdx.x / C, c = blockIdx.x % C;
@@ -176,8 +174,8 @@ __global__ void class_sums_kernel(const float* __restrict__ x, const float* __re
 }
 
 // 3. T_a = sum_j x_{j,a}; ED part of sample a = (k(k-1) + |T_a|^2 - sum_j |x_ja|^2) / k^2.
-__global__ void head_sums_kernel(const float* __restrict__ x, const float* __restrict__ q, int k,
-                                 int n, int d, float* __restrict__ T, double* __restrict__ edpart) {
+__global__ void head_sums_kernel(const float* __restrict__ x, const float* __restrict__ q, int k, int n, int d,
+                                 float* __restrict__ T, double* __restrict__ edpart) {
   __shared__ double scratch[kBlock];
   const int a = blockIdx.x;
   double tt = 0.0;
@@ -390,8 +388,7 @@ inline unsigned blocks_for(size_t items, size_t per_block) {
 
 size_t cuda_workspace_bytes(const Shape& s) { return carve(s, nullptr, nullptr); }
 
-void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad,
-               void* stream_ptr) {
+void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad, void* stream_ptr) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
   const Shape& s = p.shape;
   Workspace w;
@@ -400,16 +397,16 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
 
   // The retirement counter of head_scalars must start at 0.
   CUDA_CHECK(cudaMemsetAsync(w.counter, 0, sizeof(unsigned int), stream));
-  normalise_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(
-      p.E, rows, s.d, w.x, w.rn, w.q);
+  normalise_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(p.E, rows, s.d, w.x,
+                                                                                               w.rn, w.q);
   CUDA_CHECK(cudaGetLastError());
   class_sums_kernel<<<dim3(s.k * s.c, blocks_for(s.d, kWarp)), dim3(kWarp, kSumWarps), 0, stream>>>(
       w.x, p.E, p.order, p.offsets, s.n, s.d, s.c, w.S, w.U);
   CUDA_CHECK(cudaGetLastError());
   head_sums_kernel<<<s.n, kBlock, 0, stream>>>(w.x, w.q, s.k, s.n, s.d, w.T, w.edpart);
   CUDA_CHECK(cudaGetLastError());
-  HeadArgs ha{p.labels, p.rho, p.offsets, s.k, s.n, s.d, s.c, p.present,
-              p.weights.fd, p.weights.md, p.weights.ed, grad != nullptr};
+  HeadArgs ha{p.labels, p.rho,     p.offsets,    s.k,          s.n,          s.d,
+              s.c,      p.present, p.weights.fd, p.weights.md, p.weights.ed, grad != nullptr};
   head_scalars_kernel<<<s.k, kBlock, 0, stream>>>(ha, w, result_device);
   CUDA_CHECK(cudaGetLastError());
   if (grad) {
@@ -496,8 +493,8 @@ void ensure_capacity(HostPathContext& ctx, size_t bytes) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     std::ostringstream msg;
-    msg << "CUDA out of memory: the Ad-Corre loss needs " << want << " bytes on the GPU but only "
-        << free_b << " of " << total_b << " are free";
+    msg << "CUDA out of memory: the Ad-Corre loss needs " << want << " bytes on the GPU but only " << free_b << " of "
+        << total_b << " are free";
     throw BackendError(msg.str());
   }
   CUDA_CHECK(err);
@@ -517,8 +514,8 @@ struct Staged {
   size_t e_bytes;
 };
 
-Staged stage_inputs(HostPathContext& ctx, const float* E, const int32_t* labels, const float* rho,
-                    const Shape& s, const Weights& w) {
+Staged stage_inputs(HostPathContext& ctx, const float* E, const int32_t* labels, const float* rho, const Shape& s,
+                    const Weights& w) {
   CUDA_CHECK(cudaSetDevice(0));
   if (!ctx.stream) CUDA_CHECK(cudaStreamCreateWithFlags(&ctx.stream, cudaStreamNonBlocking));
   if (!ctx.host_result) CUDA_CHECK(cudaMallocHost(&ctx.host_result, 4 * sizeof(double)));
@@ -577,8 +574,8 @@ Staged stage_inputs(HostPathContext& ctx, const float* E, const int32_t* labels,
 
 }  // namespace
 
-LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho,
-                         const Shape& s, const Weights& w, float* grad) {
+LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho, const Shape& s, const Weights& w,
+                         float* grad) {
   HostPathContext& ctx = host_context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Staged st = stage_inputs(ctx, E, labels, rho, s, w);
@@ -594,8 +591,8 @@ LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho
   return out;
 }
 
-std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho,
-                                   const Shape& s, const Weights& w, bool grad, int reps, bool graph) {
+std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho, const Shape& s,
+                                   const Weights& w, bool grad, int reps, bool graph) {
   HostPathContext& ctx = host_context();
   std::lock_guard<std::mutex> lock(ctx.mutex);
   Staged st = stage_inputs(ctx, E, labels, rho, s, w);
@@ -611,8 +608,10 @@ std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const 
     CUDA_CHECK(cudaGraphDestroy(captured));
   }
   auto launch = [&] {
-    if (exec) CUDA_CHECK(cudaGraphLaunch(exec, stream));
-    else cuda_loss(st.problem, st.work, st.result, g, stream);
+    if (exec)
+      CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    else
+      cuda_loss(st.problem, st.work, st.result, g, stream);
   };
   for (int i = 0; i < 3; ++i) launch();  // warm-up
   cudaEvent_t start, stop;

@@ -16,17 +16,14 @@ bool cuda_usable() { return false; }
 
 size_t cuda_workspace_bytes(const Shape&) { return 0; }
 
-void cuda_loss(const CudaProblem&, void*, double*, float*, void*) {
+void cuda_loss(const CudaProblem&, void*, double*, float*, void*) { throw BackendError(cuda_info().error); }
+
+LossParts cuda_loss_host(const float*, const int32_t*, const float*, const Shape&, const Weights&, float*) {
   throw BackendError(cuda_info().error);
 }
 
-LossParts cuda_loss_host(const float*, const int32_t*, const float*, const Shape&, const Weights&,
-                         float*) {
-  throw BackendError(cuda_info().error);
-}
-
-std::vector<double> cuda_time_loss(const float*, const int32_t*, const float*, const Shape&,
-                                   const Weights&, bool, int, bool) {
+std::vector<double> cuda_time_loss(const float*, const int32_t*, const float*, const Shape&, const Weights&, bool, int,
+                                   bool) {
   throw BackendError(cuda_info().error);
 }
 

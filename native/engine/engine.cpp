@@ -202,28 +202,41 @@ void Engine::forward(const float* images, int n, bool train, uint32_t dropout_se
         float* rm = params_[op.param + 2].data();
         float* rv = params_[op.param + 3].data();
         // Running statistics are updated after the step proves finite (commit_running_stats).
-        if (train) batchnorm_forward_train<float>(n, ch_[x], hw, xa, g, b, y, saved_[i].data(), saved_[i].data() + ch_[x], nullptr, nullptr, 0.0, kBnEps);
-        else batchnorm_forward_eval(n, ch_[x], hw, xa, g, b, rm, rv, y, kBnEps);
+        if (train)
+          batchnorm_forward_train<float>(n, ch_[x], hw, xa, g, b, y, saved_[i].data(), saved_[i].data() + ch_[x],
+                                         nullptr, nullptr, 0.0, kBnEps);
+        else
+          batchnorm_forward_eval(n, ch_[x], hw, xa, g, b, rm, rv, y, kBnEps);
         break;
       }
-      case OpKind::Relu: relu_forward(per_sample_[x] * n, xa, y); break;
-      case OpKind::MaxPool: maxpool_forward(n, ch_[x], hh_[x], ww_[x], xa, y, argmax_[i].data()); break;
+      case OpKind::Relu:
+        relu_forward(per_sample_[x] * n, xa, y);
+        break;
+      case OpKind::MaxPool:
+        maxpool_forward(n, ch_[x], hh_[x], ww_[x], xa, y, argmax_[i].data());
+        break;
       case OpKind::Add: {
         const float* b = act_[op.inputs[1]].data();
         for (size_t j = 0; j < per_sample_[x] * n; ++j) y[j] = xa[j] + b[j];
         break;
       }
-      case OpKind::Gap: gap_forward(n, ch_[x], hw, xa, y); break;
+      case OpKind::Gap:
+        gap_forward(n, ch_[x], hw, xa, y);
+        break;
       case OpKind::Dense:
         dense_forward(n, op.in_c, op.out_c, xa, params_[op.param].data(), params_[op.param + 1].data(), y);
         break;
-      case OpKind::L2Norm: l2norm_forward(n, ch_[x], xa, y, kL2Eps); break;
+      case OpKind::L2Norm:
+        l2norm_forward(n, ch_[x], xa, y, kL2Eps);
+        break;
       case OpKind::Concat: {
         const int total = ch_[op.output];
         int at = 0;
         for (int t : op.inputs) {
           const int f = ch_[t];
-          for (int r = 0; r < n; ++r) std::memcpy(y + static_cast<size_t>(r) * total + at, act_[t].data() + static_cast<size_t>(r) * f, f * sizeof(float));
+          for (int r = 0; r < n; ++r)
+            std::memcpy(y + static_cast<size_t>(r) * total + at, act_[t].data() + static_cast<size_t>(r) * f,
+                        f * sizeof(float));
           at += f;
         }
         break;
@@ -244,7 +257,8 @@ void Engine::forward(const float* images, int n, bool train, uint32_t dropout_se
         }
         break;
       }
-      case OpKind::Softmax: break;  // the loss computes the probabilities from the logits
+      case OpKind::Softmax:
+        break;  // the loss computes the probabilities from the logits
     }
   }
 }
@@ -276,7 +290,8 @@ void Engine::backward(int n) {
   auto pass = [&](int t, const float* g, size_t count, size_t dst_offset) {
     if (flow_[t] == GradientFlow::Skip) return;
     float* d = dact_[t].data() + dst_offset;
-    if (flow_[t] == GradientFlow::Direct) std::memcpy(d, g, count * sizeof(float));
+    if (flow_[t] == GradientFlow::Direct)
+      std::memcpy(d, g, count * sizeof(float));
     else
       for (size_t j = 0; j < count; ++j) d[j] += g[j];
   };
@@ -298,20 +313,29 @@ void Engine::backward(int n) {
         break;
       }
       case OpKind::BatchNorm:
-        batchnorm_backward(n, ch_[x], hw, xa, params_[op.param].data(), saved_[i].data(), saved_[i].data() + ch_[x], dy, dx,
-                           grads_[op.param].data(), grads_[op.param + 1].data());
+        batchnorm_backward(n, ch_[x], hw, xa, params_[op.param].data(), saved_[i].data(), saved_[i].data() + ch_[x], dy,
+                           dx, grads_[op.param].data(), grads_[op.param + 1].data());
         break;
-      case OpKind::Relu: relu_backward(xcount, act_[op.output].data(), dy, dx); break;
-      case OpKind::MaxPool: maxpool_backward(n, ch_[x], hh_[x], ww_[x], argmax_[i].data(), dy, dx); break;
+      case OpKind::Relu:
+        relu_backward(xcount, act_[op.output].data(), dy, dx);
+        break;
+      case OpKind::MaxPool:
+        maxpool_backward(n, ch_[x], hh_[x], ww_[x], argmax_[i].data(), dy, dx);
+        break;
       case OpKind::Add:
         pass(op.inputs[0], dy, xcount, 0);
         pass(op.inputs[1], dy, xcount, 0);
         continue;
-      case OpKind::Gap: gap_backward(n, ch_[x], hw, dy, dx); break;
-      case OpKind::Dense:
-        dense_backward(n, op.in_c, op.out_c, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(), grads_[op.param + 1].data());
+      case OpKind::Gap:
+        gap_backward(n, ch_[x], hw, dy, dx);
         break;
-      case OpKind::L2Norm: l2norm_backward(n, ch_[x], xa, act_[op.output].data(), dy, dx, kL2Eps); break;
+      case OpKind::Dense:
+        dense_backward(n, op.in_c, op.out_c, xa, params_[op.param].data(), dy, dx, grads_[op.param].data(),
+                       grads_[op.param + 1].data());
+        break;
+      case OpKind::L2Norm:
+        l2norm_backward(n, ch_[x], xa, act_[op.output].data(), dy, dx, kL2Eps);
+        break;
       case OpKind::Concat: {
         const int total = ch_[op.output];
         int at = 0;
@@ -333,12 +357,15 @@ void Engine::backward(int n) {
 }
 
 void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, int n) {
-  if (n < 1 || n > max_batch) throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch));
+  if (n < 1 || n > max_batch)
+    throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch));
   for (int i = 0; i < n; ++i)
-    if (labels[i] < 0 || labels[i] >= p.classes) throw std::invalid_argument("label out of range at " + std::to_string(i));
+    if (labels[i] < 0 || labels[i] >= p.classes)
+      throw std::invalid_argument("label out of range at " + std::to_string(i));
 }
 
-StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) {
+StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
+                              int32_t* predictions) {
   check_step_input(p_, max_batch_, labels, n);
   StepResult r;
   forward(images, n, true, o.dropout_seed);
@@ -356,14 +383,16 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
     const float* emb = act_[p_.embeddings].data();
     for (int a = 0; a < n; ++a)
       for (int j = 0; j < k; ++j)
-        std::memcpy(&e[(static_cast<size_t>(j) * n + a) * d], emb + (static_cast<size_t>(a) * k + j) * d, d * sizeof(float));
+        std::memcpy(&e[(static_cast<size_t>(j) * n + a) * d], emb + (static_cast<size_t>(a) * k + j) * d,
+                    d * sizeof(float));
     const std::vector<float> rho = attention_rho(o, C);
     Weights w{o.w_fd, o.w_md, o.w_ed};
     LossParts parts = adcorre_.forward(e.data(), labels, rho.empty() ? nullptr : rho.data(), Shape{k, n, d, C}, w);
     adcorre_.backward(g.data());
     for (int a = 0; a < n; ++a)
       for (int j = 0; j < k; ++j)
-        std::memcpy(demb + (static_cast<size_t>(a) * k + j) * d, &g[(static_cast<size_t>(j) * n + a) * d], d * sizeof(float));
+        std::memcpy(demb + (static_cast<size_t>(a) * k + j) * d, &g[(static_cast<size_t>(j) * n + a) * d],
+                    d * sizeof(float));
     r.fd = parts.fd;
     r.md = parts.md;
     r.ed = parts.ed;
@@ -384,7 +413,8 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
 
   commit_running_stats(o.bn_momentum);
   ++steps_;
-  const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)), b2t = 1 - std::pow(o.beta2, static_cast<double>(steps_));
+  const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)),
+               b2t = 1 - std::pow(o.beta2, static_cast<double>(steps_));
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!p_.trainable[i]) continue;
     float* w = params_[i].data();
@@ -434,7 +464,8 @@ void Engine::predict(const float* images, int n, float* probs, float* embeddings
     forward(images + static_cast<size_t>(start) * per_sample_[p_.input], b, false, 0);
     if (probs) {
       std::vector<int32_t> zeros(b, 0);
-      softmax_ce_forward(b, p_.classes, act_[p_.logits].data(), zeros.data(), probs + static_cast<size_t>(start) * p_.classes);
+      softmax_ce_forward(b, p_.classes, act_[p_.logits].data(), zeros.data(),
+                         probs + static_cast<size_t>(start) * p_.classes);
     }
     if (embeddings) {
       const size_t per = static_cast<size_t>(p_.k) * p_.d;

@@ -27,10 +27,10 @@ struct OpDesc {
   std::string name;
   std::vector<int> inputs;  // tensor ids
   int output = -1;
-  int param = -1;           // first parameter index (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias)
+  int param = -1;  // first parameter index (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias)
   int in_c = 0, out_c = 0, kernel = 0, stride = 1;
   bool same = false, depthwise = false;
-  double rate = 0;          // dropout
+  double rate = 0;  // dropout
 };
 
 struct ProgramDesc {
@@ -39,8 +39,8 @@ struct ProgramDesc {
   int input = -1, embeddings = -1, logits = -1, probs = -1;
   int channels = 1, size = 0, k = 1, d = 1, classes = 2;
   std::vector<size_t> param_sizes;
-  std::vector<bool> trainable;    // running statistics are not
-  std::vector<bool> decay;        // weight decay applies (convolution and dense weights)
+  std::vector<bool> trainable;  // running statistics are not
+  std::vector<bool> decay;      // weight decay applies (convolution and dense weights)
   // Evaluation only: the 1D Gaussian (odd length) that blurred the training
   // images, applied to the input along rows and columns with reflected borders
   // before the standardisation (XceptionConfig.inputBlur). Empty: none.
@@ -99,7 +99,8 @@ class Executor {
   virtual void read_grad(size_t i, float* out) = 0;
   virtual int64_t steps() const = 0;
   virtual void set_steps(int64_t s) = 0;
-  virtual StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions) = 0;
+  virtual StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options,
+                                int32_t* predictions) = 0;
   virtual void predict(const float* images, int n, float* probs, float* embeddings) = 0;
 };
 
@@ -137,7 +138,8 @@ class Engine : public Executor {
   void set_steps(int64_t s) override { steps_ = s; }
 
   // images: n x channels x size x size in [0, 1]; labels: n. predictions (n) receive the argmax.
-  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options, int32_t* predictions) override;
+  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options,
+                        int32_t* predictions) override;
   // Evaluation mode (running statistics, no dropout): probs n x classes, embeddings n x k x d (either may be null).
   void predict(const float* images, int n, float* probs, float* embeddings) override;
 
@@ -150,12 +152,12 @@ class Engine : public Executor {
 
   ProgramDesc p_;
   int max_batch_;
-  std::vector<size_t> per_sample_;       // floats per sample of each tensor
-  std::vector<int> ch_, hh_, ww_;        // tensor shapes (channels, height, width; features: c x 1 x 1)
+  std::vector<size_t> per_sample_;  // floats per sample of each tensor
+  std::vector<int> ch_, hh_, ww_;   // tensor shapes (channels, height, width; features: c x 1 x 1)
   std::vector<std::vector<float>> act_, dact_;
   std::vector<std::vector<float>> params_, grads_, m_, v_;
-  std::vector<std::vector<float>> saved_;      // per op: bn mean+invstd, dropout mask
-  std::vector<std::vector<int32_t>> argmax_;   // per op: maxpool
+  std::vector<std::vector<float>> saved_;     // per op: bn mean+invstd, dropout mask
+  std::vector<std::vector<int32_t>> argmax_;  // per op: maxpool
   std::vector<float> scratch_, scratch2_;
   std::vector<float> probs_ws_;
   std::vector<float> blurred_, blur_tmp_;  // evaluation input blur (one image)

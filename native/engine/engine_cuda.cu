@@ -38,17 +38,21 @@ void check(cudaError_t err, const char* what) {
 #define LAUNCH_CHECK(name) check(cudaGetLastError(), name)
 
 constexpr int kThreads = cuda::kBlockThreads;
-inline unsigned grid_for(size_t n) { return static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 8)); }
+inline unsigned grid_for(size_t n) {
+  return static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 8));
+}
 
-#define GRID_STRIDE(i, count) \
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < (count); i += static_cast<size_t>(gridDim.x) * blockDim.x)
+#define GRID_STRIDE(i, count)                                                              \
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < (count); \
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
 
 // ------------------------------------------------------------------ kernels
 
 __device__ inline int reflect(int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
 
 // The evaluation-time input blur: rows, then columns, reflected borders (as engine.cpp's blur_plane).
-__global__ void blur_rows_kernel(size_t planes, int size, const float* __restrict__ g, int r, const float* __restrict__ x, float* __restrict__ y) {
+__global__ void blur_rows_kernel(size_t planes, int size, const float* __restrict__ g, int r,
+                                 const float* __restrict__ x, float* __restrict__ y) {
   GRID_STRIDE(i, planes * size * size) {
     const int col = static_cast<int>(i % size);
     const size_t row0 = i - col;
@@ -58,12 +62,14 @@ __global__ void blur_rows_kernel(size_t planes, int size, const float* __restric
   }
 }
 
-__global__ void blur_cols_kernel(size_t planes, int size, const float* __restrict__ g, int r, const float* __restrict__ x, float* __restrict__ y) {
+__global__ void blur_cols_kernel(size_t planes, int size, const float* __restrict__ g, int r,
+                                 const float* __restrict__ x, float* __restrict__ y) {
   GRID_STRIDE(i, planes * size * size) {
     const int col = static_cast<int>(i % size), row = static_cast<int>(i / size % size);
     const size_t plane0 = i - static_cast<size_t>(row) * size - col;
     float acc = 0.f;
-    for (int t = -r; t <= r; ++t) acc += g[t + r] * x[plane0 + static_cast<size_t>(reflect(row + t, size)) * size + col];
+    for (int t = -r; t <= r; ++t)
+      acc += g[t + r] * x[plane0 + static_cast<size_t>(reflect(row + t, size)) * size + col];
     y[i] = acc;
   }
 }
@@ -90,17 +96,16 @@ __global__ void accumulate_kernel(size_t n, float* __restrict__ d, const float* 
   GRID_STRIDE(i, n) d[i] += g[i];
 }
 
-__global__ void multiply_kernel(size_t n, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y) {
+__global__ void multiply_kernel(size_t n, const float* __restrict__ a, const float* __restrict__ b,
+                                float* __restrict__ y) {
   GRID_STRIDE(i, n) y[i] = a[i] * b[i];
 }
 
-__global__ void fill_kernel(size_t n, float* __restrict__ y, float v) {
-  GRID_STRIDE(i, n) y[i] = v;
-}
+__global__ void fill_kernel(size_t n, float* __restrict__ y, float v) { GRID_STRIDE(i, n) y[i] = v; }
 
 // rows x f values between row-strided buffers: concatenation and its gradient.
-__global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ src, int src_stride, int src_offset, float* __restrict__ dst,
-                                    int dst_stride, int dst_offset, bool accumulate) {
+__global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ src, int src_stride, int src_offset,
+                                    float* __restrict__ dst, int dst_stride, int dst_offset, bool accumulate) {
   GRID_STRIDE(i, static_cast<size_t>(rows) * f) {
     const size_t r = i / f, j = i % f;
     const float v = src[r * src_stride + src_offset + j];
@@ -110,8 +115,8 @@ __global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ s
 }
 
 // Dropout with the CPU's mask: element j draws SplitMix64 value j + 1 of the seed (data_rng.h).
-__global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mask, uint64_t seed,
-                               double rate, float scale) {
+__global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mask,
+                               uint64_t seed, double rate, float scale) {
   GRID_STRIDE(j, n) {
     uint64_t z = seed + (j + 1) * 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
@@ -125,21 +130,25 @@ __global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __r
 }
 
 // [n][k][d] <-> [k][n][d] (the loss's layout)
-__global__ void transpose_heads_kernel(int n, int k, int d, const float* __restrict__ src, float* __restrict__ dst, bool to_loss) {
+__global__ void transpose_heads_kernel(int n, int k, int d, const float* __restrict__ src, float* __restrict__ dst,
+                                       bool to_loss) {
   GRID_STRIDE(i, static_cast<size_t>(n) * k * d) {
-    const int t = static_cast<int>(i % d), j = static_cast<int>(i / d % k), a = static_cast<int>(i / (static_cast<size_t>(d) * k));
+    const int t = static_cast<int>(i % d), j = static_cast<int>(i / d % k),
+              a = static_cast<int>(i / (static_cast<size_t>(d) * k));
     const size_t engine_at = i, loss_at = (static_cast<size_t>(j) * n + a) * d + t;
-    if (to_loss) dst[loss_at] = src[engine_at];
-    else dst[engine_at] = src[loss_at];
+    if (to_loss)
+      dst[loss_at] = src[engine_at];
+    else
+      dst[engine_at] = src[loss_at];
   }
 }
 
 __global__ void nonfinite_kernel(size_t n, const float* __restrict__ x, int* __restrict__ flag) {
-  GRID_STRIDE(i, n) if (!isfinite(x[i])) *flag = 1;  // a benign race: every writer writes 1
+  GRID_STRIDE(i, n) if (!isfinite(x[i]))* flag = 1;  // a benign race: every writer writes 1
 }
 
-__global__ void commit_stats_kernel(int c, const float* __restrict__ mean, const float* __restrict__ invstd, float* __restrict__ rm,
-                                    float* __restrict__ rv, double momentum, double eps) {
+__global__ void commit_stats_kernel(int c, const float* __restrict__ mean, const float* __restrict__ invstd,
+                                    float* __restrict__ rm, float* __restrict__ rv, double momentum, double eps) {
   const int ch = blockIdx.x * blockDim.x + threadIdx.x;
   if (ch >= c) return;
   const double is = invstd[ch];
@@ -148,8 +157,8 @@ __global__ void commit_stats_kernel(int c, const float* __restrict__ mean, const
   rv[ch] = static_cast<float>(momentum * rv[ch] + (1 - momentum) * var);
 }
 
-__global__ void sgd_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m, double lr, double momentum,
-                           double wd) {
+__global__ void sgd_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
+                           double lr, double momentum, double wd) {
   GRID_STRIDE(i, n) {
     const double gi = g[i] + wd * w[i];
     m[i] = static_cast<float>(momentum * m[i] + gi);
@@ -196,14 +205,16 @@ class CudaEngine : public Executor {
     int count = 0;
     CUDA_CHECK(cudaGetDeviceCount(&count));
     if (device < 0 || device >= count)
-      throw std::invalid_argument("CUDA device " + std::to_string(device) + " does not exist (this machine has " + std::to_string(count) + ")");
+      throw std::invalid_argument("CUDA device " + std::to_string(device) + " does not exist (this machine has " +
+                                  std::to_string(count) + ")");
     CUDA_CHECK(cudaSetDevice(device_));
     try {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       allocate();
       CUDA_CHECK(cudaMemsetAsync(base_, 0, bytes_, stream_));
       if (!p_.input_blur.empty())
-        CUDA_CHECK(cudaMemcpyAsync(blur_kernel_, p_.input_blur.data(), p_.input_blur.size() * sizeof(float), cudaMemcpyHostToDevice, stream_));
+        CUDA_CHECK(cudaMemcpyAsync(blur_kernel_, p_.input_blur.data(), p_.input_blur.size() * sizeof(float),
+                                   cudaMemcpyHostToDevice, stream_));
       CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
       release();  // a constructor that throws gets no destructor call
@@ -232,7 +243,8 @@ class CudaEngine : public Executor {
   int64_t steps() const override { return steps_; }
   void set_steps(int64_t s) override { steps_ = s; }
 
-  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) override;
+  StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
+                        int32_t* predictions) override;
   void predict(const float* images, int n, float* probs, float* embeddings) override;
 
  private:
@@ -317,7 +329,8 @@ void CudaEngine::allocate() {
     if (op.kind == OpKind::BatchNorm) a.add(&saved_[i], 2 * static_cast<size_t>(op.out_c), Arena::kActivations);
     if (op.kind == OpKind::Dropout) a.add(&saved_[i], sh_.per_sample[op.output] * B, Arena::kActivations);
     if (op.kind == OpKind::MaxPool) a.add(&argmax_[i], sh_.per_sample[op.output] * B, Arena::kActivations);
-    if (op.kind == OpKind::Conv) conv_scratch = std::max(conv_scratch, cuda::conv_scratch_floats(conv_shape(op, max_batch_)));
+    if (op.kind == OpKind::Conv)
+      conv_scratch = std::max(conv_scratch, cuda::conv_scratch_floats(conv_shape(op, max_batch_)));
   }
   const size_t input = sh_.per_sample[p_.input] * B;
   const int C = p_.classes, k = p_.k, d = p_.d;
@@ -355,10 +368,11 @@ void CudaEngine::allocate() {
     std::ostringstream msg;
     msg.setf(std::ios::fixed);
     msg.precision(1);
-    msg << "CUDA out of memory on device " << device_ << " (" << prop.name << "): the training engine needs " << mib(bytes_)
-        << " MiB for batches of " << max_batch_ << " (activations and their gradients " << mib(a.bytes(Arena::kActivations))
-        << " MiB, parameters, gradients and Adam moments " << mib(a.bytes(Arena::kParameters)) << " MiB, workspace "
-        << mib(a.bytes(Arena::kWorkspace)) << " MiB); " << mib(free_b) << " MiB of " << mib(total_b)
+    msg << "CUDA out of memory on device " << device_ << " (" << prop.name << "): the training engine needs "
+        << mib(bytes_) << " MiB for batches of " << max_batch_ << " (activations and their gradients "
+        << mib(a.bytes(Arena::kActivations)) << " MiB, parameters, gradients and Adam moments "
+        << mib(a.bytes(Arena::kParameters)) << " MiB, workspace " << mib(a.bytes(Arena::kWorkspace)) << " MiB); "
+        << mib(free_b) << " MiB of " << mib(total_b)
         << " MiB are free. Lower the batch size or the input size, or free the GPU (" << cudaGetErrorString(err) << ")";
     throw BackendError(msg.str());
   }
@@ -406,27 +420,44 @@ void CudaEngine::forward(int n, bool train, uint32_t dropout_seed) {
     const int hw = sh_.h[x] * sh_.w[x];
     const size_t count = sh_.per_sample[x] * n;
     switch (op.kind) {
-      case OpKind::Conv: cuda::conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_, stream_); break;
+      case OpKind::Conv:
+        cuda::conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_, stream_);
+        break;
       case OpKind::BatchNorm:
         // Running statistics move only after the step proves finite (train_step).
-        if (train) cuda::batchnorm_forward_train(n, sh_.c[x], hw, xa, params_[op.param], params_[op.param + 1], y, saved_[i], saved_[i] + sh_.c[x], kBnEps, stream_);
-        else cuda::batchnorm_forward_eval(n, sh_.c[x], hw, xa, params_[op.param], params_[op.param + 1], params_[op.param + 2], params_[op.param + 3], y, kBnEps, stream_);
+        if (train)
+          cuda::batchnorm_forward_train(n, sh_.c[x], hw, xa, params_[op.param], params_[op.param + 1], y, saved_[i],
+                                        saved_[i] + sh_.c[x], kBnEps, stream_);
+        else
+          cuda::batchnorm_forward_eval(n, sh_.c[x], hw, xa, params_[op.param], params_[op.param + 1],
+                                       params_[op.param + 2], params_[op.param + 3], y, kBnEps, stream_);
         break;
-      case OpKind::Relu: cuda::relu_forward(count, xa, y, stream_); break;
-      case OpKind::MaxPool: cuda::maxpool_forward(n, sh_.c[x], sh_.h[x], sh_.w[x], xa, y, argmax_[i], stream_); break;
+      case OpKind::Relu:
+        cuda::relu_forward(count, xa, y, stream_);
+        break;
+      case OpKind::MaxPool:
+        cuda::maxpool_forward(n, sh_.c[x], sh_.h[x], sh_.w[x], xa, y, argmax_[i], stream_);
+        break;
       case OpKind::Add:
         add_kernel<<<grid_for(count), kThreads, 0, stream_>>>(count, xa, act_[op.inputs[1]], y);
         LAUNCH_CHECK("add_kernel");
         break;
-      case OpKind::Gap: cuda::gap_forward(n, sh_.c[x], hw, xa, y, stream_); break;
-      case OpKind::Dense: cuda::dense_forward(n, op.in_c, op.out_c, xa, params_[op.param], params_[op.param + 1], y, stream_); break;
-      case OpKind::L2Norm: cuda::l2norm_forward(n, sh_.c[x], xa, y, kL2Eps, stream_); break;
+      case OpKind::Gap:
+        cuda::gap_forward(n, sh_.c[x], hw, xa, y, stream_);
+        break;
+      case OpKind::Dense:
+        cuda::dense_forward(n, op.in_c, op.out_c, xa, params_[op.param], params_[op.param + 1], y, stream_);
+        break;
+      case OpKind::L2Norm:
+        cuda::l2norm_forward(n, sh_.c[x], xa, y, kL2Eps, stream_);
+        break;
       case OpKind::Concat: {
         const int total = sh_.c[op.output];
         int at = 0;
         for (int t : op.inputs) {
           const int f = sh_.c[t];
-          copy_columns_kernel<<<grid_for(static_cast<size_t>(n) * f), kThreads, 0, stream_>>>(n, f, act_[t], f, 0, y, total, at, false);
+          copy_columns_kernel<<<grid_for(static_cast<size_t>(n) * f), kThreads, 0, stream_>>>(n, f, act_[t], f, 0, y,
+                                                                                              total, at, false);
           LAUNCH_CHECK("copy_columns_kernel");
           at += f;
         }
@@ -439,11 +470,13 @@ void CudaEngine::forward(int n, bool train, uint32_t dropout_seed) {
           LAUNCH_CHECK("fill_kernel");
         } else {
           const uint64_t seed = static_cast<uint32_t>(dropout_seed ^ (0x9e3779b9u * static_cast<uint32_t>(i + 1)));
-          dropout_kernel<<<grid_for(count), kThreads, 0, stream_>>>(count, xa, y, saved_[i], seed, op.rate, static_cast<float>(1.0 / (1.0 - op.rate)));
+          dropout_kernel<<<grid_for(count), kThreads, 0, stream_>>>(count, xa, y, saved_[i], seed, op.rate,
+                                                                    static_cast<float>(1.0 / (1.0 - op.rate)));
           LAUNCH_CHECK("dropout_kernel");
         }
         break;
-      case OpKind::Softmax: break;  // the loss computes the probabilities from the logits
+      case OpKind::Softmax:
+        break;  // the loss computes the probabilities from the logits
     }
   }
 }
@@ -463,8 +496,8 @@ void CudaEngine::backward(int n) {
   // Add and Concat pass gradients through: a copy where direct, else a sum.
   auto pass = [&](int t, int rows, int f, const float* src, int src_stride, int src_offset) {
     if (flow_[t] == GradientFlow::Skip) return;
-    copy_columns_kernel<<<grid_for(static_cast<size_t>(rows) * f), kThreads, 0, stream_>>>(rows, f, src, src_stride, src_offset, dact_[t], f, 0,
-                                                                                          flow_[t] == GradientFlow::Accumulate);
+    copy_columns_kernel<<<grid_for(static_cast<size_t>(rows) * f), kThreads, 0, stream_>>>(
+        rows, f, src, src_stride, src_offset, dact_[t], f, 0, flow_[t] == GradientFlow::Accumulate);
     LAUNCH_CHECK("copy_columns_kernel");
   };
   for (size_t i = p_.ops.size(); i-- > 0;) {
@@ -479,13 +512,19 @@ void CudaEngine::backward(int n) {
     if (!dx && op.kind != OpKind::Conv && op.kind != OpKind::Add && op.kind != OpKind::Concat)
       throw std::logic_error("gradient flow: only a convolution may skip its input's gradient");
     switch (op.kind) {
-      case OpKind::Conv: cuda::conv_backward(conv_shape(op, n), xa, params_[op.param], dy, dx, grads_[op.param], scratch_, stream_); break;
-      case OpKind::BatchNorm:
-        cuda::batchnorm_backward(n, sh_.c[x], hw, xa, params_[op.param], saved_[i], saved_[i] + sh_.c[x], dy, dx, grads_[op.param],
-                                 grads_[op.param + 1], stream_);
+      case OpKind::Conv:
+        cuda::conv_backward(conv_shape(op, n), xa, params_[op.param], dy, dx, grads_[op.param], scratch_, stream_);
         break;
-      case OpKind::Relu: cuda::relu_backward(xcount, act_[op.output], dy, dx, stream_); break;
-      case OpKind::MaxPool: cuda::maxpool_backward(n, sh_.c[x], sh_.h[x], sh_.w[x], argmax_[i], dy, dx, stream_); break;
+      case OpKind::BatchNorm:
+        cuda::batchnorm_backward(n, sh_.c[x], hw, xa, params_[op.param], saved_[i], saved_[i] + sh_.c[x], dy, dx,
+                                 grads_[op.param], grads_[op.param + 1], stream_);
+        break;
+      case OpKind::Relu:
+        cuda::relu_backward(xcount, act_[op.output], dy, dx, stream_);
+        break;
+      case OpKind::MaxPool:
+        cuda::maxpool_backward(n, sh_.c[x], sh_.h[x], sh_.w[x], argmax_[i], dy, dx, stream_);
+        break;
       case OpKind::Add: {
         // one row of xcount values: a plain copy or sum
         const int f = static_cast<int>(sh_.per_sample[x]);
@@ -493,9 +532,16 @@ void CudaEngine::backward(int n) {
         pass(op.inputs[1], n, f, dy, f, 0);
         continue;
       }
-      case OpKind::Gap: cuda::gap_backward(n, sh_.c[x], hw, dy, dx, stream_); break;
-      case OpKind::Dense: cuda::dense_backward(n, op.in_c, op.out_c, xa, params_[op.param], dy, dx, grads_[op.param], grads_[op.param + 1], stream_); break;
-      case OpKind::L2Norm: cuda::l2norm_backward(n, sh_.c[x], xa, act_[op.output], dy, dx, kL2Eps, stream_); break;
+      case OpKind::Gap:
+        cuda::gap_backward(n, sh_.c[x], hw, dy, dx, stream_);
+        break;
+      case OpKind::Dense:
+        cuda::dense_backward(n, op.in_c, op.out_c, xa, params_[op.param], dy, dx, grads_[op.param],
+                             grads_[op.param + 1], stream_);
+        break;
+      case OpKind::L2Norm:
+        cuda::l2norm_backward(n, sh_.c[x], xa, act_[op.output], dy, dx, kL2Eps, stream_);
+        break;
       case OpKind::Concat: {
         const int total = sh_.c[op.output];
         int at = 0;
@@ -509,7 +555,8 @@ void CudaEngine::backward(int n) {
         multiply_kernel<<<grid_for(xcount), kThreads, 0, stream_>>>(xcount, dy, saved_[i], dx);
         LAUNCH_CHECK("multiply_kernel");
         break;
-      case OpKind::Softmax: continue;
+      case OpKind::Softmax:
+        continue;
     }
     if (dx) deliver(x, dx);
   }
@@ -533,7 +580,8 @@ std::string CudaEngine::first_nonfinite_output(int n) {
   return "";
 }
 
-StepResult CudaEngine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o, int32_t* predictions) {
+StepResult CudaEngine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
+                                  int32_t* predictions) {
   check_step_input(p_, max_batch_, labels, n);
   const int C = p_.classes, k = p_.k, d = p_.d;
   StepResult r;
@@ -556,7 +604,8 @@ StepResult CudaEngine::train_step(const float* images, const int32_t* labels, in
     rho = attention_rho(o, C);
     if (rho.empty()) rho.assign(C, 0.f);  // uniform attention
     CUDA_CHECK(cudaMemcpyAsync(order_, plan.order.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaMemcpyAsync(offsets_, plan.offsets.data(), (C + 1) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(
+        cudaMemcpyAsync(offsets_, plan.offsets.data(), (C + 1) * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaMemcpyAsync(rho_, rho.data(), C * sizeof(float), cudaMemcpyHostToDevice, stream_));
     transpose_heads_kernel<<<grid_for(emb), kThreads, 0, stream_>>>(n, k, d, act_[p_.embeddings], emb_loss_, true);
     LAUNCH_CHECK("transpose_heads_kernel");
@@ -584,7 +633,8 @@ StepResult CudaEngine::train_step(const float* images, const int32_t* labels, in
   LAUNCH_CHECK("nonfinite_kernel");
   int grads_bad = 0;
   CUDA_CHECK(cudaMemcpyAsync(&grads_bad, flags_, sizeof(int), cudaMemcpyDeviceToHost, stream_));
-  CUDA_CHECK(cudaMemcpyAsync(probs_h_.data(), probs_, static_cast<size_t>(n) * C * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(probs_h_.data(), probs_, static_cast<size_t>(n) * C * sizeof(float),
+                             cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaMemcpyAsync(losses_h_.data(), losses_, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
   CUDA_CHECK(cudaStreamSynchronize(stream_));
 
@@ -606,18 +656,20 @@ StepResult CudaEngine::train_step(const float* images, const int32_t* labels, in
   for (size_t i = 0; i < p_.ops.size(); ++i) {
     const OpDesc& op = p_.ops[i];
     if (op.kind != OpKind::BatchNorm) continue;
-    commit_stats_kernel<<<(op.out_c + kThreads - 1) / kThreads, kThreads, 0, stream_>>>(op.out_c, saved_[i], saved_[i] + op.out_c, params_[op.param + 2],
-                                                                                      params_[op.param + 3], o.bn_momentum, kBnEps);
+    commit_stats_kernel<<<(op.out_c + kThreads - 1) / kThreads, kThreads, 0, stream_>>>(
+        op.out_c, saved_[i], saved_[i] + op.out_c, params_[op.param + 2], params_[op.param + 3], o.bn_momentum, kBnEps);
     LAUNCH_CHECK("commit_stats_kernel");
   }
   ++steps_;
-  const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)), b2t = 1 - std::pow(o.beta2, static_cast<double>(steps_));
+  const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)),
+               b2t = 1 - std::pow(o.beta2, static_cast<double>(steps_));
   for (size_t i = 0; i < params_.size(); ++i) {
     if (!p_.trainable[i]) continue;
     const double wd = p_.decay[i] ? o.weight_decay : 0.0;
     const size_t size = p_.param_sizes[i];
     if (o.adam) {
-      cuda::adam_update(size, params_[i], grads_[i], m_[i], v_[i], o.lr * std::sqrt(b2t) / b1t, o.beta1, o.beta2, o.adam_eps, wd, stream_);
+      cuda::adam_update(size, params_[i], grads_[i], m_[i], v_[i], o.lr * std::sqrt(b2t) / b1t, o.beta1, o.beta2,
+                        o.adam_eps, wd, stream_);
     } else {
       sgd_kernel<<<grid_for(size), kThreads, 0, stream_>>>(size, params_[i], grads_[i], m_[i], o.lr, o.momentum, wd);
       LAUNCH_CHECK("sgd_kernel");
@@ -637,10 +689,12 @@ void CudaEngine::predict(const float* images, int n, float* probs, float* embedd
     forward(b, false, 0);
     if (probs) {
       cuda::softmax_ce_forward(b, C, act_[p_.logits], zero_labels_, probs_, losses_, stream_);
-      CUDA_CHECK(cudaMemcpyAsync(probs + static_cast<size_t>(start) * C, probs_, static_cast<size_t>(b) * C * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(probs + static_cast<size_t>(start) * C, probs_,
+                                 static_cast<size_t>(b) * C * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     }
     if (embeddings)
-      CUDA_CHECK(cudaMemcpyAsync(embeddings + static_cast<size_t>(start) * emb, act_[p_.embeddings], b * emb * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+      CUDA_CHECK(cudaMemcpyAsync(embeddings + static_cast<size_t>(start) * emb, act_[p_.embeddings],
+                                 b * emb * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
 }

@@ -13,11 +13,11 @@
 namespace adcorre::engine {
 
 struct ConvShape {
-  int n, c, h, w;      // input
-  int o, k, stride;    // output channels, kernel side, stride
+  int n, c, h, w;    // input
+  int o, k, stride;  // output channels, kernel side, stride
   int pad_top, pad_left;
-  int oh, ow;          // output size
-  bool depthwise;      // groups == c == o
+  int oh, ow;      // output size
+  bool depthwise;  // groups == c == o
 };
 
 // Output side and TensorFlow-style 'same' padding (odd pixel after).
@@ -29,42 +29,58 @@ ConvShape make_conv_shape(int n, int c, int h, int w, int o, int k, int stride, 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* B, T* C, bool accumulate);
 
-template <typename T> void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch);
+template <typename T>
+void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch);
 // dx may be null (not for depthwise) when the input's gradient is not wanted.
-template <typename T> void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight,
-                                         std::vector<T>& scratch);
+template <typename T>
+void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight,
+                   std::vector<T>& scratch);
 
 // Batch norm over N*H*W per channel. Training: batch statistics (saved in
 // mean/invstd for backward) and running statistics updated with momentum;
 // evaluation: running statistics.
-template <typename T> void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y,
-                                                   T* mean, T* invstd, T* running_mean, T* running_var, double momentum, double eps);
-template <typename T> void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta,
-                                                  const T* running_mean, const T* running_var, T* y, double eps);
-template <typename T> void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd,
-                                              const T* dy, T* dx, T* dgamma, T* dbeta);
+template <typename T>
+void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* invstd,
+                             T* running_mean, T* running_var, double momentum, double eps);
+template <typename T>
+void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, double eps);
+template <typename T>
+void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy,
+                        T* dx, T* dgamma, T* dbeta);
 
-template <typename T> void relu_forward(size_t count, const T* x, T* y);
-template <typename T> void relu_backward(size_t count, const T* y, const T* dy, T* dx);
+template <typename T>
+void relu_forward(size_t count, const T* x, T* y);
+template <typename T>
+void relu_backward(size_t count, const T* y, const T* dy, T* dx);
 
 // 3x3 max pooling, stride 2, 'same' padding; argmax holds the input index of each output.
-template <typename T> void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax);
-template <typename T> void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const T* dy, T* dx);
+template <typename T>
+void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax);
+template <typename T>
+void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const T* dy, T* dx);
 
-template <typename T> void gap_forward(int n, int c, int hw, const T* x, T* y);
-template <typename T> void gap_backward(int n, int c, int hw, const T* dy, T* dx);
+template <typename T>
+void gap_forward(int n, int c, int hw, const T* x, T* y);
+template <typename T>
+void gap_backward(int n, int c, int hw, const T* dy, T* dx);
 
 // y[n][out] = x[n][in] . weight[out][in] + bias[out]
-template <typename T> void dense_forward(int n, int in, int out, const T* x, const T* weight, const T* bias, T* y);
-template <typename T> void dense_backward(int n, int in, int out, const T* x, const T* weight, const T* dy, T* dx,
-                                          T* dweight, T* dbias);
+template <typename T>
+void dense_forward(int n, int in, int out, const T* x, const T* weight, const T* bias, T* y);
+template <typename T>
+void dense_backward(int n, int in, int out, const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias);
 
 // y = x / sqrt(max(|x|^2, eps)) per row of `dim` values (rows are `stride` apart).
-template <typename T> void l2norm_forward(int rows, int dim, const T* x, T* y, double eps);
-template <typename T> void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* dx, double eps);
+template <typename T>
+void l2norm_forward(int rows, int dim, const T* x, T* y, double eps);
+template <typename T>
+void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* dx, double eps);
 
 // Mean cross-entropy of softmax(logits) against labels; probs written; dlogits = scale * d(mean CE)/dlogits.
-template <typename T> double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, T* probs);
-template <typename T> void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, double scale, T* dlogits);
+template <typename T>
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, T* probs);
+template <typename T>
+void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, double scale, T* dlogits);
 
 }  // namespace adcorre::engine

@@ -81,7 +81,8 @@ ENGINE_HOT void gemm_nn_rows(int m0, int m1, int N, int K, const T* A, const T* 
       int i = m0;
       for (; i + MR <= m1; i += MR)
         for (int j = j0; j < jt; j += NR)
-          gemm_tile_4x16(kb, A + static_cast<size_t>(i) * K + k0, K, B + static_cast<size_t>(k0) * N + j, N, C + static_cast<size_t>(i) * N + j, N);
+          gemm_tile_4x16(kb, A + static_cast<size_t>(i) * K + k0, K, B + static_cast<size_t>(k0) * N + j, N,
+                         C + static_cast<size_t>(i) * N + j, N);
       // leftovers: rows below the last full tile over every column, and the
       // columns right of the full tiles for the tiled rows
       for (int r = m0; r < m1; ++r) {
@@ -106,7 +107,8 @@ void transpose(int rows, int cols, const T* in, T* out) {
   for (int r0 = 0; r0 < rows; r0 += TB)
     for (int c0 = 0; c0 < cols; c0 += TB)
       for (int r = r0; r < std::min(rows, r0 + TB); ++r)
-        for (int c = c0; c < std::min(cols, c0 + TB); ++c) out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
+        for (int c = c0; c < std::min(cols, c0 + TB); ++c)
+          out[static_cast<size_t>(c) * rows + r] = in[static_cast<size_t>(r) * cols + c];
 }
 
 template <typename T>
@@ -136,8 +138,9 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* 
   }
   if (!accumulate) std::fill(C, C + static_cast<size_t>(M) * N, T(0));
   const size_t work = static_cast<size_t>(N) * K;
-  pool().parallel_for(static_cast<size_t>(M), std::max<size_t>(1, (size_t(1) << 16) / std::max<size_t>(work, 1)),
-                      [&](size_t b, size_t e) { gemm_nn_rows(static_cast<int>(b), static_cast<int>(e), N, K, A, B, C); });
+  pool().parallel_for(
+      static_cast<size_t>(M), std::max<size_t>(1, (size_t(1) << 16) / std::max<size_t>(work, 1)),
+      [&](size_t b, size_t e) { gemm_nn_rows(static_cast<int>(b), static_cast<int>(e), N, K, A, B, C); });
 }
 
 namespace {
@@ -149,7 +152,8 @@ void im2col(const ConvShape& s, const T* x, T* col) {
   const size_t NP = static_cast<size_t>(s.n) * P;
   pool().parallel_for(static_cast<size_t>(s.c) * k * k, 4, [&](size_t b, size_t e) {
     for (size_t row_i = b; row_i < e; ++row_i) {
-      const int c = static_cast<int>(row_i / (k * k)), ky = static_cast<int>(row_i / k % k), kx = static_cast<int>(row_i % k);
+      const int c = static_cast<int>(row_i / (k * k)), ky = static_cast<int>(row_i / k % k),
+                kx = static_cast<int>(row_i % k);
       T* row = col + row_i * NP;
       for (int n = 0; n < s.n; ++n) {
         const T* xp = x + (static_cast<size_t>(n) * s.c + c) * s.h * s.w;
@@ -197,17 +201,21 @@ template <typename T>
 void pack(int n, int c, int P, const T* in, T* out) {
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
-      std::memcpy(out + (static_cast<size_t>(ch) * n + i) * P, in + (static_cast<size_t>(i) * c + ch) * P, P * sizeof(T));
+      std::memcpy(out + (static_cast<size_t>(ch) * n + i) * P, in + (static_cast<size_t>(i) * c + ch) * P,
+                  P * sizeof(T));
 }
 
 template <typename T>
 void unpack(int n, int c, int P, const T* in, T* out) {
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch)
-      std::memcpy(out + (static_cast<size_t>(i) * c + ch) * P, in + (static_cast<size_t>(ch) * n + i) * P, P * sizeof(T));
+      std::memcpy(out + (static_cast<size_t>(i) * c + ch) * P, in + (static_cast<size_t>(ch) * n + i) * P,
+                  P * sizeof(T));
 }
 
-bool is_plain_pointwise(const ConvShape& s) { return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise; }
+bool is_plain_pointwise(const ConvShape& s) {
+  return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise;
+}
 
 // Stride 1 with symmetric 'same' padding (every depthwise convolution of
 // Xception): planes are copied into a zero border so that the tap loops have
@@ -226,7 +234,8 @@ template <typename T>
 void pad_plane(const T* in, int h, int w, int p, T* out) {
   const int W = w + 2 * p;
   std::fill(out, out + padded_size(h, w, p), T(0));
-  for (int i = 0; i < h; ++i) std::memcpy(out + static_cast<size_t>(i + p) * W + p, in + static_cast<size_t>(i) * w, w * sizeof(T));
+  for (int i = 0; i < h; ++i)
+    std::memcpy(out + static_cast<size_t>(i + p) * W + p, in + static_cast<size_t>(i) * w, w * sizeof(T));
 }
 
 // y[h][w] = sum over taps of w[ky][kx] * xpad[oy + ky][ox + kx] (xpad from
@@ -245,7 +254,8 @@ ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk
 #pragma omp simd
       for (int i = 0; i < L; ++i) flat[i] += wv * xr[i];
     }
-  for (int oy = 0; oy < h; ++oy) std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
+  for (int oy = 0; oy < h; ++oy)
+    std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
 }
 
 }  // namespace
@@ -261,7 +271,8 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
       flat.resize(xpad.size());
       for (size_t nc = b; nc < e; ++nc) {
         pad_plane(x + nc * in_plane, s.h, s.w, p, xpad.data());
-        depthwise_padded(xpad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * s.k * s.k, false, flat.data(), y + nc * out_plane);
+        depthwise_padded(xpad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * s.k * s.k, false,
+                         flat.data(), y + nc * out_plane);
       }
     });
     return;
@@ -294,8 +305,10 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
   const int K = s.c * s.k * s.k;
   const int NP = static_cast<int>(s.n * out_plane);
   scratch.resize(static_cast<size_t>(K) * NP);
-  if (is_plain_pointwise(s)) pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
-  else im2col(s, x, scratch.data());
+  if (is_plain_pointwise(s))
+    pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
+  else
+    im2col(s, x, scratch.data());
   auto& yp = scratch_buffer<T>(2);
   yp.resize(static_cast<size_t>(s.o) * NP);
   gemm(false, false, s.o, NP, K, weight, scratch.data(), yp.data(), false);
@@ -303,7 +316,8 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
 }
 
 template <typename T>
-void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight, std::vector<T>& scratch) {
+void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy, T* dx, T* dweight,
+                   std::vector<T>& scratch) {
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
   if (s.depthwise && is_padded_stride1(s)) {
     // dx = the padded dy convolved with the rotated kernel; dweight[ky][kx] =
@@ -321,7 +335,8 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
       for (size_t nc = b; nc < e; ++nc) {
         const T* dyp = dy + nc * out_plane;
         pad_plane(dyp, s.h, s.w, p, dypad.data());
-        depthwise_padded(dypad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * kk, true, flat.data(), dx + nc * in_plane);
+        depthwise_padded(dypad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * kk, true, flat.data(),
+                         dx + nc * in_plane);
         pad_plane(x + nc * in_plane, s.h, s.w, p, xpad.data());
         // flat over h x W: dy's padded columns are the zero border, so the
         // products with the x values beside the plane add nothing
@@ -339,7 +354,8 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
       }
     });
     for (int n = 0; n < s.n; ++n)
-      for (size_t i = 0; i < static_cast<size_t>(s.c) * kk; ++i) dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * kk + i];
+      for (size_t i = 0; i < static_cast<size_t>(s.c) * kk; ++i)
+        dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * kk + i];
     return;
   }
   if (s.depthwise) {
@@ -372,15 +388,18 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
       }
     });
     for (int n = 0; n < s.n; ++n)
-      for (size_t i = 0; i < static_cast<size_t>(s.c) * s.k * s.k; ++i) dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * s.k * s.k + i];
+      for (size_t i = 0; i < static_cast<size_t>(s.c) * s.k * s.k; ++i)
+        dweight[i] += dw_partial[static_cast<size_t>(n) * s.c * s.k * s.k + i];
     return;
   }
   const int K = s.c * s.k * s.k;
   const int NP = static_cast<int>(s.n * out_plane);
   const bool plain = is_plain_pointwise(s);
   scratch.resize(static_cast<size_t>(K) * NP);
-  if (plain) pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
-  else im2col(s, x, scratch.data());
+  if (plain)
+    pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
+  else
+    im2col(s, x, scratch.data());
   auto& dyp = scratch_buffer<T>(2);
   dyp.resize(static_cast<size_t>(s.o) * NP);
   pack(s.n, s.o, static_cast<int>(out_plane), dy, dyp.data());
@@ -389,8 +408,10 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
   if (!dx) return;  // the network's input: no gradient wanted
   // dcols[K][NP] = W^T * dY' (reusing the columns' buffer), then back to NCHW
   gemm(true, false, K, NP, s.o, weight, dyp.data(), scratch.data(), false);
-  if (plain) unpack(s.n, s.c, static_cast<int>(in_plane), scratch.data(), dx);
-  else col2im(s, scratch.data(), dx);
+  if (plain)
+    unpack(s.n, s.c, static_cast<int>(in_plane), scratch.data(), dx);
+  else
+    col2im(s, scratch.data(), dx);
 }
 
 template <typename T>
@@ -442,8 +463,8 @@ void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, co
 }
 
 template <typename T>
-void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy, T* dx,
-                        T* dgamma, T* dbeta) {
+void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy,
+                        T* dx, T* dgamma, T* dbeta) {
   const double m = static_cast<double>(n) * hw;
   pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
@@ -540,7 +561,7 @@ void dense_forward(int n, int in, int out, const T* x, const T* weight, const T*
 
 template <typename T>
 void dense_backward(int n, int in, int out, const T* x, const T* weight, const T* dy, T* dx, T* dweight, T* dbias) {
-  gemm(true, false, out, in, n, dy, x, dweight, true);   // dW[out][in] += dy^T x
+  gemm(true, false, out, in, n, dy, x, dweight, true);  // dW[out][in] += dy^T x
   for (int i = 0; i < n; ++i)
     for (int o = 0; o < out; ++o) dbias[o] += dy[static_cast<size_t>(i) * out + o];
   if (dx) gemm(false, false, n, in, out, dy, weight, dx, false);  // dx = dy W
@@ -550,9 +571,11 @@ template <typename T>
 void l2norm_forward(int rows, int dim, const T* x, T* y, double eps) {
   for (int r = 0; r < rows; ++r) {
     double s = 0;
-    for (int j = 0; j < dim; ++j) s += static_cast<double>(x[static_cast<size_t>(r) * dim + j]) * x[static_cast<size_t>(r) * dim + j];
+    for (int j = 0; j < dim; ++j)
+      s += static_cast<double>(x[static_cast<size_t>(r) * dim + j]) * x[static_cast<size_t>(r) * dim + j];
     const double inv = 1.0 / std::sqrt(std::max(s, eps));
-    for (int j = 0; j < dim; ++j) y[static_cast<size_t>(r) * dim + j] = static_cast<T>(x[static_cast<size_t>(r) * dim + j] * inv);
+    for (int j = 0; j < dim; ++j)
+      y[static_cast<size_t>(r) * dim + j] = static_cast<T>(x[static_cast<size_t>(r) * dim + j] * inv);
   }
 }
 
@@ -567,7 +590,8 @@ void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* 
     }
     const double inv = 1.0 / std::sqrt(std::max(s, eps));
     const bool clamped = s < eps;  // the norm is the constant sqrt(eps): no projection term
-    for (int j = 0; j < dim; ++j) dx[at + j] = static_cast<T>(clamped ? dy[at + j] * inv : (dy[at + j] - y[at + j] * yd) * inv);
+    for (int j = 0; j < dim; ++j)
+      dx[at + j] = static_cast<T>(clamped ? dy[at + j] * inv : (dy[at + j] - y[at + j] * yd) * inv);
   }
 }
 
@@ -596,25 +620,26 @@ void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labe
     }
 }
 
-#define INSTANTIATE(T)                                                                                                  \
-  template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                     \
-  template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                           \
-  template void conv_backward<T>(const ConvShape&, const T*, const T*, const T*, T*, T*, std::vector<T>&);            \
-  template void batchnorm_forward_train<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*, T*, T*, double,   \
-                                           double);                                                                    \
-  template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, double); \
-  template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*);   \
-  template void relu_forward<T>(size_t, const T*, T*);                                                                \
-  template void relu_backward<T>(size_t, const T*, const T*, T*);                                                     \
-  template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                       \
-  template void maxpool_backward<T>(int, int, int, int, const int32_t*, const T*, T*);                                \
-  template void gap_forward<T>(int, int, int, const T*, T*);                                                          \
-  template void gap_backward<T>(int, int, int, const T*, T*);                                                         \
-  template void dense_forward<T>(int, int, int, const T*, const T*, const T*, T*);                                    \
-  template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                           \
-  template void l2norm_forward<T>(int, int, const T*, T*, double);                                                    \
-  template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                               \
-  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, T*);                                      \
+#define INSTANTIATE(T)                                                                                              \
+  template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                   \
+  template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                         \
+  template void conv_backward<T>(const ConvShape&, const T*, const T*, const T*, T*, T*, std::vector<T>&);          \
+  template void batchnorm_forward_train<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*, T*, T*, double, \
+                                           double);                                                                 \
+  template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*,      \
+                                          double);                                                                  \
+  template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*); \
+  template void relu_forward<T>(size_t, const T*, T*);                                                              \
+  template void relu_backward<T>(size_t, const T*, const T*, T*);                                                   \
+  template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                     \
+  template void maxpool_backward<T>(int, int, int, int, const int32_t*, const T*, T*);                              \
+  template void gap_forward<T>(int, int, int, const T*, T*);                                                        \
+  template void gap_backward<T>(int, int, int, const T*, T*);                                                       \
+  template void dense_forward<T>(int, int, int, const T*, const T*, const T*, T*);                                  \
+  template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                         \
+  template void l2norm_forward<T>(int, int, const T*, T*, double);                                                  \
+  template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                             \
+  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, T*);                                    \
   template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, double, T*);
 
 INSTANTIATE(float)

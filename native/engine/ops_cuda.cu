@@ -19,14 +19,14 @@
 
 namespace adcorre::engine::cuda {
 
-#define CHECK_LAUNCH()                                                                                   \
-  do {                                                                                                   \
-    cudaError_t err_ = cudaGetLastError();                                                               \
-    if (err_ != cudaSuccess) {                                                                           \
-      std::ostringstream msg_;                                                                           \
+#define CHECK_LAUNCH()                                                                                    \
+  do {                                                                                                    \
+    cudaError_t err_ = cudaGetLastError();                                                                \
+    if (err_ != cudaSuccess) {                                                                            \
+      std::ostringstream msg_;                                                                            \
       msg_ << "CUDA launch failed (" << __FILE__ << ":" << __LINE__ << "): " << cudaGetErrorString(err_); \
-      throw adcorre::BackendError(msg_.str());                                                           \
-    }                                                                                                    \
+      throw adcorre::BackendError(msg_.str());                                                            \
+    }                                                                                                     \
   } while (0)
 
 namespace {
@@ -37,8 +37,8 @@ inline unsigned grid_for(size_t n) { return static_cast<unsigned>((n + kThreads 
 // ------------------------------------------------------------------ GEMM
 constexpr int TM = 64, TN = 64, TK = 16;
 
-__global__ void gemm_kernel(bool ta, bool tb, int M, int N, int K, const float* __restrict__ A, const float* __restrict__ B,
-                            float* __restrict__ C, bool accumulate) {
+__global__ void gemm_kernel(bool ta, bool tb, int M, int N, int K, const float* __restrict__ A,
+                            const float* __restrict__ B, float* __restrict__ C, bool accumulate) {
   __shared__ float As[TK][TM + 1];
   __shared__ float Bs[TK][TN + 1];
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
@@ -48,12 +48,14 @@ __global__ void gemm_kernel(bool ta, bool tb, int M, int N, int K, const float* 
     for (int i = threadIdx.x; i < TK * TM; i += 256) {
       const int kk = i / TM, mm = i % TM;
       const int r = row0 + mm, k = k0 + kk;
-      As[kk][mm] = (r < M && k < K) ? (ta ? A[static_cast<size_t>(k) * M + r] : A[static_cast<size_t>(r) * K + k]) : 0.f;
+      As[kk][mm] =
+          (r < M && k < K) ? (ta ? A[static_cast<size_t>(k) * M + r] : A[static_cast<size_t>(r) * K + k]) : 0.f;
     }
     for (int i = threadIdx.x; i < TK * TN; i += 256) {
       const int kk = i / TN, nn = i % TN;
       const int c = col0 + nn, k = k0 + kk;
-      Bs[kk][nn] = (c < N && k < K) ? (tb ? B[static_cast<size_t>(c) * K + k] : B[static_cast<size_t>(k) * N + c]) : 0.f;
+      Bs[kk][nn] =
+          (c < N && k < K) ? (tb ? B[static_cast<size_t>(c) * K + k] : B[static_cast<size_t>(k) * N + c]) : 0.f;
     }
     __syncthreads();
 #pragma unroll
@@ -86,12 +88,16 @@ __global__ void gemm_kernel(bool ta, bool tb, int M, int N, int K, const float* 
 __global__ void im2col_kernel(ConvShape s, const float* __restrict__ x, float* __restrict__ col) {
   const int P = s.oh * s.ow;
   const size_t NP = static_cast<size_t>(s.n) * P, total = static_cast<size_t>(s.c) * s.k * s.k * NP;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const size_t row = i / NP, rest = i % NP;
     const int n = static_cast<int>(rest / P), p = static_cast<int>(rest % P);
-    const int c = static_cast<int>(row / (s.k * s.k)), ky = static_cast<int>(row / s.k % s.k), kx = static_cast<int>(row % s.k);
+    const int c = static_cast<int>(row / (s.k * s.k)), ky = static_cast<int>(row / s.k % s.k),
+              kx = static_cast<int>(row % s.k);
     const int iy = (p / s.ow) * s.stride + ky - s.pad_top, ix = (p % s.ow) * s.stride + kx - s.pad_left;
-    col[i] = (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w) ? x[((static_cast<size_t>(n) * s.c + c) * s.h + iy) * s.w + ix] : 0.f;
+    col[i] = (iy >= 0 && iy < s.h && ix >= 0 && ix < s.w)
+                 ? x[((static_cast<size_t>(n) * s.c + c) * s.h + iy) * s.w + ix]
+                 : 0.f;
   }
 }
 
@@ -117,9 +123,11 @@ __device__ __forceinline__ void for_each_covering_output(const ConvShape& s, int
 __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float* __restrict__ dx) {
   const int P = s.oh * s.ow;
   const size_t NP = static_cast<size_t>(s.n) * P, total = static_cast<size_t>(s.n) * s.c * s.h * s.w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ix = static_cast<int>(i % s.w), iy = static_cast<int>(i / s.w % s.h);
-    const int c = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h) % s.c), n = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h * s.c));
+    const int c = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h) % s.c),
+              n = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h * s.c));
     float acc = 0.f;
     for_each_covering_output(s, iy, ix, [&](int ky, int kx, int oy, int ox) {
       acc += col[static_cast<size_t>((c * s.k + ky) * s.k + kx) * NP + static_cast<size_t>(n) * P + oy * s.ow + ox];
@@ -131,17 +139,23 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float*
 // [n][c][P] <-> [c][n*P]
 __global__ void pack_kernel(int n, int c, int P, const float* __restrict__ in, float* __restrict__ out, bool unpack) {
   const size_t total = static_cast<size_t>(n) * c * P;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
-    const int p = static_cast<int>(i % P), ch = static_cast<int>(i / P % c), b = static_cast<int>(i / (static_cast<size_t>(P) * c));
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+    const int p = static_cast<int>(i % P), ch = static_cast<int>(i / P % c),
+              b = static_cast<int>(i / (static_cast<size_t>(P) * c));
     const size_t packed = (static_cast<size_t>(ch) * n + b) * P + p;
-    if (unpack) out[i] = in[packed];
-    else out[packed] = in[i];
+    if (unpack)
+      out[i] = in[packed];
+    else
+      out[packed] = in[i];
   }
 }
 
-__global__ void depthwise_forward_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y) {
+__global__ void depthwise_forward_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
+                                         float* __restrict__ y) {
   const size_t total = static_cast<size_t>(s.n) * s.c * s.oh * s.ow;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ox = static_cast<int>(i % s.ow), oy = static_cast<int>(i / s.ow % s.oh);
     const size_t nc = i / (static_cast<size_t>(s.ow) * s.oh);
     const int c = static_cast<int>(nc % s.c);
@@ -160,22 +174,26 @@ __global__ void depthwise_forward_kernel(ConvShape s, const float* __restrict__ 
   }
 }
 
-__global__ void depthwise_backward_input_kernel(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy, float* __restrict__ dx) {
+__global__ void depthwise_backward_input_kernel(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy,
+                                                float* __restrict__ dx) {
   const size_t total = static_cast<size_t>(s.n) * s.c * s.h * s.w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ix = static_cast<int>(i % s.w), iy = static_cast<int>(i / s.w % s.h);
     const size_t nc = i / (static_cast<size_t>(s.w) * s.h);
     const int c = static_cast<int>(nc % s.c);
     const float* dyp = dy + nc * s.oh * s.ow;
     const float* wk = w + static_cast<size_t>(c) * s.k * s.k;
     float acc = 0.f;
-    for_each_covering_output(s, iy, ix, [&](int ky, int kx, int oy, int ox) { acc += dyp[oy * s.ow + ox] * wk[ky * s.k + kx]; });
+    for_each_covering_output(s, iy, ix,
+                             [&](int ky, int kx, int oy, int ox) { acc += dyp[oy * s.ow + ox] * wk[ky * s.k + kx]; });
     dx[i] = acc;
   }
 }
 
 // One block per (channel, tap): sum over samples and output positions in a fixed order.
-__global__ void depthwise_backward_weight_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ dw) {
+__global__ void depthwise_backward_weight_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ dy,
+                                                 float* __restrict__ dw) {
   __shared__ double scratch[kThreads];
   const int c = blockIdx.x / (s.k * s.k), tap = blockIdx.x % (s.k * s.k), ky = tap / s.k, kx = tap % s.k;
   const size_t P = static_cast<size_t>(s.oh) * s.ow;
@@ -192,8 +210,9 @@ __global__ void depthwise_backward_weight_kernel(ConvShape s, const float* __res
 }
 
 // ------------------------------------------------------------------ batch norm
-__global__ void bn_train_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
-                                float* __restrict__ y, float* __restrict__ mean, float* __restrict__ invstd, double eps) {
+__global__ void bn_train_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
+                                const float* __restrict__ beta, float* __restrict__ y, float* __restrict__ mean,
+                                float* __restrict__ invstd, double eps) {
   __shared__ double scratch[kThreads];
   const int ch = blockIdx.x;
   const size_t m = static_cast<size_t>(n) * hw;
@@ -212,19 +231,22 @@ __global__ void bn_train_kernel(int n, int c, int hw, const float* __restrict__ 
   for (size_t i = threadIdx.x; i < m; i += kThreads) y[at(i)] = x[at(i)] * g + b;
 }
 
-__global__ void bn_eval_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ beta,
-                               const float* __restrict__ rm, const float* __restrict__ rv, float* __restrict__ y, double eps) {
+__global__ void bn_eval_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
+                               const float* __restrict__ beta, const float* __restrict__ rm,
+                               const float* __restrict__ rv, float* __restrict__ y, double eps) {
   const size_t total = static_cast<size_t>(n) * c * hw;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ch = static_cast<int>(i / hw % c);
     const double inv = 1.0 / sqrt(static_cast<double>(rv[ch]) + eps);
     y[i] = static_cast<float>(x[i] * gamma[ch] * inv + (beta[ch] - rm[ch] * inv * gamma[ch]));
   }
 }
 
-__global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma, const float* __restrict__ mean,
-                                   const float* __restrict__ invstd, const float* __restrict__ dy, float* __restrict__ dx,
-                                   float* __restrict__ dgamma, float* __restrict__ dbeta) {
+__global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
+                                   const float* __restrict__ mean, const float* __restrict__ invstd,
+                                   const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dgamma,
+                                   float* __restrict__ dbeta) {
   __shared__ double scratch[kThreads];
   const int ch = blockIdx.x;
   const size_t m = static_cast<size_t>(n) * hw;
@@ -241,15 +263,21 @@ __global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict
     dgamma[ch] += static_cast<float>(sdyx);
   }
   const double k = gamma[ch] * inv / m;
-  for (size_t i = threadIdx.x; i < m; i += kThreads) dx[at(i)] = static_cast<float>(k * (m * dy[at(i)] - sdy - (x[at(i)] - mu) * inv * sdyx));
+  for (size_t i = threadIdx.x; i < m; i += kThreads)
+    dx[at(i)] = static_cast<float>(k * (m * dy[at(i)] - sdy - (x[at(i)] - mu) * inv * sdyx));
 }
 
 // ------------------------------------------------------------------ small ops
 __global__ void relu_forward_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) y[i] = x[i] > 0.f ? x[i] : 0.f;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
-__global__ void relu_backward_kernel(size_t n, const float* __restrict__ y, const float* __restrict__ dy, float* __restrict__ dx) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+__global__ void relu_backward_kernel(size_t n, const float* __restrict__ y, const float* __restrict__ dy,
+                                     float* __restrict__ dx) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
 __device__ __forceinline__ int same_pad(int in) {  // 3x3, stride 2
@@ -258,10 +286,12 @@ __device__ __forceinline__ int same_pad(int in) {  // 3x3, stride 2
   return total / 2;
 }
 
-__global__ void maxpool_forward_kernel(int n, int c, int h, int w, const float* __restrict__ x, float* __restrict__ y, int32_t* __restrict__ argmax) {
+__global__ void maxpool_forward_kernel(int n, int c, int h, int w, const float* __restrict__ x, float* __restrict__ y,
+                                       int32_t* __restrict__ argmax) {
   const int oh = (h + 1) / 2, ow = (w + 1) / 2, pt = same_pad(h), pl = same_pad(w);
   const size_t total = static_cast<size_t>(n) * c * oh * ow;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ox = static_cast<int>(i % ow), oy = static_cast<int>(i / ow % oh);
     const size_t nc = i / (static_cast<size_t>(ow) * oh);
     const float* xp = x + nc * h * w;
@@ -285,10 +315,12 @@ __global__ void maxpool_forward_kernel(int n, int c, int h, int w, const float* 
 }
 
 // Gather: each input pixel sums the gradients of the outputs that chose it.
-__global__ void maxpool_backward_kernel(int n, int c, int h, int w, const int32_t* __restrict__ argmax, const float* __restrict__ dy, float* __restrict__ dx) {
+__global__ void maxpool_backward_kernel(int n, int c, int h, int w, const int32_t* __restrict__ argmax,
+                                        const float* __restrict__ dy, float* __restrict__ dx) {
   const int oh = (h + 1) / 2, ow = (w + 1) / 2, pt = same_pad(h), pl = same_pad(w);
   const size_t total = static_cast<size_t>(n) * c * h * w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ix = static_cast<int>(i % w), iy = static_cast<int>(i / w % h);
     const size_t nc = i / (static_cast<size_t>(w) * h);
     const int self = iy * w + ix;
@@ -312,18 +344,23 @@ __global__ void maxpool_backward_kernel(int n, int c, int h, int w, const int32_
 }
 
 __global__ void gap_forward_kernel(size_t nc, int hw, const float* __restrict__ x, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     double s = 0;
     for (int j = 0; j < hw; ++j) s += x[i * hw + j];
     y[i] = static_cast<float>(s / hw);
   }
 }
 __global__ void gap_backward_kernel(size_t nc, int hw, const float* __restrict__ dy, float* __restrict__ dx) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc * hw; i += static_cast<size_t>(gridDim.x) * blockDim.x) dx[i] = dy[i / hw] / hw;
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc * hw;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    dx[i] = dy[i / hw] / hw;
 }
 
 __global__ void add_bias_kernel(int n, int out, const float* __restrict__ bias, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < static_cast<size_t>(n) * out; i += static_cast<size_t>(gridDim.x) * blockDim.x) y[i] += bias[i % out];
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < static_cast<size_t>(n) * out;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+    y[i] += bias[i % out];
 }
 __global__ void bias_grad_kernel(int n, int out, const float* __restrict__ dy, float* __restrict__ db) {
   const int o = blockIdx.x * blockDim.x + threadIdx.x;
@@ -334,7 +371,8 @@ __global__ void bias_grad_kernel(int n, int out, const float* __restrict__ dy, f
 }
 
 // One warp per row.
-__global__ void l2norm_forward_kernel(int rows, int dim, const float* __restrict__ x, float* __restrict__ y, double eps) {
+__global__ void l2norm_forward_kernel(int rows, int dim, const float* __restrict__ x, float* __restrict__ y,
+                                      double eps) {
   const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= rows) return;
   const float* xr = x + static_cast<size_t>(r) * dim;
@@ -344,8 +382,8 @@ __global__ void l2norm_forward_kernel(int rows, int dim, const float* __restrict
   const float inv = static_cast<float>(1.0 / sqrt(fmax(static_cast<double>(s), eps)));
   for (int j = lane; j < dim; j += 32) y[static_cast<size_t>(r) * dim + j] = xr[j] * inv;
 }
-__global__ void l2norm_backward_kernel(int rows, int dim, const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ dy,
-                                       float* __restrict__ dx, double eps) {
+__global__ void l2norm_backward_kernel(int rows, int dim, const float* __restrict__ x, const float* __restrict__ y,
+                                       const float* __restrict__ dy, float* __restrict__ dx, double eps) {
   const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
   if (r >= rows) return;
   const size_t at = static_cast<size_t>(r) * dim;
@@ -363,7 +401,8 @@ __global__ void l2norm_backward_kernel(int rows, int dim, const float* __restric
   for (int j = lane; j < dim; j += 32) dx[at + j] = clamped ? dy[at + j] * inv : (dy[at + j] - y[at + j] * yd) * inv;
 }
 
-__global__ void softmax_ce_forward_kernel(int n, int classes, const float* __restrict__ z, const int32_t* __restrict__ labels, float* __restrict__ p,
+__global__ void softmax_ce_forward_kernel(int n, int classes, const float* __restrict__ z,
+                                          const int32_t* __restrict__ labels, float* __restrict__ p,
                                           float* __restrict__ losses) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
@@ -375,18 +414,20 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, const float* __res
   for (int c = 0; c < classes; ++c) p[static_cast<size_t>(i) * classes + c] = static_cast<float>(exp(zi[c] - mx) / s);
   losses[i] = static_cast<float>(-(zi[labels[i]] - mx - log(s)));
 }
-__global__ void softmax_ce_backward_kernel(int n, int classes, const float* __restrict__ p, const int32_t* __restrict__ labels, double scale,
-                                           float* __restrict__ dz) {
+__global__ void softmax_ce_backward_kernel(int n, int classes, const float* __restrict__ p,
+                                           const int32_t* __restrict__ labels, double scale, float* __restrict__ dz) {
   const size_t total = static_cast<size_t>(n) * classes;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int s = static_cast<int>(i / classes), c = static_cast<int>(i % classes);
     dz[i] = static_cast<float>(scale * (p[i] - (c == labels[s] ? 1.0 : 0.0)) / n);
   }
 }
 
-__global__ void adam_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
-                            double step, double b1, double b2, double eps, double wd) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+__global__ void adam_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
+                            float* __restrict__ v, double step, double b1, double b2, double eps, double wd) {
+  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const double gi = g[i] + wd * w[i];
     m[i] = static_cast<float>(b1 * m[i] + (1 - b1) * gi);
     v[i] = static_cast<float>(b2 * v[i] + (1 - b2) * gi * gi);
@@ -395,11 +436,14 @@ __global__ void adam_kernel(size_t n, float* __restrict__ w, const float* __rest
 }
 
 inline unsigned capped(size_t n) { return std::min<unsigned>(grid_for(n), 65535u * 8); }
-bool plain_pointwise(const ConvShape& s) { return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise; }
+bool plain_pointwise(const ConvShape& s) {
+  return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise;
+}
 
 }  // namespace
 
-void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate, cudaStream_t s) {
+void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate,
+          cudaStream_t s) {
   dim3 grid((N + TN - 1) / TN, (M + TM - 1) / TM);
   gemm_kernel<<<grid, 256, 0, s>>>(ta, tb, M, N, K, A, B, C, accumulate);
   CHECK_LAUNCH();
@@ -413,25 +457,29 @@ size_t conv_scratch_floats(const ConvShape& sh) {
 
 void conv_forward(const ConvShape& sh, const float* x, const float* weight, float* y, float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_forward_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow), kThreads, 0, s>>>(sh, x, weight, y);
+    depthwise_forward_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow), kThreads, 0, s>>>(sh, x,
+                                                                                                           weight, y);
     CHECK_LAUNCH();
     return;
   }
   const int P = sh.oh * sh.ow, K = sh.c * sh.k * sh.k, NP = sh.n * P;
   float* cols = scratch;
   float* yp = scratch + static_cast<size_t>(K) * NP;
-  if (plain_pointwise(sh)) pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
-  else im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+  if (plain_pointwise(sh))
+    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
+  else
+    im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
   CHECK_LAUNCH();
   gemm(false, false, sh.o, NP, K, weight, cols, yp, false, s);
   pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, yp, y, true);
   CHECK_LAUNCH();
 }
 
-void conv_backward(const ConvShape& sh, const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* scratch,
-                   cudaStream_t s) {
+void conv_backward(const ConvShape& sh, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                   float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_backward_input_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, weight, dy, dx);
+    depthwise_backward_input_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(
+        sh, weight, dy, dx);
     CHECK_LAUNCH();
     depthwise_backward_weight_kernel<<<sh.c * sh.k * sh.k, kThreads, 0, s>>>(sh, x, dy, dweight);
     CHECK_LAUNCH();
@@ -441,31 +489,35 @@ void conv_backward(const ConvShape& sh, const float* x, const float* weight, con
   float* cols = scratch;
   float* dyp = scratch + static_cast<size_t>(K) * NP;
   const bool plain = plain_pointwise(sh);
-  if (plain) pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
-  else im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+  if (plain)
+    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
+  else
+    im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
   CHECK_LAUNCH();
   pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, dy, dyp, false);
   CHECK_LAUNCH();
-  gemm(false, true, sh.o, K, NP, dyp, cols, dweight, true, s);      // dW += dY' cols^T
-  if (!dx) return;  // the network's input: no gradient wanted
-  gemm(true, false, K, NP, sh.o, weight, dyp, cols, false, s);      // dcols = W^T dY'
-  if (plain) pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx, true);
-  else col2im_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);
+  gemm(false, true, sh.o, K, NP, dyp, cols, dweight, true, s);  // dW += dY' cols^T
+  if (!dx) return;                                              // the network's input: no gradient wanted
+  gemm(true, false, K, NP, sh.o, weight, dyp, cols, false, s);  // dcols = W^T dY'
+  if (plain)
+    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx, true);
+  else
+    col2im_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);
   CHECK_LAUNCH();
 }
 
-void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y, float* mean,
-                             float* invstd, double eps, cudaStream_t s) {
+void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
+                             float* mean, float* invstd, double eps, cudaStream_t s) {
   bn_train_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, beta, y, mean, invstd, eps);
   CHECK_LAUNCH();
 }
-void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta, const float* rm, const float* rv,
-                            float* y, double eps, cudaStream_t s) {
+void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
+                            const float* rm, const float* rv, float* y, double eps, cudaStream_t s) {
   bn_eval_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm, rv, y, eps);
   CHECK_LAUNCH();
 }
-void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean, const float* invstd, const float* dy,
-                        float* dx, float* dgamma, float* dbeta, cudaStream_t s) {
+void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
+                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta, cudaStream_t s) {
   bn_backward_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
   CHECK_LAUNCH();
 }
@@ -478,7 +530,8 @@ void relu_backward(size_t count, const float* y, const float* dy, float* dx, cud
   CHECK_LAUNCH();
 }
 void maxpool_forward(int n, int c, int h, int w, const float* x, float* y, int32_t* argmax, cudaStream_t s) {
-  maxpool_forward_kernel<<<capped(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)), kThreads, 0, s>>>(n, c, h, w, x, y, argmax);
+  maxpool_forward_kernel<<<capped(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)), kThreads, 0, s>>>(
+      n, c, h, w, x, y, argmax);
   CHECK_LAUNCH();
 }
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const float* dy, float* dx, cudaStream_t s) {
@@ -490,16 +543,18 @@ void gap_forward(int n, int c, int hw, const float* x, float* y, cudaStream_t s)
   CHECK_LAUNCH();
 }
 void gap_backward(int n, int c, int hw, const float* dy, float* dx, cudaStream_t s) {
-  gap_backward_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw, dy, dx);
+  gap_backward_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw, dy,
+                                                                                   dx);
   CHECK_LAUNCH();
 }
-void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y, cudaStream_t s) {
+void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y,
+                   cudaStream_t s) {
   gemm(false, true, n, out, in, x, weight, y, false, s);
   add_bias_kernel<<<capped(static_cast<size_t>(n) * out), kThreads, 0, s>>>(n, out, bias, y);
   CHECK_LAUNCH();
 }
-void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx, float* dweight, float* dbias,
-                    cudaStream_t s) {
+void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx,
+                    float* dweight, float* dbias, cudaStream_t s) {
   gemm(true, false, out, in, n, dy, x, dweight, true, s);
   bias_grad_kernel<<<grid_for(out), kThreads, 0, s>>>(n, out, dy, dbias);
   CHECK_LAUNCH();
@@ -509,20 +564,24 @@ void l2norm_forward(int rows, int dim, const float* x, float* y, double eps, cud
   l2norm_forward_kernel<<<(rows + 7) / 8, 256, 0, s>>>(rows, dim, x, y, eps);
   CHECK_LAUNCH();
 }
-void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps, cudaStream_t s) {
+void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps,
+                     cudaStream_t s) {
   l2norm_backward_kernel<<<(rows + 7) / 8, 256, 0, s>>>(rows, dim, x, y, dy, dx, eps);
   CHECK_LAUNCH();
 }
-void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses, cudaStream_t s) {
+void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses,
+                        cudaStream_t s) {
   softmax_ce_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(n, classes, logits, labels, probs, losses);
   CHECK_LAUNCH();
 }
-void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits, cudaStream_t s) {
-  softmax_ce_backward_kernel<<<capped(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(n, classes, probs, labels, scale, dlogits);
+void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits,
+                         cudaStream_t s) {
+  softmax_ce_backward_kernel<<<capped(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(n, classes, probs, labels,
+                                                                                           scale, dlogits);
   CHECK_LAUNCH();
 }
-void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2, double eps,
-                 double weight_decay, cudaStream_t s) {
+void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
+                 double eps, double weight_decay, cudaStream_t s) {
   adam_kernel<<<capped(count), kThreads, 0, s>>>(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
   CHECK_LAUNCH();
 }

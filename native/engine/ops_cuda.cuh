@@ -28,21 +28,23 @@ __device__ inline double block_sum(double v, double* scratch) {
   return total;
 }
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate, cudaStream_t s);
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate,
+          cudaStream_t s);
 
 // scratch: conv_scratch_floats(shape) floats of device memory
 size_t conv_scratch_floats(const ConvShape& shape);
-void conv_forward(const ConvShape& shape, const float* x, const float* weight, float* y, float* scratch, cudaStream_t s);
+void conv_forward(const ConvShape& shape, const float* x, const float* weight, float* y, float* scratch,
+                  cudaStream_t s);
 // dx may be null (not for depthwise) when the input's gradient is not wanted.
-void conv_backward(const ConvShape& shape, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                   float* scratch, cudaStream_t s);
+void conv_backward(const ConvShape& shape, const float* x, const float* weight, const float* dy, float* dx,
+                   float* dweight, float* scratch, cudaStream_t s);
 
-void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y, float* mean,
-                             float* invstd, double eps, cudaStream_t s);
-void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta, const float* running_mean,
-                            const float* running_var, float* y, double eps, cudaStream_t s);
-void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean, const float* invstd,
-                        const float* dy, float* dx, float* dgamma, float* dbeta, cudaStream_t s);
+void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
+                             float* mean, float* invstd, double eps, cudaStream_t s);
+void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
+                            const float* running_mean, const float* running_var, float* y, double eps, cudaStream_t s);
+void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
+                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta, cudaStream_t s);
 
 void relu_forward(size_t count, const float* x, float* y, cudaStream_t s);
 void relu_backward(size_t count, const float* y, const float* dy, float* dx, cudaStream_t s);
@@ -50,16 +52,20 @@ void maxpool_forward(int n, int c, int h, int w, const float* x, float* y, int32
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const float* dy, float* dx, cudaStream_t s);
 void gap_forward(int n, int c, int hw, const float* x, float* y, cudaStream_t s);
 void gap_backward(int n, int c, int hw, const float* dy, float* dx, cudaStream_t s);
-void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y, cudaStream_t s);
-void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                    float* dbias, cudaStream_t s);
+void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y,
+                   cudaStream_t s);
+void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx,
+                    float* dweight, float* dbias, cudaStream_t s);
 void l2norm_forward(int rows, int dim, const float* x, float* y, double eps, cudaStream_t s);
-void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps, cudaStream_t s);
+void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps,
+                     cudaStream_t s);
 // losses: n per-sample cross-entropies (the caller averages)
-void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses, cudaStream_t s);
-void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits, cudaStream_t s);
+void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses,
+                        cudaStream_t s);
+void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits,
+                         cudaStream_t s);
 // Adam with bias correction folded into step = lr * sqrt(1 - b2^t) / (1 - b1^t)
-void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2, double eps,
-                 double weight_decay, cudaStream_t s);
+void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
+                 double eps, double weight_decay, cudaStream_t s);
 
 }  // namespace adcorre::engine::cuda

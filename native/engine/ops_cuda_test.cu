@@ -27,7 +27,10 @@ static Vec randn(size_t n) {
 struct Dev {
   float* p = nullptr;
   size_t n = 0;
-  explicit Dev(size_t count) : n(count) { cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(float)); cudaMemset(p, 0, std::max<size_t>(count, 1) * sizeof(float)); }
+  explicit Dev(size_t count) : n(count) {
+    cudaMalloc(&p, std::max<size_t>(count, 1) * sizeof(float));
+    cudaMemset(p, 0, std::max<size_t>(count, 1) * sizeof(float));
+  }
   Dev(const Vec& v) : Dev(v.size()) { cudaMemcpy(p, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice); }
   ~Dev() { cudaFree(p); }
   Vec get() const {
@@ -65,7 +68,8 @@ static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool
   cuda::conv_forward(s, gx.p, gw.p, gy.p, gs.p, 0);
   cuda::conv_backward(s, gx.p, gw.p, gdy.p, gdx.p, gdw.p, gs.p, 0);
   char name[128];
-  std::snprintf(name, sizeof name, "conv %s k%d s%d %s n%d c%d %dx%d o%d", depthwise ? "depthwise" : "dense", k, stride, same ? "same" : "valid", n, c, h, w, o);
+  std::snprintf(name, sizeof name, "conv %s k%d s%d %s n%d c%d %dx%d o%d", depthwise ? "depthwise" : "dense", k, stride,
+                same ? "same" : "valid", n, c, h, w, o);
   compare(std::string(name) + " forward", gy.get(), y);
   compare(std::string(name) + " dx", gdx.get(), dx);
   compare(std::string(name) + " dw", gdw.get(), dw);
@@ -87,7 +91,9 @@ int main() {
         gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), false);
         Dev a(A), b(B), c(C.size());
         cuda::gemm(ta, tb, M, N, K, a.p, b.p, c.p, false, 0);
-        compare("gemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " ta" + std::to_string(ta) + " tb" + std::to_string(tb), c.get(), C);
+        compare("gemm " + std::to_string(M) + "x" + std::to_string(N) + "x" + std::to_string(K) + " ta" +
+                    std::to_string(ta) + " tb" + std::to_string(tb),
+                c.get(), C);
       }
   conv_case(3, 3, 17, 15, 8, 3, 2, false, false);
   conv_case(2, 5, 9, 11, 7, 3, 1, false, false);
@@ -98,8 +104,10 @@ int main() {
     const int n = 5, c = 7, hw = 13;
     Vec x = randn(n * c * hw), g = randn(c), b = randn(c), dy = randn(x.size());
     Vec y(x.size()), mean(c), inv(c), dx(x.size()), dg(c, 0.f), db(c, 0.f);
-    batchnorm_forward_train<float>(n, c, hw, x.data(), g.data(), b.data(), y.data(), mean.data(), inv.data(), nullptr, nullptr, 0.9, 1e-3);
-    batchnorm_backward<float>(n, c, hw, x.data(), g.data(), mean.data(), inv.data(), dy.data(), dx.data(), dg.data(), db.data());
+    batchnorm_forward_train<float>(n, c, hw, x.data(), g.data(), b.data(), y.data(), mean.data(), inv.data(), nullptr,
+                                   nullptr, 0.9, 1e-3);
+    batchnorm_backward<float>(n, c, hw, x.data(), g.data(), mean.data(), inv.data(), dy.data(), dx.data(), dg.data(),
+                              db.data());
     Dev gx(x), gg(g), gb(b), gdy(dy), gy(y.size()), gm(c), gi(c), gdx(x.size()), gdg(c), gdb(c);
     cuda::batchnorm_forward_train(n, c, hw, gx.p, gg.p, gb.p, gy.p, gm.p, gi.p, 1e-3, 0);
     cuda::batchnorm_backward(n, c, hw, gx.p, gg.p, gm.p, gi.p, gdy.p, gdx.p, gdg.p, gdb.p, 0);
@@ -115,7 +123,8 @@ int main() {
   }
   for (auto [h, w] : {std::pair{7, 7}, std::pair{6, 5}, std::pair{2, 3}}) {
     const int n = 2, c = 3, oh = (h + 1) / 2, ow = (w + 1) / 2;
-    Vec x = randn(static_cast<size_t>(n) * c * h * w), dy = randn(static_cast<size_t>(n) * c * oh * ow), y(dy.size()), dx(x.size());
+    Vec x = randn(static_cast<size_t>(n) * c * h * w), dy = randn(static_cast<size_t>(n) * c * oh * ow), y(dy.size()),
+        dx(x.size());
     std::vector<int32_t> am(dy.size());
     maxpool_forward<float>(n, c, h, w, x.data(), y.data(), am.data());
     maxpool_backward<float>(n, c, h, w, am.data(), dy.data(), dx.data());
@@ -130,7 +139,8 @@ int main() {
   }
   {
     const int n = 3, in = 37, out = 11;
-    Vec x = randn(n * in), w = randn(out * in), b = randn(out), dy = randn(n * out), y(n * out), dx(x.size()), dw(w.size(), 0.f), db(out, 0.f);
+    Vec x = randn(n * in), w = randn(out * in), b = randn(out), dy = randn(n * out), y(n * out), dx(x.size()),
+        dw(w.size(), 0.f), db(out, 0.f);
     dense_forward<float>(n, in, out, x.data(), w.data(), b.data(), y.data());
     dense_backward<float>(n, in, out, x.data(), w.data(), dy.data(), dx.data(), dw.data(), db.data());
     Dev gx(x), gw(w), gb(b), gdy(dy), gy(y.size()), gdx(x.size()), gdw(w.size()), gdb(out);

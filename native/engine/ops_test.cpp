@@ -78,20 +78,20 @@ static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool
     return std::vector<Vec>{dx, dw};
   };
   char name[160];
-  std::snprintf(name, sizeof name, "conv %s k%d s%d %s n%d c%d %dx%d -> o%d", depthwise ? "depthwise" : "dense", k, stride,
-                same ? "same" : "valid", n, c, h, w, o);
+  std::snprintf(name, sizeof name, "conv %s k%d s%d %s n%d c%d %dx%d -> o%d", depthwise ? "depthwise" : "dense", k,
+                stride, same ? "same" : "valid", n, c, h, w, o);
   check(name, {&x, &wt}, fwd, bwd);
 }
 
 int main() {
-  conv_case(2, 3, 7, 6, 4, 3, 2, false, false);   // entry conv1: 3x3/2 valid
-  conv_case(2, 2, 6, 7, 3, 3, 1, false, false);   // entry conv2: 3x3 valid
+  conv_case(2, 3, 7, 6, 4, 3, 2, false, false);  // entry conv1: 3x3/2 valid
+  conv_case(2, 2, 6, 7, 3, 3, 1, false, false);  // entry conv2: 3x3 valid
   conv_case(2, 3, 5, 5, 4, 3, 1, true, false);
-  conv_case(2, 3, 5, 6, 3, 3, 1, true, true);     // depthwise 3x3 same
-  conv_case(1, 4, 4, 4, 4, 3, 2, true, true);     // depthwise stride 2, even size
-  conv_case(2, 3, 4, 5, 5, 1, 1, false, false);   // pointwise
-  conv_case(2, 3, 7, 6, 4, 1, 2, true, false);    // shortcut 1x1/2 same, odd
-  conv_case(1, 2, 6, 6, 3, 1, 2, true, false);    // shortcut, even
+  conv_case(2, 3, 5, 6, 3, 3, 1, true, true);    // depthwise 3x3 same
+  conv_case(1, 4, 4, 4, 4, 3, 2, true, true);    // depthwise stride 2, even size
+  conv_case(2, 3, 4, 5, 5, 1, 1, false, false);  // pointwise
+  conv_case(2, 3, 7, 6, 4, 1, 2, true, false);   // shortcut 1x1/2 same, odd
+  conv_case(1, 2, 6, 6, 3, 1, 2, true, false);   // shortcut, even
 
   {  // batch norm, training statistics
     const int n = 3, c = 2, hw = 5;
@@ -99,13 +99,15 @@ int main() {
     Vec mean(c), inv(c);
     auto fwd = [&] {
       Vec y(x.size());
-      batchnorm_forward_train<double>(n, c, hw, x.data(), g.data(), b.data(), y.data(), mean.data(), inv.data(), nullptr, nullptr, 0.99, 1e-3);
+      batchnorm_forward_train<double>(n, c, hw, x.data(), g.data(), b.data(), y.data(), mean.data(), inv.data(),
+                                      nullptr, nullptr, 0.99, 1e-3);
       return y;
     };
     auto bwd = [&](const Vec& r) {
       fwd();
       Vec dx(x.size()), dg(c, 0.0), db(c, 0.0);
-      batchnorm_backward<double>(n, c, hw, x.data(), g.data(), mean.data(), inv.data(), r.data(), dx.data(), dg.data(), db.data());
+      batchnorm_backward<double>(n, c, hw, x.data(), g.data(), mean.data(), inv.data(), r.data(), dx.data(), dg.data(),
+                                 db.data());
       return std::vector<Vec>{dx, dg, db};
     };
     check("batchnorm (training statistics)", {&x, &g, &b}, fwd, bwd);
@@ -113,8 +115,16 @@ int main() {
   {  // relu (away from 0)
     Vec x = randn(40);
     for (auto& v : x) v += v > 0 ? 0.1 : -0.1;
-    auto fwd = [&] { Vec y(x.size()); relu_forward<double>(x.size(), x.data(), y.data()); return y; };
-    auto bwd = [&](const Vec& r) { Vec y = fwd(), dx(x.size()); relu_backward<double>(x.size(), y.data(), r.data(), dx.data()); return std::vector<Vec>{dx}; };
+    auto fwd = [&] {
+      Vec y(x.size());
+      relu_forward<double>(x.size(), x.data(), y.data());
+      return y;
+    };
+    auto bwd = [&](const Vec& r) {
+      Vec y = fwd(), dx(x.size());
+      relu_backward<double>(x.size(), y.data(), r.data(), dx.data());
+      return std::vector<Vec>{dx};
+    };
     check("relu", {&x}, fwd, bwd);
   }
   for (auto [h, w] : {std::pair{7, 7}, std::pair{6, 5}, std::pair{2, 3}}) {  // max pool 3x3/2 same, odd/even/tiny
@@ -122,21 +132,42 @@ int main() {
     Vec x = randn(static_cast<size_t>(n) * c * h * w);
     const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
     std::vector<int32_t> am(static_cast<size_t>(n) * c * oh * ow);
-    auto fwd = [&] { Vec y(am.size()); maxpool_forward<double>(n, c, h, w, x.data(), y.data(), am.data()); return y; };
-    auto bwd = [&](const Vec& r) { fwd(); Vec dx(x.size()); maxpool_backward<double>(n, c, h, w, am.data(), r.data(), dx.data()); return std::vector<Vec>{dx}; };
+    auto fwd = [&] {
+      Vec y(am.size());
+      maxpool_forward<double>(n, c, h, w, x.data(), y.data(), am.data());
+      return y;
+    };
+    auto bwd = [&](const Vec& r) {
+      fwd();
+      Vec dx(x.size());
+      maxpool_backward<double>(n, c, h, w, am.data(), r.data(), dx.data());
+      return std::vector<Vec>{dx};
+    };
     check("maxpool 3x3/2 same " + std::to_string(h) + "x" + std::to_string(w), {&x}, fwd, bwd);
   }
   {
     const int n = 2, c = 3, hw = 6;
     Vec x = randn(n * c * hw);
-    auto fwd = [&] { Vec y(n * c); gap_forward<double>(n, c, hw, x.data(), y.data()); return y; };
-    auto bwd = [&](const Vec& r) { Vec dx(x.size()); gap_backward<double>(n, c, hw, r.data(), dx.data()); return std::vector<Vec>{dx}; };
+    auto fwd = [&] {
+      Vec y(n * c);
+      gap_forward<double>(n, c, hw, x.data(), y.data());
+      return y;
+    };
+    auto bwd = [&](const Vec& r) {
+      Vec dx(x.size());
+      gap_backward<double>(n, c, hw, r.data(), dx.data());
+      return std::vector<Vec>{dx};
+    };
     check("global average pool", {&x}, fwd, bwd);
   }
   {
     const int n = 3, in = 5, out = 4;
     Vec x = randn(n * in), w = randn(out * in), b = randn(out);
-    auto fwd = [&] { Vec y(n * out); dense_forward<double>(n, in, out, x.data(), w.data(), b.data(), y.data()); return y; };
+    auto fwd = [&] {
+      Vec y(n * out);
+      dense_forward<double>(n, in, out, x.data(), w.data(), b.data(), y.data());
+      return y;
+    };
     auto bwd = [&](const Vec& r) {
       Vec dx(x.size()), dw(w.size(), 0.0), db(b.size(), 0.0);
       dense_backward<double>(n, in, out, x.data(), w.data(), r.data(), dx.data(), dw.data(), db.data());
@@ -147,8 +178,16 @@ int main() {
   {
     const int rows = 3, dim = 5;
     Vec x = randn(rows * dim);
-    auto fwd = [&] { Vec y(x.size()); l2norm_forward<double>(rows, dim, x.data(), y.data(), 1e-12); return y; };
-    auto bwd = [&](const Vec& r) { Vec y = fwd(), dx(x.size()); l2norm_backward<double>(rows, dim, x.data(), y.data(), r.data(), dx.data(), 1e-12); return std::vector<Vec>{dx}; };
+    auto fwd = [&] {
+      Vec y(x.size());
+      l2norm_forward<double>(rows, dim, x.data(), y.data(), 1e-12);
+      return y;
+    };
+    auto bwd = [&](const Vec& r) {
+      Vec y = fwd(), dx(x.size());
+      l2norm_backward<double>(rows, dim, x.data(), y.data(), r.data(), dx.data(), 1e-12);
+      return std::vector<Vec>{dx};
+    };
     check("l2 normalisation", {&x}, fwd, bwd);
   }
   {
@@ -180,12 +219,14 @@ int main() {
             for (int i = 0; i < M; ++i)
               for (int j = 0; j < N; ++j) {
                 double sum = acc ? C0[i * N + j] : 0;
-                for (int k = 0; k < K; ++k) sum += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+                for (int k = 0; k < K; ++k)
+                  sum += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
                 err = std::max(err, std::abs(sum - C[i * N + j]));
               }
             const bool ok = err < 1e-11;
             (ok ? passed : failed)++;
-            std::printf("%s gemm %dx%dx%d trans_a=%d trans_b=%d accumulate=%d (max error %.1e)\n", ok ? "ok  " : "FAIL", M, N, K, ta, tb, acc, err);
+            std::printf("%s gemm %dx%dx%d trans_a=%d trans_b=%d accumulate=%d (max error %.1e)\n", ok ? "ok  " : "FAIL",
+                        M, N, K, ta, tb, acc, err);
           }
   }
   std::printf("%d passed, %d failed\n", passed, failed);

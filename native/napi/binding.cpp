@@ -54,8 +54,7 @@ Request parse_request(const Napi::Object& o) {
   if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
     throw Napi::TypeError::New(env, "Expected Float32Array for embeddings");
   auto emb = e.As<Napi::TypedArray>();
-  if (emb.ElementLength() != count)
-    throw Napi::RangeError::New(env, "Expected embeddings of length k*n*d");
+  if (emb.ElementLength() != count) throw Napi::RangeError::New(env, "Expected embeddings of length k*n*d");
   r.E = typed_data<float>(emb);
 
   Napi::Value l = o.Get("labels");
@@ -79,8 +78,7 @@ Request parse_request(const Napi::Object& o) {
     const float* a = typed_data<float>(arr);
     r.rho.resize(r.shape.c);
     for (int c = 0; c < r.shape.c; ++c) {
-      if (!(a[c] >= 0.f && a[c] <= 1.f))
-        throw Napi::RangeError::New(env, "Expected classAccuracy values in [0, 1]");
+      if (!(a[c] >= 0.f && a[c] <= 1.f)) throw Napi::RangeError::New(env, "Expected classAccuracy values in [0, 1]");
       r.rho[c] = 1.f - a[c];
     }
   }
@@ -96,8 +94,7 @@ Request parse_request(const Napi::Object& o) {
 
   r.want_grad = o.Get("grad").ToBoolean().Value();
   std::string device = o.Get("device").ToString().Utf8Value();
-  if (device != "cpu" && device != "cuda")
-    throw Napi::RangeError::New(env, "Expected device 'cpu' or 'cuda'");
+  if (device != "cpu" && device != "cuda") throw Napi::RangeError::New(env, "Expected device 'cpu' or 'cuda'");
   r.cuda = device == "cuda";
   return r;
 }
@@ -149,9 +146,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info) {
   }
   try {
     return pack(env, compute(r, grad_ptr), grad);
-  } catch (const adcorre::BackendError& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
 }
 
 // The async variant holds references to the input arrays (and the output
@@ -159,8 +154,7 @@ Napi::Value Loss(const Napi::CallbackInfo& info) {
 class LossWorker : public Napi::AsyncWorker {
  public:
   LossWorker(Napi::Env env, Napi::Object request, Request r)
-      : Napi::AsyncWorker(env, "adcorre:loss"), deferred_(Napi::Promise::Deferred::New(env)),
-        request_(std::move(r)) {
+      : Napi::AsyncWorker(env, "adcorre:loss"), deferred_(Napi::Promise::Deferred::New(env)), request_(std::move(r)) {
     keep_ = Napi::Persistent(request);
     if (request_.want_grad) {
       auto g = grad_output(request, request_.shape);
@@ -173,9 +167,7 @@ class LossWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       parts_ = compute(request_, grad_ptr_);
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
+    } catch (const std::exception& e) { SetError(e.what()); }
   }
   void OnOK() override {
     Napi::Env env = Env();
@@ -236,15 +228,13 @@ Napi::Value CudaTime(const Napi::CallbackInfo& info) {
   Request r = parse_request(info[0].As<Napi::Object>());
   const int reps = std::max(1, info[1].As<Napi::Number>().Int32Value());
   try {
-    std::vector<double> times = adcorre::cuda_time_loss(r.E, r.labels, r.rho.empty() ? nullptr : r.rho.data(),
-                                                        r.shape, r.weights, r.want_grad, reps,
-                                                        info[2].As<Napi::Boolean>().Value());
+    std::vector<double> times =
+        adcorre::cuda_time_loss(r.E, r.labels, r.rho.empty() ? nullptr : r.rho.data(), r.shape, r.weights, r.want_grad,
+                                reps, info[2].As<Napi::Boolean>().Value());
     auto out = Napi::Float64Array::New(env, times.size());
     std::copy(times.begin(), times.end(), out.Data());
     return out;
-  } catch (const adcorre::BackendError& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
 }
 
 // warpAffine(src: Uint8Array, w, h, srcChannels, dst: Float32Array, dstOffset,

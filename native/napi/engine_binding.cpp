@@ -42,9 +42,10 @@ double num_of(const Napi::Object& o, const char* key, double fallback) {
 
 ProgramDesc parse_program(const Napi::Object& o) {
   static const std::map<std::string, OpKind> kinds = {
-      {"conv", OpKind::Conv}, {"bn", OpKind::BatchNorm}, {"relu", OpKind::Relu}, {"maxpool", OpKind::MaxPool},
-      {"add", OpKind::Add}, {"gap", OpKind::Gap}, {"dense", OpKind::Dense}, {"l2norm", OpKind::L2Norm},
-      {"concat", OpKind::Concat}, {"dropout", OpKind::Dropout}, {"softmax", OpKind::Softmax}};
+      {"conv", OpKind::Conv},       {"bn", OpKind::BatchNorm},   {"relu", OpKind::Relu},
+      {"maxpool", OpKind::MaxPool}, {"add", OpKind::Add},        {"gap", OpKind::Gap},
+      {"dense", OpKind::Dense},     {"l2norm", OpKind::L2Norm},  {"concat", OpKind::Concat},
+      {"dropout", OpKind::Dropout}, {"softmax", OpKind::Softmax}};
   Napi::Env env = o.Env();
   ProgramDesc p;
   p.tensors = int_of(o, "tensors");
@@ -65,7 +66,8 @@ ProgramDesc parse_program(const Napi::Object& o) {
   if (o.Get("inputBlur").IsTypedArray()) {
     Napi::Float32Array blur = o.Get("inputBlur").As<Napi::Float32Array>();
     p.input_blur.assign(blur.Data(), blur.Data() + blur.ElementLength());
-    if (!p.input_blur.empty() && (p.input_blur.size() % 2 == 0 || p.input_blur.size() / 2 >= static_cast<size_t>(p.size)))
+    if (!p.input_blur.empty() &&
+        (p.input_blur.size() % 2 == 0 || p.input_blur.size() / 2 >= static_cast<size_t>(p.size)))
       throw Napi::RangeError::New(env, "program: inputBlur needs an odd kernel with radius below the input size");
   }
   Napi::Array sizes = o.Get("paramSizes").As<Napi::Array>();
@@ -86,7 +88,8 @@ ProgramDesc parse_program(const Napi::Object& o) {
     d.kind = it->second;
     d.name = op.Get("name").ToString().Utf8Value();
     Napi::Array inputs = op.Get("inputs").As<Napi::Array>();
-    for (uint32_t j = 0; j < inputs.Length(); ++j) d.inputs.push_back(in_range(inputs.Get(j).As<Napi::Number>().Int32Value()));
+    for (uint32_t j = 0; j < inputs.Length(); ++j)
+      d.inputs.push_back(in_range(inputs.Get(j).As<Napi::Number>().Int32Value()));
     if (d.inputs.empty()) throw Napi::RangeError::New(env, "program: op without inputs");
     d.output = in_range(int_of(op, "output"));
     d.param = int_of(op, "param");
@@ -108,43 +111,46 @@ ProgramDesc parse_program(const Napi::Object& o) {
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Engine", {
-        InstanceMethod("trainStep", &EngineWrap::TrainStep),
-        InstanceMethod("predict", &EngineWrap::Predict),
-        InstanceMethod("paramCount", &EngineWrap::ParamCount),
-        InstanceMethod("getParam", &EngineWrap::GetParam),
-        InstanceMethod("setParam", &EngineWrap::SetParam),
-        InstanceMethod("getGrad", &EngineWrap::GetGrad),
-        InstanceMethod("getMoments", &EngineWrap::GetMoments),
-        InstanceMethod("setMoments", &EngineWrap::SetMoments),
-        InstanceAccessor("steps", &EngineWrap::GetSteps, &EngineWrap::SetSteps),
-    });
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod("trainStep", &EngineWrap::TrainStep),
+                           InstanceMethod("predict", &EngineWrap::Predict),
+                           InstanceMethod("paramCount", &EngineWrap::ParamCount),
+                           InstanceMethod("getParam", &EngineWrap::GetParam),
+                           InstanceMethod("setParam", &EngineWrap::SetParam),
+                           InstanceMethod("getGrad", &EngineWrap::GetGrad),
+                           InstanceMethod("getMoments", &EngineWrap::GetMoments),
+                           InstanceMethod("setMoments", &EngineWrap::SetMoments),
+                           InstanceAccessor("steps", &EngineWrap::GetSteps, &EngineWrap::SetSteps),
+                       });
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber()) throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device])");
+    if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber())
+      throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device])");
     // device: -1 the CPU, else the index of a CUDA device
     const int device = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
     try {
       ProgramDesc program = parse_program(info[0].As<Napi::Object>());
       const int max_batch = info[1].As<Napi::Number>().Int32Value();
-      if (device < 0) engine_ = std::make_unique<Engine>(std::move(program), max_batch);
-      else engine_ = adcorre::engine::make_cuda_engine(program, max_batch, device);
+      if (device < 0)
+        engine_ = std::make_unique<Engine>(std::move(program), max_batch);
+      else
+        engine_ = adcorre::engine::make_cuda_engine(program, max_batch, device);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
     } catch (const std::invalid_argument& e) {
       throw Napi::RangeError::New(env, e.what());
-    } catch (const adcorre::BackendError& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
   }
 
  private:
   size_t index(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "Expected parameter index");
     const int64_t i = info[0].As<Napi::Number>().Int64Value();
-    if (i < 0 || static_cast<size_t>(i) >= engine_->param_count()) throw Napi::RangeError::New(info.Env(), "parameter index out of range");
+    if (i < 0 || static_cast<size_t>(i) >= engine_->param_count())
+      throw Napi::RangeError::New(info.Env(), "parameter index out of range");
     return static_cast<size_t>(i);
   }
 
@@ -153,7 +159,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   const float* sized(const Napi::Value& v, size_t i, const char* name) {
     auto arr = typed(v, napi_float32_array, name);
-    if (arr.ElementLength() != engine_->param_size(i)) throw Napi::RangeError::New(v.Env(), std::string("wrong length for ") + name);
+    if (arr.ElementLength() != engine_->param_size(i))
+      throw Napi::RangeError::New(v.Env(), std::string("wrong length for ") + name);
     return data_of<float>(arr);
   }
 
@@ -164,9 +171,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       return f();
     } catch (const std::invalid_argument& e) {
       throw Napi::RangeError::New(env, e.what());
-    } catch (const adcorre::BackendError& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
   }
 
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
@@ -177,7 +182,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int n = static_cast<int>(labels.ElementLength());
     if (n < 1 || n > engine_->max_batch()) throw Napi::RangeError::New(env, "batch size outside 1..maxBatch");
     const size_t per = images.ElementLength() / n;
-    if (per * n != images.ElementLength()) throw Napi::RangeError::New(env, "images length is not a multiple of the batch");
+    if (per * n != images.ElementLength())
+      throw Napi::RangeError::New(env, "images length is not a multiple of the batch");
     adcorre::engine::StepOptions s;
     s.lambda_ce = num_of(o, "lambdaCE", 1);
     s.w_fd = num_of(o, "wFD", 1);
@@ -193,8 +199,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Value acc = o.Get("classAccuracy");
     if (acc.IsTypedArray()) s.class_accuracy = data_of<float>(typed(acc, napi_float32_array, "classAccuracy"));
     auto predictions = Napi::Int32Array::New(env, n);
-    const adcorre::engine::StepResult r =
-        guarded(env, [&] { return engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data()); });
+    const adcorre::engine::StepResult r = guarded(env, [&] {
+      return engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
+    });
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("ce", r.ce);
@@ -224,7 +231,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
-  Napi::Value ParamCount(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(engine_->param_count())); }
+  Napi::Value ParamCount(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(engine_->param_count()));
+  }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
     const size_t i = index(info);
     auto out = fresh(info.Env(), i);
@@ -257,8 +266,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const float* v = sized(info[2], i, "v");
     guarded(info.Env(), [&] { engine_->write_moments(i, m, v); });
   }
-  Napi::Value GetSteps(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps())); }
-  void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) { engine_->set_steps(v.As<Napi::Number>().Int64Value()); }
+  Napi::Value GetSteps(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps()));
+  }
+  void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) {
+    engine_->set_steps(v.As<Napi::Number>().Int64Value());
+  }
 
   std::unique_ptr<adcorre::engine::Executor> engine_;
 };

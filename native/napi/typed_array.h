@@ -13,7 +13,8 @@ T* typed_data(const Napi::TypedArray& arr) {
   size_t length = 0, offset = 0;
   void* data = nullptr;
   napi_value buffer;
-  NAPI_THROW_IF_FAILED(arr.Env(), napi_get_typedarray_info(arr.Env(), arr, &type, &length, &data, &buffer, &offset), nullptr);
+  NAPI_THROW_IF_FAILED(arr.Env(), napi_get_typedarray_info(arr.Env(), arr, &type, &length, &data, &buffer, &offset),
+                       nullptr);
   return static_cast<T*>(data);
 }
 

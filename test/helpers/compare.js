@@ -1,6 +1,6 @@
 // Error measures with the tolerances the tests state.
 export function relativeError(value, reference) {
-  if (reference === 0) return Math.abs(value);  // exact zeros (md with one class, ed with k = 1)
+  if (reference === 0) return Math.abs(value); // exact zeros (md with one class, ed with k = 1)
   return Math.abs(value - reference) / Math.abs(reference);
 }
 

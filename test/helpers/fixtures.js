@@ -14,7 +14,8 @@ export function pattern(w, h, channels, seed) {
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       for (let c = 0; c < channels; c++) {
-        out[(y * w + x) * channels + c] = (Math.sin((x + seed) * 0.3 + c) * 60 + Math.cos((y - seed) * 0.2) * 60 + 128) & 255;
+        out[(y * w + x) * channels + c] =
+          (Math.sin((x + seed) * 0.3 + c) * 60 + Math.cos((y - seed) * 0.2) * 60 + 128) & 255;
       }
     }
   }
@@ -30,7 +31,9 @@ export async function writeImage(path, { w = 48, h = 48, channels = 1, seed = 0,
 /** A JPEG cut in half, a zero-byte file and a text file named .jpg. */
 export async function writeBrokenImages(dir) {
   mkdirSync(dir, { recursive: true });
-  const good = await sharp(Buffer.from(pattern(64, 64, 3, 1)), { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+  const good = await sharp(Buffer.from(pattern(64, 64, 3, 1)), { raw: { width: 64, height: 64, channels: 3 } })
+    .jpeg()
+    .toBuffer();
   writeFileSync(join(dir, 'truncated.jpg'), good.subarray(0, Math.floor(good.length / 2)));
   writeFileSync(join(dir, 'empty.jpg'), Buffer.alloc(0));
   writeFileSync(join(dir, 'text.jpg'), 'this is not an image\n');

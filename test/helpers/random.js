@@ -12,7 +12,7 @@ export function rng(seed) {
     const u = Math.max(next(), 1e-12);
     return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * next());
   };
-  const int = (lo, hi) => lo + Math.floor(next() * (hi - lo + 1));  // inclusive
+  const int = (lo, hi) => lo + Math.floor(next() * (hi - lo + 1)); // inclusive
   return { next, normal, int };
 }
 

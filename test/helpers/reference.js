@@ -53,7 +53,9 @@ function row(E, n, d, j, a) {
  * @returns {{fd, md, ed, loss, grad: Float64Array}} the gradient of the weighted total
  */
 export function referenceLoss(E, labels, { k, n, d, numClasses, classAccuracy, weights = {} }) {
-  const wfd = weights.fd ?? 1, wmd = weights.md ?? 1, wed = weights.ed ?? 1;
+  const wfd = weights.fd ?? 1,
+    wmd = weights.md ?? 1,
+    wed = weights.ed ?? 1;
   const acc = classAccuracy ?? new Array(numClasses).fill(1);
   const grad = new Float64Array(k * n * d);
   const norm = [];

@@ -5,13 +5,17 @@ import { rng } from './random.js';
 /** n samples of `size` x `size` x `channels` over `classes` classes (labels i % classes). */
 export function syntheticBatch(n, seed, { size, channels = 1, classes = 4, noise = 0.15 }) {
   const per = channels * size * size;
-  const patterns = Array.from({ length: classes }, (_, c) => { const r = rng(100 + c); return Float32Array.from({ length: per }, () => r.next()); });
+  const patterns = Array.from({ length: classes }, (_, c) => {
+    const r = rng(100 + c);
+    return Float32Array.from({ length: per }, () => r.next());
+  });
   const r = rng(seed);
   const labels = Int32Array.from({ length: n }, (_, i) => i % classes);
   const images = new Float32Array(n * per);
-  for (let i = 0; i < n; i++) for (let j = 0; j < per; j++) {
-    images[i * per + j] = Math.min(1, Math.max(0, patterns[labels[i]][j] + noise * (r.next() - 0.5)));
-  }
+  for (let i = 0; i < n; i++)
+    for (let j = 0; j < per; j++) {
+      images[i * per + j] = Math.min(1, Math.max(0, patterns[labels[i]][j] + noise * (r.next() - 0.5)));
+    }
   return { images, labels };
 }
 
@@ -22,7 +26,8 @@ export function syntheticBatch(n, seed, { size, channels = 1, classes = 4, noise
  * cross-entropy on new samples and how many of them are classified right.
  */
 export function trainSynthetic(t, engine, ConfusionTracker) {
-  const size = engine.config.inputSize, channels = engine.config.channels;
+  const size = engine.config.inputSize,
+    channels = engine.config.channels;
   const tracker = new ConfusionTracker(4, { history: 64 });
   for (let step = 0; step < 300; step++) {
     const { images, labels } = syntheticBatch(16, 1000 + step, { size, channels });
@@ -32,7 +37,8 @@ export function trainSynthetic(t, engine, ConfusionTracker) {
   }
   const { images, labels } = syntheticBatch(16, 99, { size, channels });
   const { probs } = engine.predict(images);
-  let ce = 0, correct = 0;
+  let ce = 0,
+    correct = 0;
   for (let i = 0; i < 16; i++) {
     const p = probs.subarray(i * 4, i * 4 + 4);
     if (p.indexOf(Math.max(...p)) === labels[i]) correct++;
@@ -43,7 +49,11 @@ export function trainSynthetic(t, engine, ConfusionTracker) {
 
 /** A NaN in one image of a 4-sample batch: the step reports it at the first convolution and leaves the weights as they were. */
 export function checkNanStepSkipped(t, engine) {
-  const { images, labels } = syntheticBatch(4, 7, { size: engine.config.inputSize, channels: engine.config.channels, classes: engine.config.classes });
+  const { images, labels } = syntheticBatch(4, 7, {
+    size: engine.config.inputSize,
+    channels: engine.config.channels,
+    classes: engine.config.classes,
+  });
   const before = engine.getWeights();
   images[10] = Number.NaN;
   const r = engine.trainStep(images, labels);

@@ -4,24 +4,31 @@
 import { BN_EPS, L2_EPS, outputSize, samePadding } from '../../dist/model/architecture.js';
 
 function conv(x, [N, C, H, W], w, op) {
-  const k = op.kernel, s = op.stride;
+  const k = op.kernel,
+    s = op.stride;
   const [pt] = op.padding === 'same' ? samePadding(H, k, s) : [0];
   const [pl] = op.padding === 'same' ? samePadding(W, k, s) : [0];
-  const OH = outputSize(H, k, s, op.padding), OW = outputSize(W, k, s, op.padding);
+  const OH = outputSize(H, k, s, op.padding),
+    OW = outputSize(W, k, s, op.padding);
   const O = op.outC;
   const y = new Float64Array(N * O * OH * OW);
-  for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) {
-    const ins = op.depthwise ? [o] : Array.from({ length: C }, (_, c) => c);
-    for (let oy = 0; oy < OH; oy++) for (let ox = 0; ox < OW; ox++) {
-      let acc = 0;
-      for (const [ci, c] of ins.entries()) for (let ky = 0; ky < k; ky++) for (let kx = 0; kx < k; kx++) {
-        const iy = oy * s + ky - pt, ix = ox * s + kx - pl;
-        if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
-        acc += x[((n * C + c) * H + iy) * W + ix] * w[((o * (op.depthwise ? 1 : C) + ci) * k + ky) * k + kx];
-      }
-      y[((n * O + o) * OH + oy) * OW + ox] = acc;
+  for (let n = 0; n < N; n++)
+    for (let o = 0; o < O; o++) {
+      const ins = op.depthwise ? [o] : Array.from({ length: C }, (_, c) => c);
+      for (let oy = 0; oy < OH; oy++)
+        for (let ox = 0; ox < OW; ox++) {
+          let acc = 0;
+          for (const [ci, c] of ins.entries())
+            for (let ky = 0; ky < k; ky++)
+              for (let kx = 0; kx < k; kx++) {
+                const iy = oy * s + ky - pt,
+                  ix = ox * s + kx - pl;
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                acc += x[((n * C + c) * H + iy) * W + ix] * w[((o * (op.depthwise ? 1 : C) + ci) * k + ky) * k + kx];
+              }
+          y[((n * O + o) * OH + oy) * OW + ox] = acc;
+        }
     }
-  }
   return [y, [N, O, OH, OW]];
 }
 
@@ -34,27 +41,35 @@ function conv(x, [N, C, H, W], w, op) {
 export function referenceBlur(images, N, C, S, sigma) {
   const r = Math.ceil(4 * sigma);
   let total = 0;
-  for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) total += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+  for (let dy = -r; dy <= r; dy++)
+    for (let dx = -r; dx <= r; dx++) total += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
   const mirror = (i) => (i < 0 ? -i : i >= S ? 2 * (S - 1) - i : i);
   const out = new Float64Array(N * C * S * S);
-  for (let p = 0; p < N * C; p++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
-    let acc = 0;
-    for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) {
-      acc += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)) * images[p * S * S + mirror(y + dy) * S + mirror(x + dx)];
-    }
-    out[p * S * S + y * S + x] = acc / total;
-  }
+  for (let p = 0; p < N * C; p++)
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++) {
+        let acc = 0;
+        for (let dy = -r; dy <= r; dy++)
+          for (let dx = -r; dx <= r; dx++) {
+            acc +=
+              Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)) *
+              images[p * S * S + mirror(y + dy) * S + mirror(x + dx)];
+          }
+        out[p * S * S + y * S + x] = acc / total;
+      }
   return out;
 }
 
 /** Runs the network on images [N, C, S, S] in [0, 1]; returns { probs, embeddings }. */
 export function referenceForward(arch, weights, images, N) {
-  const S = arch.config.inputSize, C = arch.config.channels;
+  const S = arch.config.inputSize,
+    C = arch.config.channels;
   if (arch.config.flipAverage) {
     // the probabilities of the image and of its mirror image, averaged; the image's own embeddings
     const plain = { ...arch, config: { ...arch.config, flipAverage: false } };
     const mirrored = images.map((_, i) => images[i - (i % S) + (S - 1 - (i % S))]);
-    const a = referenceForward(plain, weights, images, N), b = referenceForward(plain, weights, mirrored, N);
+    const a = referenceForward(plain, weights, images, N),
+      b = referenceForward(plain, weights, mirrored, N);
     return { probs: a.probs.map((p, i) => (p + b.probs[i]) / 2), embeddings: a.embeddings };
   }
   const t = new Map();
@@ -73,12 +88,17 @@ export function referenceForward(arch, weights, images, N) {
   const p = (name) => weights.get(name);
   for (const op of arch.ops) {
     switch (op.op) {
-      case 'conv': t.set(op.output, conv(...t.get(op.input), p(`${op.name}.weight`), op)); break;
+      case 'conv':
+        t.set(op.output, conv(...t.get(op.input), p(`${op.name}.weight`), op));
+        break;
       case 'bn': {
         const [x, shape] = t.get(op.input);
-        const [n, c, h, w] = shape;
+        const [, c, h, w] = shape;
         const y = new Float64Array(x.length);
-        const g = p(`${op.name}.gamma`), b = p(`${op.name}.beta`), m = p(`${op.name}.mean`), v = p(`${op.name}.var`);
+        const g = p(`${op.name}.gamma`),
+          b = p(`${op.name}.beta`),
+          m = p(`${op.name}.mean`),
+          v = p(`${op.name}.var`);
         for (let i = 0; i < x.length; i++) {
           const ch = Math.floor(i / (h * w)) % c;
           y[i] = ((x[i] - m[ch]) / Math.sqrt(v[ch] + BN_EPS)) * g[ch] + b[ch];
@@ -86,40 +106,61 @@ export function referenceForward(arch, weights, images, N) {
         t.set(op.output, [y, shape]);
         break;
       }
-      case 'relu': { const [x, s] = t.get(op.input); t.set(op.output, [x.map((v) => Math.max(0, v)), s]); break; }
+      case 'relu': {
+        const [x, s] = t.get(op.input);
+        t.set(op.output, [x.map((v) => Math.max(0, v)), s]);
+        break;
+      }
       case 'maxpool': {
         const [x, [n, c, h, w]] = t.get(op.input);
-        const [pt] = samePadding(h, 3, 2), [pl] = samePadding(w, 3, 2);
-        const oh = outputSize(h, 3, 2, 'same'), ow = outputSize(w, 3, 2, 'same');
+        const [pt] = samePadding(h, 3, 2),
+          [pl] = samePadding(w, 3, 2);
+        const oh = outputSize(h, 3, 2, 'same'),
+          ow = outputSize(w, 3, 2, 'same');
         const y = new Float64Array(n * c * oh * ow).fill(-Infinity);
-        for (let i = 0; i < n * c; i++) for (let oy = 0; oy < oh; oy++) for (let ox = 0; ox < ow; ox++) {
-          for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
-            const iy = oy * 2 + ky - pt, ix = ox * 2 + kx - pl;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-            const at = (i * oh + oy) * ow + ox;
-            y[at] = Math.max(y[at], x[(i * h + iy) * w + ix]);
-          }
-        }
+        for (let i = 0; i < n * c; i++)
+          for (let oy = 0; oy < oh; oy++)
+            for (let ox = 0; ox < ow; ox++) {
+              for (let ky = 0; ky < 3; ky++)
+                for (let kx = 0; kx < 3; kx++) {
+                  const iy = oy * 2 + ky - pt,
+                    ix = ox * 2 + kx - pl;
+                  if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                  const at = (i * oh + oy) * ow + ox;
+                  y[at] = Math.max(y[at], x[(i * h + iy) * w + ix]);
+                }
+            }
         t.set(op.output, [y, [n, c, oh, ow]]);
         break;
       }
-      case 'add': { const [a, s] = t.get(op.inputs[0]); const [b] = t.get(op.inputs[1]); t.set(op.output, [a.map((v, i) => v + b[i]), s]); break; }
+      case 'add': {
+        const [a, s] = t.get(op.inputs[0]);
+        const [b] = t.get(op.inputs[1]);
+        t.set(op.output, [a.map((v, i) => v + b[i]), s]);
+        break;
+      }
       case 'gap': {
         const [x, [n, c, h, w]] = t.get(op.input);
         const y = new Float64Array(n * c);
-        for (let i = 0; i < n * c; i++) { let s = 0; for (let j = 0; j < h * w; j++) s += x[i * h * w + j]; y[i] = s / (h * w); }
+        for (let i = 0; i < n * c; i++) {
+          let s = 0;
+          for (let j = 0; j < h * w; j++) s += x[i * h * w + j];
+          y[i] = s / (h * w);
+        }
         t.set(op.output, [y, [n, c]]);
         break;
       }
       case 'dense': {
         const [x, [n, f]] = t.get(op.input);
-        const w = p(`${op.name}.weight`), b = p(`${op.name}.bias`);
+        const w = p(`${op.name}.weight`),
+          b = p(`${op.name}.bias`);
         const y = new Float64Array(n * op.outF);
-        for (let i = 0; i < n; i++) for (let o = 0; o < op.outF; o++) {
-          let s = b[o];
-          for (let j = 0; j < f; j++) s += x[i * f + j] * w[o * f + j];
-          y[i * op.outF + o] = s;
-        }
+        for (let i = 0; i < n; i++)
+          for (let o = 0; o < op.outF; o++) {
+            let s = b[o];
+            for (let j = 0; j < f; j++) s += x[i * f + j] * w[o * f + j];
+            y[i * op.outF + o] = s;
+          }
         t.set(op.output, [y, [n, op.outF]]);
         break;
       }
@@ -140,24 +181,33 @@ export function referenceForward(arch, weights, images, N) {
         const n = parts[0][1][0];
         const F = parts.reduce((s, [, [, f]]) => s + f, 0);
         const y = new Float64Array(n * F);
-        for (let i = 0; i < n; i++) { let at = 0; for (const [x, [, f]] of parts) { for (let j = 0; j < f; j++) y[i * F + at + j] = x[i * f + j]; at += f; } }
+        for (let i = 0; i < n; i++) {
+          let at = 0;
+          for (const [x, [, f]] of parts) {
+            for (let j = 0; j < f; j++) y[i * F + at + j] = x[i * f + j];
+            at += f;
+          }
+        }
         t.set(op.output, [y, [n, F]]);
         break;
       }
-      case 'dropout': t.set(op.output, t.get(op.input)); break;
+      case 'dropout':
+        t.set(op.output, t.get(op.input));
+        break;
       case 'softmax': {
         const [x, [n, f]] = t.get(op.input);
         const y = new Float64Array(x.length);
         for (let i = 0; i < n; i++) {
           const m = Math.max(...x.subarray(i * f, (i + 1) * f));
           let s = 0;
-          for (let j = 0; j < f; j++) s += (y[i * f + j] = Math.exp(x[i * f + j] - m));
+          for (let j = 0; j < f; j++) s += y[i * f + j] = Math.exp(x[i * f + j] - m);
           for (let j = 0; j < f; j++) y[i * f + j] /= s;
         }
         t.set(op.output, [y, [n, f]]);
         break;
       }
-      default: throw new Error(`reference: unknown op ${op.op}`);
+      default:
+        throw new Error(`reference: unknown op ${op.op}`);
     }
   }
   return { probs: t.get('probs')[0], embeddings: t.get('embeddings')[0] };

@@ -9,7 +9,10 @@ import type { Box, Dataset, SampleRef, Split } from '../dataset.js';
 import { affectnetLabel, type ClassCount, labelNames } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
 
-const MANIFESTS: [string, string][] = [['train', 'training.csv'], ['val', 'validation.csv']];
+const MANIFESTS: [string, string][] = [
+  ['train', 'training.csv'],
+  ['val', 'validation.csv'],
+];
 const COLUMNS = ['subDirectory_filePath', 'face_x', 'face_y', 'face_width', 'face_height', 'expression'];
 
 export function findAffectNetManifests(root: string): [string, string][] {
@@ -26,13 +29,18 @@ export function findAffectNetManifests(root: string): [string, string][] {
   return out;
 }
 
-export async function readAffectNet(path: string, options: { classes?: ClassCount; strict?: boolean } = {}): Promise<Dataset> {
+export async function readAffectNet(
+  path: string,
+  options: { classes?: ClassCount; strict?: boolean } = {},
+): Promise<Dataset> {
   const classes = options.classes ?? 7;
   const report = new SkipReport(options.strict);
   const root = resolve(path);
   const manifests = findAffectNetManifests(root);
   if (manifests.length === 0) throw new DataError(`${root}: no AffectNet manifest (training.csv or validation.csv)`);
-  const imageRoot = existsSync(join(root, 'Manually_Annotated_Images')) ? join(root, 'Manually_Annotated_Images') : root;
+  const imageRoot = existsSync(join(root, 'Manually_Annotated_Images'))
+    ? join(root, 'Manually_Annotated_Images')
+    : root;
   const splits = new Map<string, Split>();
   for (const [name, manifest] of manifests) {
     const samples: SampleRef[] = [];
@@ -46,13 +54,25 @@ export async function readAffectNet(path: string, options: { classes?: ClassCoun
       }
       const box = [record.face_x, record.face_y, record.face_width, record.face_height].map(Number);
       if (!record.subDirectory_filePath || box.some((v) => !Number.isInteger(v)) || box[2] <= 0 || box[3] <= 0) {
-        report.skip('malformed row', where, 'needs a file path and a face box of integers with positive width and height');
+        report.skip(
+          'malformed row',
+          where,
+          'needs a file path and a face box of integers with positive width and height',
+        );
         continue;
       }
-      samples.push({ label: mapped.label, source: join(imageRoot, record.subDirectory_filePath), box: box as unknown as Box, where });
+      samples.push({
+        label: mapped.label,
+        source: join(imageRoot, record.subDirectory_filePath),
+        box: box as unknown as Box,
+        where,
+      });
     }
     if (samples.length) splits.set(name, { name, samples });
   }
-  if (splits.size === 0) throw new DataError(`${root}: no usable rows in ${manifests.map((m) => m[1]).join(', ')} (${report.format().trim()})`);
+  if (splits.size === 0)
+    throw new DataError(
+      `${root}: no usable rows in ${manifests.map((m) => m[1]).join(', ')} (${report.format().trim()})`,
+    );
   return { format: 'affectnet', path: root, classes, labelNames: labelNames(classes), splits, report };
 }

@@ -5,7 +5,14 @@ import { dirname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, PixelStore, SampleRef, Split } from '../dataset.js';
 import { canonicalSplit } from '../dataset.js';
-import { type ClassCount, FERPLUS_COLUMNS, FERPLUS_EXPRESSIONS, fer2013Label, labelNames, type Mapped } from '../labels.js';
+import {
+  type ClassCount,
+  FERPLUS_COLUMNS,
+  FERPLUS_EXPRESSIONS,
+  fer2013Label,
+  labelNames,
+  type Mapped,
+} from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
 
 const SIDE = 48;
@@ -86,8 +93,14 @@ function addSample(splits: Map<string, SampleRef[]>, usage: string, sample: Samp
   splits.get(name)!.push(sample);
 }
 
-function buildDataset(format: 'fer2013' | 'ferplus', path: string, classes: ClassCount, lists: Map<string, SampleRef[]>,
-  store: PixelStore, report: SkipReport): Dataset {
+function buildDataset(
+  format: 'fer2013' | 'ferplus',
+  path: string,
+  classes: ClassCount,
+  lists: Map<string, SampleRef[]>,
+  store: PixelStore,
+  report: SkipReport,
+): Dataset {
   const splits = new Map<string, Split>();
   for (const name of ['train', 'val', 'test']) {
     const samples = lists.get(name);
@@ -104,7 +117,10 @@ function record(mapped: Mapped, where: string, report: SkipReport): number | nul
   return null;
 }
 
-export async function readFer2013Csv(path: string, options: { classes?: ClassCount; strict?: boolean } = {}): Promise<Dataset> {
+export async function readFer2013Csv(
+  path: string,
+  options: { classes?: ClassCount; strict?: boolean } = {},
+): Promise<Dataset> {
   const classes = options.classes ?? 7;
   const report = new SkipReport(options.strict);
   const { rows, store } = await readFerRows(path, report);
@@ -133,7 +149,8 @@ export function ferPlusLabel(votes: number[], classes: ClassCount): Mapped {
   if (tie) return { excluded: 'FER+ tie' };
   const name = FERPLUS_EXPRESSIONS[best];
   if (name === null) return { excluded: `FER+ majority ${FERPLUS_COLUMNS[best]}` };
-  return name === 'contempt' && classes === 7 ? { excluded: 'contempt (not in the 7-class label space)' }
+  return name === 'contempt' && classes === 7
+    ? { excluded: 'contempt (not in the 7-class label space)' }
     : { label: labelNames(8).indexOf(name) };
 }
 
@@ -141,13 +158,18 @@ export function ferPlusLabel(votes: number[], classes: ClassCount): Mapped {
  * FER+: `path` is fer2013new.csv (or a folder holding it); the FER-2013 CSV is
  * options.fer2013 or fer2013.csv beside it.
  */
-export async function readFerPlus(path: string, options: { classes?: ClassCount; strict?: boolean; fer2013?: string } = {}): Promise<Dataset> {
+export async function readFerPlus(
+  path: string,
+  options: { classes?: ClassCount; strict?: boolean; fer2013?: string } = {},
+): Promise<Dataset> {
   const classes = options.classes ?? 8;
   const votesPath = statSync(path).isDirectory() ? join(path, 'fer2013new.csv') : path;
   const ferPath = resolve(options.fer2013 ?? join(dirname(votesPath), 'fer2013.csv'));
   if (!existsSync(votesPath)) throw new DataError(`FER+ vote file not found: ${votesPath}`);
   if (!existsSync(ferPath)) {
-    throw new DataError(`FER+ needs the FER-2013 CSV for its pixels: ${ferPath} not found (pass --fer2013 <fer2013.csv>)`);
+    throw new DataError(
+      `FER+ needs the FER-2013 CSV for its pixels: ${ferPath} not found (pass --fer2013 <fer2013.csv>)`,
+    );
   }
   const report = new SkipReport(options.strict);
   const { rows, store } = await readFerRows(ferPath, new SkipReport(options.strict));

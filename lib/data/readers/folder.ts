@@ -45,14 +45,17 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   }
   for (const sub of subs) {
     const mapped = folderLabel(sub, classes)!;
-    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter((e) => isKind(join(dir, sub), e, 'file') && !e.name.startsWith('.'));
+    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter(
+      (e) => isKind(join(dir, sub), e, 'file') && !e.name.startsWith('.'),
+    );
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const f of files) {
       if (!IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase())) {
         report.exclude('not an image file (by extension)');
         continue;
       }
-      if ('label' in mapped) samples.push({ label: mapped.label, source: resolve(dir, sub, f.name), where: join(dir, sub, f.name) });
+      if ('label' in mapped)
+        samples.push({ label: mapped.label, source: resolve(dir, sub, f.name), where: join(dir, sub, f.name) });
       else report.exclude('excluded' in mapped ? mapped.excluded : mapped.unknown);
     }
   }
@@ -75,7 +78,10 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
     splits.set('all', { name: 'all', samples: readClassFolders(root, classes, report) });
   } else {
     const subs = subdirectories(root);
-    if (subs.length === 0) throw new DataError(`${root}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`);
+    if (subs.length === 0)
+      throw new DataError(
+        `${root}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`,
+      );
     for (const sub of subs) {
       const name = canonicalSplit(sub);
       splits.set(name, { name, samples: readClassFolders(join(root, sub), classes, report) });
@@ -87,7 +93,10 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
 }
 
 /** A CSV manifest with columns path,label and optionally split; paths relative to the CSV's folder. */
-export async function readCsvManifest(path: string, options: { classes?: ClassCount; strict?: boolean } = {}): Promise<Dataset> {
+export async function readCsvManifest(
+  path: string,
+  options: { classes?: ClassCount; strict?: boolean } = {},
+): Promise<Dataset> {
   const classes = options.classes ?? 7;
   const report = new SkipReport(options.strict);
   const base = dirname(resolve(path));

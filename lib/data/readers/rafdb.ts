@@ -25,7 +25,10 @@ export function readRafDb(path: string, options: { classes?: ClassCount; strict?
   const list = join(root, RAFDB_LIST);
   if (!existsSync(list)) throw new DataError(`RAF-DB label list not found: ${list}`);
   const aligned = existsSync(join(root, 'Image', 'aligned'));
-  const lists = new Map<string, SampleRef[]>([['train', []], ['test', []]]);
+  const lists = new Map<string, SampleRef[]>([
+    ['train', []],
+    ['test', []],
+  ]);
   const lines = readFileSync(list, 'utf8').split(/\r?\n/);
   lines.forEach((text, i) => {
     const where = `${list}:${i + 1}`;
@@ -45,8 +48,12 @@ export function readRafDb(path: string, options: { classes?: ClassCount; strict?
     const stem = basename(name, extname(name));
     const sample: SampleRef = aligned
       ? { label: mapped.label, source: join(root, 'Image', 'aligned', `${stem}_aligned.jpg`), where }
-      : { label: mapped.label, source: join(root, 'Image', 'original', name), where,
-        box: readBox(join(root, 'Annotation', 'boundingbox', `${stem}_boundingbox.txt`)) };
+      : {
+          label: mapped.label,
+          source: join(root, 'Image', 'original', name),
+          where,
+          box: readBox(join(root, 'Annotation', 'boundingbox', `${stem}_boundingbox.txt`)),
+        };
     lists.get(split)!.push(sample);
   });
   const splits = new Map<string, Split>();
