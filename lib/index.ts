@@ -21,3 +21,4 @@ export { exportOnnx, readMetadata, readOnnxWeights } from './model/onnx.js';
 export type { ModelMetadata } from './model/onnx.js';
 export { Engine } from './engine/engine.js';
 export type { EngineState, StepStats, TrainStepOptions } from './engine/engine.js';
+export { VERSION } from './version.js';

@@ -9,6 +9,7 @@ import onnxProto from 'onnx-proto';
 import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
 import { blurKernel, blurRadius, validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
+import { VERSION } from '../version.js';
 
 const { onnx } = onnxProto;
 
@@ -335,7 +336,7 @@ export function exportOnnx(
   const model = onnx.ModelProto.create({
     irVersion: 8,
     producerName: options.producer ?? 'adcorre-native',
-    producerVersion: '0.1.0',
+    producerVersion: VERSION,
     docString:
       'Xception-k facial expression model trained with the Ad-Corre loss. Input image: float32 NCHW in [0, 1].',
     opsetImport: [onnx.OperatorSetIdProto.create({ domain: '', version: OPSET })],

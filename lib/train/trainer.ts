@@ -18,6 +18,7 @@ import type { Weights } from '../model/weights.js';
 import { confusionSvg, lineChartSvg, writePng } from './charts.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
+import { VERSION } from '../version.js';
 
 export interface TrainerOptions {
   dataset?: DatasetFormat | 'auto';
@@ -505,7 +506,7 @@ export class Trainer {
       loss: { lambdaCE: o.lambdaCE, wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, attention: o.attention },
       optimizer: { name: o.optimizer, lr: o.lr, schedule: o.schedule, decay: o.decay, batch: o.batch },
       seed: o.seed,
-      trainedWith: 'adcorre-native 0.1.0',
+      trainedWith: `adcorre-native ${VERSION}`,
     };
   }
 
