@@ -74,12 +74,16 @@ function load(): NativeBinding {
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(
-      `adcorre-native could not load its native addon for ${process.platform}-${process.arch} ` +
-        `(Node ${process.versions.node}).\n` +
-        `Build it from source with:\n  npm rebuild adcorre-native\n` +
-        `which needs cmake >= 3.18 and a C++17 compiler (and the CUDA toolkit's nvcc for the GPU kernels; ` +
-        `without it a CPU-only addon is built). In a clone of the repository run: npm run compile:native\n` +
-        `Cause: ${reason}`,
+      `adcorre-native could not load its native addon (the Ad-Corre loss and the training engine) for ` +
+        `${process.platform}-${process.arch} (Node ${process.versions.node}).\n` +
+        `The package ships a prebuilt binary for linux-x64 with glibc; elsewhere it is compiled when installed.\n` +
+        `Possible solutions:\n` +
+        `- Install cmake >= 3.18 and a C++17 compiler (Debian/Ubuntu: sudo apt-get install cmake g++; ` +
+        `macOS: xcode-select --install && brew install cmake), then run:\n    npm rebuild adcorre-native\n` +
+        `  (the CUDA kernels are compiled too when the CUDA toolkit's nvcc is found).\n` +
+        `- In a clone of the repository: npm run compile:native\n` +
+        `Inference (FER, adcorre-predict) does not need the addon.\n` +
+        `Cause: ${reason.split('\n')[0]}`,
     );
   }
 }

@@ -1,21 +1,42 @@
-// `npm run prebuild`: a clean cmake-js build laid out as node-gyp-build
-// expects, prebuilds/<platform>-<arch>/adcorre-native.napi[.glibc].node.
-// We lay out prebuilds/ ourselves instead of running prebuildify because
-// prebuildify drives node-gyp only (its issue #49: no cmake-js backend), and
-// a node-gyp build cannot compile the CUDA kernels; binding.gyp remains for
-// CPU-only builds where cmake is unavailable (npm run prebuild:cpu).
+// `npm run prebuild` (and `npm pack` / `npm publish`, through prepack): a clean
+// cmake-js build of the addon alone, without the test programs, in its own
+// folder (build-prebuild/, so a developer's build/ is untouched), laid out as
+// node-gyp-build expects: prebuilds/<platform>-<arch>/adcorre-native.napi[.glibc].node.
+//
+// On linux-x64 the CUDA kernels are required (ADCORRE_CUDA=ON, cudart linked
+// statically, the architectures of CMakeLists.txt): the published binary
+// serves GPU and CPU-only machines alike. ADCORRE_CUDA=OFF makes a CPU-only one.
+//
+// Why not prebuildify: it drives node-gyp only (its issue #49: no cmake-js
+// backend), and a node-gyp build cannot compile the CUDA kernels; binding.gyp
+// remains for CPU-only builds where cmake is unavailable (npm run prebuild:cpu).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
+const out = join(root, 'build-prebuild');
 
+const env = { ...process.env, ADCORRE_BUILD_TESTS: 'OFF' };
+if (!env.ADCORRE_CUDA && process.platform === 'linux' && process.arch === 'x64') env.ADCORRE_CUDA = 'ON';
+
+const started = Date.now();
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-const build = spawnSync(process.execPath, [cmakeJs, 'rebuild'], { cwd: root, stdio: 'inherit' });
-if (build.status !== 0) process.exit(build.status ?? 1);
+const build = spawnSync(process.execPath, [cmakeJs, 'rebuild', '--out', out, '--log-level', 'warn'], {
+  cwd: root,
+  env,
+  stdio: 'inherit',
+});
+if (build.status !== 0) {
+  console.error(
+    `prebuild: the build failed (exit status ${build.status ?? build.signal})` +
+      (env.ADCORRE_CUDA === 'ON' ? '; a CPU-only prebuild: ADCORRE_CUDA=OFF npm run prebuild' : ''),
+  );
+  process.exit(build.status ?? 1);
+}
 
 const target = join(root, 'prebuilds', `${process.platform}-${process.arch}`);
 const libc =
@@ -23,12 +44,17 @@ const libc =
 const file = join(target, `adcorre-native.napi${libc}.node`);
 rmSync(target, { recursive: true, force: true });
 mkdirSync(target, { recursive: true });
-copyFileSync(join(root, 'build', 'Release', 'adcorre_native.node'), file);
+copyFileSync(join(out, 'Release', 'adcorre_native.node'), file);
 
 // Prove it loads, and say what it contains.
 const binding = require(file);
 const { cuda, cpu } = binding.backendInfo();
-console.log(`prebuild: ${file}`);
+if (env.ADCORRE_CUDA === 'ON' && !cuda.compiled) {
+  console.error('prebuild: ADCORRE_CUDA=ON but the binary has no CUDA kernels');
+  process.exit(1);
+}
+const mib = (statSync(file).size / 2 ** 20).toFixed(1);
+console.log(`prebuild: ${file} (${mib} MiB, ${((Date.now() - started) / 1000).toFixed(0)} s)`);
 console.log(
   `  CUDA compiled in: ${cuda.compiled}${cuda.compiled ? ` (${cuda.archs})` : ''}; CPU threads: ${cpu.threads}`,
 );
