@@ -1,6 +1,7 @@
 // Loads the compiled addon: a prebuilt binary from prebuilds/ when one matches
 // this platform, else the local build in build/Release (node-gyp-build decides).
 // When neither loads, the error says what to run.
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -73,9 +74,13 @@ function load(): NativeBinding {
     return nodeGypBuild(packageRoot);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
+    // scripts/install.js leaves the reason it could not build the addon here
+    const failureNote = join(packageRoot, 'install-failure.txt');
+    const atInstall = existsSync(failureNote) ? readFileSync(failureNote, 'utf8').trim() : '';
     throw new Error(
       `adcorre-native could not load its native addon (the Ad-Corre loss and the training engine) for ` +
         `${process.platform}-${process.arch} (Node ${process.versions.node}).\n` +
+        (atInstall ? `When it was installed, it could not be built: ${atInstall}.\n` : '') +
         `The package ships a prebuilt binary for linux-x64 with glibc; elsewhere it is compiled when installed.\n` +
         `Possible solutions:\n` +
         `- Install cmake >= 3.18 and a C++17 compiler (Debian/Ubuntu: sudo apt-get install cmake g++; ` +

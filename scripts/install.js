@@ -15,7 +15,7 @@
 //
 // ADCORRE_BUILD_FROM_SOURCE=1 compiles even where a prebuilt binary loads.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,10 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const checkout = existsSync(join(root, '.git'));
 const platform = `${process.platform}-${process.arch}`;
+// Why the addon could not be built, kept for the loader's error (npm hides a
+// dependency's install output unless the install fails).
+const failureNote = join(root, 'install-failure.txt');
+rmSync(failureNote, { force: true });
 
 function say(message) {
   console.log(`adcorre-native: ${message}`);
@@ -110,6 +114,11 @@ function cannotBuild(what) {
   if (checkout) {
     console.error(lines.map((line, i) => (i === 0 ? `adcorre-native: ${line}` : line)).join('\n'));
     process.exit(1);
+  }
+  try {
+    writeFileSync(failureNote, `${what}\n`);
+  } catch {
+    // a read-only package folder: the loader's error gives the same advice without the cause
   }
   lines.push(
     'Installed without it: inference (FER, adcorre-predict) works; adCorreLoss, the data loader and training',
