@@ -126,3 +126,60 @@ export function boundedArray(
   }
   return out;
 }
+
+/**
+ * An option out of range, remembering which option and what was expected, so
+ * that a command-line tool can report it under its flag (`--lr`) rather than
+ * the API's name (`lr`).
+ */
+export class OptionError extends RangeError {
+  constructor(
+    readonly option: string,
+    readonly expected: string,
+    readonly received: string,
+    readonly detail = '',
+  ) {
+    super(OptionError.format(option, expected, received, detail));
+  }
+
+  static format(option: string, expected: string, received: string, detail = ''): string {
+    return `Expected ${expected} for ${option} but received ${received}${detail ? `: ${detail}` : ''}`;
+  }
+
+  /** The message with the option called `name`. */
+  messageFor(name: string): string {
+    return OptionError.format(name, this.expected, this.received, this.detail);
+  }
+}
+
+/** A finite number in a range, as an OptionError naming the option otherwise. */
+export function numberIn(
+  option: string,
+  value: unknown,
+  range: { min?: number; max?: number; minExclusive?: boolean; maxExclusive?: boolean; integer?: boolean },
+  expected: string,
+): number {
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    (!range.integer || Number.isInteger(value)) &&
+    (range.min === undefined || (range.minExclusive ? value > range.min : value >= range.min)) &&
+    (range.max === undefined || (range.maxExclusive ? value < range.max : value <= range.max));
+  if (!ok) throw new OptionError(option, expected, typeof value === 'string' ? `'${value}'` : String(value));
+  return value as number;
+}
+
+/**
+ * A decoder's (sharp's, libvips') error as one line: its message may run over
+ * several lines with the cause after the first ("corrupt header: VipsJpeg:
+ * premature end of JPEG image" then "VipsJpeg: Bogus marker length"), often
+ * repeated; every distinct line is kept, in order.
+ */
+export function decoderMessage(err: unknown): string {
+  const lines = String((err as Error)?.message ?? err)
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const text = [...new Set(lines)].join('; ');
+  return text.endsWith(':') ? `${text} (the decoder gave no further detail)` : text;
+}

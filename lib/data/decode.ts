@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { Box, PixelStore, SampleRef } from './dataset.js';
 import { storeImage } from './dataset.js';
 import type { SkipReason } from './skips.js';
+import { decoderMessage } from '../validate.js';
 
 export interface RawImage {
   data: Uint8Array;
@@ -109,7 +110,7 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new SampleError(
-      code === 'ENOENT' ? 'missing file' : 'corrupt image',
+      code === 'ENOENT' ? 'missing file' : code === 'ELOOP' ? 'broken link' : 'corrupt image',
       `${code ?? ''} ${(err as Error).message}`.trim(),
     );
   }
@@ -153,7 +154,7 @@ async function decodeFile(path: string, box: Box | undefined, size: number, chan
     };
   } catch (err) {
     if (err instanceof SampleError) throw err;
-    throw new SampleError('corrupt image', (err as Error).message.split('\n')[0]);
+    throw new SampleError('corrupt image', decoderMessage(err));
   }
 }
 

@@ -2,7 +2,14 @@
 // strict mode the first bad item stops the run with its file and line.
 
 export type SkipReason =
-  'missing file' | 'empty file' | 'corrupt image' | 'unknown label' | 'malformed row' | 'box outside image';
+  | 'missing file'
+  | 'empty file'
+  | 'corrupt image'
+  | 'unknown label'
+  | 'malformed row'
+  | 'box outside image'
+  | 'broken link'
+  | 'unreadable folder';
 
 /** Thrown in strict mode, and for errors that make a whole dataset unusable. */
 export class DataError extends Error {

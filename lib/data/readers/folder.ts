@@ -1,7 +1,7 @@
 // Image folders (class-named subfolders, optionally under split folders, as
 // in the common Kaggle layout of FER-2013: train/angry/*.jpg) and CSV
 // manifests (path,label[,split]).
-import { type Dirent, readdirSync, statSync } from 'node:fs';
+import { type Dirent, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, SampleRef, Split } from '../dataset.js';
@@ -12,18 +12,53 @@ import { DataError, SkipReport } from '../skips.js';
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
 // Entries of a folder that are (or link to) folders, or files: datasets are
-// often assembled from symbolic links to a read-only copy.
-function isKind(dir: string, e: Dirent, kind: 'dir' | 'file'): boolean {
+// often assembled from symbolic links to a read-only copy. A link that leads
+// nowhere (dangling, or a loop) is skipped and counted when a report is given.
+function isKind(dir: string, e: Dirent, kind: 'dir' | 'file', report?: SkipReport): boolean {
   if (e.isSymbolicLink()) {
-    const s = statSync(join(dir, e.name), { throwIfNoEntry: false });
-    return kind === 'dir' ? !!s?.isDirectory() : !!s?.isFile();
+    const path = join(dir, e.name);
+    let s;
+    try {
+      s = statSync(path, { throwIfNoEntry: false });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      report?.skip(
+        'broken link',
+        path,
+        code === 'ELOOP' ? 'a loop of symbolic links (ELOOP)' : `${code ?? ''} ${(err as Error).message}`.trim(),
+      );
+      return false;
+    }
+    if (!s) {
+      let target = '?';
+      try {
+        target = readlinkSync(path);
+      } catch {
+        /* keep '?' */
+      }
+      report?.skip('broken link', path, `dangling: its target ${target} does not exist`);
+      return false;
+    }
+    return kind === 'dir' ? s.isDirectory() : s.isFile();
   }
   return kind === 'dir' ? e.isDirectory() : e.isFile();
 }
 
-function subdirectories(path: string): string[] {
-  return readdirSync(path, { withFileTypes: true })
-    .filter((e) => isKind(path, e, 'dir') && !e.name.startsWith('.'))
+/** The entries of a folder, or [] with the folder counted as unreadable when a report is given. */
+function entries(path: string, report?: SkipReport): Dirent[] {
+  if (!report) return readdirSync(path, { withFileTypes: true });
+  try {
+    return readdirSync(path, { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    report.skip('unreadable folder', path, `${code ?? ''} ${(err as Error).message}`.trim());
+    return [];
+  }
+}
+
+function subdirectories(path: string, report?: SkipReport): string[] {
+  return entries(path, report)
+    .filter((e) => !e.name.startsWith('.') && isKind(path, e, 'dir', report))
     .map((e) => e.name)
     .sort();
 }
@@ -35,7 +70,7 @@ function classDirs(dir: string): boolean {
 
 function readClassFolders(dir: string, classes: ClassCount, report: SkipReport): SampleRef[] {
   const samples: SampleRef[] = [];
-  const subs = subdirectories(dir);
+  const subs = subdirectories(dir, report);
   const unknown = subs.filter((s) => folderLabel(s, classes) === undefined);
   if (unknown.length || subs.length === 0) {
     throw new DataError(
@@ -45,8 +80,8 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   }
   for (const sub of subs) {
     const mapped = folderLabel(sub, classes)!;
-    const files = readdirSync(join(dir, sub), { withFileTypes: true }).filter(
-      (e) => isKind(join(dir, sub), e, 'file') && !e.name.startsWith('.'),
+    const files = entries(join(dir, sub), report).filter(
+      (e) => !e.name.startsWith('.') && isKind(join(dir, sub), e, 'file', report),
     );
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const f of files) {
@@ -77,7 +112,7 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
     // class folders at the top (an unknown name among them is an error listing them all)
     splits.set('all', { name: 'all', samples: readClassFolders(root, classes, report) });
   } else {
-    const subs = subdirectories(root);
+    const subs = subdirectories(root, report);
     if (subs.length === 0)
       throw new DataError(
         `${root}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`,

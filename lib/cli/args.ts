@@ -1,0 +1,52 @@
+// What the command-line tools share: argument parsers, and errors reported
+// under the flag the user typed (usage errors exit with 2).
+import { InvalidArgumentError } from 'commander';
+import { OutputFolderError } from '../io.js';
+import { OptionError } from '../validate.js';
+
+/** An integer >= 1. */
+export function positiveInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > 0x7fffffff)
+    throw new InvalidArgumentError('Expected a positive integer.');
+  return n;
+}
+
+/** An integer >= 0. */
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 0x7fffffff)
+    throw new InvalidArgumentError('Expected a non-negative integer.');
+  return n;
+}
+
+/** A finite number (its range is checked where it is used, naming the option). */
+export function finite(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
+  return n;
+}
+
+/** `weightDecay` -> `--weight-decay`, `lambdaCE` -> `--lambda-ce`, with a tool's own exceptions. */
+export function flagOf(option: string, overrides: Record<string, string> = {}): string {
+  if (overrides[option]) return overrides[option];
+  return option.startsWith('-') ? option : `--${option.replace(/([A-Z]+)/g, '-$1').toLowerCase()}`;
+}
+
+/**
+ * The message of an error from the API under the flag the user typed, and
+ * whether it is a usage error (an option out of range, an output folder that
+ * cannot be used): those exit with 2.
+ */
+export function describeError(
+  err: unknown,
+  overrides: Record<string, string> = {},
+): { message: string; usage: boolean } {
+  if (err instanceof OptionError) return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
+  if (err instanceof OutputFolderError)
+    return {
+      message: `Expected a folder that can hold files for ${flagOf(err.option, overrides)} but received ${err.path}: ${err.reason}`,
+      usage: true,
+    };
+  return { message: (err as Error)?.message ?? String(err), usage: false };
+}

@@ -1,0 +1,91 @@
+// Memory estimates, so that a batch too large for the machine is refused up
+// front with the sizes instead of growing until the kernel kills the process.
+import { freemem, totalmem } from 'node:os';
+import { type Architecture, buildArchitecture, outputSize } from './model/architecture.js';
+import type { XceptionConfig } from './model/config.js';
+
+/** The memory this process may use: the machine's, or its cgroup limit when lower. */
+export function memoryLimit(): number {
+  const constrained = typeof process.constrainedMemory === 'function' ? process.constrainedMemory() : undefined;
+  const total = totalmem();
+  return constrained && constrained > 0 && constrained < total ? constrained : total;
+}
+
+/** Floats of every op's output for one image (the network's activations), input included. */
+export function activationFloats(config: XceptionConfig, arch: Architecture = buildArchitecture(config)): number {
+  const side = new Map<string, number>([['input', config.inputSize]]);
+  const channels = new Map<string, number>([['input', config.channels]]);
+  let total = config.channels * config.inputSize ** 2;
+  for (const op of arch.ops) {
+    let s: number, c: number;
+    switch (op.op) {
+      case 'conv':
+        s = outputSize(side.get(op.input)!, op.kernel, op.stride, op.padding);
+        c = op.outC;
+        break;
+      case 'maxpool':
+        s = outputSize(side.get(op.input)!, 3, 2, 'same');
+        c = channels.get(op.input)!;
+        break;
+      case 'add':
+        s = side.get(op.inputs[0])!;
+        c = channels.get(op.inputs[0])!;
+        break;
+      case 'concat':
+        s = 1;
+        c = op.inputs.reduce((sum, i) => sum + channels.get(i)!, 0);
+        break;
+      case 'gap':
+        s = 1;
+        c = channels.get(op.input)!;
+        break;
+      case 'dense':
+        s = 1;
+        c = op.outF;
+        break;
+      default:
+        s = side.get(op.input)!;
+        c = channels.get(op.input)!;
+    }
+    side.set(op.output, s);
+    channels.set(op.output, c);
+    total += s * s * c;
+  }
+  return total;
+}
+
+/**
+ * Bytes the CPU training engine holds for batches of `batch`: activations and
+ * their gradients (2.3x the activations' floats, measured on the mini and
+ * compact presets; 2.5 here), plus weights, gradients and two Adam moments.
+ */
+export function trainingMemory(
+  config: XceptionConfig,
+  batch: number,
+): { perImage: number; fixed: number; total: number } {
+  const arch = buildArchitecture(config);
+  const perImage = activationFloats(config, arch) * 4 * 2.5;
+  const params = arch.params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const fixed = params * 4 * 4 + (256 << 20); // + the runtime, the data loader, the cache's bookkeeping
+  return { perImage, fixed, total: fixed + perImage * batch };
+}
+
+/** Bytes ONNX Runtime may hold to run one batch of `batch` images (an upper bound: every activation kept). */
+export function inferenceMemory(
+  config: XceptionConfig,
+  batch: number,
+): { perImage: number; fixed: number; total: number } {
+  const perImage = activationFloats(config) * 4 * (config.flipAverage ? 2 : 1);
+  const fixed = 256 << 20; // the runtime, the weights, the data loader
+  return { perImage, fixed, total: perImage * batch + fixed };
+}
+
+export const formatBytes = (bytes: number): string =>
+  bytes >= 2 ** 30
+    ? `${(bytes / 2 ** 30).toFixed(1)} GiB`
+    : `${(bytes / 2 ** 20).toFixed(bytes >= 2 ** 24 ? 0 : 1)} MiB`;
+
+/** "this machine has 23.5 GiB (21.0 GiB free)" */
+export function describeMemory(): string {
+  return `this machine allows ${formatBytes(memoryLimit())} (${formatBytes(freemem())} free now)`;
+}
