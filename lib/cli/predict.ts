@@ -9,8 +9,12 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import fg from 'fast-glob';
 import { annotate } from '../infer/annotate.js';
 import { FER, type PredictResult } from '../infer/fer.js';
-import { InputError } from '../infer/image.js';
+import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
 import { INFER_DEVICES } from '../infer/session.js';
+import { ensureDir } from '../io.js';
+import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
+import { OptionError } from '../validate.js';
+import { describeError } from './args.js';
 
 const IMAGE_GLOB = '**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,JPG,JPEG,PNG,WEBP}';
 
@@ -100,13 +104,26 @@ export async function main(argv: string[]): Promise<number> {
   }
   let fer: FER;
   try {
+    // usage errors before the model is loaded: an output folder that cannot be used, a batch that cannot fit
+    if (opts.annotate) ensureDir(opts.annotate as string, '--annotate');
+    // each image of a batch is held decoded (up to MAX_WORKING_SIDE on its longer side, RGB) with its copies;
+    // the default (16) always runs
+    const perImage = MAX_WORKING_SIDE * MAX_WORKING_SIDE * 3 * 2;
+    const usable = memoryLimit() * 0.5;
+    if ((opts.batch as number) > 16 && (opts.batch as number) * perImage > usable)
+      throw new OptionError(
+        '--batch',
+        `at most ${Math.floor(usable / perImage)} images per batch here`,
+        String(opts.batch),
+        `a batch may hold ${formatBytes(perImage)} per image (large photos decoded at up to ${MAX_WORKING_SIDE} px); ${describeMemory()}`,
+      );
     fer = await FER.load({
       model: opts.model as string | undefined,
       device: opts.device as never,
       detector: opts.detector as never,
     });
   } catch (err) {
-    process.stderr.write(`adcorre-predict: ${(err as Error).message}\n`);
+    process.stderr.write(`adcorre-predict: ${describeError(err).message}\n`);
     return 2; // nothing can run without a model: a set-up (usage) error
   }
   const info = fer.info();

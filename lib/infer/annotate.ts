@@ -1,9 +1,8 @@
 // A copy of a photo with each face's box and label drawn on it (an SVG
 // overlay composited by sharp), written atomically.
-import { mkdirSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import sharp from 'sharp';
-import { writeFileAtomic } from '../io.js';
+import { ensureDir, writeFileAtomic } from '../io.js';
 import type { PredictResult } from './fer.js';
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -33,7 +32,7 @@ export async function annotate(
   dir: string,
   index = 0,
 ): Promise<string> {
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir, 'the annotation folder'); // fails fast on /proc and the like, where a recursive mkdir hangs
   const stem = typeof input === 'string' ? basename(input, extname(input)) : `image-${index}`;
   const png = typeof input === 'string' && extname(input).toLowerCase() === '.png';
   const out = join(dir, `${stem}.annotated.${png ? 'png' : 'jpg'}`);

@@ -17,8 +17,8 @@ export class NoModelError extends Error {
   constructor(path: string) {
     super(
       `No trained model is installed (looked for ${path}). Pass a model exported by adcorre-native ` +
-        '(--model file.onnx, or FER.load({ model })); the trained default model ships with a later release, ' +
-        'and models you train with adcorre-train can be exported with adcorre-export.',
+        '(--model file.onnx, or FER.load({ model })), or reinstall the package, which ships the trained default ' +
+        'model (models/adcorre-fer2013.onnx); models you train with adcorre-train can be exported with adcorre-export.',
     );
     this.name = 'NoModelError';
   }
@@ -75,6 +75,14 @@ export interface PredictResult {
 }
 
 const SMALL_IMAGE = 64;
+/**
+ * The smallest side of an input that is classified (or searched for faces).
+ * Below it an image holds too little of a face to read an expression from: the
+ * model sees every face at its input size (48 px for the default model, as in
+ * FER-2013), so a 16 px crop is already blown up three times, and a 1x1 image
+ * would get a confident answer from nothing.
+ */
+export const MIN_INPUT_SIDE = 16;
 const CROP_SHIFT_UP = 0.1; // BlazeFace boxes sit lower on the face than FER-2013's crops (measured)
 
 interface Region {
@@ -87,6 +95,8 @@ interface Region {
 }
 
 export class FER {
+  private closed = false;
+
   private constructor(
     private readonly session: ort.InferenceSession,
     readonly metadata: ModelMetadata,
@@ -165,6 +175,8 @@ export class FER {
     inputs: ImageInput[],
     options: PredictOptions & { batch?: number } = {},
   ): Promise<(PredictResult | InputError)[]> {
+    if (this.closed)
+      throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
     const decoded = await Promise.all(
       inputs.map(async (input, i) => {
         try {
@@ -180,6 +192,17 @@ export class FER {
     for (const image of decoded) {
       if (image instanceof InputError) {
         results.push(image);
+        continue;
+      }
+      const shorter = Math.min(image.originalWidth, image.originalHeight);
+      if (shorter < MIN_INPUT_SIDE) {
+        results.push(
+          new InputError(
+            image.source,
+            `image is ${image.originalWidth}x${image.originalHeight} px; at least ${MIN_INPUT_SIDE} px on each side is needed ` +
+              `(a smaller image holds too little of a face to read an expression from; the model sees faces at ${this.metadata.input.size} px)`,
+          ),
+        );
         continue;
       }
       const result: PredictResult = {
@@ -322,7 +345,10 @@ export class FER {
     });
   }
 
+  /** Releases the model and the detector; calling it again does nothing. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
     await this.session.release();
     await this.detector.close();
   }

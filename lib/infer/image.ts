@@ -2,6 +2,7 @@
 // or raw pixels; EXIF orientation honoured; very large images shrunk on load.
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
+import { decoderMessage } from '../validate.js';
 
 export interface RawPixels {
   data: Uint8Array;
@@ -112,7 +113,7 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
       originalHeight: (rotated ? meta.width : meta.height) ?? info.height,
     };
   } catch (err) {
-    const message = (err as Error).message.split('\n')[0];
+    const message = decoderMessage(err); // every line of it: the cause may be on a later one
     if (/unsupported image format/i.test(message))
       throw new InputError(
         source,

@@ -4,6 +4,12 @@
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 
+// ONNX Runtime's own logger writes failures (a CUDA provider library that will
+// not load) to stderr in red before the error reaches us, next to the clear
+// message we give; session options' logSeverityLevel does not cover it. Our
+// errors say what failed, so only fatal lines are left to it.
+ort.env.logLevel = 'fatal';
+
 export type InferDevice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
 export const INFER_DEVICES: readonly InferDevice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 

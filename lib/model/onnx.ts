@@ -360,6 +360,7 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     throw new Error(`${file} is not an ONNX model (${(err as Error).message})`);
   }
   const props = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+  let meta: ModelMetadata;
   const get = (key: string) => {
     const v = props.get(META(key));
     if (v === undefined) {
@@ -386,7 +387,7 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     const members = props.has(META('members')) ? (JSON.parse(get('members')) as number) : undefined;
     if (members !== undefined && !(Number.isInteger(members) && members >= 2))
       throw new Error(`members ${JSON.stringify(members)} is not an integer >= 2`);
-    return {
+    meta = {
       format: get('format'),
       labels,
       config,
@@ -399,6 +400,65 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     if ((err as Error).message.includes('metadata: it was not exported')) throw err;
     throw new Error(`${file} has malformed adcorre metadata: ${(err as Error).message}`);
   }
+  const mismatch = graphMismatch(model, meta);
+  if (mismatch)
+    throw new Error(`${file}: the model's graph does not match its metadata: ${mismatch} (export the model again)`);
+  return meta;
+}
+
+type Dim = number | string;
+
+/** The declared shape of a graph input or output (a string for a symbolic dimension), or null. */
+function declaredShape(info: {
+  type?: { tensorType?: { shape?: { dim?: unknown[] } | null } | null } | null;
+}): Dim[] | null {
+  const dims = info.type?.tensorType?.shape?.dim as
+    { dimValue?: number | { toNumber(): number } | null; dimParam?: string | null }[] | undefined;
+  if (!dims) return null;
+  return dims.map((d) =>
+    d.dimParam ? d.dimParam : d.dimValue === null || d.dimValue === undefined ? '?' : Number(d.dimValue),
+  );
+}
+
+/**
+ * What the graph's declared input and outputs contradict in the metadata
+ * (names, and the shapes image [N, channels, size, size], probs [N, classes],
+ * embeddings [N, k, d]), or null when they agree. ONNX Runtime would
+ * otherwise fail at the first prediction ("input 'image' is missing in
+ * 'feeds'", "Got invalid dimensions for input").
+ */
+function graphMismatch(model: ReturnType<typeof onnx.ModelProto.decode>, meta: ModelMetadata): string | null {
+  const { config, input } = meta;
+  if (!input || input.name !== 'image')
+    return `the metadata's input is ${JSON.stringify(input?.name)}, expected 'image'`;
+  if (input.size !== config.inputSize || input.channels !== config.channels)
+    return `the metadata's input is ${input.size}x${input.size}x${input.channels} but its configuration says ${config.inputSize}x${config.inputSize}x${config.channels}`;
+  const graph = model.graph;
+  const initializers = new Set((graph?.initializer ?? []).map((t) => t.name ?? ''));
+  const inputs = (graph?.input ?? []).filter((i) => !initializers.has(i.name ?? ''));
+  const outputs = graph?.output ?? [];
+  const expect: [string, Dim[], typeof inputs][] = [
+    ['image', ['N', config.channels, config.inputSize, config.inputSize], inputs],
+    ['probs', ['N', config.classes], outputs],
+    ['embeddings', ['N', config.k, config.d], outputs],
+  ];
+  for (const [name, dims, list] of expect) {
+    const kind = list === inputs ? 'input' : 'output';
+    const found = list.find((v) => v.name === name);
+    if (!found)
+      return `it has no ${kind} '${name}' (its ${kind}s: ${list.map((v) => `'${v.name}'`).join(', ') || 'none'})`;
+    const shape = declaredShape(found as never);
+    if (!shape) continue; // no declared shape: nothing to contradict
+    const text = (d: Dim[]) => `[${d.join(', ')}]`;
+    const agrees =
+      shape.length === dims.length &&
+      dims.every((d, i) => typeof d === 'string' || typeof shape[i] === 'string' || shape[i] === d);
+    if (!agrees)
+      return `${kind} '${name}' has shape ${text(shape)} but the metadata (${config.inputSize}x${config.inputSize}x${config.channels}, ${config.classes} classes, k = ${config.k}, d = ${config.d}) needs ${text(dims)}`;
+  }
+  if (inputs.length !== 1)
+    return `it has ${inputs.length} inputs (${inputs.map((v) => `'${v.name}'`).join(', ')}); an adcorre-native model has one, 'image'`;
+  return null;
 }
 
 /**
