@@ -1,28 +1,38 @@
-// adcorre-eval --model model.onnx --data <path>: accuracy, mean class
+// adcorre-eval [--model model.onnx] --data <path>: accuracy, mean class
 // accuracy, per-class recall and confusion matrix through ONNX Runtime, the
-// path users' predictions take.
-import { readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+// path users' predictions take. Without --model, the bundled default model.
+// Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
+// errors (a bad flag, a model that cannot be used, an unusable output path).
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
+import { SkipReport } from '../data/skips.js';
+import { DEFAULT_MODEL, NoModelError } from '../infer/fer.js';
 import { INFER_DEVICES, openSession, ort } from '../infer/session.js';
-import { readMetadata } from '../model/onnx.js';
+import { ensureDir } from '../io.js';
+import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
+import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
 import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
+import { OptionError } from '../validate.js';
+import { describeError, positiveInt } from './args.js';
+
+const say = (message: string) => process.stderr.write(`adcorre-eval: ${message}\n`);
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-eval')
     .description('Evaluate an exported model on a dataset split')
-    .requiredOption('--model <file>', 'ONNX model exported by adcorre-native')
+    .option('--model <file>', 'ONNX model exported by adcorre-native (default: the bundled model)')
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--split <name>', 'split to evaluate (default: val, else test, else all)')
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
-    .option('--batch <n>', 'batch size', (v) => Number(v), 64)
+    .option('--batch <n>', 'batch size', positiveInt, 64)
     .option('--json', 'machine-readable output')
     .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')
     .exitOverride()
@@ -33,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
     return (err as { code?: string }).code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const o = program.opts<{
-    model: string;
+    model?: string;
     data: string;
     dataset: string;
     split?: string;
@@ -43,10 +53,23 @@ export async function main(argv: string[]): Promise<number> {
     json?: boolean;
     confusion?: string;
   }>();
+  // the model and the output path first: usage errors (exit 2) before the dataset is read
+  const model = o.model ?? DEFAULT_MODEL;
+  let meta: ModelMetadata;
+  let session: ort.InferenceSession, provider: string;
   try {
-    const bytes = readFileSync(o.model);
-    const meta = readMetadata(bytes, o.model);
-    const { session, provider } = await openSession(bytes, o.device as never);
+    if (o.confusion) ensureDir(dirname(o.confusion), '--confusion');
+    if (!existsSync(model))
+      throw o.model === undefined ? new NoModelError(model) : new Error(`Model file not found: ${model}`);
+    if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
+    const bytes = readFileSync(model);
+    meta = readMetadata(bytes, model);
+    ({ session, provider } = await openSession(bytes, o.device as never));
+  } catch (err) {
+    say(describeError(err).message);
+    return 2;
+  }
+  try {
     const dataset = await openDataset(o.data, {
       format: o.dataset as never,
       classes: meta.labels.length === 8 ? 8 : 7,
@@ -54,6 +77,17 @@ export async function main(argv: string[]): Promise<number> {
     });
     const name = o.split ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
     const split = getSplit(dataset, name);
+    // a batch is never larger than the split; refuse one that ONNX Runtime could not hold
+    const batch = Math.min(o.batch, split.samples.length);
+    const need = inferenceMemory(meta.config, batch);
+    const usable = memoryLimit() * 0.8;
+    if (need.total > usable)
+      throw new OptionError(
+        '--batch',
+        `a batch size that fits in memory (at most about ${Math.max(1, Math.floor((usable - need.fixed) / need.perImage))} images for this model here)`,
+        String(o.batch),
+        `batches of ${batch} may need up to ${formatBytes(need.total)} (${formatBytes(need.perImage)} per image); ${describeMemory()}`,
+      );
     const loader = new DataLoader(split, { batchSize: o.batch, size: meta.input.size, channels: meta.input.channels });
     const C = meta.labels.length;
     const confusion = confusionMatrix(C);
@@ -85,21 +119,28 @@ export async function main(argv: string[]): Promise<number> {
       await loader.close();
     }
     const metrics = metricsFrom(confusion, meta.labels);
+    // what reading the dataset skipped (bad rows, links, labels), then what decoding this split did
+    const skipped = new SkipReport();
+    skipped.merge(dataset.report.summary());
+    skipped.merge(loader.report.summary());
     if (o.confusion) {
-      const title = `${basename(o.model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
+      const title = `${basename(model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
       await writePng(o.confusion, confusionSvg(title, meta.labels, confusion));
     }
     if (o.json)
       process.stdout.write(
-        `${JSON.stringify({ model: o.model, provider, split: name, ...metrics, skipped: loader.report.summary() }, null, 2)}\n`,
+        `${JSON.stringify({ model, defaultModel: o.model === undefined, provider, split: name, ...metrics, skipped: skipped.summary() }, null, 2)}\n`,
       );
     else
       process.stdout.write(
-        `${o.model} on ${dataset.path} (${name}, ${provider})\n${formatMetrics(metrics, meta.labels)}\n${loader.report.total ? loader.report.format() + '\n' : ''}`,
+        `${model}${o.model === undefined ? ' (the default model)' : ''} on ${dataset.path} (${name}, ${provider})\n` +
+          `${formatMetrics(metrics, meta.labels)}\n` +
+          (skipped.total || Object.keys(skipped.summary().excluded).length ? `${skipped.format()}\n` : ''),
       );
     return 0;
   } catch (err) {
-    process.stderr.write(`adcorre-eval: ${(err as Error).message}\n`);
-    return 1;
+    const { message, usage } = describeError(err);
+    say(message);
+    return usage ? 2 : 1;
   }
 }

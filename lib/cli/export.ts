@@ -2,10 +2,11 @@
 // checkpoint, or several of one configuration averaged as an ensemble; an
 // exported single model may stand in for a checkpoint).
 import { readFileSync } from 'node:fs';
-import { join, dirname } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
-import { writeFileAtomic } from '../io.js';
+import { ensureDir, writeFileAtomic } from '../io.js';
+import { describeError } from './args.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
@@ -99,6 +100,12 @@ export async function main(argv: string[]): Promise<number> {
     flipAverage?: boolean;
     float16?: boolean;
   }>();
+  try {
+    ensureDir(dirname(resolve(output)), '--output'); // its folder, made now: fails fast on /proc and the like
+  } catch (err) {
+    process.stderr.write(`adcorre-export: ${describeError(err).message}\n`);
+    return 2;
+  }
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
     const overrides = {

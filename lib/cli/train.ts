@@ -1,20 +1,19 @@
 // adcorre-train: train Xception-k with cross-entropy + Ad-Corre on a dataset.
 // Ctrl-C (SIGINT) or SIGTERM checkpoints and exits; --resume continues.
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
+import { SkipReport } from '../data/skips.js';
 import { PRESETS } from '../model/config.js';
 import { type ProgressEvent, Trainer } from '../train/trainer.js';
+import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 
-const int = (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
-  return n;
-};
-const num = (v: string) => {
-  const n = Number(v);
-  if (!Number.isFinite(n)) throw new InvalidArgumentError('expected a number');
-  return n;
+// the Trainer's option names whose flag is not their kebab-case form
+const FLAGS = { onNonFinite: '--on-nan', dataset: '--dataset', arch: '--arch' };
+const fail = (err: unknown): number => {
+  const { message, usage } = describeError(err, FLAGS);
+  process.stderr.write(`adcorre-train: ${message}\n`);
+  return usage ? 2 : 1;
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -36,8 +35,12 @@ export async function main(argv: string[]): Promise<number> {
       '--flip-average',
       'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image',
     )
-    .option('--epochs <n>', 'epochs', int, 30)
-    .option('--batch <n>', 'batch size (default: 50 for the paper preset, as in the reference code; else 64)', int)
+    .option('--epochs <n>', 'epochs', positiveInt, 30)
+    .option(
+      '--batch <n>',
+      'batch size (default: 50 for the paper preset, as in the reference code; else 64)',
+      positiveInt,
+    )
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', 'auto')
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
@@ -63,7 +66,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--init <file>', 'start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning')
     .option('--resume', 'continue the run in --out from its last checkpoint')
     .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, 0)
-    .option('--max-steps <n>', 'stop after n steps in total', int)
+    .option('--max-steps <n>', 'stop after n steps in total', positiveInt)
     .addOption(
       new Option('--on-nan <what>', 'a non-finite loss or gradient: skip the step or stop')
         .choices(['skip', 'stop'])
@@ -116,7 +119,8 @@ export async function main(argv: string[]): Promise<number> {
       onNonFinite: o.onNan as never,
     });
   } catch (err) {
-    process.stderr.write(`adcorre-train: ${(err as Error).message}\n`);
+    // a bad option, configuration or device: nothing has started
+    process.stderr.write(`adcorre-train: ${describeError(err, FLAGS).message}\n`);
     return 2;
   }
   let signals = 0;
@@ -134,7 +138,11 @@ export async function main(argv: string[]): Promise<number> {
   const fmt = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(3));
   const progress = (e: ProgressEvent) => {
     if (e.phase === 'start' && e.start) {
-      const { config: c, parameters, device, trainSamples, valSamples, resumedAt } = e.start;
+      const { config: c, parameters, device, trainSamples, valSamples, resumedAt, skipped } = e.start;
+      const report = new SkipReport();
+      report.merge(skipped);
+      if (report.total || Object.keys(skipped.excluded).length)
+        process.stderr.write(`adcorre-train: reading the dataset:\n${report.format()}\n`);
       process.stderr.write(
         `adcorre-train: ${c.inputSize}x${c.inputSize}x${c.channels}, width ${c.width}, r = ${c.middleBlocks}, k = ${c.k}, d = ${c.d}, ` +
           `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}; train ${trainSamples} images, val ${valSamples}; ` +
@@ -180,14 +188,16 @@ export async function main(argv: string[]): Promise<number> {
     const last = summary.best
       ? `best val accuracy ${(summary.best.accuracy * 100).toFixed(2)}% (epoch ${summary.best.epoch})`
       : 'no epoch completed';
+    const skipped = new SkipReport();
+    skipped.merge(summary.skipped);
     process.stdout.write(
       `${summary.interrupted ? 'interrupted' : 'done'}: ${summary.steps} steps, ${last}; run folder ${summary.out}` +
-        `${summary.model ? `; model ${summary.model}` : ''}; resume with --resume --out ${summary.out}\n`,
+        `${summary.model ? `; model ${summary.model}` : ''}; resume with --resume --out ${summary.out}\n` +
+        (skipped.total ? `skipped:\n${skipped.format()}\n` : ''),
     );
     return summary.interrupted && signals > 0 ? 130 : 0;
   } catch (err) {
     (bar as SingleBar | null)?.stop();
-    process.stderr.write(`adcorre-train: ${(err as Error).message}\n`);
-    return 1;
+    return fail(err);
   }
 }

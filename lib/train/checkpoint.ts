@@ -23,6 +23,8 @@ export interface CheckpointMeta {
   history: unknown[];
   /** why it was written: 'epoch', 'interrupt', 'best' */
   reason: string;
+  /** mid-epoch (batch > 0): the epoch's training sums so far, so that its reported loss covers all its steps */
+  epochSums?: Record<string, number>;
 }
 
 interface TensorEntry {

@@ -2,15 +2,17 @@
 // cross-entropy + Ad-Corre with the adaptive attention map, learning-rate
 // schedule, evaluation on the validation split every epoch, the best model
 // kept (checkpoint + ONNX), atomic checkpoints, exact resume, clean interrupt.
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfusionTracker } from '../confusion.js';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
+import { SkipReport, type SkipSummary } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
 import { deviceIndex, Engine, type StepStats } from '../engine/engine.js';
-import { writeFileAtomic } from '../io.js';
+import { ensureDir, OutputFolderError, writeFileAtomic } from '../io.js';
+import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readOnnxWeights } from '../model/onnx.js';
@@ -18,6 +20,7 @@ import type { Weights } from '../model/weights.js';
 import { confusionSvg, lineChartSvg, writePng } from './charts.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
+import { numberIn, OptionError, oneOf } from '../validate.js';
 import { VERSION } from '../version.js';
 
 export interface TrainerOptions {
@@ -106,6 +109,8 @@ export interface TrainSummary {
   seconds: number;
   checkpoint: string;
   model: string | null;
+  /** what was skipped: reading the dataset, then decoding its images during the run */
+  skipped: SkipSummary;
 }
 
 export interface ProgressEvent {
@@ -125,6 +130,8 @@ export interface ProgressEvent {
     trainSamples: number;
     valSamples: number;
     resumedAt?: number;
+    /** what reading the dataset skipped (bad rows, files, links) and excluded */
+    skipped: SkipSummary;
   };
 }
 
@@ -159,34 +166,109 @@ const DEFAULTS = {
 export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
   if (typeof arch !== 'string') return validateConfig(arch, 'arch');
   if (PRESETS[arch]) return PRESETS[arch];
-  if (existsSync(arch)) return validateConfig(JSON.parse(readFileSync(arch, 'utf8')), arch);
+  if (existsSync(arch)) {
+    let text: string, json: unknown;
+    try {
+      text = readFileSync(arch, 'utf8');
+    } catch (err) {
+      throw new Error(`Cannot read the configuration file ${arch} given as arch: ${(err as Error).message}`);
+    }
+    try {
+      json = JSON.parse(text);
+    } catch (err) {
+      throw new SyntaxError(
+        `The configuration file ${arch} given as arch is not valid JSON: ${(err as Error).message}`,
+      );
+    }
+    return validateConfig(json, arch);
+  }
   throw new RangeError(
     `Expected a preset (${Object.keys(PRESETS).join(', ')}) or a configuration file for arch but received '${arch}'`,
   );
 }
 
 /** Checks that `dir` can take `bytes` more, before an hour of training rather than after. */
-export function checkWritable(dir: string, bytes: number): void {
+export function checkWritable(dir: string, bytes: number, option = 'out'): void {
+  ensureDir(dir, option); // fails fast (never hangs) on /proc and the like, or a path under a file
   try {
-    mkdirSync(dir, { recursive: true });
     const probe = join(dir, `.write-test-${process.pid}`);
     writeFileSync(probe, 'ok');
     rmSync(probe);
   } catch (err) {
-    throw new Error(
-      `Output folder ${dir} is not writable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    throw new OutputFolderError(
+      option,
+      dir,
+      `not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
     );
   }
   try {
     const fs = statfsSync(dir);
     const free = fs.bavail * fs.bsize;
     if (free < bytes)
-      throw new Error(
-        `Output folder ${dir} has ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`,
+      throw new OutputFolderError(
+        option,
+        dir,
+        `only ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`,
       );
   } catch (err) {
-    if ((err as Error).message.startsWith('Output folder')) throw err;
+    if (err instanceof OutputFolderError) throw err;
   }
+}
+
+/**
+ * Every option's type and range (OptionError naming the option), and the
+ * batch's memory on the CPU against what the machine allows.
+ */
+function validateOptions(o: Trainer['options']): void {
+  const positiveInt = (key: keyof TrainerOptions) =>
+    numberIn(key, o[key], { min: 1, integer: true, max: 0x7fffffff }, 'positive integer');
+  const nonNegativeInt = (key: keyof TrainerOptions) =>
+    numberIn(key, o[key], { min: 0, integer: true, max: 0x7fffffff }, 'non-negative integer');
+  positiveInt('epochs');
+  positiveInt('batch');
+  numberIn('lr', o.lr, { min: 0, minExclusive: true, max: 10 }, 'positive number (at most 10)');
+  numberIn('decay', o.decay, { min: 0 }, 'non-negative number');
+  numberIn('warmup', o.warmup, { min: 0, max: o.epochs }, `number of epochs in [0, ${o.epochs}] (--epochs)`);
+  numberIn('stepEvery', o.stepEvery, { min: 0, minExclusive: true }, 'positive number of epochs');
+  numberIn('stepGamma', o.stepGamma, { min: 0, minExclusive: true, max: 1 }, 'number in (0, 1]');
+  numberIn('momentum', o.momentum, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
+  numberIn('bnMomentum', o.bnMomentum, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
+  numberIn('weightDecay', o.weightDecay, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
+  for (const key of ['lambdaCE', 'wFD', 'wMD', 'wED'] as const)
+    numberIn(key, o[key], { min: 0 }, 'non-negative number (a loss weight)');
+  if (o.lambdaCE === 0 && (!o.adcorre || o.wFD + o.wMD + o.wED === 0))
+    throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
+  positiveInt('history');
+  numberIn(
+    'valFraction',
+    o.valFraction,
+    { min: 0, minExclusive: true, max: 1, maxExclusive: true },
+    'number in (0, 1)',
+  );
+  nonNegativeInt('seed');
+  nonNegativeInt('checkpointEvery');
+  if (o.maxSteps !== undefined) positiveInt('maxSteps');
+  if (o.workers !== undefined)
+    numberIn('workers', o.workers, { min: 0, max: 256, integer: true }, 'integer in [0, 256]');
+  if (o.inputBlur !== undefined) numberIn('inputBlur', o.inputBlur, { min: 0, max: 8 }, 'number in [0, 8] (pixels)');
+  oneOf('schedule', o.schedule, ['decay', 'cosine', 'step']);
+  oneOf('optimizer', o.optimizer, ['adam', 'sgd']);
+  oneOf('onNonFinite', o.onNonFinite, ['skip', 'stop']);
+}
+
+/** Refuses, with the sizes, a batch whose training memory the machine does not have (CPU engine). */
+export function checkBatchMemory(config: XceptionConfig, batch: number, limit = memoryLimit()): void {
+  const need = trainingMemory(config, batch);
+  const usable = limit * 0.8;
+  if (need.total <= usable) return;
+  const fits = Math.max(0, Math.floor((usable - need.fixed) / need.perImage));
+  throw new OptionError(
+    'batch',
+    `a batch size that fits in memory (at most ${fits} images of ${config.inputSize}x${config.inputSize}x${config.channels} for this model here)`,
+    String(batch),
+    `batches of ${batch} need about ${formatBytes(need.total)} (${formatBytes(need.perImage)} per image, ` +
+      `${formatBytes(need.fixed)} for the weights and the rest); ${describeMemory()}`,
+  );
 }
 
 export class Trainer {
@@ -197,13 +279,12 @@ export class Trainer {
 
   constructor(options: TrainerOptions) {
     if (!options || typeof options.data !== 'string') throw new TypeError('Expected options.data: the dataset path');
-    for (const key of ['epochs', 'batch'] as const) {
-      if (!Number.isInteger(options[key]) || options[key] < 1)
-        throw new RangeError(`Expected positive integer for ${key} but received ${String(options[key])}`);
-    }
     if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
-    this.options = { ...DEFAULTS, ...options } as Trainer['options'];
-    deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
+    // undefined means the default (as from a CLI's unset flag)
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.options = { ...DEFAULTS, ...given } as Trainer['options'];
+    validateOptions(this.options);
+    const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig(
       {
         ...resolveArch(options.arch),
@@ -213,6 +294,8 @@ export class Trainer {
       },
       'arch',
     );
+    // the CPU engine's memory grows with the batch: refuse what the machine cannot hold (the GPU engine checks its own)
+    if (device < 0) checkBatchMemory(this.config, this.options.batch);
   }
 
   /** Asks a running train() to checkpoint and return (what SIGINT/SIGTERM do in the CLI). */
@@ -287,6 +370,13 @@ export class Trainer {
     }
     const { train, val } = this.splits(dataset);
     const labels = dataset.labelNames;
+    // the last partial batch is dropped: a batch larger than the split would train nothing
+    if (o.batch > train.samples.length)
+      throw new OptionError(
+        'batch',
+        `at most the number of training images (${train.samples.length} in ${dataset.path}${dataset.report.total ? `, after ${dataset.report.total} bad items skipped` : ''})`,
+        String(o.batch),
+      );
 
     let engine: Engine;
     let tracker = new ConfusionTracker(config.classes, { history: o.history });
@@ -296,8 +386,13 @@ export class Trainer {
     let best: CheckpointMeta['best'] = null;
     let history: EpochRecord[] = [];
     let initFresh: string[] | undefined;
+    // the current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch)
+    const emptySums = () => ({ loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 });
+    let sums = emptySums();
+    let resumedSums: typeof sums | undefined;
     if (o.resume && existsSync(lastPath)) {
       const { state, meta } = readCheckpoint(lastPath);
+      if (meta.batch > 0 && meta.epochSums) resumedSums = { ...emptySums(), ...(meta.epochSums as typeof sums) };
       engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights, device: o.device });
       engine.setState(state);
       tracker = ConfusionTracker.fromJSON(meta.tracker as never);
@@ -346,6 +441,7 @@ export class Trainer {
       best,
       history,
       reason,
+      ...(batch > 0 ? { epochSums: { ...sums } } : {}),
     });
     const save = (path: string, epoch: number, batch: number, reason: string) =>
       writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
@@ -364,13 +460,15 @@ export class Trainer {
         trainSamples: train.samples.length,
         valSamples: val.samples.length,
         ...(step > 0 ? { resumedAt: step } : {}),
+        skipped: dataset.report.summary(),
       },
     });
     let interrupted = false;
     try {
       for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
         const batches = trainLoader.length;
-        const sums = { loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 };
+        sums = epoch === epoch0 && batch0 > 0 && resumedSums ? resumedSums : emptySums();
+        const seen0 = sums.seen;
         const t0 = Date.now();
         for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
           const lr = this.lrAt(step, epoch + b.index / batches);
@@ -406,7 +504,7 @@ export class Trainer {
             sums.seen += b.count;
           }
           sums.steps++;
-          const sps = sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000);
+          const sps = (sums.seen - seen0) / Math.max(1e-3, (Date.now() - t0) / 1000);
           onProgress?.({
             epoch,
             epochs: o.epochs,
@@ -440,7 +538,7 @@ export class Trainer {
             md: sums.md / n,
             ed: sums.ed / n,
             accuracy: sums.correct / n,
-            samplesPerSecond: sums.seen / Math.max(1e-3, (Date.now() - t0) / 1000),
+            samplesPerSecond: (sums.seen - seen0) / Math.max(1e-3, (Date.now() - t0) / 1000),
             skippedSteps: sums.skipped,
           },
           val: valMetrics,
@@ -472,6 +570,8 @@ export class Trainer {
       await valLoader.close();
     }
     if (history.length) await this.charts(out, history, labels);
+    const skipped = new SkipReport();
+    for (const r of [dataset.report, trainLoader.report, valLoader.report]) skipped.merge(r.summary());
     const bestRecord = best ? history.find((h) => h.epoch === best!.epoch) : undefined;
     const summary: TrainSummary = {
       out,
@@ -488,6 +588,7 @@ export class Trainer {
       seconds: (Date.now() - started) / 1000,
       checkpoint: lastPath,
       model: existsSync(modelPath) ? modelPath : null,
+      skipped: skipped.summary(),
     };
     writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
     return summary;
