@@ -21,6 +21,8 @@ export interface BatchResult {
   /** kept x channels x size x size */
   images: Float32Array;
   labels: Int32Array;
+  /** kept x classes soft targets, row k for kept[k]; present when the samples carry targets */
+  targets?: Float32Array;
   /** the sample indices that made it into the batch, in order */
   kept: Int32Array;
   skips: SkipSummary;
@@ -34,12 +36,16 @@ export interface DecodedImages {
 
 export class BatchMaker {
   private cache: PixelStore | undefined;
+  /** floats per soft target (SampleRef.target), 0 when the samples carry none */
+  private readonly targetWidth: number;
 
   constructor(
     private readonly samples: SampleRef[],
     private readonly store: PixelStore | undefined,
     private readonly spec: BatchSpec,
-  ) {}
+  ) {
+    this.targetWidth = samples[0]?.target?.length ?? 0;
+  }
 
   /** Reads images from this decoded cache (indexed by sample) from now on. */
   setCache(cache: PixelStore): void {
@@ -92,6 +98,7 @@ export class BatchMaker {
     const kept = decoded.filter((d) => d !== null).length;
     const images = new Float32Array(kept * per);
     const labels = new Int32Array(kept);
+    const targets = this.targetWidth ? new Float32Array(kept * this.targetWidth) : undefined;
     const keptIndices = new Int32Array(kept);
     const warp = native().warpAffine;
     let k = 0;
@@ -124,9 +131,12 @@ export class BatchMaker {
         setting.brightness,
       );
       labels[k] = this.samples[index].label;
+      if (targets) targets.set(this.samples[index].target!, k * this.targetWidth);
       keptIndices[k] = index;
       k++;
     }
-    return { images, labels, kept: keptIndices, skips: report.summary() };
+    const result: BatchResult = { images, labels, kept: keptIndices, skips: report.summary() };
+    if (targets) result.targets = targets;
+    return result;
   }
 }

@@ -17,6 +17,13 @@ export interface SampleRef {
   box?: Box;
   /** file and line (or file) for error messages */
   where: string;
+  /**
+   * Soft target (FER+ with labels: 'distribution'): the sample's normalised
+   * vote distribution over the dataset's classes, in canonical order, summing
+   * to 1; `label` stays its majority class. A view of a row of a shared
+   * buffer (readers/ferplus.ts TargetArena), so worker threads read it in place.
+   */
+  target?: Float32Array;
 }
 
 /**

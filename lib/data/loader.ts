@@ -38,6 +38,14 @@ export interface Batch {
   /** count x channels x size x size, float32 in [0, 1] (NCHW) */
   images: Float32Array;
   labels: Int32Array;
+  /**
+   * Soft targets, count x classes (row-major, each row summing to 1), row k
+   * belonging to labels[k] / indices[k]: present when the split's samples
+   * carry targets (FER+ opened with labels: 'distribution'), absent
+   * otherwise. Soft-target cross-entropy reads exactly this; labels stay the
+   * majority classes (accuracy, Ad-Corre's class terms, balanced sampling).
+   */
+  targets?: Float32Array;
   /** sample indices in the split */
   indices: Int32Array;
   count: number;
@@ -46,6 +54,23 @@ export interface Batch {
 }
 
 const CACHE_LIMIT_BYTES = 1 << 30;
+
+/** Soft targets: on every sample of the split or on none, all of one length. */
+function checkTargets(split: Split): void {
+  const samples = split?.samples;
+  if (!Array.isArray(samples) || samples.length === 0) return;
+  const width = samples[0].target?.length ?? 0;
+  for (const s of samples) {
+    const w = s.target?.length ?? 0;
+    if (w !== width) {
+      throw new DataError(
+        `Split '${split.name}': soft targets must be on every sample or on none, all of one length; ` +
+          `${samples[0].where} has ${width ? `${width} classes` : 'none'}, ${s.where} has ${w ? `${w} classes` : 'none'}`,
+        s.where,
+      );
+    }
+  }
+}
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -75,6 +100,7 @@ export class DataLoader {
     if (!split || !Array.isArray(split.samples) || split.samples.length === 0) {
       throw new DataError(`Split '${split?.name}' has no samples`);
     }
+    checkTargets(split);
     if (options.channels !== 1 && options.channels !== 3) {
       throw new RangeError(`Expected 1 or 3 for channels but received ${String(options.channels)}`);
     }
@@ -252,13 +278,15 @@ export class DataLoader {
       for (const i of requested) if (!keptSet.has(i)) this.bad.add(i);
       this.report.merge(result.skips);
       if (this.options.strict && this.report.total > 0) throw new DataError(`Bad data: ${this.report.format().trim()}`);
-      yield {
+      const batch: Batch = {
         images: result.images,
         labels: result.labels,
         indices: result.kept,
         count: result.labels.length,
         index: b,
       };
+      if (result.targets) batch.targets = result.targets;
+      yield batch;
     }
   }
 

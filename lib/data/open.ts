@@ -1,12 +1,19 @@
 // openDataset: one entry point for every supported format, with detection.
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Dataset, DatasetFormat } from './dataset.js';
 import { DATASET_FORMATS } from './dataset.js';
 import type { ClassCount } from './labels.js';
 import { findAffectNetManifests, readAffectNet } from './readers/affectnet.js';
 import { readCsvManifest, readImageFolder } from './readers/folder.js';
 import { readFer2013Csv, readFerPlus } from './readers/fer2013.js';
+import {
+  type FerPlusLabels,
+  checkLabelMode,
+  ferPlusFolders,
+  isFerPlusLabelFile,
+  readFerPlusFolders,
+} from './readers/ferplus.js';
 import { RAFDB_LIST, readRafDb } from './readers/rafdb.js';
 import { DataError } from './skips.js';
 
@@ -19,6 +26,13 @@ export interface OpenOptions {
   strict?: boolean;
   /** FER+: the FER-2013 CSV that holds the pixels (default: fer2013.csv beside the vote file) */
   fer2013?: string;
+  /**
+   * FER+ (either layout): 'majority' (default) labels each image with its most
+   * voted emotion; 'distribution' keeps the same images and gives each sample
+   * also its normalised vote distribution (SampleRef.target, batch.targets)
+   * for soft-target training. Other formats have no votes: 'majority' only.
+   */
+  labels?: FerPlusLabels;
 }
 
 function csvHeader(path: string): string[] {
@@ -38,9 +52,11 @@ export function detectFormat(path: string): DatasetFormat {
     if (findAffectNetManifests(p).length) return 'affectnet';
     if (existsSync(join(p, 'fer2013new.csv'))) return 'ferplus';
     if (existsSync(join(p, 'fer2013.csv'))) return 'fer2013';
+    if (ferPlusFolders(p).length) return 'ferplus'; // FER2013Train/ ... with label.csv, or one of them
     return 'folder';
   }
   if (p.toLowerCase().endsWith('.csv')) {
+    if (isFerPlusLabelFile(p)) return 'ferplus';
     const header = csvHeader(p);
     if (header.includes('emotion') && header.includes('pixels')) return 'fer2013';
     if (header.includes('Image name') && header.includes('NF')) return 'ferplus';
@@ -63,6 +79,12 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
   if (options.classes !== undefined && options.classes !== 7 && options.classes !== 8) {
     throw new RangeError(`Expected 7 or 8 for classes but received ${String(options.classes)}`);
   }
+  const labels = checkLabelMode(options.labels);
+  if (labels !== 'majority' && format !== 'ferplus') {
+    throw new RangeError(
+      `labels '${labels}' needs vote counts, which only FER+ has; ${resolve(path)} is ${format} (use labels: 'majority')`,
+    );
+  }
   const o = { classes: options.classes, strict: options.strict };
   switch (format) {
     case 'fer2013': {
@@ -72,8 +94,13 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
         ? readFer2013Csv(join(path, 'fer2013.csv'), o)
         : readImageFolder(path, o);
     }
-    case 'ferplus':
-      return readFerPlus(path, { ...o, fer2013: options.fer2013 });
+    case 'ferplus': {
+      // the generate_training_data.py folders (or one label.csv of them), else fer2013new.csv + the FER-2013 CSV
+      const folder = isFerPlusLabelFile(resolve(path)) ? dirname(resolve(path)) : path;
+      return ferPlusFolders(folder).length
+        ? readFerPlusFolders(folder, { ...o, labels })
+        : readFerPlus(path, { ...o, fer2013: options.fer2013, labels });
+    }
     case 'rafdb':
       return readRafDb(path, o);
     case 'affectnet':

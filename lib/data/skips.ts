@@ -9,7 +9,8 @@ export type SkipReason =
   | 'malformed row'
   | 'box outside image'
   | 'broken link'
-  | 'unreadable folder';
+  | 'unreadable folder'
+  | 'unlabelled image';
 
 /** Thrown in strict mode, and for errors that make a whole dataset unusable. */
 export class DataError extends Error {

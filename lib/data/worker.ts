@@ -29,9 +29,10 @@ parentPort!.on('message', (job: WorkerJob) => {
   work.then(
     (result) => {
       const transfer: ArrayBuffer[] = [];
-      if ('images' in result && result.images instanceof Float32Array)
+      if ('images' in result && result.images instanceof Float32Array) {
         transfer.push(result.images.buffer as ArrayBuffer);
-      else
+        if ('targets' in result && result.targets) transfer.push(result.targets.buffer as ArrayBuffer);
+      } else
         for (const img of (result as { images: ({ data: Uint8Array } | null)[] }).images) {
           if (img && !(img.data.buffer instanceof SharedArrayBuffer)) transfer.push(img.data.buffer as ArrayBuffer);
         }

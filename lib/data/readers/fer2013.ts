@@ -5,15 +5,9 @@ import { dirname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, PixelStore, SampleRef, Split } from '../dataset.js';
 import { canonicalSplit } from '../dataset.js';
-import {
-  type ClassCount,
-  FERPLUS_COLUMNS,
-  FERPLUS_EXPRESSIONS,
-  fer2013Label,
-  labelNames,
-  type Mapped,
-} from '../labels.js';
+import { type ClassCount, FERPLUS_COLUMNS, fer2013Label, labelNames, type Mapped } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
+import { checkLabelMode, type FerPlusLabels, ferPlusSample, parseVotes, TargetArena } from './ferplus.js';
 
 const SIDE = 48;
 const PIXELS = SIDE * SIDE;
@@ -133,36 +127,20 @@ export async function readFer2013Csv(
   return buildDataset('fer2013', path, classes, lists, store, report);
 }
 
-/** FER+ majority label: the most voted column; unknown, not-a-face and ties are left out. */
-export function ferPlusLabel(votes: number[], classes: ClassCount): Mapped {
-  let best = -1;
-  let tie = false;
-  for (let i = 0; i < votes.length; i++) {
-    if (best < 0 || votes[i] > votes[best]) {
-      best = i;
-      tie = false;
-    } else if (votes[i] === votes[best]) {
-      tie = true;
-    }
-  }
-  if (best < 0 || votes[best] <= 0) return { excluded: 'FER+ no votes' };
-  if (tie) return { excluded: 'FER+ tie' };
-  const name = FERPLUS_EXPRESSIONS[best];
-  if (name === null) return { excluded: `FER+ majority ${FERPLUS_COLUMNS[best]}` };
-  return name === 'contempt' && classes === 7
-    ? { excluded: 'contempt (not in the 7-class label space)' }
-    : { label: labelNames(8).indexOf(name) };
-}
+// The FER+ vote arithmetic lives in readers/ferplus.ts, shared by both FER+ layouts.
+export { ferPlusLabel } from './ferplus.js';
 
 /**
  * FER+: `path` is fer2013new.csv (or a folder holding it); the FER-2013 CSV is
- * options.fer2013 or fer2013.csv beside it.
+ * options.fer2013 or fer2013.csv beside it. Labels as in readers/ferplus.ts.
  */
 export async function readFerPlus(
   path: string,
-  options: { classes?: ClassCount; strict?: boolean; fer2013?: string } = {},
+  options: { classes?: ClassCount; strict?: boolean; fer2013?: string; labels?: FerPlusLabels } = {},
 ): Promise<Dataset> {
   const classes = options.classes ?? 8;
+  const labels = checkLabelMode(options.labels);
+  const arena = labels === 'distribution' ? new TargetArena(classes) : null;
   const votesPath = statSync(path).isDirectory() ? join(path, 'fer2013new.csv') : path;
   const ferPath = resolve(options.fer2013 ?? join(dirname(votesPath), 'fer2013.csv'));
   if (!existsSync(votesPath)) throw new DataError(`FER+ vote file not found: ${votesPath}`);
@@ -190,13 +168,16 @@ export async function readFerPlus(
       report.skip('malformed row', fer.where, 'bad pixels in the FER-2013 row this FER+ row refers to');
       continue;
     }
-    const votes = FERPLUS_COLUMNS.map((c) => Number(r[c]));
-    if (votes.some((v) => !Number.isInteger(v) || v < 0)) {
-      report.skip('malformed row', where, 'vote counts must be non-negative integers');
+    const votes = parseVotes(FERPLUS_COLUMNS.map((c) => r[c]));
+    if (typeof votes === 'string') {
+      report.skip('malformed row', where, votes);
       continue;
     }
-    const label = record(ferPlusLabel(votes, classes), where, report);
-    if (label !== null) addSample(lists, r.Usage, { label, source: fer.image, where }, report);
+    const kept = ferPlusSample(votes, classes, labels, arena, report);
+    if (!kept) continue;
+    const sample: SampleRef = { label: kept.label, source: fer.image, where };
+    if (kept.target) sample.target = kept.target;
+    addSample(lists, r.Usage, sample, report);
   }
   return buildDataset('ferplus', votesPath, classes, lists, store, report);
 }
