@@ -542,3 +542,70 @@ test('#12. the NoModelError text says the default model ships with the package',
     /No trained model is installed \(looked for \/x\/models\/adcorre-fer2013\.onnx\)\..* reinstall the package, which ships the trained default model/,
   );
 });
+
+// --- more of the same kind, found while fixing the above ---
+
+test('extra: FER predict options are checked and named; a folder as the model is refused', async (t) => {
+  const fer = await FER.load({ model: modelPath, device: 'cpu' });
+  t.teardown(() => fer.close());
+  for (const [options, message] of [
+    [{ top: 0 }, /Expected positive integer for options\.top but received 0/],
+    [{ threshold: 1.5 }, /Expected number in \(0, 1\) for options\.threshold but received 1\.5/],
+    [{ batch: 0 }, /Expected integer in \[1, 4096\] for options\.batch but received 0/],
+    [{ margin: Number.NaN }, /for options\.margin but received NaN/],
+    [{ detect: 'yes' }, /Expected true, false or 'auto' for options\.detect/],
+  ])
+    await t.throwsAsync(() => fer.predictBatch([face], options), { message }, JSON.stringify(options));
+  await t.throwsAsync(() => fer.predict(face, { top: 0 }), { message: /options\.top/ });
+  await t.throwsAsync(() => FER.load({ model: dir, device: 'cpu' }), {
+    message: /Expected an ONNX model file for model but received a folder/,
+  });
+  const r = await cli('adcorre-eval', ['--model', dir, '--data', data]);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /for --model but received a folder/);
+});
+
+test('extra: adcorre-eval --split that does not exist, adcorre-export --input-blur out of range: exit 2', async (t) => {
+  const split = await cli('adcorre-eval', ['--model', modelPath, '--data', data, '--split', 'test']);
+  t.is(split.code, 2, split.stderr);
+  t.regex(split.stderr, /Expected one of the dataset's splits \(train, val\) for --split but received 'test'/);
+  for (const value of ['20', 'abc']) {
+    const r = await cli('adcorre-export', [modelPath, '-o', join(tempDir(), 'm.onnx'), '--input-blur', value]);
+    t.is(r.code, 2, r.stderr);
+    t.regex(r.stderr, /--input-blur/);
+  }
+});
+
+test('extra: --resume with another batch size or seed than the run is refused, naming it', async (t) => {
+  const out = tempDir('adcorre-run-');
+  await new Trainer({ ...base, epochs: 2, out, maxSteps: 1 }).train();
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 2, out, batch: 4, resume: true }).train(), {
+    instanceOf: OptionError,
+    message: /Expected the run's batch size, 8, to resume .* for batch but received 4/,
+  });
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 2, out, seed: 4, resume: true }).train(), {
+    message: /the run's seed, 3, .* for seed but received 4/,
+  });
+  await t.throwsAsync(() => new Trainer({ ...base, arch: { ...tiny, k: 3 }, epochs: 2, out, resume: true }).train(), {
+    message: /Expected the run's configuration, .* for arch but received/,
+  });
+  const arch = join(tempDir(), 'tiny.json');
+  writeFileSync(arch, JSON.stringify(tiny));
+  const r = await cli('adcorre-train', [
+    '--data',
+    data,
+    '--arch',
+    arch,
+    '--seed',
+    '3',
+    '--workers',
+    '0',
+    '--out',
+    out,
+    '--resume',
+    '--batch',
+    '16',
+  ]);
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /Expected the run's batch size, 8, .* for --batch but received 16/);
+});

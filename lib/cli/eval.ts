@@ -3,11 +3,11 @@
 // path users' predictions take. Without --model, the bundled default model.
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
-import { DATASET_FORMATS, getSplit } from '../data/dataset.js';
+import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
@@ -61,6 +61,8 @@ export async function main(argv: string[]): Promise<number> {
     if (o.confusion) ensureDir(dirname(o.confusion), '--confusion');
     if (!existsSync(model))
       throw o.model === undefined ? new NoModelError(model) : new Error(`Model file not found: ${model}`);
+    if (!statSync(model).isFile())
+      throw new Error(`Expected an ONNX model file for --model but received a folder: ${model}`);
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
     const bytes = readFileSync(model);
     meta = readMetadata(bytes, model);
@@ -75,6 +77,12 @@ export async function main(argv: string[]): Promise<number> {
       classes: meta.labels.length === 8 ? 8 : 7,
       fer2013: o.fer2013,
     });
+    if (o.split !== undefined && !dataset.splits.has(canonicalSplit(o.split)))
+      throw new OptionError(
+        '--split',
+        `one of the dataset's splits (${[...dataset.splits.keys()].join(', ')})`,
+        `'${o.split}'`,
+      );
     const name = o.split ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
     const split = getSplit(dataset, name);
     // a batch is never larger than the split; refuse one that ONNX Runtime could not hold

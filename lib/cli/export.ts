@@ -6,7 +6,8 @@ import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
 import { ensureDir, writeFileAtomic } from '../io.js';
-import { describeError } from './args.js';
+import { numberIn } from '../validate.js';
+import { describeError, finite } from './args.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
@@ -77,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
       '--input-blur <sigma>',
       "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
         '(training is the same with or without it; the exported model blurs its input alike)',
-      Number,
+      finite,
     )
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
     .option(
@@ -101,6 +102,7 @@ export async function main(argv: string[]): Promise<number> {
     float16?: boolean;
   }>();
   try {
+    if (inputBlur !== undefined) numberIn('--input-blur', inputBlur, { min: 0, max: 8 }, 'number in [0, 8] (pixels)');
     ensureDir(dirname(resolve(output)), '--output'); // its folder, made now: fails fast on /proc and the like
   } catch (err) {
     process.stderr.write(`adcorre-export: ${describeError(err).message}\n`);

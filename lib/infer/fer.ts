@@ -2,13 +2,14 @@
 // (its metadata says everything needed to run it) and the face detector;
 // predict() finds faces, crops them as the model was trained (square, with
 // margin), and classifies them in batches on ONNX Runtime.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { INFER_DEVICES, type InferDevice, openSession, ort } from './session.js';
+import { invalidType, isPlainObject, numberIn } from '../validate.js';
 
 /** Where the CLI and FER.load() look for the trained default model. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/adcorre-fer2013.onnx', import.meta.url));
@@ -94,6 +95,26 @@ interface Region {
   score: number | null;
 }
 
+/** The options' types and ranges, each error naming the option. */
+function checkPredictOptions(options: PredictOptions & { batch?: number }): void {
+  if (!isPlainObject(options)) throw invalidType('options', 'object', options);
+  const { detect, top, threshold, margin, batch } = options;
+  if (detect !== undefined && detect !== true && detect !== false && detect !== 'auto')
+    throw invalidType('options.detect', "true, false or 'auto'", detect);
+  if (top !== undefined) numberIn('options.top', top, { min: 1, integer: true }, 'positive integer');
+  if (batch !== undefined)
+    numberIn('options.batch', batch, { min: 1, integer: true, max: 4096 }, 'integer in [1, 4096]');
+  if (threshold !== undefined)
+    numberIn(
+      'options.threshold',
+      threshold,
+      { min: 0, max: 1, minExclusive: true, maxExclusive: true },
+      'number in (0, 1)',
+    );
+  if (margin !== undefined)
+    numberIn('options.margin', margin, { min: 1, max: 4 }, 'number in [1, 4] (crop side per face box side)');
+}
+
 export class FER {
   private closed = false;
 
@@ -124,6 +145,8 @@ export class FER {
         if (options.model === undefined) throw new NoModelError(source);
         throw new Error(`Model file not found: ${source}`);
       }
+      if (!statSync(source).isFile())
+        throw new Error(`Expected an ONNX model file for model but received a folder: ${source}`);
       bytes = readFileSync(source);
     }
     const metadata = readMetadata(bytes, source);
@@ -177,6 +200,8 @@ export class FER {
   ): Promise<(PredictResult | InputError)[]> {
     if (this.closed)
       throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
+    if (!Array.isArray(inputs)) throw invalidType('inputs', 'an array of images', inputs);
+    checkPredictOptions(options);
     const decoded = await Promise.all(
       inputs.map(async (input, i) => {
         try {

@@ -392,6 +392,18 @@ export class Trainer {
     let resumedSums: typeof sums | undefined;
     if (o.resume && existsSync(lastPath)) {
       const { state, meta } = readCheckpoint(lastPath);
+      // an exact resume needs the run's batch size, seed and configuration: say which differs rather than go on silently wrong
+      const saved = meta.options as { batch?: number; seed?: number; config?: XceptionConfig };
+      if (saved.batch !== undefined && saved.batch !== o.batch)
+        throw new OptionError('batch', `the run's batch size, ${saved.batch}, to resume ${out}`, String(o.batch));
+      if (saved.seed !== undefined && saved.seed !== o.seed)
+        throw new OptionError('seed', `the run's seed, ${saved.seed}, to resume ${out}`, String(o.seed));
+      if (saved.config && JSON.stringify(validateConfig(saved.config, lastPath)) !== JSON.stringify(config))
+        throw new OptionError(
+          'arch',
+          `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
+          JSON.stringify(config),
+        );
       if (meta.batch > 0 && meta.epochSums) resumedSums = { ...emptySums(), ...(meta.epochSums as typeof sums) };
       engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights, device: o.device });
       engine.setState(state);
