@@ -8,7 +8,7 @@
 import test from 'ava';
 import { backendInfo, ConfusionTracker, Engine, PRESETS } from '../dist/index.js';
 import { relativeError, relativeNormError } from './helpers/compare.js';
-import { checkNanStepSkipped, syntheticBatch, trainSynthetic } from './helpers/synthetic.js';
+import { checkNanStepSkipped, syntheticBatch, trainSynthetic, voteTargets } from './helpers/synthetic.js';
 
 const info = backendInfo();
 const why = info.cuda.usable ? '' : ` (skipped: no usable CUDA GPU: ${info.cuda.error ?? 'none found'})`;
@@ -48,6 +48,7 @@ for (const [label, options] of [
   ],
   ['SGD with momentum and weight decay, uniform attention', { optimizer: 'sgd', lr: 1e-2, weightDecay: 1e-3 }],
   ['cross-entropy only', { adcorre: false, lr: 1e-3 }],
+  ['soft targets (vote distributions), Ad-Corre on the labels', { lr: 1e-3, lambdaCE: 50, targets: 'votes' }],
 ]) {
   gpuTest(
     `a training step on CUDA equals the CPU (${label}): loss parts, predictions, every gradient, the update${why}`,
@@ -57,8 +58,10 @@ for (const [label, options] of [
       t.is(gpu.device, 'cuda:0');
       for (let step = 0; step < 3; step++) {
         const { images, labels } = batchOf(11, step); // 11 of 12: a partial batch
-        const a = cpu.trainStep(images, labels, { ...options, seed: step });
-        const b = gpu.trainStep(images, labels, { ...options, seed: step });
+        const stepOptions = { ...options, seed: step };
+        if (options.targets === 'votes') stepOptions.targets = voteTargets(labels, small.classes);
+        const a = cpu.trainStep(images, labels, stepOptions);
+        const b = gpu.trainStep(images, labels, stepOptions);
         t.true(b.finite);
         for (const key of ['loss', 'ce', 'fd', 'md', 'ed'])
           t.true(relativeError(b[key], a[key]) <= TOL, `step ${step} ${key}: ${b[key]} vs ${a[key]}`);

@@ -6,7 +6,7 @@
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
 import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
-import { checkNanStepSkipped, syntheticBatch as synthetic, trainSynthetic } from './helpers/synthetic.js';
+import { checkNanStepSkipped, syntheticBatch as synthetic, trainSynthetic, voteTargets } from './helpers/synthetic.js';
 import { referenceBlur } from './helpers/xception-reference.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };
@@ -114,6 +114,72 @@ test('a whole step: parameter gradients = finite differences of the loss', (t) =
     }
   }
   t.is(checked, 16);
+});
+
+test("soft targets: one-hot targets give the labels' step exactly; with vote distributions, parameter gradients = finite differences", (t) => {
+  const { images, labels } = syntheticBatch(8, 3);
+  const options = { lr: 0, seed: 4, lambdaCE: 50, classAccuracy: Float32Array.of(0.3, 0.6, 0.8, 0.5) };
+  const onehot = new Float32Array(8 * tiny.classes);
+  labels.forEach((label, i) => (onehot[i * tiny.classes + label] = 1));
+  const a = Engine.create(tiny, { maxBatch: 8, seed: 7 });
+  const b = Engine.create(tiny, { maxBatch: 8, seed: 7 });
+  const hard = a.trainStep(images, labels, options);
+  const soft = b.trainStep(images, labels, { ...options, targets: onehot });
+  for (const key of ['loss', 'ce', 'fd', 'md', 'ed']) t.is(soft[key], hard[key], key);
+  for (const p of a.architecture.params) t.deepEqual(b.gradient(p.name), a.gradient(p.name), p.name);
+
+  const targets = voteTargets(labels, tiny.classes);
+  const engine = Engine.create(tiny, { maxBatch: 8, seed: 7 });
+  const base = engine.trainStep(images, labels, { ...options, targets });
+  t.true(base.finite);
+  t.true(base.ce > hard.ce, `soft-target CE ${base.ce} includes the targets' entropy, above the one-hot CE ${hard.ce}`);
+  const weights = engine.getWeights();
+  let checked = 0;
+  for (const name of ['classifier.weight', 'classifier.bias', 'head0.weight', 'entry.conv1.weight']) {
+    const grad = engine.gradient(name);
+    const w = weights.get(name);
+    const order = Array.from(grad.keys())
+      .sort((x, y) => Math.abs(grad[y]) - Math.abs(grad[x]))
+      .slice(0, 2);
+    for (const i of order) {
+      const keep = w[i];
+      const h = 2e-4;
+      w[i] = keep + h;
+      engine.setWeights(weights);
+      const up = engine.trainStep(images, labels, { ...options, targets }).loss;
+      w[i] = keep - h;
+      engine.setWeights(weights);
+      const down = engine.trainStep(images, labels, { ...options, targets }).loss;
+      w[i] = keep;
+      engine.setWeights(weights);
+      engine.trainStep(images, labels, { ...options, targets });
+      const numeric = (up - down) / (2 * h);
+      const err = Math.abs(numeric - grad[i]) / Math.max(Math.abs(grad[i]), 1e-3);
+      t.true(err < 0.05, `${name}[${i}]: analytic ${grad[i]}, numeric ${numeric}`);
+      checked++;
+    }
+  }
+  t.is(checked, 8);
+
+  t.throws(() => engine.trainStep(images, labels, { targets: targets.subarray(1) }), {
+    instanceOf: RangeError,
+    message: /32 values \(batch 8 x 4 classes\) for options\.targets but received 31/,
+  });
+  const bad = targets.slice();
+  bad[5] = -0.1;
+  t.throws(() => engine.trainStep(images, labels, { targets: bad }), {
+    instanceOf: RangeError,
+    message: /finite number >= 0 \(sample 1, class 1\) for options\.targets\[5\] but received -0\.1/,
+  });
+  const unnormalised = targets.map((x) => 2 * x);
+  t.throws(() => engine.trainStep(images, labels, { targets: unnormalised }), {
+    instanceOf: RangeError,
+    message: /a row summing to 1 for options\.targets \(sample 0\) but received a sum of 2/,
+  });
+  t.throws(() => engine.trainStep(images, labels, { targets: Array.from(targets) }), {
+    instanceOf: TypeError,
+    message: /Float32Array for options\.targets/,
+  });
 });
 
 test('a learnable synthetic task trains to near-zero loss (Adam, cross-entropy + Ad-Corre)', (t) => {

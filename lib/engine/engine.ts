@@ -26,6 +26,11 @@ export interface TrainStepOptions {
   adcorre?: boolean;
   /** per-class recall for the adaptive attention map (ConfusionTracker.recall()) */
   classAccuracy?: Float32Array;
+  /**
+   * soft targets for the cross-entropy, batch x classes, each row non-negative and summing to 1 (FER+'s normalised
+   * crowd votes: DataLoader's batch.targets); labels still drive Ad-Corre, the attention map and accuracy
+   */
+  targets?: Float32Array;
   optimizer?: 'adam' | 'sgd';
   lr?: number;
   momentum?: number;
@@ -135,6 +140,7 @@ const STEP_KEYS = [
   'wED',
   'adcorre',
   'classAccuracy',
+  'targets',
   'optimizer',
   'lr',
   'momentum',
@@ -225,6 +231,32 @@ export class Engine {
     return images;
   }
 
+  private checkTargets(targets: unknown, n: number): void {
+    const classes = this.config.classes;
+    if (!(targets instanceof Float32Array)) throw invalidType('options.targets', 'Float32Array', targets);
+    if (targets.length !== n * classes)
+      throw invalidRange(
+        'options.targets',
+        `${n * classes} values (batch ${n} x ${classes} classes)`,
+        `${targets.length}`,
+      );
+    for (let i = 0; i < n; i++) {
+      let mass = 0;
+      for (let c = 0; c < classes; c++) {
+        const t = targets[i * classes + c];
+        if (!Number.isFinite(t) || t < 0)
+          throw invalidRange(
+            `options.targets[${i * classes + c}]`,
+            `finite number >= 0 (sample ${i}, class ${c})`,
+            String(t),
+          );
+        mass += t;
+      }
+      if (Math.abs(mass - 1) > 1e-3)
+        throw invalidRange(`options.targets (sample ${i})`, 'a row summing to 1', `a sum of ${mass}`);
+    }
+  }
+
   /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update. */
   trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
     if (!(labels instanceof Int32Array)) throw invalidType('labels', 'Int32Array', labels);
@@ -251,6 +283,7 @@ export class Engine {
     if (options.optimizer !== undefined && options.optimizer !== 'adam' && options.optimizer !== 'sgd') {
       throw invalidRange('options.optimizer', "'adam' or 'sgd'", String(options.optimizer));
     }
+    if (options.targets !== undefined) this.checkTargets(options.targets, n);
     for (let i = 0; i < n; i++) {
       if (labels[i] < 0 || labels[i] >= this.config.classes)
         throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));

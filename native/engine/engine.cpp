@@ -356,23 +356,35 @@ void Engine::backward(int n) {
   }
 }
 
-void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, int n) {
+void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, const float* targets, int n) {
   if (n < 1 || n > max_batch)
     throw std::invalid_argument("batch size " + std::to_string(n) + " outside 1.." + std::to_string(max_batch));
   for (int i = 0; i < n; ++i)
     if (labels[i] < 0 || labels[i] >= p.classes)
       throw std::invalid_argument("label out of range at " + std::to_string(i));
+  if (!targets) return;
+  for (int i = 0; i < n; ++i) {
+    double mass = 0;
+    for (int c = 0; c < p.classes; ++c) {
+      const float t = targets[static_cast<size_t>(i) * p.classes + c];
+      if (!std::isfinite(t) || t < 0)
+        throw std::invalid_argument("target " + std::to_string(t) + " at sample " + std::to_string(i) + ", class " +
+                                    std::to_string(c) + " is not a finite non-negative number");
+      mass += t;
+    }
+    if (mass <= 0) throw std::invalid_argument("targets of sample " + std::to_string(i) + " sum to 0");
+  }
 }
 
 StepResult Engine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
                               int32_t* predictions) {
-  check_step_input(p_, max_batch_, labels, n);
+  check_step_input(p_, max_batch_, labels, o.targets, n);
   StepResult r;
   forward(images, n, true, o.dropout_seed);
   const int C = p_.classes;
-  r.ce = softmax_ce_forward(n, C, act_[p_.logits].data(), labels, probs_ws_.data());
+  r.ce = softmax_ce_forward(n, C, act_[p_.logits].data(), labels, o.targets, probs_ws_.data());
   r.correct = score_predictions(probs_ws_.data(), labels, n, C, predictions);
-  softmax_ce_backward(n, C, probs_ws_.data(), labels, o.lambda_ce, dact_[p_.logits].data());
+  softmax_ce_backward(n, C, probs_ws_.data(), labels, o.targets, o.lambda_ce, dact_[p_.logits].data());
 
   // Ad-Corre on the embeddings: [n][k][d] here, [k][n][d] in the loss.
   float* demb = dact_[p_.embeddings].data();
@@ -464,8 +476,8 @@ void Engine::predict(const float* images, int n, float* probs, float* embeddings
     forward(images + static_cast<size_t>(start) * per_sample_[p_.input], b, false, 0);
     if (probs) {
       std::vector<int32_t> zeros(b, 0);
-      softmax_ce_forward(b, p_.classes, act_[p_.logits].data(), zeros.data(),
-                         probs + static_cast<size_t>(start) * p_.classes);
+      softmax_ce_forward<float>(b, p_.classes, act_[p_.logits].data(), zeros.data(), nullptr,
+                                probs + static_cast<size_t>(start) * p_.classes);
     }
     if (embeddings) {
       const size_t per = static_cast<size_t>(p_.k) * p_.d;

@@ -51,6 +51,9 @@ struct StepOptions {
   double lambda_ce = 1, w_fd = 1, w_md = 1, w_ed = 1;
   bool adcorre = true;
   const float* class_accuracy = nullptr;  // numClasses values, or null for uniform attention
+  // n x classes soft targets for the cross-entropy (FER+'s vote distributions), or
+  // null for the one-hot labels; the labels still drive Ad-Corre and accuracy.
+  const float* targets = nullptr;
   // optimizer
   bool adam = true;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7, momentum = 0.9, weight_decay = 0;
@@ -112,8 +115,9 @@ std::unique_ptr<Executor> make_cuda_engine(const ProgramDesc& program, int max_b
 // Host-side pieces of a training step that both executors share.
 // rho[c] = 1 - classAccuracy[c] (empty for uniform attention).
 std::vector<float> attention_rho(const StepOptions& o, int classes);
-// Throws invalid_argument for a batch size outside 1..max_batch or a label outside 0..classes-1.
-void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, int n);
+// Throws invalid_argument for a batch size outside 1..max_batch, a label outside 0..classes-1,
+// or soft targets (may be null) that are not finite, negative, or a row summing to zero.
+void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels, const float* targets, int n);
 // Counts correct argmax predictions of probs [n][classes] (predictions may be null).
 int score_predictions(const float* probs, const int32_t* labels, int n, int classes, int32_t* predictions);
 

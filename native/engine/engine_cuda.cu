@@ -295,7 +295,8 @@ class CudaEngine : public Executor {
   float *images_ = nullptr, *blur_tmp_ = nullptr, *blurred_ = nullptr, *blur_kernel_ = nullptr;
   float *scratch_ = nullptr, *dx_ = nullptr;
   int32_t *labels_ = nullptr, *zero_labels_ = nullptr, *order_ = nullptr, *offsets_ = nullptr;
-  float *probs_ = nullptr, *losses_ = nullptr, *rho_ = nullptr, *emb_loss_ = nullptr, *grad_loss_ = nullptr;
+  float *probs_ = nullptr, *targets_ = nullptr, *losses_ = nullptr, *rho_ = nullptr, *emb_loss_ = nullptr,
+        *grad_loss_ = nullptr;
   void* loss_ws_ = nullptr;
   double* loss_result_ = nullptr;
   int* flags_ = nullptr;  // [0]: gradients; [1 + op]: op outputs
@@ -347,6 +348,7 @@ void CudaEngine::allocate() {
   a.add(&order_, B, Arena::kWorkspace);
   a.add(&offsets_, C + 1, Arena::kWorkspace);
   a.add(&probs_, B * C, Arena::kWorkspace);
+  a.add(&targets_, B * C, Arena::kWorkspace);
   a.add(&losses_, B, Arena::kWorkspace);
   a.add(&rho_, C, Arena::kWorkspace);
   a.add(&emb_loss_, B * k * d, Arena::kWorkspace);
@@ -582,14 +584,18 @@ std::string CudaEngine::first_nonfinite_output(int n) {
 
 StepResult CudaEngine::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
                                   int32_t* predictions) {
-  check_step_input(p_, max_batch_, labels, n);
+  check_step_input(p_, max_batch_, labels, o.targets, n);
   const int C = p_.classes, k = p_.k, d = p_.d;
   StepResult r;
   prepare_input(images, n, true);
   CUDA_CHECK(cudaMemcpyAsync(labels_, labels, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
+  if (o.targets)
+    CUDA_CHECK(cudaMemcpyAsync(targets_, o.targets, static_cast<size_t>(n) * C * sizeof(float), cudaMemcpyHostToDevice,
+                               stream_));
+  const float* targets = o.targets ? targets_ : nullptr;
   forward(n, true, o.dropout_seed);
-  cuda::softmax_ce_forward(n, C, act_[p_.logits], labels_, probs_, losses_, stream_);
-  cuda::softmax_ce_backward(n, C, probs_, labels_, o.lambda_ce, dact_[p_.logits], stream_);
+  cuda::softmax_ce_forward(n, C, act_[p_.logits], labels_, targets, probs_, losses_, stream_);
+  cuda::softmax_ce_backward(n, C, probs_, labels_, targets, o.lambda_ce, dact_[p_.logits], stream_);
 
   // Ad-Corre on the embeddings: [n][k][d] here, [k][n][d] in the loss.
   float* demb = dact_[p_.embeddings];
@@ -688,7 +694,7 @@ void CudaEngine::predict(const float* images, int n, float* probs, float* embedd
     prepare_input(images + static_cast<size_t>(start) * per, b, false);
     forward(b, false, 0);
     if (probs) {
-      cuda::softmax_ce_forward(b, C, act_[p_.logits], zero_labels_, probs_, losses_, stream_);
+      cuda::softmax_ce_forward(b, C, act_[p_.logits], zero_labels_, nullptr, probs_, losses_, stream_);
       CUDA_CHECK(cudaMemcpyAsync(probs + static_cast<size_t>(start) * C, probs_,
                                  static_cast<size_t>(b) * C * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     }

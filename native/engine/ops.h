@@ -77,10 +77,14 @@ void l2norm_forward(int rows, int dim, const T* x, T* y, double eps);
 template <typename T>
 void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* dx, double eps);
 
-// Mean cross-entropy of softmax(logits) against labels; probs written; dlogits = scale * d(mean CE)/dlogits.
+// Mean cross-entropy of softmax(logits) against targets: the one-hot labels
+// when targets is null, else targets (n x classes, non-negative; FER+'s
+// normalised crowd votes), CE_i = -sum_c t_ic log p_ic. probs written;
+// dlogits = scale * d(mean CE)/dlogits = scale * (p_ic sum_c t_ic - t_ic) / n.
 template <typename T>
-double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, T* probs);
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs);
 template <typename T>
-void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, double scale, T* dlogits);
+void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, const T* targets, double scale,
+                         T* dlogits);
 
 }  // namespace adcorre::engine

@@ -596,7 +596,7 @@ void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* 
 }
 
 template <typename T>
-double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, T* probs) {
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs) {
   double loss = 0;
   for (int i = 0; i < n; ++i) {
     const T* z = logits + static_cast<size_t>(i) * classes;
@@ -606,18 +606,33 @@ double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* la
     double s = 0;
     for (int c = 0; c < classes; ++c) s += std::exp(z[c] - mx);
     for (int c = 0; c < classes; ++c) p[c] = static_cast<T>(std::exp(z[c] - mx) / s);
-    loss += -(z[labels[i]] - mx - std::log(s));
+    const double log_norm = mx + std::log(s);  // log p_c = z_c - log_norm
+    if (!targets) {
+      loss += log_norm - z[labels[i]];
+      continue;
+    }
+    const T* t = targets + static_cast<size_t>(i) * classes;
+    for (int c = 0; c < classes; ++c)
+      if (t[c] != 0) loss += t[c] * (log_norm - z[c]);
   }
   return loss / n;
 }
 
 template <typename T>
-void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, double scale, T* dlogits) {
-  for (int i = 0; i < n; ++i)
-    for (int c = 0; c < classes; ++c) {
-      const size_t at = static_cast<size_t>(i) * classes + c;
-      dlogits[at] = static_cast<T>(scale * (probs[at] - (c == labels[i] ? 1.0 : 0.0)) / n);
+void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, const T* targets, double scale,
+                         T* dlogits) {
+  for (int i = 0; i < n; ++i) {
+    const size_t row = static_cast<size_t>(i) * classes;
+    if (!targets) {
+      for (int c = 0; c < classes; ++c)
+        dlogits[row + c] = static_cast<T>(scale * (probs[row + c] - (c == labels[i] ? 1.0 : 0.0)) / n);
+      continue;
     }
+    double mass = 0;  // 1 for a distribution; kept general so the gradient is exact for any weights
+    for (int c = 0; c < classes; ++c) mass += targets[row + c];
+    for (int c = 0; c < classes; ++c)
+      dlogits[row + c] = static_cast<T>(scale * (probs[row + c] * mass - targets[row + c]) / n);
+  }
 }
 
 #define INSTANTIATE(T)                                                                                              \
@@ -639,8 +654,8 @@ void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labe
   template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                         \
   template void l2norm_forward<T>(int, int, const T*, T*, double);                                                  \
   template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                             \
-  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, T*);                                    \
-  template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, double, T*);
+  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, const T*, T*);                          \
+  template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, const T*, double, T*);
 
 INSTANTIATE(float)
 INSTANTIATE(double)

@@ -401,9 +401,10 @@ __global__ void l2norm_backward_kernel(int rows, int dim, const float* __restric
   for (int j = lane; j < dim; j += 32) dx[at + j] = clamped ? dy[at + j] * inv : (dy[at + j] - y[at + j] * yd) * inv;
 }
 
+// targets: n x classes soft targets, or null for the one-hot labels (ops.h)
 __global__ void softmax_ce_forward_kernel(int n, int classes, const float* __restrict__ z,
-                                          const int32_t* __restrict__ labels, float* __restrict__ p,
-                                          float* __restrict__ losses) {
+                                          const int32_t* __restrict__ labels, const float* __restrict__ targets,
+                                          float* __restrict__ p, float* __restrict__ losses) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float* zi = z + static_cast<size_t>(i) * classes;
@@ -412,15 +413,32 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, const float* __res
   double s = 0;
   for (int c = 0; c < classes; ++c) s += exp(zi[c] - mx);
   for (int c = 0; c < classes; ++c) p[static_cast<size_t>(i) * classes + c] = static_cast<float>(exp(zi[c] - mx) / s);
-  losses[i] = static_cast<float>(-(zi[labels[i]] - mx - log(s)));
+  const double log_norm = mx + log(s);
+  if (!targets) {
+    losses[i] = static_cast<float>(log_norm - zi[labels[i]]);
+    return;
+  }
+  const float* ti = targets + static_cast<size_t>(i) * classes;
+  double loss = 0;
+  for (int c = 0; c < classes; ++c)
+    if (ti[c] != 0) loss += ti[c] * (log_norm - zi[c]);
+  losses[i] = static_cast<float>(loss);
 }
 __global__ void softmax_ce_backward_kernel(int n, int classes, const float* __restrict__ p,
-                                           const int32_t* __restrict__ labels, double scale, float* __restrict__ dz) {
+                                           const int32_t* __restrict__ labels, const float* __restrict__ targets,
+                                           double scale, float* __restrict__ dz) {
   const size_t total = static_cast<size_t>(n) * classes;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int s = static_cast<int>(i / classes), c = static_cast<int>(i % classes);
-    dz[i] = static_cast<float>(scale * (p[i] - (c == labels[s] ? 1.0 : 0.0)) / n);
+    if (!targets) {
+      dz[i] = static_cast<float>(scale * (p[i] - (c == labels[s] ? 1.0 : 0.0)) / n);
+      continue;
+    }
+    const float* ts = targets + static_cast<size_t>(s) * classes;
+    double mass = 0;  // the row's sum, in the CPU's order (classes is small)
+    for (int j = 0; j < classes; ++j) mass += ts[j];
+    dz[i] = static_cast<float>(scale * (p[i] * mass - ts[c]) / n);
   }
 }
 
@@ -569,15 +587,15 @@ void l2norm_backward(int rows, int dim, const float* x, const float* y, const fl
   l2norm_backward_kernel<<<(rows + 7) / 8, 256, 0, s>>>(rows, dim, x, y, dy, dx, eps);
   CHECK_LAUNCH();
 }
-void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses,
-                        cudaStream_t s) {
-  softmax_ce_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(n, classes, logits, labels, probs, losses);
+void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, const float* targets,
+                        float* probs, float* losses, cudaStream_t s) {
+  softmax_ce_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(n, classes, logits, labels, targets, probs, losses);
   CHECK_LAUNCH();
 }
-void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits,
-                         cudaStream_t s) {
+void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, const float* targets,
+                         double scale, float* dlogits, cudaStream_t s) {
   softmax_ce_backward_kernel<<<capped(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(n, classes, probs, labels,
-                                                                                           scale, dlogits);
+                                                                                           targets, scale, dlogits);
   CHECK_LAUNCH();
 }
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,

@@ -59,11 +59,12 @@ void dense_backward(int n, int in, int out, const float* x, const float* weight,
 void l2norm_forward(int rows, int dim, const float* x, float* y, double eps, cudaStream_t s);
 void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps,
                      cudaStream_t s);
-// losses: n per-sample cross-entropies (the caller averages)
-void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, float* probs, float* losses,
-                        cudaStream_t s);
-void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, double scale, float* dlogits,
-                         cudaStream_t s);
+// losses: n per-sample cross-entropies (the caller averages); targets: n x classes soft
+// targets, or null for the one-hot labels (as softmax_ce_* in ops.h)
+void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, const float* targets,
+                        float* probs, float* losses, cudaStream_t s);
+void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, const float* targets,
+                         double scale, float* dlogits, cudaStream_t s);
 // Adam with bias correction folded into step = lr * sqrt(1 - b2^t) / (1 - b1^t)
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay, cudaStream_t s);

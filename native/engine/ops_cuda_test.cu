@@ -178,18 +178,38 @@ int main() {
   }
   {
     const int n = 6, classes = 7;
-    Vec z = randn(n * classes), p(z.size()), dz(z.size());
+    Vec z = randn(n * classes), p(z.size()), dz(z.size()), dz_soft(z.size());
     std::vector<int32_t> labels = {0, 6, 3, 3, 1, 5};
-    softmax_ce_forward<float>(n, classes, z.data(), labels.data(), p.data());
-    softmax_ce_backward<float>(n, classes, p.data(), labels.data(), 50.0, dz.data());
-    Dev gz(z), gp(z.size()), gdz(z.size()), gl(n);
+    // soft targets: vote distributions over 7 classes (one row of another mass)
+    Vec t(z.size(), 0.f);
+    for (int i = 0; i < n; ++i)
+      for (int c = 0; c < classes; ++c)
+        t[i * classes + c] = (c == labels[i] ? 0.6f : 0.f) + ((c + i) % 3 == 0 ? 0.1f : 0.f);
+    const float loss =
+        static_cast<float>(softmax_ce_forward<float>(n, classes, z.data(), labels.data(), nullptr, p.data()));
+    softmax_ce_backward<float>(n, classes, p.data(), labels.data(), nullptr, 50.0, dz.data());
+    const float loss_soft =
+        static_cast<float>(softmax_ce_forward<float>(n, classes, z.data(), labels.data(), t.data(), p.data()));
+    softmax_ce_backward<float>(n, classes, p.data(), labels.data(), t.data(), 50.0, dz_soft.data());
+    Dev gz(z), gp(z.size()), gdz(z.size()), gl(n), gt(t), gdz_soft(z.size());
     int32_t* glab;
     cudaMalloc(&glab, n * sizeof(int32_t));
     cudaMemcpy(glab, labels.data(), n * sizeof(int32_t), cudaMemcpyHostToDevice);
-    cuda::softmax_ce_forward(n, classes, gz.p, glab, gp.p, gl.p, 0);
-    cuda::softmax_ce_backward(n, classes, gp.p, glab, 50.0, gdz.p, 0);
+    cuda::softmax_ce_forward(n, classes, gz.p, glab, nullptr, gp.p, gl.p, 0);
+    cuda::softmax_ce_backward(n, classes, gp.p, glab, nullptr, 50.0, gdz.p, 0);
     compare("softmax probabilities", gp.get(), p);
     compare("softmax cross-entropy gradient", gdz.get(), dz);
+    Vec losses = gl.get();
+    double mean = 0;
+    for (float v : losses) mean += v;
+    compare("softmax cross-entropy", Vec{static_cast<float>(mean / n)}, Vec{loss});
+    cuda::softmax_ce_forward(n, classes, gz.p, glab, gt.p, gp.p, gl.p, 0);
+    cuda::softmax_ce_backward(n, classes, gp.p, glab, gt.p, 50.0, gdz_soft.p, 0);
+    losses = gl.get();
+    mean = 0;
+    for (float v : losses) mean += v;
+    compare("softmax cross-entropy, soft targets", Vec{static_cast<float>(mean / n)}, Vec{loss_soft});
+    compare("softmax cross-entropy gradient, soft targets", gdz_soft.get(), dz_soft);
     cudaFree(glab);
   }
   cudaError_t err = cudaDeviceSynchronize();

@@ -62,6 +62,13 @@ static void check(const std::string& name, std::vector<Vec*> inputs, const std::
   std::printf("%s %s (relative error %.2e)\n", ok ? "ok  " : "FAIL", name.c_str(), worst);
 }
 
+// A direct comparison: passes when error <= tolerance.
+static void report(const std::string& name, double error, double tolerance) {
+  const bool ok = error <= tolerance;
+  (ok ? passed : failed)++;
+  std::printf("%s %s (error %.2e, tolerance %.0e)\n", ok ? "ok  " : "FAIL", name.c_str(), error, tolerance);
+}
+
 static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool same, bool depthwise) {
   if (depthwise) o = c;
   Vec x = randn(static_cast<size_t>(n) * c * h * w), wt = randn(static_cast<size_t>(o) * (depthwise ? 1 : c) * k * k);
@@ -195,14 +202,41 @@ int main() {
     Vec z = randn(n * classes, 2);
     std::vector<int32_t> labels = {0, 3, 4, 3};
     Vec probs(z.size());
-    auto fwd = [&] { return Vec{softmax_ce_forward<double>(n, classes, z.data(), labels.data(), probs.data())}; };
+    auto fwd = [&] {
+      return Vec{softmax_ce_forward<double>(n, classes, z.data(), labels.data(), nullptr, probs.data())};
+    };
     auto bwd = [&](const Vec& r) {
       fwd();
       Vec dz(z.size());
-      softmax_ce_backward<double>(n, classes, probs.data(), labels.data(), r[0], dz.data());
+      softmax_ce_backward<double>(n, classes, probs.data(), labels.data(), nullptr, r[0], dz.data());
       return std::vector<Vec>{dz};
     };
     check("softmax cross-entropy", {&z}, fwd, bwd);
+
+    // Soft targets (FER+ vote distributions): rows summing to 1 with zeros, and
+    // one row of another mass, so the gradient's general form is exercised.
+    Vec t = {0.5, 0, 0.3, 0.2, 0, 0, 0, 0, 1, 0, 0.1, 0.2, 0.3, 0.25, 0.15, 0.2, 0, 0.4, 0.1, 0.5};
+    auto fwd_soft = [&] {
+      return Vec{softmax_ce_forward<double>(n, classes, z.data(), labels.data(), t.data(), probs.data())};
+    };
+    auto bwd_soft = [&](const Vec& r) {
+      fwd_soft();
+      Vec dz(z.size());
+      softmax_ce_backward<double>(n, classes, probs.data(), labels.data(), t.data(), r[0], dz.data());
+      return std::vector<Vec>{dz};
+    };
+    check("softmax cross-entropy, soft targets", {&z}, fwd_soft, bwd_soft);
+
+    // One-hot targets give the labels' loss and gradient.
+    Vec onehot(z.size(), 0.0), dz_hard(z.size()), dz_soft(z.size());
+    for (int i = 0; i < n; ++i) onehot[static_cast<size_t>(i) * classes + labels[i]] = 1;
+    const double hard = softmax_ce_forward<double>(n, classes, z.data(), labels.data(), nullptr, probs.data());
+    softmax_ce_backward<double>(n, classes, probs.data(), labels.data(), nullptr, 3.0, dz_hard.data());
+    const double soft = softmax_ce_forward<double>(n, classes, z.data(), labels.data(), onehot.data(), probs.data());
+    softmax_ce_backward<double>(n, classes, probs.data(), labels.data(), onehot.data(), 3.0, dz_soft.data());
+    double worst = std::fabs(hard - soft);
+    for (size_t i = 0; i < z.size(); ++i) worst = std::max(worst, std::fabs(dz_hard[i] - dz_soft[i]));
+    report("softmax cross-entropy, one-hot targets = labels", worst, 1e-12);
   }
   {  // gemm against a naive product, all transposes, accumulating or not; shapes that
      // exercise the 4 x 16 register tiles, their row and column leftovers, and

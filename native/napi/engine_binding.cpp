@@ -133,6 +133,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const int device = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
     try {
       ProgramDesc program = parse_program(info[0].As<Napi::Object>());
+      classes_ = program.classes;
       const int max_batch = info[1].As<Napi::Number>().Int32Value();
       if (device < 0)
         engine_ = std::make_unique<Engine>(std::move(program), max_batch);
@@ -198,6 +199,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     s.dropout_seed = static_cast<uint32_t>(num_of(o, "seed", 0));
     Napi::Value acc = o.Get("classAccuracy");
     if (acc.IsTypedArray()) s.class_accuracy = data_of<float>(typed(acc, napi_float32_array, "classAccuracy"));
+    Napi::Value targets = o.Get("targets");
+    if (targets.IsTypedArray()) {
+      auto t = typed(targets, napi_float32_array, "targets");
+      if (t.ElementLength() != static_cast<size_t>(n) * classes_)
+        throw Napi::RangeError::New(env, "targets must hold batch x classes values");
+      s.targets = data_of<float>(t);
+    }
     auto predictions = Napi::Int32Array::New(env, n);
     const adcorre::engine::StepResult r = guarded(env, [&] {
       return engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
@@ -274,6 +282,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   std::unique_ptr<adcorre::engine::Executor> engine_;
+  int classes_ = 0;
 };
 
 }  // namespace

@@ -61,3 +61,20 @@ export function checkNanStepSkipped(t, engine) {
   t.is(r.badLayer, 'entry.conv1');
   t.deepEqual(engine.getWeights(), before);
 }
+
+/**
+ * Vote-like soft targets for a batch (FER+'s normalised crowd votes): most mass on the label, the rest spread
+ * deterministically over one or two other classes, rows summing to 1.
+ */
+export function voteTargets(labels, classes) {
+  const t = new Float32Array(labels.length * classes);
+  labels.forEach((label, i) => {
+    const row = t.subarray(i * classes, (i + 1) * classes);
+    row[label] = 6;
+    row[(label + 1 + (i % (classes - 1))) % classes] += 3;
+    row[(i * 7) % classes] += 1;
+    const sum = row.reduce((a, b) => a + b, 0);
+    for (let c = 0; c < classes; c++) row[c] /= sum;
+  });
+  return t;
+}
