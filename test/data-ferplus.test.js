@@ -4,13 +4,14 @@
 // labels against hand-computed values; soft targets through the DataLoader;
 // the real copy in ../shared when it is there.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { DataError, DataLoader, detectFormat, labelNames, openDataset } from '../dist/index.js';
 import { fer2013Csv, ferPixels, tempDir, writeImage } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
+import { Trainer } from '../dist/train/trainer.js';
 
 const BOX = '"(0, 0, 48, 48)"';
 const row = (name, votes, box = BOX) => `${name},${box},${votes.join(',')}`;
@@ -336,4 +337,23 @@ maybe(`FER+ in ../shared: 26,940 train and 3,396 val images in 8 classes, the re
   const ds7 = await openDataset(ferplus, { classes: 7 });
   t.is(ds7.splits.get('train').samples.length, 26940 - 165);
   t.is(ds7.splits.get('val').samples.length, 3396 - 26);
+});
+
+test("Trainer labels 'distribution' (adcorre-train --labels distribution): the engine trains the cross-entropy on the votes (the run differs from majority training, seed for seed)", async (t) => {
+  const data = await writeVotedFolder(40);
+  const tinyPlus = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 8 };
+  const base = { data, arch: tinyPlus, batch: 8, lr: 3e-3, seed: 3, workers: 0, epochs: 1 };
+  const runs = {};
+  for (const labels of ['majority', 'distribution']) {
+    const out = tempDir(`adcorre-ferplus-run-${labels}-`);
+    await new Trainer({ ...base, labels, out }).train();
+    const [epoch] = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map(JSON.parse);
+    runs[labels] = epoch;
+    t.true(existsSync(join(out, 'model.onnx')), `${labels}: model.onnx`);
+  }
+  t.true(Number.isFinite(runs.distribution.train.loss));
+  t.not(runs.distribution.train.loss, runs.majority.train.loss);
+  t.throws(() => new Trainer({ ...base, labels: 'votes', out: tempDir() }), {
+    message: /'majority'.*'distribution'.*labels/,
+  });
 });

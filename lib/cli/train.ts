@@ -45,6 +45,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', 'auto')
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
+    .addOption(
+      new Option(
+        '--labels <mode>',
+        "FER+: train on each image's majority label, or the cross-entropy on the crowd's vote distribution (Ad-Corre and accuracy use the majority)",
+      )
+        .choices(['majority', 'distribution'])
+        .default('majority'),
+    )
     .option('--lr <lr>', 'learning rate', num, 1e-3)
     .option('--decay <d>', 'inverse-time decay per step (Keras Adam decay)', num, 1e-5)
     .addOption(
@@ -95,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
       out: o.out as string,
       classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined,
       fer2013: o.fer2013 as string | undefined,
+      labels: o.labels as 'majority' | 'distribution',
       lr: o.lr as number,
       decay: o.decay as number,
       schedule: o.schedule as never,

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { ConfusionTracker } from '../confusion.js';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
+import type { FerPlusLabels } from '../data/readers/ferplus.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport, type SkipSummary } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
@@ -28,6 +29,12 @@ export interface TrainerOptions {
   data: string;
   classes?: 7 | 8;
   fer2013?: string;
+  /**
+   * FER+: 'majority' (default) trains on each image's most voted emotion; 'distribution' trains the cross-entropy on
+   * the normalised crowd votes (the FER+ paper's PLD scheme). Ad-Corre's class terms, the attention map and every
+   * accuracy use the majority label in both.
+   */
+  labels?: FerPlusLabels;
   /** a preset name (paper, fer-48, compact), a JSON file with a configuration, or the configuration */
   arch: string | XceptionConfig;
   /** override the configuration's input blur: the sigma (pixels) by which the training images are blurred */
@@ -137,6 +144,7 @@ export interface ProgressEvent {
 
 const DEFAULTS = {
   dataset: 'auto' as const,
+  labels: 'majority' as const,
   lr: 1e-3,
   decay: 1e-5,
   schedule: 'decay' as const,
@@ -251,6 +259,7 @@ function validateOptions(o: Trainer['options']): void {
   if (o.workers !== undefined)
     numberIn('workers', o.workers, { min: 0, max: 256, integer: true }, 'integer in [0, 256]');
   if (o.inputBlur !== undefined) numberIn('inputBlur', o.inputBlur, { min: 0, max: 8 }, 'number in [0, 8] (pixels)');
+  oneOf('labels', o.labels, ['majority', 'distribution']);
   oneOf('schedule', o.schedule, ['decay', 'cosine', 'step']);
   oneOf('optimizer', o.optimizer, ['adam', 'sgd']);
   oneOf('onNonFinite', o.onNonFinite, ['skip', 'stop']);
@@ -362,6 +371,7 @@ export class Trainer {
       format: o.dataset,
       classes: o.classes ?? (config.classes === 8 ? 8 : 7),
       fer2013: o.fer2013,
+      labels: o.labels,
     });
     if (dataset.labelNames.length !== config.classes) {
       throw new RangeError(
@@ -497,6 +507,7 @@ export class Trainer {
             adcorre: o.adcorre,
             seed: mixSeed(o.seed, step),
             ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
+            ...(b.targets ? { targets: b.targets } : {}),
           });
           step++;
           if (!stats.finite) {
@@ -611,6 +622,7 @@ export class Trainer {
     return {
       dataset: dataset.format,
       data: dataset.path,
+      ...(dataset.format === 'ferplus' ? { labels: o.labels } : {}),
       epoch: record.epoch,
       steps: step,
       valAccuracy: record.val.accuracy,
