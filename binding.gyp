@@ -6,13 +6,13 @@
     {
       "target_name": "adcorre_native",
       "sources": [
-        "native/core/adcorre_cpu.cpp",
-        "native/core/augment.cpp",
-        "native/core/thread_pool.cpp",
+        "native/loss/adcorre_cpu.cpp",
+        "native/data/augment.cpp",
+        "native/common/thread_pool.cpp",
         "native/engine/engine.cpp",
         "native/engine/ops_cpu.cpp",
         "native/napi/engine_binding.cpp",
-        "native/cuda/cuda_absent.cpp",
+        "native/loss/cuda_absent.cpp",
         "native/napi/binding.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -46,7 +46,7 @@ export interface NativeBinding {
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
   backendInfo(): NativeBackendInfo;
-  /** one augmentation warp: native/core/augment.h */
+  /** one augmentation warp: native/data/augment.h */
   warpAffine(
     src: Uint8Array,
     w: number,

@@ -1,4 +1,4 @@
-// Training augmentation as one affine warp per sample (native/core/augment.cpp):
+// Training augmentation as one affine warp per sample (native/data/augment.cpp):
 // random resized crop, horizontal flip, rotation and brightness/contrast
 // jitter; evaluation maps the whole image onto the input unchanged.
 
@@ -35,7 +35,7 @@ export interface WarpSetting {
 /**
  * Source pixel coordinates for output pixel (u, v) of an S x S output: the
  * crop of size cw x ch centred at (cx, cy), rotated by theta, mirrored when
- * flip = -1 (see native/core/augment.h for the matrix layout).
+ * flip = -1 (see native/data/augment.h for the matrix layout).
  */
 export function cropMatrix(
   S: number,

@@ -5,7 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "../data_rng.h"
+#include "../common/rng.h"
 
 namespace adcorre::engine {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/adcorre.h"
+#include "../loss/adcorre.h"
 #include "ops.h"
 
 namespace adcorre::engine {

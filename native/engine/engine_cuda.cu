@@ -23,7 +23,7 @@
 #include <string>
 #include <vector>
 
-#include "../core/adcorre.h"
+#include "../loss/adcorre.h"
 #include "engine.h"
 #include "ops_cuda.cuh"
 
@@ -114,7 +114,7 @@ __global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ s
   }
 }
 
-// Dropout with the CPU's mask: element j draws SplitMix64 value j + 1 of the seed (data_rng.h).
+// Dropout with the CPU's mask: element j draws SplitMix64 value j + 1 of the seed (common/rng.h).
 __global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mask,
                                uint64_t seed, double rate, float scale) {
   GRID_STRIDE(j, n) {

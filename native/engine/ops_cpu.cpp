@@ -12,7 +12,7 @@
 #include <cstring>
 #include <limits>
 
-#include "../core/thread_pool.h"
+#include "../common/thread_pool.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define ENGINE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))

@@ -15,7 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "../core/adcorre.h"
+#include "../loss/adcorre.h"
 
 namespace adcorre::engine::cuda {
 

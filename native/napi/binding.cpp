@@ -9,8 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "../core/adcorre.h"
-#include "../core/augment.h"
+#include "../common/thread_pool.h"
+#include "../data/augment.h"
+#include "../loss/adcorre.h"
 #include "typed_array.h"
 
 namespace {

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <cstdlib>
 
-#include "adcorre.h"
-
 namespace adcorre {
 
 ThreadPool::ThreadPool(int threads) {

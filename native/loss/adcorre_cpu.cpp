@@ -18,8 +18,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "../common/thread_pool.h"
 #include "adcorre.h"
-#include "thread_pool.h"
 
 // Portable prebuilt binaries cannot assume AVX2; let the loader pick the best
 // clone of the hot loops at run time on x86-64 Linux.

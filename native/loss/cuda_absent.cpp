@@ -1,7 +1,7 @@
 // Built instead of adcorre_cuda.cu when the addon is compiled without nvcc:
 // the CUDA entry points exist and report that CUDA was not compiled in.
-#include "../core/adcorre.h"
 #include "../engine/engine.h"
+#include "adcorre.h"
 
 namespace adcorre {
 

@@ -78,9 +78,6 @@ class CpuLoss {
   CpuWorkspace* ws_;
 };
 
-// Threads the CPU backend uses (ADCORRE_NUM_THREADS or the hardware's count).
-int cpu_threads();
-
 // ---------------------------------------------------------------- CUDA backend
 
 struct CudaDevice {

@@ -13,6 +13,9 @@
 
 namespace adcorre {
 
+// Threads the CPU kernels use (ADCORRE_NUM_THREADS or the hardware's count).
+int cpu_threads();
+
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);

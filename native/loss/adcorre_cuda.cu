@@ -23,7 +23,7 @@
 #include <mutex>
 #include <sstream>
 
-#include "../core/adcorre.h"
+#include "adcorre.h"
 
 #ifndef ADCORRE_CUDA_ARCHS
 #define ADCORRE_CUDA_ARCHS "unknown"
