@@ -41,7 +41,44 @@ export interface NativeBackendInfo {
   cpu: { threads: number };
 }
 
+/** One training step's outcome. */
+export interface NativeStepResult {
+  loss: number;
+  ce: number;
+  fd: number;
+  md: number;
+  ed: number;
+  /** correct predictions in the batch */
+  correct: number;
+  predictions: Int32Array;
+  /** false when the loss or a gradient was NaN or infinite: the update was skipped */
+  finite: boolean;
+  /** the first layer whose output was not finite */
+  badLayer?: string;
+}
+
+/** The training engine (native/napi/engine_binding.cpp); lib/engine/engine.ts validates every call. */
+export interface NativeEngine {
+  trainStep(images: Float32Array, labels: Int32Array, options: object): NativeStepResult;
+  predict(
+    images: Float32Array,
+    n: number,
+    classes: number,
+    embeddingSize: number,
+  ): { probs: Float32Array; embeddings: Float32Array };
+  paramCount(): number;
+  getParam(i: number): Float32Array;
+  setParam(i: number, data: Float32Array): void;
+  getGrad(i: number): Float32Array;
+  getMoments(i: number): { m: Float32Array; v: Float32Array };
+  setMoments(i: number, m: Float32Array, v: Float32Array): void;
+  steps: number;
+}
+
+/** Every binding of the addon, declared once (native/napi/*.cpp). */
 export interface NativeBinding {
+  /** program: lib/engine/engine.ts buildProgram(); device: -1 for the CPU, else a CUDA device index */
+  Engine: new (program: object, maxBatch: number, device: number) => NativeEngine;
   loss(request: NativeLossRequest): NativeLossResult;
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;

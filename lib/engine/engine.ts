@@ -2,7 +2,7 @@
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
 import { resolveDevice } from '../backend.js';
-import { native } from '../native.js';
+import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import { blurKernel, validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
@@ -41,41 +41,12 @@ export interface TrainStepOptions {
   seed?: number;
 }
 
-export interface StepStats {
-  loss: number;
-  ce: number;
-  fd: number;
-  md: number;
-  ed: number;
-  /** correct predictions in the batch */
-  correct: number;
-  predictions: Int32Array;
-  /** false when the loss or a gradient was NaN or infinite: the update was skipped */
-  finite: boolean;
-  /** the first layer whose output was not finite */
-  badLayer?: string;
-}
+/** One training step's outcome (the native engine's result, native/napi/engine_binding.cpp). */
+export type StepStats = NativeStepResult;
 
 export interface EngineState {
   weights: Weights;
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
-  steps: number;
-}
-
-interface NativeEngine {
-  trainStep(images: Float32Array, labels: Int32Array, options: object): StepStats;
-  predict(
-    images: Float32Array,
-    n: number,
-    classes: number,
-    embeddingSize: number,
-  ): { probs: Float32Array; embeddings: Float32Array };
-  paramCount(): number;
-  getParam(i: number): Float32Array;
-  setParam(i: number, data: Float32Array): void;
-  getGrad(i: number): Float32Array;
-  getMoments(i: number): { m: Float32Array; v: Float32Array };
-  setMoments(i: number, m: Float32Array, v: Float32Array): void;
   steps: number;
 }
 
@@ -196,10 +167,7 @@ export class Engine {
     this.architecture = buildArchitecture(config);
     this.maxBatch = maxBatch;
     this.device = device < 0 ? 'cpu' : `cuda:${device}`;
-    const Native = (
-      native() as unknown as { Engine: new (program: object, maxBatch: number, device: number) => NativeEngine }
-    ).Engine;
-    this.native = new Native(buildProgram(this.architecture), maxBatch, device);
+    this.native = new (native().Engine)(buildProgram(this.architecture), maxBatch, device);
     this.setWeights(weights);
   }
 
