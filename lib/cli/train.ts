@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { SkipReport } from '../data/skips.js';
 import { PRESETS } from '../model/config.js';
-import { type ProgressEvent, Trainer } from '../train/trainer.js';
+import { CLI_DEFAULTS, defaultBatch, type ProgressEvent, Trainer, TRAINING_DEFAULTS as D } from '../train/trainer.js';
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
@@ -24,7 +24,7 @@ export async function main(argv: string[]): Promise<number> {
     .option(
       '--arch <preset|file>',
       `a preset (${Object.keys(PRESETS).join(', ')}) or a JSON configuration file`,
-      'small',
+      CLI_DEFAULTS.arch,
     )
     .option(
       '--input-blur <sigma>',
@@ -35,14 +35,14 @@ export async function main(argv: string[]): Promise<number> {
       '--flip-average',
       'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image',
     )
-    .option('--epochs <n>', 'epochs', positiveInt, 30)
+    .option('--epochs <n>', 'epochs', positiveInt, CLI_DEFAULTS.epochs)
     .option(
       '--batch <n>',
       'batch size (default: 50 for the paper preset, as in the reference code; else 64)',
       positiveInt,
     )
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
-    .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', 'auto')
+    .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', D.device)
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .addOption(
@@ -51,34 +51,34 @@ export async function main(argv: string[]): Promise<number> {
         "FER+: train on each image's majority label, or the cross-entropy on the crowd's vote distribution (Ad-Corre and accuracy use the majority)",
       )
         .choices(['majority', 'distribution'])
-        .default('majority'),
+        .default(D.labels),
     )
-    .option('--lr <lr>', 'learning rate', num, 1e-3)
-    .option('--decay <d>', 'inverse-time decay per step (Keras Adam decay)', num, 1e-5)
+    .option('--lr <lr>', 'learning rate', num, D.lr)
+    .option('--decay <d>', 'inverse-time decay per step (Keras Adam decay)', num, D.decay)
     .addOption(
-      new Option('--schedule <s>', 'learning-rate schedule').choices(['decay', 'cosine', 'step']).default('decay'),
+      new Option('--schedule <s>', 'learning-rate schedule').choices(['decay', 'cosine', 'step']).default(D.schedule),
     )
-    .option('--warmup <epochs>', 'linear warm-up epochs', num, 0)
-    .addOption(new Option('--optimizer <o>', 'optimizer').choices(['adam', 'sgd']).default('adam'))
-    .option('--weight-decay <w>', 'L2 weight decay', num, 0)
-    .option('--lambda-ce <w>', 'cross-entropy weight', num, 50)
-    .option('--w-fd <w>', 'Feature Discriminator weight', num, 1)
-    .option('--w-md <w>', 'Mean Discriminator weight', num, 1)
-    .option('--w-ed <w>', 'Embedding Discriminator weight', num, 1)
+    .option('--warmup <epochs>', 'linear warm-up epochs', num, D.warmup)
+    .addOption(new Option('--optimizer <o>', 'optimizer').choices(['adam', 'sgd']).default(D.optimizer))
+    .option('--weight-decay <w>', 'L2 weight decay', num, D.weightDecay)
+    .option('--lambda-ce <w>', 'cross-entropy weight', num, D.lambdaCE)
+    .option('--w-fd <w>', 'Feature Discriminator weight', num, D.wFD)
+    .option('--w-md <w>', 'Mean Discriminator weight', num, D.wMD)
+    .option('--w-ed <w>', 'Embedding Discriminator weight', num, D.wED)
     .option('--no-adcorre', 'cross-entropy only (the ablation)')
     .option('--no-attention', 'uniform FD weights instead of the adaptive attention map')
     .option('--no-augment', 'no training augmentation')
     .option('--balanced', 'class-balanced sampling')
-    .option('--seed <n>', 'seed of data order, augmentation, dropout and initialisation', int, 1)
+    .option('--seed <n>', 'seed of data order, augmentation, dropout and initialisation', int, D.seed)
     .option('--workers <n>', 'data-loading threads', int)
     .option('--init <file>', 'start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning')
     .option('--resume', 'continue the run in --out from its last checkpoint')
-    .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, 0)
+    .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, D.checkpointEvery)
     .option('--max-steps <n>', 'stop after n steps in total', positiveInt)
     .addOption(
       new Option('--on-nan <what>', 'a non-finite loss or gradient: skip the step or stop')
         .choices(['skip', 'stop'])
-        .default('skip'),
+        .default(D.onNonFinite),
     )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
@@ -99,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
       inputBlur: o.inputBlur as number | undefined,
       ...(o.flipAverage ? { flipAverage: true } : {}),
       epochs: o.epochs as number,
-      batch: (o.batch as number | undefined) ?? (o.arch === 'paper' ? 50 : 64),
+      batch: (o.batch as number | undefined) ?? defaultBatch(o.arch as string),
       out: o.out as string,
       classes: o.classes ? (Number(o.classes) as 7 | 8) : undefined,
       fer2013: o.fer2013 as string | undefined,

@@ -142,7 +142,8 @@ export interface ProgressEvent {
   };
 }
 
-const DEFAULTS = {
+/** The training defaults, in one place: the Trainer fills options from them and adcorre-train shows and uses them. */
+export const TRAINING_DEFAULTS = {
   dataset: 'auto' as const,
   labels: 'majority' as const,
   lr: 1e-3,
@@ -170,6 +171,11 @@ const DEFAULTS = {
   onNonFinite: 'skip' as const,
   device: 'auto',
 };
+
+/** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */
+export const CLI_DEFAULTS = { arch: 'small', epochs: 30 } as const;
+/** The batch size: 50 for the paper preset, as in the reference code; else 64. */
+export const defaultBatch = (arch: string | XceptionConfig): number => (arch === 'paper' ? 50 : 64);
 
 export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
   if (typeof arch !== 'string') return validateConfig(arch, 'arch');
@@ -291,7 +297,7 @@ export class Trainer {
     if (typeof options.out !== 'string' || !options.out) throw new TypeError('Expected options.out: the run folder');
     // undefined means the default (as from a CLI's unset flag)
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-    this.options = { ...DEFAULTS, ...given } as Trainer['options'];
+    this.options = { ...TRAINING_DEFAULTS, ...given } as Trainer['options'];
     validateOptions(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig(
