@@ -68,7 +68,7 @@ test.after.always(async () => {
 test('info: metadata and provider', (t) => {
   const info = fer.info();
   t.is(info.provider, 'cpu');
-  t.is(info.detector, 'full');
+  t.is(info.detector, 'multi');
   t.deepEqual(info.labels, labelNames(7));
   t.deepEqual(info.config, config);
   t.deepEqual(info.training, { note: 'test fixture' });

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
-import { type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
+import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { INFER_DEVICES, type InferDevice, openSession, ort } from './session.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
@@ -29,7 +29,11 @@ export interface LoadOptions {
   /** path or bytes of a model exported by adcorre-native (default: models/adcorre-fer2013.onnx) */
   model?: string | Uint8Array;
   device?: InferDevice;
-  /** face detector: 'full' range (default; faces near and far) or 'short' range (close-ups) */
+  /**
+   * face detector: 'multi' (default: BlazeFace's full-range and short-range models on the whole image,
+   * overlapping tiles of large photos, merged, doubtful detections looked at again), or one model
+   * alone on the whole image: 'full' range or 'short' range (close-ups); see the README's Inference section
+   */
   detector?: DetectorModel;
 }
 
@@ -131,8 +135,10 @@ export class FER {
     if (!INFER_DEVICES.includes(device)) {
       throw new RangeError(`Expected one of ${INFER_DEVICES.join(', ')} for device but received '${String(device)}'`);
     }
-    if (options.detector !== undefined && options.detector !== 'short' && options.detector !== 'full') {
-      throw new RangeError(`Expected 'short' or 'full' for detector but received '${String(options.detector)}'`);
+    if (options.detector !== undefined && !DETECTOR_MODELS.includes(options.detector)) {
+      throw new RangeError(
+        `Expected one of ${DETECTOR_MODELS.map((m) => `'${m}'`).join(', ')} for detector but received '${String(options.detector)}'`,
+      );
     }
     let bytes: Uint8Array;
     let source: string;
@@ -157,7 +163,7 @@ export class FER {
       if ((err as Error).message.includes('execution provider')) throw err;
       throw new Error(`${source}: ONNX Runtime cannot load the model (${(err as Error).message.split('\n')[0]})`);
     }
-    const detector = await FaceDetector.create({ model: options.detector ?? 'full', device: 'cpu' });
+    const detector = await FaceDetector.create({ model: options.detector ?? 'multi', device: 'cpu' });
     return new FER(opened.session, metadata, opened.provider, detector, source);
   }
 
