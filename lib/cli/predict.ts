@@ -8,6 +8,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fg from 'fast-glob';
 import { annotate } from '../infer/annotate.js';
+import { DETECTOR_MODELS } from '../infer/detect.js';
 import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
 import { INFER_DEVICES } from '../infer/session.js';
@@ -69,9 +70,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--model <file>', 'ONNX model exported by adcorre-native (default: the installed model)')
     .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
     .addOption(
-      new Option('--detector <model>', 'face detector: full range (near and far faces) or short range (close-ups)')
-        .choices(['full', 'short'])
-        .default('full'),
+      new Option(
+        '--detector <set-up>',
+        'face detector: multi (both BlazeFace models, tiles on large photos), or one model alone: full range, short range (close-ups)',
+      )
+        .choices([...DETECTOR_MODELS])
+        .default('multi'),
     )
     .option('--json', 'one JSON object per input, per line')
     .option('--top <n>', 'labels listed per face', positive, 3)
@@ -166,7 +170,7 @@ export async function main(argv: string[]): Promise<number> {
       }
       if (opts.annotate) {
         try {
-          await annotate(part[j], r, opts.annotate as string);
+          await annotate(part[j], r, opts.annotate as string, 0, { runnersUp: Math.min(2, top - 1) });
         } catch (err) {
           failed++;
           process.stderr.write(
