@@ -3,17 +3,18 @@
 // folder (build-prebuild/, so a developer's build/ is untouched), laid out as
 // node-gyp-build expects: prebuilds/<platform>-<arch>/adcorre-native.napi[.glibc].node.
 //
-// On linux-x64 the CUDA kernels are required (ADCORRE_CUDA=ON, cudart linked
-// statically, the architectures of CMakeLists.txt): the published binary
-// serves GPU and CPU-only machines alike. ADCORRE_CUDA=OFF makes a CPU-only one.
+// On linux-x64 the CUDA kernels are compiled in whenever nvcc is found and are
+// required by `npm publish` (ADCORRE_CUDA=ON, cudart linked statically, the
+// architectures of CMakeLists.txt): the published binary serves GPU and
+// CPU-only machines alike. ADCORRE_CUDA=OFF makes a CPU-only one.
 //
 // Why not prebuildify: it drives node-gyp only (its issue #49: no cmake-js
 // backend), and a node-gyp build cannot compile the CUDA kernels; binding.gyp
 // remains for CPU-only builds where cmake is unavailable (npm run prebuild:cpu).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -21,7 +22,16 @@ const require = createRequire(import.meta.url);
 const out = join(root, 'build-prebuild');
 
 const env = { ...process.env, ADCORRE_BUILD_TESTS: 'OFF' };
-if (!env.ADCORRE_CUDA && process.platform === 'linux' && process.arch === 'x64') env.ADCORRE_CUDA = 'ON';
+const nvcc = ['/usr/local/cuda/bin/nvcc', ...(env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'nvcc'))].find(
+  (path) => existsSync(path),
+);
+if (!env.ADCORRE_CUDA && process.platform === 'linux' && process.arch === 'x64') {
+  if (nvcc || env.npm_command === 'publish') env.ADCORRE_CUDA = 'ON';
+  else
+    console.warn(
+      'prebuild: nvcc not found, so this prebuild is CPU-only (fine for a local check; `npm publish` requires the CUDA kernels)',
+    );
+}
 
 const started = Date.now();
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
