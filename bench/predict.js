@@ -2,14 +2,18 @@
 // Prediction speed on this machine's CPU (and any GPU provider with --device):
 //  - one face crop at a time (48x48 grey raw pixels in, decode excluded), latency;
 //  - batches of 32 face crops, faces/s;
-//  - a whole photo: 640x480 JPEG with one face (decode + detect + classify), latency.
-// Models are untrained exports of each preset (speed does not depend on the weights).
-//   node bench/predict.js [--json] [--device cpu] [--presets compact,fer-48,paper]
+//  - a whole photo: 640x480 JPEG with one face (decode + detect + classify), latency;
+//  - single photos with the default model (models/adcorre-fer2013.onnx) and the default detector:
+//    a 256x256 JPEG and a 12-megapixel (4000x3000) JPEG, decode + detect + classify, latency
+//    (wall-clock median and best, and the process CPU time per photo, which other load on the
+//    machine disturbs less); goals: under 30 ms and under 150 ms.
+// Preset models are untrained exports (speed does not depend on the weights).
+//   node bench/predict.js [--json] [--device cpu] [--presets compact,fer-48,paper] [--detector multi|full|short]
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { buildArchitecture, exportOnnx, FER, initWeights, labelNames, PRESETS } from '../dist/index.js';
+import { buildArchitecture, DEFAULT_MODEL, exportOnnx, FER, initWeights, labelNames, PRESETS } from '../dist/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -17,6 +21,7 @@ const { values: args } = parseArgs({
     device: { type: 'string', default: 'cpu' },
     presets: { type: 'string', default: 'compact,fer-48,paper' },
     'min-time': { type: 'string', default: '2000' },
+    detector: { type: 'string', default: 'multi' },
   },
 });
 const minTime = Number(args['min-time']);
@@ -26,16 +31,19 @@ function median(xs) {
   return s[s.length >> 1];
 }
 
-async function timeIt(fn) {
+async function timeIt(fn, stats = false) {
   for (let i = 0; i < 3; i++) await fn();
   const times = [];
   const start = performance.now();
+  const cpu0 = process.cpuUsage();
   while (times.length < 5 || (performance.now() - start < minTime && times.length < 500)) {
     const t0 = performance.now();
     await fn();
     times.push(performance.now() - t0);
   }
-  return median(times);
+  const cpu = process.cpuUsage(cpu0);
+  if (!stats) return median(times);
+  return { median: median(times), best: Math.min(...times), cpu: (cpu.user + cpu.system) / 1000 / times.length };
 }
 
 // A face: a FER-2013 crop from ../shared when present, else a synthetic pattern.
@@ -54,11 +62,47 @@ const photo = await sharp({ create: { width: 640, height: 480, channels: 3, back
   .jpeg({ quality: 90 })
   .toBuffer();
 
+// Single photos for the default model: a 256x256 portrait, and a 12-megapixel photo (a scene with
+// texture, as a camera's JPEG has, and the face at a tenth of its height).
+const portrait = await sharp({
+  create: { width: 256, height: 256, channels: 3, background: { r: 90, g: 120, b: 100 } },
+})
+  .composite([{ input: await sharp(faceImage).resize(150, 150).toBuffer(), left: 53, top: 40 }])
+  .jpeg({ quality: 90 })
+  .toBuffer();
+const bigW = 4000,
+  bigH = 3000;
+const texture = Buffer.alloc(bigW * bigH * 3);
+for (let i = 0, s = 1; i < texture.length; i++) {
+  s = (s * 1103515245 + 12345) & 0x7fffffff;
+  const x = (i / 3) % bigW,
+    y = Math.floor(i / 3 / bigW);
+  texture[i] = 60 + ((x >> 5) % 7) * 12 + ((y >> 6) % 5) * 10 + ((s >> 16) & 15);
+}
+const big = await sharp(texture, { raw: { width: bigW, height: bigH, channels: 3 } })
+  .composite([{ input: await sharp(faceImage).resize(400, 400).toBuffer(), left: 1700, top: 900 }])
+  .jpeg({ quality: 90 })
+  .toBuffer();
+
+const single = [];
+if (existsSync(DEFAULT_MODEL)) {
+  const session = await FER.load({ device: args.device, detector: args.detector });
+  for (const [name, bytes, size] of [
+    ['256x256 JPEG', portrait, '256x256'],
+    [`12-MP JPEG (${(big.length / 1e6).toFixed(1)} MB)`, big, `${bigW}x${bigH}`],
+  ]) {
+    const t = await timeIt(() => session.predict(bytes), true);
+    const faces = (await session.predict(bytes)).faces.length;
+    single.push({ photo: name, size, ...t, faces });
+  }
+  await session.close();
+}
+
 const rows = [];
-for (const preset of args.presets.split(',')) {
+for (const preset of args.presets.split(',').filter(Boolean)) {
   const config = PRESETS[preset];
   const model = exportOnnx(config, initWeights(buildArchitecture(config), 1), { labels: labelNames(config.classes) });
-  const session = await FER.load({ model, device: args.device });
+  const session = await FER.load({ model, device: args.device, detector: args.detector });
   const pixels = { data: crop, width: 48, height: 48, channels: 1 };
   const one = await timeIt(() => session.predict(pixels));
   const batch = Array.from({ length: 32 }, () => pixels);
@@ -77,8 +121,16 @@ for (const preset of args.presets.split(',')) {
   await session.close();
 }
 
-if (args.json) console.log(JSON.stringify(rows, null, 2));
+if (args.json) console.log(JSON.stringify({ presets: rows, singlePhotos: single, detector: args.detector }, null, 2));
 else {
+  if (single.length) {
+    console.log(`single photos, default model, detector ${args.detector} (decode + detect + classify)`);
+    console.log('photo                     median      best   CPU/photo  faces');
+    for (const r of single)
+      console.log(
+        `${r.photo.padEnd(24)} ${r.median.toFixed(1).padStart(7)} ms ${r.best.toFixed(1).padStart(6)} ms ${r.cpu.toFixed(1).padStart(7)} ms  ${r.faces}`,
+      );
+  } else console.log(`single photos: skipped (no default model at ${DEFAULT_MODEL})`);
   console.log(`prediction speed (${faceFile ? 'a FER-2013 face' : 'a synthetic face'}; untrained weights)`);
   console.log('preset    input        provider  one face  batch of 32     photo 640x480 (decode+detect+classify)');
   for (const r of rows) {
