@@ -2,7 +2,7 @@
 // a photo gets) and the annotated pictures' label placement, on hand-made boxes
 // and synthetic scenes: a face at each border and corner, and a crowd.
 import test from 'ava';
-import { mergeDetections, planPasses, PLANS } from '../dist/infer/detect.js';
+import { mergeDetections, planPasses, PLANS, resizeArea } from '../dist/infer/detect.js';
 import { clipBox, placeLabels } from '../dist/infer/labels.js';
 import { labelFontSize, overlaySvg } from '../dist/infer/annotate.js';
 
@@ -67,6 +67,18 @@ test('passes: whole image first, then overlapping tiles covering a large photo',
   t.is(planPasses(256, 256, plan).filter((p) => p.level > 0).length, 0);
   t.is(planPasses(1600, 1200, PLANS.full).length, 1);
   t.is(planPasses(1600, 1200, PLANS.short).length, 1);
+});
+
+test('detector input resize: area average when shrinking, edges kept when enlarging', (t) => {
+  // 4x2 RGB: left half 0, right half 200 -> 2x1: 0 and 200; 1x1: 100
+  const src = new Uint8Array(4 * 2 * 3);
+  for (let y = 0; y < 2; y++) for (let x = 2; x < 4; x++) src.fill(200, (y * 4 + x) * 3, (y * 4 + x) * 3 + 3);
+  t.deepEqual([...resizeArea(src, 4, 2, 2, 1)], [0, 0, 0, 200, 200, 200]);
+  t.deepEqual([...resizeArea(src, 4, 2, 1, 1)], [100, 100, 100]);
+  const up = resizeArea(src, 4, 2, 8, 4);
+  t.is(up.length, 8 * 4 * 3);
+  t.is(up[0], 0);
+  t.is(up[(8 * 4 - 1) * 3], 200);
 });
 
 const size = (w = 90, h = 24) => ({ width: w, height: h });
@@ -165,7 +177,7 @@ test('annotation overlay: boxes clipped to the image, text size follows the imag
   t.false(overlaySvg(result).includes('neutral 10%'));
   // text grows with the picture, and shrinks in a crowd of small faces (not below 11 px)
   t.true(labelFontSize(4000, 3000, [400]) > labelFontSize(640, 480, [120]));
-  t.is(labelFontSize(640, 480, [120]), 12);
+  t.is(labelFontSize(640, 480, [120]), 16);
   t.true(labelFontSize(4000, 3000, [60, 60, 60]) < labelFontSize(4000, 3000, [600]));
   t.true(labelFontSize(200, 150, [20, 20]) >= 11);
 });

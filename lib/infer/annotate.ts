@@ -23,7 +23,7 @@ export interface OverlayOptions {
 
 /** Text size for an image: readable when the picture is shown at screen size, smaller in a crowd of small faces. */
 export function labelFontSize(width: number, height: number, faceWidths: number[]): number {
-  const base = Math.max(11, Math.round(Math.min(width, height) / 40));
+  const base = Math.max(11, Math.round(Math.min(width, height) / 30));
   if (faceWidths.length < 2) return base;
   const median = [...faceWidths].sort((a, b) => a - b)[faceWidths.length >> 1];
   return Math.max(11, Math.min(base, Math.round(median / 5)));
