@@ -55,6 +55,11 @@ export interface DetectorPlan {
   /** score threshold for the tiles' detections (they see more texture, so more false faces) */
   tileThreshold: number;
   /**
+   * tiles are skipped when the whole-image passes found one or two faces, each at least this
+   * fraction of the longer side (a portrait; 0: tiles always run)
+   */
+  skipTilesFor: number;
+  /**
    * detections scoring below this are looked at again (0: never), by both
    * networks: the full-range one on a window `verifyZoom` face sizes wide, the
    * short-range one on a window two face sizes wide; faces cut by the border
@@ -79,6 +84,7 @@ const SINGLE = {
   minTile: 384,
   overlap: 0.25,
   tileThreshold: 0.5,
+  skipTilesFor: 0.06,
   verifyBelow: 0,
   verifyZoom: 5,
   verifyMin: 0.45,
@@ -324,7 +330,22 @@ export class FaceDetector {
     const passes = planPasses(width, height, this.plan);
     const pyramid = new Pyramid(rgb, width, height);
     const found: FaceBox[] = [];
+    const long = Math.max(width, height);
     for (const pass of passes) {
+      if (
+        pass.level === 1 &&
+        this.plan.skipTilesFor > 0 &&
+        passes.indexOf(pass) === passes.findIndex((p) => p.level > 0)
+      ) {
+        // a portrait (one or two faces, each large) has nothing left for the tiles to find
+        const faces = mergeDetections(found, { iou: blendIou });
+        if (
+          faces.length >= 1 &&
+          faces.length <= 2 &&
+          faces.every((f) => Math.max(f.width, f.height) >= this.plan.skipTilesFor * long)
+        )
+          break;
+      }
       const min = pass.level > 0 ? Math.max(threshold, this.plan.tileThreshold) : threshold;
       for (const box of await this.runPass(pyramid, pass, min, blendIou)) {
         if (pass.level > 0 && cutByTileEdge(box, pass, width, height)) continue;
