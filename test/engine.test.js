@@ -7,7 +7,6 @@ import test from 'ava';
 import * as ort from 'onnxruntime-node';
 import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
 import { checkNanStepSkipped, syntheticBatch as synthetic, trainSynthetic, voteTargets } from './helpers/synthetic.js';
-import { referenceBlur } from './helpers/xception-reference.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };
 const S = tiny.inputSize;
@@ -17,8 +16,7 @@ const syntheticBatch = (n, seed) => synthetic(n, seed, { size: S });
 
 for (const [label, extra] of [
   ['', {}],
-  [', input blur', { inputBlur: 1.2 }],
-  [', input blur and flip averaging', { inputBlur: 1.2, flipAverage: true }],
+  [', flip averaging', { flipAverage: true }],
 ])
   test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${label}`, async (t) => {
     const config = { ...tiny, ...extra };
@@ -38,24 +36,6 @@ for (const [label, extra] of [
       `embeddings ${maxErr(mine.embeddings, out.embeddings.data)}`,
     );
   });
-
-test('input blur: evaluation blurs the input (= float64 reference blur, 1e-4), training takes it as it comes', (t) => {
-  const blurred = { ...tiny, inputBlur: 2.1 };
-  const a = Engine.create(blurred, { maxBatch: 8, seed: 3 });
-  const b = Engine.create(tiny, { maxBatch: 8, seed: 3 });
-  const { images, labels } = syntheticBatch(8, 3);
-  for (let s = 0; s < 3; s++) {
-    const options = { lr: 1e-2, seed: s };
-    t.deepEqual(a.trainStep(images, labels, options), b.trainStep(images, labels, options), `training step ${s}`);
-  }
-  const reference = Float32Array.from(referenceBlur(images, 8, 1, S, 2.1));
-  const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
-  const viaBlur = a.predict(images),
-    viaReference = b.predict(reference);
-  t.true(maxErr(viaBlur.probs, viaReference.probs) <= 1e-4, `probs ${maxErr(viaBlur.probs, viaReference.probs)}`);
-  t.true(maxErr(viaBlur.embeddings, viaReference.embeddings) <= 1e-4);
-  t.true(maxErr(viaBlur.probs, b.predict(images).probs) > 1e-3, 'the blur changes the answer');
-});
 
 test("flip averaging: the probabilities of an image and of its mirror image are the same; embeddings are the image's own", (t) => {
   const engine = Engine.create({ ...tiny, flipAverage: true }, { maxBatch: 8, seed: 8 });

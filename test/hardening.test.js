@@ -236,7 +236,6 @@ test('3. the Trainer API checks every numeric option and names it', (t) => {
     ['wED', -2, 'loss weight'],
     ['valFraction', 1, 'number in (0, 1)'],
     ['history', 0, 'positive integer'],
-    ['inputBlur', 9, 'number in [0, 8]'],
     ['workers', -1, 'integer in [0, 256]'],
     ['seed', 1.5, 'non-negative integer'],
   ]) {
@@ -565,14 +564,17 @@ test('extra: FER predict options are checked and named; a folder as the model is
   t.regex(r.stderr, /for --model but received a folder/);
 });
 
-test('extra: adcorre-eval --split that does not exist, adcorre-export --input-blur out of range: exit 2', async (t) => {
+test('extra: adcorre-eval --split that does not exist, and the removed --input-blur: exit 2', async (t) => {
   const split = await cli('adcorre-eval', ['--model', modelPath, '--data', data, '--split', 'test']);
   t.is(split.code, 2, split.stderr);
   t.regex(split.stderr, /Expected one of the dataset's splits \(train, val\) for --split but received 'test'/);
-  for (const value of ['20', 'abc']) {
-    const r = await cli('adcorre-export', [modelPath, '-o', join(tempDir(), 'm.onnx'), '--input-blur', value]);
+  for (const [tool, args] of [
+    ['adcorre-export', [modelPath, '-o', join(tempDir(), 'm.onnx')]],
+    ['adcorre-train', ['--data', data, '--out', tempDir()]],
+  ]) {
+    const r = await cli(tool, [...args, '--input-blur', '3']);
     t.is(r.code, 2, r.stderr);
-    t.regex(r.stderr, /--input-blur/);
+    t.regex(r.stderr, /unknown option '--input-blur'/);
   }
 });
 

@@ -44,8 +44,8 @@ const configs = [
   { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 },
   { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
   { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
-  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1.5 }, // evaluation-time input blur
-  { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, inputBlur: 1, flipAverage: true }, // and flip averaging
+  { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7 },
+  { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, flipAverage: true }, // flip averaging
 ];
 
 for (const [i, config] of configs.entries()) {
@@ -84,7 +84,7 @@ for (const [i, config] of configs.entries()) {
 }
 
 test("an ensemble averages its members' probabilities (float64 reference per member); embeddings are member 0's", async (t) => {
-  const config = configs[4]; // with input blur and flip averaging, so those compose with the ensemble
+  const config = configs[4]; // with flip averaging, so it composes with the ensemble
   const arch = buildArchitecture(config);
   const members = [randomWeights(arch, 21), randomWeights(arch, 22), randomWeights(arch, 23)];
   const bytes = exportOnnx(config, members, { labels: labelNames(7) });
@@ -190,13 +190,9 @@ test('bad models and configurations are clear errors', (t) => {
     instanceOf: RangeError,
     message: /Expected integer >= 29 for config\.inputSize but received 20/,
   });
-  t.throws(() => validateConfig({ ...configs[0], inputBlur: 9 }), {
+  t.throws(() => validateConfig({ ...configs[0], inputBlur: 3 }), {
     instanceOf: RangeError,
-    message: /config\.inputBlur/,
-  });
-  t.throws(() => validateConfig({ ...configs[0], inputSize: 29, inputBlur: 7.5 }), {
-    instanceOf: RangeError,
-    message: /4 sigma < inputSize \(29\) for config\.inputBlur but received 7\.5/,
+    message: /no input blur \(the option is gone: .*\) for config\.inputBlur but received 3/,
   });
   t.throws(() => validateConfig({ ...configs[0], channels: 2 }), {
     instanceOf: RangeError,
@@ -246,4 +242,18 @@ test('--init model.onnx: the exact weights come back; another class count keeps 
   t.throws(() => readOnnxWeights(onnx.ModelProto.encode(model).finish(), 'old.onnx'), {
     message: /old\.onnx has no initializer 'entry\.conv1\.weight'.*start from its training checkpoint/,
   });
+});
+
+test('a model exported before the input blur was removed (inputBlur in its metadata config) still reads', async (t) => {
+  // as 0.1.0's default model: the blur sat in the graph and its sigma in the configuration
+  const config = configs[0];
+  const model = onnxProto.onnx.ModelProto.decode(
+    exportOnnx(config, randomWeights(buildArchitecture(config), 5), { labels: labelNames(7) }),
+  );
+  const entry = model.metadataProps.find((p) => p.key === 'adcorre.config');
+  entry.value = JSON.stringify({ ...JSON.parse(entry.value), inputBlur: 3 });
+  const bytes = onnxProto.onnx.ModelProto.encode(model).finish();
+  const meta = readMetadata(bytes, 'legacy.onnx');
+  t.deepEqual(meta.config, config);
+  t.is(readOnnxWeights(bytes, 'legacy.onnx').meta.config.inputSize, config.inputSize);
 });

@@ -190,11 +190,9 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
     join(out, 'best.ckpt'),
     '-o',
     tta,
-    '--input-blur',
-    '1.5',
     '--flip-average',
   ]);
-  t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, inputBlur: 1.5, flipAverage: true });
+  t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, flipAverage: true });
   const chart = join(out, 'tta-confusion.png');
   const withTta = JSON.parse(
     (

@@ -6,8 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
 import { ensureDir, writeFileAtomic } from '../io.js';
-import { numberIn } from '../validate.js';
-import { describeError, finite } from './args.js';
+import { describeError } from './args.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
@@ -74,12 +73,6 @@ export async function main(argv: string[]): Promise<number> {
       '.ckpt files written by adcorre-train, or exported single models (.onnx) ' + '(more than one: an ensemble)',
     )
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
-    .option(
-      '--input-blur <sigma>',
-      "set the configuration's input blur: the sigma (pixels) by which the training images were blurred " +
-        '(training is the same with or without it; the exported model blurs its input alike)',
-      finite,
-    )
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
     .option(
       '--float16',
@@ -95,14 +88,12 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const paths = program.args;
-  const { output, inputBlur, flipAverage, float16 } = program.opts<{
+  const { output, flipAverage, float16 } = program.opts<{
     output: string;
-    inputBlur?: number;
     flipAverage?: boolean;
     float16?: boolean;
   }>();
   try {
-    if (inputBlur !== undefined) numberIn('--input-blur', inputBlur, { min: 0, max: 8 }, 'number in [0, 8] (pixels)');
     ensureDir(dirname(resolve(output)), '--output'); // its folder, made now: fails fast on /proc and the like
   } catch (err) {
     process.stderr.write(`adcorre-export: ${describeError(err).message}\n`);
@@ -110,10 +101,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
-    const overrides = {
-      ...(inputBlur !== undefined ? { inputBlur } : {}),
-      ...(flipAverage ? { flipAverage: true } : {}),
-    };
+    const overrides = flipAverage ? { flipAverage: true } : {};
     const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
     for (const m of members.slice(1)) {

@@ -27,11 +27,6 @@ export async function main(argv: string[]): Promise<number> {
       CLI_DEFAULTS.arch,
     )
     .option(
-      '--input-blur <sigma>',
-      'the training images are blurred by a Gaussian of this sigma (pixels): the model blurs its input alike in evaluation',
-      num,
-    )
-    .option(
       '--flip-average',
       'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image',
     )
@@ -96,7 +91,6 @@ export async function main(argv: string[]): Promise<number> {
       data: o.data as string,
       dataset: o.dataset as never,
       arch: o.arch as string,
-      inputBlur: o.inputBlur as number | undefined,
       ...(o.flipAverage ? { flipAverage: true } : {}),
       epochs: o.epochs as number,
       batch: (o.batch as number | undefined) ?? defaultBatch(o.arch as string),

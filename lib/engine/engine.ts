@@ -4,7 +4,7 @@
 import { resolveDevice } from '../backend.js';
 import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
-import { blurKernel, validateConfig, type XceptionConfig } from '../model/config.js';
+import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import {
   boolean,
@@ -97,7 +97,6 @@ export function buildProgram(arch: Architecture): object {
     k: c.k,
     d: c.d,
     classes: c.classes,
-    inputBlur: c.inputBlur ? blurKernel(c.inputBlur) : new Float32Array(0),
     paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
     trainable: arch.params.map((p) => p.trainable),
     decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),

@@ -123,8 +123,7 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     return output;
   };
 
-  // Entry flow (the input blur of config.inputBlur, if any, comes before the
-  // standardisation: the executors apply it, in evaluation only)
+  // Entry flow
   let x = 'input';
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));
   x = relu(bn('entry.bn2', conv('entry.conv2', x, w(32), w(64), 3, 1, 'valid'), w(64)));

@@ -18,15 +18,6 @@ export interface XceptionConfig {
   /** output classes */
   classes: number;
   /**
-   * The training images were blurred by a Gaussian of this sigma (input
-   * pixels); 0 or absent: they were not. In evaluation (the engine's predict,
-   * the ONNX graph) the model blurs its input by the same Gaussian (reflected
-   * borders, before the standardisation) so that it sees what it was trained
-   * on; training feeds the already blurred images straight through. FER-2013's
-   * training crops in ../shared are such a case (sigma 3; models/README.md).
-   */
-  inputBlur?: number;
-  /**
    * Evaluation averages the class probabilities of the image and of its
    * mirror image (a horizontal flip); the embeddings are the image's own.
    * Training is unchanged (it flips at random already). About +1 point of
@@ -58,17 +49,7 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-const KEYS = [
-  'inputSize',
-  'channels',
-  'width',
-  'middleBlocks',
-  'k',
-  'd',
-  'classes',
-  'inputBlur',
-  'flipAverage',
-] as const;
+const KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes', 'flipAverage'] as const;
 
 /** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
 export const MIN_INPUT_SIZE = 29;
@@ -76,6 +57,12 @@ export const MIN_INPUT_SIZE = 29;
 /** Checks a configuration (with messages naming the field) and returns it typed. */
 export function validateConfig(config: unknown, name = 'config'): XceptionConfig {
   if (!isPlainObject(config)) throw invalidType(name, 'object', config);
+  if ('inputBlur' in config)
+    throw invalidRange(
+      `${name}.inputBlur`,
+      'no input blur (the option is gone: it made up for blurred FER-2013 training crops, and the crops are sharp now)',
+      String(config.inputBlur),
+    );
   knownKeys(name, config, KEYS);
   const inputSize = positiveInteger(`${name}.inputSize`, config.inputSize);
   if (inputSize < MIN_INPUT_SIZE)
@@ -86,17 +73,6 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
     throw invalidRange(`${name}.width`, 'number in (0, 4]', String(config.width));
   }
   const middleBlocks = config.middleBlocks === 0 ? 0 : positiveInteger(`${name}.middleBlocks`, config.middleBlocks);
-  if (
-    config.inputBlur !== undefined &&
-    (typeof config.inputBlur !== 'number' || !(config.inputBlur >= 0 && config.inputBlur <= 8))
-  ) {
-    throw invalidRange(`${name}.inputBlur`, 'number in [0, 8] (pixels)', String(config.inputBlur));
-  }
-  // the blur's reflected border needs a kernel radius below the input side
-  if (config.inputBlur && blurRadius(config.inputBlur) >= inputSize) {
-    throw invalidRange(`${name}.inputBlur`, `sigma with 4 sigma < inputSize (${inputSize})`, String(config.inputBlur));
-  }
-  const inputBlur = config.inputBlur ? { inputBlur: config.inputBlur } : {};
   if (config.flipAverage !== undefined && typeof config.flipAverage !== 'boolean')
     throw invalidType(`${name}.flipAverage`, 'boolean', config.flipAverage);
   const flipAverage = config.flipAverage ? { flipAverage: true } : {};
@@ -108,22 +84,8 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
     k: positiveInteger(`${name}.k`, config.k),
     d: positiveInteger(`${name}.d`, config.d),
     classes: positiveInteger(`${name}.classes`, config.classes),
-    ...inputBlur,
     ...flipAverage,
   };
-}
-
-/** Radius in pixels of the input blur's kernel: 4 sigma, rounded up. */
-export function blurRadius(sigma: number): number {
-  return Math.ceil(4 * sigma);
-}
-
-/** The input blur's normalised 1D Gaussian (2 radius + 1 taps), applied along rows then columns. */
-export function blurKernel(sigma: number): Float32Array {
-  const r = blurRadius(sigma);
-  const g = Array.from({ length: 2 * r + 1 }, (_, i) => Math.exp(-((i - r) ** 2) / (2 * sigma * sigma)));
-  const sum = g.reduce((a, b) => a + b, 0);
-  return Float32Array.from(g, (v) => v / sum);
 }
 
 /** A channel count scaled by the width multiplier: a multiple of 8, at least 8. */

@@ -7,7 +7,7 @@
 import { Float16Array } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
 import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
-import { blurKernel, blurRadius, validateConfig, type XceptionConfig } from './config.js';
+import { validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 import { VERSION } from '../version.js';
 
@@ -19,9 +19,7 @@ export const FORMAT_VERSION = '1';
  * Before the first convolution each image is standardised on its own:
  * (x - mean(x)) / sqrt(var(x) + eps) over all its pixels and channels. A
  * model that sees intensities only relative to the face's own brightness and
- * contrast is not thrown by a camera's exposure. With config.inputBlur the
- * blur comes first, so that a sharp image blurred here is standardised as the
- * (blurred, hence lower-contrast) training images were.
+ * contrast is not thrown by a camera's exposure.
  */
 export const NORMALIZATION = { type: 'standardize' as const, eps: 1e-3 };
 
@@ -133,34 +131,7 @@ export function exportOnnx(
       }),
     );
 
-  // the training images' blur (config.inputBlur): reflect-padded, rows then columns
-  let image = 'image';
-  if (cfg.inputBlur) {
-    const g = blurKernel(cfg.inputBlur),
-      r = blurRadius(cfg.inputBlur),
-      C = cfg.channels;
-    const perChannel = new Float32Array(C * g.length);
-    for (let c = 0; c < C; c++) perChannel.set(g, c * g.length);
-    node(
-      'Pad',
-      ['image', constant([8], BigInt64Array.from([0, 0, r, r, 0, 0, r, r].map(BigInt)))],
-      ['image_padded'],
-      [attr('mode', 'reflect')],
-    );
-    node(
-      'Conv',
-      ['image_padded', constant([C, 1, 1, g.length], perChannel)],
-      ['image_blurred_rows'],
-      [attr('group', C)],
-    );
-    node(
-      'Conv',
-      ['image_blurred_rows', constant([C, 1, g.length, 1], perChannel)],
-      ['image_blurred'],
-      [attr('group', C)],
-    );
-    image = 'image_blurred';
-  }
+  const image = 'image';
   // per-image standardisation (NORMALIZATION)
   node('ReduceMean', [image], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
   node('Sub', [image, 'image_mean'], ['image_centred']);
@@ -371,7 +342,10 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     return v;
   };
   try {
-    const config = validateConfig(JSON.parse(get('config')), `${file} metadata config`);
+    // Models exported before the input blur was removed (0.1.0's default model) name it in their
+    // configuration; their graph holds the blur itself, so ONNX Runtime runs them as they were.
+    const { inputBlur: _legacyBlur, ...saved } = JSON.parse(get('config')) as Record<string, unknown>;
+    const config = validateConfig(saved, `${file} metadata config`);
     const labels = JSON.parse(get('labels')) as string[];
     if (!Array.isArray(labels) || labels.length !== config.classes || labels.some((l) => typeof l !== 'string')) {
       throw new Error(`labels must be ${config.classes} strings`);

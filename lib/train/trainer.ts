@@ -37,8 +37,6 @@ export interface TrainerOptions {
   labels?: FerPlusLabels;
   /** a preset name (paper, fer-48, compact), a JSON file with a configuration, or the configuration */
   arch: string | XceptionConfig;
-  /** override the configuration's input blur: the sigma (pixels) by which the training images are blurred */
-  inputBlur?: number;
   /** override the configuration's flipAverage (evaluation averages the image's and its mirror image's probabilities) */
   flipAverage?: boolean;
   epochs: number;
@@ -264,7 +262,6 @@ function validateOptions(o: Trainer['options']): void {
   if (o.maxSteps !== undefined) positiveInt('maxSteps');
   if (o.workers !== undefined)
     numberIn('workers', o.workers, { min: 0, max: 256, integer: true }, 'integer in [0, 256]');
-  if (o.inputBlur !== undefined) numberIn('inputBlur', o.inputBlur, { min: 0, max: 8 }, 'number in [0, 8] (pixels)');
   oneOf('labels', o.labels, ['majority', 'distribution']);
   oneOf('schedule', o.schedule, ['decay', 'cosine', 'step']);
   oneOf('optimizer', o.optimizer, ['adam', 'sgd']);
@@ -304,7 +301,6 @@ export class Trainer {
       {
         ...resolveArch(options.arch),
         ...(options.classes ? { classes: options.classes } : {}),
-        ...(options.inputBlur !== undefined ? { inputBlur: options.inputBlur } : {}),
         ...(options.flipAverage !== undefined ? { flipAverage: options.flipAverage } : {}),
       },
       'arch',

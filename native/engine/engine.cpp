@@ -11,32 +11,6 @@ namespace adcorre::engine {
 
 namespace {
 
-// Index reflected about the edges without repeating them (numpy 'reflect',
-// ONNX Pad mode 'reflect'); valid while the radius is below n.
-inline int reflect(int i, int n) {
-  if (i < 0) return -i;
-  if (i >= n) return 2 * (n - 1) - i;
-  return i;
-}
-
-// One plane blurred by the separable kernel g (odd length): rows, then columns,
-// as the ONNX graph does (two depthwise convolutions over a reflect-padded input).
-void blur_plane(const float* x, int h, int w, const std::vector<float>& g, float* tmp, float* y) {
-  const int r = static_cast<int>(g.size() / 2);
-  for (int i = 0; i < h; ++i)
-    for (int j = 0; j < w; ++j) {
-      float acc = 0;
-      for (int t = -r; t <= r; ++t) acc += g[t + r] * x[i * w + reflect(j + t, w)];
-      tmp[i * w + j] = acc;
-    }
-  for (int i = 0; i < h; ++i)
-    for (int j = 0; j < w; ++j) {
-      float acc = 0;
-      for (int t = -r; t <= r; ++t) acc += g[t + r] * tmp[reflect(i + t, h) * w + j];
-      y[i * w + j] = acc;
-    }
-}
-
 bool all_finite(const float* p, size_t n) {
   float acc = 0;
   for (size_t i = 0; i < n; ++i) acc += p[i] - p[i];
@@ -157,26 +131,14 @@ Engine::Engine(ProgramDesc program, int max_batch) : p_(std::move(program)), max
     if (op.kind == OpKind::MaxPool) argmax_[i].assign(per_sample_[op.output] * max_batch, 0);
   }
   probs_ws_.assign(static_cast<size_t>(max_batch) * p_.classes, 0.f);
-  if (!p_.input_blur.empty()) {
-    blurred_.assign(per_sample_[p_.input], 0.f);
-    blur_tmp_.assign(static_cast<size_t>(p_.size) * p_.size, 0.f);
-  }
 }
 
 void Engine::forward(const float* images, int n, bool train, uint32_t dropout_seed) {
   // Per-image standardisation, as at the head of the ONNX graph (lib/model/onnx.ts NORMALIZATION).
   float* in = act_[p_.input].data();
   const size_t per = per_sample_[p_.input];
-  // The training images come blurred already; evaluation blurs its input alike.
-  const bool blur = !train && !p_.input_blur.empty();
-  const int plane = p_.size * p_.size;
   for (int s = 0; s < n; ++s) {
     const float* img = images + s * per;
-    if (blur) {
-      for (int c = 0; c < p_.channels; ++c)
-        blur_plane(img + c * plane, p_.size, p_.size, p_.input_blur, blur_tmp_.data(), blurred_.data() + c * plane);
-      img = blurred_.data();
-    }
     double sum = 0, sq = 0;
     for (size_t i = 0; i < per; ++i) sum += img[i];
     const double mean = sum / per;

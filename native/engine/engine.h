@@ -41,10 +41,6 @@ struct ProgramDesc {
   std::vector<size_t> param_sizes;
   std::vector<bool> trainable;  // running statistics are not
   std::vector<bool> decay;      // weight decay applies (convolution and dense weights)
-  // Evaluation only: the 1D Gaussian (odd length) that blurred the training
-  // images, applied to the input along rows and columns with reflected borders
-  // before the standardisation (XceptionConfig.inputBlur). Empty: none.
-  std::vector<float> input_blur;
 };
 
 struct StepOptions {
@@ -164,7 +160,6 @@ class Engine : public Executor {
   std::vector<std::vector<int32_t>> argmax_;  // per op: maxpool
   std::vector<float> scratch_, scratch2_;
   std::vector<float> probs_ws_;
-  std::vector<float> blurred_, blur_tmp_;  // evaluation input blur (one image)
   std::vector<GradientFlow> flow_;
   CpuLoss adcorre_;
   int64_t steps_ = 0;

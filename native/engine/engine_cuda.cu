@@ -48,32 +48,6 @@ inline unsigned grid_for(size_t n) {
 
 // ------------------------------------------------------------------ kernels
 
-__device__ inline int reflect(int i, int n) { return i < 0 ? -i : i >= n ? 2 * (n - 1) - i : i; }
-
-// The evaluation-time input blur: rows, then columns, reflected borders (as engine.cpp's blur_plane).
-__global__ void blur_rows_kernel(size_t planes, int size, const float* __restrict__ g, int r,
-                                 const float* __restrict__ x, float* __restrict__ y) {
-  GRID_STRIDE(i, planes * size * size) {
-    const int col = static_cast<int>(i % size);
-    const size_t row0 = i - col;
-    float acc = 0.f;
-    for (int t = -r; t <= r; ++t) acc += g[t + r] * x[row0 + reflect(col + t, size)];
-    y[i] = acc;
-  }
-}
-
-__global__ void blur_cols_kernel(size_t planes, int size, const float* __restrict__ g, int r,
-                                 const float* __restrict__ x, float* __restrict__ y) {
-  GRID_STRIDE(i, planes * size * size) {
-    const int col = static_cast<int>(i % size), row = static_cast<int>(i / size % size);
-    const size_t plane0 = i - static_cast<size_t>(row) * size - col;
-    float acc = 0.f;
-    for (int t = -r; t <= r; ++t)
-      acc += g[t + r] * x[plane0 + static_cast<size_t>(reflect(row + t, size)) * size + col];
-    y[i] = acc;
-  }
-}
-
 // One block per image: (x - mean) / sqrt(var + eps), statistics in double.
 __global__ void standardize_kernel(size_t per, const float* __restrict__ x, float* __restrict__ y, double eps) {
   __shared__ double scratch[kThreads];
@@ -212,9 +186,6 @@ class CudaEngine : public Executor {
       CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
       allocate();
       CUDA_CHECK(cudaMemsetAsync(base_, 0, bytes_, stream_));
-      if (!p_.input_blur.empty())
-        CUDA_CHECK(cudaMemcpyAsync(blur_kernel_, p_.input_blur.data(), p_.input_blur.size() * sizeof(float),
-                                   cudaMemcpyHostToDevice, stream_));
       CUDA_CHECK(cudaStreamSynchronize(stream_));
     } catch (...) {
       release();  // a constructor that throws gets no destructor call
@@ -267,7 +238,7 @@ class CudaEngine : public Executor {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, count * sizeof(float), cudaMemcpyDeviceToHost, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
-  void prepare_input(const float* images, int n, bool train);
+  void prepare_input(const float* images, int n);
   void forward(int n, bool train, uint32_t dropout_seed);
   void backward(int n);
   void accumulate(int t, const float* g, int n) {
@@ -292,7 +263,7 @@ class CudaEngine : public Executor {
   std::vector<int32_t*> argmax_;
   float* grads_all_ = nullptr;  // grads_[0..] in one block
   size_t param_floats_ = 0;
-  float *images_ = nullptr, *blur_tmp_ = nullptr, *blurred_ = nullptr, *blur_kernel_ = nullptr;
+  float* images_ = nullptr;
   float *scratch_ = nullptr, *dx_ = nullptr;
   int32_t *labels_ = nullptr, *zero_labels_ = nullptr, *order_ = nullptr, *offsets_ = nullptr;
   float *probs_ = nullptr, *targets_ = nullptr, *losses_ = nullptr, *rho_ = nullptr, *emb_loss_ = nullptr,
@@ -336,11 +307,6 @@ void CudaEngine::allocate() {
   const size_t input = sh_.per_sample[p_.input] * B;
   const int C = p_.classes, k = p_.k, d = p_.d;
   a.add(&images_, input, Arena::kWorkspace);
-  if (!p_.input_blur.empty()) {
-    a.add(&blur_tmp_, input, Arena::kWorkspace);
-    a.add(&blurred_, input, Arena::kWorkspace);
-    a.add(&blur_kernel_, p_.input_blur.size(), Arena::kWorkspace);
-  }
   a.add(&scratch_, conv_scratch, Arena::kWorkspace);
   a.add(&dx_, largest, Arena::kWorkspace);
   a.add(&labels_, B, Arena::kWorkspace);
@@ -394,22 +360,11 @@ void CudaEngine::allocate() {
   }
 }
 
-void CudaEngine::prepare_input(const float* images, int n, bool train) {
+void CudaEngine::prepare_input(const float* images, int n) {
   CUDA_CHECK(cudaSetDevice(device_));
   const size_t per = sh_.per_sample[p_.input];
   CUDA_CHECK(cudaMemcpyAsync(images_, images, per * n * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  const float* src = images_;
-  // The training images come blurred already; evaluation blurs its input alike.
-  if (!train && !p_.input_blur.empty()) {
-    const size_t planes = static_cast<size_t>(n) * p_.channels, count = per * n;
-    const int r = static_cast<int>(p_.input_blur.size() / 2);
-    blur_rows_kernel<<<grid_for(count), kThreads, 0, stream_>>>(planes, p_.size, blur_kernel_, r, images_, blur_tmp_);
-    LAUNCH_CHECK("blur_rows_kernel");
-    blur_cols_kernel<<<grid_for(count), kThreads, 0, stream_>>>(planes, p_.size, blur_kernel_, r, blur_tmp_, blurred_);
-    LAUNCH_CHECK("blur_cols_kernel");
-    src = blurred_;
-  }
-  standardize_kernel<<<n, kThreads, 0, stream_>>>(per, src, act_[p_.input], kInputEps);
+  standardize_kernel<<<n, kThreads, 0, stream_>>>(per, images_, act_[p_.input], kInputEps);
   LAUNCH_CHECK("standardize_kernel");
 }
 
@@ -587,7 +542,7 @@ StepResult CudaEngine::train_step(const float* images, const int32_t* labels, in
   check_step_input(p_, max_batch_, labels, o.targets, n);
   const int C = p_.classes, k = p_.k, d = p_.d;
   StepResult r;
-  prepare_input(images, n, true);
+  prepare_input(images, n);
   CUDA_CHECK(cudaMemcpyAsync(labels_, labels, n * sizeof(int32_t), cudaMemcpyHostToDevice, stream_));
   if (o.targets)
     CUDA_CHECK(cudaMemcpyAsync(targets_, o.targets, static_cast<size_t>(n) * C * sizeof(float), cudaMemcpyHostToDevice,
@@ -691,7 +646,7 @@ void CudaEngine::predict(const float* images, int n, float* probs, float* embedd
   const size_t emb = static_cast<size_t>(p_.k) * p_.d;
   for (int start = 0; start < n; start += max_batch_) {
     const int b = std::min(max_batch_, n - start);
-    prepare_input(images + static_cast<size_t>(start) * per, b, false);
+    prepare_input(images + static_cast<size_t>(start) * per, b);
     forward(b, false, 0);
     if (probs) {
       cuda::softmax_ce_forward(b, C, act_[p_.logits], zero_labels_, nullptr, probs_, losses_, stream_);

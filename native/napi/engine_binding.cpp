@@ -63,13 +63,6 @@ ProgramDesc parse_program(const Napi::Object& o) {
     return t;
   };
   in_range(p.input), in_range(p.embeddings), in_range(p.logits), in_range(p.probs);
-  if (o.Get("inputBlur").IsTypedArray()) {
-    Napi::Float32Array blur = o.Get("inputBlur").As<Napi::Float32Array>();
-    p.input_blur.assign(blur.Data(), blur.Data() + blur.ElementLength());
-    if (!p.input_blur.empty() &&
-        (p.input_blur.size() % 2 == 0 || p.input_blur.size() / 2 >= static_cast<size_t>(p.size)))
-      throw Napi::RangeError::New(env, "program: inputBlur needs an odd kernel with radius below the input size");
-  }
   Napi::Array sizes = o.Get("paramSizes").As<Napi::Array>();
   Napi::Array trainable = o.Get("trainable").As<Napi::Array>();
   Napi::Array decay = o.Get("decay").As<Napi::Array>();

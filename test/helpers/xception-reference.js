@@ -32,34 +32,6 @@ function conv(x, [N, C, H, W], w, op) {
   return [y, [N, O, OH, OW]];
 }
 
-/**
- * Images [N, C, S, S] blurred by a Gaussian of this sigma, written as the
- * definition: one 2D sum per pixel over a (2 ceil(4 sigma) + 1)^2 window of the
- * normalised kernel exp(-(dx^2 + dy^2) / 2 sigma^2), indices reflected about the
- * edges without repeating them (numpy's 'reflect'). Float64.
- */
-export function referenceBlur(images, N, C, S, sigma) {
-  const r = Math.ceil(4 * sigma);
-  let total = 0;
-  for (let dy = -r; dy <= r; dy++)
-    for (let dx = -r; dx <= r; dx++) total += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
-  const mirror = (i) => (i < 0 ? -i : i >= S ? 2 * (S - 1) - i : i);
-  const out = new Float64Array(N * C * S * S);
-  for (let p = 0; p < N * C; p++)
-    for (let y = 0; y < S; y++)
-      for (let x = 0; x < S; x++) {
-        let acc = 0;
-        for (let dy = -r; dy <= r; dy++)
-          for (let dx = -r; dx <= r; dx++) {
-            acc +=
-              Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)) *
-              images[p * S * S + mirror(y + dy) * S + mirror(x + dx)];
-          }
-        out[p * S * S + y * S + x] = acc / total;
-      }
-  return out;
-}
-
 /** Runs the network on images [N, C, S, S] in [0, 1]; returns { probs, embeddings }. */
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize,
@@ -73,8 +45,6 @@ export function referenceForward(arch, weights, images, N) {
     return { probs: a.probs.map((p, i) => (p + b.probs[i]) / 2), embeddings: a.embeddings };
   }
   const t = new Map();
-  // the evaluation-time input blur (config.inputBlur), before the standardisation
-  if (arch.config.inputBlur) images = referenceBlur(images, N, C, S, arch.config.inputBlur);
   // per-image standardisation over C x S x S, eps 1e-3
   const x0 = new Float64Array(images.length);
   const per = C * S * S;
