@@ -17,8 +17,9 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findProgram } from './find-program.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -46,24 +47,6 @@ function prebuildLoads() {
     }
   }
   return false;
-}
-
-/** The first of `names` found as an executable on PATH (or the absolute path given), else undefined. */
-function findProgram(names) {
-  for (const name of names) {
-    if (!name) continue;
-    if (name.includes('/') || name.includes('\\')) {
-      if (existsSync(name)) return name;
-      continue;
-    }
-    for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-      for (const ext of process.platform === 'win32' ? ['.exe', '.cmd', ''] : ['']) {
-        const candidate = join(dir, name + ext);
-        if (dir && existsSync(candidate)) return candidate;
-      }
-    }
-  }
-  return undefined;
 }
 
 function cmakeVersion(cmake) {

@@ -12,19 +12,18 @@
 // backend), and a node-gyp build cannot compile the CUDA kernels; binding.gyp
 // remains for CPU-only builds where cmake is unavailable (npm run prebuild:cpu).
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { delimiter, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findProgram } from './find-program.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
 const out = join(root, 'build-prebuild');
 
 const env = { ...process.env, ADCORRE_BUILD_TESTS: 'OFF' };
-const nvcc = ['/usr/local/cuda/bin/nvcc', ...(env.PATH ?? '').split(delimiter).map((dir) => join(dir, 'nvcc'))].find(
-  (path) => existsSync(path),
-);
+const nvcc = findProgram(['nvcc', '/usr/local/cuda/bin/nvcc']);
 if (!env.ADCORRE_CUDA && process.platform === 'linux' && process.arch === 'x64') {
   if (nvcc || env.npm_command === 'publish') env.ADCORRE_CUDA = 'ON';
   else
