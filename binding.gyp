@@ -11,6 +11,7 @@
         "native/common/thread_pool.cpp",
         "native/engine/engine.cpp",
         "native/engine/ops_cpu.cpp",
+        "native/engine/gemm_cpu.cpp",
         "native/napi/engine_binding.cpp",
         "native/loss/cuda_absent.cpp",
         "native/napi/binding.cpp"

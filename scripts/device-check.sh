@@ -23,7 +23,7 @@ cat "$out/gpu.txt"
 node -e "import('./dist/index.js').then((m) => console.log(JSON.stringify(m.backendInfo(), null, 2)))" > "$out/backend.json" 2>&1
 step ops-cuda build/Release/adcorre_ops_cuda_test
 step test-gpu npx ava test/cuda.test.js test/engine-ops.test.js test/engine-cuda.test.js --verbose
-step bench-train-table node bench/train.js --device cuda --table --json --steps 10
-step bench-train-cpu node bench/train.js --runs compact:64 --json --steps 3
+step bench-train-table node bench/train.js --device cuda --table --json --seconds 5
+step bench-train-cpu node bench/train.js --runs compact:64 --json --seconds 5
 step bench-loss node bench/loss.js --json
 echo "results in $out"

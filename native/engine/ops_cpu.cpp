@@ -11,8 +11,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "../common/thread_pool.h"
+#include "gemm_cpu.h"
 
 #if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
 #define ENGINE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
@@ -44,6 +46,15 @@ ConvShape make_conv_shape(int n, int c, int h, int w, int o, int k, int stride, 
 namespace {
 
 ThreadPool& pool() { return ThreadPool::global(); }
+
+// Memory-bound loops over `count` items of `per_item` values each: split over
+// the pool once there is enough to share (waking a thread costs about as much
+// as touching 32K floats).
+template <typename F>
+void parallel_elementwise(size_t count, size_t per_item, F&& fn) {
+  const size_t grain = std::max<size_t>(1, (size_t(1) << 15) / std::max<size_t>(per_item, 1));
+  pool().parallel_for(count, grain, fn);
+}
 
 // A 4 x 16 tile of C += A[4 rows][K] * B[K][16 columns], accumulated in
 // registers (8 AVX2 or 4 AVX-512 registers for float): C is read and written
@@ -122,6 +133,9 @@ std::vector<T>& scratch_buffer(int which) {
 
 template <typename T>
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* B, T* C, bool accumulate) {
+  if constexpr (std::is_same_v<T, float>)
+    if (gemm_f32_packed(trans_a, trans_b, M, N, K, A, B, C, accumulate)) return;
+  // The portable path (double for the finite-difference tests, and CPUs without AVX2):
   // Transposed operands are copied into row-major form first: simple, and the
   // copies are small next to the O(MNK) product.
   if (trans_a) {
@@ -199,18 +213,20 @@ void col2im(const ConvShape& s, const T* col, T* dx) {
 // NCHW [n][c][P] <-> channel-major [c][n*P], so a batch is one GEMM.
 template <typename T>
 void pack(int n, int c, int P, const T* in, T* out) {
-  for (int i = 0; i < n; ++i)
-    for (int ch = 0; ch < c; ++ch)
-      std::memcpy(out + (static_cast<size_t>(ch) * n + i) * P, in + (static_cast<size_t>(i) * c + ch) * P,
-                  P * sizeof(T));
+  parallel_elementwise(static_cast<size_t>(n), static_cast<size_t>(c) * P, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      for (int ch = 0; ch < c; ++ch)
+        std::memcpy(out + (static_cast<size_t>(ch) * n + i) * P, in + (i * c + ch) * P, P * sizeof(T));
+  });
 }
 
 template <typename T>
 void unpack(int n, int c, int P, const T* in, T* out) {
-  for (int i = 0; i < n; ++i)
-    for (int ch = 0; ch < c; ++ch)
-      std::memcpy(out + (static_cast<size_t>(i) * c + ch) * P, in + (static_cast<size_t>(ch) * n + i) * P,
-                  P * sizeof(T));
+  parallel_elementwise(static_cast<size_t>(n), static_cast<size_t>(c) * P, [&](size_t b, size_t e) {
+    for (size_t i = b; i < e; ++i)
+      for (int ch = 0; ch < c; ++ch)
+        std::memcpy(out + (i * c + ch) * P, in + (static_cast<size_t>(ch) * n + i) * P, P * sizeof(T));
+  });
 }
 
 bool is_plain_pointwise(const ConvShape& s) {
@@ -304,6 +320,22 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
   // The whole batch as one GEMM: Y'[o][n*P] = W[o][K] * cols[K][n*P].
   const int K = s.c * s.k * s.k;
   const int NP = static_cast<int>(s.n * out_plane);
+  if constexpr (std::is_same_v<T, float>) {
+    // The SIMD GEMM reads and writes NCHW in place of the channel-major copies.
+    const auto y_layout = MatrixLayout::nchw_channels_by_pixels(s.o, static_cast<int>(out_plane));
+    if (is_plain_pointwise(s)) {
+      if (gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight,
+                          MatrixLayout::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), x, y_layout, y,
+                          false))
+        return;
+    } else if (chosen_gemm_is_simd()) {
+      scratch.resize(static_cast<size_t>(K) * NP);
+      im2col(s, x, scratch.data());
+      gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight, MatrixLayout::row_major(K, NP),
+                      scratch.data(), y_layout, y, false);
+      return;
+    }
+  }
   scratch.resize(static_cast<size_t>(K) * NP);
   if (is_plain_pointwise(s))
     pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
@@ -395,6 +427,31 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
   const int K = s.c * s.k * s.k;
   const int NP = static_cast<int>(s.n * out_plane);
   const bool plain = is_plain_pointwise(s);
+  if constexpr (std::is_same_v<T, float>) {
+    if (chosen_gemm_is_simd()) {
+      // dW[o][K] += dY[o][NP] * cols[K][NP]^T and dcols[K][NP] = W^T dY, with
+      // dY (and, pointwise, x and dx) read and written in NCHW directly.
+      using L = MatrixLayout;
+      const auto dy_layout = L::nchw_channels_by_pixels(s.o, static_cast<int>(out_plane));
+      if (plain) {
+        gemm_f32_layout(s.o, K, NP, dy_layout, dy, L::nchw_pixels_by_channels(s.c, static_cast<int>(in_plane)), x,
+                        L::row_major(s.o, K), dweight, true);
+        if (dx)
+          gemm_f32_layout(K, NP, s.o, L::column_major(K, s.o), weight, dy_layout, dy,
+                          L::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), dx, false);
+        return;
+      }
+      scratch.resize(static_cast<size_t>(K) * NP);
+      im2col(s, x, scratch.data());
+      gemm_f32_layout(s.o, K, NP, dy_layout, dy, L::column_major(NP, K), scratch.data(), L::row_major(s.o, K), dweight,
+                      true);
+      if (!dx) return;
+      gemm_f32_layout(K, NP, s.o, L::column_major(K, s.o), weight, dy_layout, dy, L::row_major(K, NP), scratch.data(),
+                      false);
+      col2im(s, scratch.data(), dx);
+      return;
+    }
+  }
   scratch.resize(static_cast<size_t>(K) * NP);
   if (plain)
     pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
@@ -414,6 +471,54 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
     col2im(s, scratch.data(), dx);
 }
 
+namespace {
+
+// Sums over one plane in T with SIMD lanes (a few hundred to a few thousand
+// values), returned in double for the sum over planes.
+template <typename T>
+ENGINE_HOT double plane_sum(int count, const T* __restrict p) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int j = 0; j < count; ++j) s += p[j];
+  return s;
+}
+
+template <typename T>
+ENGINE_HOT double plane_centered_squares(int count, const T* __restrict p, T mu) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int j = 0; j < count; ++j) s += (p[j] - mu) * (p[j] - mu);
+  return s;
+}
+
+template <typename T>
+ENGINE_HOT void plane_affine(int count, const T* __restrict p, T g, T b, T* __restrict q) {
+  for (int j = 0; j < count; ++j) q[j] = p[j] * g + b;
+}
+
+// sum dy and sum dy * (x - mu) over a plane
+template <typename T>
+ENGINE_HOT void plane_dy_sums(int count, const T* __restrict dy, const T* __restrict x, T mu, double* sdy,
+                              double* sdyx) {
+  T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (int j = 0; j < count; ++j) {
+    a += dy[j];
+    b += dy[j] * (x[j] - mu);
+  }
+  *sdy += a;
+  *sdyx += b;
+}
+
+// dx = k * (m dy - sdy - xhat sdyx), xhat = (x - mu) inv
+template <typename T>
+ENGINE_HOT void plane_bn_dx(int count, const T* __restrict dy, const T* __restrict x, T mu, T inv, T km, T ks, T kx,
+                            T* __restrict dx) {
+  for (int j = 0; j < count; ++j) dx[j] = km * dy[j] - ks - kx * ((x[j] - mu) * inv);
+}
+
+}  // namespace
+
 template <typename T>
 void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* invstd,
                              T* running_mean, T* running_var, double momentum, double eps) {
@@ -421,16 +526,13 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
   pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
       double sum = 0, sq = 0;
-      for (int i = 0; i < n; ++i) {
-        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
-        for (int j = 0; j < hw; ++j) sum += p[j];
-      }
+      for (int i = 0; i < n; ++i) sum += plane_sum(hw, x + (static_cast<size_t>(i) * c + ch) * hw);
       const double mu = sum / m;
-      for (int i = 0; i < n; ++i) {
-        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
-        for (int j = 0; j < hw; ++j) sq += (p[j] - mu) * (p[j] - mu);
-      }
-      const double var = sq / m;
+      // centred in T at mu rounded to T: exact enough (the shift only has to be near the mean)
+      const T mu_t = static_cast<T>(mu);
+      for (int i = 0; i < n; ++i) sq += plane_centered_squares(hw, x + (static_cast<size_t>(i) * c + ch) * hw, mu_t);
+      const double shift = mu - static_cast<double>(mu_t);
+      const double var = std::max(0.0, sq / m - shift * shift);
       const double inv = 1.0 / std::sqrt(var + eps);
       mean[ch] = static_cast<T>(mu);
       invstd[ch] = static_cast<T>(inv);
@@ -439,6 +541,21 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
         running_var[ch] = static_cast<T>(momentum * running_var[ch] + (1 - momentum) * var);
       }
       const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - mu * inv * gamma[ch]);
+      for (int i = 0; i < n; ++i) {
+        const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
+        plane_affine(hw, x + at, g, bb, y + at);
+      }
+    }
+  });
+}
+
+template <typename T>
+void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
+                            const T* running_var, T* y, double eps) {
+  parallel_elementwise(static_cast<size_t>(c), static_cast<size_t>(n) * hw, [&](size_t b, size_t e) {
+    for (size_t ch = b; ch < e; ++ch) {
+      const double inv = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
+      const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - running_mean[ch] * inv * gamma[ch]);
       for (int i = 0; i < n; ++i) {
         const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
         T* q = y + (static_cast<size_t>(i) * c + ch) * hw;
@@ -449,92 +566,96 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
 }
 
 template <typename T>
-void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, T* y, double eps) {
-  for (int ch = 0; ch < c; ++ch) {
-    const double inv = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
-    const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - running_mean[ch] * inv * gamma[ch]);
-    for (int i = 0; i < n; ++i) {
-      const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
-      T* q = y + (static_cast<size_t>(i) * c + ch) * hw;
-      for (int j = 0; j < hw; ++j) q[j] = p[j] * g + bb;
-    }
-  }
-}
-
-template <typename T>
 void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy,
                         T* dx, T* dgamma, T* dbeta) {
   const double m = static_cast<double>(n) * hw;
   pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
-      const double mu = mean[ch], inv = invstd[ch];
+      const T mu = mean[ch];
+      const double inv = invstd[ch];
       double sdy = 0, sdyx = 0;
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        for (int j = 0; j < hw; ++j) {
-          sdy += dy[at + j];
-          sdyx += dy[at + j] * (x[at + j] - mu) * inv;
-        }
+        plane_dy_sums(hw, dy + at, x + at, mu, &sdy, &sdyx);
       }
+      sdyx *= inv;  // sum dy * xhat
       dbeta[ch] += static_cast<T>(sdy);
       dgamma[ch] += static_cast<T>(sdyx);
       const double k = gamma[ch] * inv / m;
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        for (int j = 0; j < hw; ++j) {
-          const double xhat = (x[at + j] - mu) * inv;
-          dx[at + j] = static_cast<T>(k * (m * dy[at + j] - sdy - xhat * sdyx));
-        }
+        plane_bn_dx(hw, dy + at, x + at, mu, static_cast<T>(inv), static_cast<T>(k * m), static_cast<T>(k * sdy),
+                    static_cast<T>(k * sdyx), dx + at);
       }
     }
   });
 }
 
+namespace {
+
+// Loops on restrict pointers of their own: inside a lambda the compiler must
+// reload captured pointers after every store and does not vectorise.
 template <typename T>
-void relu_forward(size_t count, const T* x, T* y) {
+ENGINE_HOT void relu_span(size_t count, const T* __restrict x, T* __restrict y) {
   for (size_t i = 0; i < count; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
 }
 
 template <typename T>
-void relu_backward(size_t count, const T* y, const T* dy, T* dx) {
+ENGINE_HOT void relu_backward_span(size_t count, const T* __restrict y, const T* __restrict dy, T* __restrict dx) {
   for (size_t i = 0; i < count; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
+}
+
+}  // namespace
+
+template <typename T>
+void relu_forward(size_t count, const T* x, T* y) {
+  parallel_elementwise(count, 1, [x, y](size_t b, size_t e) { relu_span(e - b, x + b, y + b); });
+}
+
+template <typename T>
+void relu_backward(size_t count, const T* y, const T* dy, T* dx) {
+  parallel_elementwise(count, 1, [y, dy, dx](size_t b, size_t e) { relu_backward_span(e - b, y + b, dy + b, dx + b); });
 }
 
 template <typename T>
 void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax) {
   const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
   const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
-  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc) {
-    const T* xp = x + nc * h * w;
-    for (int oy = 0; oy < oh; ++oy)
-      for (int ox = 0; ox < ow; ++ox) {
-        T best = -std::numeric_limits<T>::infinity();
-        int at = -1;
-        for (int ky = 0; ky < 3; ++ky) {
-          const int iy = oy * 2 + ky - pt;
-          if (iy < 0 || iy >= h) continue;
-          for (int kx = 0; kx < 3; ++kx) {
-            const int ix = ox * 2 + kx - pl;
-            if (ix < 0 || ix >= w) continue;
-            if (at < 0 || xp[iy * w + ix] > best) {
-              best = xp[iy * w + ix];
-              at = iy * w + ix;
+  parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w * 2, [&](size_t b, size_t e) {
+    for (size_t nc = b; nc < e; ++nc) {
+      const T* xp = x + nc * h * w;
+      for (int oy = 0; oy < oh; ++oy)
+        for (int ox = 0; ox < ow; ++ox) {
+          T best = -std::numeric_limits<T>::infinity();
+          int at = -1;
+          for (int ky = 0; ky < 3; ++ky) {
+            const int iy = oy * 2 + ky - pt;
+            if (iy < 0 || iy >= h) continue;
+            for (int kx = 0; kx < 3; ++kx) {
+              const int ix = ox * 2 + kx - pl;
+              if (ix < 0 || ix >= w) continue;
+              if (at < 0 || xp[iy * w + ix] > best) {
+                best = xp[iy * w + ix];
+                at = iy * w + ix;
+              }
             }
           }
+          y[nc * oh * ow + oy * ow + ox] = best;
+          argmax[nc * oh * ow + oy * ow + ox] = at;
         }
-        y[nc * oh * ow + oy * ow + ox] = best;
-        argmax[nc * oh * ow + oy * ow + ox] = at;
-      }
-  }
+    }
+  });
 }
 
 template <typename T>
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const T* dy, T* dx) {
   const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
-  std::fill(dx, dx + static_cast<size_t>(n) * c * h * w, T(0));
-  for (size_t nc = 0; nc < static_cast<size_t>(n) * c; ++nc)
-    for (int i = 0; i < oh * ow; ++i) dx[nc * h * w + argmax[nc * oh * ow + i]] += dy[nc * oh * ow + i];
+  parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w, [&](size_t b, size_t e) {
+    for (size_t nc = b; nc < e; ++nc) {
+      std::fill(dx + nc * h * w, dx + (nc + 1) * h * w, T(0));
+      for (int i = 0; i < oh * ow; ++i) dx[nc * h * w + argmax[nc * oh * ow + i]] += dy[nc * oh * ow + i];
+    }
+  });
 }
 
 template <typename T>

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gemm_cpu.h"
 #include "ops.h"
 
 using namespace adcorre::engine;
@@ -90,9 +91,43 @@ static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool
   check(name, {&x, &wt}, fwd, bwd);
 }
 
+// The float convolutions (the SIMD GEMM reading NCHW directly) against the
+// double ones (the portable path, itself checked by finite differences above)
+// on the same inputs: forward, dx and dweight, relative to the largest value.
+static void conv_float_case(int n, int c, int h, int w, int o, int k, int stride, bool same) {
+  Vec x = randn(static_cast<size_t>(n) * c * h * w), wt = randn(static_cast<size_t>(o) * c * k * k);
+  const ConvShape s = make_conv_shape(n, c, h, w, o, k, stride, same, false);
+  const size_t ny = static_cast<size_t>(n) * o * s.oh * s.ow;
+  Vec dy = randn(ny), y(ny), dx(x.size()), dw(wt.size(), 0.5);
+  std::vector<double> scratch;
+  conv_forward(s, x.data(), wt.data(), y.data(), scratch);
+  conv_backward(s, x.data(), wt.data(), dy.data(), dx.data(), dw.data(), scratch);
+  auto to_f = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
+  std::vector<float> xf = to_f(x), wf = to_f(wt), dyf = to_f(dy), yf(ny), dxf(x.size()), dwf(wt.size(), 0.5f), sf;
+  conv_forward(s, xf.data(), wf.data(), yf.data(), sf);
+  conv_backward(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data(), sf);
+  auto rel = [](const Vec& ref, const std::vector<float>& got) {
+    double scale = 1e-30, err = 0;
+    for (size_t i = 0; i < ref.size(); ++i) scale = std::max(scale, std::fabs(ref[i]));
+    for (size_t i = 0; i < ref.size(); ++i) err = std::max(err, std::fabs(ref[i] - got[i]));
+    return err / scale;
+  };
+  const double worst = std::max({rel(y, yf), rel(dx, dxf), rel(dw, dwf)});
+  char name[160];
+  std::snprintf(name, sizeof name, "float conv = double conv, k%d s%d %s n%d c%d %dx%d -> o%d [%s]", k, stride,
+                same ? "same" : "valid", n, c, h, w, o, gemm_f32_isa());
+  report(name, worst, 1e-5);
+}
+
 int main() {
-  conv_case(2, 3, 7, 6, 4, 3, 2, false, false);  // entry conv1: 3x3/2 valid
-  conv_case(2, 2, 6, 7, 3, 3, 1, false, false);  // entry conv2: 3x3 valid
+  conv_float_case(3, 5, 7, 6, 9, 1, 1, false);     // pointwise, planes smaller than a tile's columns
+  conv_float_case(2, 13, 19, 21, 7, 1, 1, false);  // pointwise, planes of 399 (tiles inside and across samples)
+  conv_float_case(5, 40, 6, 6, 70, 1, 1, false);   // pointwise, K and M past a panel, N past a column block
+  conv_float_case(3, 7, 9, 8, 11, 1, 2, true);     // shortcut 1x1/2 same
+  conv_float_case(2, 3, 15, 14, 10, 3, 2, false);  // entry conv1: 3x3/2 valid
+  conv_float_case(2, 10, 11, 9, 17, 3, 1, false);  // entry conv2: 3x3 valid
+  conv_case(2, 3, 7, 6, 4, 3, 2, false, false);    // entry conv1: 3x3/2 valid
+  conv_case(2, 2, 6, 7, 3, 3, 1, false, false);    // entry conv2: 3x3 valid
   conv_case(2, 3, 5, 5, 4, 3, 1, true, false);
   conv_case(2, 3, 5, 6, 3, 3, 1, true, true);    // depthwise 3x3 same
   conv_case(1, 4, 4, 4, 4, 3, 2, true, true);    // depthwise stride 2, even size
@@ -261,6 +296,44 @@ int main() {
             (ok ? passed : failed)++;
             std::printf("%s gemm %dx%dx%d trans_a=%d trans_b=%d accumulate=%d (max error %.1e)\n", ok ? "ok  " : "FAIL",
                         M, N, K, ta, tb, acc, err);
+          }
+  }
+  {  // the float GEMM (SIMD micro-kernels where the CPU has them) against a double product:
+     // tile edges (6-row panels, 16/32-column strips), K blocks of 256, the column
+     // blocks of 512 and the split over threads, every transpose
+    std::printf("float gemm kernel: %s\n", gemm_f32_isa());
+    const int shapes[][3] = {{1, 1, 1},      {5, 7, 3},     {6, 16, 256},  {7, 33, 257}, {13, 275, 263},
+                             {96, 1030, 96}, {24, 9, 5000}, {3, 2000, 17}, {40, 31, 600}};
+    std::mt19937 gen(7);
+    std::normal_distribution<float> normal;
+    for (const auto& sh : shapes)
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb)
+          for (int acc = 0; acc < 2; ++acc) {
+            const int M = sh[0], N = sh[1], K = sh[2];
+            std::vector<float> A(static_cast<size_t>(M) * K), B(static_cast<size_t>(K) * N),
+                C(static_cast<size_t>(M) * N);
+            for (auto* v : {&A, &B, &C})
+              for (auto& x : *v) x = normal(gen);
+            const std::vector<float> C0 = C;
+            gemm<float>(ta, tb, M, N, K, A.data(), B.data(), C.data(), acc);
+            double worst = 0;  // error relative to sum |a||b| (+ |c0|): float rounding is O(K eps) of it
+            for (int i = 0; i < M; ++i)
+              for (int j = 0; j < N; ++j) {
+                double sum = acc ? C0[static_cast<size_t>(i) * N + j] : 0, mag = std::fabs(sum);
+                for (int k = 0; k < K; ++k) {
+                  const double p =
+                      static_cast<double>(ta ? A[static_cast<size_t>(k) * M + i] : A[static_cast<size_t>(i) * K + k]) *
+                      (tb ? B[static_cast<size_t>(j) * K + k] : B[static_cast<size_t>(k) * N + j]);
+                  sum += p;
+                  mag += std::fabs(p);
+                }
+                worst = std::max(worst, std::fabs(sum - C[static_cast<size_t>(i) * N + j]) / mag);
+              }
+            const bool ok = worst < 1e-6;
+            (ok ? passed : failed)++;
+            std::printf("%s float gemm %dx%dx%d trans_a=%d trans_b=%d accumulate=%d (max relative error %.1e)\n",
+                        ok ? "ok  " : "FAIL", M, N, K, ta, tb, acc, worst);
           }
   }
   std::printf("%d passed, %d failed\n", passed, failed);

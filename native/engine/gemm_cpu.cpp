@@ -1,0 +1,311 @@
+// Float GEMM of the CPU backend: packed panels and a register-blocked
+// micro-kernel, BLIS-style. Design note:
+// - C[M][N] (+)= op(A)[M][K] * op(B)[K][N]. A is packed once into panels of
+//   MR rows ([panel][k][MR]), so the kernel broadcasts MR consecutive floats
+//   per k; B is packed per (K block, column block) into strips of NR columns
+//   ([strip][k][NR]). Packing reads either stored layout, so transposed
+//   operands cost no separate transpose pass.
+// - The micro-kernel keeps an MR x NR tile of C in registers over a K block
+//   (KC = 256): 6 x 16 in 12 AVX2 registers, 6 x 32 in 12 AVX-512 registers,
+//   two vector loads and six broadcasts per k. C is written once per K block,
+//   the first block overwrites when not accumulating (no zero fill).
+// - Work is split over threads by (row group, column block), each thread
+//   packing its own B block (KC x NCB floats, 512 KiB: L2-resident).
+// - The instruction set is chosen at run time (__builtin_cpu_supports), so one
+//   binary serves AVX2 and AVX-512 machines; without either, the caller falls
+//   back to the portable templated GEMM in ops_cpu.cpp.
+// Hand-written because the addon may not depend on a BLAS (prebuilt binaries
+// must load anywhere, and the engine's GEMMs are small and many).
+#include "gemm_cpu.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "../common/thread_pool.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define ADCORRE_GEMM_X86 1
+#endif
+
+namespace adcorre::engine {
+
+#ifdef ADCORRE_GEMM_X86
+namespace {
+
+constexpr int MR = 6;     // rows of a register tile
+constexpr int KC = 256;   // K block: one A panel (6 KiB) and one B strip stay in L1
+constexpr int NCB = 512;  // columns of a B block per job
+
+__attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, const float* b, float* C, int ldc,
+                                                     bool overwrite) {
+  constexpr int NR = 16;
+  __m256 acc[MR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 av = _mm256_broadcast_ss(a + r);
+      acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + static_cast<size_t>(r) * ldc;
+    if (overwrite) {
+      _mm256_storeu_ps(c, acc[r][0]);
+      _mm256_storeu_ps(c + 8, acc[r][1]);
+    } else {
+      _mm256_storeu_ps(c, _mm256_add_ps(_mm256_loadu_ps(c), acc[r][0]));
+      _mm256_storeu_ps(c + 8, _mm256_add_ps(_mm256_loadu_ps(c + 8), acc[r][1]));
+    }
+  }
+}
+
+__attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, const float* b, float* C, int ldc,
+                                                      bool overwrite) {
+  constexpr int NR = 32;
+  __m512 acc[MR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m512 av = _mm512_set1_ps(a[r]);
+      acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+    }
+    a += MR;
+    b += NR;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + static_cast<size_t>(r) * ldc;
+    if (overwrite) {
+      _mm512_storeu_ps(c, acc[r][0]);
+      _mm512_storeu_ps(c + 16, acc[r][1]);
+    } else {
+      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), acc[r][0]));
+      _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), acc[r][1]));
+    }
+  }
+}
+
+// The full MR x NR tile of the product of a K block, written to (or added into) C with row stride ldc.
+using Kernel = void (*)(int, const float*, const float*, float*, int, bool);
+
+struct Isa {
+  Kernel kernel;
+  int nr;
+  const char* name;
+};
+
+const Isa* chosen_isa() {
+  static const Isa isa = [] {
+    __builtin_cpu_init();
+    // ADCORRE_GEMM=avx2 or =portable caps the choice (the tests run every kernel this CPU has).
+    const char* cap = std::getenv("ADCORRE_GEMM");
+    const std::string want = cap ? cap : "";
+    if (want != "avx2" && want != "portable" && __builtin_cpu_supports("avx512f"))
+      return Isa{kernel_avx512, 32, "avx512"};
+    if (want != "portable" && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+      return Isa{kernel_avx2, 16, "avx2"};
+    return Isa{nullptr, 0, "portable"};
+  }();
+  return isa.kernel ? &isa : nullptr;
+}
+
+// Offset of each of `count` consecutive indices from `first` along one axis of a layout.
+void axis_offsets(int first, int count, int block, size_t block_stride, size_t stride, size_t* out) {
+  int q = first / block, r = first % block;
+  for (int i = 0; i < count; ++i) {
+    out[i] = q * block_stride + r * stride;
+    if (++r == block) r = 0, ++q;
+  }
+}
+
+// Panels [p0, p1) of A (M x K) as [K][MR] each, rows past M zero.
+void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1, float* out) {
+  std::vector<size_t> col(K);
+  axis_offsets(0, K, la.col_block, la.col_block_stride, la.col_stride, col.data());
+  for (int p = p0; p < p1; ++p) {
+    float* dst = out + static_cast<size_t>(p) * K * MR;
+    const int i0 = p * MR, rows = std::min(MR, M - i0);
+    size_t row[MR];
+    axis_offsets(i0, rows, la.row_block, la.row_block_stride, la.row_stride, row);
+    const float* src[MR];
+    for (int r = 0; r < MR; ++r) src[r] = A + row[r < rows ? r : 0];
+    // k outer: the panel is written in order; MR read streams
+    for (int k = 0; k < K; ++k) {
+      float* d = dst + static_cast<size_t>(k) * MR;
+      const size_t at = col[k];
+      for (int r = 0; r < MR; ++r) d[r] = r < rows ? src[r][at] : 0.0f;
+    }
+  }
+}
+
+// Rows [k0, k0 + kc) and columns [j0, j0 + nc) of B into strips of [kc][NR],
+// columns past nc zero; rows of contiguous columns are copied as runs.
+void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int nc, int nr, float* out) {
+  size_t row[KC], col[64];
+  axis_offsets(k0, kc, lb.row_block, lb.row_block_stride, lb.row_stride, row);
+  for (int s = 0; s * nr < nc; ++s) {
+    float* dst = out + static_cast<size_t>(s) * kc * nr;
+    const int cols = std::min(nr, nc - s * nr);
+    axis_offsets(j0 + s * nr, cols, lb.col_block, lb.col_block_stride, lb.col_stride, col);
+    const bool run = col[cols - 1] == col[0] + (cols - 1);  // unit stride within one block
+    for (int k = 0; k < kc; ++k) {
+      const float* src = B + row[k];
+      float* d = dst + static_cast<size_t>(k) * nr;
+      if (run)
+        std::memcpy(d, src + col[0], cols * sizeof(float));
+      else
+        for (int j = 0; j < cols; ++j) d[j] = src[col[j]];
+      for (int j = cols; j < nr; ++j) d[j] = 0;
+    }
+  }
+}
+
+// Adds (or writes) a rows x cols tile into C at rows [i0, ...) and columns [j0, ...).
+void scatter_tile(const float* tile, int ld_tile, const MatrixLayout& lc, float* C, int i0, int rows, int j0, int cols,
+                  bool overwrite) {
+  size_t row[MR], col[64];
+  axis_offsets(i0, rows, lc.row_block, lc.row_block_stride, lc.row_stride, row);
+  axis_offsets(j0, cols, lc.col_block, lc.col_block_stride, lc.col_stride, col);
+  for (int r = 0; r < rows; ++r) {
+    float* c = C + row[r];
+    const float* t = tile + static_cast<size_t>(r) * ld_tile;
+    if (overwrite)
+      for (int j = 0; j < cols; ++j) c[col[j]] = t[j];
+    else
+      for (int j = 0; j < cols; ++j) c[col[j]] += t[j];
+  }
+}
+
+}  // namespace
+
+const char* gemm_f32_isa() {
+  const Isa* isa = chosen_isa();
+  return isa ? isa->name : "portable";
+}
+
+MatrixLayout MatrixLayout::row_major(int rows, int cols) {
+  return {rows, static_cast<size_t>(cols), static_cast<size_t>(rows) * cols, cols, 1, static_cast<size_t>(cols)};
+}
+
+MatrixLayout MatrixLayout::column_major(int rows, int cols) {
+  return {rows, 1, static_cast<size_t>(rows), cols, static_cast<size_t>(rows), static_cast<size_t>(rows) * cols};
+}
+
+MatrixLayout MatrixLayout::nchw_channels_by_pixels(int c, int plane) {
+  return {c, static_cast<size_t>(plane), static_cast<size_t>(c) * plane, plane, 1, static_cast<size_t>(c) * plane};
+}
+
+MatrixLayout MatrixLayout::nchw_pixels_by_channels(int c, int plane) {
+  return {plane, 1, static_cast<size_t>(c) * plane, c, static_cast<size_t>(plane), static_cast<size_t>(plane) * c};
+}
+
+bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, MatrixLayout lb, const float* B,
+                     MatrixLayout lc, float* C, bool accumulate) {
+  const Isa* isa = chosen_isa();
+  if (!isa) return false;
+  if (M <= 0 || N <= 0) return true;
+  ThreadPool& pool = ThreadPool::global();
+  if (K <= 0) {
+    if (!accumulate) {
+      std::vector<float> zeros(static_cast<size_t>(std::min(N, 64)) * MR, 0.0f);
+      for (int i = 0; i < M; i += MR)
+        for (int j = 0; j < N; j += 64)
+          scatter_tile(zeros.data(), 64, lc, C, i, std::min(MR, M - i), j, std::min(64, N - j), true);
+    }
+    return true;
+  }
+  const int nr = isa->nr, panels = (M + MR - 1) / MR;
+  thread_local std::vector<float> ap;  // the caller's: engines on several JS threads each have their own
+  ap.resize(static_cast<size_t>(panels) * K * MR);
+  float* const packed_a = ap.data();  // a thread_local named in a lambda is the running thread's: pass the pointer
+  pool.parallel_for(static_cast<size_t>(panels), std::max(1, (1 << 15) / std::max(K * MR, 1)), [&](size_t b, size_t e) {
+    pack_a(la, M, K, A, static_cast<int>(b), static_cast<int>(e), packed_a);
+  });
+  // C's columns are unit-stride runs within blocks of lc.col_block: a tile
+  // inside one block is stored in place, others through a scatter.
+  const bool unit_cols = lc.col_stride == 1;
+
+  // Jobs: column blocks, and when there are fewer of them than threads,
+  // groups of A panels as well.
+  const int threads = pool.size();
+  int ncb = NCB;
+  int col_blocks = (N + ncb - 1) / ncb;
+  if (col_blocks < threads && N > nr * threads) {
+    ncb = ((N + threads - 1) / threads + nr - 1) / nr * nr;
+    col_blocks = (N + ncb - 1) / ncb;
+  }
+  const int row_groups = col_blocks >= threads ? 1 : std::min(panels, threads);
+  const size_t jobs = static_cast<size_t>(col_blocks) * row_groups;
+  const double flops = 2.0 * M * N * K;
+  pool.parallel_for(jobs, flops < 2e5 ? jobs : 1, [&](size_t b, size_t e) {
+    thread_local std::vector<float> bp;
+    bp.resize(static_cast<size_t>(KC) * ((std::min(N, ncb) + nr - 1) / nr) * nr);
+    alignas(64) float tile[MR * 32];
+    for (size_t job = b; job < e; ++job) {
+      const int cb = static_cast<int>(job % col_blocks), rg = static_cast<int>(job / col_blocks);
+      const int j0 = cb * ncb, nc = std::min(ncb, N - j0);
+      const int p0 = panels * rg / row_groups, p1 = panels * (rg + 1) / row_groups;
+      for (int k0 = 0; k0 < K; k0 += KC) {
+        const int kc = std::min(KC, K - k0);
+        pack_b(lb, B, k0, kc, j0, nc, nr, bp.data());
+        const bool overwrite = !accumulate && k0 == 0;
+        for (int p = p0; p < p1; ++p) {
+          const int i0 = p * MR, rows = std::min(MR, M - i0);
+          const float* a = packed_a + static_cast<size_t>(p) * K * MR + static_cast<size_t>(k0) * MR;
+          for (int s = 0; s * nr < nc; ++s) {
+            const int j = j0 + s * nr, cols = std::min(nr, nc - s * nr);
+            const float* bs = bp.data() + static_cast<size_t>(s) * kc * nr;
+            const bool in_place = rows == MR && cols == nr && unit_cols && lc.row_block >= M &&
+                                  j / lc.col_block == (j + nr - 1) / lc.col_block;
+            if (in_place) {
+              float* c = C + static_cast<size_t>(j / lc.col_block) * lc.col_block_stride + (j % lc.col_block) +
+                         static_cast<size_t>(i0) * lc.row_stride;
+              isa->kernel(kc, a, bs, c, static_cast<int>(lc.row_stride), overwrite);
+            } else {
+              isa->kernel(kc, a, bs, tile, nr, true);
+              scatter_tile(tile, nr, lc, C, i0, rows, j, cols, overwrite);
+            }
+          }
+        }
+      }
+    }
+  });
+  return true;
+}
+
+bool gemm_f32_packed(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float* C,
+                     bool accumulate) {
+  return gemm_f32_layout(M, N, K, trans_a ? MatrixLayout::column_major(M, K) : MatrixLayout::row_major(M, K), A,
+                         trans_b ? MatrixLayout::column_major(K, N) : MatrixLayout::row_major(K, N), B,
+                         MatrixLayout::row_major(M, N), C, accumulate);
+}
+
+#else  // not x86-64: the portable GEMM serves
+
+const char* gemm_f32_isa() { return "portable"; }
+
+bool gemm_f32_packed(bool, bool, int, int, int, const float*, const float*, float*, bool) { return false; }
+
+bool gemm_f32_layout(int, int, int, MatrixLayout, const float*, MatrixLayout, const float*, MatrixLayout, float*,
+                     bool) {
+  return false;
+}
+
+#endif
+
+}  // namespace adcorre::engine
