@@ -178,8 +178,7 @@ void Engine::forward(const float* images, int n, bool train, uint32_t dropout_se
         maxpool_forward(n, ch_[x], hh_[x], ww_[x], xa, y, argmax_[i].data());
         break;
       case OpKind::Add: {
-        const float* b = act_[op.inputs[1]].data();
-        for (size_t j = 0; j < per_sample_[x] * n; ++j) y[j] = xa[j] + b[j];
+        add_forward(per_sample_[x] * n, xa, act_[op.inputs[1]].data(), y);
         break;
       }
       case OpKind::Gap:
@@ -245,8 +244,7 @@ void Engine::backward(int n) {
   };
   auto deliver = [&](int t, const float* g) {
     if (flow_[t] != GradientFlow::Accumulate) return;
-    float* d = dact_[t].data();
-    for (size_t j = 0; j < per_sample_[t] * n; ++j) d[j] += g[j];
+    add_into(per_sample_[t] * n, g, dact_[t].data());
   };
   // Add and Concat pass gradients through: a copy where direct, else a sum.
   auto pass = [&](int t, const float* g, size_t count, size_t dst_offset) {
@@ -255,7 +253,7 @@ void Engine::backward(int n) {
     if (flow_[t] == GradientFlow::Direct)
       std::memcpy(d, g, count * sizeof(float));
     else
-      for (size_t j = 0; j < count; ++j) d[j] += g[j];
+      add_into(count, g, d);
   };
   for (size_t i = p_.ops.size(); i-- > 0;) {
     const OpDesc& op = p_.ops[i];
@@ -397,21 +395,10 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
     float* v = v_[i].data();
     const double wd = p_.decay[i] ? o.weight_decay : 0.0;
     const size_t size = params_[i].size();
-    if (o.adam) {
-      const double step = o.lr * std::sqrt(b2t) / b1t;
-      for (size_t j = 0; j < size; ++j) {
-        const double gj = g[j] + wd * w[j];
-        m[j] = static_cast<float>(o.beta1 * m[j] + (1 - o.beta1) * gj);
-        v[j] = static_cast<float>(o.beta2 * v[j] + (1 - o.beta2) * gj * gj);
-        w[j] = static_cast<float>(w[j] - step * m[j] / (std::sqrt(static_cast<double>(v[j])) + o.adam_eps));
-      }
-    } else {
-      for (size_t j = 0; j < size; ++j) {
-        const double gj = g[j] + wd * w[j];
-        m[j] = static_cast<float>(o.momentum * m[j] + gj);
-        w[j] = static_cast<float>(w[j] - o.lr * m[j]);
-      }
-    }
+    if (o.adam)
+      adam_update(size, w, g, m, v, o.lr * std::sqrt(b2t) / b1t, o.beta1, o.beta2, o.adam_eps, wd);
+    else
+      sgd_momentum_update(size, w, g, m, o.lr, o.momentum, wd);
   }
   return r;
 }

@@ -145,6 +145,15 @@ void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1
     const float* src[MR];
     for (int r = 0; r < MR; ++r) src[r] = A + row[r < rows ? r : 0];
     // k outer: the panel is written in order; MR read streams
+    if (rows == MR) {
+      for (int k = 0; k < K; ++k) {
+        float* d = dst + static_cast<size_t>(k) * MR;
+        const size_t at = col[k];
+#pragma GCC unroll 6
+        for (int r = 0; r < MR; ++r) d[r] = src[r][at];
+      }
+      continue;
+    }
     for (int k = 0; k < K; ++k) {
       float* d = dst + static_cast<size_t>(k) * MR;
       const size_t at = col[k];
@@ -153,24 +162,47 @@ void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1
   }
 }
 
+// Runs of consecutive columns [j0, j0 + cols) that are contiguous in memory
+// (unit column stride, within one column block): calls fn(first column
+// offset within the tile, run length, offset of the run's first element).
+template <typename F>
+void for_each_column_run(const MatrixLayout& l, int j0, int cols, F&& fn) {
+  for (int j = 0; j < cols;) {
+    const int in_block = (j0 + j) % l.col_block;
+    const int run = l.col_stride == 1 ? std::min(cols - j, l.col_block - in_block) : 1;
+    fn(j, run, static_cast<size_t>((j0 + j) / l.col_block) * l.col_block_stride + in_block * l.col_stride);
+    j += run;
+  }
+}
+
 // Rows [k0, k0 + kc) and columns [j0, j0 + nc) of B into strips of [kc][NR],
-// columns past nc zero; rows of contiguous columns are copied as runs.
+// columns past nc zero. Unit-stride columns are copied as runs; otherwise
+// (a transposed operand) each column is read down its rows, which are then
+// the contiguous direction.
 void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int nc, int nr, float* out) {
   size_t row[KC], col[64];
   axis_offsets(k0, kc, lb.row_block, lb.row_block_stride, lb.row_stride, row);
   for (int s = 0; s * nr < nc; ++s) {
     float* dst = out + static_cast<size_t>(s) * kc * nr;
-    const int cols = std::min(nr, nc - s * nr);
-    axis_offsets(j0 + s * nr, cols, lb.col_block, lb.col_block_stride, lb.col_stride, col);
-    const bool run = col[cols - 1] == col[0] + (cols - 1);  // unit stride within one block
-    for (int k = 0; k < kc; ++k) {
-      const float* src = B + row[k];
-      float* d = dst + static_cast<size_t>(k) * nr;
-      if (run)
-        std::memcpy(d, src + col[0], cols * sizeof(float));
-      else
-        for (int j = 0; j < cols; ++j) d[j] = src[col[j]];
-      for (int j = cols; j < nr; ++j) d[j] = 0;
+    const int js = j0 + s * nr, cols = std::min(nr, nc - s * nr);
+    if (lb.col_stride == 1) {
+      for (int k = 0; k < kc; ++k) {
+        const float* src = B + row[k];
+        float* d = dst + static_cast<size_t>(k) * nr;
+        for_each_column_run(lb, js, cols,
+                            [&](int j, int run, size_t at) { std::memcpy(d + j, src + at, run * sizeof(float)); });
+        for (int j = cols; j < nr; ++j) d[j] = 0;
+      }
+      continue;
+    }
+    axis_offsets(js, cols, lb.col_block, lb.col_block_stride, lb.col_stride, col);
+    for (int j = 0; j < nr; ++j) {
+      if (j >= cols) {
+        for (int k = 0; k < kc; ++k) dst[static_cast<size_t>(k) * nr + j] = 0;
+        continue;
+      }
+      const float* src = B + col[j];
+      for (int k = 0; k < kc; ++k) dst[static_cast<size_t>(k) * nr + j] = src[row[k]];
     }
   }
 }
@@ -178,17 +210,18 @@ void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int 
 // Adds (or writes) a rows x cols tile into C at rows [i0, ...) and columns [j0, ...).
 void scatter_tile(const float* tile, int ld_tile, const MatrixLayout& lc, float* C, int i0, int rows, int j0, int cols,
                   bool overwrite) {
-  size_t row[MR], col[64];
+  size_t row[MR];
   axis_offsets(i0, rows, lc.row_block, lc.row_block_stride, lc.row_stride, row);
-  axis_offsets(j0, cols, lc.col_block, lc.col_block_stride, lc.col_stride, col);
-  for (int r = 0; r < rows; ++r) {
-    float* c = C + row[r];
-    const float* t = tile + static_cast<size_t>(r) * ld_tile;
-    if (overwrite)
-      for (int j = 0; j < cols; ++j) c[col[j]] = t[j];
-    else
-      for (int j = 0; j < cols; ++j) c[col[j]] += t[j];
-  }
+  for_each_column_run(lc, j0, cols, [&](int j, int run, size_t at) {
+    for (int r = 0; r < rows; ++r) {
+      float* c = C + row[r] + at;
+      const float* t = tile + static_cast<size_t>(r) * ld_tile + j;
+      if (overwrite)
+        for (int q = 0; q < run; ++q) c[q] = t[q];
+      else
+        for (int q = 0; q < run; ++q) c[q] += t[q];
+    }
+  });
 }
 
 }  // namespace

@@ -87,4 +87,19 @@ template <typename T>
 void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, const T* targets, double scale,
                          T* dlogits);
 
+// y = a + b, and y += x (residual sums and gradient accumulation), elementwise over count values.
+template <typename T>
+void add_forward(size_t count, const T* a, const T* b, T* y);
+template <typename T>
+void add_into(size_t count, const T* x, T* y);
+
+// Optimizer steps over one parameter tensor (float, split over threads), as
+// cuda::adam_update: Adam with the bias correction folded into
+// step = lr * sqrt(1 - b2^t) / (1 - b1^t); SGD with momentum. Both add
+// weight_decay * w to the gradient (L2, as the paper's Keras recipe).
+void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
+                 double eps, double weight_decay);
+void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
+                         double weight_decay);
+
 }  // namespace adcorre::engine

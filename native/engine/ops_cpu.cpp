@@ -169,9 +169,22 @@ void im2col(const ConvShape& s, const T* x, T* col) {
       const int c = static_cast<int>(row_i / (k * k)), ky = static_cast<int>(row_i / k % k),
                 kx = static_cast<int>(row_i % k);
       T* row = col + row_i * NP;
+      const bool inside = s.pad_top == 0 && s.pad_left == 0 && (s.oh - 1) * s.stride + k <= s.h &&
+                          (s.ow - 1) * s.stride + k <= s.w;  // 'valid': every tap in the image
       for (int n = 0; n < s.n; ++n) {
         const T* xp = x + (static_cast<size_t>(n) * s.c + c) * s.h * s.w;
         T* out = row + static_cast<size_t>(n) * P;
+        if (inside) {
+          for (int oy = 0; oy < s.oh; ++oy) {
+            const T* src = xp + static_cast<size_t>(oy * s.stride + ky) * s.w + kx;
+            T* dst = out + oy * s.ow;
+            if (s.stride == 1)
+              std::memcpy(dst, src, s.ow * sizeof(T));
+            else
+              for (int ox = 0; ox < s.ow; ++ox) dst[ox] = src[ox * s.stride];
+          }
+          continue;
+        }
         for (int oy = 0; oy < s.oh; ++oy) {
           const int iy = oy * s.stride + ky - s.pad_top;
           for (int ox = 0; ox < s.ow; ++ox) {
@@ -262,6 +275,22 @@ void pad_plane(const T* in, int h, int w, int p, T* out) {
 template <typename T>
 ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk, bool flip, T* flat, T* y) {
   const int W = w + k - 1, L = h * W;
+  if (k == 3) {
+    // all nine taps per output in one pass: one store per output instead of nine read-modify-writes
+    T t[9];
+    for (int q = 0; q < 9; ++q) t[q] = flip ? wk[8 - q] : wk[q];
+    const T* __restrict r0 = xpad;
+    const T* __restrict r1 = xpad + W;
+    const T* __restrict r2 = xpad + 2 * W;
+    T* __restrict f = flat;
+#pragma omp simd
+    for (int i = 0; i < L; ++i)
+      f[i] = t[0] * r0[i] + t[1] * r0[i + 1] + t[2] * r0[i + 2] + t[3] * r1[i] + t[4] * r1[i + 1] + t[5] * r1[i + 2] +
+             t[6] * r2[i] + t[7] * r2[i + 1] + t[8] * r2[i + 2];
+    for (int oy = 0; oy < h; ++oy)
+      std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
+    return;
+  }
   std::fill(flat, flat + L, T(0));
   for (int ky = 0; ky < k; ++ky)
     for (int kx = 0; kx < k; ++kx) {
@@ -272,6 +301,30 @@ ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk
     }
   for (int oy = 0; oy < h; ++oy)
     std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
+}
+
+// dw[ky][kx] = sum_i g[i] * xpad[i + ky * W + kx] over a flat padded plane
+// of L values: the nine dot products in one pass.
+template <typename T>
+ENGINE_HOT void depthwise3_weight_grad(int L, int W, const T* __restrict g, const T* __restrict xpad, T* dw) {
+  T a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0, a8 = 0;
+  const T* __restrict r0 = xpad;
+  const T* __restrict r1 = xpad + W;
+  const T* __restrict r2 = xpad + 2 * W;
+#pragma omp simd reduction(+ : a0, a1, a2, a3, a4, a5, a6, a7, a8)
+  for (int i = 0; i < L; ++i) {
+    const T gi = g[i];
+    a0 += gi * r0[i];
+    a1 += gi * r0[i + 1];
+    a2 += gi * r0[i + 2];
+    a3 += gi * r1[i];
+    a4 += gi * r1[i + 1];
+    a5 += gi * r1[i + 2];
+    a6 += gi * r2[i];
+    a7 += gi * r2[i + 1];
+    a8 += gi * r2[i + 2];
+  }
+  dw[0] = a0, dw[1] = a1, dw[2] = a2, dw[3] = a3, dw[4] = a4, dw[5] = a5, dw[6] = a6, dw[7] = a7, dw[8] = a8;
 }
 
 }  // namespace
@@ -375,6 +428,10 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
         T* dwp = dw_partial.data() + nc * kk;
         const T* g = dypad.data() + static_cast<size_t>(p) * W + p;
         const int L = s.h * W;
+        if (s.k == 3) {
+          depthwise3_weight_grad(L, W, g, xpad.data(), dwp);
+          continue;
+        }
         for (int ky = 0; ky < s.k; ++ky)
           for (int kx = 0; kx < s.k; ++kx) {
             const T* xr = xpad.data() + static_cast<size_t>(ky) * W + kx;
@@ -607,6 +664,30 @@ ENGINE_HOT void relu_backward_span(size_t count, const T* __restrict y, const T*
 
 }  // namespace
 
+namespace {
+
+template <typename T>
+ENGINE_HOT void add_span(size_t count, const T* __restrict a, const T* __restrict b, T* __restrict y) {
+  for (size_t i = 0; i < count; ++i) y[i] = a[i] + b[i];
+}
+
+template <typename T>
+ENGINE_HOT void add_into_span(size_t count, const T* __restrict x, T* __restrict y) {
+  for (size_t i = 0; i < count; ++i) y[i] += x[i];
+}
+
+}  // namespace
+
+template <typename T>
+void add_forward(size_t count, const T* a, const T* b, T* y) {
+  parallel_elementwise(count, 1, [a, b, y](size_t s, size_t e) { add_span(e - s, a + s, b + s, y + s); });
+}
+
+template <typename T>
+void add_into(size_t count, const T* x, T* y) {
+  parallel_elementwise(count, 1, [x, y](size_t s, size_t e) { add_into_span(e - s, x + s, y + s); });
+}
+
 template <typename T>
 void relu_forward(size_t count, const T* x, T* y) {
   parallel_elementwise(count, 1, [x, y](size_t b, size_t e) { relu_span(e - b, x + b, y + b); });
@@ -756,6 +837,44 @@ void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labe
   }
 }
 
+namespace {
+
+// In double per element (as before, so a resumed run continues bit-exactly
+// across versions), vectorised: restrict pointers of their own.
+ENGINE_HOT void adam_span(size_t count, float* __restrict w, const float* __restrict g, float* __restrict m,
+                          float* __restrict v, double step, double beta1, double beta2, double eps, double wd) {
+  for (size_t j = 0; j < count; ++j) {
+    const double gj = g[j] + wd * w[j];
+    m[j] = static_cast<float>(beta1 * m[j] + (1 - beta1) * gj);
+    v[j] = static_cast<float>(beta2 * v[j] + (1 - beta2) * gj * gj);
+    w[j] = static_cast<float>(w[j] - step * m[j] / (std::sqrt(static_cast<double>(v[j])) + eps));
+  }
+}
+
+ENGINE_HOT void sgd_span(size_t count, float* __restrict w, const float* __restrict g, float* __restrict m, double lr,
+                         double momentum, double wd) {
+  for (size_t j = 0; j < count; ++j) {
+    const double gj = g[j] + wd * w[j];
+    m[j] = static_cast<float>(momentum * m[j] + gj);
+    w[j] = static_cast<float>(w[j] - lr * m[j]);
+  }
+}
+
+}  // namespace
+
+void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
+                 double eps, double weight_decay) {
+  parallel_elementwise(count, 4, [=](size_t b, size_t e) {
+    adam_span(e - b, w + b, g + b, m + b, v + b, step, beta1, beta2, eps, weight_decay);
+  });
+}
+
+void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
+                         double weight_decay) {
+  parallel_elementwise(count, 3,
+                       [=](size_t b, size_t e) { sgd_span(e - b, w + b, g + b, m + b, lr, momentum, weight_decay); });
+}
+
 #define INSTANTIATE(T)                                                                                              \
   template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                   \
   template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                         \
@@ -765,6 +884,8 @@ void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labe
   template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*,      \
                                           double);                                                                  \
   template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*); \
+  template void add_forward<T>(size_t, const T*, const T*, T*);                                                     \
+  template void add_into<T>(size_t, const T*, T*);                                                                  \
   template void relu_forward<T>(size_t, const T*, T*);                                                              \
   template void relu_backward<T>(size_t, const T*, const T*, T*);                                                   \
   template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                     \
