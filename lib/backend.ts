@@ -36,20 +36,3 @@ export function backendInfo(): BackendInfo {
   cached ??= native().backendInfo();
   return structuredClone(cached);
 }
-
-export type Device = 'auto' | 'cpu' | 'cuda';
-export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda'];
-
-/** Resolves 'auto' to the GPU when one is usable; rejects 'cuda' when none is. */
-export function resolveDevice(device: Device): 'cpu' | 'cuda' {
-  const { cuda } = backendInfo();
-  if (device === 'cpu') return 'cpu';
-  if (device === 'auto') return cuda.usable ? 'cuda' : 'cpu';
-  if (!cuda.usable) {
-    throw new RangeError(
-      `Expected a usable CUDA GPU for device 'cuda' but received none: ${cuda.error ?? 'no device'}. ` +
-        `Use device 'cpu' or 'auto'.`,
-    );
-  }
-  return 'cuda';
-}

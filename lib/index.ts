@@ -1,7 +1,9 @@
 export { adCorreLoss, adCorreLossAsync } from './loss.js';
 export type { AdCorreOptions, AdCorreResult, AdCorreWeights } from './loss.js';
 export { backendInfo } from './backend.js';
-export type { BackendInfo, CudaDeviceInfo, Device } from './backend.js';
+export type { BackendInfo, CudaDeviceInfo } from './backend.js';
+export { deviceChoices, parseDevice } from './device.js';
+export type { Device, DeviceUse, ParsedDevice } from './device.js';
 export { ConfusionTracker } from './confusion.js';
 export type { ConfusionTrackerState } from './confusion.js';
 export * from './data/index.js';

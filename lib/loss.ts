@@ -1,7 +1,7 @@
 // The Ad-Corre loss (Fard & Mahoor, IEEE Access 2022) for TypeScript: checks
 // the arguments, then runs the native CPU or CUDA kernels. The definition and
 // its gradient are derived in docs/loss-derivation.md.
-import { type Device, DEVICES, resolveDevice } from './backend.js';
+import { type Device, parseDevice, resolveComputeDevice } from './device.js';
 import { native, type NativeLossRequest } from './native.js';
 import {
   boolean,
@@ -13,7 +13,6 @@ import {
   isPlainObject,
   knownKeys,
   labelArray,
-  oneOf,
   positiveInteger,
 } from './validate.js';
 
@@ -49,8 +48,8 @@ export interface AdCorreOptions {
    * The result's grad is this array.
    */
   gradOut?: Float32Array;
-  /** 'auto' (default) runs on the GPU when one is usable */
-  device?: Device;
+  /** 'auto' (default) runs on the GPU when one is usable; 'cpu' or 'cuda' */
+  device?: Extract<Device, 'auto' | 'cpu' | 'cuda'>;
 }
 
 export interface AdCorreResult {
@@ -122,9 +121,7 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
     gradOut = options.gradOut;
     grad = true;
   }
-  const device = resolveDevice(
-    options.device === undefined ? 'auto' : oneOf('options.device', options.device, DEVICES),
-  );
+  const device = resolveComputeDevice(parseDevice('options.device', options.device ?? 'auto', 'loss')).kind;
   return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device, gradOut };
 }
 

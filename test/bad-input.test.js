@@ -159,7 +159,7 @@ const cases = [
     'device unknown',
     () => [E(), labels, { ...ok, device: 'gpu' }],
     RangeError,
-    /Expected one of 'auto', 'cpu', 'cuda' for options\.device but received 'gpu'/,
+    /Expected 'auto', 'cpu' or 'cuda' for options\.device but received 'gpu'/,
   ],
   ['options missing', () => [E(), labels, undefined], TypeError, /for options but received undefined/],
   [

@@ -36,7 +36,7 @@ if (!info.cuda.usable) {
     t.is(Engine.create(small, { maxBatch: 2, device: 'auto' }).device, 'cpu');
     t.throws(() => Engine.create(small, { maxBatch: 2, device: 'gpu' }), {
       instanceOf: RangeError,
-      message: /'cpu', 'cuda', 'cuda:N' or 'auto' for options\.device but received 'gpu'/,
+      message: /Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for options\.device but received 'gpu'/,
     });
   });
 }

@@ -219,7 +219,7 @@ test('model loading errors say what to do', async (t) => {
   await t.throwsAsync(() => FER.load({ model: foreign }), { message: /has no 'adcorre\.config' metadata/ });
   await t.throwsAsync(() => FER.load({ model: modelPath, device: 'tpu' }), {
     instanceOf: RangeError,
-    message: /for device but received 'tpu'/,
+    message: /Expected 'auto', 'cpu', 'cuda' or 'webgpu' for options\.device but received 'tpu'/,
   });
   if (!existsSync(new URL('../models/adcorre-fer2013.onnx', import.meta.url))) {
     await t.throwsAsync(() => FER.load(), { instanceOf: NoModelError, message: /No trained model is installed/ });

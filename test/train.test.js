@@ -122,7 +122,7 @@ test('an unwritable output folder is an error before training starts', async (t)
   });
   t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', device: 'tpu' }), {
     instanceOf: RangeError,
-    message: /'cpu', 'cuda', 'cuda:N' or 'auto' for options\.device but received 'tpu'/,
+    message: /Expected 'auto', 'cpu', 'cuda' or 'cuda:N' for options\.device but received 'tpu'/,
   });
 });
 

@@ -12,7 +12,8 @@ import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { DEFAULT_MODEL, NoModelError } from '../infer/fer.js';
-import { INFER_DEVICES, openSession, ort } from '../infer/session.js';
+import { deviceChoices } from '../device.js';
+import { openSession, ort } from '../infer/session.js';
 import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
@@ -31,7 +32,9 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--split <name>', 'split to evaluate (default: val, else test, else all)')
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
-    .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
+    .addOption(
+      new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
+    )
     .option('--batch <n>', 'batch size', positiveInt, 64)
     .option('--json', 'machine-readable output')
     .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')

@@ -11,7 +11,7 @@ import { annotate } from '../infer/annotate.js';
 import { DETECTOR_MODELS } from '../infer/detect.js';
 import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
-import { INFER_DEVICES } from '../infer/session.js';
+import { deviceChoices } from '../device.js';
 import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
 import { OptionError } from '../validate.js';
@@ -68,7 +68,9 @@ export async function main(argv: string[]): Promise<number> {
     .description('Facial expressions of the faces in images, with a model trained by adcorre-native')
     .argument('<inputs...>', 'image files, folders or glob patterns')
     .option('--model <file>', 'ONNX model exported by adcorre-native (default: the installed model)')
-    .addOption(new Option('--device <device>', 'execution provider').choices([...INFER_DEVICES]).default('auto'))
+    .addOption(
+      new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
+    )
     .addOption(
       new Option(
         '--detector <set-up>',

@@ -5,7 +5,14 @@ import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { SkipReport } from '../data/skips.js';
 import { PRESETS } from '../model/config.js';
-import { CLI_DEFAULTS, defaultBatch, type ProgressEvent, Trainer, TRAINING_DEFAULTS as D } from '../train/trainer.js';
+import {
+  CLI_DEFAULTS,
+  defaultBatch,
+  type ProgressEvent,
+  Trainer,
+  type TrainerOptions,
+  TRAINING_DEFAULTS as D,
+} from '../train/trainer.js';
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
@@ -113,7 +120,7 @@ export async function main(argv: string[]): Promise<number> {
       augment: o.augment as boolean,
       balanced: Boolean(o.balanced),
       seed: o.seed as number,
-      device: o.device as string,
+      device: o.device as TrainerOptions['device'],
       workers: o.workers as number | undefined,
       init: o.init as string | undefined,
       resume: Boolean(o.resume),

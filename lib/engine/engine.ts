@@ -1,7 +1,7 @@
 // The training engine from TypeScript: builds the native program from the one
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
-import { resolveDevice } from '../backend.js';
+import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
 import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
@@ -126,22 +126,13 @@ export interface EngineOptions {
   seed?: number;
   weights?: Weights;
   /** 'cpu' (default), 'cuda' (GPU 0), 'cuda:N', or 'auto' (the GPU when one is usable) */
-  device?: string;
+  device?: Exclude<Device, 'webgpu'>;
 }
 
 /** 'cpu' | 'cuda' | 'cuda:N' | 'auto' -> -1 (the CPU) or a CUDA device index; a clear error for anything else or a GPU that is not usable. */
 export function deviceIndex(device: unknown): number {
-  if (device === undefined || device === 'cpu') return -1;
-  if (device === 'auto') return resolveDevice('auto') === 'cuda' ? 0 : -1;
-  const m = typeof device === 'string' ? /^cuda(?::(\d+))?$/.exec(device) : null;
-  if (!m)
-    throw invalidRange(
-      'options.device',
-      "'cpu', 'cuda', 'cuda:N' or 'auto'",
-      typeof device === 'string' ? `'${device}'` : String(device),
-    );
-  resolveDevice('cuda'); // a clear error where no GPU is usable
-  return m[1] === undefined ? 0 : Number(m[1]);
+  const where = resolveComputeDevice(parseDevice('options.device', device ?? 'cpu', 'engine'));
+  return where.kind === 'cpu' ? -1 : where.index;
 }
 
 /** Every row of every plane reversed: the horizontal mirror images of NCHW planes of side `size`. */

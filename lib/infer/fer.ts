@@ -8,7 +8,8 @@ import sharp from 'sharp';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
-import { INFER_DEVICES, type InferDevice, openSession, ort } from './session.js';
+import { parseDevice } from '../device.js';
+import { type InferDevice, openSession, ort } from './session.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
 
 /** Where the CLI and FER.load() look for the trained default model. */
@@ -131,10 +132,7 @@ export class FER {
   ) {}
 
   static async load(options: LoadOptions = {}): Promise<FER> {
-    const device = options.device ?? 'auto';
-    if (!INFER_DEVICES.includes(device)) {
-      throw new RangeError(`Expected one of ${INFER_DEVICES.join(', ')} for device but received '${String(device)}'`);
-    }
+    const device = parseDevice('options.device', options.device ?? 'auto', 'inference').kind as InferDevice;
     if (options.detector !== undefined && !DETECTOR_MODELS.includes(options.detector)) {
       throw new RangeError(
         `Expected one of ${DETECTOR_MODELS.map((m) => `'${m}'`).join(', ')} for detector but received '${String(options.detector)}'`,

@@ -3,6 +3,7 @@
 // Linux x64 (absent when the install skipped it, ONNXRUNTIME_NODE_INSTALL=skip).
 import { existsSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
+import type { Device } from '../device.js';
 
 // ONNX Runtime's own logger writes failures (a CUDA provider library that will
 // not load) to stderr in red before the error reaches us, next to the clear
@@ -10,8 +11,8 @@ import * as ort from 'onnxruntime-node';
 // errors say what failed, so only fatal lines are left to it.
 ort.env.logLevel = 'fatal';
 
-export type InferDevice = 'auto' | 'cpu' | 'cuda' | 'webgpu';
-export const INFER_DEVICES: readonly InferDevice[] = ['auto', 'cpu', 'cuda', 'webgpu'];
+/** Inference devices: the execution providers tried (see lib/device.ts for the one parser). */
+export type InferDevice = Extract<Device, 'auto' | 'cpu' | 'cuda' | 'webgpu'>;
 
 export interface OpenedSession {
   session: ort.InferenceSession;

@@ -11,7 +11,7 @@ import type { FerPlusLabels } from '../data/readers/ferplus.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport, type SkipSummary } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
-import { deviceIndex, Engine, type StepStats } from '../engine/engine.js';
+import { deviceIndex, Engine, type EngineOptions, type StepStats } from '../engine/engine.js';
 import { ensureDir, OutputFolderError, writeFileAtomic } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
@@ -71,7 +71,7 @@ export interface TrainerOptions {
   /** fraction of train held out for validation when the dataset has no val split */
   valFraction?: number;
   /** where the engine runs: 'auto' (the GPU when one is usable, default), 'cpu', 'cuda' or 'cuda:N' */
-  device?: string;
+  device?: EngineOptions['device'];
   /** start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning */
   init?: string;
   /** continue the run in `out` from its last checkpoint */
