@@ -9,15 +9,6 @@
 
 namespace adcorre::engine {
 
-namespace {
-
-bool all_finite(const float* p, size_t n) {
-  float acc = 0;
-  for (size_t i = 0; i < n; ++i) acc += p[i] - p[i];
-  return acc == 0.f;
-}
-}  // namespace
-
 TensorShapes infer_shapes(const ProgramDesc& p) {
   const int T = p.tensors;
   TensorShapes s;
@@ -226,14 +217,14 @@ void Engine::forward(const float* images, int n, bool train, uint32_t dropout_se
 
 std::string Engine::first_nonfinite_output(int n) const {
   for (const OpDesc& op : p_.ops)
-    if (op.kind != OpKind::Softmax && !all_finite(act_[op.output].data(), per_sample_[op.output] * n)) return op.name;
+    if (op.kind != OpKind::Softmax && !all_finite(per_sample_[op.output] * n, act_[op.output].data())) return op.name;
   return "";
 }
 
 void Engine::backward(int n) {
   for (int t = 0; t < p_.tensors; ++t)
     if (flow_[t] == GradientFlow::Accumulate && t != p_.logits && t != p_.embeddings)
-      std::fill(dact_[t].begin(), dact_[t].begin() + per_sample_[t] * n, 0.f);
+      fill_zero(per_sample_[t] * n, dact_[t].data());
   // Where an op's backward writes the gradient of tensor t: in place when t
   // is direct, else into scratch and then added by `deliver`.
   auto target = [&](int t) -> float* {
@@ -372,11 +363,11 @@ StepResult Engine::train_step(const float* images, const int32_t* labels, int n,
   }
   r.loss += o.lambda_ce * r.ce;
 
-  for (auto& g : grads_) std::fill(g.begin(), g.end(), 0.f);
+  for (auto& g : grads_) fill_zero(g.size(), g.data());
   backward(n);
 
   r.finite = std::isfinite(r.loss);
-  for (size_t i = 0; r.finite && i < grads_.size(); ++i) r.finite = all_finite(grads_[i].data(), grads_[i].size());
+  for (size_t i = 0; r.finite && i < grads_.size(); ++i) r.finite = all_finite(grads_[i].size(), grads_[i].data());
   if (!r.finite) {
     r.bad_layer = first_nonfinite_output(n);
     if (r.bad_layer.empty()) r.bad_layer = "gradients";

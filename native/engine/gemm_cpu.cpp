@@ -189,8 +189,10 @@ void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int 
       for (int k = 0; k < kc; ++k) {
         const float* src = B + row[k];
         float* d = dst + static_cast<size_t>(k) * nr;
-        for_each_column_run(lb, js, cols,
-                            [&](int j, int run, size_t at) { std::memcpy(d + j, src + at, run * sizeof(float)); });
+        // runs are at most NR floats: an inline loop beats a libc call
+        for_each_column_run(lb, js, cols, [&](int j, int run, size_t at) {
+          for (int q = 0; q < run; ++q) d[j + q] = src[at + q];
+        });
         for (int j = cols; j < nr; ++j) d[j] = 0;
       }
       continue;
@@ -276,10 +278,12 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
   // Jobs: column blocks, and when there are fewer of them than threads,
   // groups of A panels as well.
   const int threads = pool.size();
-  int ncb = NCB;
-  int col_blocks = (N + ncb - 1) / ncb;
-  if (col_blocks < threads && N > nr * threads) {
-    ncb = ((N + threads - 1) / threads + nr - 1) / nr * nr;
+  // Column blocks of at most NCB, as many as a multiple of the threads (so
+  // that each thread gets the same share), when there are enough strips.
+  int col_blocks = (N + NCB - 1) / NCB, ncb = NCB;
+  if (N > nr * threads) {
+    col_blocks = (col_blocks + threads - 1) / threads * threads;
+    ncb = ((N + col_blocks - 1) / col_blocks + nr - 1) / nr * nr;
     col_blocks = (N + ncb - 1) / ncb;
   }
   const int row_groups = col_blocks >= threads ? 1 : std::min(panels, threads);

@@ -93,6 +93,10 @@ void add_forward(size_t count, const T* a, const T* b, T* y);
 template <typename T>
 void add_into(size_t count, const T* x, T* y);
 
+// count zeros into y, and whether all of x[0, count) is finite (split over threads).
+void fill_zero(size_t count, float* y);
+bool all_finite(size_t count, const float* x);
+
 // Optimizer steps over one parameter tensor (float, split over threads), as
 // cuda::adam_update: Adam with the bias correction folded into
 // step = lr * sqrt(1 - b2^t) / (1 - b1^t); SGD with momentum. Both add

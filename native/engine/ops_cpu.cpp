@@ -8,6 +8,7 @@
 #include "ops.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -263,8 +264,11 @@ template <typename T>
 void pad_plane(const T* in, int h, int w, int p, T* out) {
   const int W = w + 2 * p;
   std::fill(out, out + padded_size(h, w, p), T(0));
-  for (int i = 0; i < h; ++i)
-    std::memcpy(out + static_cast<size_t>(i + p) * W + p, in + static_cast<size_t>(i) * w, w * sizeof(T));
+  for (int i = 0; i < h; ++i) {  // rows of a few dozen values: an inline loop, not a libc call
+    T* o = out + static_cast<size_t>(i + p) * W + p;
+    const T* src = in + static_cast<size_t>(i) * w;
+    for (int j = 0; j < w; ++j) o[j] = src[j];
+  }
 }
 
 // y[h][w] = sum over taps of w[ky][kx] * xpad[oy + ky][ox + kx] (xpad from
@@ -288,7 +292,7 @@ ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk
       f[i] = t[0] * r0[i] + t[1] * r0[i + 1] + t[2] * r0[i + 2] + t[3] * r1[i] + t[4] * r1[i + 1] + t[5] * r1[i + 2] +
              t[6] * r2[i] + t[7] * r2[i + 1] + t[8] * r2[i + 2];
     for (int oy = 0; oy < h; ++oy)
-      std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
+      for (int ox = 0; ox < w; ++ox) y[static_cast<size_t>(oy) * w + ox] = flat[static_cast<size_t>(oy) * W + ox];
     return;
   }
   std::fill(flat, flat + L, T(0));
@@ -861,6 +865,30 @@ ENGINE_HOT void sgd_span(size_t count, float* __restrict w, const float* __restr
 }
 
 }  // namespace
+
+namespace {
+
+// x - x is 0 for finite x and NaN otherwise; the lanes keep their own sums.
+ENGINE_HOT bool finite_span(size_t count, const float* __restrict x) {
+  float acc = 0;
+#pragma omp simd reduction(+ : acc)
+  for (size_t i = 0; i < count; ++i) acc += x[i] - x[i];
+  return acc == 0.f;
+}
+
+}  // namespace
+
+void fill_zero(size_t count, float* y) {
+  parallel_elementwise(count, 1, [y](size_t b, size_t e) { std::memset(y + b, 0, (e - b) * sizeof(float)); });
+}
+
+bool all_finite(size_t count, const float* x) {
+  std::atomic<bool> ok{true};
+  parallel_elementwise(count, 1, [x, &ok](size_t b, size_t e) {
+    if (!finite_span(e - b, x + b)) ok = false;
+  });
+  return ok;
+}
 
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay) {
