@@ -182,8 +182,8 @@ export class DataLoader {
     for (const w of this.workers) w.postMessage(job);
   }
 
-  /** Decodes the split into memory once (when cache is on), so epochs skip decoding. */
-  private ensureCache(): Promise<void> {
+  /** Decodes the split into memory once (when cache is on), so epochs skip decoding; epoch() awaits it too. */
+  ensureCache(): Promise<void> {
     if (this.cacheReady) return this.cacheReady;
     const { cache } = this.options;
     const fromFiles = this.split.samples.some((s) => typeof s.source === 'string');

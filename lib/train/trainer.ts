@@ -493,6 +493,7 @@ export class Trainer {
         const batches = trainLoader.length;
         sums = epoch === epoch0 && batch0 > 0 && resumedSums ? resumedSums : emptySums();
         const seen0 = sums.seen;
+        await trainLoader.ensureCache(); // the first epoch's images/s leaves the one-off decoding out
         const t0 = Date.now();
         for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
           const lr = this.lrAt(step, epoch + b.index / batches);

@@ -135,7 +135,8 @@ void axis_offsets(int first, int count, int block, size_t block_stride, size_t s
 
 // Panels [p0, p1) of A (M x K) as [K][MR] each, rows past M zero.
 void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1, float* out) {
-  std::vector<size_t> col(K);
+  thread_local std::vector<size_t> col;  // reused: K reaches n * plane (tens of thousands)
+  col.resize(K);
   axis_offsets(0, K, la.col_block, la.col_block_stride, la.col_stride, col.data());
   for (int p = p0; p < p1; ++p) {
     float* dst = out + static_cast<size_t>(p) * K * MR;
