@@ -1,5 +1,6 @@
-// Runs the native finite-difference checks of every engine operation
-// (native/engine/ops_test.cpp, float64, relative error <= 1e-6).
+// Runs the native checks of every engine operation (native/engine/ops_test.cpp):
+// backward against finite differences in float64 (relative error <= 1e-6), and
+// every operation in float (the training precision) against float64.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
