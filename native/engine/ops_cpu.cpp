@@ -702,6 +702,34 @@ void relu_backward(size_t count, const T* y, const T* dy, T* dx) {
   parallel_elementwise(count, 1, [y, dy, dx](size_t b, size_t e) { relu_backward_span(e - b, y + b, dy + b, dx + b); });
 }
 
+namespace {
+
+// One 3x3 window of a plane whose top-left tap is (iy0, ix0): the first
+// largest value in row-major order and its index. Checked: taps outside the
+// plane are skipped (the border); unchecked: all nine are inside.
+template <bool Checked, typename T>
+inline void max3x3(const T* xp, int h, int w, int iy0, int ix0, T* best_out, int32_t* at_out) {
+  T best = 0;
+  int at = -1;
+  for (int ky = 0; ky < 3; ++ky) {
+    const int iy = iy0 + ky;
+    if (Checked && (iy < 0 || iy >= h)) continue;
+    for (int kx = 0; kx < 3; ++kx) {
+      const int ix = ix0 + kx;
+      if (Checked && (ix < 0 || ix >= w)) continue;
+      const T v = xp[iy * w + ix];
+      if (at < 0 || v > best) {
+        best = v;
+        at = iy * w + ix;
+      }
+    }
+  }
+  *best_out = best;
+  *at_out = at;
+}
+
+}  // namespace
+
 template <typename T>
 void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax) {
   const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
@@ -709,25 +737,19 @@ void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argm
   parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w * 2, [&](size_t b, size_t e) {
     for (size_t nc = b; nc < e; ++nc) {
       const T* xp = x + nc * h * w;
-      for (int oy = 0; oy < oh; ++oy)
+      T* yp = y + nc * oh * ow;
+      int32_t* ap = argmax + nc * oh * ow;
+      for (int oy = 0; oy < oh; ++oy) {
+        const int iy0 = oy * 2 - pt;
+        const bool rows_inside = iy0 >= 0 && iy0 + 2 < h;
         for (int ox = 0; ox < ow; ++ox) {
-          T best = -std::numeric_limits<T>::infinity();
-          int at = -1;
-          for (int ky = 0; ky < 3; ++ky) {
-            const int iy = oy * 2 + ky - pt;
-            if (iy < 0 || iy >= h) continue;
-            for (int kx = 0; kx < 3; ++kx) {
-              const int ix = ox * 2 + kx - pl;
-              if (ix < 0 || ix >= w) continue;
-              if (at < 0 || xp[iy * w + ix] > best) {
-                best = xp[iy * w + ix];
-                at = iy * w + ix;
-              }
-            }
-          }
-          y[nc * oh * ow + oy * ow + ox] = best;
-          argmax[nc * oh * ow + oy * ow + ox] = at;
+          const int ix0 = ox * 2 - pl;
+          if (rows_inside && ix0 >= 0 && ix0 + 2 < w)
+            max3x3<false>(xp, h, w, iy0, ix0, yp + oy * ow + ox, ap + oy * ow + ox);
+          else
+            max3x3<true>(xp, h, w, iy0, ix0, yp + oy * ow + ox, ap + oy * ow + ox);
         }
+      }
     }
   });
 }
