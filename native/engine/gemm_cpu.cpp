@@ -133,8 +133,12 @@ void axis_offsets(int first, int count, int block, size_t block_stride, size_t s
   }
 }
 
+// The packing and scattering loops below run only where a SIMD kernel was
+// chosen (AVX2 at least), so they are compiled for it too.
+#define GEMM_MOVES __attribute__((target("avx2,fma")))
+
 // Panels [p0, p1) of A (M x K) as [K][MR] each, rows past M zero.
-void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1, float* out) {
+GEMM_MOVES void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1, float* out) {
   thread_local std::vector<size_t> col;  // reused: K reaches n * plane (tens of thousands)
   col.resize(K);
   axis_offsets(0, K, la.col_block, la.col_block_stride, la.col_stride, col.data());
@@ -163,37 +167,48 @@ void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1
   }
 }
 
-// Runs of consecutive columns [j0, j0 + cols) that are contiguous in memory
-// (unit column stride, within one column block): calls fn(first column
-// offset within the tile, run length, offset of the run's first element).
-template <typename F>
-void for_each_column_run(const MatrixLayout& l, int j0, int cols, F&& fn) {
+// Consecutive columns [j0, j0 + cols) that are contiguous in memory (unit
+// column stride, within one column block): the run's first column within the
+// tile, its length and the offset of its first element. A strip of at most 64
+// columns has at most 64 runs.
+struct ColumnRun {
+  int j, length;
+  size_t at;
+};
+
+int column_runs(const MatrixLayout& l, int j0, int cols, ColumnRun* runs) {
+  int count = 0;
   for (int j = 0; j < cols;) {
     const int in_block = (j0 + j) % l.col_block;
-    const int run = l.col_stride == 1 ? std::min(cols - j, l.col_block - in_block) : 1;
-    fn(j, run, static_cast<size_t>((j0 + j) / l.col_block) * l.col_block_stride + in_block * l.col_stride);
-    j += run;
+    const int length = l.col_stride == 1 ? std::min(cols - j, l.col_block - in_block) : 1;
+    runs[count++] = {j, length,
+                     static_cast<size_t>((j0 + j) / l.col_block) * l.col_block_stride + in_block * l.col_stride};
+    j += length;
   }
+  return count;
 }
 
 // Rows [k0, k0 + kc) and columns [j0, j0 + nc) of B into strips of [kc][NR],
-// columns past nc zero. Unit-stride columns are copied as runs; otherwise
-// (a transposed operand) each column is read down its rows, which are then
-// the contiguous direction.
-void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int nc, int nr, float* out) {
+// columns past nc zero. Unit-stride columns are copied as runs (found once per
+// strip); otherwise (a transposed operand) each column is read down its rows,
+// which are then the contiguous direction.
+GEMM_MOVES void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int nc, int nr, float* out) {
   size_t row[KC], col[64];
+  ColumnRun runs[64];
   axis_offsets(k0, kc, lb.row_block, lb.row_block_stride, lb.row_stride, row);
   for (int s = 0; s * nr < nc; ++s) {
     float* dst = out + static_cast<size_t>(s) * kc * nr;
     const int js = j0 + s * nr, cols = std::min(nr, nc - s * nr);
     if (lb.col_stride == 1) {
+      const int nruns = column_runs(lb, js, cols, runs);
       for (int k = 0; k < kc; ++k) {
         const float* src = B + row[k];
         float* d = dst + static_cast<size_t>(k) * nr;
-        // runs are at most NR floats: an inline loop beats a libc call
-        for_each_column_run(lb, js, cols, [&](int j, int run, size_t at) {
-          for (int q = 0; q < run; ++q) d[j + q] = src[at + q];
-        });
+        for (int r = 0; r < nruns; ++r) {
+          const float* from = src + runs[r].at;
+          float* to = d + runs[r].j;
+          for (int q = 0; q < runs[r].length; ++q) to[q] = from[q];  // at most NR floats: inline, not libc
+        }
         for (int j = cols; j < nr; ++j) d[j] = 0;
       }
       continue;
@@ -211,20 +226,23 @@ void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, int j0, int 
 }
 
 // Adds (or writes) a rows x cols tile into C at rows [i0, ...) and columns [j0, ...).
-void scatter_tile(const float* tile, int ld_tile, const MatrixLayout& lc, float* C, int i0, int rows, int j0, int cols,
-                  bool overwrite) {
+GEMM_MOVES void scatter_tile(const float* tile, int ld_tile, const MatrixLayout& lc, float* C, int i0, int rows, int j0,
+                             int cols, bool overwrite) {
   size_t row[MR];
+  ColumnRun runs[64];
   axis_offsets(i0, rows, lc.row_block, lc.row_block_stride, lc.row_stride, row);
-  for_each_column_run(lc, j0, cols, [&](int j, int run, size_t at) {
-    for (int r = 0; r < rows; ++r) {
-      float* c = C + row[r] + at;
-      const float* t = tile + static_cast<size_t>(r) * ld_tile + j;
+  const int nruns = column_runs(lc, j0, cols, runs);
+  for (int r = 0; r < rows; ++r) {
+    const float* t = tile + static_cast<size_t>(r) * ld_tile;
+    for (int u = 0; u < nruns; ++u) {
+      float* c = C + row[r] + runs[u].at;
+      const float* from = t + runs[u].j;
       if (overwrite)
-        for (int q = 0; q < run; ++q) c[q] = t[q];
+        for (int q = 0; q < runs[u].length; ++q) c[q] = from[q];
       else
-        for (int q = 0; q < run; ++q) c[q] += t[q];
+        for (int q = 0; q < runs[u].length; ++q) c[q] += from[q];
     }
-  });
+  }
 }
 
 }  // namespace
