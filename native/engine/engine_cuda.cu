@@ -31,20 +31,14 @@ namespace adcorre::engine {
 
 namespace {
 
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) throw BackendError(std::string("CUDA error in ") + what + ": " + cudaGetErrorString(err));
-}
-#define CUDA_CHECK(call) check((call), #call)
-#define LAUNCH_CHECK(name) check(cudaGetLastError(), name)
+#define CUDA_CHECK(call) ADCORRE_CUDA_CHECK(call)
+#define LAUNCH_CHECK(name) ADCORRE_LAUNCH_CHECK(name)
 
 constexpr int kThreads = cuda::kBlockThreads;
-inline unsigned grid_for(size_t n) {
-  return static_cast<unsigned>(std::min<size_t>((n + kThreads - 1) / kThreads, 65535u * 8));
-}
+// every kernel here loops with GRID_STRIDE, so the grid may be capped
+inline unsigned grid_for(size_t n) { return cuda_common::grid_for_strided(n); }
 
-#define GRID_STRIDE(i, count)                                                              \
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < (count); \
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
+#define GRID_STRIDE(i, count) ADCORRE_GRID_STRIDE(i, count)
 
 // ------------------------------------------------------------------ kernels
 

@@ -19,20 +19,12 @@
 
 namespace adcorre::engine::cuda {
 
-#define CHECK_LAUNCH()                                                                                    \
-  do {                                                                                                    \
-    cudaError_t err_ = cudaGetLastError();                                                                \
-    if (err_ != cudaSuccess) {                                                                            \
-      std::ostringstream msg_;                                                                            \
-      msg_ << "CUDA launch failed (" << __FILE__ << ":" << __LINE__ << "): " << cudaGetErrorString(err_); \
-      throw adcorre::BackendError(msg_.str());                                                            \
-    }                                                                                                     \
-  } while (0)
+#define CHECK_LAUNCH() ADCORRE_LAUNCH_CHECK("an engine kernel")
 
 namespace {
 
 constexpr int kThreads = kBlockThreads;
-inline unsigned grid_for(size_t n) { return static_cast<unsigned>((n + kThreads - 1) / kThreads); }
+using cuda_common::grid_for;
 
 // ------------------------------------------------------------------ GEMM
 constexpr int TM = 64, TN = 64, TK = 16;

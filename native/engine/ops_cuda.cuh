@@ -8,25 +8,13 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../common/cuda_common.cuh"
 #include "ops.h"
 
 namespace adcorre::engine::cuda {
 
-constexpr int kBlockThreads = 256;
-
-// Deterministic block sum (blockDim.x == kBlockThreads, scratch of as many
-// doubles); every thread gets the total. Shared by the kernels of the engine.
-__device__ inline double block_sum(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = kBlockThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) scratch[threadIdx.x] += scratch[threadIdx.x + s];
-    __syncthreads();
-  }
-  const double total = scratch[0];
-  __syncthreads();
-  return total;
-}
+constexpr int kBlockThreads = cuda_common::kBlockThreads;
+using cuda_common::block_sum;  // deterministic block sum, shared by the kernels of the engine
 
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate,
           cudaStream_t s);

@@ -23,6 +23,7 @@
 #include <mutex>
 #include <sstream>
 
+#include "../common/cuda_common.cuh"
 #include "adcorre.h"
 
 #ifndef ADCORRE_CUDA_ARCHS
@@ -31,43 +32,17 @@
 
 namespace adcorre {
 
-#define CUDA_CHECK(call)                                                                                          \
-  do {                                                                                                            \
-    cudaError_t err_ = (call);                                                                                    \
-    if (err_ != cudaSuccess) {                                                                                    \
-      std::ostringstream msg_;                                                                                    \
-      msg_ << "CUDA error in " << #call << " (" << __FILE__ << ":" << __LINE__ << "): " << cudaGetErrorName(err_) \
-           << ": " << cudaGetErrorString(err_);                                                                   \
-      throw BackendError(msg_.str());                                                                             \
-    }                                                                                                             \
-  } while (0)
+#define CUDA_CHECK(call) ADCORRE_CUDA_CHECK(call)
 
 namespace {
 
-constexpr int kWarp = 32;
-constexpr int kRowsPerBlock = 4;  // warps per block in the row kernels
-constexpr int kSumWarps = 8;      // row groups per class_sums block
-constexpr int kBlock = 256;       // threads in head_sums / head_scalars
+constexpr int kWarp = cuda_common::kWarp;
+constexpr int kRowsPerBlock = 4;                    // warps per block in the row kernels
+constexpr int kSumWarps = 8;                        // row groups per class_sums block
+constexpr int kBlock = cuda_common::kBlockThreads;  // threads in head_sums / head_scalars (block_sum's size)
 
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = kWarp / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Deterministic block sum of one double per thread; every thread gets the sum.
-// `scratch` holds kBlock doubles. Ends with a barrier so scratch can be reused.
-__device__ double block_sum(double v, double* scratch) {
-  const int tid = threadIdx.x;
-  scratch[tid] = v;
-  __syncthreads();
-  for (int s = kBlock / 2; s > 0; s >>= 1) {
-    if (tid < s) scratch[tid] += scratch[tid + s];
-    __syncthreads();
-  }
-  const double total = scratch[0];
-  __syncthreads();
-  return total;
-}
+using cuda_common::block_sum;
+using cuda_common::warp_sum;
 
 struct Workspace {
   float* x;          // k*n*d
