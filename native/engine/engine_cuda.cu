@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/rng.h"
 #include "../loss/adcorre.h"
 #include "engine.h"
 #include "ops_cuda.cuh"
@@ -86,11 +87,7 @@ __global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ s
 __global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mask,
                                uint64_t seed, double rate, float scale) {
   GRID_STRIDE(j, n) {
-    uint64_t z = seed + (j + 1) * 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    const double u = static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+    const double u = splitmix_uniform(splitmix_value(seed, j + 1));
     const float m = u < rate ? 0.f : scale;
     mask[j] = m;
     y[j] = x[j] * m;
