@@ -3,8 +3,9 @@
 // - C[M][N] (+)= op(A)[M][K] * op(B)[K][N]. A is packed once into panels of
 //   MR rows ([panel][k][MR]), so the kernel broadcasts MR consecutive floats
 //   per k; B is packed per (K block, column block) into strips of NR columns
-//   ([strip][k][NR]). Packing reads either stored layout, so transposed
-//   operands cost no separate transpose pass.
+//   ([strip][k][NR]). Packing reads any MatrixLayout (row-major,
+//   transposed, a batch in NCHW), so neither transposes nor channel-major
+//   copies need a pass of their own; C is written through its layout too.
 // - The micro-kernel keeps an MR x NR tile of C in registers over a K block
 //   (KC = 256): 6 x 16 in 12 AVX2 registers, 6 x 32 in 12 AVX-512 registers,
 //   two vector loads and six broadcasts per k. C is written once per K block,
@@ -276,7 +277,7 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
   ThreadPool& pool = ThreadPool::global();
   if (K <= 0) {
     if (!accumulate) {
-      std::vector<float> zeros(static_cast<size_t>(std::min(N, 64)) * MR, 0.0f);
+      const std::vector<float> zeros(static_cast<size_t>(64) * MR, 0.0f);  // one 6 x 64 tile
       for (int i = 0; i < M; i += MR)
         for (int j = 0; j < N; j += 64)
           scatter_tile(zeros.data(), 64, lc, C, i, std::min(MR, M - i), j, std::min(64, N - j), true);
