@@ -14,6 +14,12 @@ ort.env.logLevel = 'fatal';
 /** Inference devices: the execution providers tried (see lib/device.ts for the one parser). */
 export type InferDevice = Extract<Device, 'auto' | 'cpu' | 'cuda' | 'webgpu'>;
 
+/** Session settings beside the device. */
+export interface SessionSettings {
+  /** ONNX Runtime's intra-op threads on the CPU provider (default: its own choice, one per core) */
+  cpuThreads?: number;
+}
+
 export interface OpenedSession {
   session: ort.InferenceSession;
   /** the execution provider that runs it */
@@ -28,11 +34,16 @@ function hardwareGpuPresent(): boolean {
   return nvidiaGpuPresent() || existsSync('/dev/dri/renderD128');
 }
 
-async function tryCreate(model: string | Uint8Array, provider: OpenedSession['provider']): Promise<OpenedSession> {
+async function tryCreate(
+  model: string | Uint8Array,
+  provider: OpenedSession['provider'],
+  settings: SessionSettings,
+): Promise<OpenedSession> {
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: [provider],
     logSeverityLevel: 3,
     graphOptimizationLevel: 'all',
+    ...(settings.cpuThreads ? { intraOpNumThreads: settings.cpuThreads } : {}),
   };
   const session =
     typeof model === 'string'
@@ -46,11 +57,15 @@ async function tryCreate(model: string | Uint8Array, provider: OpenedSession['pr
  * then WebGPU where a hardware GPU is, then the CPU; an explicit device that
  * cannot be used is an error saying why.
  */
-export async function openSession(model: string | Uint8Array, device: InferDevice = 'auto'): Promise<OpenedSession> {
-  if (device === 'cpu') return tryCreate(model, 'cpu');
+export async function openSession(
+  model: string | Uint8Array,
+  device: InferDevice = 'auto',
+  settings: SessionSettings = {},
+): Promise<OpenedSession> {
+  if (device === 'cpu') return tryCreate(model, 'cpu', settings);
   if (device === 'cuda' || device === 'webgpu') {
     try {
-      return await tryCreate(model, device);
+      return await tryCreate(model, device, settings);
     } catch (err) {
       const hint =
         device === 'cuda'
@@ -63,19 +78,19 @@ export async function openSession(model: string | Uint8Array, device: InferDevic
   }
   if (nvidiaGpuPresent()) {
     try {
-      return await tryCreate(model, 'cuda');
+      return await tryCreate(model, 'cuda', settings);
     } catch {
       /* fall through */
     }
   }
   if (hardwareGpuPresent()) {
     try {
-      return await tryCreate(model, 'webgpu');
+      return await tryCreate(model, 'webgpu', settings);
     } catch {
       /* fall through */
     }
   }
-  return tryCreate(model, 'cpu');
+  return tryCreate(model, 'cpu', settings);
 }
 
 export { ort };
