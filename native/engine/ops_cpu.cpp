@@ -1,10 +1,13 @@
 // CPU kernels of the training engine (declared in ops.h). Design note:
-// convolutions are the cost. Pointwise (1x1) convolutions are a GEMM per
-// sample over NCHW; the two 3x3 entry convolutions go through im2col + GEMM;
-// depthwise 3x3 runs as direct loops (9 MACs per output, memory-bound). The
-// GEMM is cache-blocked with a vectorisable inner loop over N and split over
-// threads by rows of C. Everything is a template so the finite-difference
-// tests run the very same code in double.
+// convolutions are the cost. In float, pointwise (1x1) convolutions are one
+// GEMM over the whole batch that reads and writes NCHW in place (gemm_cpu.cpp,
+// SIMD micro-kernels); the two 3x3 entry convolutions go through im2col and
+// the same GEMM; depthwise 3x3 runs as direct one-pass loops over padded
+// planes (memory-bound). The memory-bound elementwise loops are restrict-
+// pointer functions (vectorised) split over the thread pool. Everything is a
+// template so the finite-difference tests run the same code in double, where
+// the portable GEMM below (4 x 16 register tiles) and the channel-major
+// packing serve instead of the SIMD path.
 #include "ops.h"
 
 #include <algorithm>
