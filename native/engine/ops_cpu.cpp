@@ -621,9 +621,8 @@ void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, co
       const double inv = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - running_mean[ch] * inv * gamma[ch]);
       for (int i = 0; i < n; ++i) {
-        const T* p = x + (static_cast<size_t>(i) * c + ch) * hw;
-        T* q = y + (static_cast<size_t>(i) * c + ch) * hw;
-        for (int j = 0; j < hw; ++j) q[j] = p[j] * g + bb;
+        const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
+        plane_affine(hw, x + at, g, bb, y + at);
       }
     }
   });
