@@ -382,13 +382,13 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
   const int NP = static_cast<int>(s.n * out_plane);
   if constexpr (std::is_same_v<T, float>) {
     // The SIMD GEMM reads and writes NCHW in place of the channel-major copies.
-    const auto y_layout = MatrixLayout::nchw_channels_by_pixels(s.o, static_cast<int>(out_plane));
-    if (is_plain_pointwise(s)) {
-      if (gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight,
-                          MatrixLayout::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), x, y_layout, y,
-                          false))
+    if (chosen_gemm_is_simd()) {
+      const auto y_layout = MatrixLayout::nchw_channels_by_pixels(s.o, static_cast<int>(out_plane));
+      if (is_plain_pointwise(s)) {
+        gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight,
+                        MatrixLayout::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), x, y_layout, y, false);
         return;
-    } else if (chosen_gemm_is_simd()) {
+      }
       scratch.resize(static_cast<size_t>(K) * NP);
       im2col(s, x, scratch.data());
       gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight, MatrixLayout::row_major(K, NP),

@@ -93,34 +93,6 @@ static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool
   check(name, {&x, &wt}, fwd, bwd);
 }
 
-// The float convolutions (the SIMD GEMM reading NCHW directly) against the
-// double ones (the portable path, itself checked by finite differences above)
-// on the same inputs: forward, dx and dweight, relative to the largest value.
-static void conv_float_case(int n, int c, int h, int w, int o, int k, int stride, bool same) {
-  Vec x = randn(static_cast<size_t>(n) * c * h * w), wt = randn(static_cast<size_t>(o) * c * k * k);
-  const ConvShape s = make_conv_shape(n, c, h, w, o, k, stride, same, false);
-  const size_t ny = static_cast<size_t>(n) * o * s.oh * s.ow;
-  Vec dy = randn(ny), y(ny), dx(x.size()), dw(wt.size(), 0.5);
-  std::vector<double> scratch;
-  conv_forward(s, x.data(), wt.data(), y.data(), scratch);
-  conv_backward(s, x.data(), wt.data(), dy.data(), dx.data(), dw.data(), scratch);
-  auto to_f = [](const Vec& v) { return std::vector<float>(v.begin(), v.end()); };
-  std::vector<float> xf = to_f(x), wf = to_f(wt), dyf = to_f(dy), yf(ny), dxf(x.size()), dwf(wt.size(), 0.5f), sf;
-  conv_forward(s, xf.data(), wf.data(), yf.data(), sf);
-  conv_backward(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data(), sf);
-  auto rel = [](const Vec& ref, const std::vector<float>& got) {
-    double scale = 1e-30, err = 0;
-    for (size_t i = 0; i < ref.size(); ++i) scale = std::max(scale, std::fabs(ref[i]));
-    for (size_t i = 0; i < ref.size(); ++i) err = std::max(err, std::fabs(ref[i] - got[i]));
-    return err / scale;
-  };
-  const double worst = std::max({rel(y, yf), rel(dx, dxf), rel(dw, dwf)});
-  char name[160];
-  std::snprintf(name, sizeof name, "float conv = double conv, k%d s%d %s n%d c%d %dx%d -> o%d [%s]", k, stride,
-                same ? "same" : "valid", n, c, h, w, o, gemm_f32_isa());
-  report(name, worst, 1e-5);
-}
-
 using FVec = std::vector<float>;
 static FVec to_float(const Vec& v) { return FVec(v.begin(), v.end()); }
 
@@ -134,6 +106,27 @@ static double relative_error(std::initializer_list<std::pair<const Vec*, const F
     worst = std::max(worst, err / scale);
   }
   return worst;
+}
+
+// The float convolutions (the SIMD GEMM reading NCHW directly) against the
+// double ones (the portable path, itself checked by finite differences above)
+// on the same inputs: forward, dx and dweight, relative to the largest value.
+static void conv_float_case(int n, int c, int h, int w, int o, int k, int stride, bool same) {
+  Vec x = randn(static_cast<size_t>(n) * c * h * w), wt = randn(static_cast<size_t>(o) * c * k * k);
+  const ConvShape s = make_conv_shape(n, c, h, w, o, k, stride, same, false);
+  const size_t ny = static_cast<size_t>(n) * o * s.oh * s.ow;
+  Vec dy = randn(ny), y(ny), dx(x.size()), dw(wt.size(), 0.5);
+  std::vector<double> scratch;
+  conv_forward(s, x.data(), wt.data(), y.data(), scratch);
+  conv_backward(s, x.data(), wt.data(), dy.data(), dx.data(), dw.data(), scratch);
+  FVec xf = to_float(x), wf = to_float(wt), dyf = to_float(dy), yf(ny), dxf(x.size()), dwf(wt.size(), 0.5f), sf;
+  conv_forward(s, xf.data(), wf.data(), yf.data(), sf);
+  conv_backward(s, xf.data(), wf.data(), dyf.data(), dxf.data(), dwf.data(), sf);
+  const double worst = relative_error({{&y, &yf}, {&dx, &dxf}, {&dw, &dwf}});
+  char name[160];
+  std::snprintf(name, sizeof name, "float conv = double conv, k%d s%d %s n%d c%d %dx%d -> o%d [%s]", k, stride,
+                same ? "same" : "valid", n, c, h, w, o, gemm_f32_isa());
+  report(name, worst, 1e-5);
 }
 
 // Every other operation in float (the training precision: SIMD loops, splits
