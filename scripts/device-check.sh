@@ -21,7 +21,7 @@ step() {  # step <name> <command...>: runs it, keeps its output and exit status,
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$out/gpu.txt" 2>&1
 cat "$out/gpu.txt"
 node -e "import('./dist/index.js').then((m) => console.log(JSON.stringify(m.backendInfo(), null, 2)))" > "$out/backend.json" 2>&1
-step ops-cuda build/Release/adcorre_ops_cuda_test
+step backend-conformance build/Release/adcorre_backend_test
 step test-gpu npx ava test/cuda.test.js test/engine-ops.test.js test/engine-cuda.test.js --verbose
 step bench-train-table node bench/train.js --device cuda --table --json --seconds 5
 step bench-train-cpu node bench/train.js --runs compact:64 --json --seconds 5

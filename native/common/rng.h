@@ -5,11 +5,7 @@
 
 #include <cstdint>
 
-#ifdef __CUDACC__
-#define ADCORRE_HOST_DEVICE __host__ __device__
-#else
-#define ADCORRE_HOST_DEVICE
-#endif
+#include "host_device.h"
 
 namespace adcorre {
 

@@ -1,7 +1,7 @@
 // The training engine: executes the Xception-k program (the op list built in
-// lib/model/architecture.ts, passed in by the TypeScript layer) on the CPU,
-// forward, backward with cross-entropy and the Ad-Corre loss, and an Adam or
-// SGD update. Parameters, gradients, optimizer state and activations live in
+// lib/model/architecture.ts, passed in by the TypeScript layer) on a backend
+// (the CPU or a CUDA GPU), forward, backward with cross-entropy and the
+// Ad-Corre loss, and an Adam or SGD update. Parameters, gradients, optimizer state and activations live in
 // the engine between steps; only the batch goes in and the scalars come back.
 #pragma once
 
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "../loss/adcorre.h"
+#include "backend.h"
 #include "ops.h"
 
 namespace adcorre::engine {
@@ -65,7 +66,7 @@ struct StepResult {
 };
 
 // Channels, height and width of every tensor of a program (features: c x 1 x
-// 1), and floats per sample; shared by the executors. Throws invalid_argument
+// 1), and floats per sample, for the executor. Throws invalid_argument
 // when the input is too small for the network.
 struct TensorShapes {
   std::vector<int> c, h, w;
@@ -82,33 +83,7 @@ enum class GradientFlow { Accumulate, Direct, Skip };
 std::vector<GradientFlow> gradient_flow(const ProgramDesc& p);
 TensorShapes infer_shapes(const ProgramDesc& p);
 
-// One training engine, declared once and implemented per backend (ggml
-// style): Engine below on the CPU, CudaEngine (engine_cuda.cu) with every
-// tensor on the GPU. Host pointers in and out; the N-API layer sees only this.
-class Executor {
- public:
-  virtual ~Executor() = default;
-  virtual int max_batch() const = 0;
-  virtual size_t param_count() const = 0;
-  virtual size_t param_size(size_t i) const = 0;
-  virtual void read_param(size_t i, float* out) = 0;
-  virtual void write_param(size_t i, const float* in) = 0;
-  virtual void read_moments(size_t i, float* m, float* v) = 0;
-  virtual void write_moments(size_t i, const float* m, const float* v) = 0;
-  virtual void read_grad(size_t i, float* out) = 0;
-  virtual int64_t steps() const = 0;
-  virtual void set_steps(int64_t s) = 0;
-  virtual StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options,
-                                int32_t* predictions) = 0;
-  virtual void predict(const float* images, int n, float* probs, float* embeddings) = 0;
-};
-
-// The CUDA engine on GPU `device`. Throws adcorre::BackendError where CUDA is
-// not compiled in or not usable, and when the GPU has too little memory (the
-// message gives the sizes).
-std::unique_ptr<Executor> make_cuda_engine(const ProgramDesc& program, int max_batch, int device);
-
-// Host-side pieces of a training step that both executors share.
+// Host-side pieces of a training step.
 // rho[c] = 1 - classAccuracy[c] (empty for uniform attention).
 std::vector<float> attention_rho(const StepOptions& o, int classes);
 // Throws invalid_argument for a batch size outside 1..max_batch, a label outside 0..classes-1,
@@ -117,52 +92,73 @@ void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels
 // Counts correct argmax predictions of probs [n][classes] (predictions may be null).
 int score_predictions(const float* probs, const int32_t* labels, int n, int classes, int32_t* predictions);
 
-class Engine : public Executor {
+// The training engine: one executor over any Backend (backend.h). It owns
+// the walk of the program, the backward order and gradient flow, the loss
+// call, the optimizer, the batch-norm statistics, NaN detection and the
+// memory plan (one block from the backend at construction, nothing in the
+// steady state); the backend supplies memory, copies and the ops. Host
+// pointers in and out; the N-API layer sees only this.
+class Executor {
  public:
-  Engine(ProgramDesc program, int max_batch);
-  int max_batch() const override { return max_batch_; }
-  size_t param_count() const override { return params_.size(); }
-  size_t param_size(size_t i) const override { return params_[i].size(); }
-  void read_param(size_t i, float* out) override { std::copy(params_[i].begin(), params_[i].end(), out); }
-  void write_param(size_t i, const float* in) override { std::copy(in, in + params_[i].size(), params_[i].begin()); }
-  void read_moments(size_t i, float* m, float* v) override {
-    std::copy(m_[i].begin(), m_[i].end(), m);
-    std::copy(v_[i].begin(), v_[i].end(), v);
-  }
-  void write_moments(size_t i, const float* m, const float* v) override {
-    std::copy(m, m + m_[i].size(), m_[i].begin());
-    std::copy(v, v + v_[i].size(), v_[i].begin());
-  }
-  void read_grad(size_t i, float* out) override { std::copy(grads_[i].begin(), grads_[i].end(), out); }
-  int64_t steps() const override { return steps_; }
-  void set_steps(int64_t s) override { steps_ = s; }
+  // Throws invalid_argument for a bad max_batch or an input too small for the
+  // network, BackendError when the backend cannot hold the buffers (the
+  // message gives the sizes).
+  Executor(ProgramDesc program, int max_batch, std::unique_ptr<Backend> backend);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  const Backend& backend() const { return *backend_; }
+  int max_batch() const { return max_batch_; }
+  size_t param_count() const { return p_.param_sizes.size(); }
+  size_t param_size(size_t i) const { return p_.param_sizes[i]; }
+  void read_param(size_t i, float* out) { download(out, params_[i], p_.param_sizes[i]); }
+  void write_param(size_t i, const float* in) { upload(params_[i], in, p_.param_sizes[i]); }
+  void read_moments(size_t i, float* m, float* v);
+  void write_moments(size_t i, const float* m, const float* v);
+  void read_grad(size_t i, float* out) { download(out, grads_[i], p_.param_sizes[i]); }
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t s) { steps_ = s; }
 
   // images: n x channels x size x size in [0, 1]; labels: n. predictions (n) receive the argmax.
   StepResult train_step(const float* images, const int32_t* labels, int n, const StepOptions& options,
-                        int32_t* predictions) override;
+                        int32_t* predictions);
   // Evaluation mode (running statistics, no dropout): probs n x classes, embeddings n x k x d (either may be null).
-  void predict(const float* images, int n, float* probs, float* embeddings) override;
+  void predict(const float* images, int n, float* probs, float* embeddings);
 
  private:
-  // Training mode saves batch statistics; the running ones move only in commit_running_stats.
-  void forward(const float* images, int n, bool train, uint32_t dropout_seed);
+  void plan_memory();
+  void upload(float* dst, const float* src, size_t count);
+  void download(float* dst, const float* src, size_t count);
+  // Uploads n images and standardises them into the input tensor (the program's input pipeline).
+  void prepare_input(const float* images, int n);
+  // Training mode saves batch statistics; the running ones move only after the step proves finite.
+  void forward(int n, bool train, uint32_t dropout_seed);
   void backward(int n);
-  std::string first_nonfinite_output(int n) const;
-  void commit_running_stats(double momentum);
+  std::string first_nonfinite_output(int n);
+  ConvShape conv_shape(const OpDesc& op, int n) const;
 
   ProgramDesc p_;
   int max_batch_;
-  std::vector<size_t> per_sample_;  // floats per sample of each tensor
-  std::vector<int> ch_, hh_, ww_;   // tensor shapes (channels, height, width; features: c x 1 x 1)
-  std::vector<std::vector<float>> act_, dact_;
-  std::vector<std::vector<float>> params_, grads_, m_, v_;
-  std::vector<std::vector<float>> saved_;     // per op: bn mean+invstd, dropout mask
-  std::vector<std::vector<int32_t>> argmax_;  // per op: maxpool
-  std::vector<float> scratch_, scratch2_;
-  std::vector<float> probs_ws_;
+  std::unique_ptr<Backend> backend_;
+  TensorShapes sh_;
   std::vector<GradientFlow> flow_;
-  CpuLoss adcorre_;
+  void* block_ = nullptr;  // everything below points into it
+  size_t block_bytes_ = 0;
+  std::vector<float*> act_, dact_, params_, grads_, m_, v_, saved_;  // saved: per op, bn mean+invstd or dropout mask
+  std::vector<int32_t*> argmax_;                                     // per op: maxpool switches
+  float* grads_all_ = nullptr;                                       // grads_[0..] in one run
+  size_t param_floats_ = 0;
+  float *images_ = nullptr, *scratch_ = nullptr, *dx_ = nullptr, *probs_ = nullptr, *targets_ = nullptr;
+  int32_t *labels_ = nullptr, *zero_labels_ = nullptr, *flags_ = nullptr;  // flags: [0] gradients, [1 + op] outputs
+  double *losses_ = nullptr, *parts_ = nullptr;
+  void* loss_ws_ = nullptr;
+  std::vector<float> probs_h_;
+  std::vector<double> losses_h_;
   int64_t steps_ = 0;
 };
+
+// The executor on the CPU (device < 0) or on CUDA device `device`.
+std::unique_ptr<Executor> make_engine(ProgramDesc program, int max_batch, int device);
 
 }  // namespace adcorre::engine

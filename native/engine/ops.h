@@ -81,8 +81,10 @@ void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* 
 // when targets is null, else targets (n x classes, non-negative; FER+'s
 // normalised crowd votes), CE_i = -sum_c t_ic log p_ic. probs written;
 // dlogits = scale * d(mean CE)/dlogits = scale * (p_ic sum_c t_ic - t_ic) / n.
+// losses (may be null) receives the n per-sample CE_i.
 template <typename T>
-double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs);
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs,
+                          double* losses = nullptr);
 template <typename T>
 void softmax_ce_backward(int n, int classes, const T* probs, const int32_t* labels, const T* targets, double scale,
                          T* dlogits);

@@ -826,7 +826,8 @@ void l2norm_backward(int rows, int dim, const T* x, const T* y, const T* dy, T* 
 }
 
 template <typename T>
-double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs) {
+double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* labels, const T* targets, T* probs,
+                          double* losses) {
   double loss = 0;
   for (int i = 0; i < n; ++i) {
     const T* z = logits + static_cast<size_t>(i) * classes;
@@ -837,13 +838,16 @@ double softmax_ce_forward(int n, int classes, const T* logits, const int32_t* la
     for (int c = 0; c < classes; ++c) s += std::exp(z[c] - mx);
     for (int c = 0; c < classes; ++c) p[c] = static_cast<T>(std::exp(z[c] - mx) / s);
     const double log_norm = mx + std::log(s);  // log p_c = z_c - log_norm
+    double sample = 0;
     if (!targets) {
-      loss += log_norm - z[labels[i]];
-      continue;
+      sample = log_norm - z[labels[i]];
+    } else {
+      const T* t = targets + static_cast<size_t>(i) * classes;
+      for (int c = 0; c < classes; ++c)
+        if (t[c] != 0) sample += t[c] * (log_norm - z[c]);
     }
-    const T* t = targets + static_cast<size_t>(i) * classes;
-    for (int c = 0; c < classes; ++c)
-      if (t[c] != 0) loss += t[c] * (log_norm - z[c]);
+    if (losses) losses[i] = sample;
+    loss += sample;
   }
   return loss / n;
 }
@@ -948,7 +952,7 @@ void sgd_momentum_update(size_t count, float* w, const float* g, float* m, doubl
   template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                         \
   template void l2norm_forward<T>(int, int, const T*, T*, double);                                                  \
   template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                             \
-  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, const T*, T*);                          \
+  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, const T*, T*, double*);                 \
   template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, const T*, double, T*);
 
 INSTANTIATE(float)

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "../common/rng.h"
 #include "../loss/adcorre.h"
 
 namespace adcorre::engine::cuda {
@@ -396,7 +397,7 @@ __global__ void l2norm_backward_kernel(int rows, int dim, const float* __restric
 // targets: n x classes soft targets, or null for the one-hot labels (ops.h)
 __global__ void softmax_ce_forward_kernel(int n, int classes, const float* __restrict__ z,
                                           const int32_t* __restrict__ labels, const float* __restrict__ targets,
-                                          float* __restrict__ p, float* __restrict__ losses) {
+                                          float* __restrict__ p, double* __restrict__ losses) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   const float* zi = z + static_cast<size_t>(i) * classes;
@@ -407,14 +408,14 @@ __global__ void softmax_ce_forward_kernel(int n, int classes, const float* __res
   for (int c = 0; c < classes; ++c) p[static_cast<size_t>(i) * classes + c] = static_cast<float>(exp(zi[c] - mx) / s);
   const double log_norm = mx + log(s);
   if (!targets) {
-    losses[i] = static_cast<float>(log_norm - zi[labels[i]]);
+    losses[i] = log_norm - zi[labels[i]];
     return;
   }
   const float* ti = targets + static_cast<size_t>(i) * classes;
   double loss = 0;
   for (int c = 0; c < classes; ++c)
     if (ti[c] != 0) loss += ti[c] * (log_norm - zi[c]);
-  losses[i] = static_cast<float>(loss);
+  losses[i] = loss;
 }
 __global__ void softmax_ce_backward_kernel(int n, int classes, const float* __restrict__ p,
                                            const int32_t* __restrict__ labels, const float* __restrict__ targets,
@@ -442,6 +443,80 @@ __global__ void adam_kernel(size_t n, float* __restrict__ w, const float* __rest
     m[i] = static_cast<float>(b1 * m[i] + (1 - b1) * gi);
     v[i] = static_cast<float>(b2 * v[i] + (1 - b2) * gi * gi);
     w[i] = static_cast<float>(w[i] - step * m[i] / (sqrt(static_cast<double>(v[i])) + eps));
+  }
+}
+
+// ------------------------------------------------------------------ engine plumbing
+// One block per image: (x - mean) / sqrt(var + eps), statistics in double.
+__global__ void standardize_kernel(size_t per, const float* __restrict__ x, float* __restrict__ y, double eps) {
+  __shared__ double scratch[kThreads];
+  const float* img = x + blockIdx.x * per;
+  float* out = y + blockIdx.x * per;
+  double s = 0;
+  for (size_t i = threadIdx.x; i < per; i += kThreads) s += img[i];
+  const double mean = block_sum(s, scratch) / per;
+  double q = 0;
+  for (size_t i = threadIdx.x; i < per; i += kThreads) q += (img[i] - mean) * (img[i] - mean);
+  const double inv = 1.0 / sqrt(block_sum(q, scratch) / per + eps);
+  for (size_t i = threadIdx.x; i < per; i += kThreads) out[i] = static_cast<float>((img[i] - mean) * inv);
+}
+
+__global__ void add_kernel(size_t n, const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y) {
+  ADCORRE_GRID_STRIDE(i, n) y[i] = a[i] + b[i];
+}
+
+__global__ void add_into_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y) {
+  ADCORRE_GRID_STRIDE(i, n) y[i] += x[i];
+}
+
+__global__ void multiply_kernel(size_t n, const float* __restrict__ a, const float* __restrict__ b,
+                                float* __restrict__ y) {
+  ADCORRE_GRID_STRIDE(i, n) y[i] = a[i] * b[i];
+}
+
+__global__ void fill_kernel(size_t n, float* __restrict__ y, float v) { ADCORRE_GRID_STRIDE(i, n) y[i] = v; }
+
+__global__ void copy_columns_kernel(int rows, int f, const float* __restrict__ src, int src_stride, int src_offset,
+                                    float* __restrict__ dst, int dst_stride, int dst_offset, bool accumulate) {
+  ADCORRE_GRID_STRIDE(i, static_cast<size_t>(rows) * f) {
+    const size_t r = i / f, j = i % f;
+    const float v = src[r * src_stride + src_offset + j];
+    float* out = dst + r * dst_stride + dst_offset + j;
+    *out = accumulate ? *out + v : v;
+  }
+}
+
+// Element j draws SplitMix64 value j + 1 of the seed (common/rng.h), as the CPU's sequential walk.
+__global__ void dropout_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y, float* __restrict__ mask,
+                               uint64_t seed, double rate, float scale) {
+  ADCORRE_GRID_STRIDE(j, n) {
+    const double u = splitmix_uniform(splitmix_value(seed, j + 1));
+    const float m = u < rate ? 0.f : scale;
+    mask[j] = m;
+    y[j] = x[j] * m;
+  }
+}
+
+__global__ void nonfinite_kernel(size_t n, const float* __restrict__ x, int32_t* __restrict__ flag) {
+  ADCORRE_GRID_STRIDE(i, n) if (!isfinite(x[i]))* flag = 1;  // a benign race: every writer writes 1
+}
+
+__global__ void bn_commit_kernel(int c, const float* __restrict__ mean, const float* __restrict__ invstd,
+                                 float* __restrict__ rm, float* __restrict__ rv, double momentum, double eps) {
+  const int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  const double is = invstd[ch];
+  const double var = 1.0 / (is * is) - eps;
+  rm[ch] = static_cast<float>(momentum * rm[ch] + (1 - momentum) * mean[ch]);
+  rv[ch] = static_cast<float>(momentum * rv[ch] + (1 - momentum) * var);
+}
+
+__global__ void sgd_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
+                           double lr, double momentum, double wd) {
+  ADCORRE_GRID_STRIDE(i, n) {
+    const double gi = g[i] + wd * w[i];
+    m[i] = static_cast<float>(momentum * m[i] + gi);
+    w[i] = static_cast<float>(w[i] - lr * m[i]);
   }
 }
 
@@ -580,7 +655,7 @@ void l2norm_backward(int rows, int dim, const float* x, const float* y, const fl
   CHECK_LAUNCH();
 }
 void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, const float* targets,
-                        float* probs, float* losses, cudaStream_t s) {
+                        float* probs, double* losses, cudaStream_t s) {
   softmax_ce_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(n, classes, logits, labels, targets, probs, losses);
   CHECK_LAUNCH();
 }
@@ -593,6 +668,53 @@ void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* 
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay, cudaStream_t s) {
   adam_kernel<<<capped(count), kThreads, 0, s>>>(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
+  CHECK_LAUNCH();
+}
+
+void standardize(int n, size_t per_image, const float* x, float* y, double eps, cudaStream_t s) {
+  standardize_kernel<<<n, kThreads, 0, s>>>(per_image, x, y, eps);
+  CHECK_LAUNCH();
+}
+void add_forward(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
+  add_kernel<<<capped(count), kThreads, 0, s>>>(count, a, b, y);
+  CHECK_LAUNCH();
+}
+void add_into(size_t count, const float* x, float* y, cudaStream_t s) {
+  add_into_kernel<<<capped(count), kThreads, 0, s>>>(count, x, y);
+  CHECK_LAUNCH();
+}
+void multiply(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
+  multiply_kernel<<<capped(count), kThreads, 0, s>>>(count, a, b, y);
+  CHECK_LAUNCH();
+}
+void fill(size_t count, float* y, float value, cudaStream_t s) {
+  fill_kernel<<<capped(count), kThreads, 0, s>>>(count, y, value);
+  CHECK_LAUNCH();
+}
+void copy_columns(int rows, int f, const float* src, int src_stride, int src_offset, float* dst, int dst_stride,
+                  int dst_offset, bool accumulate, cudaStream_t s) {
+  copy_columns_kernel<<<capped(static_cast<size_t>(rows) * f), kThreads, 0, s>>>(
+      rows, f, src, src_stride, src_offset, dst, dst_stride, dst_offset, accumulate);
+  CHECK_LAUNCH();
+}
+void dropout_forward(size_t count, const float* x, float* y, float* mask, uint64_t seed, double rate, cudaStream_t s) {
+  dropout_kernel<<<capped(count), kThreads, 0, s>>>(count, x, y, mask, seed, rate,
+                                                    static_cast<float>(1.0 / (1.0 - rate)));
+  CHECK_LAUNCH();
+}
+void flag_nonfinite(size_t count, const float* x, int32_t* flag, cudaStream_t s) {
+  nonfinite_kernel<<<capped(count), kThreads, 0, s>>>(count, x, flag);
+  CHECK_LAUNCH();
+}
+void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
+                      double momentum, double eps, cudaStream_t s) {
+  bn_commit_kernel<<<(c + kThreads - 1) / kThreads, kThreads, 0, s>>>(c, mean, invstd, running_mean, running_var,
+                                                                      momentum, eps);
+  CHECK_LAUNCH();
+}
+void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
+                         double weight_decay, cudaStream_t s) {
+  sgd_kernel<<<capped(count), kThreads, 0, s>>>(count, w, g, m, lr, momentum, weight_decay);
   CHECK_LAUNCH();
 }
 

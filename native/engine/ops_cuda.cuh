@@ -1,6 +1,7 @@
 // Training-engine operations, CUDA backend: the same operations as ops.h
 // (float, device pointers, a stream each), compared with the CPU versions by
-// ops_cuda_test.cu on a GPU machine; engine_cuda.cu strings them together.
+// backend_test.cpp through CudaBackend (backend_cuda.cu), which wraps them
+// for the executor.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -50,11 +51,26 @@ void l2norm_backward(int rows, int dim, const float* x, const float* y, const fl
 // losses: n per-sample cross-entropies (the caller averages); targets: n x classes soft
 // targets, or null for the one-hot labels (as softmax_ce_* in ops.h)
 void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, const float* targets,
-                        float* probs, float* losses, cudaStream_t s);
+                        float* probs, double* losses, cudaStream_t s);
 void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, const float* targets,
                          double scale, float* dlogits, cudaStream_t s);
 // Adam with bias correction folded into step = lr * sqrt(1 - b2^t) / (1 - b1^t)
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay, cudaStream_t s);
+
+// The executor's plumbing, as the CpuBackend versions (backend.h documents each).
+void standardize(int n, size_t per_image, const float* x, float* y, double eps, cudaStream_t s);
+void add_forward(size_t count, const float* a, const float* b, float* y, cudaStream_t s);
+void add_into(size_t count, const float* x, float* y, cudaStream_t s);
+void multiply(size_t count, const float* a, const float* b, float* y, cudaStream_t s);
+void fill(size_t count, float* y, float value, cudaStream_t s);
+void copy_columns(int rows, int f, const float* src, int src_stride, int src_offset, float* dst, int dst_stride,
+                  int dst_offset, bool accumulate, cudaStream_t s);
+void dropout_forward(size_t count, const float* x, float* y, float* mask, uint64_t seed, double rate, cudaStream_t s);
+void flag_nonfinite(size_t count, const float* x, int32_t* flag, cudaStream_t s);
+void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
+                      double momentum, double eps, cudaStream_t s);
+void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
+                         double weight_decay, cudaStream_t s);
 
 }  // namespace adcorre::engine::cuda

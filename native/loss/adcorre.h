@@ -3,8 +3,10 @@
 // the N-API glue in ../napi stays thin and the training engine can call the same
 // code on device-resident tensors.
 //
-// Layout: embeddings E are float32 [k][n][d] row-major (head, sample, dim);
-// labels are int32 [n] in [0, C); rho[c] = 1 - classAccuracy[c] (all 0 when
+// Layout: embeddings E are float32 [k][n][d] row-major (head, sample, dim),
+// or [n][k][d] (sample, head, dim: the training engine's layout, which the
+// network's reshape produces) when Shape::sample_major is set; the gradient
+// has E's layout. Labels are int32 [n] in [0, C); rho[c] = 1 - classAccuracy[c] (all 0 when
 // the caller has no accuracy, i.e. uniform attention). The math and its
 // derivation are in docs/loss-derivation.md.
 #pragma once
@@ -15,17 +17,25 @@
 #include <string>
 #include <vector>
 
+#include "../common/host_device.h"
+
 namespace adcorre {
 
 // eps inside the norm of a centred vector: n = sqrt(sum of squares + eps).
 constexpr double kEps = 1e-8;
 
 struct Shape {
-  int k = 0;  // embedding heads
-  int n = 0;  // samples in the batch
-  int d = 0;  // dimensions of one embedding
-  int c = 0;  // number of classes
+  int k = 0;                  // embedding heads
+  int n = 0;                  // samples in the batch
+  int d = 0;                  // dimensions of one embedding
+  int c = 0;                  // number of classes
+  bool sample_major = false;  // E is [n][k][d] instead of [k][n][d]
 };
+
+// Row (in units of d floats) of head j, sample a in E's layout.
+ADCORRE_HOST_DEVICE inline size_t embedding_row(const Shape& s, int j, int a) {
+  return s.sample_major ? static_cast<size_t>(a) * s.k + j : static_cast<size_t>(j) * s.n + a;
+}
 
 struct Weights {
   double fd = 1.0;
@@ -100,7 +110,7 @@ bool cuda_usable();
 
 // Device pointers for one call. plan_* are copies of ClassPlan on the device.
 struct CudaProblem {
-  const float* E = nullptr;          // [k][n][d]
+  const float* E = nullptr;          // [k][n][d], or [n][k][d] when shape.sample_major
   const int32_t* labels = nullptr;   // [n]
   const float* rho = nullptr;        // [c]
   const int32_t* order = nullptr;    // [n]

@@ -104,13 +104,13 @@ ADCORRE_HOT void set_row(const float* __restrict src, int d, double* __restrict 
 
 // out[t] = sum of src[t] over t in [t0, t1) for the rows of one class slice
 // (count >= 1; the first row assigns, so out needs no zeroing).
-ADCORRE_HOT void accumulate_rows(const float* base, const int32_t* rows, int count, int d, int t0, int t1,
+ADCORRE_HOT void accumulate_rows(const float* base, size_t row_stride, const int32_t* rows, int count, int t0, int t1,
                                  double* out) {
-  const float* first = base + static_cast<size_t>(rows[0]) * d;
+  const float* first = base + static_cast<size_t>(rows[0]) * row_stride;
 #pragma omp simd
   for (int t = t0; t < t1; ++t) out[t] = first[t];
   for (int i = 1; i < count; ++i) {
-    const float* src = base + static_cast<size_t>(rows[i]) * d;
+    const float* src = base + static_cast<size_t>(rows[i]) * row_stride;
 #pragma omp simd
     for (int t = t0; t < t1; ++t) out[t] += src[t];
   }
@@ -186,7 +186,10 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
   // 1. normalise every row, head by head (streams stay sequential; walking one
   //    sample's k rows, 1 MiB apart at n = 1024, thrashes L1 sets and ran 2x slower).
   pool.parallel_for(kn, std::max<size_t>(1, kParallelGrain / d), [&](size_t b, size_t e) {
-    for (size_t r = b; r < e; ++r) normalise_row(E + r * d, d, ws.x.data() + r * d, &ws.rn[r], &ws.q[r]);
+    for (size_t r = b; r < e; ++r) {
+      const size_t src = embedding_row(s, static_cast<int>(r / n), static_cast<int>(r % n));
+      normalise_row(E + src * d, d, ws.x.data() + r * d, &ws.rn[r], &ws.q[r]);
+    }
   });
 
   // T_a = sum over heads of x_ja, and the sample's ED term, in blocks of 16
@@ -225,13 +228,15 @@ LossParts CpuLoss::forward(const float* E, const int32_t* labels, const float* r
       const int t0 = static_cast<int>(task % nblocks) * dblock;
       const int t1 = std::min(d, t0 + dblock);
       const float* xj = ws.x.data() + static_cast<size_t>(j) * n * d;
-      const float* ej = E + static_cast<size_t>(j) * n * d;
+      // head j's rows of E: n rows d apart, or k * d apart in the sample-major layout
+      const float* ej = E + embedding_row(s, j, 0) * d;
+      const size_t e_stride = (s.sample_major ? static_cast<size_t>(k) : 1) * d;
       for (int c = 0; c < C; ++c) {
         const int o0 = ws.plan.offsets[c], cnt = ws.plan.offsets[c + 1] - o0;
         if (cnt == 0) continue;
         const size_t at = (static_cast<size_t>(j) * C + c) * d;
-        accumulate_rows(xj, ws.plan.order.data() + o0, cnt, d, t0, t1, ws.S.data() + at);
-        accumulate_rows(ej, ws.plan.order.data() + o0, cnt, d, t0, t1, ws.U.data() + at);
+        accumulate_rows(xj, d, ws.plan.order.data() + o0, cnt, t0, t1, ws.S.data() + at);
+        accumulate_rows(ej, e_stride, ws.plan.order.data() + o0, cnt, t0, t1, ws.U.data() + at);
       }
     }
   });
@@ -360,7 +365,7 @@ void CpuLoss::backward(float* grad) {
       const size_t at = (static_cast<size_t>(j) * C + c) * d;
       const double alpha = cfd * (1.0 + 2.0 * ws.rho[c]) + ced;
       row_backward(ws.x.data() + r * d, ws.rn[r], d, B.data() + at, ws.T.data() + static_cast<size_t>(a) * d, ced,
-                   alpha, cmd != 0.0 ? gmu.data() + at : nullptr, gx.data(), grad + r * d);
+                   alpha, cmd != 0.0 ? gmu.data() + at : nullptr, gx.data(), grad + embedding_row(ws.s, j, a) * d);
     }
   });
 }

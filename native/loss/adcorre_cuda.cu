@@ -92,12 +92,14 @@ size_t carve(const Shape& s, char* base, Workspace* w) {
 }
 
 // 1. x = (u - mean) / sqrt(|u - mean|^2 + eps), one warp per row.
-__global__ void normalise_rows_kernel(const float* __restrict__ E, int rows, int d, float* __restrict__ x,
+//    Row r = j * n + a of x (head-major) reads E's row of head j, sample a.
+__global__ void normalise_rows_kernel(const float* __restrict__ E, Shape s, float* __restrict__ x,
                                       float* __restrict__ rn, float* __restrict__ q) {
   const int lane = threadIdx.x % kWarp;
   const int r = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
-  if (r >= rows) return;
-  const float* u = E + static_cast<size_t>(r) * d;
+  if (r >= s.k * s.n) return;
+  const int d = s.d;
+  const float* u = E + embedding_row(s, r / s.n, r % s.n) * d;
   float sum = 0.f;
   for (int t = lane; t < d; t += kWarp) sum += u[t];
   const float mean = warp_sum(sum) / d;
@@ -118,8 +120,9 @@ __global__ void normalise_rows_kernel(const float* __restrict__ E, int rows, int
 
 // 2. Class sums of x and E over one class slice, one 32-dim tile per block.
 __global__ void class_sums_kernel(const float* __restrict__ x, const float* __restrict__ E,
-                                  const int32_t* __restrict__ order, const int32_t* __restrict__ offsets, int n, int d,
-                                  int C, float* __restrict__ S, float* __restrict__ U) {
+                                  const int32_t* __restrict__ order, const int32_t* __restrict__ offsets, Shape s,
+                                  float* __restrict__ S, float* __restrict__ U) {
+  const int n = s.n, d = s.d, C = s.c;
   __shared__ float sx[kSumWarps][kWarp];
   __shared__ float se[kSumWarps][kWarp];
   const int j = blockIdx.x / C, c = blockIdx.x % C;
@@ -129,9 +132,8 @@ __global__ void class_sums_kernel(const float* __restrict__ x, const float* __re
   if (t < d) {
     const size_t head = static_cast<size_t>(j) * n;
     for (int i = o0 + threadIdx.y; i < o1; i += kSumWarps) {
-      const size_t at = (head + order[i]) * d + t;
-      ax += x[at];
-      ae += E[at];
+      ax += x[(head + order[i]) * d + t];
+      ae += E[embedding_row(s, j, order[i]) * d + t];
     }
   }
   sx[threadIdx.y][threadIdx.x] = ax;
@@ -315,6 +317,7 @@ struct GradArgs {
   int k, n, d, C;
   float cfd, ced;
   bool with_md;
+  bool sample_major;  // grad in E's layout (Shape::sample_major)
 };
 
 __global__ void grad_rows_kernel(GradArgs p, Workspace w, float* __restrict__ grad) {
@@ -347,7 +350,7 @@ __global__ void grad_rows_kernel(GradArgs p, Workspace w, float* __restrict__ gr
   sx = warp_sum(sx);
   const float rn = w.rn[r];
   const float mean = rn * (sg - xg * sx) / d;
-  float* out = grad + static_cast<size_t>(r) * d;
+  float* out = grad + (p.sample_major ? static_cast<size_t>(a) * p.k + j : static_cast<size_t>(r)) * d;
   for (int t = lane; t < d; t += kWarp) {
     float v = rn * (gx_at(t) - x[t] * xg) - mean;
     if (p.with_md) v += gm[t];
@@ -372,11 +375,10 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
 
   // The retirement counter of head_scalars must start at 0.
   CUDA_CHECK(cudaMemsetAsync(w.counter, 0, sizeof(unsigned int), stream));
-  normalise_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(p.E, rows, s.d, w.x,
-                                                                                               w.rn, w.q);
+  normalise_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(p.E, s, w.x, w.rn, w.q);
   CUDA_CHECK(cudaGetLastError());
   class_sums_kernel<<<dim3(s.k * s.c, blocks_for(s.d, kWarp)), dim3(kWarp, kSumWarps), 0, stream>>>(
-      w.x, p.E, p.order, p.offsets, s.n, s.d, s.c, w.S, w.U);
+      w.x, p.E, p.order, p.offsets, s, w.S, w.U);
   CUDA_CHECK(cudaGetLastError());
   head_sums_kernel<<<s.n, kBlock, 0, stream>>>(w.x, w.q, s.k, s.n, s.d, w.T, w.edpart);
   CUDA_CHECK(cudaGetLastError());
@@ -395,6 +397,7 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
     ga.cfd = static_cast<float>(-2.0 * p.weights.fd / (double(s.k) * s.n * s.n));
     ga.ced = s.k >= 2 ? static_cast<float>(2.0 * p.weights.ed / (double(s.n) * s.k * s.k)) : 0.f;
     ga.with_md = p.present >= 2;
+    ga.sample_major = s.sample_major;
     grad_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(ga, w, grad);
     CUDA_CHECK(cudaGetLastError());
   }

@@ -1,6 +1,6 @@
 // Built instead of adcorre_cuda.cu when the addon is compiled without nvcc:
 // the CUDA entry points exist and report that CUDA was not compiled in.
-#include "../engine/engine.h"
+#include "../engine/backend.h"
 #include "adcorre.h"
 
 namespace adcorre {
@@ -31,6 +31,6 @@ std::vector<double> cuda_time_loss(const float*, const int32_t*, const float*, c
 
 namespace adcorre::engine {
 
-std::unique_ptr<Executor> make_cuda_engine(const ProgramDesc&, int, int) { throw BackendError(cuda_info().error); }
+std::unique_ptr<Backend> make_cuda_backend(int) { throw BackendError(cuda_info().error); }
 
 }  // namespace adcorre::engine

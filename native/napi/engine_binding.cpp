@@ -14,7 +14,6 @@
 
 namespace {
 
-using adcorre::engine::Engine;
 using adcorre::engine::OpDesc;
 using adcorre::engine::OpKind;
 using adcorre::engine::ProgramDesc;
@@ -128,10 +127,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       ProgramDesc program = parse_program(info[0].As<Napi::Object>());
       classes_ = program.classes;
       const int max_batch = info[1].As<Napi::Number>().Int32Value();
-      if (device < 0)
-        engine_ = std::make_unique<Engine>(std::move(program), max_batch);
-      else
-        engine_ = adcorre::engine::make_cuda_engine(program, max_batch, device);
+      engine_ = adcorre::engine::make_engine(std::move(program), max_batch, device);
     } catch (const std::bad_alloc&) {
       throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
     } catch (const std::invalid_argument& e) {
