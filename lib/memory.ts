@@ -13,8 +13,8 @@ export function memoryLimit(): number {
 
 /** Floats of every op's output for one image (the network's activations), input included. */
 export function activationFloats(config: XceptionConfig, arch: Architecture = buildArchitecture(config)): number {
-  const side = new Map<string, number>([['input', config.inputSize]]);
-  const channels = new Map<string, number>([['input', config.channels]]);
+  const side = new Map<string, number>([[arch.image, config.inputSize]]);
+  const channels = new Map<string, number>([[arch.image, config.channels]]);
   let total = config.channels * config.inputSize ** 2;
   for (const op of arch.ops) {
     let s: number, c: number;

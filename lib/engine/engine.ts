@@ -57,7 +57,7 @@ export function buildProgram(arch: Architecture): object {
     if (!tensors.has(name)) tensors.set(name, tensors.size);
     return tensors.get(name)!;
   };
-  id(arch.input);
+  id(arch.image);
   const paramIndex = new Map(arch.params.map((p, i) => [p.name, i]));
   const ops = arch.ops.map((op) => {
     const inputs = ('inputs' in op ? op.inputs : [op.input]).map(id);
@@ -80,6 +80,8 @@ export function buildProgram(arch: Architecture): object {
         return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inF, outC: op.outF };
       case 'dropout':
         return { ...base, rate: op.rate };
+      case 'standardize':
+        return { ...base, eps: op.eps };
       default:
         return base;
     }
@@ -88,7 +90,7 @@ export function buildProgram(arch: Architecture): object {
   return {
     ops,
     tensors: tensors.size,
-    input: id(arch.input),
+    input: id(arch.image),
     embeddings: id(arch.embeddings),
     logits: id(arch.logits),
     probs: id(arch.probs),

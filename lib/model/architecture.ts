@@ -6,6 +6,7 @@ import { scaled, type XceptionConfig } from './config.js';
 export type Padding = 'valid' | 'same';
 
 export type Op =
+  | { op: 'standardize'; name: string; input: string; output: string; eps: number } // per image: (x - mean) / sqrt(var + eps)
   | {
       op: 'conv';
       name: string;
@@ -40,13 +41,17 @@ export interface ParamSpec {
 }
 
 export const L2_EPS = 1e-12;
+/** eps of the input pipeline's per-image standardisation (the program's first op) */
+export const INPUT_EPS = 1e-3;
 export const BN_EPS = 1e-3; // Keras' BatchNormalization default
 
 export interface Architecture {
   config: XceptionConfig;
   ops: Op[];
   params: ParamSpec[];
-  /** the input tensor (after normalisation to [-1, 1]) */
+  /** the images [N, C, S, S] in [0, 1]: the program's input, read by the standardize op */
+  image: string;
+  /** the network's input: the standardised images */
   input: string;
   /** [N, k*d] concatenated normalised embeddings; [N, C] logits; [N, C] probabilities */
   embeddings: string;
@@ -123,6 +128,9 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     return output;
   };
 
+  // The input pipeline: each image standardised on its own (the exporter and
+  // the engine both read this op).
+  ops.push({ op: 'standardize', name: 'input.standardize', input: 'image', output: 'input', eps: INPUT_EPS });
   // Entry flow
   let x = 'input';
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));
@@ -186,7 +194,16 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     { name: 'classifier.bias', shape: [config.classes], init: 'zero', trainable: true },
   );
   ops.push({ op: 'softmax', input: 'logits', output: 'probs' });
-  return { config, ops, params, input: 'input', embeddings: 'embeddings', logits: 'logits', probs: 'probs' };
+  return {
+    config,
+    ops,
+    params,
+    image: 'image',
+    input: 'input',
+    embeddings: 'embeddings',
+    logits: 'logits',
+    probs: 'probs',
+  };
 }
 
 /** Output side of a convolution or pooling along one axis (TensorFlow's 'valid' and 'same'). */

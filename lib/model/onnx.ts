@@ -6,7 +6,15 @@
 // normalisation, training summary). Protobuf via onnx-proto.
 import { Float16Array } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
-import { type Architecture, BN_EPS, buildArchitecture, L2_EPS, outputSize, samePadding } from './architecture.js';
+import {
+  type Architecture,
+  BN_EPS,
+  buildArchitecture,
+  INPUT_EPS,
+  L2_EPS,
+  outputSize,
+  samePadding,
+} from './architecture.js';
 import { validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 import { VERSION } from '../version.js';
@@ -17,11 +25,12 @@ export const OPSET = 17;
 export const FORMAT_VERSION = '1';
 /**
  * Before the first convolution each image is standardised on its own:
- * (x - mean(x)) / sqrt(var(x) + eps) over all its pixels and channels. A
- * model that sees intensities only relative to the face's own brightness and
- * contrast is not thrown by a camera's exposure.
+ * (x - mean(x)) / sqrt(var(x) + eps) over all its pixels and channels (the
+ * architecture's standardize op, whose eps the exporter reads). A model that
+ * sees intensities only relative to the face's own brightness and contrast is
+ * not thrown by a camera's exposure.
  */
-export const NORMALIZATION = { type: 'standardize' as const, eps: 1e-3 };
+export const NORMALIZATION = { type: 'standardize' as const, eps: INPUT_EPS };
 
 export interface ModelMetadata {
   format: string;
@@ -131,13 +140,17 @@ export function exportOnnx(
       }),
     );
 
-  const image = 'image';
-  // per-image standardisation (NORMALIZATION)
+  // The input pipeline: the program's standardize op, once for all members
+  // (and, with flip averaging, for the images and their mirror images).
+  const pipeline = arch.ops.find((op) => op.op === 'standardize');
+  if (!pipeline || pipeline.input !== arch.image || pipeline.output !== arch.input)
+    throw new Error('the architecture has no standardize op from its image to its input');
+  const image = arch.image;
   node('ReduceMean', [image], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
   node('Sub', [image, 'image_mean'], ['image_centred']);
   node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
   node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
-  node('Add', ['image_var', constant([], Float32Array.of(NORMALIZATION.eps))], ['image_var_eps']);
+  node('Add', ['image_var', constant([], Float32Array.of(pipeline.eps))], ['image_var_eps']);
   node('Sqrt', ['image_var_eps'], ['image_std']);
   if (cfg.flipAverage) {
     // the batch and its mirror images through the network as one batch of 2N
@@ -180,6 +193,8 @@ export function exportOnnx(
     };
     for (const op of arch.ops) {
       switch (op.op) {
+        case 'standardize':
+          break; // the graph's head, above
         case 'conv': {
           const n = size.get(op.input)!;
           const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
@@ -293,7 +308,7 @@ export function exportOnnx(
     labels: options.labels,
     config: cfg,
     input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
-    normalization: NORMALIZATION,
+    normalization: { type: 'standardize', eps: pipeline.eps },
     ...(options.training ? { training: options.training } : {}),
     ...(single ? {} : { members: members.length }),
   };

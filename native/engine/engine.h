@@ -17,11 +17,11 @@
 
 namespace adcorre::engine {
 
-constexpr double kBnEps = 1e-3;     // Keras' default (BN_EPS in lib/model/architecture.ts)
-constexpr double kL2Eps = 1e-12;    // L2_EPS there
-constexpr double kInputEps = 1e-3;  // NORMALIZATION.eps in lib/model/onnx.ts
+constexpr double kBnEps = 1e-3;   // Keras' default (BN_EPS in lib/model/architecture.ts)
+constexpr double kL2Eps = 1e-12;  // L2_EPS there
 
-enum class OpKind { Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
+// Standardize: the input pipeline's per-image (x - mean) / sqrt(var + eps), the program's first op.
+enum class OpKind { Standardize, Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
 
 struct OpDesc {
   OpKind kind;
@@ -32,6 +32,7 @@ struct OpDesc {
   int in_c = 0, out_c = 0, kernel = 0, stride = 1;
   bool same = false, depthwise = false;
   double rate = 0;  // dropout
+  double eps = 0;   // standardize
 };
 
 struct ProgramDesc {
@@ -76,9 +77,11 @@ struct TensorShapes {
 // How backward delivers each tensor's gradient. Direct: one op reads the
 // tensor, so that op's backward writes the gradient in place (no zero fill,
 // no scratch, no accumulate pass); the loss tensors (logits, embeddings) never
-// are, as the loss writes them first. Skip: the network's input, whose
-// gradient nobody needs (its convolution skips the input-gradient GEMM).
-// Otherwise: zeroed, then every reader accumulates.
+// are, as the loss writes them first. Skip: a tensor that depends on no
+// parameter (the image, the input pipeline's output), read only by ordinary
+// convolutions: nobody needs its gradient, so they skip the input-gradient
+// GEMM and the ops that produce it run no backward. Otherwise: zeroed, then
+// every reader accumulates.
 enum class GradientFlow { Accumulate, Direct, Skip };
 std::vector<GradientFlow> gradient_flow(const ProgramDesc& p);
 TensorShapes infer_shapes(const ProgramDesc& p);
@@ -130,7 +133,7 @@ class Executor {
   void plan_memory();
   void upload(float* dst, const float* src, size_t count);
   void download(float* dst, const float* src, size_t count);
-  // Uploads n images and standardises them into the input tensor (the program's input pipeline).
+  // Uploads n images into the program's input tensor.
   void prepare_input(const float* images, int n);
   // Training mode saves batch statistics; the running ones move only after the step proves finite.
   void forward(int n, bool train, uint32_t dropout_seed);
@@ -149,7 +152,7 @@ class Executor {
   std::vector<int32_t*> argmax_;                                     // per op: maxpool switches
   float* grads_all_ = nullptr;                                       // grads_[0..] in one run
   size_t param_floats_ = 0;
-  float *images_ = nullptr, *scratch_ = nullptr, *dx_ = nullptr, *probs_ = nullptr, *targets_ = nullptr;
+  float *scratch_ = nullptr, *dx_ = nullptr, *probs_ = nullptr, *targets_ = nullptr;
   int32_t *labels_ = nullptr, *zero_labels_ = nullptr, *flags_ = nullptr;  // flags: [0] gradients, [1 + op] outputs
   double *losses_ = nullptr, *parts_ = nullptr;
   void* loss_ws_ = nullptr;

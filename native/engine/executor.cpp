@@ -70,18 +70,33 @@ TensorShapes infer_shapes(const ProgramDesc& p) {
 
 std::vector<GradientFlow> gradient_flow(const ProgramDesc& p) {
   std::vector<int> readers(p.tensors, 0);
+  // Tensors that depend on no parameter (the image and the input pipeline's
+  // output): nobody needs their gradient.
+  std::vector<bool> constant(p.tensors, false);
+  constant[p.input] = true;
+  for (const OpDesc& op : p.ops) {
+    bool c = op.param < 0;
+    for (int t : op.inputs) c = c && constant[t];
+    constant[op.output] = c;
+  }
   for (const OpDesc& op : p.ops)
-    if (op.kind != OpKind::Softmax)  // skipped by backward
+    if (op.kind != OpKind::Softmax && !constant[op.output])  // read by a backward that runs
       for (int t : op.inputs) readers[t]++;
   std::vector<GradientFlow> flow(p.tensors, GradientFlow::Accumulate);
   for (int t = 0; t < p.tensors; ++t)
     if (readers[t] == 1 && t != p.logits && t != p.embeddings) flow[t] = GradientFlow::Direct;
-  // the input is read by the first convolution only (Xception's entry); anything else keeps it computed
-  bool conv_only = readers[p.input] == 1;
-  for (const OpDesc& op : p.ops)
-    for (int t : op.inputs)
-      if (t == p.input && (op.kind != OpKind::Conv || op.depthwise)) conv_only = false;
-  if (conv_only) flow[p.input] = GradientFlow::Skip;
+  // A constant tensor read only by ordinary convolutions (Xception's entry
+  // convolution reads the standardised image) is skipped: those convolutions
+  // skip the input-gradient GEMM. Any other reader keeps it computed.
+  for (int t = 0; t < p.tensors; ++t) {
+    if (!constant[t]) continue;
+    bool conv_only = true;
+    for (const OpDesc& op : p.ops)
+      if (!constant[op.output])
+        for (int in : op.inputs)
+          if (in == t && (op.kind != OpKind::Conv || op.depthwise)) conv_only = false;
+    if (conv_only) flow[t] = GradientFlow::Skip;
+  }
   return flow;
 }
 
@@ -191,7 +206,6 @@ void Executor::plan_memory() {
   }
   const int C = p_.classes;
   char* loss_ws = nullptr;
-  a.add(&images_, sh_.per_sample[p_.input] * B, Arena::kWorkspace);
   a.add(&scratch_, conv_scratch, Arena::kWorkspace);
   a.add(&dx_, largest, Arena::kWorkspace);
   a.add(&labels_, B, Arena::kWorkspace);
@@ -263,9 +277,7 @@ ConvShape Executor::conv_shape(const OpDesc& op, int n) const {
 
 void Executor::prepare_input(const float* images, int n) {
   const size_t per = sh_.per_sample[p_.input];
-  backend_->upload(images_, images, per * n * sizeof(float));
-  // Per-image standardisation, as at the head of the ONNX graph (lib/model/onnx.ts NORMALIZATION).
-  backend_->standardize(n, per, images_, act_[p_.input], kInputEps);
+  backend_->upload(act_[p_.input], images, per * n * sizeof(float));
 }
 
 void Executor::forward(int n, bool train, uint32_t dropout_seed) {
@@ -278,6 +290,9 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
     const int c = sh_.c[x], hw = sh_.h[x] * sh_.w[x];
     const size_t count = sh_.per_sample[x] * n;
     switch (op.kind) {
+      case OpKind::Standardize:
+        b.standardize(n, sh_.per_sample[x], xa, y, op.eps);
+        break;
       case OpKind::Conv:
         b.conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_);
         break;
@@ -352,7 +367,8 @@ void Executor::backward(int n) {
   };
   for (size_t i = p_.ops.size(); i-- > 0;) {
     const OpDesc& op = p_.ops[i];
-    if (op.kind == OpKind::Softmax) continue;
+    // the probabilities come from the loss; the input pipeline needs no gradient
+    if (op.kind == OpKind::Softmax || flow_[op.output] == GradientFlow::Skip) continue;
     const int x = op.inputs[0];
     const float* dy = dact_[op.output];
     const float* xa = act_[x];
@@ -402,6 +418,7 @@ void Executor::backward(int n) {
       case OpKind::Dropout:
         b.multiply(xcount, dy, saved_[i], dx);
         break;
+      case OpKind::Standardize:
       case OpKind::Softmax:
         continue;
     }

@@ -40,11 +40,18 @@ double num_of(const Napi::Object& o, const char* key, double fallback) {
 }
 
 ProgramDesc parse_program(const Napi::Object& o) {
-  static const std::map<std::string, OpKind> kinds = {
-      {"conv", OpKind::Conv},       {"bn", OpKind::BatchNorm},   {"relu", OpKind::Relu},
-      {"maxpool", OpKind::MaxPool}, {"add", OpKind::Add},        {"gap", OpKind::Gap},
-      {"dense", OpKind::Dense},     {"l2norm", OpKind::L2Norm},  {"concat", OpKind::Concat},
-      {"dropout", OpKind::Dropout}, {"softmax", OpKind::Softmax}};
+  static const std::map<std::string, OpKind> kinds = {{"standardize", OpKind::Standardize},
+                                                      {"conv", OpKind::Conv},
+                                                      {"bn", OpKind::BatchNorm},
+                                                      {"relu", OpKind::Relu},
+                                                      {"maxpool", OpKind::MaxPool},
+                                                      {"add", OpKind::Add},
+                                                      {"gap", OpKind::Gap},
+                                                      {"dense", OpKind::Dense},
+                                                      {"l2norm", OpKind::L2Norm},
+                                                      {"concat", OpKind::Concat},
+                                                      {"dropout", OpKind::Dropout},
+                                                      {"softmax", OpKind::Softmax}};
   Napi::Env env = o.Env();
   ProgramDesc p;
   p.tensors = int_of(o, "tensors");
@@ -95,6 +102,9 @@ ProgramDesc parse_program(const Napi::Object& o) {
     d.same = op.Get("same").ToBoolean().Value();
     d.depthwise = op.Get("depthwise").ToBoolean().Value();
     d.rate = num_of(op, "rate", 0);
+    d.eps = num_of(op, "eps", 0);
+    if (d.kind == OpKind::Standardize && !(d.eps > 0))
+      throw Napi::RangeError::New(env, "program: standardize needs eps > 0 at " + d.name);
     p.ops.push_back(d);
   }
   return p;

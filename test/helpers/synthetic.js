@@ -47,7 +47,7 @@ export function trainSynthetic(t, engine, ConfusionTracker) {
   return { ce, correct };
 }
 
-/** A NaN in one image of a 4-sample batch: the step reports it at the first convolution and leaves the weights as they were. */
+/** A NaN in one image of a 4-sample batch: the step reports it at the input pipeline's first op and leaves the weights as they were. */
 export function checkNanStepSkipped(t, engine) {
   const { images, labels } = syntheticBatch(4, 7, {
     size: engine.config.inputSize,
@@ -58,7 +58,7 @@ export function checkNanStepSkipped(t, engine) {
   images[10] = Number.NaN;
   const r = engine.trainStep(images, labels);
   t.false(r.finite);
-  t.is(r.badLayer, 'entry.conv1');
+  t.is(r.badLayer, 'input.standardize');
   t.deepEqual(engine.getWeights(), before);
 }
 

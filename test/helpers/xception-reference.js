@@ -45,19 +45,24 @@ export function referenceForward(arch, weights, images, N) {
     return { probs: a.probs.map((p, i) => (p + b.probs[i]) / 2), embeddings: a.embeddings };
   }
   const t = new Map();
-  // per-image standardisation over C x S x S, eps 1e-3
-  const x0 = new Float64Array(images.length);
-  const per = C * S * S;
-  for (let n = 0; n < N; n++) {
-    const img = images.subarray(n * per, (n + 1) * per);
-    const mean = img.reduce((a, v) => a + v, 0) / per;
-    const variance = img.reduce((a, v) => a + (v - mean) ** 2, 0) / per;
-    for (let i = 0; i < per; i++) x0[n * per + i] = (img[i] - mean) / Math.sqrt(variance + 1e-3);
-  }
-  t.set('input', [x0, [N, C, S, S]]);
+  t.set(arch.image, [Float64Array.from(images), [N, C, S, S]]);
   const p = (name) => weights.get(name);
   for (const op of arch.ops) {
     switch (op.op) {
+      case 'standardize': {
+        // per image over C x S x S
+        const [x, shape] = t.get(op.input);
+        const per = C * S * S;
+        const y = new Float64Array(x.length);
+        for (let n = 0; n < N; n++) {
+          const img = x.subarray(n * per, (n + 1) * per);
+          const mean = img.reduce((a, v) => a + v, 0) / per;
+          const variance = img.reduce((a, v) => a + (v - mean) ** 2, 0) / per;
+          for (let i = 0; i < per; i++) y[n * per + i] = (img[i] - mean) / Math.sqrt(variance + op.eps);
+        }
+        t.set(op.output, [y, shape]);
+        break;
+      }
       case 'conv':
         t.set(op.output, conv(...t.get(op.input), p(`${op.name}.weight`), op));
         break;
