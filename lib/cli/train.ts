@@ -35,8 +35,9 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option(
       '--flip-average',
-      'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image',
+      'evaluation (validation, the exported model) averages the probabilities of each image and its mirror image (the default)',
     )
+    .option('--no-flip-average', 'evaluation uses each image alone')
     .option('--epochs <n>', 'epochs', positiveInt, CLI_DEFAULTS.epochs)
     .option(
       '--batch <n>',
@@ -98,7 +99,7 @@ export async function main(argv: string[]): Promise<number> {
       data: o.data as string,
       dataset: o.dataset as never,
       arch: o.arch as string,
-      ...(o.flipAverage ? { flipAverage: true } : {}),
+      flipAverage: (o.flipAverage as boolean | undefined) ?? CLI_DEFAULTS.flipAverage,
       epochs: o.epochs as number,
       batch: (o.batch as number | undefined) ?? defaultBatch(o.arch as string),
       out: o.out as string,

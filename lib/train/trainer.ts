@@ -140,14 +140,18 @@ export interface ProgressEvent {
   };
 }
 
-/** The training defaults, in one place: the Trainer fills options from them and adcorre-train shows and uses them. */
+/**
+ * The training defaults, in one place: the Trainer fills options from them and adcorre-train shows and uses them.
+ * They are the recipe of the shipped default model (models/README.md): Adam at 2e-3, one warm-up epoch, cosine
+ * decay; with CLI_DEFAULTS' preset and epochs and flip averaging in evaluation.
+ */
 export const TRAINING_DEFAULTS = {
   dataset: 'auto' as const,
   labels: 'majority' as const,
-  lr: 1e-3,
+  lr: 2e-3,
   decay: 1e-5,
-  schedule: 'decay' as const,
-  warmup: 0,
+  schedule: 'cosine' as const,
+  warmup: 1,
   stepEvery: 10,
   stepGamma: 0.5,
   optimizer: 'adam' as const,
@@ -171,7 +175,7 @@ export const TRAINING_DEFAULTS = {
 };
 
 /** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */
-export const CLI_DEFAULTS = { arch: 'small', epochs: 30 } as const;
+export const CLI_DEFAULTS = { arch: 'small', epochs: 40, flipAverage: true } as const;
 /** The batch size: 50 for the paper preset, as in the reference code; else 64. */
 export const defaultBatch = (arch: string | XceptionConfig): number => (arch === 'paper' ? 50 : 64);
 

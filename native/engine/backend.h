@@ -65,12 +65,16 @@ class Backend {
   // dx may be null (not for depthwise): the input's gradient is not wanted
   virtual void conv_backward(const ConvShape& s, const float* x, const float* weight, const float* dy, float* dx,
                              float* dweight, float* scratch) = 0;
+  // relu: y = max(0, bn(x)), the ReLU that follows fused in; relu_output: that y for the fused pair's
+  // backward, dy then being the gradient at the ReLU's output (null: a plain batch norm)
   virtual void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                                       float* y, float* mean, float* invstd, double eps) = 0;
+                                       float* y, float* mean, float* invstd, double eps, bool relu) = 0;
   virtual void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                                      const float* running_mean, const float* running_var, float* y, double eps) = 0;
+                                      const float* running_mean, const float* running_var, float* y, double eps,
+                                      bool relu) = 0;
   virtual void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
-                                  const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta) = 0;
+                                  const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                                  const float* relu_output) = 0;
   // running = momentum * running + (1 - momentum) * batch (variance from invstd)
   virtual void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
                                 double momentum, double eps) = 0;

@@ -74,16 +74,18 @@ class CpuBackend final : public Backend {
     engine::conv_backward(s, x, weight, dy, dx, dweight, scratch_);
   }
   void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
-                               float* mean, float* invstd, double eps) override {
-    engine::batchnorm_forward_train<float>(n, c, hw, x, gamma, beta, y, mean, invstd, nullptr, nullptr, 0.0, eps);
+                               float* mean, float* invstd, double eps, bool relu) override {
+    engine::batchnorm_forward_train<float>(n, c, hw, x, gamma, beta, y, mean, invstd, nullptr, nullptr, 0.0, eps, relu);
   }
   void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float* y, double eps) override {
-    engine::batchnorm_forward_eval(n, c, hw, x, gamma, beta, running_mean, running_var, y, eps);
+                              const float* running_mean, const float* running_var, float* y, double eps,
+                              bool relu) override {
+    engine::batchnorm_forward_eval(n, c, hw, x, gamma, beta, running_mean, running_var, y, eps, relu);
   }
   void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
-                          const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta) override {
-    engine::batchnorm_backward(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
+                          const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                          const float* relu_output) override {
+    engine::batchnorm_backward(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta, relu_output);
   }
   void batchnorm_commit(int c, const float* mean, const float* invstd, float* rm, float* rv, double momentum,
                         double eps) override {

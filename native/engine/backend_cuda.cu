@@ -102,16 +102,18 @@ class CudaBackend final : public Backend {
     cuda::conv_backward(s, x, weight, dy, dx, dweight, scratch, stream_);
   }
   void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
-                               float* mean, float* invstd, double eps) override {
-    cuda::batchnorm_forward_train(n, c, hw, x, gamma, beta, y, mean, invstd, eps, stream_);
+                               float* mean, float* invstd, double eps, bool relu) override {
+    cuda::batchnorm_forward_train(n, c, hw, x, gamma, beta, y, mean, invstd, eps, relu, stream_);
   }
   void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                              const float* running_mean, const float* running_var, float* y, double eps) override {
-    cuda::batchnorm_forward_eval(n, c, hw, x, gamma, beta, running_mean, running_var, y, eps, stream_);
+                              const float* running_mean, const float* running_var, float* y, double eps,
+                              bool relu) override {
+    cuda::batchnorm_forward_eval(n, c, hw, x, gamma, beta, running_mean, running_var, y, eps, relu, stream_);
   }
   void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
-                          const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta) override {
-    cuda::batchnorm_backward(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta, stream_);
+                          const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                          const float* relu_output) override {
+    cuda::batchnorm_backward(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta, relu_output, stream_);
   }
   void batchnorm_commit(int c, const float* mean, const float* invstd, float* rm, float* rv, double momentum,
                         double eps) override {

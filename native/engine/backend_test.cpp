@@ -182,20 +182,21 @@ void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool same, 
       });
 }
 
-void batchnorm_case(int n, int c, int hw) {
+void batchnorm_case(int n, int c, int hw, bool relu) {
   const Vec x = randn(static_cast<size_t>(n) * c * hw, 2.f), g = randn(c), be = randn(c), dy = randn(x.size());
   const Vec dg0 = randn(c), db0 = randn(c), rm0 = randn(c), rv0 = Vec(c, 0.7f);
   const double eps = kBnEps, momentum = 0.9;
   check(
-      "batchnorm n" + std::to_string(n) + " c" + std::to_string(c) + " hw" + std::to_string(hw),
+      std::string(relu ? "batchnorm + relu" : "batchnorm") + " n" + std::to_string(n) + " c" + std::to_string(c) +
+          " hw" + std::to_string(hw),
       [&](Backend& b) {
         Mem m(b);
         float *gx = m.put(x), *gg = m.put(g), *gb = m.put(be), *gdy = m.put(dy), *gy = m.zeros<float>(x.size());
         float *mean = m.zeros<float>(c), *inv = m.zeros<float>(c), *gdx = m.zeros<float>(x.size());
         float *gdg = m.put(dg0), *gdb = m.put(db0), *rm = m.put(rm0), *rv = m.put(rv0), *ye = m.zeros<float>(x.size());
-        b.batchnorm_forward_train(n, c, hw, gx, gg, gb, gy, mean, inv, eps);
-        b.batchnorm_backward(n, c, hw, gx, gg, mean, inv, gdy, gdx, gdg, gdb);
-        b.batchnorm_forward_eval(n, c, hw, gx, gg, gb, rm, rv, ye, eps);
+        b.batchnorm_forward_train(n, c, hw, gx, gg, gb, gy, mean, inv, eps, relu);
+        b.batchnorm_backward(n, c, hw, gx, gg, mean, inv, gdy, gdx, gdg, gdb, relu ? gy : nullptr);
+        b.batchnorm_forward_eval(n, c, hw, gx, gg, gb, rm, rv, ye, eps, relu);
         b.batchnorm_commit(c, mean, inv, rm, rv, momentum, eps);
         Outputs out;
         out.add("train forward", m.get(gy, x.size()));
@@ -213,11 +214,22 @@ void batchnorm_case(int n, int c, int hw) {
         const Dbl xd = widen(x), gd = widen(g), bd = widen(be), dyd = widen(dy);
         Dbl y(x.size()), mean(c), inv(c), dx(x.size()), dg = widen(dg0), db = widen(db0), rm = widen(rm0),
                                                         rv = widen(rv0), ye(x.size());
-        batchnorm_forward_train<double>(n, c, hw, xd.data(), gd.data(), bd.data(), y.data(), mean.data(), inv.data(),
+        // the fused pair written out: a plain batch norm, then the ReLU and its backward
+        Dbl z(x.size()), dz = dyd;
+        batchnorm_forward_train<double>(n, c, hw, xd.data(), gd.data(), bd.data(), z.data(), mean.data(), inv.data(),
                                         nullptr, nullptr, 0.0, eps);
-        batchnorm_backward<double>(n, c, hw, xd.data(), gd.data(), mean.data(), inv.data(), dyd.data(), dx.data(),
+        y = z;
+        if (relu) {
+          relu_forward<double>(z.size(), z.data(), y.data());
+          relu_backward<double>(z.size(), y.data(), dyd.data(), dz.data());
+        }
+        batchnorm_backward<double>(n, c, hw, xd.data(), gd.data(), mean.data(), inv.data(), dz.data(), dx.data(),
                                    dg.data(), db.data());
         batchnorm_forward_eval<double>(n, c, hw, xd.data(), gd.data(), bd.data(), rm.data(), rv.data(), ye.data(), eps);
+        if (relu) {
+          const Dbl plain = ye;
+          relu_forward<double>(ye.size(), plain.data(), ye.data());
+        }
         for (int ch = 0; ch < c; ++ch) {  // the commit, written out
           const double var = 1.0 / (inv[ch] * inv[ch]) - eps;
           rm[ch] = momentum * rm[ch] + (1 - momentum) * mean[ch];
@@ -685,8 +697,10 @@ int main() {
     conv_case(3, 5, 8, 7, 5, 3, 2, true, true);
     conv_case(3, 5, 8, 8, 9, 1, 1, false, false);  // pointwise
     conv_case(2, 5, 9, 7, 6, 1, 2, true, false);   // the residual shortcut
-    batchnorm_case(5, 7, 13);
-    batchnorm_case(3, 3, 1);  // batch norm over features (n x c x 1 x 1)
+    for (bool relu : {false, true}) {
+      batchnorm_case(5, 7, 13, relu);
+      batchnorm_case(3, 3, 1, relu);  // batch norm over features (n x c x 1 x 1)
+    }
     layer_cases();
     plumbing_cases();
     loss_cases();

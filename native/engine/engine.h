@@ -130,6 +130,7 @@ class Executor {
   void predict(const float* images, int n, float* probs, float* embeddings);
 
  private:
+  void plan_fusion();
   void plan_memory();
   void upload(float* dst, const float* src, size_t count);
   void download(float* dst, const float* src, size_t count);
@@ -140,12 +141,17 @@ class Executor {
   void backward(int n);
   std::string first_nonfinite_output(int n);
   ConvShape conv_shape(const OpDesc& op, int n) const;
+  // the tensor op i writes: a batch norm fused with its ReLU writes the ReLU's output
+  int written(size_t i) const { return fused_relu_[i] >= 0 ? p_.ops[fused_relu_[i]].output : p_.ops[i].output; }
 
   ProgramDesc p_;
   int max_batch_;
   std::unique_ptr<Backend> backend_;
   TensorShapes sh_;
   std::vector<GradientFlow> flow_;
+  // per op: a batch norm whose output only a ReLU reads runs fused with it: the
+  // ReLU's op index here (else -1); that ReLU is marked fused_into_ (else -1)
+  std::vector<int> fused_relu_, fused_into_;
   void* block_ = nullptr;  // everything below points into it
   size_t block_bytes_ = 0;
   std::vector<float*> act_, dact_, params_, grads_, m_, v_, saved_;  // saved: per op, bn mean+invstd or dropout mask

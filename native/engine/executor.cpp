@@ -161,6 +161,7 @@ Executor::Executor(ProgramDesc program, int max_batch, std::unique_ptr<Backend> 
       sh_(infer_shapes(p_)),
       flow_(gradient_flow(p_)) {
   if (max_batch < 1) throw std::invalid_argument("max_batch must be >= 1");
+  plan_fusion();
   plan_memory();
   try {
     backend_->zero(block_, block_bytes_);
@@ -174,6 +175,29 @@ Executor::Executor(ProgramDesc program, int max_batch, std::unique_ptr<Backend> 
 }
 
 Executor::~Executor() { backend_->release(block_); }
+
+void Executor::plan_fusion() {
+  // Batch norm + ReLU in one pass forward and one backward, where nothing
+  // but the ReLU reads the batch norm's output (Xception: after every
+  // convolution of the entry flow, and between separable convolutions).
+  const size_t ops = p_.ops.size();
+  fused_relu_.assign(ops, -1);
+  fused_into_.assign(ops, -1);
+  std::vector<int> readers(p_.tensors, 0), reader(p_.tensors, -1);
+  for (size_t j = 0; j < ops; ++j)
+    for (int t : p_.ops[j].inputs) {
+      readers[t]++;
+      reader[t] = static_cast<int>(j);
+    }
+  for (size_t i = 0; i < ops; ++i) {
+    const int y = p_.ops[i].output;
+    if (p_.ops[i].kind != OpKind::BatchNorm || readers[y] != 1 || y == p_.logits || y == p_.embeddings) continue;
+    const int j = reader[y];
+    if (p_.ops[j].kind != OpKind::Relu) continue;
+    fused_relu_[i] = j;
+    fused_into_[j] = static_cast<int>(i);
+  }
+}
 
 void Executor::plan_memory() {
   Arena a;
@@ -296,16 +320,19 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
       case OpKind::Conv:
         b.conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_);
         break;
-      case OpKind::BatchNorm:
+      case OpKind::BatchNorm: {
+        const bool relu = fused_relu_[i] >= 0;  // then y is the ReLU's output
+        if (relu) y = act_[written(i)];
         if (train)
           b.batchnorm_forward_train(n, c, hw, xa, params_[op.param], params_[op.param + 1], y, saved_[i], saved_[i] + c,
-                                    kBnEps);
+                                    kBnEps, relu);
         else
           b.batchnorm_forward_eval(n, c, hw, xa, params_[op.param], params_[op.param + 1], params_[op.param + 2],
-                                   params_[op.param + 3], y, kBnEps);
+                                   params_[op.param + 3], y, kBnEps, relu);
         break;
+      }
       case OpKind::Relu:
-        b.relu_forward(count, xa, y);
+        if (fused_into_[i] < 0) b.relu_forward(count, xa, y);
         break;
       case OpKind::MaxPool:
         b.maxpool_forward(n, c, sh_.h[x], sh_.w[x], xa, y, argmax_[i]);
@@ -381,11 +408,15 @@ void Executor::backward(int n) {
       case OpKind::Conv:
         b.conv_backward(conv_shape(op, n), xa, params_[op.param], dy, dx, grads_[op.param], scratch_);
         break;
-      case OpKind::BatchNorm:
-        b.batchnorm_backward(n, c, hw, xa, params_[op.param], saved_[i], saved_[i] + c, dy, dx, grads_[op.param],
-                             grads_[op.param + 1]);
+      case OpKind::BatchNorm: {
+        // fused: the gradient at the ReLU's output, masked by it inside the batch norm's backward
+        const bool fused = fused_relu_[i] >= 0;
+        b.batchnorm_backward(n, c, hw, xa, params_[op.param], saved_[i], saved_[i] + c, fused ? dact_[written(i)] : dy,
+                             dx, grads_[op.param], grads_[op.param + 1], fused ? act_[written(i)] : nullptr);
         break;
+      }
       case OpKind::Relu:
+        if (fused_into_[i] >= 0) continue;  // done by its batch norm
         b.relu_backward(xcount, act_[op.output], dy, dx);
         break;
       case OpKind::MaxPool:
@@ -432,7 +463,7 @@ std::string Executor::first_nonfinite_output(int n) {
   for (size_t i = 0; i < ops; ++i) {
     const OpDesc& op = p_.ops[i];
     if (op.kind != OpKind::Softmax)
-      backend_->flag_nonfinite(sh_.per_sample[op.output] * n, act_[op.output], flags_ + 1 + i);
+      backend_->flag_nonfinite(sh_.per_sample[op.output] * n, act_[written(i)], flags_ + 1 + i);
   }
   std::vector<int32_t> flags(ops);
   backend_->download(flags.data(), flags_ + 1, ops * sizeof(int32_t));

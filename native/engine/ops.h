@@ -38,16 +38,19 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
 
 // Batch norm over N*H*W per channel. Training: batch statistics (saved in
 // mean/invstd for backward) and running statistics updated with momentum;
-// evaluation: running statistics.
+// evaluation: running statistics. relu: y = max(0, bn(x)), the ReLU that
+// follows fused in (one pass instead of two). Backward of the fused pair:
+// relu_output is that y and dy the gradient at the ReLU's output (null: a
+// plain batch norm).
 template <typename T>
 void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* invstd,
-                             T* running_mean, T* running_var, double momentum, double eps);
+                             T* running_mean, T* running_var, double momentum, double eps, bool relu = false);
 template <typename T>
 void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, T* y, double eps);
+                            const T* running_var, T* y, double eps, bool relu = false);
 template <typename T>
 void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy,
-                        T* dx, T* dgamma, T* dbeta);
+                        T* dx, T* dgamma, T* dbeta, const T* relu_output = nullptr);
 
 template <typename T>
 void relu_forward(size_t count, const T* x, T* y);

@@ -560,6 +560,22 @@ ENGINE_HOT void plane_affine(int count, const T* __restrict p, T g, T b, T* __re
   for (int j = 0; j < count; ++j) q[j] = p[j] * g + b;
 }
 
+template <typename T>
+ENGINE_HOT void plane_affine_relu(int count, const T* __restrict p, T g, T b, T* __restrict q) {
+  for (int j = 0; j < count; ++j) {
+    const T v = p[j] * g + b;
+    q[j] = v > T(0) ? v : T(0);
+  }
+}
+
+template <typename T>
+void plane_affine_maybe_relu(bool relu, int count, const T* p, T g, T b, T* q) {
+  if (relu)
+    plane_affine_relu(count, p, g, b, q);
+  else
+    plane_affine(count, p, g, b, q);
+}
+
 // sum dy and sum dy * (x - mu) over a plane
 template <typename T>
 ENGINE_HOT void plane_dy_sums(int count, const T* __restrict dy, const T* __restrict x, T mu, double* sdy,
@@ -574,6 +590,21 @@ ENGINE_HOT void plane_dy_sums(int count, const T* __restrict dy, const T* __rest
   *sdyx += b;
 }
 
+// The same through a fused ReLU: dy counts where its output y > 0 (else 0)
+template <typename T>
+ENGINE_HOT void plane_dy_sums_relu(int count, const T* __restrict dy, const T* __restrict y, const T* __restrict x,
+                                   T mu, double* sdy, double* sdyx) {
+  T a = 0, b = 0;
+#pragma omp simd reduction(+ : a, b)
+  for (int j = 0; j < count; ++j) {
+    const T g = y[j] > T(0) ? dy[j] : T(0);
+    a += g;
+    b += g * (x[j] - mu);
+  }
+  *sdy += a;
+  *sdyx += b;
+}
+
 // dx = k * (m dy - sdy - xhat sdyx), xhat = (x - mu) inv
 template <typename T>
 ENGINE_HOT void plane_bn_dx(int count, const T* __restrict dy, const T* __restrict x, T mu, T inv, T km, T ks, T kx,
@@ -581,11 +612,17 @@ ENGINE_HOT void plane_bn_dx(int count, const T* __restrict dy, const T* __restri
   for (int j = 0; j < count; ++j) dx[j] = km * dy[j] - ks - kx * ((x[j] - mu) * inv);
 }
 
+template <typename T>
+ENGINE_HOT void plane_bn_dx_relu(int count, const T* __restrict dy, const T* __restrict y, const T* __restrict x, T mu,
+                                 T inv, T km, T ks, T kx, T* __restrict dx) {
+  for (int j = 0; j < count; ++j) dx[j] = km * (y[j] > T(0) ? dy[j] : T(0)) - ks - kx * ((x[j] - mu) * inv);
+}
+
 }  // namespace
 
 template <typename T>
 void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, const T* beta, T* y, T* mean, T* invstd,
-                             T* running_mean, T* running_var, double momentum, double eps) {
+                             T* running_mean, T* running_var, double momentum, double eps, bool relu) {
   const double m = static_cast<double>(n) * hw;
   pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
@@ -607,7 +644,7 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
       const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - mu * inv * gamma[ch]);
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        plane_affine(hw, x + at, g, bb, y + at);
+        plane_affine_maybe_relu(relu, hw, x + at, g, bb, y + at);
       }
     }
   });
@@ -615,14 +652,14 @@ void batchnorm_forward_train(int n, int c, int hw, const T* x, const T* gamma, c
 
 template <typename T>
 void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, const T* beta, const T* running_mean,
-                            const T* running_var, T* y, double eps) {
+                            const T* running_var, T* y, double eps, bool relu) {
   parallel_elementwise(static_cast<size_t>(c), static_cast<size_t>(n) * hw, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
       const double inv = 1.0 / std::sqrt(static_cast<double>(running_var[ch]) + eps);
       const T g = static_cast<T>(gamma[ch] * inv), bb = static_cast<T>(beta[ch] - running_mean[ch] * inv * gamma[ch]);
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        plane_affine(hw, x + at, g, bb, y + at);
+        plane_affine_maybe_relu(relu, hw, x + at, g, bb, y + at);
       }
     }
   });
@@ -630,7 +667,7 @@ void batchnorm_forward_eval(int n, int c, int hw, const T* x, const T* gamma, co
 
 template <typename T>
 void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const T* mean, const T* invstd, const T* dy,
-                        T* dx, T* dgamma, T* dbeta) {
+                        T* dx, T* dgamma, T* dbeta, const T* relu_output) {
   const double m = static_cast<double>(n) * hw;
   pool().parallel_for(static_cast<size_t>(c), 1, [&](size_t b, size_t e) {
     for (size_t ch = b; ch < e; ++ch) {
@@ -639,7 +676,10 @@ void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const 
       double sdy = 0, sdyx = 0;
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        plane_dy_sums(hw, dy + at, x + at, mu, &sdy, &sdyx);
+        if (relu_output)
+          plane_dy_sums_relu(hw, dy + at, relu_output + at, x + at, mu, &sdy, &sdyx);
+        else
+          plane_dy_sums(hw, dy + at, x + at, mu, &sdy, &sdyx);
       }
       sdyx *= inv;  // sum dy * xhat
       dbeta[ch] += static_cast<T>(sdy);
@@ -647,8 +687,11 @@ void batchnorm_backward(int n, int c, int hw, const T* x, const T* gamma, const 
       const double k = gamma[ch] * inv / m;
       for (int i = 0; i < n; ++i) {
         const size_t at = (static_cast<size_t>(i) * c + ch) * hw;
-        plane_bn_dx(hw, dy + at, x + at, mu, static_cast<T>(inv), static_cast<T>(k * m), static_cast<T>(k * sdy),
-                    static_cast<T>(k * sdyx), dx + at);
+        const T km = static_cast<T>(k * m), ks = static_cast<T>(k * sdy), kx = static_cast<T>(k * sdyx);
+        if (relu_output)
+          plane_bn_dx_relu(hw, dy + at, relu_output + at, x + at, mu, static_cast<T>(inv), km, ks, kx, dx + at);
+        else
+          plane_bn_dx(hw, dy + at, x + at, mu, static_cast<T>(inv), km, ks, kx, dx + at);
       }
     }
   });
@@ -931,28 +974,29 @@ void sgd_momentum_update(size_t count, float* w, const float* g, float* m, doubl
                        [=](size_t b, size_t e) { sgd_span(e - b, w + b, g + b, m + b, lr, momentum, weight_decay); });
 }
 
-#define INSTANTIATE(T)                                                                                              \
-  template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                   \
-  template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                         \
-  template void conv_backward<T>(const ConvShape&, const T*, const T*, const T*, T*, T*, std::vector<T>&);          \
-  template void batchnorm_forward_train<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*, T*, T*, double, \
-                                           double);                                                                 \
-  template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*,      \
-                                          double);                                                                  \
-  template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*); \
-  template void add_forward<T>(size_t, const T*, const T*, T*);                                                     \
-  template void add_into<T>(size_t, const T*, T*);                                                                  \
-  template void relu_forward<T>(size_t, const T*, T*);                                                              \
-  template void relu_backward<T>(size_t, const T*, const T*, T*);                                                   \
-  template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                     \
-  template void maxpool_backward<T>(int, int, int, int, const int32_t*, const T*, T*);                              \
-  template void gap_forward<T>(int, int, int, const T*, T*);                                                        \
-  template void gap_backward<T>(int, int, int, const T*, T*);                                                       \
-  template void dense_forward<T>(int, int, int, const T*, const T*, const T*, T*);                                  \
-  template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                         \
-  template void l2norm_forward<T>(int, int, const T*, T*, double);                                                  \
-  template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                             \
-  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, const T*, T*, double*);                 \
+#define INSTANTIATE(T)                                                                                                 \
+  template void gemm<T>(bool, bool, int, int, int, const T*, const T*, T*, bool);                                      \
+  template void conv_forward<T>(const ConvShape&, const T*, const T*, T*, std::vector<T>&);                            \
+  template void conv_backward<T>(const ConvShape&, const T*, const T*, const T*, T*, T*, std::vector<T>&);             \
+  template void batchnorm_forward_train<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*, T*, T*, double,    \
+                                           double, bool);                                                              \
+  template void batchnorm_forward_eval<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, double, \
+                                          bool);                                                                       \
+  template void batchnorm_backward<T>(int, int, int, const T*, const T*, const T*, const T*, const T*, T*, T*, T*,     \
+                                      const T*);                                                                       \
+  template void add_forward<T>(size_t, const T*, const T*, T*);                                                        \
+  template void add_into<T>(size_t, const T*, T*);                                                                     \
+  template void relu_forward<T>(size_t, const T*, T*);                                                                 \
+  template void relu_backward<T>(size_t, const T*, const T*, T*);                                                      \
+  template void maxpool_forward<T>(int, int, int, int, const T*, T*, int32_t*);                                        \
+  template void maxpool_backward<T>(int, int, int, int, const int32_t*, const T*, T*);                                 \
+  template void gap_forward<T>(int, int, int, const T*, T*);                                                           \
+  template void gap_backward<T>(int, int, int, const T*, T*);                                                          \
+  template void dense_forward<T>(int, int, int, const T*, const T*, const T*, T*);                                     \
+  template void dense_backward<T>(int, int, int, const T*, const T*, const T*, T*, T*, T*);                            \
+  template void l2norm_forward<T>(int, int, const T*, T*, double);                                                     \
+  template void l2norm_backward<T>(int, int, const T*, const T*, const T*, T*, double);                                \
+  template double softmax_ce_forward<T>(int, int, const T*, const int32_t*, const T*, T*, double*);                    \
   template void softmax_ce_backward<T>(int, int, const T*, const int32_t*, const T*, double, T*);
 
 INSTANTIATE(float)

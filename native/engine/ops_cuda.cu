@@ -205,7 +205,7 @@ __global__ void depthwise_backward_weight_kernel(ConvShape s, const float* __res
 // ------------------------------------------------------------------ batch norm
 __global__ void bn_train_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
                                 const float* __restrict__ beta, float* __restrict__ y, float* __restrict__ mean,
-                                float* __restrict__ invstd, double eps) {
+                                float* __restrict__ invstd, double eps, bool relu) {
   __shared__ double scratch[kThreads];
   const int ch = blockIdx.x;
   const size_t m = static_cast<size_t>(n) * hw;
@@ -221,34 +221,40 @@ __global__ void bn_train_kernel(int n, int c, int hw, const float* __restrict__ 
     invstd[ch] = static_cast<float>(inv);
   }
   const float g = static_cast<float>(gamma[ch] * inv), b = static_cast<float>(beta[ch] - mu * inv * gamma[ch]);
-  for (size_t i = threadIdx.x; i < m; i += kThreads) y[at(i)] = x[at(i)] * g + b;
+  for (size_t i = threadIdx.x; i < m; i += kThreads) {
+    const float v = x[at(i)] * g + b;
+    y[at(i)] = relu && !(v > 0.f) ? 0.f : v;
+  }
 }
 
 __global__ void bn_eval_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
                                const float* __restrict__ beta, const float* __restrict__ rm,
-                               const float* __restrict__ rv, float* __restrict__ y, double eps) {
+                               const float* __restrict__ rv, float* __restrict__ y, double eps, bool relu) {
   const size_t total = static_cast<size_t>(n) * c * hw;
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<size_t>(gridDim.x) * blockDim.x) {
     const int ch = static_cast<int>(i / hw % c);
     const double inv = 1.0 / sqrt(static_cast<double>(rv[ch]) + eps);
-    y[i] = static_cast<float>(x[i] * gamma[ch] * inv + (beta[ch] - rm[ch] * inv * gamma[ch]));
+    const float v = static_cast<float>(x[i] * gamma[ch] * inv + (beta[ch] - rm[ch] * inv * gamma[ch]));
+    y[i] = relu && !(v > 0.f) ? 0.f : v;
   }
 }
 
 __global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict__ x, const float* __restrict__ gamma,
                                    const float* __restrict__ mean, const float* __restrict__ invstd,
                                    const float* __restrict__ dy, float* __restrict__ dx, float* __restrict__ dgamma,
-                                   float* __restrict__ dbeta) {
+                                   float* __restrict__ dbeta, const float* __restrict__ relu_y) {
   __shared__ double scratch[kThreads];
   const int ch = blockIdx.x;
   const size_t m = static_cast<size_t>(n) * hw;
   auto at = [&](size_t i) { return (i / hw * c + ch) * static_cast<size_t>(hw) + i % hw; };
+  // the gradient at the batch norm's output: through the fused ReLU where there is one
+  auto grad = [&](size_t j) { return relu_y && !(relu_y[j] > 0.f) ? 0.f : dy[j]; };
   const double mu = mean[ch], inv = invstd[ch];
   double a = 0, b = 0;
   for (size_t i = threadIdx.x; i < m; i += kThreads) {
-    a += dy[at(i)];
-    b += dy[at(i)] * (x[at(i)] - mu) * inv;
+    a += grad(at(i));
+    b += grad(at(i)) * (x[at(i)] - mu) * inv;
   }
   const double sdy = block_sum(a, scratch), sdyx = block_sum(b, scratch);
   if (threadIdx.x == 0) {
@@ -257,7 +263,7 @@ __global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict
   }
   const double k = gamma[ch] * inv / m;
   for (size_t i = threadIdx.x; i < m; i += kThreads)
-    dx[at(i)] = static_cast<float>(k * (m * dy[at(i)] - sdy - (x[at(i)] - mu) * inv * sdyx));
+    dx[at(i)] = static_cast<float>(k * (m * grad(at(i)) - sdy - (x[at(i)] - mu) * inv * sdyx));
 }
 
 // ------------------------------------------------------------------ small ops
@@ -592,18 +598,20 @@ void conv_backward(const ConvShape& sh, const float* x, const float* weight, con
 }
 
 void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
-                             float* mean, float* invstd, double eps, cudaStream_t s) {
-  bn_train_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, beta, y, mean, invstd, eps);
+                             float* mean, float* invstd, double eps, bool relu, cudaStream_t s) {
+  bn_train_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, beta, y, mean, invstd, eps, relu);
   CHECK_LAUNCH();
 }
 void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                            const float* rm, const float* rv, float* y, double eps, cudaStream_t s) {
-  bn_eval_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm, rv, y, eps);
+                            const float* rm, const float* rv, float* y, double eps, bool relu, cudaStream_t s) {
+  bn_eval_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm, rv, y, eps,
+                                                                              relu);
   CHECK_LAUNCH();
 }
 void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
-                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta, cudaStream_t s) {
-  bn_backward_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta);
+                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                        const float* relu_output, cudaStream_t s) {
+  bn_backward_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta, relu_output);
   CHECK_LAUNCH();
 }
 void relu_forward(size_t count, const float* x, float* y, cudaStream_t s) {

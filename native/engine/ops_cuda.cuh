@@ -28,12 +28,15 @@ void conv_forward(const ConvShape& shape, const float* x, const float* weight, f
 void conv_backward(const ConvShape& shape, const float* x, const float* weight, const float* dy, float* dx,
                    float* dweight, float* scratch, cudaStream_t s);
 
+// relu / relu_output: the ReLU that follows fused in, as in ops.h
 void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
-                             float* mean, float* invstd, double eps, cudaStream_t s);
+                             float* mean, float* invstd, double eps, bool relu, cudaStream_t s);
 void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
-                            const float* running_mean, const float* running_var, float* y, double eps, cudaStream_t s);
+                            const float* running_mean, const float* running_var, float* y, double eps, bool relu,
+                            cudaStream_t s);
 void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
-                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta, cudaStream_t s);
+                        const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
+                        const float* relu_output, cudaStream_t s);
 
 void relu_forward(size_t count, const float* x, float* y, cudaStream_t s);
 void relu_backward(size_t count, const float* y, const float* dy, float* dx, cudaStream_t s);
