@@ -250,7 +250,7 @@ void batchnorm_case(int n, int c, int hw, bool relu) {
 }
 
 void layer_cases() {
-  for (auto [hh, ww] : {std::pair{7, 7}, std::pair{6, 5}, std::pair{2, 3}, std::pair{1, 1}}) {
+  for (auto [hh, ww] : {std::pair{7, 7}, std::pair{6, 5}, std::pair{2, 3}, std::pair{1, 1}, std::pair{17, 16}}) {
     const int h = hh, w = ww;  // lambdas cannot capture structured bindings in C++17
     const int n = 2, c = 3, oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
     const Vec x = randn(static_cast<size_t>(n) * c * h * w), dy = randn(static_cast<size_t>(n) * c * oh * ow);
@@ -272,8 +272,23 @@ void layer_cases() {
           const Dbl xd = widen(x), dyd = widen(dy);
           Dbl y(dy.size()), dx(x.size());
           Ints am(dy.size());
-          maxpool_forward<double>(n, c, h, w, xd.data(), y.data(), am.data());
-          maxpool_backward<double>(n, c, h, w, am.data(), dyd.data(), dx.data());
+          // written out: 3x3 windows, stride 2, TensorFlow 'same' padding, the first largest tap in row-major order
+          const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
+          for (int p = 0; p < n * c; ++p)
+            for (int oy = 0; oy < oh; ++oy)
+              for (int ox = 0; ox < ow; ++ox) {
+                int at = -1;
+                for (int ky = 0; ky < 3; ++ky)
+                  for (int kx = 0; kx < 3; ++kx) {
+                    const int iy = oy * 2 - pt + ky, ix = ox * 2 - pl + kx;
+                    if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                    if (at < 0 || xd[p * h * w + iy * w + ix] > xd[p * h * w + at]) at = iy * w + ix;
+                  }
+                const size_t o = (static_cast<size_t>(p) * oh + oy) * ow + ox;
+                am[o] = at;
+                y[o] = xd[p * h * w + at];
+                dx[p * h * w + at] += dyd[o];
+              }
           Outputs out;
           out.add("exact forward", narrow(y));
           out.add("exact switches", as_floats(am));

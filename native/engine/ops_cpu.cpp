@@ -773,12 +773,50 @@ inline void max3x3(const T* xp, int h, int w, int iy0, int ix0, T* best_out, int
   *at_out = at;
 }
 
+// Outputs [lo, hi) of one output row whose 3x3 windows lie inside the plane
+// (top: the window's first plane row, at plane index base; output ox reads
+// columns 2 ox - pl + 0..2). Branch-free selects in row-major tap order with a
+// strict >, so the first largest tap wins, as in max3x3: there, the
+// data-dependent branches mispredicted about half the time.
+template <typename T>
+ENGINE_HOT void maxpool_row_interior(const T* __restrict top, int w, int base, int pl, int lo, int hi, T* __restrict y,
+                                     int32_t* __restrict at_out) {
+  const T* r1 = top + w;
+  const T* r2 = top + 2 * static_cast<size_t>(w);
+#pragma omp simd
+  for (int ox = lo; ox < hi; ++ox) {
+    const int ix = 2 * ox - pl;
+    T best = top[ix];
+    int32_t at = base + ix;
+#define ADCORRE_MAXPOOL_TAP(v, index) \
+  {                                   \
+    const T tap = (v);                \
+    const bool larger = tap > best;   \
+    best = larger ? tap : best;       \
+    at = larger ? (index) : at;       \
+  }
+    ADCORRE_MAXPOOL_TAP(top[ix + 1], base + ix + 1)
+    ADCORRE_MAXPOOL_TAP(top[ix + 2], base + ix + 2)
+    ADCORRE_MAXPOOL_TAP(r1[ix], base + w + ix)
+    ADCORRE_MAXPOOL_TAP(r1[ix + 1], base + w + ix + 1)
+    ADCORRE_MAXPOOL_TAP(r1[ix + 2], base + w + ix + 2)
+    ADCORRE_MAXPOOL_TAP(r2[ix], base + 2 * w + ix)
+    ADCORRE_MAXPOOL_TAP(r2[ix + 1], base + 2 * w + ix + 1)
+    ADCORRE_MAXPOOL_TAP(r2[ix + 2], base + 2 * w + ix + 2)
+#undef ADCORRE_MAXPOOL_TAP
+    y[ox] = best;
+    at_out[ox] = at;
+  }
+}
+
 }  // namespace
 
 template <typename T>
 void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax) {
   const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
   const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
+  // outputs whose three columns are inside the plane: [lo, hi)
+  const int lo = pl > 0 ? 1 : 0, hi = w >= 3 ? std::min(ow, (w - 3 + pl) / 2 + 1) : 0;
   parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w * 2, [&](size_t b, size_t e) {
     for (size_t nc = b; nc < e; ++nc) {
       const T* xp = x + nc * h * w;
@@ -786,13 +824,15 @@ void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argm
       int32_t* ap = argmax + nc * oh * ow;
       for (int oy = 0; oy < oh; ++oy) {
         const int iy0 = oy * 2 - pt;
-        const bool rows_inside = iy0 >= 0 && iy0 + 2 < h;
-        for (int ox = 0; ox < ow; ++ox) {
-          const int ix0 = ox * 2 - pl;
-          if (rows_inside && ix0 >= 0 && ix0 + 2 < w)
-            max3x3<false>(xp, h, w, iy0, ix0, yp + oy * ow + ox, ap + oy * ow + ox);
-          else
-            max3x3<true>(xp, h, w, iy0, ix0, yp + oy * ow + ox, ap + oy * ow + ox);
+        if (iy0 >= 0 && iy0 + 2 < h && lo < hi) {
+          for (int ox = 0; ox < lo; ++ox)
+            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
+          maxpool_row_interior(xp + static_cast<size_t>(iy0) * w, w, iy0 * w, pl, lo, hi, yp + oy * ow, ap + oy * ow);
+          for (int ox = hi; ox < ow; ++ox)
+            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
+        } else {
+          for (int ox = 0; ox < ow; ++ox)
+            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
         }
       }
     }
