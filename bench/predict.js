@@ -7,8 +7,8 @@
 //    a 256x256 JPEG and a 12-megapixel (4000x3000) JPEG, decode + detect + classify, latency
 //    (wall-clock median and best, and the process CPU time per photo, which other load on the
 //    machine disturbs less); goals: under 30 ms and under 150 ms.
-// Preset models are untrained exports (speed does not depend on the weights).
-//   node bench/predict.js [--json] [--device cpu] [--presets compact,fer-48,paper] [--detector multi|full|short]
+// Preset models are untrained exports (speed does not depend on the weights); 'default' is the bundled model.
+//   node bench/predict.js [--json] [--device cpu] [--presets default,compact,fer-48,paper] [--detector multi|full|short]
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,7 +19,7 @@ const { values: args } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
     device: { type: 'string', default: 'cpu' },
-    presets: { type: 'string', default: 'compact,fer-48,paper' },
+    presets: { type: 'string', default: 'default,compact,fer-48,paper' },
     'min-time': { type: 'string', default: '2000' },
     detector: { type: 'string', default: 'multi' },
   },
@@ -100,9 +100,15 @@ if (existsSync(DEFAULT_MODEL)) {
 
 const rows = [];
 for (const preset of args.presets.split(',').filter(Boolean)) {
-  const config = PRESETS[preset];
-  const model = exportOnnx(config, initWeights(buildArchitecture(config), 1), { labels: labelNames(config.classes) });
+  // 'default': the bundled model as users run it (flip averaging included); else an untrained preset
+  const model =
+    preset === 'default'
+      ? DEFAULT_MODEL
+      : exportOnnx(PRESETS[preset], initWeights(buildArchitecture(PRESETS[preset]), 1), {
+          labels: labelNames(PRESETS[preset].classes),
+        });
   const session = await FER.load({ model, device: args.device, detector: args.detector });
+  const config = preset === 'default' ? session.metadata.config : PRESETS[preset];
   const pixels = { data: crop, width: 48, height: 48, channels: 1 };
   const one = await timeIt(() => session.predict(pixels));
   const batch = Array.from({ length: 32 }, () => pixels);
@@ -131,7 +137,9 @@ else {
         `${r.photo.padEnd(24)} ${r.median.toFixed(1).padStart(7)} ms ${r.best.toFixed(1).padStart(6)} ms ${r.cpu.toFixed(1).padStart(7)} ms  ${r.faces}`,
       );
   } else console.log(`single photos: skipped (no default model at ${DEFAULT_MODEL})`);
-  console.log(`prediction speed (${faceFile ? 'a FER-2013 face' : 'a synthetic face'}; untrained weights)`);
+  console.log(
+    `prediction speed (${faceFile ? 'a FER-2013 face' : 'a synthetic face'}; presets with untrained weights, default: the bundled model)`,
+  );
   console.log('preset    input        provider  one face  batch of 32     photo 640x480 (decode+detect+classify)');
   for (const r of rows) {
     console.log(
