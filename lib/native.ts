@@ -5,6 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { TrainStepOptions } from './engine/engine.js';
 
 export interface NativeLossRequest {
   embeddings: Float32Array;
@@ -57,9 +58,61 @@ export interface NativeStepResult {
   badLayer?: string;
 }
 
+/** One op of the engine's program (parse_program in native/napi/engine_binding.cpp). */
+export interface NativeOp {
+  kind:
+    | 'standardize'
+    | 'conv'
+    | 'bn'
+    | 'relu'
+    | 'maxpool'
+    | 'add'
+    | 'gap'
+    | 'dense'
+    | 'l2norm'
+    | 'concat'
+    | 'dropout'
+    | 'softmax';
+  name: string;
+  /** tensor ids */
+  inputs: number[];
+  output: number;
+  /** index of the op's first parameter (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias) */
+  param?: number;
+  inC?: number;
+  outC?: number;
+  kernel?: number;
+  stride?: number;
+  same?: boolean;
+  depthwise?: boolean;
+  /** dropout */
+  rate?: number;
+  /** standardize */
+  eps?: number;
+}
+
+/** The program the engine executes: tensors by id, ops in order, parameters by index. */
+export interface NativeProgram {
+  ops: NativeOp[];
+  tensors: number;
+  input: number;
+  embeddings: number;
+  logits: number;
+  probs: number;
+  channels: number;
+  size: number;
+  k: number;
+  d: number;
+  classes: number;
+  paramSizes: number[];
+  trainable: boolean[];
+  decay: boolean[];
+}
+
 /** The training engine (native/napi/engine_binding.cpp); lib/engine/engine.ts validates every call. */
 export interface NativeEngine {
-  trainStep(images: Float32Array, labels: Int32Array, options: object): NativeStepResult;
+  /** options: read by engine_binding.cpp as TrainStepOptions declares them */
+  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions): NativeStepResult;
   predict(
     images: Float32Array,
     n: number,
@@ -78,7 +131,7 @@ export interface NativeEngine {
 /** Every binding of the addon, declared once (native/napi/*.cpp). */
 export interface NativeBinding {
   /** program: lib/engine/engine.ts buildProgram(); device: -1 for the CPU, else a CUDA device index */
-  Engine: new (program: object, maxBatch: number, device: number) => NativeEngine;
+  Engine: new (program: NativeProgram, maxBatch: number, device: number) => NativeEngine;
   loss(request: NativeLossRequest): NativeLossResult;
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;

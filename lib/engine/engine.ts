@@ -2,7 +2,7 @@
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
 import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
-import { native, type NativeEngine, type NativeStepResult } from '../native.js';
+import { native, type NativeEngine, type NativeProgram, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
@@ -51,7 +51,7 @@ export interface EngineState {
 }
 
 /** The native program: tensors by id, ops with parameter indices. */
-export function buildProgram(arch: Architecture): object {
+export function buildProgram(arch: Architecture): NativeProgram {
   const tensors = new Map<string, number>();
   const id = (name: string) => {
     if (!tensors.has(name)) tensors.set(name, tensors.size);
