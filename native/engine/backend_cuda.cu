@@ -7,7 +7,7 @@
 // step runs as one stream of kernels with three small downloads at its end.
 // The Ad-Corre class plan (samples sorted by class) is made on the host from
 // the host labels and uploaded into the head of the loss workspace; its host
-// copy lives in the backend until the next call, past the asynchronous upload.
+// copy lives in the backend until the next step, past the asynchronous upload.
 // cudaSetDevice precedes every entry point: a process may drive several GPUs.
 #include <cuda_runtime.h>
 
@@ -183,8 +183,8 @@ class CudaBackend final : public Backend {
   }
   void adcorre_loss(const AdcorreCall& call) override {
     const Shape& s = call.shape;
-    // the previous call's uploads read the host copies below: wait for them before overwriting
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // The uploads below read these host copies; the previous step's are done, as the
+    // executor synchronises at the end of every step (no wait here, mid-step).
     plan_ = make_class_plan(call.labels_host, s.n, s.c);
     rho_.assign(s.c, 0.f);  // uniform attention where the caller has no accuracy
     if (call.rho_host) rho_.assign(call.rho_host, call.rho_host + s.c);
