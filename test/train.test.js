@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync, cop
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { Trainer } from '../dist/train/trainer.js';
+import { smoothedTargets, Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
 import { FER, labelNames, readMetadata } from '../dist/index.js';
 import { pattern, tempDir, writeImage } from './helpers/fixtures.js';
@@ -263,4 +263,20 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   ]).catch((e) => e);
   t.is(nested.code, 1);
   t.regex(nested.stderr, /ensemble\.onnx is an ensemble of 2 models: list its members' checkpoints instead/);
+});
+
+test('label smoothing: (1 - e) x the one-hot label or the vote distribution + e / classes; rows sum to 1', (t) => {
+  const hard = smoothedTargets(Int32Array.of(2, 0), undefined, 4, 0.1);
+  t.deepEqual(
+    [...hard].map((v) => Number(v.toFixed(6))),
+    [0.025, 0.025, 0.925, 0.025, 0.925, 0.025, 0.025, 0.025],
+  );
+  const votes = Float32Array.of(0.5, 0.5, 0, 0, 0, 0, 0.2, 0.8);
+  const soft = smoothedTargets(Int32Array.of(0, 3), votes, 4, 0.2);
+  t.deepEqual(
+    [...soft].map((v) => Number(v.toFixed(6))),
+    [0.45, 0.45, 0.05, 0.05, 0.05, 0.05, 0.21, 0.69],
+  );
+  for (const row of [hard.subarray(0, 4), hard.subarray(4), soft.subarray(0, 4), soft.subarray(4)])
+    t.true(Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-6);
 });

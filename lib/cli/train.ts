@@ -65,6 +65,12 @@ export async function main(argv: string[]): Promise<number> {
     .addOption(new Option('--optimizer <o>', 'optimizer').choices(['adam', 'sgd']).default(D.optimizer))
     .option('--weight-decay <w>', 'L2 weight decay', num, D.weightDecay)
     .option('--lambda-ce <w>', 'cross-entropy weight', num, D.lambdaCE)
+    .option(
+      '--label-smoothing <e>',
+      'cross-entropy target (1 - e) x the label + e / classes (Ad-Corre and accuracy keep the label)',
+      num,
+      D.labelSmoothing,
+    )
     .option('--w-fd <w>', 'Feature Discriminator weight', num, D.wFD)
     .option('--w-md <w>', 'Mean Discriminator weight', num, D.wMD)
     .option('--w-ed <w>', 'Embedding Discriminator weight', num, D.wED)
@@ -113,6 +119,7 @@ export async function main(argv: string[]): Promise<number> {
       optimizer: o.optimizer as never,
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
+      labelSmoothing: o.labelSmoothing as number,
       wFD: o.wFd as number,
       wMD: o.wMd as number,
       wED: o.wEd as number,

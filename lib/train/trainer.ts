@@ -56,6 +56,11 @@ export interface TrainerOptions {
   /** batch-norm running-statistics momentum (0.9: they settle within an epoch of a small dataset) */
   bnMomentum?: number;
   lambdaCE?: number;
+  /**
+   * Label smoothing (Szegedy et al. 2016): the cross-entropy's target is (1 - e) x the label (or, for FER+ vote
+   * distributions, the distribution) + e / classes. Ad-Corre, the attention map and accuracy keep the hard label.
+   */
+  labelSmoothing?: number;
   wFD?: number;
   wMD?: number;
   wED?: number;
@@ -159,6 +164,7 @@ export const TRAINING_DEFAULTS = {
   weightDecay: 0,
   bnMomentum: 0.9,
   lambdaCE: 50,
+  labelSmoothing: 0,
   wFD: 1,
   wMD: 1,
   wED: 1,
@@ -254,6 +260,7 @@ function validateOptions(o: Trainer['options']): void {
     numberIn(key, o[key], { min: 0 }, 'non-negative number (a loss weight)');
   if (o.lambdaCE === 0 && (!o.adcorre || o.wFD + o.wMD + o.wED === 0))
     throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
+  numberIn('labelSmoothing', o.labelSmoothing, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
   positiveInt('history');
   numberIn(
     'valFraction',
@@ -270,6 +277,25 @@ function validateOptions(o: Trainer['options']): void {
   oneOf('schedule', o.schedule, ['decay', 'cosine', 'step']);
   oneOf('optimizer', o.optimizer, ['adam', 'sgd']);
   oneOf('onNonFinite', o.onNonFinite, ['skip', 'stop']);
+}
+
+/**
+ * Soft cross-entropy targets [n][classes] with label smoothing: (1 - epsilon) x each row's target (the label's one-hot
+ * vector, or its row of `targets`, e.g. FER+ vote distributions) + epsilon / classes.
+ */
+export function smoothedTargets(
+  labels: Int32Array,
+  targets: Float32Array | undefined,
+  classes: number,
+  epsilon: number,
+): Float32Array {
+  const out = new Float32Array(labels.length * classes);
+  for (let i = 0; i < labels.length; i++)
+    for (let c = 0; c < classes; c++) {
+      const t = targets ? targets[i * classes + c] : c === labels[i] ? 1 : 0;
+      out[i * classes + c] = (1 - epsilon) * t + epsilon / classes;
+    }
+  return out;
 }
 
 /** Refuses, with the sizes, a batch whose training memory the machine does not have (CPU engine). */
@@ -514,7 +540,11 @@ export class Trainer {
             adcorre: o.adcorre,
             seed: mixSeed(o.seed, step),
             ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
-            ...(b.targets ? { targets: b.targets } : {}),
+            ...(o.labelSmoothing > 0
+              ? { targets: smoothedTargets(b.labels, b.targets, this.config.classes, o.labelSmoothing) }
+              : b.targets
+                ? { targets: b.targets }
+                : {}),
           });
           step++;
           if (!stats.finite) {
