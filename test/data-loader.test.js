@@ -5,7 +5,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { DataError, DataLoader, openDataset } from '../dist/index.js';
-import { cropMatrix, randomWarp } from '../dist/data/augment.js';
+import { cropMatrix, eraseRect, randomWarp } from '../dist/data/augment.js';
+import { mulberry32 } from '../dist/data/random.js';
 import { native } from '../dist/native.js';
 import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
 
@@ -179,4 +180,33 @@ test('augmentation geometry: the flip mirrors, rotation turns, crops stay inside
     [47, 47],
   ].map(([u, v]) => [s.matrix[0] * u + s.matrix[1] * v + s.matrix[2], s.matrix[3] * u + s.matrix[4] * v + s.matrix[5]]);
   for (const [x, y] of corners) t.true(x >= -0.5 && x <= 47.5 && y >= -0.5 && y <= 47.5, `${x}, ${y}`);
+});
+
+test('random erasing: off by default (the random stream and the warp unchanged); on, a rectangle of 2-40 % inside the input, filled with noise', (t) => {
+  const plain = randomWarp(48, 48, 48, {}, mulberry32(7));
+  const off = randomWarp(48, 48, 48, { erase: 0 }, mulberry32(7));
+  t.deepEqual(off, plain);
+  t.is(plain.erase, undefined);
+  let erased = 0;
+  for (let seed = 0; seed < 200; seed++) {
+    const s = randomWarp(48, 48, 48, { erase: 0.5 }, mulberry32(seed));
+    t.deepEqual(s.matrix, randomWarp(48, 48, 48, {}, mulberry32(seed)).matrix); // drawn after the warp's numbers
+    if (!s.erase) continue;
+    erased++;
+    const { x, y, width, height } = s.erase;
+    t.true(x >= 0 && y >= 0 && x + width <= 48 && y + height <= 48, JSON.stringify(s.erase));
+    const area = (width * height) / (48 * 48);
+    t.true(area > 0.015 && area < 0.42, `area ${area}`);
+  }
+  t.true(erased > 70 && erased < 130, `${erased} of 200 erased at p = 0.5`);
+  // the fill: only the rectangle, in every channel, values in [0, 1)
+  const img = new Float32Array(2 * 5 * 5).fill(-1);
+  eraseRect(img, 0, 5, 2, { x: 1, y: 2, width: 3, height: 2 }, mulberry32(1));
+  for (let c = 0; c < 2; c++)
+    for (let y = 0; y < 5; y++)
+      for (let x = 0; x < 5; x++) {
+        const v = img[(c * 5 + y) * 5 + x];
+        const inside = x >= 1 && x < 4 && y >= 2 && y < 4;
+        t.true(inside ? v >= 0 && v < 1 : v === -1, `${c} ${x} ${y}: ${v}`);
+      }
 });

@@ -77,6 +77,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-adcorre', 'cross-entropy only (the ablation)')
     .option('--no-attention', 'uniform FD weights instead of the adaptive attention map')
     .option('--no-augment', 'no training augmentation')
+    .option(
+      '--random-erasing <p>',
+      'probability of replacing a random rectangle of each training image with noise (Zhong et al. 2020)',
+      num,
+      D.randomErasing,
+    )
     .option('--balanced', 'class-balanced sampling')
     .option('--seed <n>', 'seed of data order, augmentation, dropout and initialisation', int, D.seed)
     .option('--workers <n>', 'data-loading threads', int)
@@ -120,6 +126,7 @@ export async function main(argv: string[]): Promise<number> {
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,
+      randomErasing: o.randomErasing as number,
       wFD: o.wFd as number,
       wMD: o.wMd as number,
       wED: o.wEd as number,

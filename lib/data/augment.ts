@@ -15,6 +15,11 @@ export interface AugmentOptions {
   brightness?: number;
   /** contrast factor within 1 +- value (default 0.2) */
   contrast?: number;
+  /**
+   * random erasing (Zhong et al. 2020): the probability (default 0) of replacing one rectangle of 2-40 % of the
+   * input, aspect ratio 0.3-3.3, with uniform noise in [0, 1]
+   */
+  erase?: number;
 }
 
 export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
@@ -24,12 +29,23 @@ export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   rotation: 15,
   brightness: 0.1,
   contrast: 0.2,
+  erase: 0,
 };
+
+/** A rectangle of the S x S input, in pixels. */
+export interface EraseRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
 
 export interface WarpSetting {
   matrix: Float64Array;
   contrast: number;
   brightness: number;
+  /** random erasing's rectangle, filled with noise after the warp (eraseRect) */
+  erase?: EraseRect;
 }
 
 /**
@@ -83,9 +99,42 @@ export function randomWarp(
   const cy = uniform(ch / 2, height - ch / 2);
   const theta = (uniform(-o.rotation, o.rotation) * Math.PI) / 180;
   const flip = o.flip && random() < 0.5 ? -1 : 1;
-  return {
+  const setting: WarpSetting = {
     matrix: cropMatrix(size, cx, cy, cw, ch, theta, flip),
     contrast: uniform(1 - o.contrast, 1 + o.contrast),
     brightness: uniform(-o.brightness, o.brightness),
   };
+  // drawn after the warp's numbers, and only when enabled: without it the stream is unchanged
+  if (o.erase > 0 && random() < o.erase) {
+    // Zhong et al.'s sampling: area and log-uniform aspect, retried until the rectangle fits
+    for (let attempt = 0; attempt < 10; attempt++) {
+      const area = uniform(0.02, 0.4) * size * size;
+      const aspect = Math.exp(uniform(Math.log(0.3), Math.log(1 / 0.3)));
+      const w = Math.round(Math.sqrt(area * aspect)),
+        h = Math.round(Math.sqrt(area / aspect));
+      if (w < 1 || h < 1 || w > size || h > size) continue;
+      setting.erase = {
+        x: Math.floor(random() * (size - w + 1)),
+        y: Math.floor(random() * (size - h + 1)),
+        width: w,
+        height: h,
+      };
+      break;
+    }
+  }
+  return setting;
+}
+
+/** Fills rect of every channel of one S x S image at images[offset] with uniform noise in [0, 1]. */
+export function eraseRect(
+  images: Float32Array,
+  offset: number,
+  size: number,
+  channels: number,
+  rect: EraseRect,
+  random: () => number,
+): void {
+  for (let c = 0; c < channels; c++)
+    for (let y = rect.y; y < rect.y + rect.height; y++)
+      for (let x = rect.x; x < rect.x + rect.width; x++) images[offset + (c * size + y) * size + x] = random();
 }

@@ -2,7 +2,7 @@
 // warp with augmentation, NCHW float32 in [0, 1]. Used inside the worker
 // threads, and on the calling thread when the loader runs with workers: 0.
 import { native } from '../native.js';
-import { type AugmentOptions, identityWarp, randomWarp } from './augment.js';
+import { type AugmentOptions, eraseRect, identityWarp, randomWarp } from './augment.js';
 import type { PixelStore, SampleRef } from './dataset.js';
 import { storeImage } from './dataset.js';
 import { decodeSample, type RawImage, SampleError } from './decode.js';
@@ -106,15 +106,10 @@ export class BatchMaker {
       const img = decoded[i];
       if (!img) continue;
       const index = indices[i];
+      const random = mulberry32(mixSeed(this.spec.seed, epoch, index));
       const setting =
         augment && this.spec.augment
-          ? randomWarp(
-              img.width,
-              img.height,
-              size,
-              this.spec.augment,
-              mulberry32(mixSeed(this.spec.seed, epoch, index)),
-            )
+          ? randomWarp(img.width, img.height, size, this.spec.augment, random)
           : identityWarp(img.width, img.height, size);
       warp(
         img.data,
@@ -130,6 +125,7 @@ export class BatchMaker {
         setting.contrast,
         setting.brightness,
       );
+      if (setting.erase) eraseRect(images, k * per, size, channels, setting.erase, random);
       labels[k] = this.samples[index].label;
       if (targets) targets.set(this.samples[index].target!, k * this.targetWidth);
       keptIndices[k] = index;

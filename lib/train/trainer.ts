@@ -70,6 +70,8 @@ export interface TrainerOptions {
   attention?: boolean;
   history?: number;
   augment?: boolean;
+  /** random erasing's probability per training image (lib/data/augment.ts; default 0) */
+  randomErasing?: number;
   balanced?: boolean;
   seed?: number;
   workers?: number;
@@ -172,6 +174,7 @@ export const TRAINING_DEFAULTS = {
   attention: true,
   history: 1000,
   augment: true,
+  randomErasing: 0,
   balanced: false,
   seed: 1,
   valFraction: 0.1,
@@ -261,6 +264,7 @@ function validateOptions(o: Trainer['options']): void {
   if (o.lambdaCE === 0 && (!o.adcorre || o.wFD + o.wMD + o.wED === 0))
     throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
   numberIn('labelSmoothing', o.labelSmoothing, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
+  numberIn('randomErasing', o.randomErasing, { min: 0, max: 1 }, 'probability in [0, 1]');
   positiveInt('history');
   numberIn(
     'valFraction',
@@ -472,7 +476,7 @@ export class Trainer {
       batchSize: o.batch,
       size: config.inputSize,
       channels: config.channels,
-      augment: o.augment,
+      augment: o.augment ? { erase: o.randomErasing } : false,
       shuffle: true,
       balanced: o.balanced,
       seed: o.seed,
