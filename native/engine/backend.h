@@ -36,6 +36,11 @@ struct AdcorreCall {
   void* workspace;  // backend: loss_workspace_bytes(shape) bytes
 };
 
+// Alignment of the block a backend allocates and of every buffer the
+// executor (and a backend's own workspace layout) places inside it.
+constexpr size_t kBufferAlignment = 256;
+inline size_t align_up(size_t bytes) { return (bytes + kBufferAlignment - 1) & ~(kBufferAlignment - 1); }
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -43,7 +48,7 @@ class Backend {
   virtual std::string name() const = 0;
 
   // ---- memory
-  // One block for everything the executor plans (256-byte aligned); null
+  // One block for everything the executor plans (kBufferAlignment-aligned); null
   // when there is not enough memory, so the caller can say what it needed.
   virtual void* try_allocate(size_t bytes) = 0;
   virtual void release(void* block) noexcept = 0;

@@ -20,7 +20,7 @@ namespace adcorre::engine {
 
 namespace {
 
-constexpr std::align_val_t kAlignment{256};
+constexpr std::align_val_t kAlignment{kBufferAlignment};
 
 class CpuBackend final : public Backend {
  public:

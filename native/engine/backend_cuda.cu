@@ -24,8 +24,6 @@ namespace {
 
 #define CUDA_CHECK(call) ADCORRE_CUDA_CHECK(call)
 
-size_t round_up(size_t bytes) { return (bytes + 255) & ~size_t(255); }
-
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -87,11 +85,9 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   size_t conv_scratch_floats(const ConvShape& shape) const override { return cuda::conv_scratch_floats(shape); }
-  // [rho: c floats][offsets: c + 1][order: n][the kernels' workspace]
-  size_t loss_workspace_bytes(const Shape& s) const override { return plan_bytes(s) + cuda_workspace_bytes(s); }
+  size_t loss_workspace_bytes(const Shape& s) const override { return LossLayout(s).kernels + cuda_workspace_bytes(s); }
 
   void standardize(int n, size_t per, const float* x, float* y, double eps) override {
-    enter();
     cuda::standardize(n, per, x, y, eps, stream_);
   }
   void conv_forward(const ConvShape& s, const float* x, const float* weight, float* y, float* scratch) override {
@@ -189,9 +185,10 @@ class CudaBackend final : public Backend {
     rho_.assign(s.c, 0.f);  // uniform attention where the caller has no accuracy
     if (call.rho_host) rho_.assign(call.rho_host, call.rho_host + s.c);
     char* ws = static_cast<char*>(call.workspace);
+    const LossLayout at(s);
     float* rho = reinterpret_cast<float*>(ws);
-    int32_t* offsets = reinterpret_cast<int32_t*>(ws + round_up(s.c * sizeof(float)));
-    int32_t* order = reinterpret_cast<int32_t*>(ws + round_up(s.c * sizeof(float)) + round_up((s.c + 1) * 4));
+    int32_t* offsets = reinterpret_cast<int32_t*>(ws + at.offsets);
+    int32_t* order = reinterpret_cast<int32_t*>(ws + at.order);
     upload(rho, rho_.data(), s.c * sizeof(float));
     upload(offsets, plan_.offsets.data(), (s.c + 1) * sizeof(int32_t));
     upload(order, plan_.order.data(), s.n * sizeof(int32_t));
@@ -204,7 +201,7 @@ class CudaBackend final : public Backend {
     problem.shape = s;
     problem.weights = call.weights;
     problem.present = plan_.present;
-    cuda_loss(problem, ws + plan_bytes(s), call.parts, call.grad, stream_);
+    cuda_loss(problem, ws + at.kernels, call.parts, call.grad, stream_);
   }
 
   void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
@@ -217,11 +214,14 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  // the device of this backend for the kernels that follow (a step starts with the input)
-  void enter() { CUDA_CHECK(cudaSetDevice(device_)); }
-  static size_t plan_bytes(const Shape& s) {
-    return round_up(s.c * sizeof(float)) + round_up((s.c + 1) * sizeof(int32_t)) + round_up(s.n * sizeof(int32_t));
-  }
+  // The loss workspace: [rho: c floats][class offsets: c + 1][order: n][the kernels' workspace], byte offsets.
+  struct LossLayout {
+    size_t offsets, order, kernels;
+    explicit LossLayout(const Shape& s)
+        : offsets(align_up(s.c * sizeof(float))),
+          order(offsets + align_up((s.c + 1) * sizeof(int32_t))),
+          kernels(order + align_up(s.n * sizeof(int32_t))) {}
+  };
 
   int device_;
   std::string name_;

@@ -124,14 +124,14 @@ namespace {
 
 double mib(size_t bytes) { return bytes / 1048576.0; }
 
-// Lays buffers out in one block (256-byte aligned), by category for the
-// out-of-memory message.
+// Lays buffers out in one block (each kBufferAlignment-aligned), by category
+// for the out-of-memory message.
 class Arena {
  public:
   enum Category { kActivations, kParameters, kWorkspace };
   template <typename T>
   void add(T** where, size_t count, Category c) {
-    const size_t bytes = (count * sizeof(T) + 255) & ~size_t(255);
+    const size_t bytes = align_up(count * sizeof(T));
     items_.push_back({reinterpret_cast<void**>(where), total_});
     total_ += bytes;
     by_category_[c] += bytes;
@@ -361,7 +361,7 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
       case OpKind::Dropout:
         if (!train || op.rate <= 0) {
           b.copy(count, xa, y);
-          b.fill(count, saved_[i], 1.f);
+          if (train) b.fill(count, saved_[i], 1.f);  // the mask backward reads; no backward follows evaluation
         } else {
           // a mask per op and step, the same on every backend
           const uint64_t seed = static_cast<uint32_t>(dropout_seed ^ (0x9e3779b9u * static_cast<uint32_t>(i + 1)));
