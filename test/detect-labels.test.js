@@ -2,7 +2,8 @@
 // a photo gets) and the annotated pictures' label placement, on hand-made boxes
 // and synthetic scenes: a face at each border and corner, and a crowd.
 import test from 'ava';
-import { mergeDetections, planPasses, PLANS, resizeArea } from '../dist/infer/detect.js';
+import { mergeDetections, planPasses, PLANS } from '../dist/infer/detect.js';
+import { resizeArea, resampleWindow } from '../dist/pixels.js';
 import { clipBox, placeLabels } from '../dist/infer/labels.js';
 import { labelFontSize, overlaySvg } from '../dist/infer/annotate.js';
 
@@ -79,6 +80,35 @@ test('detector input resize: area average when shrinking, edges kept when enlarg
   t.is(up.length, 8 * 4 * 3);
   t.is(up[0], 0);
   t.is(up[(8 * 4 - 1) * 3], 200);
+});
+
+test('face crop resample: a window reaching outside the image repeats the edge pixels, area averaged', (t) => {
+  // a 7x5 RGB image of distinct values; the window (-3, -2) 9x9 shrunk 3x to 3x3: each output pixel is the
+  // mean of a 3x3 block of the edge-extended image, computed here directly
+  const sw = 7,
+    sh = 5;
+  const src = new Uint8Array(sw * sh * 3);
+  for (let i = 0; i < src.length; i++) src[i] = (i * 37 + 11) % 251;
+  const at = (x, y, c) => src[(Math.min(sh - 1, Math.max(0, y)) * sw + Math.min(sw - 1, Math.max(0, x))) * 3 + c];
+  const win = { x: -3, y: -2, width: 9, height: 9 };
+  const out = resampleWindow(src, sw, sh, win, 3, 3);
+  t.is(out.length, 3 * 3 * 3);
+  for (let oy = 0; oy < 3; oy++)
+    for (let ox = 0; ox < 3; ox++)
+      for (let c = 0; c < 3; c++) {
+        let sum = 0;
+        for (let dy = 0; dy < 3; dy++)
+          for (let dx = 0; dx < 3; dx++) sum += at(win.x + 3 * ox + dx, win.y + 3 * oy + dy, c);
+        const got = out[(oy * 3 + ox) * 3 + c];
+        t.true(Math.abs(got - sum / 9) < 1e-3, `pixel (${ox}, ${oy}) channel ${c}: ${got} vs ${sum / 9}`);
+      }
+  // enlarging a window inside the image: corner pixels kept, every value within the source's range
+  const up = resampleWindow(src, sw, sh, { x: 1, y: 1, width: 3, height: 3 }, 12, 12);
+  for (let c = 0; c < 3; c++) {
+    t.true(Math.abs(up[c] - at(1, 1, c)) < 1e-3);
+    t.true(Math.abs(up[(12 * 12 - 1) * 3 + c] - at(3, 3, c)) < 1e-3);
+  }
+  t.true(up.every((v) => v >= 0 && v <= 255));
 });
 
 const size = (w = 90, h = 24) => ({ width: w, height: h });

@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { type InferDevice, openSession, ort } from './session.js';
+import { resizeArea } from '../pixels.js';
 
 /** 'multi' (both models, and tiles on large photos), or one model on the whole image. */
 export type DetectorModel = 'multi' | 'full' | 'short';
@@ -503,7 +504,7 @@ class Pyramid {
     const made = (async () => {
       if (w === this.width && h === this.height) return { data: this.rgb, w, h, scale: 1 };
       const source = larger ? await larger.made : { data: this.rgb, w: this.width, h: this.height, scale: 1 };
-      // a small image is resized here: a call into sharp costs a few milliseconds however small the work
+      // a small image is resized in JavaScript (lib/pixels.ts says why)
       if (source.w * source.h <= SMALL_RESIZE)
         return { data: resizeArea(source.data, source.w, source.h, w, h), w, h, scale: key };
       const data = await sharp(source.data, { raw: { width: source.w, height: source.h, channels: 3 } })
@@ -524,74 +525,3 @@ function centreInside(box: FaceBox, width: number, height: number): boolean {
 }
 
 const SMALL_RESIZE = 512 * 512;
-
-/** Per output index along one axis: the input indices it covers and their weights. */
-function resizeAxis(src: number, dst: number): { start: Int32Array; index: Int32Array; weight: Float32Array } {
-  const f = src / dst;
-  const index: number[] = [],
-    weight: number[] = [];
-  const start = new Int32Array(dst + 1);
-  for (let i = 0; i < dst; i++) {
-    start[i] = index.length;
-    if (f <= 1) {
-      // enlarging: linear between the two nearest input pixels
-      const c = (i + 0.5) * f - 0.5;
-      const j = Math.min(src - 1, Math.max(0, Math.floor(c)));
-      const t = Math.min(1, Math.max(0, c - j));
-      index.push(j, Math.min(src - 1, j + 1));
-      weight.push(1 - t, t);
-    } else {
-      // shrinking: the mean of the input pixels it covers (area average)
-      const a = i * f,
-        b = Math.min(src, (i + 1) * f);
-      for (let j = Math.floor(a); j < Math.ceil(b); j++) {
-        const w = Math.min(b, j + 1) - Math.max(a, j);
-        if (w > 1e-6) {
-          index.push(j);
-          weight.push(w / (b - a));
-        }
-      }
-    }
-  }
-  start[dst] = index.length;
-  return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
-}
-
-/** Resizes interleaved RGB bytes (area average when shrinking, linear when enlarging). */
-export function resizeArea(src: Uint8Array, sw: number, sh: number, dw: number, dh: number): Uint8Array {
-  const X = resizeAxis(sw, dw),
-    Y = resizeAxis(sh, dh);
-  const rows = new Float32Array(dw * sh * 3);
-  for (let y = 0; y < sh; y++) {
-    const row = y * sw * 3,
-      out = y * dw * 3;
-    for (let x = 0; x < dw; x++) {
-      let r = 0,
-        g = 0,
-        b = 0;
-      for (let k = X.start[x]; k < X.start[x + 1]; k++) {
-        const p = row + X.index[k] * 3,
-          w = X.weight[k];
-        r += src[p] * w;
-        g += src[p + 1] * w;
-        b += src[p + 2] * w;
-      }
-      rows[out + x * 3] = r;
-      rows[out + x * 3 + 1] = g;
-      rows[out + x * 3 + 2] = b;
-    }
-  }
-  const dst = new Uint8Array(dw * dh * 3);
-  const acc = new Float32Array(dw * 3);
-  for (let y = 0; y < dh; y++) {
-    acc.fill(0);
-    for (let k = Y.start[y]; k < Y.start[y + 1]; k++) {
-      const row = Y.index[k] * dw * 3,
-        w = Y.weight[k];
-      for (let i = 0; i < dw * 3; i++) acc[i] += rows[row + i] * w;
-    }
-    const out = y * dw * 3;
-    for (let i = 0; i < dw * 3; i++) dst[out + i] = Math.min(255, Math.max(0, Math.round(acc[i])));
-  }
-  return dst;
-}

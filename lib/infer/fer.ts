@@ -4,13 +4,13 @@
 // margin), and classifies them in batches on ONNX Runtime.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { parseDevice } from '../device.js';
 import { type InferDevice, openSession, ort } from './session.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
+import { LUMA, resampleWindow } from '../pixels.js';
 
 /** Where the CLI and FER.load() look for the trained default model. */
 export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/adcorre-fer2013.onnx', import.meta.url));
@@ -301,47 +301,31 @@ export class FER {
     });
   }
 
-  /** The model's input for a square region: edge pixels repeat where it leaves the image. */
-  private async cropTensor(r: Region, out: Float32Array, offset: number): Promise<void> {
+  /**
+   * The model's input for a square region (planar floats in 0-1): edge pixels repeat where it leaves
+   * the image, area averaging when shrinking, grey as Rec. 601 luma (as the training data reader).
+   */
+  private cropTensor(r: Region, out: Float32Array, offset: number): void {
     const { size, channels } = this.metadata.input;
     const { image } = r;
-    const left = Math.round(r.x),
-      top = Math.round(r.y),
-      side = Math.max(1, Math.round(r.side));
-    const x0 = Math.max(0, left),
-      y0 = Math.max(0, top);
-    const x1 = Math.min(image.width, left + side),
-      y1 = Math.min(image.height, top + side);
-    let pipeline = sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } }).extract({
-      left: x0,
-      top: y0,
-      width: Math.max(1, x1 - x0),
-      height: Math.max(1, y1 - y0),
-    });
-    if (x0 > left || y0 > top || x1 < left + side || y1 < top + side) {
-      pipeline = sharp(await pipeline.raw().toBuffer(), {
-        raw: { width: Math.max(1, x1 - x0), height: Math.max(1, y1 - y0), channels: 3 },
-      }).extend({
-        left: x0 - left,
-        top: y0 - top,
-        right: left + side - x1,
-        bottom: top + side - y1,
-        extendWith: 'copy',
-      });
-    }
-    pipeline = pipeline.resize(size, size, { fit: 'fill' });
-    if (channels === 1) pipeline = pipeline.greyscale();
-    const data = await pipeline.raw().toBuffer();
+    const side = Math.max(1, Math.round(r.side));
+    const window = { x: Math.round(r.x), y: Math.round(r.y), width: side, height: side };
+    const rgb = resampleWindow(image.rgb, image.width, image.height, window, size, size);
     const plane = size * size;
-    for (let c = 0; c < channels; c++)
-      for (let i = 0; i < plane; i++) out[offset + c * plane + i] = data[i * channels + c] / 255;
+    if (channels === 1) {
+      for (let i = 0; i < plane; i++)
+        out[offset + i] = (LUMA[0] * rgb[3 * i] + LUMA[1] * rgb[3 * i + 1] + LUMA[2] * rgb[3 * i + 2]) / 255;
+    } else {
+      for (let c = 0; c < channels; c++)
+        for (let i = 0; i < plane; i++) out[offset + c * plane + i] = rgb[i * 3 + c] / 255;
+    }
   }
 
   private async classify(regions: Region[], options: PredictOptions): Promise<FaceResult[]> {
     const { size, channels } = this.metadata.input;
     const per = channels * size * size;
     const images = new Float32Array(regions.length * per);
-    await Promise.all(regions.map((r, i) => this.cropTensor(r, images, i * per)));
+    regions.forEach((r, i) => this.cropTensor(r, images, i * per));
     const out = await this.session.run({
       image: new ort.Tensor('float32', images, [regions.length, channels, size, size]),
     });

@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decoderMessage } from '../validate.js';
+import { readHeader } from '../data/decode.js';
 
 export interface RawPixels {
   data: Uint8Array;
@@ -106,10 +107,19 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
     const pipeline = raw
       ? sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
       : sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS });
-    const meta = raw
+    // A photo that needs no shrinking takes one call into sharp: its size from the file's header
+    // (JPEG, PNG), and the decoded size is then the original (EXIF rotation included). Others ask
+    // sharp's metadata() for the size and orientation first.
+    const known = raw ?? (bytes ? readHeader(bytes) : undefined);
+    const small = known !== undefined && Math.max(known.width, known.height) <= MAX_WORKING_SIDE;
+    const meta: { width?: number; height?: number; orientation?: number } = raw
       ? { width: raw.width, height: raw.height }
-      : await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
-    const side = workingSide(Math.max(meta.width ?? 0, meta.height ?? 0) || MAX_WORKING_SIDE);
+      : small
+        ? {}
+        : await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+    const side = small
+      ? MAX_WORKING_SIDE
+      : workingSide(Math.max(meta.width ?? 0, meta.height ?? 0) || MAX_WORKING_SIDE);
     const { data, info } = await pipeline
       .rotate()
       .resize(side, side, { fit: 'inside', withoutEnlargement: true })
@@ -117,16 +127,14 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
       .toColourspace('srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    const rotated =
-      (meta as { orientation?: number }).orientation !== undefined &&
-      (meta as { orientation?: number }).orientation! >= 5;
+    const rotated = meta.orientation !== undefined && meta.orientation >= 5;
     return {
       source,
       rgb: new Uint8Array(data.buffer, data.byteOffset, data.length),
       width: info.width,
       height: info.height,
-      originalWidth: (rotated ? meta.height : meta.width) ?? info.width,
-      originalHeight: (rotated ? meta.width : meta.height) ?? info.height,
+      originalWidth: small ? info.width : ((rotated ? meta.height : meta.width) ?? info.width),
+      originalHeight: small ? info.height : ((rotated ? meta.width : meta.height) ?? info.height),
     };
   } catch (err) {
     const message = decoderMessage(err); // every line of it: the cause may be on a later one
