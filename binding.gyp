@@ -8,6 +8,7 @@
       "sources": [
         "native/loss/adcorre_cpu.cpp",
         "native/data/augment.cpp",
+        "native/data/resample.cpp",
         "native/common/thread_pool.cpp",
         "native/engine/executor.cpp",
         "native/engine/backend_cpu.cpp",

@@ -151,6 +151,24 @@ export interface NativeBinding {
     contrast: number,
     brightness: number,
   ): void;
+  /** a window of an RGB image resampled: native/data/resample.h (lib/pixels.ts calls it) */
+  resampleRgb(
+    src: Uint8Array,
+    sw: number,
+    sh: number,
+    x: number,
+    y: number,
+    width: number,
+    height: number,
+    dst: Float32Array | Uint8Array,
+    dstOffset: number,
+    dw: number,
+    dh: number,
+    border: 0 | 1 | 2,
+    constant: number,
+    scale: number,
+    bias: number,
+  ): void;
   /** GPU microseconds of `reps` runs, inputs already on the device (benchmarks) */
   cudaTime(request: NativeLossRequest, reps: number, graph: boolean): Float64Array;
 }
@@ -189,4 +207,21 @@ let binding: NativeBinding | undefined;
 export function native(): NativeBinding {
   binding ??= load();
   return binding;
+}
+
+let unavailable = false;
+
+/**
+ * The addon where it loads, else null (inference runs without it, in JavaScript):
+ * the load is tried once.
+ */
+export function optionalNative(): NativeBinding | null {
+  if (binding) return binding;
+  if (unavailable) return null;
+  try {
+    return native();
+  } catch {
+    unavailable = true;
+    return null;
+  }
 }

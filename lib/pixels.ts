@@ -1,36 +1,79 @@
-// Resampling and grey conversion of 8-bit interleaved pixels in JavaScript,
-// shared by the data readers and inference. Small images are resized here and
-// not in sharp: a call into sharp costs 2.5-5 ms of CPU on the development
-// machine however small the work (measured 2026-12-01: a 200x200 window to
-// 48x48 grey took 4.6-5.2 ms there, 0.9 ms here), which was a fifth of
-// one photo's prediction.
+// Resampling and grey conversion of 8-bit interleaved pixels, shared by the
+// detector, the face crops and the data reader. Windows are resampled by the
+// addon (native/data/resample.cpp) where it loads, else by the JavaScript
+// below, which is the readable reference the tests hold the addon to. Not in
+// sharp: one call into sharp costs 2.5-5 ms of CPU on the 2 vCPU development
+// machine however small the work (2026-12-01: a 200x200 window to 48x48 grey
+// took 4.6-5.2 ms), and one photo's prediction resamples three to eight windows.
+import { optionalNative } from './native.js';
 
 /** Rec. 601 luma weights, as OpenCV's and most FER tools' grey conversion. */
 export const LUMA = [0.299, 0.587, 0.114] as const;
 
-/** Per output index along one axis: the input indices it covers and their weights. */
-export function resizeAxis(src: number, dst: number): { start: Int32Array; index: Int32Array; weight: Float32Array } {
-  const f = src / dst;
+/** What a window sees outside the image. */
+export type Border = 'edge' | 'reflect' | 'constant';
+const BORDER_CODE = { edge: 0, reflect: 1, constant: 2 } as const;
+
+/** A window of an image in pixels: it may be fractional and reach outside the image. */
+export interface PixelWindow {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface ResampleOptions {
+  /** outside the image: the nearest edge pixel ('edge', default), the image mirrored, or `constant` */
+  border?: Border;
+  /** the value outside the image for border 'constant', in 0-255 (default 0, black) */
+  constant?: number;
+  /** the output is value * scale + bias (defaults 1 and 0) */
+  scale?: number;
+  bias?: number;
+}
+
+function mapIndex(j: number, n: number, border: Border): number {
+  if (j >= 0 && j < n) return j;
+  if (border === 'edge') return j < 0 ? 0 : n - 1;
+  if (border === 'constant') return -1;
+  const period = 2 * n;
+  const m = ((j % period) + period) % period;
+  return m < n ? m : period - 1 - m;
+}
+
+/**
+ * Per output index along one axis of a window (origin, length) over n source pixels: the source
+ * indices it reads (after the border rule; -1 for the constant) and their weights. Area average
+ * when shrinking, linear between the two nearest pixels (clamped to the window) when enlarging.
+ */
+export function resizeAxis(
+  origin: number,
+  length: number,
+  dst: number,
+  n: number,
+  border: Border = 'edge',
+): { start: Int32Array; index: Int32Array; weight: Float32Array } {
+  const f = length / dst;
   const index: number[] = [],
     weight: number[] = [];
   const start = new Int32Array(dst + 1);
   for (let i = 0; i < dst; i++) {
     start[i] = index.length;
     if (f <= 1) {
-      // enlarging: linear between the two nearest input pixels
-      const c = (i + 0.5) * f - 0.5;
-      const j = Math.min(src - 1, Math.max(0, Math.floor(c)));
+      const c = origin + (i + 0.5) * f - 0.5;
+      const lo = Math.floor(origin),
+        hi = Math.ceil(origin + length) - 1;
+      const j = Math.min(hi, Math.max(lo, Math.floor(c)));
       const t = Math.min(1, Math.max(0, c - j));
-      index.push(j, Math.min(src - 1, j + 1));
+      index.push(mapIndex(j, n, border), mapIndex(Math.min(hi, j + 1), n, border));
       weight.push(1 - t, t);
     } else {
-      // shrinking: the mean of the input pixels it covers (area average)
-      const a = i * f,
-        b = Math.min(src, (i + 1) * f);
+      const a = origin + i * f,
+        b = Math.min(origin + length, origin + (i + 1) * f);
       for (let j = Math.floor(a); j < Math.ceil(b); j++) {
         const w = Math.min(b, j + 1) - Math.max(a, j);
         if (w > 1e-6) {
-          index.push(j);
+          index.push(mapIndex(j, n, border));
           weight.push(w / (b - a));
         }
       }
@@ -40,74 +83,127 @@ export function resizeAxis(src: number, dst: number): { start: Int32Array; index
   return { start, index: Int32Array.from(index), weight: Float32Array.from(weight) };
 }
 
-/** A window of an image in pixels; it may reach outside the image. */
-export interface PixelWindow {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
-
 /**
- * The window of an interleaved RGB image resized to dw x dh, as interleaved floats in 0-255
- * (area average when shrinking, linear when enlarging). Outside the image the edge pixels
- * repeat (sharp's extend 'copy'). RGB only: the three channels summed in one loop over the
- * taps ran twice as fast as a loop per channel.
+ * A window of an interleaved RGB image (sw x sh) resized to dw x dh, interleaved, as floats
+ * (value * scale + bias) or, into `out` when it is a Uint8Array, as rounded bytes; written at
+ * `offset` of `out` when given.
  */
-export function resampleWindow(
+export type Resampler = (
   src: Uint8Array,
   sw: number,
   sh: number,
   window: PixelWindow,
   dw: number,
   dh: number,
-): Float32Array {
-  const X = resizeAxis(window.width, dw),
-    Y = resizeAxis(window.height, dh);
+  options?: ResampleOptions,
+  out?: Float32Array | Uint8Array,
+  offset?: number,
+) => Float32Array | Uint8Array;
+
+/**
+ * The window of an interleaved RGB image resized to dw x dh, interleaved, as floats
+ * (value * scale + bias, value in 0-255) or, into a Uint8Array, as rounded bytes.
+ * The JavaScript reference: resampleWindow runs the addon's copy where it loads.
+ */
+export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options = {}, out, offset = 0) => {
+  const border = options.border ?? 'edge';
+  const constant = options.constant ?? 0,
+    scale = options.scale ?? 1,
+    bias = options.bias ?? 0;
+  const X = resizeAxis(window.x, window.width, dw, sw, border),
+    Y = resizeAxis(window.y, window.height, dh, sh, border);
   const xStart = X.start,
+    xIndex = X.index,
     xWeight = X.weight;
-  const columns = Int32Array.from(X.index, (i) => Math.min(sw - 1, Math.max(0, window.x + i)) * 3);
-  const clampY = (i: number) => Math.min(sh - 1, Math.max(0, window.y + i));
-  // the horizontal pass once per image row the window reaches (rows outside repeat the edge rows)
-  const r0 = clampY(0),
-    r1 = clampY(window.height - 1);
   const rowFloats = dw * 3;
-  const rows = new Float32Array((r1 - r0 + 1) * rowFloats);
-  for (let y = r0; y <= r1; y++) {
+  // the horizontal pass once per source row that the vertical taps name
+  const slot = new Int32Array(sh).fill(-1);
+  let needed = 0;
+  for (const r of Y.index) if (r >= 0 && slot[r] < 0) slot[r] = needed++;
+  const rows = new Float32Array(needed * rowFloats);
+  for (let y = 0; y < sh; y++) {
+    if (slot[y] < 0) continue;
     const row = y * sw * 3;
-    let out = (y - r0) * rowFloats;
+    let o = slot[y] * rowFloats;
     for (let x = 0; x < dw; x++) {
       let r = 0,
         g = 0,
         b = 0;
       for (let k = xStart[x], end = xStart[x + 1]; k < end; k++) {
-        const p = row + columns[k],
-          w = xWeight[k];
-        r += src[p] * w;
-        g += src[p + 1] * w;
-        b += src[p + 2] * w;
+        const w = xWeight[k],
+          j = xIndex[k];
+        if (j < 0) {
+          r += constant * w;
+          g += constant * w;
+          b += constant * w;
+        } else {
+          const p = row + 3 * j;
+          r += src[p] * w;
+          g += src[p + 1] * w;
+          b += src[p + 2] * w;
+        }
       }
-      rows[out++] = r;
-      rows[out++] = g;
-      rows[out++] = b;
+      rows[o++] = r;
+      rows[o++] = g;
+      rows[o++] = b;
     }
   }
-  const dst = new Float32Array(dh * rowFloats);
+  const dst = out ?? new Float32Array(dh * rowFloats);
+  const bytes = dst instanceof Uint8Array;
+  const acc = new Float32Array(rowFloats);
   for (let y = 0; y < dh; y++) {
-    const out = y * rowFloats;
+    acc.fill(0);
     for (let k = Y.start[y]; k < Y.start[y + 1]; k++) {
-      const row = (clampY(Y.index[k]) - r0) * rowFloats,
-        w = Y.weight[k];
-      for (let i = 0; i < rowFloats; i++) dst[out + i] += rows[row + i] * w;
+      const w = Y.weight[k];
+      if (Y.index[k] < 0) {
+        for (let i = 0; i < rowFloats; i++) acc[i] += constant * w;
+        continue;
+      }
+      const row = slot[Y.index[k]] * rowFloats;
+      for (let i = 0; i < rowFloats; i++) acc[i] += rows[row + i] * w;
     }
+    const o = offset + y * rowFloats;
+    if (bytes) for (let i = 0; i < rowFloats; i++) dst[o + i] = Math.min(255, Math.max(0, Math.round(acc[i])));
+    else for (let i = 0; i < rowFloats; i++) dst[o + i] = acc[i] * scale + bias;
   }
   return dst;
-}
+};
+
+/** As resampleWindowJs, by the addon where it loads. */
+export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options = {}, out, offset = 0) => {
+  const addon = optionalNative();
+  if (!addon) return resampleWindowJs(src, sw, sh, window, dw, dh, options, out, offset);
+  const dst = out ?? new Float32Array(dw * dh * 3);
+  addon.resampleRgb(
+    src,
+    sw,
+    sh,
+    window.x,
+    window.y,
+    window.width,
+    window.height,
+    dst,
+    offset,
+    dw,
+    dh,
+    BORDER_CODE[options.border ?? 'edge'],
+    options.constant ?? 0,
+    options.scale ?? 1,
+    options.bias ?? 0,
+  );
+  return dst;
+};
 
 /** Resizes interleaved RGB bytes (area average when shrinking, linear when enlarging). */
 export function resizeArea(src: Uint8Array, sw: number, sh: number, dw: number, dh: number): Uint8Array {
-  const floats = resampleWindow(src, sw, sh, { x: 0, y: 0, width: sw, height: sh }, dw, dh);
-  const dst = new Uint8Array(floats.length);
-  for (let i = 0; i < floats.length; i++) dst[i] = Math.min(255, Math.max(0, Math.round(floats[i])));
-  return dst;
+  return resampleWindow(
+    src,
+    sw,
+    sh,
+    { x: 0, y: 0, width: sw, height: sh },
+    dw,
+    dh,
+    {},
+    new Uint8Array(dw * dh * 3),
+  ) as Uint8Array;
 }

@@ -3,7 +3,8 @@
 // and synthetic scenes: a face at each border and corner, and a crowd.
 import test from 'ava';
 import { mergeDetections, planPasses, PLANS } from '../dist/infer/detect.js';
-import { resizeArea, resampleWindow } from '../dist/pixels.js';
+import { resizeArea, resampleWindow, resampleWindowJs } from '../dist/pixels.js';
+import { optionalNative } from '../dist/native.js';
 import { clipBox, placeLabels } from '../dist/infer/labels.js';
 import { labelFontSize, overlaySvg } from '../dist/infer/annotate.js';
 
@@ -83,32 +84,80 @@ test('detector input resize: area average when shrinking, edges kept when enlarg
 });
 
 test('face crop resample: a window reaching outside the image repeats the edge pixels, area averaged', (t) => {
-  // a 7x5 RGB image of distinct values; the window (-3, -2) 9x9 shrunk 3x to 3x3: each output pixel is the
-  // mean of a 3x3 block of the edge-extended image, computed here directly
-  const sw = 7,
-    sh = 5;
-  const src = new Uint8Array(sw * sh * 3);
-  for (let i = 0; i < src.length; i++) src[i] = (i * 37 + 11) % 251;
-  const at = (x, y, c) => src[(Math.min(sh - 1, Math.max(0, y)) * sw + Math.min(sw - 1, Math.max(0, x))) * 3 + c];
-  const win = { x: -3, y: -2, width: 9, height: 9 };
-  const out = resampleWindow(src, sw, sh, win, 3, 3);
-  t.is(out.length, 3 * 3 * 3);
-  for (let oy = 0; oy < 3; oy++)
-    for (let ox = 0; ox < 3; ox++)
-      for (let c = 0; c < 3; c++) {
-        let sum = 0;
-        for (let dy = 0; dy < 3; dy++)
-          for (let dx = 0; dx < 3; dx++) sum += at(win.x + 3 * ox + dx, win.y + 3 * oy + dy, c);
-        const got = out[(oy * 3 + ox) * 3 + c];
-        t.true(Math.abs(got - sum / 9) < 1e-3, `pixel (${ox}, ${oy}) channel ${c}: ${got} vs ${sum / 9}`);
-      }
-  // enlarging a window inside the image: corner pixels kept, every value within the source's range
-  const up = resampleWindow(src, sw, sh, { x: 1, y: 1, width: 3, height: 3 }, 12, 12);
-  for (let c = 0; c < 3; c++) {
-    t.true(Math.abs(up[c] - at(1, 1, c)) < 1e-3);
-    t.true(Math.abs(up[(12 * 12 - 1) * 3 + c] - at(3, 3, c)) < 1e-3);
+  for (const resample of [resampleWindowJs, resampleWindow]) {
+    // a 7x5 RGB image of distinct values; the window (-3, -2) 9x9 shrunk 3x to 3x3: each output pixel is the
+    // mean of a 3x3 block of the edge-extended image, computed here directly
+    const sw = 7,
+      sh = 5;
+    const src = new Uint8Array(sw * sh * 3);
+    for (let i = 0; i < src.length; i++) src[i] = (i * 37 + 11) % 251;
+    const at = (x, y, c) => src[(Math.min(sh - 1, Math.max(0, y)) * sw + Math.min(sw - 1, Math.max(0, x))) * 3 + c];
+    const win = { x: -3, y: -2, width: 9, height: 9 };
+    const out = resample(src, sw, sh, win, 3, 3);
+    t.is(out.length, 3 * 3 * 3);
+    for (let oy = 0; oy < 3; oy++)
+      for (let ox = 0; ox < 3; ox++)
+        for (let c = 0; c < 3; c++) {
+          let sum = 0;
+          for (let dy = 0; dy < 3; dy++)
+            for (let dx = 0; dx < 3; dx++) sum += at(win.x + 3 * ox + dx, win.y + 3 * oy + dy, c);
+          const got = out[(oy * 3 + ox) * 3 + c];
+          t.true(Math.abs(got - sum / 9) < 1e-3, `pixel (${ox}, ${oy}) channel ${c}: ${got} vs ${sum / 9}`);
+        }
+    // enlarging a window inside the image: corner pixels kept, every value within the source's range
+    const up = resample(src, sw, sh, { x: 1, y: 1, width: 3, height: 3 }, 12, 12);
+    for (let c = 0; c < 3; c++) {
+      t.true(Math.abs(up[c] - at(1, 1, c)) < 1e-3);
+      t.true(Math.abs(up[(12 * 12 - 1) * 3 + c] - at(3, 3, c)) < 1e-3);
+    }
+    t.true(up.every((v) => v >= 0 && v <= 255));
   }
-  t.true(up.every((v) => v >= 0 && v <= 255));
+});
+
+test('resampling borders: reflect mirrors the image about its edges, constant fills, scale and bias apply', (t) => {
+  // a 3x1 image 10, 20, 30 seen through a window twice as wide, one pixel per output pixel
+  const src = Uint8Array.from([10, 10, 10, 20, 20, 20, 30, 30, 30]);
+  const win = { x: -3, y: 0, width: 9, height: 1 };
+  for (const resample of [resampleWindowJs, resampleWindow]) {
+    const row = (o) => [...resample(src, 3, 1, win, 9, 1, o)].filter((_, i) => i % 3 === 0);
+    t.deepEqual(row({ border: 'reflect' }), [30, 20, 10, 10, 20, 30, 30, 20, 10]);
+    t.deepEqual(row({ border: 'edge' }), [10, 10, 10, 10, 20, 30, 30, 30, 30]);
+    t.deepEqual(row({ border: 'constant', constant: 5 }), [5, 5, 5, 10, 20, 30, 5, 5, 5]);
+    t.deepEqual(row({ border: 'constant', scale: 0.5, bias: -1 }), [-1, -1, -1, 4, 9, 14, -1, -1, -1]);
+  }
+});
+
+test('resampling: the addon equals the JavaScript reference on random windows (1e-3 of 255)', (t) => {
+  if (!optionalNative()) return t.pass('the addon is not built: only the JavaScript resampler exists here');
+  let seed = 7;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+  let worst = 0;
+  for (let trial = 0; trial < 60; trial++) {
+    const sw = 1 + Math.floor(rand() * 37),
+      sh = 1 + Math.floor(rand() * 29);
+    const src = Uint8Array.from({ length: sw * sh * 3 }, () => Math.floor(rand() * 256));
+    // windows inside, across the border, outside, fractional; outputs smaller and larger than the window
+    const win = {
+      x: (rand() - 0.3) * sw * (trial % 3 === 0 ? 1 : Math.round(1 + rand())),
+      y: (rand() - 0.3) * sh,
+      width: 0.5 + rand() * 2 * sw,
+      height: 0.5 + rand() * 2 * sh,
+    };
+    if (trial % 4 === 0) Object.assign(win, { x: Math.round(win.x), y: Math.round(win.y) });
+    const dw = 1 + Math.floor(rand() * 40),
+      dh = 1 + Math.floor(rand() * 40);
+    const options = { border: ['edge', 'reflect', 'constant'][trial % 3], constant: 17, scale: 1 / 127.5, bias: -1 };
+    const js = resampleWindowJs(src, sw, sh, win, dw, dh, options);
+    const addon = resampleWindow(src, sw, sh, win, dw, dh, options);
+    t.is(addon.length, js.length);
+    for (let i = 0; i < js.length; i++) worst = Math.max(worst, Math.abs(js[i] - addon[i]) * 127.5);
+    const bytesJs = resampleWindowJs(src, sw, sh, win, dw, dh, {}, new Uint8Array(dw * dh * 3));
+    const bytes = resampleWindow(src, sw, sh, win, dw, dh, {}, new Uint8Array(dw * dh * 3));
+    let off = 0;
+    for (let i = 0; i < bytes.length; i++) off = Math.max(off, Math.abs(bytes[i] - bytesJs[i]));
+    t.true(off <= 1, `bytes within one level (trial ${trial}: ${off})`);
+  }
+  t.true(worst < 1e-3, `largest difference ${worst} of 255`);
 });
 
 const size = (w = 90, h = 24) => ({ width: w, height: h });

@@ -8,9 +8,8 @@
 // the full-range model on overlapping tiles of large photos (small, distant
 // faces); see planPasses() and mergeDetections().
 import { fileURLToPath } from 'node:url';
-import sharp from 'sharp';
 import { type InferDevice, openSession, ort } from './session.js';
-import { resizeArea } from '../pixels.js';
+import { resampleWindow } from '../pixels.js';
 
 /** 'multi' (both models, and tiles on large photos), or one model on the whole image. */
 export type DetectorModel = 'multi' | 'full' | 'short';
@@ -332,7 +331,7 @@ export class FaceDetector {
     const threshold = options.threshold ?? 0.5;
     const blendIou = options.iou ?? 0.3;
     const passes = planPasses(width, height, this.plan);
-    const pyramid = new Pyramid(rgb, width, height);
+    const image: SourceImage = { rgb, width, height, outputs: new Map() };
     const found: FaceBox[] = [];
     const long = Math.max(width, height);
     for (const pass of passes) {
@@ -351,7 +350,7 @@ export class FaceDetector {
           break;
       }
       const min = pass.level > 0 ? Math.max(threshold, this.plan.tileThreshold) : threshold;
-      for (const box of await this.runPass(pyramid, pass, min, blendIou)) {
+      for (const box of await this.runPass(image, pass, min, blendIou)) {
         if (pass.level > 0 && cutByTileEdge(box, pass, width, height)) continue;
         if (pass.mirror && !centreInside(box, width, height)) continue; // a reflection of a face near the border
         found.push(box);
@@ -387,7 +386,7 @@ export class FaceDetector {
           y: place(box.y + box.height / 2, height),
           side,
         };
-        const again = (await this.runPass(pyramid, pass, 0.05, blendIou)).filter((b) => boxOverlap(b, box).iou >= 0.3);
+        const again = (await this.runPass(image, pass, 0.05, blendIou)).filter((b) => boxOverlap(b, box).iou >= 0.3);
         second += again.reduce((m, b) => Math.max(m, b.score), 0) / 2;
       }
       if (second >= this.plan.verifyMin) kept.push(box);
@@ -395,63 +394,44 @@ export class FaceDetector {
     return kept;
   }
 
-  /** One pass: its window resized to the network's input, detections above `min` in image pixels. */
-  private async runPass(pyramid: Pyramid, pass: Pass, min: number, blendIou: number): Promise<FaceBox[]> {
+  /** One pass: its window resampled to the network's input, detections above `min` in image pixels. */
+  private async runPass(image: SourceImage, pass: Pass, min: number, blendIou: number): Promise<FaceBox[]> {
     const S = DETECTOR_FILES[pass.network].size;
-    const img = await pyramid.at(S / pass.side);
-    const ox = Math.round(pass.x * img.scale),
-      oy = Math.round(pass.y * img.scale);
-    const key = `${pass.network} ${img.scale} ${ox} ${oy} ${pass.mirror ? 'm' : ''}`;
-    let outputs = pyramid.outputs.get(key);
+    const key = `${pass.network} ${pass.x} ${pass.y} ${pass.side} ${pass.mirror ? 'm' : ''}`;
+    let outputs = image.outputs.get(key);
     if (!outputs) {
-      outputs = await this.infer(pass, img, ox, oy);
-      pyramid.outputs.set(key, outputs);
+      outputs = await this.infer(pass, image);
+      image.outputs.set(key, outputs);
     }
     const [s1, s2, b1, b2] = outputs;
     const blended = blendOverlaps(decodeDetections([s1, s2], [b1, b2], S, min), blendIou);
-    const toX = (u: number) => (u * S + ox) / img.scale,
-      toY = (v: number) => (v * S + oy) / img.scale;
+    const toX = (u: number) => pass.x + u * pass.side,
+      toY = (v: number) => pass.y + v * pass.side;
     return blended.map((c) => ({
       x: toX(c.cx - c.w / 2),
       y: toY(c.cy - c.h / 2),
-      width: (c.w * S) / img.scale,
-      height: (c.h * S) / img.scale,
+      width: c.w * pass.side,
+      height: c.h * pass.side,
       score: c.score,
       keypoints: Array.from({ length: 6 }, (_, k) => [toX(c.kp[2 * k]), toY(c.kp[2 * k + 1])] as [number, number]),
     }));
   }
 
-  /** The network's four outputs for the window at (ox, oy) of a scaled image. */
-  private async infer(
-    pass: Pass,
-    img: { data: Uint8Array; w: number; h: number },
-    ox: number,
-    oy: number,
-  ): Promise<Float32Array[]> {
+  /**
+   * The network's four outputs for a pass: its window of the image resampled straight to the
+   * network's input in [-1, 1] (black outside the image, or its mirror image for mirrored passes).
+   */
+  private async infer(pass: Pass, image: SourceImage): Promise<Float32Array[]> {
     const S = DETECTOR_FILES[pass.network].size;
-    const input = new Float32Array(S * S * 3).fill(-1); // black outside the image
-    if (pass.mirror) {
-      const reflect = (v: number, n: number) => {
-        const period = 2 * n;
-        const m = ((v % period) + period) % period;
-        return m < n ? m : period - 1 - m;
-      };
-      const cols = Int32Array.from({ length: S }, (_, x) => reflect(x + ox, img.w));
-      for (let y = 0; y < S; y++) {
-        const row = reflect(y + oy, img.h) * img.w,
-          dst = y * S * 3;
-        for (let x = 0; x < S; x++)
-          for (let c = 0; c < 3; c++) input[dst + x * 3 + c] = img.data[(row + cols[x]) * 3 + c] / 127.5 - 1;
-      }
-    } else {
-      const x0 = Math.max(0, -ox),
-        x1 = Math.min(S, img.w - ox);
-      for (let y = Math.max(0, -oy); y < S && y + oy < img.h; y++) {
-        const src = ((y + oy) * img.w + ox) * 3,
-          dst = y * S * 3;
-        for (let i = x0 * 3; i < x1 * 3; i++) input[dst + i] = img.data[src + i] / 127.5 - 1;
-      }
-    }
+    const input = resampleWindow(
+      image.rgb,
+      image.width,
+      image.height,
+      { x: pass.x, y: pass.y, width: pass.side, height: pass.side },
+      S,
+      S,
+      { border: pass.mirror ? 'reflect' : 'constant', constant: 0, scale: 1 / 127.5, bias: -1 },
+    ) as Float32Array;
     const session = this.sessions[pass.network]!;
     const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', input, [1, S, S, 3]) });
     return session.outputNames.map((n) => out[n].data as Float32Array);
@@ -475,47 +455,12 @@ function cutByTileEdge(box: FaceBox, pass: Pass, width: number, height: number):
   );
 }
 
-/**
- * The image at the scales the passes ask for, each made once, from the
- * nearest larger one already made (resizing a large photo is the costly part).
- */
-class Pyramid {
-  /** each window's network outputs, reused when a pass asks for the same window again */
-  readonly outputs = new Map<string, Float32Array[]>();
-  private readonly levels: {
-    scale: number;
-    made: Promise<{ data: Uint8Array; w: number; h: number; scale: number }>;
-  }[] = [];
-
-  constructor(
-    private readonly rgb: Uint8Array,
-    private readonly width: number,
-    private readonly height: number,
-  ) {}
-
-  at(scale: number): Promise<{ data: Uint8Array; w: number; h: number; scale: number }> {
-    const w = Math.max(1, Math.round(this.width * scale)),
-      h = Math.max(1, Math.round(this.height * scale));
-    const key = w / this.width;
-    const have = this.levels.find((l) => Math.abs(l.scale - key) < 1e-9);
-    if (have) return have.made;
-    // the smallest level made so far that is still larger than this one
-    const larger = this.levels.filter((l) => l.scale > key && key < 1).sort((a, b) => a.scale - b.scale)[0];
-    const made = (async () => {
-      if (w === this.width && h === this.height) return { data: this.rgb, w, h, scale: 1 };
-      const source = larger ? await larger.made : { data: this.rgb, w: this.width, h: this.height, scale: 1 };
-      // a small image is resized in JavaScript (lib/pixels.ts says why)
-      if (source.w * source.h <= SMALL_RESIZE)
-        return { data: resizeArea(source.data, source.w, source.h, w, h), w, h, scale: key };
-      const data = await sharp(source.data, { raw: { width: source.w, height: source.h, channels: 3 } })
-        .resize(w, h, { fit: 'fill' })
-        .raw()
-        .toBuffer();
-      return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), w, h, scale: key };
-    })();
-    this.levels.push({ scale: key, made });
-    return made;
-  }
+/** The image a detection works on, and each window's network outputs (reused when a pass asks again). */
+interface SourceImage {
+  rgb: Uint8Array;
+  width: number;
+  height: number;
+  outputs: Map<string, Float32Array[]>;
 }
 
 function centreInside(box: FaceBox, width: number, height: number): boolean {
@@ -523,5 +468,3 @@ function centreInside(box: FaceBox, width: number, height: number): boolean {
     cy = box.y + box.height / 2;
   return cx >= 0 && cy >= 0 && cx < width && cy < height;
 }
-
-const SMALL_RESIZE = 512 * 512;

@@ -11,6 +11,7 @@
 
 #include "../common/thread_pool.h"
 #include "../data/augment.h"
+#include "../data/resample.h"
 #include "../loss/adcorre.h"
 #include "typed_array.h"
 
@@ -280,6 +281,54 @@ Napi::Value WarpAffine(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// resampleRgb(src: Uint8Array, sw, sh, x, y, width, height, dst: Float32Array | Uint8Array,
+//             dstOffset, dw, dh, border (0 edge, 1 reflect, 2 constant), constant, scale, bias)
+// lib/pixels.ts validates the user-facing arguments; these checks keep memory safe.
+Napi::Value ResampleRgb(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 15) throw Napi::TypeError::New(env, "resampleRgb expects 15 arguments");
+  auto number = [&](int i, const char* name) {
+    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string("Expected number for ") + name);
+    const double v = info[i].As<Napi::Number>().DoubleValue();
+    if (!std::isfinite(v)) throw Napi::RangeError::New(env, std::string("Expected finite number for ") + name);
+    return v;
+  };
+  auto integer = [&](int i, const char* name, double lo, double hi) {
+    const double v = number(i, name);
+    if (!(v >= lo && v <= hi) || std::floor(v) != v)
+      throw Napi::RangeError::New(env, std::string("Expected integer in range for ") + name);
+    return static_cast<int>(v);
+  };
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw Napi::TypeError::New(env, "Expected Uint8Array for src");
+  if (!info[7].IsTypedArray()) throw Napi::TypeError::New(env, "Expected Float32Array or Uint8Array for dst");
+  auto src = info[0].As<Napi::TypedArray>();
+  auto dst = info[7].As<Napi::TypedArray>();
+  const int sw = integer(1, "sw", 1, 1 << 16), sh = integer(2, "sh", 1, 1 << 16);
+  adcorre::ResampleWindow win;
+  win.x = number(3, "x"), win.y = number(4, "y");
+  win.width = number(5, "width"), win.height = number(6, "height");
+  if (!(win.width > 0 && win.height > 0 && win.width <= 1 << 20 && win.height <= 1 << 20))
+    throw Napi::RangeError::New(env, "Expected a window size in (0, 2^20]");
+  const int offset = integer(8, "dstOffset", 0, 1 << 30);
+  const int dw = integer(9, "dw", 1, 1 << 14), dh = integer(10, "dh", 1, 1 << 14);
+  win.border = static_cast<adcorre::Border>(integer(11, "border", 0, 2));
+  win.constant = static_cast<float>(number(12, "constant"));
+  win.scale = static_cast<float>(number(13, "scale"));
+  win.bias = static_cast<float>(number(14, "bias"));
+  if (src.ElementLength() < static_cast<size_t>(sw) * sh * 3)
+    throw Napi::RangeError::New(env, "src is shorter than sw*sh*3");
+  if (static_cast<size_t>(offset) + static_cast<size_t>(dw) * dh * 3 > dst.ElementLength())
+    throw Napi::RangeError::New(env, "dst is too short for dstOffset + dw*dh*3");
+  if (dst.TypedArrayType() == napi_float32_array)
+    adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<float>(dst) + offset, dw, dh);
+  else if (dst.TypedArrayType() == napi_uint8_array)
+    adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<uint8_t>(dst) + offset, dw, dh);
+  else
+    throw Napi::TypeError::New(env, "Expected Float32Array or Uint8Array for dst");
+  return env.Undefined();
+}
+
 Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   adcorre::CudaInfo ci = adcorre::cuda_info();
@@ -323,6 +372,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaTime", Napi::Function::New(env, CudaTime, "cudaTime"));
   exports.Set("backendInfo", Napi::Function::New(env, BackendInfo, "backendInfo"));
   exports.Set("warpAffine", Napi::Function::New(env, WarpAffine, "warpAffine"));
+  exports.Set("resampleRgb", Napi::Function::New(env, ResampleRgb, "resampleRgb"));
   return exports;
 }
 
