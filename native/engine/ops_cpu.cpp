@@ -266,12 +266,16 @@ inline size_t padded_size(int h, int w, int p) { return static_cast<size_t>(h + 
 template <typename T>
 void pad_plane(const T* in, int h, int w, int p, T* out) {
   const int W = w + 2 * p;
-  std::fill(out, out + padded_size(h, w, p), T(0));
+  // only the border is zeroed (the plane is written once, not zeroed first)
+  std::fill(out, out + static_cast<size_t>(p) * W + p, T(0));
   for (int i = 0; i < h; ++i) {  // rows of a few dozen values: an inline loop, not a libc call
     T* o = out + static_cast<size_t>(i + p) * W + p;
     const T* src = in + static_cast<size_t>(i) * w;
     for (int j = 0; j < w; ++j) o[j] = src[j];
+    for (int j = w; j < w + 2 * p; ++j) o[j] = T(0);  // this row's right border and the next row's left
   }
+  T* tail = out + static_cast<size_t>(h + p) * W + p;
+  std::fill(tail, out + padded_size(h, w, p), T(0));
 }
 
 // y[h][w] = sum over taps of w[ky][kx] * xpad[oy + ky][ox + kx] (xpad from

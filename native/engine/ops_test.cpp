@@ -507,6 +507,38 @@ int main() {
                         ok ? "ok  " : "FAIL", M, N, K, ta, tb, acc, worst);
           }
   }
+  {  // the weight-gradient product straight from NCHW (K contiguous in both operands, in runs of one
+     // plane: the dot-product path), odd plane and channel counts, against a double product
+    const int n = 50, o = 13, c = 11, plane = 23, K = n * plane;
+    std::mt19937 gen(11);
+    std::normal_distribution<float> normal;
+    std::vector<float> dy(static_cast<size_t>(n) * o * plane), x(static_cast<size_t>(n) * c * plane), dw(o * c);
+    for (auto* v : {&dy, &x, &dw})
+      for (auto& e : *v) e = normal(gen);
+    for (int acc = 0; acc < 2; ++acc) {
+      std::vector<float> out = dw;
+      gemm_f32_layout(o, c, K, MatrixLayout::nchw_channels_by_pixels(o, plane), dy.data(),
+                      MatrixLayout::nchw_pixels_by_channels(c, plane), x.data(), MatrixLayout::row_major(o, c),
+                      out.data(), acc);
+      double worst = 0;
+      for (int i = 0; i < o; ++i)
+        for (int j = 0; j < c; ++j) {
+          double sum = acc ? dw[i * c + j] : 0, mag = std::fabs(sum);
+          for (int s = 0; s < n; ++s)
+            for (int p = 0; p < plane; ++p) {
+              const double v = static_cast<double>(dy[(static_cast<size_t>(s) * o + i) * plane + p]) *
+                               x[(static_cast<size_t>(s) * c + j) * plane + p];
+              sum += v;
+              mag += std::fabs(v);
+            }
+          worst = std::max(worst, std::fabs(sum - out[i * c + j]) / mag);
+        }
+      const bool ok = worst < 1e-6;
+      (ok ? passed : failed)++;
+      std::printf("%s float gemm from NCHW, dW shape %dx%dx%d accumulate=%d (max relative error %.1e)\n",
+                  ok ? "ok  " : "FAIL", o, c, K, acc, worst);
+    }
+  }
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
