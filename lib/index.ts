@@ -7,7 +7,7 @@ export type { Device, DeviceUse, ParsedDevice } from './device.js';
 export { ConfusionTracker } from './confusion.js';
 export type { ConfusionTrackerState } from './confusion.js';
 export * from './data/index.js';
-export { FER, NoModelError, DEFAULT_MODEL } from './infer/fer.js';
+export { FER, NoModelError, DEFAULT_MODEL, BUNDLED_MODELS, type BundledModel } from './infer/fer.js';
 export type { FaceResult, LoadOptions, PredictOptions, PredictResult } from './infer/fer.js';
 export { InputError } from './infer/image.js';
 export type { ImageInput, RawPixels } from './infer/image.js';

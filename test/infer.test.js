@@ -15,6 +15,7 @@ import {
   initWeights,
   labelNames,
   NoModelError,
+  BUNDLED_MODELS,
 } from '../dist/index.js';
 import { pattern, tempDir } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
@@ -224,6 +225,23 @@ test('model loading errors say what to do', async (t) => {
   if (!existsSync(new URL('../models/adcorre-fer2013.onnx', import.meta.url))) {
     await t.throwsAsync(() => FER.load(), { instanceOf: NoModelError, message: /No trained model is installed/ });
   }
+  // bundled models by name: each resolves to its file under models/; a missing one says which file to reinstall
+  for (const [name, file] of Object.entries(BUNDLED_MODELS)) {
+    t.true(file.endsWith(`models/adcorre-${name}.onnx`), file);
+    if (existsSync(file)) {
+      const fer = await FER.load({ model: name, device: 'cpu' });
+      t.is(fer.info().model, file);
+      await fer.close();
+    } else
+      await t.throwsAsync(() => FER.load({ model: name }), {
+        instanceOf: NoModelError,
+        message: new RegExp(`reinstall the package, which ships the trained .*models/adcorre-${name}\\.onnx`),
+      });
+  }
+  await t.throwsAsync(() => FER.load({ model: 'fer+' }), {
+    message:
+      /Model file not found: fer\+ \(expected a path to an ONNX model or a bundled model's name: fer2013, ferplus\)/,
+  });
   if (!existsSync('/dev/nvidia0')) {
     await t.throwsAsync(() => FER.load({ model: modelPath, device: 'cuda' }), {
       message: /cuda execution provider cannot run here/,

@@ -11,7 +11,7 @@ import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
-import { DEFAULT_MODEL, NoModelError } from '../infer/fer.js';
+import { NoModelError, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
 import { openSession, ort } from '../infer/session.js';
 import { ensureDir } from '../io.js';
@@ -27,7 +27,10 @@ const say = (message: string) => process.stderr.write(`adcorre-eval: ${message}\
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-eval')
     .description('Evaluate an exported model on a dataset split')
-    .option('--model <file>', 'ONNX model exported by adcorre-native (default: the bundled model)')
+    .option(
+      '--model <file|name>',
+      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (default) or 'ferplus'",
+    )
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))
     .option('--split <name>', 'split to evaluate (default: val, else test, else all)')
@@ -57,13 +60,13 @@ export async function main(argv: string[]): Promise<number> {
     confusion?: string;
   }>();
   // the model and the output path first: usage errors (exit 2) before the dataset is read
-  const model = o.model ?? DEFAULT_MODEL;
+  const { path: model, bundled } = resolveModel(o.model);
   let meta: ModelMetadata;
   let session: ort.InferenceSession, provider: string;
   try {
     if (o.confusion) ensureDir(dirname(o.confusion), '--confusion');
     if (!existsSync(model))
-      throw o.model === undefined ? new NoModelError(model) : new Error(`Model file not found: ${model}`);
+      throw bundled ? new NoModelError(model, bundled) : new Error(`Model file not found: ${model}`);
     if (!statSync(model).isFile())
       throw new Error(`Expected an ONNX model file for --model but received a folder: ${model}`);
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);

@@ -67,7 +67,10 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-predict')
     .description('Facial expressions of the faces in images, with a model trained by adcorre-native')
     .argument('<inputs...>', 'image files, folders or glob patterns')
-    .option('--model <file>', 'ONNX model exported by adcorre-native (default: the installed model)')
+    .option(
+      '--model <file|name>',
+      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (the default, 7 classes) or 'ferplus' (8 classes)",
+    )
     .addOption(
       new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
     )

@@ -12,22 +12,46 @@ import { type InferDevice, openSession, ort } from './session.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
 import { LUMA, resampleWindow } from '../pixels.js';
 
+/** The models that ship with the package, by name (`--model ferplus`, `FER.load({ model: 'ferplus' })`). */
+export const BUNDLED_MODELS = {
+  /** 7 classes, trained on FER-2013 (the default) */
+  fer2013: fileURLToPath(new URL('../../models/adcorre-fer2013.onnx', import.meta.url)),
+  /** 8 classes (with contempt), trained on the FER+ crowd votes */
+  ferplus: fileURLToPath(new URL('../../models/adcorre-ferplus.onnx', import.meta.url)),
+} as const;
+export type BundledModel = keyof typeof BUNDLED_MODELS;
+
 /** Where the CLI and FER.load() look for the trained default model. */
-export const DEFAULT_MODEL = fileURLToPath(new URL('../../models/adcorre-fer2013.onnx', import.meta.url));
+export const DEFAULT_MODEL = BUNDLED_MODELS.fer2013;
+
+/**
+ * A model option as a file: a bundled model's name (see BUNDLED_MODELS), else the path itself.
+ * `bundled` says which name it was, so that a missing file gets the reinstall hint.
+ */
+export function resolveModel(model: string | undefined): { path: string; bundled?: BundledModel } {
+  if (model === undefined) return { path: DEFAULT_MODEL, bundled: 'fer2013' };
+  if (Object.hasOwn(BUNDLED_MODELS, model))
+    return { path: BUNDLED_MODELS[model as BundledModel], bundled: model as BundledModel };
+  return { path: model };
+}
 
 export class NoModelError extends Error {
-  constructor(path: string) {
+  constructor(path: string, name: BundledModel = 'fer2013') {
     super(
       `No trained model is installed (looked for ${path}). Pass a model exported by adcorre-native ` +
-        '(--model file.onnx, or FER.load({ model })), or reinstall the package, which ships the trained default ' +
-        'model (models/adcorre-fer2013.onnx); models you train with adcorre-train can be exported with adcorre-export.',
+        `(--model file.onnx, or FER.load({ model })), or reinstall the package, which ships the trained ` +
+        `${name === 'fer2013' ? 'default model' : `'${name}' model`} (models/adcorre-${name}.onnx); models you train ` +
+        'with adcorre-train can be exported with adcorre-export.',
     );
     this.name = 'NoModelError';
   }
 }
 
 export interface LoadOptions {
-  /** path or bytes of a model exported by adcorre-native (default: models/adcorre-fer2013.onnx) */
+  /**
+   * path or bytes of a model exported by adcorre-native, or a bundled model's name: 'fer2013'
+   * (the default, models/adcorre-fer2013.onnx) or 'ferplus' (8 classes, models/adcorre-ferplus.onnx)
+   */
   model?: string | Uint8Array;
   device?: InferDevice;
   /**
@@ -144,10 +168,13 @@ export class FER {
       bytes = options.model;
       source = 'model buffer';
     } else {
-      source = options.model ?? DEFAULT_MODEL;
+      const resolved = resolveModel(options.model);
+      source = resolved.path;
       if (!existsSync(source)) {
-        if (options.model === undefined) throw new NoModelError(source);
-        throw new Error(`Model file not found: ${source}`);
+        if (resolved.bundled) throw new NoModelError(source, resolved.bundled);
+        throw new Error(
+          `Model file not found: ${source} (expected a path to an ONNX model or a bundled model's name: ${Object.keys(BUNDLED_MODELS).join(', ')})`,
+        );
       }
       if (!statSync(source).isFile())
         throw new Error(`Expected an ONNX model file for model but received a folder: ${source}`);
