@@ -172,7 +172,9 @@ export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options
 /** As resampleWindowJs, by the addon where it loads. */
 export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options = {}, out, offset = 0) => {
   const addon = optionalNative();
-  if (!addon) return resampleWindowJs(src, sw, sh, window, dw, dh, options, out, offset);
+  // (an addon built from an older version has no resampler: the JavaScript one serves)
+  if (typeof addon?.resampleRgb !== 'function')
+    return resampleWindowJs(src, sw, sh, window, dw, dh, options, out, offset);
   const dst = out ?? new Float32Array(dw * dh * 3);
   addon.resampleRgb(
     src,
