@@ -23,10 +23,14 @@ constexpr int kWarp = 32;
 }
 
 // Blocks that cover n elements, one thread each (kernels without a grid-stride loop).
-inline unsigned grid_for(size_t n) { return static_cast<unsigned>((n + kBlockThreads - 1) / kBlockThreads); }
+// At least one block: a 0-block launch is an error where the CPU op just does nothing (the kernels
+// bounds-check their index, so the extra block's threads return).
+inline unsigned grid_for(size_t n) {
+  return n == 0 ? 1u : static_cast<unsigned>((n + kBlockThreads - 1) / kBlockThreads);
+}
 // The same, capped: for kernels written with ADCORRE_GRID_STRIDE.
 inline unsigned grid_for_strided(size_t n) {
-  const size_t blocks = (n + kBlockThreads - 1) / kBlockThreads;
+  const size_t blocks = n == 0 ? 1 : (n + kBlockThreads - 1) / kBlockThreads;
   return static_cast<unsigned>(blocks < 65535u * 8 ? blocks : 65535u * 8);
 }
 

@@ -49,10 +49,13 @@ class CudaBackend final : public Backend {
   void* try_allocate(size_t bytes) override {
     CUDA_CHECK(cudaSetDevice(device_));
     void* block = nullptr;
-    if (cudaMalloc(&block, bytes) != cudaSuccess) {
+    const cudaError_t err = cudaMalloc(&block, bytes);
+    if (err == cudaErrorMemoryAllocation) {
       cudaGetLastError();  // clear the error so the process can go on using CUDA
-      return nullptr;
+      return nullptr;      // the executor reports the sizes and what to lower
     }
+    // anything else (a broken context, a sticky fault) is not "out of memory"
+    if (err != cudaSuccess) ::adcorre::cuda_common::throw_cuda_error(err, "cudaMalloc", __FILE__, __LINE__);
     return block;
   }
   void release(void* block) noexcept override {

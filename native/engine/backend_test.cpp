@@ -296,12 +296,13 @@ void layer_cases() {
           return out;
         });
   }
-  {
-    const int n = 3, in = 37, out_f = 11;
+  // the second shape gives CUDA's GEMMs two row tiles (more than 64 rows) in each product
+  for (auto [nn, ii, oo] : {std::tuple{3, 37, 11}, std::tuple{130, 70, 67}}) {
+    const int n = nn, in = ii, out_f = oo;
     const Vec x = randn(n * in), w = randn(out_f * in), bias = randn(out_f), dy = randn(n * out_f);
     const Vec dw0 = randn(w.size()), db0 = randn(out_f);
     check(
-        "dense 3x37 -> 11",
+        "dense " + std::to_string(n) + "x" + std::to_string(in) + " -> " + std::to_string(out_f),
         [&](Backend& b) {
           Mem m(b);
           float *gx = m.put(x), *gw = m.put(w), *gb = m.put(bias), *gdy = m.put(dy), *gy = m.zeros<float>(dy.size());
@@ -392,14 +393,14 @@ void layer_cases() {
 }
 
 void plumbing_cases() {
-  {
+  // 48x48: more values per image than one CUDA block's threads, each thread several passes
+  for (size_t per : {size_t{7 * 5}, size_t{48 * 48}}) {
     const int n = 3;
-    const size_t per = 7 * 5;
     const double eps = 1e-3;
     Vec x = randn(n * per, 0.3f);
     for (auto& v : x) v += 0.5f;  // images in [0, 1]-ish, with an offset to remove
     check(
-        "standardize 3 x 7x5",
+        "standardize 3 x " + std::to_string(per),
         [&](Backend& b) {
           Mem m(b);
           float *gx = m.put(x), *gy = m.zeros<float>(x.size());
@@ -589,7 +590,8 @@ void loss_cases() {
   // on the transposed [k][n][d] batch (the public layout, checked against the
   // independent float64 golden cases by test/golden.test.js), transposed back.
   for (auto [kk, nn, dd, cc, attention] :
-       {std::tuple{3, 11, 17, 5, true}, std::tuple{7, 64, 64, 7, false}, std::tuple{1, 5, 9, 3, true}}) {
+       {std::tuple{3, 11, 17, 5, true}, std::tuple{7, 64, 64, 7, false}, std::tuple{1, 5, 9, 3, true},
+        std::tuple{7, 300, 256, 7, true}}) {  // the last: the paper's size, several passes per CUDA block
     const int k = kk, n = nn, d = dd, C = cc;
     const bool with_rho = attention;
     const Vec e = randn(static_cast<size_t>(n) * k * d);
@@ -710,11 +712,14 @@ int main() {
     conv_case(2, 5, 9, 11, 7, 3, 1, true, false);
     conv_case(2, 6, 7, 9, 6, 3, 1, true, true);  // separable convolutions' depthwise half
     conv_case(3, 5, 8, 7, 5, 3, 2, true, true);
-    conv_case(3, 5, 8, 8, 9, 1, 1, false, false);  // pointwise
-    conv_case(2, 5, 9, 7, 6, 1, 2, true, false);   // the residual shortcut
+    conv_case(3, 5, 8, 8, 9, 1, 1, false, false);   // pointwise
+    conv_case(2, 5, 9, 7, 6, 1, 2, true, false);    // the residual shortcut
+    conv_case(2, 5, 9, 7, 70, 1, 1, false, false);  // 70 outputs: two CUDA GEMM row tiles
+    conv_case(2, 3, 9, 7, 70, 3, 1, true, false);
     for (bool relu : {false, true}) {
       batchnorm_case(5, 7, 13, relu);
-      batchnorm_case(3, 3, 1, relu);  // batch norm over features (n x c x 1 x 1)
+      batchnorm_case(3, 3, 1, relu);    // batch norm over features (n x c x 1 x 1)
+      batchnorm_case(4, 3, 300, relu);  // 1,200 values per channel: several passes per CUDA block
     }
     layer_cases();
     plumbing_cases();

@@ -26,6 +26,7 @@ namespace {
 
 constexpr int kThreads = kBlockThreads;
 using cuda_common::grid_for;
+using cuda_common::grid_for_strided;
 
 // ------------------------------------------------------------------ GEMM
 constexpr int TM = 64, TN = 64, TK = 16;
@@ -526,7 +527,6 @@ __global__ void sgd_kernel(size_t n, float* __restrict__ w, const float* __restr
   }
 }
 
-inline unsigned capped(size_t n) { return std::min<unsigned>(grid_for(n), 65535u * 8); }
 bool plain_pointwise(const ConvShape& s) {
   return s.k == 1 && s.stride == 1 && s.pad_top == 0 && s.pad_left == 0 && !s.depthwise;
 }
@@ -548,8 +548,8 @@ size_t conv_scratch_floats(const ConvShape& sh) {
 
 void conv_forward(const ConvShape& sh, const float* x, const float* weight, float* y, float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_forward_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow), kThreads, 0, s>>>(sh, x,
-                                                                                                           weight, y);
+    depthwise_forward_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow), kThreads, 0, s>>>(
+        sh, x, weight, y);
     CHECK_LAUNCH();
     return;
   }
@@ -557,20 +557,21 @@ void conv_forward(const ConvShape& sh, const float* x, const float* weight, floa
   float* cols = scratch;
   float* yp = scratch + static_cast<size_t>(K) * NP;
   if (plain_pointwise(sh))
-    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
+    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols,
+                                                                                            false);
   else
-    im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+    im2col_kernel<<<grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
   CHECK_LAUNCH();
   gemm(false, false, sh.o, NP, K, weight, cols, yp, false, s);
-  pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, yp, y, true);
+  pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, yp, y, true);
   CHECK_LAUNCH();
 }
 
 void conv_backward(const ConvShape& sh, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                    float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_backward_input_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(
-        sh, weight, dy, dx);
+    depthwise_backward_input_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0,
+                                      s>>>(sh, weight, dy, dx);
     CHECK_LAUNCH();
     depthwise_backward_weight_kernel<<<sh.c * sh.k * sh.k, kThreads, 0, s>>>(sh, x, dy, dweight);
     CHECK_LAUNCH();
@@ -581,19 +582,22 @@ void conv_backward(const ConvShape& sh, const float* x, const float* weight, con
   float* dyp = scratch + static_cast<size_t>(K) * NP;
   const bool plain = plain_pointwise(sh);
   if (plain)
-    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols, false);
+    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols,
+                                                                                            false);
   else
-    im2col_kernel<<<capped(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+    im2col_kernel<<<grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
   CHECK_LAUNCH();
-  pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, dy, dyp, false);
+  pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, dy, dyp,
+                                                                                          false);
   CHECK_LAUNCH();
   gemm(false, true, sh.o, K, NP, dyp, cols, dweight, true, s);  // dW += dY' cols^T
   if (!dx) return;                                              // the network's input: no gradient wanted
   gemm(true, false, K, NP, sh.o, weight, dyp, cols, false, s);  // dcols = W^T dY'
   if (plain)
-    pack_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx, true);
+    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx,
+                                                                                            true);
   else
-    col2im_kernel<<<capped(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);
+    col2im_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);
   CHECK_LAUNCH();
 }
 
@@ -604,8 +608,8 @@ void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* 
 }
 void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
                             const float* rm, const float* rv, float* y, double eps, bool relu, cudaStream_t s) {
-  bn_eval_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm, rv, y, eps,
-                                                                              relu);
+  bn_eval_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm,
+                                                                                        rv, y, eps, relu);
   CHECK_LAUNCH();
 }
 void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
@@ -615,35 +619,37 @@ void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma
   CHECK_LAUNCH();
 }
 void relu_forward(size_t count, const float* x, float* y, cudaStream_t s) {
-  relu_forward_kernel<<<capped(count), kThreads, 0, s>>>(count, x, y);
+  relu_forward_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y);
   CHECK_LAUNCH();
 }
 void relu_backward(size_t count, const float* y, const float* dy, float* dx, cudaStream_t s) {
-  relu_backward_kernel<<<capped(count), kThreads, 0, s>>>(count, y, dy, dx);
+  relu_backward_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, y, dy, dx);
   CHECK_LAUNCH();
 }
 void maxpool_forward(int n, int c, int h, int w, const float* x, float* y, int32_t* argmax, cudaStream_t s) {
-  maxpool_forward_kernel<<<capped(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)), kThreads, 0, s>>>(
-      n, c, h, w, x, y, argmax);
+  maxpool_forward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)), kThreads, 0,
+                           s>>>(n, c, h, w, x, y, argmax);
   CHECK_LAUNCH();
 }
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const float* dy, float* dx, cudaStream_t s) {
-  maxpool_backward_kernel<<<capped(static_cast<size_t>(n) * c * h * w), kThreads, 0, s>>>(n, c, h, w, argmax, dy, dx);
+  maxpool_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * h * w), kThreads, 0, s>>>(n, c, h, w, argmax,
+                                                                                                    dy, dx);
   CHECK_LAUNCH();
 }
 void gap_forward(int n, int c, int hw, const float* x, float* y, cudaStream_t s) {
-  gap_forward_kernel<<<capped(static_cast<size_t>(n) * c), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw, x, y);
+  gap_forward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw,
+                                                                                       x, y);
   CHECK_LAUNCH();
 }
 void gap_backward(int n, int c, int hw, const float* dy, float* dx, cudaStream_t s) {
-  gap_backward_kernel<<<capped(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw, dy,
-                                                                                   dx);
+  gap_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(static_cast<size_t>(n) * c,
+                                                                                             hw, dy, dx);
   CHECK_LAUNCH();
 }
 void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y,
                    cudaStream_t s) {
   gemm(false, true, n, out, in, x, weight, y, false, s);
-  add_bias_kernel<<<capped(static_cast<size_t>(n) * out), kThreads, 0, s>>>(n, out, bias, y);
+  add_bias_kernel<<<grid_for_strided(static_cast<size_t>(n) * out), kThreads, 0, s>>>(n, out, bias, y);
   CHECK_LAUNCH();
 }
 void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx,
@@ -669,13 +675,13 @@ void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* 
 }
 void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, const float* targets,
                          double scale, float* dlogits, cudaStream_t s) {
-  softmax_ce_backward_kernel<<<capped(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(n, classes, probs, labels,
-                                                                                           targets, scale, dlogits);
+  softmax_ce_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(
+      n, classes, probs, labels, targets, scale, dlogits);
   CHECK_LAUNCH();
 }
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay, cudaStream_t s) {
-  adam_kernel<<<capped(count), kThreads, 0, s>>>(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
+  adam_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
   CHECK_LAUNCH();
 }
 
@@ -684,34 +690,34 @@ void standardize(int n, size_t per_image, const float* x, float* y, double eps, 
   CHECK_LAUNCH();
 }
 void add_forward(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
-  add_kernel<<<capped(count), kThreads, 0, s>>>(count, a, b, y);
+  add_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, a, b, y);
   CHECK_LAUNCH();
 }
 void add_into(size_t count, const float* x, float* y, cudaStream_t s) {
-  add_into_kernel<<<capped(count), kThreads, 0, s>>>(count, x, y);
+  add_into_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y);
   CHECK_LAUNCH();
 }
 void multiply(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
-  multiply_kernel<<<capped(count), kThreads, 0, s>>>(count, a, b, y);
+  multiply_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, a, b, y);
   CHECK_LAUNCH();
 }
 void fill(size_t count, float* y, float value, cudaStream_t s) {
-  fill_kernel<<<capped(count), kThreads, 0, s>>>(count, y, value);
+  fill_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, y, value);
   CHECK_LAUNCH();
 }
 void copy_columns(int rows, int f, const float* src, int src_stride, int src_offset, float* dst, int dst_stride,
                   int dst_offset, bool accumulate, cudaStream_t s) {
-  copy_columns_kernel<<<capped(static_cast<size_t>(rows) * f), kThreads, 0, s>>>(
+  copy_columns_kernel<<<grid_for_strided(static_cast<size_t>(rows) * f), kThreads, 0, s>>>(
       rows, f, src, src_stride, src_offset, dst, dst_stride, dst_offset, accumulate);
   CHECK_LAUNCH();
 }
 void dropout_forward(size_t count, const float* x, float* y, float* mask, uint64_t seed, double rate, cudaStream_t s) {
-  dropout_kernel<<<capped(count), kThreads, 0, s>>>(count, x, y, mask, seed, rate,
-                                                    static_cast<float>(1.0 / (1.0 - rate)));
+  dropout_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y, mask, seed, rate,
+                                                              static_cast<float>(1.0 / (1.0 - rate)));
   CHECK_LAUNCH();
 }
 void flag_nonfinite(size_t count, const float* x, int32_t* flag, cudaStream_t s) {
-  nonfinite_kernel<<<capped(count), kThreads, 0, s>>>(count, x, flag);
+  nonfinite_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, flag);
   CHECK_LAUNCH();
 }
 void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
@@ -722,7 +728,7 @@ void batchnorm_commit(int c, const float* mean, const float* invstd, float* runn
 }
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
                          double weight_decay, cudaStream_t s) {
-  sgd_kernel<<<capped(count), kThreads, 0, s>>>(count, w, g, m, lr, momentum, weight_decay);
+  sgd_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, w, g, m, lr, momentum, weight_decay);
   CHECK_LAUNCH();
 }
 
