@@ -193,6 +193,10 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
     '--flip-average',
   ]);
   t.like(readMetadata(readFileSync(tta), 'tta.onnx').config, { ...tiny, flipAverage: true });
+  // and off again, whatever the checkpoint says (flip averaging is adcorre-train's default)
+  const once = join(out, 'once.onnx');
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), tta, '-o', once, '--no-flip-average']);
+  t.falsy(readMetadata(readFileSync(once), 'once.onnx').config.flipAverage);
   const chart = join(out, 'tta-confusion.png');
   const withTta = JSON.parse(
     (

@@ -75,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
     .option(
+      '--no-flip-average',
+      "the exported model classifies each image once (half the work), whatever the checkpoints' setting",
+    )
+    .option(
       '--float16',
       'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
         '(on the rounded weights)',
@@ -101,7 +105,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
-    const overrides = flipAverage ? { flipAverage: true } : {};
+    // (neither flag: the checkpoints' own setting)
+    const overrides = flipAverage === undefined ? {} : { flipAverage };
     const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
     for (const m of members.slice(1)) {
