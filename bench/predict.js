@@ -6,7 +6,8 @@
 //  - single photos with the default model (models/adcorre-fer2013.onnx) and the default detector:
 //    a 256x256 JPEG and a 12-megapixel (4000x3000) JPEG, decode + detect + classify, latency
 //    (wall-clock median and best, and the process CPU time per photo, which other load on the
-//    machine disturbs less); goals: under 30 ms and under 150 ms.
+//    machine disturbs less), and the median of each stage (decode, detect, classify: the
+//    timings option of FER.predict); goals: under 30 ms and under 150 ms.
 // Preset models are untrained exports (speed does not depend on the weights); 'default' is the bundled model.
 //   node bench/predict.js [--json] [--device cpu] [--presets default,compact,fer-48,paper] [--detector multi|full|short]
 import { existsSync, readdirSync } from 'node:fs';
@@ -93,7 +94,11 @@ if (existsSync(DEFAULT_MODEL)) {
   ]) {
     const t = await timeIt(() => session.predict(bytes), true);
     const faces = (await session.predict(bytes)).faces.length;
-    single.push({ photo: name, size, ...t, faces });
+    // where the time goes: the median of each stage over 15 more runs
+    const stages = [];
+    for (let i = 0; i < 15; i++) stages.push((await session.predict(bytes, { timings: true })).timings);
+    const stage = Object.fromEntries(['decode', 'detect', 'classify'].map((k) => [k, median(stages.map((s) => s[k]))]));
+    single.push({ photo: name, size, ...t, faces, stages: stage });
   }
   await session.close();
 }
@@ -131,10 +136,13 @@ if (args.json) console.log(JSON.stringify({ presets: rows, singlePhotos: single,
 else {
   if (single.length) {
     console.log(`single photos, default model, detector ${args.detector} (decode + detect + classify)`);
-    console.log('photo                     median      best   CPU/photo  faces');
+    console.log(
+      'photo                     median      best   CPU/photo  faces   stages (medians): decode  detect  classify',
+    );
     for (const r of single)
       console.log(
-        `${r.photo.padEnd(24)} ${r.median.toFixed(1).padStart(7)} ms ${r.best.toFixed(1).padStart(6)} ms ${r.cpu.toFixed(1).padStart(7)} ms  ${r.faces}`,
+        `${r.photo.padEnd(24)} ${r.median.toFixed(1).padStart(7)} ms ${r.best.toFixed(1).padStart(6)} ms ${r.cpu.toFixed(1).padStart(7)} ms  ${String(r.faces).padEnd(5)}` +
+          `                   ${r.stages.decode.toFixed(1).padStart(6)} ${r.stages.detect.toFixed(1).padStart(7)} ${r.stages.classify.toFixed(1).padStart(9)} ms`,
       );
   } else console.log(`single photos: skipped (no default model at ${DEFAULT_MODEL})`);
   console.log(

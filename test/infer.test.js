@@ -142,6 +142,25 @@ test('no face: said so; optionally the whole image, flagged', async (t) => {
   t.is(crop.faces.length, 1);
 });
 
+test('timings: each stage of a prediction, on request', async (t) => {
+  const scene = await sharp({ create: { width: 320, height: 240, channels: 3, background: '#406080' } })
+    .png()
+    .toBuffer();
+  t.is((await fer.predict(scene)).timings, undefined);
+  const [a, b] = await fer.predictBatch([scene, scene], { timings: true, wholeImageFallback: true });
+  for (const r of [a, b]) {
+    t.deepEqual(Object.keys(r.timings).sort(), ['classify', 'decode', 'detect']);
+    for (const v of Object.values(r.timings)) t.true(Number.isFinite(v) && v >= 0);
+    t.true(r.timings.classify > 0, 'both images were classified (whole-image fallback)');
+  }
+  // one batch held both images' faces: its time is each image's classify time
+  t.is(a.timings.classify, b.timings.classify);
+  await t.throwsAsync(() => fer.predict(scene, { timings: 'yes' }), {
+    instanceOf: TypeError,
+    message: /Expected boolean for options\.timings but received/,
+  });
+});
+
 (haveFer ? test : test.skip)(
   `detection: a FER-2013 crop pasted into a scene is found (IoU >= 0.5)${haveFer ? '' : ` (skipped: ${ferDir} is absent)`}`,
   async (t) => {

@@ -75,6 +75,18 @@ export interface PredictOptions {
   margin?: number;
   /** when no face is found, classify the whole image (flagged wholeImage) */
   wholeImageFallback?: boolean;
+  /** report where the time went (PredictResult.timings) */
+  timings?: boolean;
+}
+
+/** Wall-clock milliseconds of one image's prediction, stage by stage (with `timings: true`). */
+export interface PredictTimings {
+  /** reading the file and decoding it (the images of one call decode concurrently) */
+  decode: number;
+  /** the face detector's passes */
+  detect: number;
+  /** the face crops and the classifier, for the batch(es) holding this image's faces (shared by their images) */
+  classify: number;
 }
 
 export interface FaceResult {
@@ -102,6 +114,8 @@ export interface PredictResult {
   noFace: boolean;
   /** the whole image was classified because no face was found */
   wholeImage: boolean;
+  /** with `timings: true` */
+  timings?: PredictTimings;
 }
 
 const SMALL_IMAGE = 64;
@@ -127,7 +141,8 @@ interface Region {
 /** The options' types and ranges, each error naming the option. */
 function checkPredictOptions(options: PredictOptions & { batch?: number }): void {
   if (!isPlainObject(options)) throw invalidType('options', 'object', options);
-  const { detect, top, threshold, margin, batch } = options;
+  const { detect, top, threshold, margin, batch, timings } = options;
+  if (timings !== undefined && typeof timings !== 'boolean') throw invalidType('options.timings', 'boolean', timings);
   if (detect !== undefined && detect !== true && detect !== false && detect !== 'auto')
     throw invalidType('options.detect', "true, false or 'auto'", detect);
   if (top !== undefined) numberIn('options.top', top, { min: 1, integer: true }, 'positive integer');
@@ -237,19 +252,23 @@ export class FER {
       throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
     if (!Array.isArray(inputs)) throw invalidType('inputs', 'an array of images', inputs);
     checkPredictOptions(options);
+    const decodeMs: number[] = [];
     const decoded = await Promise.all(
       inputs.map(async (input, i) => {
+        const start = performance.now();
         try {
           return await decodeInput(input, describeInput(input, i));
         } catch (err) {
           if (err instanceof InputError) return err;
           throw err;
+        } finally {
+          decodeMs[i] = performance.now() - start;
         }
       }),
     );
     const results: (PredictResult | InputError)[] = [];
     const regions: { result: PredictResult; region: Region }[] = [];
-    for (const image of decoded) {
+    for (const [index, image] of decoded.entries()) {
       if (image instanceof InputError) {
         results.push(image);
         continue;
@@ -275,16 +294,21 @@ export class FER {
         wholeImage: false,
       };
       results.push(result);
+      const start = performance.now();
       for (const region of await this.regions(image, options, result)) regions.push({ result, region });
+      if (options.timings) result.timings = { decode: decodeMs[index], detect: performance.now() - start, classify: 0 };
     }
     const batch = Math.max(1, options.batch ?? 32);
     for (let i = 0; i < regions.length; i += batch) {
       const part = regions.slice(i, i + batch);
+      const start = performance.now();
       const faces = await this.classify(
         part.map((p) => p.region),
         options,
       );
+      const ms = performance.now() - start;
       part.forEach((p, j) => p.result.faces.push(faces[j]));
+      if (options.timings) for (const r of new Set(part.map((p) => p.result))) r.timings!.classify += ms;
     }
     return results;
   }
