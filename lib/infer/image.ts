@@ -103,6 +103,18 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
     );
   }
   if (bytes && bytes.length === 0) throw new InputError(source, 'empty file (0 bytes)');
+  // Raw pixels that need no shrinking are made RGB here: a call into sharp costs more than the
+  // classifier on a face crop (2.5-5 ms against 2.4 ms on the development machine).
+  if (raw && Math.max(raw.width, raw.height) <= MAX_WORKING_SIDE) {
+    return {
+      source,
+      rgb: toRgb(raw),
+      width: raw.width,
+      height: raw.height,
+      originalWidth: raw.width,
+      originalHeight: raw.height,
+    };
+  }
   try {
     const pipeline = raw
       ? sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
@@ -147,4 +159,19 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
       throw new InputError(source, `image larger than ${MAX_INPUT_PIXELS / 1e6} megapixels`);
     throw new InputError(source, `cannot decode image (${message})`);
   }
+}
+
+/** Interleaved RGB from raw pixels: grey repeated, alpha dropped (as sharp's removeAlpha). */
+function toRgb({ data, width, height, channels }: RawPixels): Uint8Array {
+  if (channels === 3) return data;
+  const n = width * height;
+  const rgb = new Uint8Array(n * 3);
+  for (let i = 0; i < n; i++) {
+    const p = i * channels;
+    const grey = channels === 1;
+    rgb[3 * i] = data[p];
+    rgb[3 * i + 1] = grey ? data[p] : data[p + 1];
+    rgb[3 * i + 2] = grey ? data[p] : data[p + 2];
+  }
+  return rgb;
 }
