@@ -8,7 +8,11 @@
 // The Ad-Corre class plan (samples sorted by class) is made on the host from
 // the host labels and uploaded into the head of the loss workspace; its host
 // copy lives in the backend until the next step, past the asynchronous upload.
-// cudaSetDevice precedes every entry point: a process may drive several GPUs.
+// cudaSetDevice precedes every allocation, transfer and synchronisation (a
+// process may drive several GPUs); the kernel launches rely on it, since
+// every Executor entry point begins with one of those (an upload, a download
+// or the allocation). A new entry point that starts with a kernel must set
+// the device first.
 #include <cuda_runtime.h>
 
 #include <sstream>
