@@ -48,7 +48,8 @@ export function confusionSvg(title: string, labels: string[], confusion: number[
     left = 90,
     top = 70;
   const size = labels.length * cell;
-  const width = left + size + 20,
+  // wide enough for the title too (about 0.55 em per character of 15 px sans-serif)
+  const width = Math.max(left + size + 20, Math.ceil(title.length * 8.5) + 20),
     height = top + size + 20;
   const parts = [
     `<rect width="${width}" height="${height}" fill="white"/>`,
