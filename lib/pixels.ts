@@ -10,6 +10,11 @@ import { optionalNative } from './native.js';
 /** Rec. 601 luma weights, as OpenCV's and most FER tools' grey conversion. */
 export const LUMA = [0.299, 0.587, 0.114] as const;
 
+/** The grey value (0-255 in, 0-255 out, unrounded) of one RGB pixel. */
+export function luma(r: number, g: number, b: number): number {
+  return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b;
+}
+
 /** What a window sees outside the image. */
 export type Border = 'edge' | 'reflect' | 'constant';
 const BORDER_CODE = { edge: 0, reflect: 1, constant: 2 } as const;
@@ -84,9 +89,8 @@ export function resizeAxis(
 }
 
 /**
- * A window of an interleaved RGB image (sw x sh) resized to dw x dh, interleaved, as floats
- * (value * scale + bias) or, into `out` when it is a Uint8Array, as rounded bytes; written at
- * `offset` of `out` when given.
+ * A window of an interleaved RGB image (sw x sh) resized to dw x dh: interleaved floats,
+ * value * scale + bias (value in 0-255).
  */
 export type Resampler = (
   src: Uint8Array,
@@ -96,16 +100,10 @@ export type Resampler = (
   dw: number,
   dh: number,
   options?: ResampleOptions,
-  out?: Float32Array | Uint8Array,
-  offset?: number,
-) => Float32Array | Uint8Array;
+) => Float32Array;
 
-/**
- * The window of an interleaved RGB image resized to dw x dh, interleaved, as floats
- * (value * scale + bias, value in 0-255) or, into a Uint8Array, as rounded bytes.
- * The JavaScript reference: resampleWindow runs the addon's copy where it loads.
- */
-export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options = {}, out, offset = 0) => {
+/** The JavaScript reference: resampleWindow runs the addon's copy where it loads. */
+export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options = {}) => {
   const border = options.border ?? 'edge';
   const constant = options.constant ?? 0,
     scale = options.scale ?? 1,
@@ -148,8 +146,7 @@ export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options
       rows[o++] = b;
     }
   }
-  const dst = out ?? new Float32Array(dh * rowFloats);
-  const bytes = dst instanceof Uint8Array;
+  const dst = new Float32Array(dh * rowFloats);
   const acc = new Float32Array(rowFloats);
   for (let y = 0; y < dh; y++) {
     acc.fill(0);
@@ -162,20 +159,18 @@ export const resampleWindowJs: Resampler = (src, sw, sh, window, dw, dh, options
       const row = slot[Y.index[k]] * rowFloats;
       for (let i = 0; i < rowFloats; i++) acc[i] += rows[row + i] * w;
     }
-    const o = offset + y * rowFloats;
-    if (bytes) for (let i = 0; i < rowFloats; i++) dst[o + i] = Math.min(255, Math.max(0, Math.round(acc[i])));
-    else for (let i = 0; i < rowFloats; i++) dst[o + i] = acc[i] * scale + bias;
+    const o = y * rowFloats;
+    for (let i = 0; i < rowFloats; i++) dst[o + i] = acc[i] * scale + bias;
   }
   return dst;
 };
 
 /** As resampleWindowJs, by the addon where it loads. */
-export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options = {}, out, offset = 0) => {
+export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options = {}) => {
   const addon = optionalNative();
   // (an addon built from an older version has no resampler: the JavaScript one serves)
-  if (typeof addon?.resampleRgb !== 'function')
-    return resampleWindowJs(src, sw, sh, window, dw, dh, options, out, offset);
-  const dst = out ?? new Float32Array(dw * dh * 3);
+  if (typeof addon?.resampleRgb !== 'function') return resampleWindowJs(src, sw, sh, window, dw, dh, options);
+  const dst = new Float32Array(dw * dh * 3);
   addon.resampleRgb(
     src,
     sw,
@@ -185,7 +180,6 @@ export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options =
     window.width,
     window.height,
     dst,
-    offset,
     dw,
     dh,
     BORDER_CODE[options.border ?? 'edge'],
@@ -195,17 +189,3 @@ export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options =
   );
   return dst;
 };
-
-/** Resizes interleaved RGB bytes (area average when shrinking, linear when enlarging). */
-export function resizeArea(src: Uint8Array, sw: number, sh: number, dw: number, dh: number): Uint8Array {
-  return resampleWindow(
-    src,
-    sw,
-    sh,
-    { x: 0, y: 0, width: sw, height: sh },
-    dw,
-    dh,
-    {},
-    new Uint8Array(dw * dh * 3),
-  ) as Uint8Array;
-}

@@ -3,7 +3,7 @@
 // and synthetic scenes: a face at each border and corner, and a crowd.
 import test from 'ava';
 import { mergeDetections, planPasses, PLANS } from '../dist/infer/detect.js';
-import { resizeArea, resampleWindow, resampleWindowJs } from '../dist/pixels.js';
+import { resampleWindow, resampleWindowJs } from '../dist/pixels.js';
 import { optionalNative } from '../dist/native.js';
 import { clipBox, placeLabels } from '../dist/infer/labels.js';
 import { labelFontSize, overlaySvg } from '../dist/infer/annotate.js';
@@ -75,9 +75,10 @@ test('detector input resize: area average when shrinking, edges kept when enlarg
   // 4x2 RGB: left half 0, right half 200 -> 2x1: 0 and 200; 1x1: 100
   const src = new Uint8Array(4 * 2 * 3);
   for (let y = 0; y < 2; y++) for (let x = 2; x < 4; x++) src.fill(200, (y * 4 + x) * 3, (y * 4 + x) * 3 + 3);
-  t.deepEqual([...resizeArea(src, 4, 2, 2, 1)], [0, 0, 0, 200, 200, 200]);
-  t.deepEqual([...resizeArea(src, 4, 2, 1, 1)], [100, 100, 100]);
-  const up = resizeArea(src, 4, 2, 8, 4);
+  const whole = { x: 0, y: 0, width: 4, height: 2 };
+  t.deepEqual([...resampleWindow(src, 4, 2, whole, 2, 1)], [0, 0, 0, 200, 200, 200]);
+  t.deepEqual([...resampleWindow(src, 4, 2, whole, 1, 1)], [100, 100, 100]);
+  const up = resampleWindow(src, 4, 2, whole, 8, 4);
   t.is(up.length, 8 * 4 * 3);
   t.is(up[0], 0);
   t.is(up[(8 * 4 - 1) * 3], 200);
@@ -151,11 +152,6 @@ test('resampling: the addon equals the JavaScript reference on random windows (1
     const addon = resampleWindow(src, sw, sh, win, dw, dh, options);
     t.is(addon.length, js.length);
     for (let i = 0; i < js.length; i++) worst = Math.max(worst, Math.abs(js[i] - addon[i]) * 127.5);
-    const bytesJs = resampleWindowJs(src, sw, sh, win, dw, dh, {}, new Uint8Array(dw * dh * 3));
-    const bytes = resampleWindow(src, sw, sh, win, dw, dh, {}, new Uint8Array(dw * dh * 3));
-    let off = 0;
-    for (let i = 0; i < bytes.length; i++) off = Math.max(off, Math.abs(bytes[i] - bytesJs[i]));
-    t.true(off <= 1, `bytes within one level (trial ${trial}: ${off})`);
   }
   t.true(worst < 1e-3, `largest difference ${worst} of 255`);
 });

@@ -75,8 +75,9 @@ Axis make_axis(double origin, double length, int dst, int n, Border border) {
   return a;
 }
 
-template <typename Out, typename Store>
-void resample(const uint8_t* src, int sw, int sh, const ResampleWindow& win, Out* dst, int dw, int dh, Store store) {
+}  // namespace
+
+void resample_rgb(const uint8_t* src, int sw, int sh, const ResampleWindow& win, float* dst, int dw, int dh) {
   const Axis X = make_axis(win.x, win.width, dw, sw, win.border);
   const Axis Y = make_axis(win.y, win.height, dh, sh, win.border);
   const int row_floats = dw * 3;
@@ -118,22 +119,9 @@ void resample(const uint8_t* src, int sw, int sh, const ResampleWindow& win, Out
       const float* row = rows.data() + static_cast<size_t>(slot[Y.index[k]]) * row_floats;
       for (int i = 0; i < row_floats; ++i) acc[i] += row[i] * w;
     }
-    Out* out = dst + static_cast<size_t>(y) * row_floats;
-    for (int i = 0; i < row_floats; ++i) out[i] = store(acc[i]);
+    float* out = dst + static_cast<size_t>(y) * row_floats;
+    for (int i = 0; i < row_floats; ++i) out[i] = acc[i] * win.scale + win.bias;
   }
-}
-
-}  // namespace
-
-void resample_rgb(const uint8_t* src, int sw, int sh, const ResampleWindow& win, float* dst, int dw, int dh) {
-  const float scale = win.scale, bias = win.bias;
-  resample(src, sw, sh, win, dst, dw, dh, [=](float v) { return v * scale + bias; });
-}
-
-void resample_rgb(const uint8_t* src, int sw, int sh, const ResampleWindow& win, uint8_t* dst, int dw, int dh) {
-  resample(src, sw, sh, win, dst, dw, dh, [](float v) {
-    return static_cast<uint8_t>(std::min(255.f, std::max(0.f, std::floor(v + 0.5f))));
-  });  // Math.round
 }
 
 }  // namespace adcorre

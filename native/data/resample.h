@@ -27,9 +27,7 @@ struct ResampleWindow {
 
 // src: sh x sw x 3 bytes (interleaved RGB); the window resized to dw x dh,
 // area averaging where it shrinks, linear interpolation where it enlarges,
-// separably. Output interleaved: floats (value * scale + bias), or bytes
-// (rounded, clamped to 0-255; scale and bias ignored).
+// separably. Output interleaved floats: value * scale + bias.
 void resample_rgb(const uint8_t* src, int sw, int sh, const ResampleWindow& win, float* dst, int dw, int dh);
-void resample_rgb(const uint8_t* src, int sw, int sh, const ResampleWindow& win, uint8_t* dst, int dw, int dh);
 
 }  // namespace adcorre

@@ -239,18 +239,28 @@ Napi::Value CudaTime(const Napi::CallbackInfo& info) {
   } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
 }
 
+// Positional number arguments of the data bindings: finite, and for integers within [lo, hi].
+double number_arg(const Napi::CallbackInfo& info, int i, const char* name) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected number for ") + name);
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v)) throw Napi::RangeError::New(info.Env(), std::string("Expected finite number for ") + name);
+  return v;
+}
+
+int integer_arg(const Napi::CallbackInfo& info, int i, const char* name, int lo, int hi) {
+  if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected integer for ") + name);
+  const double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= lo && v <= hi) || std::floor(v) != v)
+    throw Napi::RangeError::New(info.Env(), std::string("Expected integer in range for ") + name);
+  return static_cast<int>(v);
+}
+
 // warpAffine(src: Uint8Array, w, h, srcChannels, dst: Float32Array, dstOffset,
 //            outW, outH, dstChannels, matrix: Float64Array(6), contrast, brightness)
 Napi::Value WarpAffine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 12) throw Napi::TypeError::New(env, "warpAffine expects 12 arguments");
-  auto int_arg = [&](int i, const char* name, int lo, int hi) {
-    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string("Expected integer for ") + name);
-    const double v = info[i].As<Napi::Number>().DoubleValue();
-    if (!(v >= lo && v <= hi) || std::floor(v) != v)
-      throw Napi::RangeError::New(env, std::string("Expected integer in range for ") + name);
-    return static_cast<int>(v);
-  };
+  auto int_arg = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(env, "Expected Uint8Array for src");
   if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -281,27 +291,18 @@ Napi::Value WarpAffine(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// resampleRgb(src: Uint8Array, sw, sh, x, y, width, height, dst: Float32Array | Uint8Array,
-//             dstOffset, dw, dh, border (0 edge, 1 reflect, 2 constant), constant, scale, bias)
+// resampleRgb(src: Uint8Array, sw, sh, x, y, width, height, dst: Float32Array, dw, dh,
+//             border (0 edge, 1 reflect, 2 constant), constant, scale, bias)
 // lib/pixels.ts validates the user-facing arguments; these checks keep memory safe.
 Napi::Value ResampleRgb(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 15) throw Napi::TypeError::New(env, "resampleRgb expects 15 arguments");
-  auto number = [&](int i, const char* name) {
-    if (!info[i].IsNumber()) throw Napi::TypeError::New(env, std::string("Expected number for ") + name);
-    const double v = info[i].As<Napi::Number>().DoubleValue();
-    if (!std::isfinite(v)) throw Napi::RangeError::New(env, std::string("Expected finite number for ") + name);
-    return v;
-  };
-  auto integer = [&](int i, const char* name, double lo, double hi) {
-    const double v = number(i, name);
-    if (!(v >= lo && v <= hi) || std::floor(v) != v)
-      throw Napi::RangeError::New(env, std::string("Expected integer in range for ") + name);
-    return static_cast<int>(v);
-  };
+  if (info.Length() < 14) throw Napi::TypeError::New(env, "resampleRgb expects 14 arguments");
+  auto number = [&](int i, const char* name) { return number_arg(info, i, name); };
+  auto integer = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
   if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
     throw Napi::TypeError::New(env, "Expected Uint8Array for src");
-  if (!info[7].IsTypedArray()) throw Napi::TypeError::New(env, "Expected Float32Array or Uint8Array for dst");
+  if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, "Expected Float32Array for dst");
   auto src = info[0].As<Napi::TypedArray>();
   auto dst = info[7].As<Napi::TypedArray>();
   const int sw = integer(1, "sw", 1, 1 << 16), sh = integer(2, "sh", 1, 1 << 16);
@@ -310,22 +311,16 @@ Napi::Value ResampleRgb(const Napi::CallbackInfo& info) {
   win.width = number(5, "width"), win.height = number(6, "height");
   if (!(win.width > 0 && win.height > 0 && win.width <= 1 << 20 && win.height <= 1 << 20))
     throw Napi::RangeError::New(env, "Expected a window size in (0, 2^20]");
-  const int offset = integer(8, "dstOffset", 0, 1 << 30);
-  const int dw = integer(9, "dw", 1, 1 << 14), dh = integer(10, "dh", 1, 1 << 14);
-  win.border = static_cast<adcorre::Border>(integer(11, "border", 0, 2));
-  win.constant = static_cast<float>(number(12, "constant"));
-  win.scale = static_cast<float>(number(13, "scale"));
-  win.bias = static_cast<float>(number(14, "bias"));
+  const int dw = integer(8, "dw", 1, 1 << 14), dh = integer(9, "dh", 1, 1 << 14);
+  win.border = static_cast<adcorre::Border>(integer(10, "border", 0, 2));
+  win.constant = static_cast<float>(number(11, "constant"));
+  win.scale = static_cast<float>(number(12, "scale"));
+  win.bias = static_cast<float>(number(13, "bias"));
   if (src.ElementLength() < static_cast<size_t>(sw) * sh * 3)
     throw Napi::RangeError::New(env, "src is shorter than sw*sh*3");
-  if (static_cast<size_t>(offset) + static_cast<size_t>(dw) * dh * 3 > dst.ElementLength())
-    throw Napi::RangeError::New(env, "dst is too short for dstOffset + dw*dh*3");
-  if (dst.TypedArrayType() == napi_float32_array)
-    adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<float>(dst) + offset, dw, dh);
-  else if (dst.TypedArrayType() == napi_uint8_array)
-    adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<uint8_t>(dst) + offset, dw, dh);
-  else
-    throw Napi::TypeError::New(env, "Expected Float32Array or Uint8Array for dst");
+  if (static_cast<size_t>(dw) * dh * 3 > dst.ElementLength())
+    throw Napi::RangeError::New(env, "dst is shorter than dw*dh*3");
+  adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<float>(dst), dw, dh);
   return env.Undefined();
 }
 
