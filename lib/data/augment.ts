@@ -1,6 +1,7 @@
 // Training augmentation as one affine warp per sample (native/data/augment.cpp):
 // random resized crop, horizontal flip, rotation and brightness/contrast
 // jitter; evaluation maps the whole image onto the input unchanged.
+import type { PixelWindow } from '../pixels.js';
 
 export interface AugmentOptions {
   /** crop area as a fraction of the image (default [0.8, 1]) */
@@ -32,13 +33,8 @@ export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   erase: 0,
 };
 
-/** A rectangle of the S x S input, in pixels. */
-export interface EraseRect {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+/** A rectangle of the S x S input, in whole pixels. */
+export type EraseRect = PixelWindow;
 
 export interface WarpSetting {
   matrix: Float64Array;

@@ -11,7 +11,7 @@ import type { Box, PixelStore, SampleRef } from './dataset.js';
 import { storeImage } from './dataset.js';
 import type { SkipReason } from './skips.js';
 import { decoderMessage } from '../validate.js';
-import { LUMA } from '../pixels.js';
+import { luma } from '../pixels.js';
 
 export interface RawImage {
   data: Uint8Array;
@@ -86,7 +86,7 @@ function toChannels(image: RawImage, channels: 1 | 3): RawImage {
   const { width, height, data } = image;
   const out = new Uint8Array(width * height);
   for (let i = 0, j = 0; i < out.length; i++, j += image.channels) {
-    out[i] = Math.round(LUMA[0] * data[j] + LUMA[1] * data[j + 1] + LUMA[2] * data[j + 2]);
+    out[i] = Math.round(luma(data[j], data[j + 1], data[j + 2]));
   }
   return { data: out, width, height, channels: 1 };
 }

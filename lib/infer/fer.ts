@@ -10,7 +10,7 @@ import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputEr
 import { parseDevice } from '../device.js';
 import { type InferDevice, openSession, ort } from './session.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
-import { LUMA, resampleWindow } from '../pixels.js';
+import { luma, resampleWindow } from '../pixels.js';
 
 /** The models that ship with the package, by name (`--model ferplus`, `FER.load({ model: 'ferplus' })`). */
 export const BUNDLED_MODELS = {
@@ -368,8 +368,7 @@ export class FER {
     const rgb = resampleWindow(image.rgb, image.width, image.height, window, size, size);
     const plane = size * size;
     if (channels === 1) {
-      for (let i = 0; i < plane; i++)
-        out[offset + i] = (LUMA[0] * rgb[3 * i] + LUMA[1] * rgb[3 * i + 1] + LUMA[2] * rgb[3 * i + 2]) / 255;
+      for (let i = 0; i < plane; i++) out[offset + i] = luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) / 255;
     } else {
       for (let c = 0; c < channels; c++)
         for (let i = 0; i < plane; i++) out[offset + c * plane + i] = rgb[i * 3 + c] / 255;

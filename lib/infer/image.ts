@@ -122,8 +122,9 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
     // A photo that needs no shrinking takes one call into sharp: its size from the file's header
     // (JPEG, PNG), and the decoded size is then the original (EXIF rotation included). Others ask
     // sharp's metadata() for the size and orientation first.
-    const known = raw ?? (bytes ? readHeader(bytes) : undefined);
-    const small = known !== undefined && Math.max(known.width, known.height) <= MAX_WORKING_SIDE;
+    // (raw pixels reach here only when they need shrinking)
+    const header = bytes ? readHeader(bytes) : undefined;
+    const small = header !== undefined && Math.max(header.width, header.height) <= MAX_WORKING_SIDE;
     const meta: { width?: number; height?: number; orientation?: number } = raw
       ? { width: raw.width, height: raw.height }
       : small
@@ -166,9 +167,9 @@ function toRgb({ data, width, height, channels }: RawPixels): Uint8Array {
   if (channels === 3) return data;
   const n = width * height;
   const rgb = new Uint8Array(n * 3);
+  const grey = channels === 1;
   for (let i = 0; i < n; i++) {
     const p = i * channels;
-    const grey = channels === 1;
     rgb[3 * i] = data[p];
     rgb[3 * i + 1] = grey ? data[p] : data[p + 1];
     rgb[3 * i + 2] = grey ? data[p] : data[p + 2];
