@@ -152,7 +152,8 @@ class Executor {
   // per op: a batch norm whose output only a ReLU reads runs fused with it: the
   // ReLU's op index here (else -1); that ReLU is marked fused_into_ (else -1)
   std::vector<int> fused_relu_, fused_into_;
-  void* block_ = nullptr;  // everything below points into it
+  std::vector<char> gradient_started_;  // backward's scratch: per tensor, has a part of its gradient arrived
+  void* block_ = nullptr;               // everything below points into it
   size_t block_bytes_ = 0;
   std::vector<float*> act_, dact_, params_, grads_, m_, v_, saved_;  // saved: per op, bn mean+invstd or dropout mask
   std::vector<int32_t*> argmax_;                                     // per op: maxpool switches

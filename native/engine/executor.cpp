@@ -8,9 +8,9 @@
 // backend for one block. A step uploads the batch, walks forward, runs the
 // softmax cross-entropy and Ad-Corre on the [n][k][d] embeddings in place,
 // walks backward in reverse op order (gradient_flow: written in place where a
-// tensor has one reader, else accumulated through dx_), checks every gradient
-// for finiteness, and only then commits the batch-norm statistics and steps
-// the optimizer. Only probabilities, per-sample losses, the four Ad-Corre
+// tensor has one reader, and for the first part of one with several; later
+// parts added from dx_), checks every gradient for finiteness, and only then
+// commits the batch-norm statistics and steps the optimizer. Only probabilities, per-sample losses, the four Ad-Corre
 // scalars and the flags come back to the host.
 #include <algorithm>
 #include <cmath>
@@ -376,26 +376,38 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
 
 void Executor::backward(int n) {
   Backend& b = *backend_;
-  for (int t = 0; t < p_.tensors; ++t)
-    if (flow_[t] == GradientFlow::Accumulate && t != p_.logits && t != p_.embeddings)
-      b.zero(dact_[t], sh_.per_sample[t] * n * sizeof(float));
+  // A tensor with several readers receives its gradient in parts: the first
+  // part is written in place (no zero fill, no add), later ones are added.
+  // The loss has written the logits' and embeddings' gradients already.
+  std::vector<char>& started = gradient_started_;
+  started.assign(p_.tensors, 0);
+  started[p_.logits] = started[p_.embeddings] = 1;
   // Where an op's backward writes the gradient of tensor t: in place when t
-  // is direct, else into dx_ and then added by `deliver`.
+  // is direct or gets its first part, else into dx_ and then added by `deliver`.
   auto target = [&](int t) -> float* {
-    return flow_[t] == GradientFlow::Skip ? nullptr : flow_[t] == GradientFlow::Direct ? dact_[t] : dx_;
+    if (flow_[t] == GradientFlow::Skip) return nullptr;
+    return flow_[t] == GradientFlow::Direct || !started[t] ? dact_[t] : dx_;
   };
   auto deliver = [&](int t, const float* g) {
-    if (flow_[t] == GradientFlow::Accumulate) b.add_into(sh_.per_sample[t] * n, g, dact_[t]);
+    if (flow_[t] != GradientFlow::Accumulate) return;
+    if (g != dact_[t]) b.add_into(sh_.per_sample[t] * n, g, dact_[t]);
+    started[t] = 1;
   };
-  // Add and Concat pass gradients through: a copy where direct, else a sum.
+  // Add and Concat pass gradients through: a copy, or a sum once started.
   auto pass = [&](int t, int rows, int f, const float* src, int src_stride, int src_offset) {
     if (flow_[t] == GradientFlow::Skip) return;
-    b.copy_columns(rows, f, src, src_stride, src_offset, dact_[t], f, 0, flow_[t] == GradientFlow::Accumulate);
+    b.copy_columns(rows, f, src, src_stride, src_offset, dact_[t], f, 0, started[t] != 0);
+    started[t] = 1;
   };
   for (size_t i = p_.ops.size(); i-- > 0;) {
     const OpDesc& op = p_.ops[i];
     // the probabilities come from the loss; the input pipeline needs no gradient
     if (op.kind == OpKind::Softmax || flow_[op.output] == GradientFlow::Skip) continue;
+    if (!started[op.output] && flow_[op.output] == GradientFlow::Accumulate) {
+      // no reader's backward ran (a branch the loss does not see): its gradient is zero
+      b.zero(dact_[op.output], sh_.per_sample[op.output] * n * sizeof(float));
+      started[op.output] = 1;
+    }
     const int x = op.inputs[0];
     const float* dy = dact_[op.output];
     const float* xa = act_[x];

@@ -1,17 +1,22 @@
 // Float GEMM of the CPU backend: packed panels and a register-blocked
 // micro-kernel, BLIS-style. Design note:
-// - C[M][N] (+)= op(A)[M][K] * op(B)[K][N]. A is packed once into panels of
-//   MR rows ([panel][k][MR]), so the kernel broadcasts MR consecutive floats
-//   per k; B is packed per (K block, column block) into strips of NR columns
-//   ([strip][k][NR]). Packing reads any MatrixLayout (row-major,
-//   transposed, a batch in NCHW), so neither transposes nor channel-major
-//   copies need a pass of their own; C is written through its layout too.
+// - C[M][N] (+)= op(A)[M][K] * op(B)[K][N]. Per (job, K block), A's rows are
+//   packed into panels of MR rows ([panel][k][MR]), so the kernel broadcasts
+//   MR consecutive floats per k, and B into strips of NR columns
+//   ([strip][k][NR]). Packing reads any MatrixLayout (row-major, transposed,
+//   a batch in NCHW; a transposed block through 8 x 8 register transposes),
+//   so neither transposes nor channel-major copies need a pass of their own;
+//   C is written through its layout too. A is packed once where every job
+//   reads all of it (the forward products: A the weights); where jobs own
+//   disjoint row groups (the weight gradients: A all of dY, tens of MiB) each
+//   packs its panels per K block, kept in L2 instead of written out whole
+//   and read back once per column strip.
 // - The micro-kernel keeps an MR x NR tile of C in registers over a K block
 //   (KC = 256): 6 x 16 in 12 AVX2 registers, 6 x 32 in 12 AVX-512 registers,
 //   two vector loads and six broadcasts per k. C is written once per K block,
 //   the first block overwrites when not accumulating (no zero fill).
 // - Work is split over threads by (row group, column block), each thread
-//   packing its own B block (KC x NCB floats, 512 KiB: L2-resident).
+//   packing its own B block (KC x NCB floats, 512 KiB: L2-resident) and A block.
 // - The instruction set is chosen at run time (__builtin_cpu_supports), so one
 //   binary serves AVX2 and AVX-512 machines; without either, the caller falls
 //   back to the portable templated GEMM in ops_cpu.cpp.
@@ -25,6 +30,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/scratch.h"
 #include "../common/thread_pool.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -138,13 +144,12 @@ void axis_offsets(int first, int count, int block, size_t block_stride, size_t s
 // chosen (AVX2 at least), so they are compiled for it too.
 #define GEMM_MOVES __attribute__((target("avx2,fma")))
 
-// Panels [p0, p1) of A (M x K) as [K][MR] each, rows past M zero.
-GEMM_MOVES void pack_a(const MatrixLayout& la, int M, int K, const float* A, int p0, int p1, float* out) {
-  thread_local std::vector<size_t> col;  // reused: K reaches n * plane (tens of thousands)
-  col.resize(K);
-  axis_offsets(0, K, la.col_block, la.col_block_stride, la.col_stride, col.data());
+// Panels [p0, p1) of A (M x K), columns [k0, k0 + K), as [K][MR] each (from out), rows past M zero.
+GEMM_MOVES void pack_a(const MatrixLayout& la, int M, int k0, int K, const float* A, int p0, int p1, float* out) {
+  size_t col[KC];
+  axis_offsets(k0, K, la.col_block, la.col_block_stride, la.col_stride, col);
   for (int p = p0; p < p1; ++p) {
-    float* dst = out + static_cast<size_t>(p) * K * MR;
+    float* dst = out + static_cast<size_t>(p - p0) * K * MR;
     const int i0 = p * MR, rows = std::min(MR, M - i0);
     size_t row[MR];
     axis_offsets(i0, rows, la.row_block, la.row_block_stride, la.row_stride, row);
@@ -189,6 +194,27 @@ int column_runs(const MatrixLayout& l, int j0, int cols, ColumnRun* runs) {
   return count;
 }
 
+// out[r][c] (row stride ld) = in[c][r] for an 8 x 8 block whose column c starts at base + col[c].
+GEMM_MOVES inline void transpose8x8(const float* base, const size_t* col, float* out, int ld) {
+  __m256 r[8], t[8];
+  for (int c = 0; c < 8; ++c) r[c] = _mm256_loadu_ps(base + col[c]);
+  for (int c = 0; c < 8; c += 2) {
+    t[c] = _mm256_unpacklo_ps(r[c], r[c + 1]);
+    t[c + 1] = _mm256_unpackhi_ps(r[c], r[c + 1]);
+  }
+  for (int c = 0; c < 8; c += 4) {
+    r[c] = _mm256_shuffle_ps(t[c], t[c + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[c + 1] = _mm256_shuffle_ps(t[c], t[c + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[c + 2] = _mm256_shuffle_ps(t[c + 1], t[c + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[c + 3] = _mm256_shuffle_ps(t[c + 1], t[c + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // r[0..3]: rows 0, 1, 2, 3 of columns 0-3 in the low lanes and rows 4-7 in the high lanes; r[4..7] columns 4-7
+  for (int q = 0; q < 4; ++q) {
+    _mm256_storeu_ps(out + static_cast<size_t>(q) * ld, _mm256_permute2f128_ps(r[q], r[q + 4], 0x20));
+    _mm256_storeu_ps(out + static_cast<size_t>(q + 4) * ld, _mm256_permute2f128_ps(r[q], r[q + 4], 0x31));
+  }
+}
+
 // Rows [k0, k0 + kc) and columns [j0, j0 + nc) of B into strips of [kc][NR],
 // columns past nc zero. Unit-stride columns are copied as runs (found once per
 // strip); otherwise (a transposed operand) each column is read down its rows,
@@ -215,7 +241,20 @@ GEMM_MOVES void pack_b(const MatrixLayout& lb, const float* B, int k0, int kc, i
       continue;
     }
     axis_offsets(js, cols, lb.col_block, lb.col_block_stride, lb.col_stride, col);
-    for (int j = 0; j < nr; ++j) {
+    // 8 columns x 8 rows at a time through an in-register transpose where the 8 rows are
+    // contiguous (the pixels of one plane): 8 loads and 8 stores instead of 64 strided ones
+    int j8 = 0;
+    for (; j8 + 8 <= cols; j8 += 8) {
+      for (int k = 0; k < kc; k += 8) {
+        if (k + 8 <= kc && row[k + 7] == row[k] + 7) {
+          transpose8x8(B + row[k], col + j8, dst + static_cast<size_t>(k) * nr + j8, nr);
+          continue;
+        }
+        for (int q = k; q < std::min(kc, k + 8); ++q)  // across a plane's end, or the block's last rows
+          for (int j = j8; j < j8 + 8; ++j) dst[static_cast<size_t>(q) * nr + j] = B[col[j] + row[q]];
+      }
+    }
+    for (int j = j8; j < nr; ++j) {
       if (j >= cols) {
         for (int k = 0; k < kc; ++k) dst[static_cast<size_t>(k) * nr + j] = 0;
         continue;
@@ -285,12 +324,6 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
     return true;
   }
   const int nr = isa->nr, panels = (M + MR - 1) / MR;
-  thread_local std::vector<float> ap;  // the caller's: engines on several JS threads each have their own
-  ap.resize(static_cast<size_t>(panels) * K * MR);
-  float* const packed_a = ap.data();  // a thread_local named in a lambda is the running thread's: pass the pointer
-  pool.parallel_for(static_cast<size_t>(panels), std::max(1, (1 << 15) / std::max(K * MR, 1)), [&](size_t b, size_t e) {
-    pack_a(la, M, K, A, static_cast<int>(b), static_cast<int>(e), packed_a);
-  });
   // C's columns are unit-stride runs within blocks of lc.col_block: a tile
   // inside one block is stored in place, others through a scatter.
   const bool unit_cols = lc.col_stride == 1;
@@ -308,22 +341,40 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
   }
   const int row_groups = col_blocks >= threads ? 1 : std::min(panels, threads);
   const size_t jobs = static_cast<size_t>(col_blocks) * row_groups;
+  // A is packed once, before the jobs, where every job reads all of it (one row group, several
+  // column blocks: the forward products, A the weights); else each job packs its own panels per
+  // K block (the weight gradients, A all of dY: kept in L2 instead of written out whole)
+  const int k_blocks = (K + KC - 1) / KC;
+  const bool shared_a = row_groups == 1 && col_blocks > 1;
+  thread_local std::vector<float> ap_shared;  // the caller's: engines on several JS threads each have their own
+  float* const packed_a =
+      shared_a ? (ensure_size(ap_shared, static_cast<size_t>(panels) * K * MR), ap_shared.data()) : nullptr;
+  if (shared_a)
+    pool.parallel_for(static_cast<size_t>(k_blocks), 1, [&](size_t b, size_t e) {
+      for (size_t kb = b; kb < e; ++kb) {
+        const int k0 = static_cast<int>(kb) * KC;
+        pack_a(la, M, k0, std::min(KC, K - k0), A, 0, panels, packed_a + static_cast<size_t>(k0) * panels * MR);
+      }
+    });
   const double flops = 2.0 * M * N * K;
   pool.parallel_for(jobs, flops < 2e5 ? jobs : 1, [&](size_t b, size_t e) {
-    thread_local std::vector<float> bp;
-    bp.resize(static_cast<size_t>(KC) * ((std::min(N, ncb) + nr - 1) / nr) * nr);
+    thread_local std::vector<float> bp, ap;
+    ensure_size(bp, static_cast<size_t>(KC) * ((std::min(N, ncb) + nr - 1) / nr) * nr);
     alignas(64) float tile[MR * 32];
     for (size_t job = b; job < e; ++job) {
       const int cb = static_cast<int>(job % col_blocks), rg = static_cast<int>(job / col_blocks);
       const int j0 = cb * ncb, nc = std::min(ncb, N - j0);
       const int p0 = panels * rg / row_groups, p1 = panels * (rg + 1) / row_groups;
+      if (!shared_a) ensure_size(ap, static_cast<size_t>(p1 - p0) * KC * MR);
       for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = std::min(KC, K - k0);
         pack_b(lb, B, k0, kc, j0, nc, nr, bp.data());
+        if (!shared_a) pack_a(la, M, k0, kc, A, p0, p1, ap.data());
+        const float* a_block = shared_a ? packed_a + static_cast<size_t>(k0) * panels * MR : ap.data();
         const bool overwrite = !accumulate && k0 == 0;
         for (int p = p0; p < p1; ++p) {
           const int i0 = p * MR, rows = std::min(MR, M - i0);
-          const float* a = packed_a + static_cast<size_t>(p) * K * MR + static_cast<size_t>(k0) * MR;
+          const float* a = a_block + static_cast<size_t>(shared_a ? p : p - p0) * kc * MR;
           for (int s = 0; s * nr < nc; ++s) {
             const int j = j0 + s * nr, cols = std::min(nr, nc - s * nr);
             const float* bs = bp.data() + static_cast<size_t>(s) * kc * nr;

@@ -17,6 +17,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "../common/scratch.h"
 #include "../common/thread_pool.h"
 #include "gemm_cpu.h"
 
@@ -24,6 +25,13 @@
 #define ENGINE_HOT __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define ENGINE_HOT
+#endif
+// Loops over a few dozen floats stay inline: GCC would turn them into memset
+// and memcpy calls, whose call overhead is the cost at that length.
+#if defined(__GNUC__) && !defined(__clang__)
+#define ENGINE_INLINE_LOOPS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define ENGINE_INLINE_LOOPS
 #endif
 
 namespace adcorre::engine {
@@ -144,13 +152,13 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* 
   // copies are small next to the O(MNK) product.
   if (trans_a) {
     auto& at = scratch_buffer<T>(0);
-    at.resize(static_cast<size_t>(M) * K);
+    ensure_size(at, static_cast<size_t>(M) * K);
     transpose(K, M, A, at.data());
     A = at.data();
   }
   if (trans_b) {
     auto& bt = scratch_buffer<T>(1);
-    bt.resize(static_cast<size_t>(K) * N);
+    ensure_size(bt, static_cast<size_t>(K) * N);
     transpose(N, K, B, bt.data());
     B = bt.data();
   }
@@ -264,18 +272,20 @@ inline size_t padded_size(int h, int w, int p) { return static_cast<size_t>(h + 
 
 // plane [h][w] into out (padded_size) with a zero border of p
 template <typename T>
-void pad_plane(const T* in, int h, int w, int p, T* out) {
+ENGINE_INLINE_LOOPS void pad_plane(const T* in, int h, int w, int p, T* out) {
   const int W = w + 2 * p;
   // only the border is zeroed (the plane is written once, not zeroed first)
-  std::fill(out, out + static_cast<size_t>(p) * W + p, T(0));
-  for (int i = 0; i < h; ++i) {  // rows of a few dozen values: an inline loop, not a libc call
+  const int head = p * W + p;
+  for (int j = 0; j < head; ++j) out[j] = T(0);
+  for (int i = 0; i < h; ++i) {
     T* o = out + static_cast<size_t>(i + p) * W + p;
     const T* src = in + static_cast<size_t>(i) * w;
     for (int j = 0; j < w; ++j) o[j] = src[j];
     for (int j = w; j < w + 2 * p; ++j) o[j] = T(0);  // this row's right border and the next row's left
   }
   T* tail = out + static_cast<size_t>(h + p) * W + p;
-  std::fill(tail, out + padded_size(h, w, p), T(0));
+  const T* end = out + padded_size(h, w, p);
+  for (T* z = tail; z < end; ++z) *z = T(0);
 }
 
 // y[h][w] = sum over taps of w[ky][kx] * xpad[oy + ky][ox + kx] (xpad from
@@ -284,7 +294,8 @@ void pad_plane(const T* in, int h, int w, int p, T* out) {
 // padded columns are computed and dropped), so that on Xception's small maps
 // (3x3 to 21x21 at 48 px) the loop is long enough to vectorise.
 template <typename T>
-ENGINE_HOT void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk, bool flip, T* flat, T* y) {
+ENGINE_HOT ENGINE_INLINE_LOOPS void depthwise_padded(const T* xpad, int h, int w, int k, const T* wk, bool flip,
+                                                     T* flat, T* y) {
   const int W = w + k - 1, L = h * W;
   if (k == 3) {
     // all nine taps per output in one pass: one store per output instead of nine read-modify-writes
@@ -347,8 +358,8 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
     const int p = (s.k - 1) / 2;
     pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
       thread_local std::vector<T> xpad, flat;
-      xpad.resize(padded_size(s.h, s.w, p));
-      flat.resize(xpad.size());
+      ensure_size(xpad, padded_size(s.h, s.w, p));
+      ensure_size(flat, xpad.size());
       for (size_t nc = b; nc < e; ++nc) {
         pad_plane(x + nc * in_plane, s.h, s.w, p, xpad.data());
         depthwise_padded(xpad.data(), s.h, s.w, s.k, weight + static_cast<size_t>(nc % s.c) * s.k * s.k, false,
@@ -393,20 +404,20 @@ void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::ve
                         MatrixLayout::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), x, y_layout, y, false);
         return;
       }
-      scratch.resize(static_cast<size_t>(K) * NP);
+      ensure_size(scratch, static_cast<size_t>(K) * NP);
       im2col(s, x, scratch.data());
       gemm_f32_layout(s.o, NP, K, MatrixLayout::row_major(s.o, K), weight, MatrixLayout::row_major(K, NP),
                       scratch.data(), y_layout, y, false);
       return;
     }
   }
-  scratch.resize(static_cast<size_t>(K) * NP);
+  ensure_size(scratch, static_cast<size_t>(K) * NP);
   if (is_plain_pointwise(s))
     pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
   else
     im2col(s, x, scratch.data());
   auto& yp = scratch_buffer<T>(2);
-  yp.resize(static_cast<size_t>(s.o) * NP);
+  ensure_size(yp, static_cast<size_t>(s.o) * NP);
   gemm(false, false, s.o, NP, K, weight, scratch.data(), yp.data(), false);
   unpack(s.n, s.o, static_cast<int>(out_plane), yp.data(), y);
 }
@@ -421,12 +432,12 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
     // summed over n in a fixed order.
     const int p = (s.k - 1) / 2, kk = s.k * s.k;
     auto& dw_partial = scratch_buffer<T>(3);
-    dw_partial.resize(static_cast<size_t>(s.n) * s.c * kk);
+    ensure_size(dw_partial, static_cast<size_t>(s.n) * s.c * kk);
     pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
       thread_local std::vector<T> xpad, dypad, flat;
-      xpad.resize(padded_size(s.h, s.w, p));
-      dypad.resize(xpad.size());
-      flat.resize(xpad.size());
+      ensure_size(xpad, padded_size(s.h, s.w, p));
+      ensure_size(dypad, xpad.size());
+      ensure_size(flat, xpad.size());
       const int W = s.w + 2 * p;
       for (size_t nc = b; nc < e; ++nc) {
         const T* dyp = dy + nc * out_plane;
@@ -509,7 +520,7 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
                           L::nchw_channels_by_pixels(s.c, static_cast<int>(in_plane)), dx, false);
         return;
       }
-      scratch.resize(static_cast<size_t>(K) * NP);
+      ensure_size(scratch, static_cast<size_t>(K) * NP);
       im2col(s, x, scratch.data());
       gemm_f32_layout(s.o, K, NP, dy_layout, dy, L::column_major(NP, K), scratch.data(), L::row_major(s.o, K), dweight,
                       true);
@@ -520,13 +531,13 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
       return;
     }
   }
-  scratch.resize(static_cast<size_t>(K) * NP);
+  ensure_size(scratch, static_cast<size_t>(K) * NP);
   if (plain)
     pack(s.n, s.c, static_cast<int>(in_plane), x, scratch.data());
   else
     im2col(s, x, scratch.data());
   auto& dyp = scratch_buffer<T>(2);
-  dyp.resize(static_cast<size_t>(s.o) * NP);
+  ensure_size(dyp, static_cast<size_t>(s.o) * NP);
   pack(s.n, s.o, static_cast<int>(out_plane), dy, dyp.data());
   // dW[o][K] += dY'[o][NP] * cols[K][NP]^T
   gemm(false, true, s.o, K, NP, dyp.data(), scratch.data(), dweight, true);
