@@ -6,7 +6,7 @@
 //   node bench/train.js --compare [--rounds 2]   # beside PyTorch CPU (../shared/tools/torch_cpu_train.py), alternated
 //   node bench/train.js --device cuda --table    # issue #4's configurations, beside PyTorch on an H100
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { backendInfo, Engine, PRESETS } from '../dist/index.js';
@@ -31,8 +31,23 @@ const { values: args } = parseArgs({
     compare: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     python: { type: 'string', default: 'python3' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  // the usage is this file's opening comment
+  const text = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
+  console.log(
+    text
+      .slice(
+        1,
+        text.findIndex((line) => line.startsWith('import')),
+      )
+      .map((line) => line.replace(/^\/\/ ?/, ''))
+      .join('\n'),
+  );
+  process.exit(0);
+}
 const seconds = Number(args.seconds);
 if (!(seconds > 0)) throw new Error(`Expected a positive number for --seconds but received ${args.seconds}`);
 const rounds = Number(args.rounds);
@@ -100,35 +115,41 @@ function timeTorch(preset, batch) {
 }
 
 const best = (a, b) => (a == null ? b : Math.max(a, b));
-const rows = [];
-for (const { run, pytorch, note } of runs) {
+const plans = runs.map(({ run, pytorch, note }) => {
   const [preset, batchText] = run.split(':');
   const batch = Number(batchText ?? 64);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`Expected a positive integer batch in ${run}`);
   const row = { preset, batch, where, cpu: cpuName, rounds: args.compare ? rounds : 1, engine: {}, pytorch: null };
-  // Alternated rounds, best of each side: the shared machine's noise only ever slows a run down.
-  for (let r = 0; r < (args.compare ? rounds : 1); r++) {
-    const e = timeEngine(preset, batch);
+  return { row, pytorch, note };
+});
+// Alternated rounds, best of each side: the shared machine's noise only ever
+// slows a run down. Round by round over all the runs, so that a slow spell
+// hits every preset rather than the last one.
+for (let r = 0; r < (args.compare ? rounds : 1); r++) {
+  for (const { row } of plans) {
+    const e = timeEngine(row.preset, row.batch);
     row.config = e.config;
     row.device = e.device;
     row.engine.imagesPerSecond = best(row.engine.imagesPerSecond, e.imagesPerSecond);
     row.engine.evalImagesPerSecond = best(row.engine.evalImagesPerSecond, e.evalImagesPerSecond);
-    row.engine.msPerStep = 1000 * (batch / row.engine.imagesPerSecond);
+    row.engine.msPerStep = 1000 * (row.batch / row.engine.imagesPerSecond);
     if (args.compare) {
-      const t = timeTorch(preset, batch);
+      const t = timeTorch(row.preset, row.batch);
       row.pytorch ??= { version: t.version };
       row.pytorch.imagesPerSecond = best(row.pytorch.imagesPerSecond, t.imagesPerSecond);
       row.pytorch.evalImagesPerSecond = best(row.pytorch.evalImagesPerSecond, t.evalImagesPerSecond);
     }
   }
+}
+for (const { row, pytorch, note } of plans) {
   if (row.pytorch) {
     row.ratio = row.engine.imagesPerSecond / row.pytorch.imagesPerSecond;
     row.evalRatio = row.engine.evalImagesPerSecond / row.pytorch.evalImagesPerSecond;
   }
   if (pytorch) Object.assign(row, { pytorchH100: pytorch, ratioH100: row.engine.imagesPerSecond / pytorch, note });
-  rows.push(row);
 }
 
+const rows = plans.map(({ row }) => row);
 if (args.json) console.log(JSON.stringify(rows, null, 2));
 else if (args.compare) {
   console.log(`${cpuName}, ${info.cpu.threads} threads; best of ${rounds} alternated rounds of ${seconds} s each side`);
