@@ -325,6 +325,65 @@ ENGINE_HOT ENGINE_INLINE_LOOPS void depthwise_padded(const T* xpad, int h, int w
     std::memcpy(y + static_cast<size_t>(oy) * w, flat + static_cast<size_t>(oy) * W, w * sizeof(T));
 }
 
+// Depthwise 3x3 ('same', stride 1) on planes of at most 4 x 4 (the middle
+// and exit flows at 48 and 64 px): straight-line code per plane size with
+// the borders resolved at compile time. At this size the padded copy and the
+// padded columns of the flat loops above were most of the work.
+template <int H, int W, typename T>
+ENGINE_HOT void depthwise3_small(const T* __restrict x, const T* __restrict t, T* __restrict y) {
+#pragma GCC unroll 4
+  for (int oy = 0; oy < H; ++oy)
+#pragma GCC unroll 4
+    for (int ox = 0; ox < W; ++ox) {
+      T acc = 0;
+#pragma GCC unroll 3
+      for (int ky = 0; ky < 3; ++ky)
+#pragma GCC unroll 3
+        for (int kx = 0; kx < 3; ++kx) {
+          const int iy = oy + ky - 1, ix = ox + kx - 1;
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) acc += t[ky * 3 + kx] * x[iy * W + ix];
+        }
+      y[oy * W + ox] = acc;
+    }
+}
+
+// dw[ky][kx] = sum over the outputs of g[oy][ox] * x[oy + ky - 1][ox + kx - 1] (inside the plane)
+template <int H, int W, typename T>
+ENGINE_HOT void depthwise3_small_weight_grad(const T* __restrict g, const T* __restrict x, T* __restrict dw) {
+#pragma GCC unroll 3
+  for (int ky = 0; ky < 3; ++ky)
+#pragma GCC unroll 3
+    for (int kx = 0; kx < 3; ++kx) {
+      T acc = 0;
+#pragma GCC unroll 4
+      for (int oy = 0; oy < H; ++oy)
+#pragma GCC unroll 4
+        for (int ox = 0; ox < W; ++ox) {
+          const int iy = oy + ky - 1, ix = ox + kx - 1;
+          if (iy >= 0 && iy < H && ix >= 0 && ix < W) acc += g[oy * W + ox] * x[iy * W + ix];
+        }
+      dw[ky * 3 + kx] = acc;
+    }
+}
+
+template <typename T>
+struct SmallDepthwise3 {
+  void (*apply)(const T*, const T*, T*);        // y from x and the nine taps
+  void (*weight_grad)(const T*, const T*, T*);  // the nine taps' gradient from dy and x
+};
+
+// The kernels for an h x w plane, or null where the flat padded loops serve.
+template <typename T>
+const SmallDepthwise3<T>* small_depthwise3(int h, int w) {
+  static const SmallDepthwise3<T> table[4] = {
+      {depthwise3_small<1, 1, T>, depthwise3_small_weight_grad<1, 1, T>},
+      {depthwise3_small<2, 2, T>, depthwise3_small_weight_grad<2, 2, T>},
+      {depthwise3_small<3, 3, T>, depthwise3_small_weight_grad<3, 3, T>},
+      {depthwise3_small<4, 4, T>, depthwise3_small_weight_grad<4, 4, T>},
+  };
+  return h == w && h >= 1 && h <= 4 ? &table[h - 1] : nullptr;
+}
+
 // dw[ky][kx] = sum_i g[i] * xpad[i + ky * W + kx] over a flat padded plane
 // of L values: the nine dot products in one pass.
 template <typename T>
@@ -355,6 +414,12 @@ template <typename T>
 void conv_forward(const ConvShape& s, const T* x, const T* weight, T* y, std::vector<T>& scratch) {
   const size_t in_plane = static_cast<size_t>(s.h) * s.w, out_plane = static_cast<size_t>(s.oh) * s.ow;
   if (s.depthwise && is_padded_stride1(s)) {
+    if (const auto* small = s.k == 3 ? small_depthwise3<T>(s.h, s.w) : nullptr) {
+      pool().parallel_for(static_cast<size_t>(s.n) * s.c, 64, [&](size_t b, size_t e) {
+        for (size_t nc = b; nc < e; ++nc) small->apply(x + nc * in_plane, weight + (nc % s.c) * 9, y + nc * out_plane);
+      });
+      return;
+    }
     const int p = (s.k - 1) / 2;
     pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
       thread_local std::vector<T> xpad, flat;
@@ -433,7 +498,17 @@ void conv_backward(const ConvShape& s, const T* x, const T* weight, const T* dy,
     const int p = (s.k - 1) / 2, kk = s.k * s.k;
     auto& dw_partial = scratch_buffer<T>(3);
     ensure_size(dw_partial, static_cast<size_t>(s.n) * s.c * kk);
-    pool().parallel_for(static_cast<size_t>(s.n) * s.c, 8, [&](size_t b, size_t e) {
+    const auto* small = s.k == 3 ? small_depthwise3<T>(s.h, s.w) : nullptr;
+    pool().parallel_for(static_cast<size_t>(s.n) * s.c, small ? 64 : 8, [&](size_t b, size_t e) {
+      if (small) {
+        for (size_t nc = b; nc < e; ++nc) {
+          const T* wk = weight + (nc % s.c) * 9;
+          const T rotated[9] = {wk[8], wk[7], wk[6], wk[5], wk[4], wk[3], wk[2], wk[1], wk[0]};
+          small->apply(dy + nc * out_plane, rotated, dx + nc * in_plane);
+          small->weight_grad(dy + nc * out_plane, x + nc * in_plane, dw_partial.data() + nc * kk);
+        }
+        return;
+      }
       thread_local std::vector<T> xpad, dypad, flat;
       ensure_size(xpad, padded_size(s.h, s.w, p));
       ensure_size(dypad, xpad.size());
@@ -764,45 +839,21 @@ void relu_backward(size_t count, const T* y, const T* dy, T* dx) {
 
 namespace {
 
-// One 3x3 window of a plane whose top-left tap is (iy0, ix0): the first
-// largest value in row-major order and its index. Checked: taps outside the
-// plane are skipped (the border); unchecked: all nine are inside.
-template <bool Checked, typename T>
-inline void max3x3(const T* xp, int h, int w, int iy0, int ix0, T* best_out, int32_t* at_out) {
-  T best = 0;
-  int at = -1;
-  for (int ky = 0; ky < 3; ++ky) {
-    const int iy = iy0 + ky;
-    if (Checked && (iy < 0 || iy >= h)) continue;
-    for (int kx = 0; kx < 3; ++kx) {
-      const int ix = ix0 + kx;
-      if (Checked && (ix < 0 || ix >= w)) continue;
-      const T v = xp[iy * w + ix];
-      if (at < 0 || v > best) {
-        best = v;
-        at = iy * w + ix;
-      }
-    }
-  }
-  *best_out = best;
-  *at_out = at;
-}
-
-// Outputs [lo, hi) of one output row whose 3x3 windows lie inside the plane
-// (top: the window's first plane row, at plane index base; output ox reads
-// columns 2 ox - pl + 0..2). Branch-free selects in row-major tap order with a
-// strict >, so the first largest tap wins, as in max3x3: there, the
-// data-dependent branches mispredicted about half the time.
+// One output row of a 3x3 stride-2 max pool. rows: the plane rows of the
+// window, clamped into the plane (a window hanging over the top repeats row
+// 0, over the bottom the last row); columns likewise. A repeated row or
+// column never wins over its first copy (strict >), so the result and the
+// switch (the first largest tap in row-major order) are those of the window's
+// in-plane taps alone. Outputs [lo, hi) need no column clamping: vectorised
+// branch-free selects (data-dependent branches mispredicted about half the
+// time); the few at the row's ends take the clamped columns.
 template <typename T>
-ENGINE_HOT void maxpool_row_interior(const T* __restrict top, int w, int base, int pl, int lo, int hi, T* __restrict y,
-                                     int32_t* __restrict at_out) {
-  const T* r1 = top + w;
-  const T* r2 = top + 2 * static_cast<size_t>(w);
-#pragma omp simd
-  for (int ox = lo; ox < hi; ++ox) {
-    const int ix = 2 * ox - pl;
-    T best = top[ix];
-    int32_t at = base + ix;
+ENGINE_HOT void maxpool_row(const T* __restrict x, int w, int pl, int ow, int lo, int hi, const int rows[3],
+                            T* __restrict y, int32_t* __restrict at_out) {
+  const int b0 = rows[0] * w, b1 = rows[1] * w, b2 = rows[2] * w;
+  const T* r0 = x + b0;
+  const T* r1 = x + b1;
+  const T* r2 = x + b2;
 #define ADCORRE_MAXPOOL_TAP(v, index) \
   {                                   \
     const T tap = (v);                \
@@ -810,18 +861,41 @@ ENGINE_HOT void maxpool_row_interior(const T* __restrict top, int w, int base, i
     best = larger ? tap : best;       \
     at = larger ? (index) : at;       \
   }
-    ADCORRE_MAXPOOL_TAP(top[ix + 1], base + ix + 1)
-    ADCORRE_MAXPOOL_TAP(top[ix + 2], base + ix + 2)
-    ADCORRE_MAXPOOL_TAP(r1[ix], base + w + ix)
-    ADCORRE_MAXPOOL_TAP(r1[ix + 1], base + w + ix + 1)
-    ADCORRE_MAXPOOL_TAP(r1[ix + 2], base + w + ix + 2)
-    ADCORRE_MAXPOOL_TAP(r2[ix], base + 2 * w + ix)
-    ADCORRE_MAXPOOL_TAP(r2[ix + 1], base + 2 * w + ix + 1)
-    ADCORRE_MAXPOOL_TAP(r2[ix + 2], base + 2 * w + ix + 2)
-#undef ADCORRE_MAXPOOL_TAP
+#pragma omp simd
+  for (int ox = lo; ox < hi; ++ox) {
+    const int ix = 2 * ox - pl;
+    T best = r0[ix];
+    int32_t at = b0 + ix;
+    ADCORRE_MAXPOOL_TAP(r0[ix + 1], b0 + ix + 1)
+    ADCORRE_MAXPOOL_TAP(r0[ix + 2], b0 + ix + 2)
+    ADCORRE_MAXPOOL_TAP(r1[ix], b1 + ix)
+    ADCORRE_MAXPOOL_TAP(r1[ix + 1], b1 + ix + 1)
+    ADCORRE_MAXPOOL_TAP(r1[ix + 2], b1 + ix + 2)
+    ADCORRE_MAXPOOL_TAP(r2[ix], b2 + ix)
+    ADCORRE_MAXPOOL_TAP(r2[ix + 1], b2 + ix + 1)
+    ADCORRE_MAXPOOL_TAP(r2[ix + 2], b2 + ix + 2)
     y[ox] = best;
     at_out[ox] = at;
   }
+  auto clamped = [&](int ox) {
+    const int ix = 2 * ox - pl;
+    const int c0 = std::max(ix, 0), c1 = std::min(std::max(ix + 1, 0), w - 1), c2 = std::min(ix + 2, w - 1);
+    T best = r0[c0];
+    int32_t at = b0 + c0;
+    ADCORRE_MAXPOOL_TAP(r0[c1], b0 + c1)
+    ADCORRE_MAXPOOL_TAP(r0[c2], b0 + c2)
+    ADCORRE_MAXPOOL_TAP(r1[c0], b1 + c0)
+    ADCORRE_MAXPOOL_TAP(r1[c1], b1 + c1)
+    ADCORRE_MAXPOOL_TAP(r1[c2], b1 + c2)
+    ADCORRE_MAXPOOL_TAP(r2[c0], b2 + c0)
+    ADCORRE_MAXPOOL_TAP(r2[c1], b2 + c1)
+    ADCORRE_MAXPOOL_TAP(r2[c2], b2 + c2)
+    y[ox] = best;
+    at_out[ox] = at;
+  };
+#undef ADCORRE_MAXPOOL_TAP
+  for (int ox = 0; ox < std::min(lo, ow); ++ox) clamped(ox);
+  for (int ox = std::max(hi, lo); ox < ow; ++ox) clamped(ox);
 }
 
 }  // namespace
@@ -835,20 +909,10 @@ void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argm
   parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w * 2, [&](size_t b, size_t e) {
     for (size_t nc = b; nc < e; ++nc) {
       const T* xp = x + nc * h * w;
-      T* yp = y + nc * oh * ow;
-      int32_t* ap = argmax + nc * oh * ow;
       for (int oy = 0; oy < oh; ++oy) {
         const int iy0 = oy * 2 - pt;
-        if (iy0 >= 0 && iy0 + 2 < h && lo < hi) {
-          for (int ox = 0; ox < lo; ++ox)
-            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
-          maxpool_row_interior(xp + static_cast<size_t>(iy0) * w, w, iy0 * w, pl, lo, hi, yp + oy * ow, ap + oy * ow);
-          for (int ox = hi; ox < ow; ++ox)
-            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
-        } else {
-          for (int ox = 0; ox < ow; ++ox)
-            max3x3<true>(xp, h, w, iy0, ox * 2 - pl, yp + oy * ow + ox, ap + oy * ow + ox);
-        }
+        const int rows[3] = {std::max(iy0, 0), std::min(std::max(iy0 + 1, 0), h - 1), std::min(iy0 + 2, h - 1)};
+        maxpool_row(xp, w, pl, ow, lo, hi, rows, y + nc * oh * ow + oy * ow, argmax + nc * oh * ow + oy * ow);
       }
     }
   });

@@ -93,6 +93,63 @@ static void conv_case(int n, int c, int h, int w, int o, int k, int stride, bool
   check(name, {&x, &wt}, fwd, bwd);
 }
 
+// Depthwise 3x3 'same' stride 1 forward against the definition (the finite
+// differences above check the backward against the forward, not the forward).
+static void depthwise_forward_case(int n, int c, int h, int w) {
+  const Vec x = randn(static_cast<size_t>(n) * c * h * w), wt = randn(static_cast<size_t>(c) * 9);
+  const ConvShape s = make_conv_shape(n, c, h, w, c, 3, 1, true, true);
+  Vec y(x.size()), ref(x.size(), 0.0);
+  std::vector<double> scratch;
+  conv_forward(s, x.data(), wt.data(), y.data(), scratch);
+  for (int i = 0; i < n * c; ++i)
+    for (int oy = 0; oy < h; ++oy)
+      for (int ox = 0; ox < w; ++ox)
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) {
+            const int iy = oy + ky - 1, ix = ox + kx - 1;
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w)
+              ref[(static_cast<size_t>(i) * h + oy) * w + ox] +=
+                  wt[(i % c) * 9 + ky * 3 + kx] * x[(static_cast<size_t>(i) * h + iy) * w + ix];
+          }
+  double err = 0;
+  for (size_t i = 0; i < y.size(); ++i) err = std::max(err, std::abs(y[i] - ref[i]));
+  report("depthwise 3x3 same forward = the definition, n" + std::to_string(n) + " c" + std::to_string(c) + " " +
+             std::to_string(h) + "x" + std::to_string(w),
+         err, 1e-12);
+}
+
+// Max pool 3x3 stride 2 'same' forward against the definition: the largest
+// in-plane tap and the first one in row-major order (the switch), exactly.
+// few_values: inputs from {0, 1, 2} so that most windows hold ties.
+static void maxpool_forward_case(int n, int c, int h, int w, bool few_values) {
+  Vec x = randn(static_cast<size_t>(n) * c * h * w);
+  if (few_values)
+    for (auto& v : x) v = std::floor(std::abs(v) * 1.5) > 2 ? 2 : std::floor(std::abs(v) * 1.5);
+  const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
+  const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
+  Vec y(static_cast<size_t>(n) * c * oh * ow);
+  std::vector<int32_t> at(y.size());
+  maxpool_forward<double>(n, c, h, w, x.data(), y.data(), at.data());
+  bool same = true;
+  for (int i = 0; i < n * c; ++i)
+    for (int oy = 0; oy < oh; ++oy)
+      for (int ox = 0; ox < ow; ++ox) {
+        double best = 0;
+        int best_at = -1;
+        for (int iy = oy * 2 - pt; iy < oy * 2 - pt + 3; ++iy)
+          for (int ix = ox * 2 - pl; ix < ox * 2 - pl + 3; ++ix)
+            if (iy >= 0 && iy < h && ix >= 0 && ix < w) {
+              const double v = x[(static_cast<size_t>(i) * h + iy) * w + ix];
+              if (best_at < 0 || v > best) best = v, best_at = iy * w + ix;
+            }
+        const size_t o = (static_cast<size_t>(i) * oh + oy) * ow + ox;
+        same = same && y[o] == best && at[o] == best_at;
+      }
+  report("maxpool 3x3/2 same forward = the definition (values and switches" + std::string(few_values ? ", ties" : "") +
+             "), " + std::to_string(h) + "x" + std::to_string(w),
+         same ? 0.0 : 1.0, 0.0);
+}
+
 using FVec = std::vector<float>;
 static FVec to_float(const Vec& v) { return FVec(v.begin(), v.end()); }
 
@@ -300,7 +357,12 @@ int main() {
   conv_case(2, 3, 7, 6, 4, 3, 2, false, false);    // entry conv1: 3x3/2 valid
   conv_case(2, 2, 6, 7, 3, 3, 1, false, false);    // entry conv2: 3x3 valid
   conv_case(2, 3, 5, 5, 4, 3, 1, true, false);
-  conv_case(2, 3, 5, 6, 3, 3, 1, true, true);    // depthwise 3x3 same
+  conv_case(2, 3, 5, 6, 3, 3, 1, true, true);  // depthwise 3x3 same
+  for (int side = 1; side <= 5; ++side) {      // the small-plane kernels (1x1 to 4x4) and the flat loops (5x5)
+    conv_case(2, 3, side, side, 3, 3, 1, true, true);
+    depthwise_forward_case(2, 3, side, side);
+  }
+  depthwise_forward_case(2, 3, 4, 6);            // not square: the flat loops
   conv_case(1, 4, 4, 4, 4, 3, 2, true, true);    // depthwise stride 2, even size
   conv_case(2, 3, 4, 5, 5, 1, 1, false, false);  // pointwise
   conv_case(2, 3, 7, 6, 4, 1, 2, true, false);   // shortcut 1x1/2 same, odd
@@ -358,6 +420,11 @@ int main() {
     };
     check("maxpool 3x3/2 same " + std::to_string(h) + "x" + std::to_string(w), {&x}, fwd, bwd);
   }
+  for (int h = 1; h <= 9; ++h)  // every edge case of the clamped windows, square and not, with and without ties
+    for (int w : {h, h + 3}) {
+      maxpool_forward_case(2, 3, h, w, false);
+      maxpool_forward_case(2, 3, h, w, true);
+    }
   {
     const int n = 2, c = 3, hw = 6;
     Vec x = randn(n * c * hw);
