@@ -250,6 +250,9 @@ test('model loading errors say what to do', async (t) => {
     if (existsSync(file)) {
       const fer = await FER.load({ model: name, device: 'cpu' });
       t.is(fer.info().model, file);
+      // the FER+ model has FER+'s eighth class
+      t.is(fer.info().labels.length, name === 'ferplus' ? 8 : 7, name);
+      t.is(fer.info().labels.includes('contempt'), name === 'ferplus', name);
       await fer.close();
     } else
       await t.throwsAsync(() => FER.load({ model: name }), {
