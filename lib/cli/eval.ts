@@ -29,7 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Evaluate an exported model on a dataset split')
     .option(
       '--model <file|name>',
-      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (default) or 'ferplus'",
+      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (default) or 'ferplus' (not shipped in this version yet)",
     )
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))

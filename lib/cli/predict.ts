@@ -69,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
     .argument('<inputs...>', 'image files, folders or glob patterns')
     .option(
       '--model <file|name>',
-      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (the default, 7 classes) or 'ferplus' (8 classes)",
+      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (the default, 7 classes) or 'ferplus' (8 classes; not shipped in this version yet)",
     )
     .addOption(
       new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
