@@ -9,17 +9,23 @@ import { mkdirSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { helpOption, printUsage } from './usage.js';
 import sharp from 'sharp';
 import { DataLoader } from '../dist/data/loader.js';
 import { openDataset } from '../dist/data/open.js';
 
 const { values: args } = parseArgs({
   options: {
+    ...helpOption,
     json: { type: 'boolean', default: false },
     workers: { type: 'string', default: String(availableParallelism()) },
     count: { type: 'string', default: '1500' },
   },
 });
+if (args.help) {
+  printUsage(import.meta.url);
+  process.exit(0);
+}
 const workers = Number(args.workers);
 const shared = new URL('../../shared/data/fer2013', import.meta.url).pathname;
 

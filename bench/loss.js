@@ -14,6 +14,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { helpOption, printUsage } from './usage.js';
 import { adCorreLoss, backendInfo } from '../dist/index.js';
 import { native } from '../dist/native.js';
 import { randomCase } from '../test/helpers/random.js';
@@ -21,12 +22,17 @@ import { plainJsLoss } from './plain-js.js';
 
 const { values: args } = parseArgs({
   options: {
+    ...helpOption,
     json: { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
     'js-all': { type: 'boolean', default: false },
     'min-time': { type: 'string', default: '1000' },
   },
 });
+if (args.help) {
+  printUsage(import.meta.url);
+  process.exit(0);
+}
 const minTime = Number(args['min-time']);
 
 const sizes = [

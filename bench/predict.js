@@ -13,11 +13,13 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { helpOption, printUsage } from './usage.js';
 import sharp from 'sharp';
 import { buildArchitecture, DEFAULT_MODEL, exportOnnx, FER, initWeights, labelNames, PRESETS } from '../dist/index.js';
 
 const { values: args } = parseArgs({
   options: {
+    ...helpOption,
     json: { type: 'boolean', default: false },
     device: { type: 'string', default: 'cpu' },
     presets: { type: 'string', default: 'default,compact,fer-48,paper' },
@@ -25,6 +27,10 @@ const { values: args } = parseArgs({
     detector: { type: 'string', default: 'multi' },
   },
 });
+if (args.help) {
+  printUsage(import.meta.url);
+  process.exit(0);
+}
 const minTime = Number(args['min-time']);
 
 function median(xs) {

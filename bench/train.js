@@ -6,9 +6,10 @@
 //   node bench/train.js --compare [--rounds 2]   # beside PyTorch CPU (../shared/tools/torch_cpu_train.py), alternated
 //   node bench/train.js --device cuda --table    # issue #4's configurations, beside PyTorch on an H100
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
+import { helpOption, printUsage } from './usage.js';
 import { backendInfo, Engine, PRESETS } from '../dist/index.js';
 
 // PyTorch 2.11 on an H100 (issue #4): fp32 parameters, cuDNN's default TF32
@@ -31,21 +32,11 @@ const { values: args } = parseArgs({
     compare: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     python: { type: 'string', default: 'python3' },
-    help: { type: 'boolean', short: 'h', default: false },
+    ...helpOption,
   },
 });
 if (args.help) {
-  // the usage is this file's opening comment
-  const text = readFileSync(new URL(import.meta.url), 'utf8').split('\n');
-  console.log(
-    text
-      .slice(
-        1,
-        text.findIndex((line) => line.startsWith('import')),
-      )
-      .map((line) => line.replace(/^\/\/ ?/, ''))
-      .join('\n'),
-  );
+  printUsage(import.meta.url);
   process.exit(0);
 }
 const seconds = Number(args.seconds);
