@@ -10,8 +10,9 @@
 // walks backward in reverse op order (gradient_flow: written in place where a
 // tensor has one reader, and for the first part of one with several; later
 // parts added from dx_), checks every gradient for finiteness, and only then
-// commits the batch-norm statistics and steps the optimizer. Only probabilities, per-sample losses, the four Ad-Corre
-// scalars and the flags come back to the host.
+// commits the batch-norm statistics and steps the optimizer. Only
+// probabilities, per-sample losses, the four Ad-Corre scalars and the flags
+// come back to the host.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
