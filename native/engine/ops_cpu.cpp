@@ -846,7 +846,9 @@ namespace {
 // switch (the first largest tap in row-major order) are those of the window's
 // in-plane taps alone. Outputs [lo, hi) need no column clamping: vectorised
 // branch-free selects (data-dependent branches mispredicted about half the
-// time); the few at the row's ends take the clamped columns.
+// time); the few at the row's ends take the clamped columns. The two spell
+// out the same nine taps: one shared inline helper for both measured 5-10 %
+// slower on 21x21 and 29x29 planes (g++ 12).
 template <typename T>
 ENGINE_HOT void maxpool_row(const T* __restrict x, int w, int pl, int ow, int lo, int hi, const int rows[3],
                             T* __restrict y, int32_t* __restrict at_out) {
