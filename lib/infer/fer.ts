@@ -28,6 +28,11 @@ export type BundledModel = keyof typeof BUNDLED_MODELS;
  */
 const NOT_YET_SHIPPED: ReadonlySet<BundledModel> = new Set(['ferplus']);
 
+/** For the CLI help: what to say after a bundled name whose model is not shipped yet ('' when it is). */
+export function notYetShippedNote(name: BundledModel): string {
+  return NOT_YET_SHIPPED.has(name) ? 'not shipped in this version yet' : '';
+}
+
 /** Where the CLI and FER.load() look for the trained default model. */
 export const DEFAULT_MODEL = BUNDLED_MODELS.fer2013;
 
