@@ -24,6 +24,7 @@ const EVAL_BATCH = 32; // as torch_cpu_train.py's eval
 
 const { values: args } = parseArgs({
   options: {
+    ...helpOption,
     json: { type: 'boolean', default: false },
     runs: { type: 'string' },
     seconds: { type: 'string', default: '10' },
@@ -32,7 +33,6 @@ const { values: args } = parseArgs({
     compare: { type: 'boolean', default: false },
     rounds: { type: 'string', default: '2' },
     python: { type: 'string', default: 'python3' },
-    ...helpOption,
   },
 });
 if (args.help) {
