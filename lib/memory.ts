@@ -2,7 +2,7 @@
 // front with the sizes instead of growing until the kernel kills the process.
 import { freemem, totalmem } from 'node:os';
 import { type Architecture, buildArchitecture, outputSize } from './model/architecture.js';
-import type { XceptionConfig } from './model/config.js';
+import { evaluationViews, type XceptionConfig } from './model/config.js';
 
 /** The memory this process may use: the machine's, or its cgroup limit when lower. */
 export function memoryLimit(): number {
@@ -75,7 +75,7 @@ export function inferenceMemory(
   config: XceptionConfig,
   batch: number,
 ): { perImage: number; fixed: number; total: number } {
-  const perImage = activationFloats(config) * 4 * (config.flipAverage ? 2 : 1);
+  const perImage = activationFloats(config) * 4 * evaluationViews(config).length;
   const fixed = 256 << 20; // the runtime, the weights, the data loader
   return { perImage, fixed, total: perImage * batch + fixed };
 }

@@ -17,6 +17,8 @@ const syntheticBatch = (n, seed) => synthetic(n, seed, { size: S });
 for (const [label, extra] of [
   ['', {}],
   [', flip averaging', { flipAverage: true }],
+  [', shift averaging', { shiftAverage: 3 }],
+  [', flip and shift averaging', { flipAverage: true, shiftAverage: 2 }],
 ])
   test(`evaluation forward equals ONNX Runtime on the exported model (1e-4)${label}`, async (t) => {
     const config = { ...tiny, ...extra };
@@ -50,6 +52,43 @@ test("flip averaging: the probabilities of an image and of its mirror image are 
   t.true(maxErr(a.probs, c.probs) > 1e-4, 'averaging changes the answer');
   t.deepEqual(a.embeddings, c.embeddings);
 });
+
+// The image moved by (dx, dy) pixels, edge pixels repeated, written out here
+// as the definition that both the engine and the exported graph must meet.
+function moved(images, dx, dy, flip) {
+  const out = new Float32Array(images.length);
+  const at = (v) => Math.min(S - 1, Math.max(0, v));
+  for (let p = 0; p < images.length; p += S * S)
+    for (let y = 0; y < S; y++)
+      for (let x = 0; x < S; x++) {
+        const sx = at(x - dx);
+        out[p + y * S + x] = images[p + at(y - dy) * S + (flip ? S - 1 - sx : sx)];
+      }
+  return out;
+}
+
+for (const flip of [false, true])
+  test(`shift averaging${flip ? ' with flips' : ''}: the mean of the plain probabilities over the image and its copies moved 2 px left, right, up and down${flip ? ', and their mirror images' : ''}`, (t) => {
+    const engine = Engine.create({ ...tiny, shiftAverage: 2, flipAverage: flip }, { maxBatch: 8, seed: 9 });
+    const plain = Engine.create(tiny, { maxBatch: 8, weights: engine.getWeights() });
+    const { images } = syntheticBatch(5, 9);
+    const views = [];
+    for (const f of flip ? [false, true] : [false])
+      for (const [dx, dy] of [
+        [0, 0],
+        [2, 0],
+        [-2, 0],
+        [0, 2],
+        [0, -2],
+      ])
+        views.push(plain.predict(moved(images, dx, dy, f)).probs);
+    const mean = views[0].map((_, i) => views.reduce((sum, v) => sum + v[i], 0) / views.length);
+    const a = engine.predict(images);
+    const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+    t.true(maxErr(a.probs, mean) <= 1e-6, `probs ${maxErr(a.probs, mean)}`);
+    t.true(maxErr(a.probs, views[0]) > 1e-4, 'averaging changes the answer');
+    t.deepEqual(a.embeddings, plain.predict(images).embeddings);
+  });
 
 // A step's parameter gradients against central differences of its loss, at the
 // two entries of each named parameter with the largest gradients (the best

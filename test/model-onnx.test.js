@@ -46,6 +46,18 @@ const configs = [
   { inputSize: 29, channels: 1, width: 0.05, middleBlocks: 0, k: 1, d: 4, classes: 7 },
   { inputSize: 33, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7 },
   { inputSize: 31, channels: 3, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 7, flipAverage: true }, // flip averaging
+  { inputSize: 30, channels: 1, width: 0.05, middleBlocks: 1, k: 2, d: 4, classes: 8, shiftAverage: 3 }, // shift averaging
+  {
+    inputSize: 31,
+    channels: 3,
+    width: 0.05,
+    middleBlocks: 1,
+    k: 2,
+    d: 4,
+    classes: 7,
+    flipAverage: true,
+    shiftAverage: 1,
+  },
 ];
 
 for (const [i, config] of configs.entries()) {
@@ -84,7 +96,7 @@ for (const [i, config] of configs.entries()) {
 }
 
 test("an ensemble averages its members' probabilities (float64 reference per member); embeddings are member 0's", async (t) => {
-  const config = configs[4]; // with flip averaging, so it composes with the ensemble
+  const config = configs[6]; // with flip and shift averaging, so they compose with the ensemble
   const arch = buildArchitecture(config);
   const members = [randomWeights(arch, 21), randomWeights(arch, 22), randomWeights(arch, 23)];
   const bytes = exportOnnx(config, members, { labels: labelNames(7) });
@@ -193,6 +205,15 @@ test('bad models and configurations are clear errors', (t) => {
   t.throws(() => validateConfig({ ...configs[0], inputBlur: 3 }), {
     instanceOf: RangeError,
     message: /no input blur \(the option is gone: .*\) for config\.inputBlur but received 3/,
+  });
+  t.deepEqual(validateConfig({ ...configs[0], shiftAverage: 0 }), configs[0], 'no shift: no key');
+  t.throws(() => validateConfig({ ...configs[0], shiftAverage: 9 }), {
+    instanceOf: RangeError,
+    message: /Expected integer in \[0, 8\] \(pixels\) for config\.shiftAverage but received 9/,
+  });
+  t.throws(() => validateConfig({ ...configs[0], shiftAverage: '2' }), {
+    instanceOf: TypeError,
+    message: /config\.shiftAverage/,
   });
   t.throws(() => validateConfig({ ...configs[0], channels: 2 }), {
     instanceOf: RangeError,

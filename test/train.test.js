@@ -197,6 +197,19 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   const once = join(out, 'once.onnx');
   await promisify(execFile)(process.execPath, [bin('adcorre-export'), tta, '-o', once, '--no-flip-average']);
   t.falsy(readMetadata(readFileSync(once), 'once.onnx').config.flipAverage);
+  const shifted = join(out, 'shifted.onnx');
+  await promisify(execFile)(process.execPath, [bin('adcorre-export'), tta, '-o', shifted, '--shift-average', '2']);
+  t.like(readMetadata(readFileSync(shifted), 'shifted.onnx').config, { flipAverage: true, shiftAverage: 2 });
+  const unshifted = join(out, 'unshifted.onnx');
+  await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    shifted,
+    '-o',
+    unshifted,
+    '--shift-average',
+    '0',
+  ]);
+  t.is(readMetadata(readFileSync(unshifted), 'unshifted.onnx').config.shiftAverage, undefined);
   const chart = join(out, 'tta-confusion.png');
   const withTta = JSON.parse(
     (

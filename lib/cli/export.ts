@@ -6,7 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
 import { ensureDir, writeFileAtomic } from '../io.js';
-import { describeError } from './args.js';
+import { describeError, nonNegativeInt } from './args.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
@@ -79,6 +79,12 @@ export async function main(argv: string[]): Promise<number> {
       "the exported model classifies each image once (half the work), whatever the checkpoints' setting",
     )
     .option(
+      '--shift-average <pixels>',
+      'the exported model also averages over four copies of each image moved by this many pixels ' +
+        'left, right, up and down (5 views, 10 with --flip-average; 0: none, whatever the checkpoints say)',
+      nonNegativeInt,
+    )
+    .option(
       '--float16',
       'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
         '(on the rounded weights)',
@@ -92,9 +98,10 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const paths = program.args;
-  const { output, flipAverage, float16 } = program.opts<{
+  const { output, flipAverage, shiftAverage, float16 } = program.opts<{
     output: string;
     flipAverage?: boolean;
+    shiftAverage?: number;
     float16?: boolean;
   }>();
   try {
@@ -106,7 +113,10 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
     // (neither flag: the checkpoints' own setting)
-    const overrides = flipAverage === undefined ? {} : { flipAverage };
+    const overrides = {
+      ...(flipAverage === undefined ? {} : { flipAverage }),
+      ...(shiftAverage === undefined ? {} : { shiftAverage }),
+    };
     const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
     for (const m of members.slice(1)) {

@@ -4,7 +4,7 @@
 import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
 import { native, type NativeEngine, type NativeProgram, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
-import { validateConfig, type XceptionConfig } from '../model/config.js';
+import { type EvaluationView, evaluationViews, validateConfig, type XceptionConfig } from '../model/config.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import {
   boolean,
@@ -137,11 +137,24 @@ export function deviceIndex(device: unknown): number {
   return where.kind === 'cpu' ? -1 : where.index;
 }
 
-/** Every row of every plane reversed: the horizontal mirror images of NCHW planes of side `size`. */
-function mirror(images: Float32Array, size: number): Float32Array {
+/**
+ * An evaluation view of NCHW planes of side `size`: each plane mirrored
+ * left-right when view.flip, then moved by (dx, dy) pixels with the edge
+ * pixels repeated (ONNX Pad's 'edge' mode, as in the exported graph).
+ */
+function viewOf(images: Float32Array, size: number, view: EvaluationView): Float32Array {
   const out = new Float32Array(images.length);
-  for (let row = 0; row < images.length; row += size) {
-    for (let x = 0; x < size; x++) out[row + x] = images[row + size - 1 - x];
+  const clamp = (v: number) => Math.min(size - 1, Math.max(0, v));
+  const column = Int32Array.from({ length: size }, (_, x) => {
+    const from = clamp(x - view.dx);
+    return view.flip ? size - 1 - from : from;
+  });
+  for (let plane = 0; plane < images.length; plane += size * size) {
+    for (let y = 0; y < size; y++) {
+      const src = plane + clamp(y - view.dy) * size,
+        dst = plane + y * size;
+      for (let x = 0; x < size; x++) out[dst + x] = images[src + column[x]];
+    }
   }
   return out;
 }
@@ -253,17 +266,22 @@ export class Engine {
 
   /**
    * Evaluation-mode outputs: probs [n][classes] and embeddings [n][k][d]; with
-   * config.flipAverage the probabilities are averaged with the mirror images',
-   * as in the exported ONNX graph.
+   * config.flipAverage and config.shiftAverage the probabilities are averaged
+   * over the image's evaluation views (evaluationViews), as in the exported
+   * ONNX graph, and the embeddings are the image's own.
    */
   predict(images: Float32Array, n = images.length / this.inputSize): { probs: Float32Array; embeddings: Float32Array } {
     positiveInteger('n', n);
     this.checkImages(images, n);
     const { classes, k, d } = this.config;
     const out = this.native.predict(images, n, classes, k * d);
-    if (this.config.flipAverage) {
-      const mirrored = this.native.predict(mirror(images, this.config.inputSize), n, classes, k * d).probs;
-      for (let i = 0; i < out.probs.length; i++) out.probs[i] = (out.probs[i] + mirrored[i]) / 2;
+    const views = evaluationViews(this.config);
+    if (views.length > 1) {
+      for (const view of views.slice(1)) {
+        const probs = this.native.predict(viewOf(images, this.config.inputSize, view), n, classes, k * d).probs;
+        for (let i = 0; i < out.probs.length; i++) out.probs[i] += probs[i];
+      }
+      for (let i = 0; i < out.probs.length; i++) out.probs[i] /= views.length;
     }
     return out;
   }

@@ -15,7 +15,7 @@ import {
   outputSize,
   samePadding,
 } from './architecture.js';
-import { validateConfig, type XceptionConfig } from './config.js';
+import { evaluationViews, validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 import { VERSION } from '../version.js';
 
@@ -140,36 +140,72 @@ export function exportOnnx(
       }),
     );
 
+  // The evaluation views (evaluationViews: the image, then its mirror image
+  // and moved copies) go through the network as one batch of V x N, view by
+  // view; the moves repeat the edge pixels (Pad 'edge', then a Slice).
+  const views = evaluationViews(cfg);
+  const image = arch.image;
+  let viewed = image;
+  if (views.length > 1) {
+    const s = cfg.shiftAverage ?? 0;
+    const S = cfg.inputSize;
+    const mirrorOf = (input: string, output: string) =>
+      node(
+        'Slice',
+        [
+          input,
+          constant([1], BigInt64Array.of(-1n)),
+          constant([1], BigInt64Array.of(-(2n ** 63n))),
+          constant([1], BigInt64Array.of(3n)),
+          constant([1], BigInt64Array.of(-1n)),
+        ],
+        [output],
+      );
+    const padded = s ? 'image_padded' : image;
+    if (s) {
+      const p = BigInt(s);
+      node(
+        'Pad',
+        [image, constant([8], BigInt64Array.of(0n, 0n, p, p, 0n, 0n, p, p))],
+        [padded],
+        [attr('mode', 'edge')],
+      );
+    }
+    if (views.some((v) => v.flip)) mirrorOf(padded, `${padded}_mirrored`);
+    const viewNames = views.map((v, i) => {
+      const source = v.flip ? `${padded}_mirrored` : padded;
+      if (!s) return source;
+      // output pixel (x, y) is the source's (x - dx, y - dy), at (x - dx + s, y - dy + s) in the padded plane
+      const top = BigInt(s - v.dy),
+        left = BigInt(s - v.dx);
+      node(
+        'Slice',
+        [
+          source,
+          constant([2], BigInt64Array.of(top, left)),
+          constant([2], BigInt64Array.of(top + BigInt(S), left + BigInt(S))),
+          constant([2], BigInt64Array.of(2n, 3n)),
+        ],
+        [`image_view${i}`],
+      );
+      return `image_view${i}`;
+    });
+    node('Concat', viewNames, ['image_views'], [attr('axis', 0)]);
+    viewed = 'image_views';
+  }
+
   // The input pipeline: the program's standardize op, once for all members
-  // (and, with flip averaging, for the images and their mirror images).
+  // and views (each image standardised on its own).
   const pipeline = arch.ops.find((op) => op.op === 'standardize');
   if (!pipeline || pipeline.input !== arch.image || pipeline.output !== arch.input)
     throw new Error('the architecture has no standardize op from its image to its input');
-  const image = arch.image;
-  node('ReduceMean', [image], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
-  node('Sub', [image, 'image_mean'], ['image_centred']);
+  node('ReduceMean', [viewed], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  node('Sub', [viewed, 'image_mean'], ['image_centred']);
   node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
   node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
   node('Add', ['image_var', constant([], Float32Array.of(pipeline.eps))], ['image_var_eps']);
   node('Sqrt', ['image_var_eps'], ['image_std']);
-  if (cfg.flipAverage) {
-    // the batch and its mirror images through the network as one batch of 2N
-    node('Div', ['image_centred', 'image_std'], ['image_standardised']);
-    node(
-      'Slice',
-      [
-        'image_standardised',
-        constant([1], BigInt64Array.of(-1n)),
-        constant([1], BigInt64Array.of(-(2n ** 63n))),
-        constant([1], BigInt64Array.of(3n)),
-        constant([1], BigInt64Array.of(-1n)),
-      ],
-      ['image_mirrored'],
-    );
-    node('Concat', ['image_standardised', 'image_mirrored'], ['input'], [attr('axis', 0)]);
-  } else {
-    node('Div', ['image_centred', 'image_std'], ['input']);
-  }
+  node('Div', ['image_centred', 'image_std'], ['input']);
 
   // One network per member, on the shared standardised input. A single model
   // keeps plain tensor and parameter names; ensemble member i prefixes its own
@@ -277,7 +313,7 @@ export function exportOnnx(
     }
   };
   const single = members.length === 1;
-  const probsOut = cfg.flipAverage ? 'probs_both' : 'probs';
+  const probsOut = views.length > 1 ? 'probs_views' : 'probs';
   const memberProbs = members.map((w, i) => {
     const prefix = single ? '' : `member${i}/`;
     network(w, prefix, single ? probsOut : `${prefix}probs`);
@@ -289,16 +325,17 @@ export function exportOnnx(
     node('Div', ['probs_sum', constant([], Float32Array.of(members.length))], [probsOut]);
   }
   const embeddings = single ? 'embeddings_concat' : 'member0/embeddings_concat';
-  if (cfg.flipAverage) {
-    // [2N, ...] -> [2, N, ...]: probabilities averaged, embeddings of the unflipped half
-    node('Reshape', ['probs_both', constant([3], BigInt64Array.of(2n, -1n, BigInt(cfg.classes)))], ['probs_pairs']);
-    node('ReduceMean', ['probs_pairs'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
+  if (views.length > 1) {
+    // [V N, ...] -> [V, N, ...]: probabilities averaged over the views, embeddings of the first (the image itself)
+    const V = BigInt(views.length);
+    node('Reshape', ['probs_views', constant([3], BigInt64Array.of(V, -1n, BigInt(cfg.classes)))], ['probs_by_view']);
+    node('ReduceMean', ['probs_by_view'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
     node(
       'Reshape',
-      [embeddings, constant([4], BigInt64Array.of(2n, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
-      ['embeddings_pairs'],
+      [embeddings, constant([4], BigInt64Array.of(V, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
+      ['embeddings_by_view'],
     );
-    node('Gather', ['embeddings_pairs', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
+    node('Gather', ['embeddings_by_view', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
   } else {
     node('Reshape', [embeddings, constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
   }

@@ -36,13 +36,36 @@ function conv(x, [N, C, H, W], w, op) {
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize,
     C = arch.config.channels;
-  if (arch.config.flipAverage) {
-    // the probabilities of the image and of its mirror image, averaged; the image's own embeddings
-    const plain = { ...arch, config: { ...arch.config, flipAverage: false } };
-    const mirrored = images.map((_, i) => images[i - (i % S) + (S - 1 - (i % S))]);
-    const a = referenceForward(plain, weights, images, N),
-      b = referenceForward(plain, weights, mirrored, N);
-    return { probs: a.probs.map((p, i) => (p + b.probs[i]) / 2), embeddings: a.embeddings };
+  const shift = arch.config.shiftAverage ?? 0;
+  if (arch.config.flipAverage || shift) {
+    // the probabilities averaged over the image, its copies moved by `shift` pixels left, right, up and down
+    // (edge pixels repeated) and, with flipAverage, the mirror images of all five; the image's own embeddings
+    const plain = { ...arch, config: { ...arch.config, flipAverage: false, shiftAverage: 0 } };
+    const at = (v) => Math.min(S - 1, Math.max(0, v));
+    const view = (flip, dx, dy) =>
+      images.map((_, i) => {
+        const plane = i - (i % (S * S)),
+          y = Math.floor((i % (S * S)) / S),
+          x = i % S;
+        const sx = flip ? S - 1 - at(x - dx) : at(x - dx);
+        return images[plane + at(y - dy) * S + sx];
+      });
+    const moves = shift
+      ? [
+          [0, 0],
+          [shift, 0],
+          [-shift, 0],
+          [0, shift],
+          [0, -shift],
+        ]
+      : [[0, 0]];
+    const outs = [];
+    for (const flip of arch.config.flipAverage ? [false, true] : [false])
+      for (const [dx, dy] of moves) outs.push(referenceForward(plain, weights, view(flip, dx, dy), N));
+    return {
+      probs: outs[0].probs.map((_, i) => outs.reduce((sum, o) => sum + o.probs[i], 0) / outs.length),
+      embeddings: outs[0].embeddings,
+    };
   }
   const t = new Map();
   t.set(arch.image, [Float64Array.from(images), [N, C, S, S]]);
