@@ -70,12 +70,18 @@ export function trainingMemory(
   return { perImage, fixed, total: fixed + perImage * batch };
 }
 
-/** Bytes ONNX Runtime may hold to run one batch of `batch` images (an upper bound: every activation kept). */
+/**
+ * Bytes ONNX Runtime may hold to run one batch of `batch` images (an upper
+ * bound: every activation of every evaluation view and ensemble member kept).
+ * `members`: an ensemble's architectures (default: the one model's).
+ */
 export function inferenceMemory(
   config: XceptionConfig,
   batch: number,
+  members: readonly XceptionConfig[] = [config],
 ): { perImage: number; fixed: number; total: number } {
-  const perImage = activationFloats(config) * 4 * evaluationViews(config).length;
+  const activations = members.reduce((sum, m) => sum + activationFloats(m), 0);
+  const perImage = activations * 4 * evaluationViews(config).length;
   const fixed = 256 << 20; // the runtime, the weights, the data loader
   return { perImage, fixed, total: perImage * batch + fixed };
 }

@@ -132,6 +132,52 @@ test("an ensemble averages its members' probabilities (float64 reference per mem
   });
 });
 
+test('an ensemble of different architectures: each member against its own float64 reference; the metadata lists them; bad members are clear errors', async (t) => {
+  const config = configs[6]; // flip and shift averaging apply to every member
+  const other = { ...config, width: 0.1, middleBlocks: 2, k: 3, d: 6, flipAverage: false }; // its own views are ignored
+  const a = randomWeights(buildArchitecture(config), 31),
+    b = randomWeights(buildArchitecture(other), 32);
+  const bytes = exportOnnx(config, [a, { config: other, weights: b }], { labels: labelNames(7) });
+  const meta = readMetadata(bytes);
+  t.is(meta.members, 2);
+  const arch = ({ flipAverage: _f, shiftAverage: _s, ...rest }) => rest;
+  t.deepEqual(meta.memberConfigs, [arch(config), arch(other)]);
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const N = 2,
+    S = config.inputSize,
+    C = config.channels;
+  const r = rng(6);
+  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
+  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  await session.release();
+  const refA = referenceForward(buildArchitecture(config), a, images, N);
+  const refB = referenceForward(buildArchitecture({ ...other, flipAverage: true, shiftAverage: 1 }), b, images, N);
+  const mean = out.probs.data.map((_, j) => (refA.probs[j] + refB.probs[j]) / 2);
+  const maxErr = (x, y) => x.reduce((m, v, j) => Math.max(m, Math.abs(v - y[j])), 0);
+  t.true(maxErr(out.probs.data, mean) <= 1e-4, `probs ${maxErr(out.probs.data, mean)}`);
+  t.true(maxErr(out.probs.data, refA.probs) > 1e-3, 'the members really differ');
+  t.true(maxErr(out.embeddings.data, refA.embeddings) <= 1e-4, "embeddings are member 0's");
+  // members of one architecture write no memberConfigs (as before)
+  t.is(
+    readMetadata(exportOnnx(config, [a, { config, weights: a }], { labels: labelNames(7) })).memberConfigs,
+    undefined,
+  );
+  t.throws(
+    () => exportOnnx(config, [a, { config: { ...other, inputSize: 33 }, weights: b }], { labels: labelNames(7) }),
+    {
+      instanceOf: RangeError,
+      message: /Expected 31 \(the ensemble's\) for ensemble member 1 config\.inputSize but received 33/,
+    },
+  );
+  t.throws(() => exportOnnx(config, [{ config: other, weights: b }, a], { labels: labelNames(7) }), {
+    instanceOf: RangeError,
+    message: /Expected ensemble member 0 to have the configuration's architecture/,
+  });
+  t.throws(() => exportOnnx(config, [a, { config: other, weights: a }], { labels: labelNames(7) }), {
+    message: /ensemble member 1/,
+  });
+});
+
 test('float16 storage: ONNX Runtime = float64 reference on the rounded weights; half the file; the rounded weights read back', async (t) => {
   const config = configs[1];
   const arch = buildArchitecture(config);

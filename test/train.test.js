@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { smoothedTargets, Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { FER, labelNames, readMetadata } from '../dist/index.js';
+import { buildArchitecture, exportOnnx, FER, initWeights, labelNames, readMetadata } from '../dist/index.js';
 import { pattern, tempDir, writeImage } from './helpers/fixtures.js';
 
 const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
@@ -280,6 +280,50 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
   ]).catch((e) => e);
   t.is(nested.code, 1);
   t.regex(nested.stderr, /ensemble\.onnx is an ensemble of 2 models: list its members' checkpoints instead/);
+  // members of other architectures (here a wider, deeper single model) join an ensemble; another input does not
+  const labels = readMetadata(readFileSync(onnx), 'exported.onnx').labels;
+  const single = (config, file) => {
+    writeFileSync(join(out, file), exportOnnx(config, initWeights(buildArchitecture(config), 3), { labels }));
+    return join(out, file);
+  };
+  const wider = single({ ...tiny, width: 0.125, middleBlocks: 2, d: 4 }, 'wider.onnx');
+  const mixed = join(out, 'mixed.onnx');
+  // the checkpoint flip-averages (adcorre-train's default), the single model not: one setting must be chosen
+  const undecided = await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    wider,
+    '-o',
+    mixed,
+  ]).catch((e) => e);
+  t.is(undecided.code, 1);
+  t.regex(undecided.stderr, /must share one evaluation setting: .*wider\.onnx has flipAverage false.*--flip-average/);
+  await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    wider,
+    '-o',
+    mixed,
+    '--flip-average',
+  ]);
+  const mixedMeta = readMetadata(readFileSync(mixed), 'mixed.onnx');
+  t.deepEqual(mixedMeta.memberConfigs, [tiny, { ...tiny, width: 0.125, middleBlocks: 2, d: 4 }]);
+  t.like(mixedMeta.config, tiny);
+  const viaMixed = JSON.parse(
+    (await promisify(execFile)(process.execPath, [bin('adcorre-eval'), '--model', mixed, '--data', data, '--json']))
+      .stdout,
+  );
+  t.is(viaMixed.samples, 14);
+  const larger = single({ ...tiny, inputSize: 40 }, 'larger.onnx');
+  const refused = await promisify(execFile)(process.execPath, [
+    bin('adcorre-export'),
+    join(out, 'best.ckpt'),
+    larger,
+    '-o',
+    join(out, 'refused.onnx'),
+  ]).catch((e) => e);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /must share one input and one set of classes: .*larger\.onnx has 40x40x1 input, 7 classes/);
 });
 
 test('label smoothing: (1 - e) x the one-hot label or the vote distribution + e / classes; rows sum to 1', (t) => {

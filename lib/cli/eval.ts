@@ -94,7 +94,8 @@ export async function main(argv: string[]): Promise<number> {
     const split = getSplit(dataset, name);
     // a batch is never larger than the split; refuse one that ONNX Runtime could not hold
     const batch = Math.min(o.batch, split.samples.length);
-    const need = inferenceMemory(meta.config, batch);
+    const members = meta.memberConfigs ?? Array.from({ length: meta.members ?? 1 }, () => meta.config);
+    const need = inferenceMemory(meta.config, batch, members);
     const usable = memoryLimit() * 0.8;
     if (need.total > usable)
       throw new OptionError(

@@ -1,6 +1,6 @@
 // adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
-// checkpoint, or several of one configuration averaged as an ensemble; an
-// exported single model may stand in for a checkpoint).
+// checkpoint, or several averaged as an ensemble: one input and one label list,
+// architectures free; an exported single model may stand in for a checkpoint).
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -66,7 +66,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-export')
     .description(
       'Export a training checkpoint as an ONNX model (labels, configuration and training summary in its metadata); ' +
-        'several checkpoints of one configuration make an ensemble that averages their probabilities',
+        'several checkpoints make an ensemble that averages their probabilities (one input size and label list; ' +
+        "widths and depths may differ, and the embeddings are the first one's)",
     )
     .argument(
       '<checkpoint...>',
@@ -119,10 +120,19 @@ export async function main(argv: string[]): Promise<number> {
     };
     const members = paths.map((path) => readMember(path, overrides));
     const [first] = members;
+    // members may differ in architecture (width, depth, embeddings), not in what they read and answer
+    const input = (c: XceptionConfig) => `${c.inputSize}x${c.inputSize}x${c.channels} input, ${c.classes} classes`;
+    const views = (c: XceptionConfig) => `flipAverage ${c.flipAverage ?? false}, shiftAverage ${c.shiftAverage ?? 0}`;
     for (const m of members.slice(1)) {
-      if (JSON.stringify(m.config) !== JSON.stringify(first.config)) {
+      if (input(m.config) !== input(first.config)) {
         throw new Error(
-          `an ensemble's checkpoints must share one configuration: ${m.path} has ${JSON.stringify(m.config)}, ${first.path} ${JSON.stringify(first.config)}`,
+          `an ensemble's checkpoints must share one input and one set of classes: ${m.path} has ${input(m.config)}, ${first.path} ${input(first.config)}`,
+        );
+      }
+      if (views(m.config) !== views(first.config)) {
+        throw new Error(
+          `an ensemble's checkpoints must share one evaluation setting: ${m.path} has ${views(m.config)}, ${first.path} ${views(first.config)} ` +
+            '(choose one for all with --flip-average or --no-flip-average and --shift-average)',
         );
       }
       if (JSON.stringify(m.labels) !== JSON.stringify(first.labels)) {
@@ -136,7 +146,7 @@ export async function main(argv: string[]): Promise<number> {
       output,
       exportOnnx(
         first.config,
-        members.map((m) => m.weights),
+        members.map((m) => ({ config: m.config, weights: m.weights })),
         { labels: first.labels, training, storage: float16 ? 'float16' : 'float32' },
       ),
     );

@@ -40,9 +40,31 @@ export interface ModelMetadata {
   normalization: { type: 'standardize'; eps: number };
   /** what the trainer recorded (data, accuracy, epochs, ...) */
   training?: Record<string, unknown>;
-  /** an ensemble's member count (absent: one model); the members share the configuration */
+  /** an ensemble's member count (absent: one model) */
   members?: number;
+  /**
+   * each member's own architecture, when an ensemble's members differ (absent:
+   * all are `config`'s); they share `config`'s input, classes and evaluation
+   * views, and the embeddings are member 0's, whose architecture is `config`'s
+   */
+  memberConfigs?: XceptionConfig[];
 }
+
+/**
+ * An ensemble member with an architecture of its own (another width, depth or
+ * embedding size); it takes the ensemble's input and classes, and the
+ * ensemble's evaluation views apply to it.
+ */
+export interface EnsembleMember {
+  config: XceptionConfig;
+  weights: Weights;
+}
+
+/** The configuration keys that make a member's architecture (the rest, its evaluation views, are the ensemble's). */
+const ARCHITECTURE_KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
+const architectureOf = (c: XceptionConfig): XceptionConfig =>
+  Object.fromEntries(ARCHITECTURE_KEYS.map((k) => [k, c[k]])) as unknown as XceptionConfig;
+const sameArchitecture = (a: XceptionConfig, b: XceptionConfig) => ARCHITECTURE_KEYS.every((k) => a[k] === b[k]);
 
 export interface ExportOptions {
   labels: string[];
@@ -103,26 +125,46 @@ function valueInfo(name: string, dims: (number | string)[]) {
   });
 }
 
-/** The ONNX bytes of a model. */
+/**
+ * The ONNX bytes of a model: one set of weights of `config`'s architecture, or
+ * an ensemble that averages its members' probabilities (weights of `config`'s
+ * architecture, or EnsembleMembers with their own; member 0's is `config`'s).
+ */
 export function exportOnnx(
   config: XceptionConfig,
-  weights: Weights | readonly Weights[],
+  weights: Weights | readonly (Weights | EnsembleMember)[],
   options: ExportOptions,
 ): Uint8Array {
   const cfg = validateConfig(config);
   if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
     throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
   }
-  const arch: Architecture = buildArchitecture(cfg);
-  const members = Array.isArray(weights) ? (weights as readonly Weights[]) : [weights as Weights];
-  if (members.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
-  members.forEach((w, i) => checkWeights(arch, w, members.length > 1 ? `ensemble member ${i}` : undefined));
+  const list = Array.isArray(weights) ? (weights as readonly (Weights | EnsembleMember)[]) : [weights as Weights];
+  if (list.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
+  const members = list.map((m, i) => {
+    const name = list.length > 1 ? `ensemble member ${i}` : undefined;
+    const own = m instanceof Map ? cfg : validateConfig((m as EnsembleMember).config, `${name ?? 'member'} config`);
+    for (const key of ['inputSize', 'channels', 'classes'] as const)
+      if (own[key] !== cfg[key])
+        throw new RangeError(
+          `Expected ${cfg[key]} (the ensemble's) for ${name} config.${key} but received ${own[key]}: an ensemble's members share one input and one label list`,
+        );
+    if (i === 0 && !sameArchitecture(own, cfg))
+      throw new RangeError(
+        `Expected ensemble member 0 to have the configuration's architecture (the model's embeddings are its) but received ${JSON.stringify(architectureOf(own))} for ${JSON.stringify(architectureOf(cfg))}`,
+      );
+    const arch: Architecture = buildArchitecture(own);
+    const w = m instanceof Map ? m : (m as EnsembleMember).weights;
+    checkWeights(arch, w, name);
+    return { config: own, arch, weights: w };
+  });
+  const arch = members[0].arch;
+  const mixed = members.some((m) => !sameArchitecture(m.config, cfg));
   const storage = options.storage ?? 'float32';
   if (storage !== 'float32' && storage !== 'float16')
     throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
   const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
   const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
-  const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
   let constants = 0;
   const constant = (dims: number[], data: Float32Array | BigInt64Array) => {
     const n = `const_${constants++}`;
@@ -210,7 +252,8 @@ export function exportOnnx(
   // One network per member, on the shared standardised input. A single model
   // keeps plain tensor and parameter names; ensemble member i prefixes its own
   // with `member{i}/`. The softmax writes the tensor named by `probs`.
-  const network = (w: Weights, prefix: string, probs: string): void => {
+  const network = ({ arch, weights: w }: (typeof members)[number], prefix: string, probs: string): void => {
+    const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
     const alias = new Map<string, string>(); // tensor renamed by a removed op (dropout in evaluation)
     const size = new Map<string, number>([['input', cfg.inputSize]]); // spatial side per tensor
     const base = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
@@ -314,9 +357,9 @@ export function exportOnnx(
   };
   const single = members.length === 1;
   const probsOut = views.length > 1 ? 'probs_views' : 'probs';
-  const memberProbs = members.map((w, i) => {
+  const memberProbs = members.map((m, i) => {
     const prefix = single ? '' : `member${i}/`;
-    network(w, prefix, single ? probsOut : `${prefix}probs`);
+    network(m, prefix, single ? probsOut : `${prefix}probs`);
     return `${prefix}probs`;
   });
   // an ensemble averages its members' probabilities; the embeddings are member 0's
@@ -348,6 +391,7 @@ export function exportOnnx(
     normalization: { type: 'standardize', eps: pipeline.eps },
     ...(options.training ? { training: options.training } : {}),
     ...(single ? {} : { members: members.length }),
+    ...(mixed ? { memberConfigs: members.map((m) => architectureOf(m.config)) } : {}),
   };
   const graph = onnx.GraphProto.create({
     name: 'xception_k',
@@ -413,6 +457,11 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
     const members = props.has(META('members')) ? (JSON.parse(get('members')) as number) : undefined;
     if (members !== undefined && !(Number.isInteger(members) && members >= 2))
       throw new Error(`members ${JSON.stringify(members)} is not an integer >= 2`);
+    const memberConfigs = props.has(META('memberConfigs'))
+      ? (JSON.parse(get('memberConfigs')) as unknown[]).map((c, i) => validateConfig(c, `memberConfigs[${i}]`))
+      : undefined;
+    if (memberConfigs && memberConfigs.length !== members)
+      throw new Error(`memberConfigs has ${memberConfigs.length} entries for ${members} members`);
     meta = {
       format: get('format'),
       labels,
@@ -421,6 +470,7 @@ export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
       normalization,
       ...(training ? { training } : {}),
       ...(members ? { members } : {}),
+      ...(memberConfigs ? { memberConfigs } : {}),
     };
   } catch (err) {
     if ((err as Error).message.includes('metadata: it was not exported')) throw err;
