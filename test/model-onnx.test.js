@@ -166,7 +166,7 @@ test('an ensemble of different architectures: each member against its own float6
     () => exportOnnx(config, [a, { config: { ...other, inputSize: 33 }, weights: b }], { labels: labelNames(7) }),
     {
       instanceOf: RangeError,
-      message: /Expected 31 \(the ensemble's\) for ensemble member 1 config\.inputSize but received 33/,
+      message: /Expected 31 \(the ensemble's\) for ensemble member 1's config\.inputSize but received 33/,
     },
   );
   t.throws(() => exportOnnx(config, [{ config: other, weights: b }, a], { labels: labelNames(7) }), {

@@ -143,11 +143,12 @@ export function exportOnnx(
   if (list.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
   const members = list.map((m, i) => {
     const name = list.length > 1 ? `ensemble member ${i}` : undefined;
-    const own = m instanceof Map ? cfg : validateConfig((m as EnsembleMember).config, `${name ?? 'member'} config`);
+    const own =
+      m instanceof Map ? cfg : validateConfig((m as EnsembleMember).config, `${name ?? 'the member'}'s config`);
     for (const key of ['inputSize', 'channels', 'classes'] as const)
       if (own[key] !== cfg[key])
         throw new RangeError(
-          `Expected ${cfg[key]} (the ensemble's) for ${name} config.${key} but received ${own[key]}: an ensemble's members share one input and one label list`,
+          `Expected ${cfg[key]} (the ensemble's) for ${name ?? 'the member'}'s config.${key} but received ${own[key]}: an ensemble's members share one input and one label list`,
         );
     if (i === 0 && !sameArchitecture(own, cfg))
       throw new RangeError(
