@@ -8,14 +8,24 @@
 //    (wall-clock median and best, and the process CPU time per photo, which other load on the
 //    machine disturbs less), and the median of each stage (decode, detect, classify: the
 //    timings option of FER.predict); goals: under 30 ms and under 150 ms.
-// Preset models are untrained exports (speed does not depend on the weights); 'default' is the bundled model.
-//   node bench/predict.js [--json] [--device cpu] [--presets default,compact,fer-48,paper] [--detector multi|full|short]
+// Preset models are untrained exports (speed does not depend on the weights); 'default' is the bundled default
+// model, and a bundled model's name (fer2013, ferplus) that model.
+//   node bench/predict.js [--json] [--device cpu] [--presets default,ferplus,compact,fer-48,paper] [--detector multi|full|short]
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { helpOption, printUsage } from './usage.js';
 import sharp from 'sharp';
-import { buildArchitecture, DEFAULT_MODEL, exportOnnx, FER, initWeights, labelNames, PRESETS } from '../dist/index.js';
+import {
+  buildArchitecture,
+  BUNDLED_MODELS,
+  DEFAULT_MODEL,
+  exportOnnx,
+  FER,
+  initWeights,
+  labelNames,
+  PRESETS,
+} from '../dist/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -31,6 +41,13 @@ if (args.help) {
   printUsage(import.meta.url);
   process.exit(0);
 }
+const presetNames = args.presets.split(',').filter(Boolean);
+const known = ['default', ...Object.keys(BUNDLED_MODELS), ...Object.keys(PRESETS)];
+for (const name of presetNames)
+  if (!known.includes(name)) {
+    console.error(`bench/predict.js: Expected one of ${known.join(', ')} in --presets but received '${name}'`);
+    process.exit(2);
+  }
 const minTime = Number(args['min-time']);
 
 function median(xs) {
@@ -110,16 +127,17 @@ if (existsSync(DEFAULT_MODEL)) {
 }
 
 const rows = [];
-for (const preset of args.presets.split(',').filter(Boolean)) {
-  // 'default': the bundled model as users run it (flip averaging included); else an untrained preset
+for (const preset of presetNames) {
+  // 'default' or a bundled name: the bundled model as users run it (its evaluation views included); else an untrained preset
+  const bundled =
+    preset === 'default' ? DEFAULT_MODEL : Object.hasOwn(BUNDLED_MODELS, preset) ? BUNDLED_MODELS[preset] : null;
   const model =
-    preset === 'default'
-      ? DEFAULT_MODEL
-      : exportOnnx(PRESETS[preset], initWeights(buildArchitecture(PRESETS[preset]), 1), {
-          labels: labelNames(PRESETS[preset].classes),
-        });
+    bundled ??
+    exportOnnx(PRESETS[preset], initWeights(buildArchitecture(PRESETS[preset]), 1), {
+      labels: labelNames(PRESETS[preset].classes),
+    });
   const session = await FER.load({ model, device: args.device, detector: args.detector });
-  const config = preset === 'default' ? session.metadata.config : PRESETS[preset];
+  const config = bundled ? session.metadata.config : PRESETS[preset];
   const pixels = { data: crop, width: 48, height: 48, channels: 1 };
   const one = await timeIt(() => session.predict(pixels));
   const batch = Array.from({ length: 32 }, () => pixels);

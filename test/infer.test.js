@@ -257,11 +257,7 @@ test('model loading errors say what to do', async (t) => {
     } else
       await t.throwsAsync(() => FER.load({ model: name }), {
         instanceOf: NoModelError,
-        // the FER+ model is not shipped yet: no advice to reinstall for it
-        message:
-          name === 'ferplus'
-            ? /does not ship the trained 'ferplus' model yet \(models\/adcorre-ferplus\.onnx\)/
-            : new RegExp(`reinstall the package, which ships the trained .*models/adcorre-${name}\\.onnx`),
+        message: new RegExp(`reinstall the package, which ships the trained .*models/adcorre-${name}\\.onnx`),
       });
   }
   await t.throwsAsync(() => FER.load({ model: 'fer+' }), {

@@ -11,7 +11,7 @@ import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
-import { notYetShippedNote, NoModelError, resolveModel } from '../infer/fer.js';
+import { NoModelError, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
 import { openSession, ort } from '../infer/session.js';
 import { ensureDir } from '../io.js';
@@ -29,8 +29,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('Evaluate an exported model on a dataset split')
     .option(
       '--model <file|name>',
-      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (default) or 'ferplus'" +
-        (notYetShippedNote('ferplus') && ` (${notYetShippedNote('ferplus')})`),
+      "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (default) or 'ferplus' (8 classes)",
     )
     .requiredOption('--data <path>', 'dataset folder or CSV')
     .addOption(new Option('--dataset <format>', 'dataset format').choices(['auto', ...DATASET_FORMATS]).default('auto'))

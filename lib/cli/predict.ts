@@ -9,7 +9,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import fg from 'fast-glob';
 import { annotate } from '../infer/annotate.js';
 import { DETECTOR_MODELS } from '../infer/detect.js';
-import { FER, notYetShippedNote, type PredictResult } from '../infer/fer.js';
+import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
 import { deviceChoices } from '../device.js';
 import { ensureDir } from '../io.js';
@@ -70,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     .option(
       '--model <file|name>',
       "ONNX model exported by adcorre-native, or a bundled model: 'fer2013' (the default, 7 classes) or 'ferplus' " +
-        `(8 classes${notYetShippedNote('ferplus') && `; ${notYetShippedNote('ferplus')}`})`,
+        '(8 classes, contempt included)',
     )
     .addOption(
       new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),

@@ -21,18 +21,6 @@ export const BUNDLED_MODELS = {
 } as const;
 export type BundledModel = keyof typeof BUNDLED_MODELS;
 
-/**
- * Bundled names whose model this version does not ship yet (the FER+ model has
- * not reached its accuracy target): a missing file then says so instead of
- * advising a reinstall that would not bring it.
- */
-const NOT_YET_SHIPPED: ReadonlySet<BundledModel> = new Set(['ferplus']);
-
-/** For the CLI help: what to say after a bundled name whose model is not shipped yet ('' when it is). */
-export function notYetShippedNote(name: BundledModel): string {
-  return NOT_YET_SHIPPED.has(name) ? 'not shipped in this version yet' : '';
-}
-
 /** Where the CLI and FER.load() look for the trained default model. */
 export const DEFAULT_MODEL = BUNDLED_MODELS.fer2013;
 
@@ -52,10 +40,7 @@ export class NoModelError extends Error {
     const what = name === 'fer2013' ? 'default model' : `'${name}' model`;
     super(
       `No trained model is installed (looked for ${path}). Pass a model exported by adcorre-native ` +
-        `(--model file.onnx, or FER.load({ model })), or ` +
-        (NOT_YET_SHIPPED.has(name)
-          ? `use another bundled model: this version of adcorre-native does not ship the trained ${what} yet`
-          : `reinstall the package, which ships the trained ${what}`) +
+        `(--model file.onnx, or FER.load({ model })), or reinstall the package, which ships the trained ${what}` +
         ` (models/adcorre-${name}.onnx); models you train with adcorre-train can be exported with adcorre-export.`,
     );
     this.name = 'NoModelError';
@@ -65,7 +50,7 @@ export class NoModelError extends Error {
 export interface LoadOptions {
   /**
    * path or bytes of a model exported by adcorre-native, or a bundled model's name: 'fer2013'
-   * (the default, models/adcorre-fer2013.onnx) or 'ferplus' (8 classes, models/adcorre-ferplus.onnx; not shipped in this version yet)
+   * (the default, models/adcorre-fer2013.onnx) or 'ferplus' (8 classes, models/adcorre-ferplus.onnx)
    */
   model?: string | Uint8Array;
   device?: InferDevice;
