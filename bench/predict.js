@@ -26,6 +26,7 @@ import {
   labelNames,
   PRESETS,
 } from '../dist/index.js';
+import { resolveModel } from '../dist/infer/fer.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -129,13 +130,12 @@ if (existsSync(DEFAULT_MODEL)) {
 const rows = [];
 for (const preset of presetNames) {
   // 'default' or a bundled name: the bundled model as users run it (its evaluation views included); else an untrained preset
-  const bundled =
-    preset === 'default' ? DEFAULT_MODEL : Object.hasOwn(BUNDLED_MODELS, preset) ? BUNDLED_MODELS[preset] : null;
-  const model =
-    bundled ??
-    exportOnnx(PRESETS[preset], initWeights(buildArchitecture(PRESETS[preset]), 1), {
-      labels: labelNames(PRESETS[preset].classes),
-    });
+  const { path, bundled } = resolveModel(preset === 'default' ? undefined : preset);
+  const model = bundled
+    ? path
+    : exportOnnx(PRESETS[preset], initWeights(buildArchitecture(PRESETS[preset]), 1), {
+        labels: labelNames(PRESETS[preset].classes),
+      });
   const session = await FER.load({ model, device: args.device, detector: args.detector });
   const config = bundled ? session.metadata.config : PRESETS[preset];
   const pixels = { data: crop, width: 48, height: 48, channels: 1 };

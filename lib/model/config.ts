@@ -86,17 +86,17 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-const KEYS = [
-  'inputSize',
-  'channels',
-  'width',
-  'middleBlocks',
-  'k',
-  'd',
-  'classes',
-  'flipAverage',
-  'shiftAverage',
-] as const;
+/** The configuration keys that make the network; the others (flipAverage, shiftAverage) only say how evaluation views the image. */
+const ARCHITECTURE_KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
+const KEYS = [...ARCHITECTURE_KEYS, 'flipAverage', 'shiftAverage'] as const;
+
+/** The configuration without its evaluation settings: what an ensemble member's network is. */
+export const architectureOf = (c: XceptionConfig): XceptionConfig =>
+  Object.fromEntries(ARCHITECTURE_KEYS.map((k) => [k, c[k]])) as unknown as XceptionConfig;
+
+/** Whether two configurations build the same network (whatever their evaluation settings). */
+export const sameArchitecture = (a: XceptionConfig, b: XceptionConfig): boolean =>
+  ARCHITECTURE_KEYS.every((k) => a[k] === b[k]);
 
 /** Smallest input whose feature map survives the network's five halvings and two valid convolutions. */
 export const MIN_INPUT_SIZE = 29;

@@ -15,7 +15,7 @@ import {
   outputSize,
   samePadding,
 } from './architecture.js';
-import { evaluationViews, validateConfig, type XceptionConfig } from './config.js';
+import { architectureOf, evaluationViews, sameArchitecture, validateConfig, type XceptionConfig } from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 import { VERSION } from '../version.js';
 
@@ -59,12 +59,6 @@ export interface EnsembleMember {
   config: XceptionConfig;
   weights: Weights;
 }
-
-/** The configuration keys that make a member's architecture (the rest, its evaluation views, are the ensemble's). */
-const ARCHITECTURE_KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
-const architectureOf = (c: XceptionConfig): XceptionConfig =>
-  Object.fromEntries(ARCHITECTURE_KEYS.map((k) => [k, c[k]])) as unknown as XceptionConfig;
-const sameArchitecture = (a: XceptionConfig, b: XceptionConfig) => ARCHITECTURE_KEYS.every((k) => a[k] === b[k]);
 
 export interface ExportOptions {
   labels: string[];
@@ -192,18 +186,6 @@ export function exportOnnx(
   if (views.length > 1) {
     const s = cfg.shiftAverage ?? 0;
     const S = cfg.inputSize;
-    const mirrorOf = (input: string, output: string) =>
-      node(
-        'Slice',
-        [
-          input,
-          constant([1], BigInt64Array.of(-1n)),
-          constant([1], BigInt64Array.of(-(2n ** 63n))),
-          constant([1], BigInt64Array.of(3n)),
-          constant([1], BigInt64Array.of(-1n)),
-        ],
-        [output],
-      );
     const padded = s ? 'image_padded' : image;
     if (s) {
       const p = BigInt(s);
@@ -214,7 +196,18 @@ export function exportOnnx(
         [attr('mode', 'edge')],
       );
     }
-    if (views.some((v) => v.flip)) mirrorOf(padded, `${padded}_mirrored`);
+    if (views.some((v) => v.flip))
+      node(
+        'Slice', // the last axis backwards: the mirror images
+        [
+          padded,
+          constant([1], BigInt64Array.of(-1n)),
+          constant([1], BigInt64Array.of(-(2n ** 63n))),
+          constant([1], BigInt64Array.of(3n)),
+          constant([1], BigInt64Array.of(-1n)),
+        ],
+        [`${padded}_mirrored`],
+      );
     const viewNames = views.map((v, i) => {
       const source = v.flip ? `${padded}_mirrored` : padded;
       if (!s) return source;
