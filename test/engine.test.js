@@ -7,6 +7,7 @@ import test from 'ava';
 import * as ort from 'onnxruntime-node';
 import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
 import { checkNanStepSkipped, syntheticBatch as synthetic, trainSynthetic, voteTargets } from './helpers/synthetic.js';
+import { viewOfImages } from './helpers/xception-reference.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };
 const S = tiny.inputSize;
@@ -53,20 +54,8 @@ test("flip averaging: the probabilities of an image and of its mirror image are 
   t.deepEqual(a.embeddings, c.embeddings);
 });
 
-// The image moved by (dx, dy) pixels, edge pixels repeated, written out here
-// as the definition that both the engine and the exported graph must meet.
-function moved(images, dx, dy, flip) {
-  const out = new Float32Array(images.length);
-  const at = (v) => Math.min(S - 1, Math.max(0, v));
-  for (let p = 0; p < images.length; p += S * S)
-    for (let y = 0; y < S; y++)
-      for (let x = 0; x < S; x++) {
-        const sx = at(x - dx);
-        out[p + y * S + x] = images[p + at(y - dy) * S + (flip ? S - 1 - sx : sx)];
-      }
-  return out;
-}
-
+// the moved and mirrored images from their written-out definition (viewOfImages), which the
+// engine and the exported graph must both meet
 for (const flip of [false, true])
   test(`shift averaging${flip ? ' with flips' : ''}: the mean of the plain probabilities over the image and its copies moved 2 px left, right, up and down${flip ? ', and their mirror images' : ''}`, (t) => {
     const engine = Engine.create({ ...tiny, shiftAverage: 2, flipAverage: flip }, { maxBatch: 8, seed: 9 });
@@ -81,7 +70,7 @@ for (const flip of [false, true])
         [0, 2],
         [0, -2],
       ])
-        views.push(plain.predict(moved(images, dx, dy, f)).probs);
+        views.push(plain.predict(viewOfImages(images, S, f, dx, dy)).probs);
     const mean = views[0].map((_, i) => views.reduce((sum, v) => sum + v[i], 0) / views.length);
     const a = engine.predict(images);
     const maxErr = (x, y) => x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);

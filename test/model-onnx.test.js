@@ -40,6 +40,20 @@ function randomWeights(arch, seed) {
   return w;
 }
 
+const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
+
+// ONNX Runtime on N random images of the configuration's shape; returns the images and the outputs.
+async function runOnRandomImages(bytes, config, N, seed) {
+  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  const S = config.inputSize,
+    C = config.channels;
+  const r = rng(seed);
+  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
+  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  await session.release();
+  return { images, out };
+}
+
 const configs = [
   { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 },
   { inputSize: 40, channels: 3, width: 0.1, middleBlocks: 2, k: 3, d: 5, classes: 8 },
@@ -77,7 +91,6 @@ for (const [i, config] of configs.entries()) {
     t.deepEqual(out.probs.dims, [N, config.classes]);
     t.deepEqual(out.embeddings.dims, [N, config.k, config.d]);
     const ref = referenceForward(arch, weights, images, N);
-    const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
     t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
     t.true(
       maxErr(out.embeddings.data, ref.embeddings) <= 1e-4,
@@ -101,23 +114,16 @@ test("an ensemble averages its members' probabilities (float64 reference per mem
   const members = [randomWeights(arch, 21), randomWeights(arch, 22), randomWeights(arch, 23)];
   const bytes = exportOnnx(config, members, { labels: labelNames(7) });
   t.is(readMetadata(bytes).members, 3);
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const N = 2,
-    S = config.inputSize,
-    C = config.channels;
-  const r = rng(5);
-  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
-  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  const N = 2;
+  const { images, out } = await runOnRandomImages(bytes, config, N, 5);
   const refs = members.map((w) => referenceForward(arch, w, images, N));
   const mean = out.probs.data.map((_, j) => refs.reduce((sum, ref) => sum + ref.probs[j], 0) / members.length);
-  const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
   t.true(maxErr(out.probs.data, mean) <= 1e-4, `probs ${maxErr(out.probs.data, mean)}`);
   t.true(maxErr(out.probs.data, refs[0].probs) > 1e-3, 'the members really differ');
   t.true(
     maxErr(out.embeddings.data, refs[0].embeddings) <= 1e-4,
     `embeddings ${maxErr(out.embeddings.data, refs[0].embeddings)}`,
   );
-  await session.release();
   t.throws(() => readOnnxWeights(bytes, 'ensemble.onnx'), {
     message: /ensemble\.onnx is an ensemble of 3 models.*start from one member's checkpoint/,
   });
@@ -142,18 +148,11 @@ test('an ensemble of different architectures: each member against its own float6
   t.is(meta.members, 2);
   const arch = ({ flipAverage: _f, shiftAverage: _s, ...rest }) => rest;
   t.deepEqual(meta.memberConfigs, [arch(config), arch(other)]);
-  const session = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
-  const N = 2,
-    S = config.inputSize,
-    C = config.channels;
-  const r = rng(6);
-  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
-  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
-  await session.release();
+  const N = 2;
+  const { images, out } = await runOnRandomImages(bytes, config, N, 6);
   const refA = referenceForward(buildArchitecture(config), a, images, N);
   const refB = referenceForward(buildArchitecture({ ...other, flipAverage: true, shiftAverage: 1 }), b, images, N);
   const mean = out.probs.data.map((_, j) => (refA.probs[j] + refB.probs[j]) / 2);
-  const maxErr = (x, y) => x.reduce((m, v, j) => Math.max(m, Math.abs(v - y[j])), 0);
   t.true(maxErr(out.probs.data, mean) <= 1e-4, `probs ${maxErr(out.probs.data, mean)}`);
   t.true(maxErr(out.probs.data, refA.probs) > 1e-3, 'the members really differ');
   t.true(maxErr(out.embeddings.data, refA.embeddings) <= 1e-4, "embeddings are member 0's");
@@ -193,21 +192,14 @@ test('float16 storage: ONNX Runtime = float64 reference on the rounded weights; 
     [...weights].some(([name, w]) => w.some((v, i) => v !== rounded.get(name)[i])),
     'rounding changes some weights',
   );
-  const session = await ort.InferenceSession.create(half, { logSeverityLevel: 3 });
-  const N = 2,
-    S = config.inputSize,
-    C = config.channels;
-  const r = rng(8);
-  const images = Float32Array.from({ length: N * C * S * S }, () => r.next());
-  const out = await session.run({ image: new ort.Tensor('float32', images, [N, C, S, S]) });
+  const N = 2;
+  const { images, out } = await runOnRandomImages(half, config, N, 8);
   const ref = referenceForward(arch, rounded, images, N);
-  const maxErr = (a, b) => a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
   t.true(maxErr(out.probs.data, ref.probs) <= 1e-4, `probs ${maxErr(out.probs.data, ref.probs)}`);
   t.true(
     maxErr(out.embeddings.data, ref.embeddings) <= 1e-4,
     `embeddings ${maxErr(out.embeddings.data, ref.embeddings)}`,
   );
-  await session.release();
   const { weights: back } = readOnnxWeights(half, 'half.onnx');
   for (const [name, w] of rounded) t.deepEqual(back.get(name), w, name);
   t.throws(() => exportOnnx(config, weights, { labels: labelNames(8), storage: 'int8' }), {

@@ -32,6 +32,22 @@ function conv(x, [N, C, H, W], w, op) {
   return [y, [N, O, OH, OW]];
 }
 
+/**
+ * An evaluation view, written out as its definition: every S x S plane of
+ * `images` mirrored left-right when `flip`, then moved by (dx, dy) pixels with
+ * the edge pixels repeated.
+ */
+export function viewOfImages(images, S, flip, dx, dy) {
+  const at = (v) => Math.min(S - 1, Math.max(0, v));
+  return images.map((_, i) => {
+    const plane = i - (i % (S * S)),
+      y = Math.floor((i % (S * S)) / S),
+      x = i % S;
+    const sx = flip ? S - 1 - at(x - dx) : at(x - dx);
+    return images[plane + at(y - dy) * S + sx];
+  });
+}
+
 /** Runs the network on images [N, C, S, S] in [0, 1]; returns { probs, embeddings }. */
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize,
@@ -41,15 +57,6 @@ export function referenceForward(arch, weights, images, N) {
     // the probabilities averaged over the image, its copies moved by `shift` pixels left, right, up and down
     // (edge pixels repeated) and, with flipAverage, the mirror images of all five; the image's own embeddings
     const plain = { ...arch, config: { ...arch.config, flipAverage: false, shiftAverage: 0 } };
-    const at = (v) => Math.min(S - 1, Math.max(0, v));
-    const view = (flip, dx, dy) =>
-      images.map((_, i) => {
-        const plane = i - (i % (S * S)),
-          y = Math.floor((i % (S * S)) / S),
-          x = i % S;
-        const sx = flip ? S - 1 - at(x - dx) : at(x - dx);
-        return images[plane + at(y - dy) * S + sx];
-      });
     const moves = shift
       ? [
           [0, 0],
@@ -61,7 +68,8 @@ export function referenceForward(arch, weights, images, N) {
       : [[0, 0]];
     const outs = [];
     for (const flip of arch.config.flipAverage ? [false, true] : [false])
-      for (const [dx, dy] of moves) outs.push(referenceForward(plain, weights, view(flip, dx, dy), N));
+      for (const [dx, dy] of moves)
+        outs.push(referenceForward(plain, weights, viewOfImages(images, S, flip, dx, dy), N));
     return {
       probs: outs[0].probs.map((_, i) => outs.reduce((sum, o) => sum + o.probs[i], 0) / outs.length),
       embeddings: outs[0].embeddings,
