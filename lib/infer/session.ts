@@ -11,18 +11,18 @@ import type { Device } from '../device.js';
 // errors say what failed, so only fatal lines are left to it.
 ort.env.logLevel = 'fatal';
 
-// ONNX Runtime's telemetry (the 1DS SDK, on Linux too since 1.2x) reads
-// /proc/self/cmdline when the first session of the process is created and
+// ONNX Runtime's telemetry (the 1DS SDK's system information, on Linux too)
+// reads /proc/self/cmdline when the process's first session is created and
 // matches it against the std::regex "(.*)[ ]*.*[\n]*". libstdc++'s regex
-// executor recurses about three frames (some 290 bytes of stack) per
-// character, on the main thread, so a command line over about 28,000
-// characters overflows its 8 MiB stack: `adcorre-predict photos/*.jpg` with
-// some 430 FER-2013 paths died with SIGSEGV before printing anything
-// (issue #26). ORT_DISABLE_TELEMETRY=1 skips that code, and with it the
-// `blkid; hostname` shell it also starts; ONNX Runtime reads the variable
-// when its environment is created (lazily, at the first session), so setting
-// it here, before any session, is in time. A value the user set is kept.
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
+// executor recurses three frames (about 290 bytes of stack) per character, on
+// the main thread, so a command line longer than about 28,000 characters
+// overflows its 8 MiB stack: `adcorre-predict photos/*.jpg` with some 430
+// FER-2013 paths died with SIGSEGV before printing anything (issue #26; the
+// environment's size does not matter, only argv's). ORT_DISABLE_TELEMETRY=1
+// skips that code. ONNX Runtime reads the variable when it creates its
+// environment, lazily at the first session, so setting it here is in time.
+// A value the user chose (0 included) is kept; an empty one is not a choice.
+if (!process.env.ORT_DISABLE_TELEMETRY) process.env.ORT_DISABLE_TELEMETRY = '1';
 
 /** Inference devices: the execution providers tried (see lib/device.ts for the one parser). */
 export type InferDevice = Extract<Device, 'auto' | 'cpu' | 'cuda' | 'webgpu'>;
