@@ -1,23 +1,195 @@
 // File helpers: files written atomically (a temporary file beside the target,
 // flushed to disk, then renamed over it, so a crash never leaves a
-// half-written file), and output folders checked and created without hanging.
+// half-written file), and output files and folders checked before any work and
+// created without hanging: the one home for the rules on output paths (input
+// files: lib/input-file.ts).
+//
+// Output files: what exists at the path must be a regular file (it is
+// replaced) or nothing (it is created). A folder, device, named pipe or socket
+// there is refused: renaming over it would put a file in place of /dev/null
+// when run as root. A symbolic link to a regular file is written through: the
+// link stays and its target is replaced, atomically, by a temporary file
+// written beside the target (the link is how the user named that file). A
+// link to anything else, or to nothing, is refused. An output that is one of
+// the command's inputs (the same file, by any name or link) is refused, as
+// writing it would destroy what is being read.
 import {
+  accessSync,
   closeSync,
+  constants,
+  fchmodSync,
   fsyncSync,
+  lstatSync,
   mkdirSync,
   openSync,
+  readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   statfsSync,
   statSync,
   writeSync,
 } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
+import { describeKind } from './input-file.js';
+import { printable } from './terminal.js';
 
-export function writeFileAtomic(path: string, data: Uint8Array | string): void {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fd = openSync(tmp, 'w');
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const why: Record<string, string> = {
+    EACCES: 'permission denied',
+    EPERM: 'operation not permitted',
+    EROFS: 'read-only file system',
+    ENOSPC: 'no space left on the device',
+    EDQUOT: 'disk quota exceeded',
+    EFBIG: 'the file is too large for the file system',
+    EIO: 'input/output error',
+    EISDIR: 'it is a folder',
+    ENOTDIR: 'a part of the path is a file, not a folder',
+    ELOOP: 'too many symbolic links (a link loop)',
+    ENAMETOOLONG: 'the name is too long',
+    ENOENT: 'a part of the path cannot be created',
+  };
+  return e?.code ? `${why[e.code] ?? e.message} (${e.code})` : String((err as Error)?.message ?? err);
+}
+
+/** The error of checkOutputFile and writeFileAtomic: the option, the path the user gave, and why it cannot be written. */
+export class OutputFileError extends Error {
+  constructor(
+    readonly option: string,
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super('');
+    this.message = this.messageFor(option);
+    this.name = 'OutputFileError';
+  }
+
+  /** The message under another name for the option (the flag the user typed). */
+  messageFor(option: string): string {
+    return `Expected a file that can be written for ${option} but received ${printable(this.path)}: ${printable(this.reason)}`;
+  }
+}
+
+const ONLY_REGULAR = 'only regular files are written: name a new file, or an existing regular file to replace';
+
+/**
+ * The file a write to `path` replaces (absolute): `path` itself, or the
+ * target of a symbolic link to a regular file (written through, see the top
+ * of this file), with what is there now (undefined: nothing, it is created).
+ * Anything else there is refused through `fail`.
+ */
+function outputTarget(path: string, fail: (reason: string) => Error): { target: string; st?: Stats } {
+  const abs = resolve(path);
+  let st: Stats | undefined;
   try {
+    st = lstatSync(abs, { throwIfNoEntry: false });
+  } catch (err) {
+    throw fail(`cannot inspect it: ${errnoText(err)}`);
+  }
+  if (!st) {
+    // 'out/' names a folder: never create a file called 'out' for it
+    if (/[/\\]$/.test(path)) throw fail('it ends with a slash, which names a folder: name a file');
+    return { target: abs };
+  }
+  if (st.isSymbolicLink()) {
+    let real: string;
+    try {
+      real = realpathSync(abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw fail(`it is a symbolic link that cannot be followed: ${errnoText(err)}`);
+      let to = '';
+      try {
+        to = ` to ${printable(readlinkSync(abs))}`;
+      } catch {
+        /* named without its target */
+      }
+      throw fail(`it is a symbolic link${to}, which does not exist: remove the link, or name the file itself`);
+    }
+    const target = statSync(real);
+    if (!target.isFile())
+      throw fail(`it is a symbolic link to ${printable(real)}, ${describeKind(target)}; ${ONLY_REGULAR}`);
+    return { target: real, st: target };
+  }
+  if (st.isDirectory()) throw fail('it is a folder: name a file in it');
+  if (!st.isFile()) throw fail(`it is ${describeKind(st)}; ${ONLY_REGULAR}`);
+  return { target: abs, st };
+}
+
+/**
+ * Checks, before any work, an output file the user named with `option`, and
+ * returns the absolute path to write (a link's target: links are written
+ * through). Creates its folder (ensureDir: OutputFolderError naming the
+ * option); refuses with an OutputFileError naming the option what exists there
+ * and is not a regular file (a folder, a device, a named pipe, a socket, a
+ * link to one or to nothing), the same file as any of `inputs` (by path,
+ * through links, or by device and inode: hard links, bind mounts), and a
+ * folder that takes no new file (read-only file system, no permission).
+ */
+export function checkOutputFile(path: string, option: string, inputs: readonly string[] = []): string {
+  if (typeof path !== 'string' || path === '')
+    throw new OutputFileError(option, JSON.stringify(path) ?? String(path), 'expected a file path');
+  const fail = (reason: string) => new OutputFileError(option, path, reason);
+  ensureDir(dirname(resolve(path)), option);
+  const { target, st } = outputTarget(path, fail);
+  if (st) {
+    for (const input of inputs) {
+      let real: string, same: Stats;
+      try {
+        real = realpathSync(input);
+        same = statSync(real);
+      } catch {
+        continue; // an input that cannot be read is reported when it is read
+      }
+      if (real === target || (same.dev === st.dev && same.ino === st.ino)) {
+        const alias = resolve(input) === resolve(path) ? '' : ' (the same file under another name)';
+        throw fail(
+          `it is the input ${printable(input)}${alias}: writing it would destroy what is read; name another file`,
+        );
+      }
+    }
+  }
+  const folder = dirname(target);
+  try {
+    accessSync(folder, constants.W_OK);
+  } catch (err) {
+    throw fail(`its folder ${printable(folder)} takes no files: ${errnoText(err)}`);
+  }
+  return target;
+}
+
+/**
+ * Writes `data` to `path` atomically: a temporary file beside the file
+ * replaced, flushed, then renamed over it. `path` must hold a regular file, a
+ * link to one (written through) or nothing. Every error names `path` (never
+ * the temporary file), as an OutputFileError under `option` when given (the
+ * flag the user typed: a usage error) and a plain Error otherwise.
+ */
+export function writeFileAtomic(path: string, data: Uint8Array | string, option?: string): void {
+  const fail = (reason: string): Error =>
+    option === undefined
+      ? new Error(`Cannot write ${printable(path)}: ${reason}`)
+      : new OutputFileError(option, path, reason);
+  const { target, st } = outputTarget(path, fail);
+  const folder = dirname(target);
+  const tmp = join(folder, `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  let fd: number;
+  try {
+    fd = openSync(tmp, 'wx'); // a new file: never opened through a link planted under the temporary name
+  } catch (err) {
+    throw fail(`cannot create a file in ${printable(folder)}: ${errnoText(err)}`);
+  }
+  try {
+    if (st) {
+      try {
+        fchmodSync(fd, st.mode & 0o777); // the replaced file's permissions
+      } catch {
+        /* file systems without modes (FAT) */
+      }
+    }
     const bytes = typeof data === 'string' ? Buffer.from(data) : data;
     let off = 0;
     while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
@@ -25,14 +197,24 @@ export function writeFileAtomic(path: string, data: Uint8Array | string): void {
   } catch (err) {
     closeSync(fd);
     rmSync(tmp, { force: true });
-    throw err;
+    throw fail(`writing failed: ${errnoText(err)}`);
   }
   closeSync(fd);
+  // Checked again right before the rename: what is at the path may have
+  // changed since (a device node put there meanwhile), and rename(2) replaces
+  // any file that is not a folder, a device included.
+  let refused: Error | undefined;
   try {
-    renameSync(tmp, path);
+    const now = lstatSync(target, { throwIfNoEntry: false });
+    const where = target === resolve(path) ? 'it' : printable(target);
+    if (now && !now.isFile()) refused = fail(`${where} is ${describeKind(now)} now; ${ONLY_REGULAR}`);
+    else renameSync(tmp, target);
   } catch (err) {
+    refused = fail(`cannot replace it: ${errnoText(err)}`);
+  }
+  if (refused) {
     rmSync(tmp, { force: true });
-    throw err;
+    throw refused;
   }
 }
 
@@ -68,24 +250,15 @@ export class OutputFolderError extends Error {
     readonly path: string,
     readonly reason: string,
   ) {
-    super(`Expected a folder that can hold files for ${option} but received ${path}: ${reason}`);
+    super('');
+    this.message = this.messageFor(option);
     this.name = 'OutputFolderError';
   }
-}
 
-function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  const why: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'read-only file system',
-    ENOSPC: 'no space left on the device',
-    ENOTDIR: 'a part of the path is a file, not a folder',
-    ELOOP: 'too many symbolic links (a link loop)',
-    ENAMETOOLONG: 'the name is too long',
-    ENOENT: 'a part of the path cannot be created',
-  };
-  return e.code ? `${why[e.code] ?? e.message} (${e.code})` : String((err as Error).message ?? err);
+  /** The message under another name for the option (the flag the user typed). */
+  messageFor(option: string): string {
+    return `Expected a folder that can hold files for ${option} but received ${printable(this.path)}: ${printable(this.reason)}`;
+  }
 }
 
 /**

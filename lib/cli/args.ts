@@ -1,7 +1,7 @@
 // What the command-line tools share: argument parsers, and errors reported
 // under the flag the user typed (usage errors exit with 2).
 import { InvalidArgumentError } from 'commander';
-import { OutputFolderError } from '../io.js';
+import { OutputFileError, OutputFolderError } from '../io.js';
 import { OptionError } from '../validate.js';
 
 /** An integer >= 1. */
@@ -27,26 +27,26 @@ export function finite(value: string): number {
   return n;
 }
 
-/** `weightDecay` -> `--weight-decay`, `lambdaCE` -> `--lambda-ce`, with a tool's own exceptions. */
+/**
+ * `weightDecay` -> `--weight-decay`, `lambdaCE` -> `--lambda-ce`, with a tool's own exceptions.
+ * Anything that is not an API option name (a flag already, `<checkpoint>`, 'the output folder') stays as it is.
+ */
 export function flagOf(option: string, overrides: Record<string, string> = {}): string {
   if (overrides[option]) return overrides[option];
-  return option.startsWith('-') ? option : `--${option.replace(/([A-Z]+)/g, '-$1').toLowerCase()}`;
+  return /^[A-Za-z][A-Za-z0-9]*$/.test(option) ? `--${option.replace(/([A-Z]+)/g, '-$1').toLowerCase()}` : option;
 }
 
 /**
  * The message of an error from the API under the flag the user typed, and
- * whether it is a usage error (an option out of range, an output folder that
- * cannot be used): those exit with 2.
+ * whether it is a usage error (an option out of range, an output folder or
+ * file that cannot be used): those exit with 2.
  */
 export function describeError(
   err: unknown,
   overrides: Record<string, string> = {},
 ): { message: string; usage: boolean } {
   if (err instanceof OptionError) return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
-  if (err instanceof OutputFolderError)
-    return {
-      message: `Expected a folder that can hold files for ${flagOf(err.option, overrides)} but received ${err.path}: ${err.reason}`,
-      usage: true,
-    };
+  if (err instanceof OutputFolderError || err instanceof OutputFileError)
+    return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
   return { message: (err as Error)?.message ?? String(err), usage: false };
 }

@@ -80,6 +80,7 @@ export function confusionSvg(title: string, labels: string[], confusion: number[
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }
 
-export async function writePng(path: string, svg: string): Promise<void> {
-  writeFileAtomic(path, await sharp(Buffer.from(svg)).png().toBuffer());
+/** Renders `svg` into the PNG file `path`; `option`: the flag that named it, for errors (see writeFileAtomic). */
+export async function writePng(path: string, svg: string, option?: string): Promise<void> {
+  writeFileAtomic(path, await sharp(Buffer.from(svg)).png().toBuffer(), option);
 }
