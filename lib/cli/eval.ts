@@ -4,7 +4,7 @@
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
@@ -14,7 +14,7 @@ import { SkipReport } from '../data/skips.js';
 import { NoModelError, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
 import { openSession, ort } from '../infer/session.js';
-import { ensureDir } from '../io.js';
+import { checkOutputFile } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
@@ -64,7 +64,8 @@ export async function main(argv: string[]): Promise<number> {
   let meta: ModelMetadata;
   let session: ort.InferenceSession, provider: string;
   try {
-    if (o.confusion) ensureDir(dirname(o.confusion), '--confusion');
+    // a regular file or a new one (never a device, a folder, or the model or data read), in a folder that takes files
+    if (o.confusion) checkOutputFile(o.confusion, '--confusion', [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])]);
     if (!existsSync(model))
       throw bundled ? new NoModelError(model, bundled) : new Error(`Model file not found: ${model}`);
     if (!statSync(model).isFile())
@@ -140,7 +141,7 @@ export async function main(argv: string[]): Promise<number> {
     skipped.merge(loader.report.summary());
     if (o.confusion) {
       const title = `${basename(model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
-      await writePng(o.confusion, confusionSvg(title, meta.labels, confusion));
+      await writePng(o.confusion, confusionSvg(title, meta.labels, confusion), '--confusion');
     }
     if (o.json)
       process.stdout.write(

@@ -1,16 +1,39 @@
 // adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
 // checkpoint, or several averaged as an ensemble: one input and one label list,
 // architectures free; an exported single model may stand in for a checkpoint).
-import { readFileSync } from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
 import { dirname, join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { labelNames } from '../data/labels.js';
-import { ensureDir, writeFileAtomic } from '../io.js';
+import { checkInputFile, InputFileProblem, readInputFileSync } from '../input-file.js';
+import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeError, nonNegativeInt } from './args.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
+import { printable } from '../terminal.js';
 import { readCheckpoint } from '../train/checkpoint.js';
+import { OptionError } from '../validate.js';
+
+const INPUT = '<checkpoint>';
+
+/**
+ * An input's bytes, read only when it is a regular file (a link to /dev/zero
+ * would be read forever, a named pipe waited on); else a usage error naming
+ * the argument and what is there. `check`: only check, read nothing.
+ */
+function readInput(path: string, check = false): Buffer | undefined {
+  const max = bufferConstants.MAX_LENGTH;
+  try {
+    if (check) checkInputFile(path, max, 'a checkpoint');
+    else return readInputFileSync(path, max, 'a checkpoint');
+  } catch (err) {
+    if (!(err instanceof InputFileProblem)) throw err;
+    const reason = err.kind === 'folder' ? 'a folder, not a regular file' : err.reason;
+    throw new OptionError(INPUT, 'a checkpoint (.ckpt) or model (.onnx) file', printable(path), reason);
+  }
+  return undefined;
+}
 
 interface Member {
   path: string;
@@ -28,25 +51,28 @@ interface Member {
 function readMember(path: string, overrides: Partial<XceptionConfig>): Member {
   const changed = Object.keys(overrides).length > 0;
   if (path.toLowerCase().endsWith('.onnx')) {
-    const bytes = readFileSync(path);
+    const bytes = readInput(path) as Buffer;
     const { members } = readMetadata(bytes, path);
-    if (members) throw new Error(`${path} is an ensemble of ${members} models: list its members' checkpoints instead`);
+    if (members)
+      throw new Error(`${printable(path)} is an ensemble of ${members} models: list its members' checkpoints instead`);
     const { meta, weights } = readOnnxWeights(bytes, path);
     const config = validateConfig(
       { ...meta.config, ...overrides },
-      changed ? `${path} config with the export options` : `${path} config`,
+      changed ? `${printable(path)} config with the export options` : `${printable(path)} config`,
     );
     return { path, config, labels: meta.labels, weights, summary: { model: path, ...(meta.training ?? {}) } };
   }
-  const { state, meta } = readCheckpoint(path);
+  const { state, meta } = readCheckpoint(path, INPUT);
   const saved = (meta.options as { config: object }).config;
   const config = validateConfig(
     { ...saved, ...overrides },
-    changed ? `${path} config with the export options` : `${path} config`,
+    changed ? `${printable(path)} config with the export options` : `${printable(path)} config`,
   );
   let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
   try {
-    labels = JSON.parse(readFileSync(join(dirname(path), 'config.json'), 'utf8')).labels ?? labels;
+    // read only when a regular file: a pipe or device under that name must not hang the export
+    const run = readInputFileSync(join(dirname(path), 'config.json'), 2 ** 26, 'a run configuration');
+    labels = JSON.parse(run.toString('utf8')).labels ?? labels;
   } catch {
     /* the run's config.json is optional */
   }
@@ -105,8 +131,13 @@ export async function main(argv: string[]): Promise<number> {
     shiftAverage?: number;
     float16?: boolean;
   }>();
+  // The paths before any work, usage errors (exit 2): the output a regular file or a new one (never a device, never
+  // one of the inputs) in a folder that takes files (made now: fails fast on /proc and the like), and every input a
+  // regular file (a link to /dev/zero would be read forever). A link as the output is written through.
+  let target: string;
   try {
-    ensureDir(dirname(resolve(output)), '--output'); // its folder, made now: fails fast on /proc and the like
+    target = checkOutputFile(output, '--output', paths);
+    for (const path of paths) readInput(path, true);
   } catch (err) {
     process.stderr.write(`adcorre-export: ${describeError(err).message}\n`);
     return 2;
@@ -126,34 +157,40 @@ export async function main(argv: string[]): Promise<number> {
     for (const m of members.slice(1)) {
       if (input(m.config) !== input(first.config)) {
         throw new Error(
-          `an ensemble's checkpoints must share one input and one set of classes: ${m.path} has ${input(m.config)}, ${first.path} ${input(first.config)}`,
+          `an ensemble's checkpoints must share one input and one set of classes: ${printable(m.path)} has ${input(m.config)}, ${printable(first.path)} ${input(first.config)}`,
         );
       }
       if (views(m.config) !== views(first.config)) {
         throw new Error(
-          `an ensemble's checkpoints must share one evaluation setting: ${m.path} has ${views(m.config)}, ${first.path} ${views(first.config)} ` +
+          `an ensemble's checkpoints must share one evaluation setting: ${printable(m.path)} has ${views(m.config)}, ${printable(first.path)} ${views(first.config)} ` +
             '(choose one for all with --flip-average or --no-flip-average and --shift-average)',
         );
       }
       if (JSON.stringify(m.labels) !== JSON.stringify(first.labels)) {
         throw new Error(
-          `an ensemble's checkpoints must share one label list: ${m.path} has ${m.labels.join(', ')}, ${first.path} ${first.labels.join(', ')}`,
+          `an ensemble's checkpoints must share one label list: ${printable(m.path)} has ${printable(m.labels.join(', '))}, ${printable(first.path)} ${printable(first.labels.join(', '))}`,
         );
       }
     }
     const training = members.length === 1 ? first.summary : { ensemble: members.map((m) => m.summary) };
     writeFileAtomic(
-      output,
+      output, // not target: errors name the path the user gave (a link is written through all the same)
       exportOnnx(
         first.config,
         members.map((m) => ({ config: m.config, weights: m.weights })),
         { labels: first.labels, training, storage: float16 ? 'float16' : 'float32' },
       ),
+      '--output',
     );
-    process.stdout.write(`wrote ${output}${members.length > 1 ? ` (an ensemble of ${members.length} models)` : ''}\n`);
+    process.stdout.write(
+      `wrote ${printable(output)}${target === resolve(output) ? '' : ` (through the link: ${printable(target)})`}` +
+        `${members.length > 1 ? ` (an ensemble of ${members.length} models)` : ''}\n`,
+    );
     return 0;
   } catch (err) {
-    process.stderr.write(`adcorre-export: ${(err as Error).message}\n`);
-    return 1;
+    // an output that became unwritable meanwhile, an input swapped for a device: usage errors under their option
+    const { message, usage } = describeError(err);
+    process.stderr.write(`adcorre-export: ${message}\n`);
+    return usage ? 2 : 1;
   }
 }
