@@ -436,14 +436,13 @@ asRoot('9. adcorre-export <a link to a zero device> exits 2 at once, naming the 
   const zero = deviceNode(out, 'zero', 5);
   const link = join(out, 'model.ckpt');
   symlinkSync(zero, link);
-  const start = Date.now();
+  // reading the device (the bug: 3.7 GB in 30 s) would run into the deadline and be killed: no exit 2 then
   const r = await cli('adcorre-export', [link, '-o', join(out, 'm.onnx')], 20_000);
   t.is(r.code, 2, r.stderr);
   t.regex(
     r.stderr,
     /Expected a checkpoint \(\.ckpt\) or model \(\.onnx\) file for <checkpoint> but received .*model\.ckpt: a character device, not a regular file/,
   );
-  t.true(Date.now() - start < 15_000, 'not read');
   const onnx = await cli('adcorre-export', [zero, '-o', join(out, 'm.onnx')], 20_000);
   t.is(onnx.code, 2, onnx.stderr);
   t.regex(onnx.stderr, /for <checkpoint> but received .*\/zero: a character device, not a regular file/);
