@@ -2,10 +2,15 @@
 // backend, packs the result. Validation with user-facing messages lives in
 // lib/validate.ts; the checks here only guarantee memory safety if this module
 // is called directly, and name the argument when they fail.
+// Every C++ exception that escapes a callback becomes a JavaScript error
+// (node-addon-api's catch-all); the guard() around each entry point gives the
+// common ones a better message first. Defined before napi.h, in every file.
+#define NODE_ADDON_API_CPP_EXCEPTIONS_ALL
 #include <napi.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -20,94 +25,129 @@ namespace {
 using adcorre::LossParts;
 using adcorre::Shape;
 using adcorre::Weights;
-
-struct Request {
-  Shape shape;
-  Weights weights;
-  const float* E = nullptr;
-  const int32_t* labels = nullptr;
-  std::vector<float> rho;  // empty: uniform attention
-  bool want_grad = false;
-  bool cuda = false;
-};
-
+using adcorre::napi::guard;
 using adcorre::napi::typed_data;
 
-int positive_int(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), std::string("Expected number for ") + key);
+struct Request {
+  Shape shape;  // shape.c: the classes present in the batch, not numClasses (see parse_request)
+  Weights weights;
+  const float* E_js = nullptr;  // the caller's embeddings (synchronous calls only)
+  std::vector<float> E_copy;    // a copy of them (asynchronous calls)
+  std::vector<int32_t> labels;  // renumbered onto the present classes, in increasing order
+  std::vector<float> rho;       // per present class; empty: uniform attention
+  bool want_grad = false;
+  bool cuda = false;
+  Napi::Value grad_out;  // request.gradOut, or undefined
+
+  const float* embeddings() const { return E_copy.empty() ? E_js : E_copy.data(); }
+  size_t count() const { return static_cast<size_t>(shape.k) * shape.n * shape.d; }
+};
+
+int positive_int(const Napi::Value& v, const char* key) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), std::string("Expected number for ") + key);
   double x = v.As<Napi::Number>().DoubleValue();
   if (!(x >= 1 && x <= 2147483647.0) || std::floor(x) != x)
-    throw Napi::RangeError::New(o.Env(), std::string("Expected positive integer for ") + key);
+    throw Napi::RangeError::New(v.Env(), std::string("Expected positive integer for ") + key);
   return static_cast<int>(x);
 }
 
-// Parses {embeddings, labels, classAccuracy, k, n, d, numClasses, weights, grad, device}.
-Request parse_request(const Napi::Object& o) {
-  Napi::Env env = o.Env();
-  Request r;
-  r.shape.k = positive_int(o, "k");
-  r.shape.n = positive_int(o, "n");
-  r.shape.d = positive_int(o, "d");
-  r.shape.c = positive_int(o, "numClasses");
-  const size_t count = static_cast<size_t>(r.shape.k) * r.shape.n * r.shape.d;
+bool is_typed(const Napi::Value& v, napi_typedarray_type type) {
+  return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+}
 
-  Napi::Value e = o.Get("embeddings");
-  if (!e.IsTypedArray() || e.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(env, "Expected Float32Array for embeddings");
+// Parses {embeddings, labels, classAccuracy, k, n, d, numClasses, weights, grad,
+// device, gradOut}. copy: keep a private copy of the embeddings (the
+// asynchronous call; see LossWorker).
+Request parse_request(const Napi::Object& o, bool copy) {
+  Napi::Env env = o.Env();
+  // Every property is read before any array's memory is looked at: a getter
+  // (or a Proxy) runs JavaScript, which could detach or shrink an array whose
+  // pointer and length were already taken. From the first typed_data() below
+  // on, no JavaScript runs until the loss has read its inputs.
+  const Napi::Value kv = o.Get("k"), nv = o.Get("n"), dv = o.Get("d"), cv = o.Get("numClasses");
+  const Napi::Value e = o.Get("embeddings"), l = o.Get("labels"), acc = o.Get("classAccuracy");
+  const Napi::Value w = o.Get("weights"), g = o.Get("grad"), dev = o.Get("device"), out = o.Get("gradOut");
+
+  Request r;
+  r.shape.k = positive_int(kv, "k");
+  r.shape.n = positive_int(nv, "n");
+  r.shape.d = positive_int(dv, "d");
+  const int num_classes = positive_int(cv, "numClasses");
+  const size_t count = r.count();
+  if (!is_typed(e, napi_float32_array)) throw Napi::TypeError::New(env, "Expected Float32Array for embeddings");
+  if (!is_typed(l, napi_int32_array)) throw Napi::TypeError::New(env, "Expected Int32Array for labels");
+  const bool has_acc = !acc.IsUndefined() && !acc.IsNull();
+  if (has_acc && !is_typed(acc, napi_float32_array))
+    throw Napi::TypeError::New(env, "Expected Float32Array for classAccuracy");
+  if (!is_typed(w, napi_float64_array) || w.As<Napi::TypedArray>().ElementLength() != 3)
+    throw Napi::TypeError::New(env, "Expected Float64Array(3) for weights");
+  // a string, not anything with a toString(), which would run JavaScript
+  if (!dev.IsString()) throw Napi::TypeError::New(env, "Expected device 'cpu' or 'cuda'");
+  const std::string device = dev.As<Napi::String>().Utf8Value();
+  if (device != "cpu" && device != "cuda") throw Napi::RangeError::New(env, "Expected device 'cpu' or 'cuda'");
+  r.cuda = device == "cuda";
+  r.want_grad = g.ToBoolean().Value();  // no JavaScript: ToBoolean calls no method
+  if (!out.IsUndefined() && !out.IsNull()) {
+    if (!is_typed(out, napi_float32_array) || out.As<Napi::TypedArray>().ElementLength() != count)
+      throw Napi::TypeError::New(env, "Expected Float32Array of length k*n*d for gradOut");
+    r.grad_out = out;
+  } else {
+    r.grad_out = env.Undefined();
+  }
+
   auto emb = e.As<Napi::TypedArray>();
   if (emb.ElementLength() != count) throw Napi::RangeError::New(env, "Expected embeddings of length k*n*d");
-  r.E = typed_data<float>(emb);
+  r.E_js = typed_data<float>(emb);
+  if (copy) r.E_copy.assign(r.E_js, r.E_js + count);
 
-  Napi::Value l = o.Get("labels");
-  if (!l.IsTypedArray() || l.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
-    throw Napi::TypeError::New(env, "Expected Int32Array for labels");
   auto lab = l.As<Napi::TypedArray>();
   if (lab.ElementLength() != static_cast<size_t>(r.shape.n))
     throw Napi::RangeError::New(env, "Expected labels of length n");
-  r.labels = typed_data<int32_t>(lab);
+  const int32_t* labels = typed_data<int32_t>(lab);
   for (int a = 0; a < r.shape.n; ++a)
-    if (r.labels[a] < 0 || r.labels[a] >= r.shape.c)
-      throw Napi::RangeError::New(env, "Expected labels in [0, numClasses)");
+    if (labels[a] < 0 || labels[a] >= num_classes)
+      throw Napi::RangeError::New(env, "Expected labels in [0, numClasses) but received " + std::to_string(labels[a]) +
+                                           " at labels[" + std::to_string(a) + "]");
+  // Only the classes present in the batch enter the loss (a class without
+  // members adds nothing to FD, MD or ED; docs/loss-derivation.md), so the
+  // labels are renumbered onto them in increasing order. The per-class sums
+  // run in the same order, so the result is identical, and the workspace is
+  // k x min(n, numClasses) x d whatever numClasses is: numClasses 2^31 - 1
+  // used to ask for k x 2^31 x d doubles and abort on std::bad_alloc.
+  std::vector<int32_t> present(labels, labels + r.shape.n);
+  std::sort(present.begin(), present.end());
+  present.erase(std::unique(present.begin(), present.end()), present.end());
+  r.shape.c = static_cast<int>(present.size());
+  r.labels.resize(r.shape.n);
+  for (int a = 0; a < r.shape.n; ++a)
+    r.labels[a] = static_cast<int32_t>(std::lower_bound(present.begin(), present.end(), labels[a]) - present.begin());
 
-  Napi::Value acc = o.Get("classAccuracy");
-  if (!acc.IsUndefined() && !acc.IsNull()) {
-    if (!acc.IsTypedArray() || acc.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-      throw Napi::TypeError::New(env, "Expected Float32Array for classAccuracy");
+  if (has_acc) {
     auto arr = acc.As<Napi::TypedArray>();
-    if (arr.ElementLength() != static_cast<size_t>(r.shape.c))
+    if (arr.ElementLength() != static_cast<size_t>(num_classes))
       throw Napi::RangeError::New(env, "Expected classAccuracy of length numClasses");
     const float* a = typed_data<float>(arr);
-    r.rho.resize(r.shape.c);
-    for (int c = 0; c < r.shape.c; ++c) {
+    for (int c = 0; c < num_classes; ++c)
       if (!(a[c] >= 0.f && a[c] <= 1.f)) throw Napi::RangeError::New(env, "Expected classAccuracy values in [0, 1]");
-      r.rho[c] = 1.f - a[c];
-    }
+    r.rho.resize(present.size());
+    for (size_t i = 0; i < present.size(); ++i) r.rho[i] = 1.f - a[present[i]];
   }
 
-  Napi::Value w = o.Get("weights");
-  if (!w.IsTypedArray() || w.As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      w.As<Napi::TypedArray>().ElementLength() != 3)
-    throw Napi::TypeError::New(env, "Expected Float64Array(3) for weights");
   const double* wv = typed_data<double>(w.As<Napi::TypedArray>());
   r.weights.fd = wv[0];
   r.weights.md = wv[1];
   r.weights.ed = wv[2];
-
-  r.want_grad = o.Get("grad").ToBoolean().Value();
-  std::string device = o.Get("device").ToString().Utf8Value();
-  if (device != "cpu" && device != "cuda") throw Napi::RangeError::New(env, "Expected device 'cpu' or 'cuda'");
-  r.cuda = device == "cuda";
   return r;
 }
 
 // Runs on any thread: no N-API calls in here.
 LossParts compute(const Request& r, float* grad) {
   const float* rho = r.rho.empty() ? nullptr : r.rho.data();
-  if (r.cuda) return adcorre::cuda_loss_host(r.E, r.labels, rho, r.shape, r.weights, grad);
+  const float* E = r.embeddings();
+  if (r.cuda) return adcorre::cuda_loss_host(E, r.labels.data(), rho, r.shape, r.weights, grad);
   // One workspace per thread, reused across calls (the JS thread and libuv's pool).
   thread_local adcorre::CpuLoss cpu;
-  LossParts parts = cpu.forward(r.E, r.labels, rho, r.shape, r.weights);
+  LossParts parts = cpu.forward(E, r.labels.data(), rho, r.shape, r.weights);
   if (grad) cpu.backward(grad);
   return parts;
 }
@@ -122,83 +162,105 @@ Napi::Object pack(Napi::Env env, const LossParts& parts, Napi::Value grad) {
   return out;
 }
 
-// The gradient's output: request.gradOut when given (a Float32Array of
-// k*n*d, reused across steps to spare the allocation), else a new array.
-Napi::Float32Array grad_output(const Napi::Object& request, const Shape& s) {
-  Napi::Env env = request.Env();
-  const size_t count = static_cast<size_t>(s.k) * s.n * s.d;
-  Napi::Value out = request.Get("gradOut");
-  if (out.IsUndefined() || out.IsNull()) return Napi::Float32Array::New(env, count);
-  if (!out.IsTypedArray() || out.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array ||
-      out.As<Napi::TypedArray>().ElementLength() != count)
-    throw Napi::TypeError::New(env, "Expected Float32Array of length k*n*d for gradOut");
-  return out.As<Napi::Float32Array>();
-}
-
 Napi::Value Loss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
-  Request r = parse_request(info[0].As<Napi::Object>());
-  Napi::Value grad = env.Undefined();
-  float* grad_ptr = nullptr;
-  if (r.want_grad) {
-    auto g = grad_output(info[0].As<Napi::Object>(), r.shape);
-    grad_ptr = g.Data();
-    grad = g;
-  }
-  try {
+  return guard(env, "loss", [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
+    Request r = parse_request(info[0].As<Napi::Object>(), false);
+    Napi::Value grad = env.Undefined();
+    float* grad_ptr = nullptr;
+    if (r.want_grad) {
+      // request.gradOut when given (reused across steps to spare the allocation), else a new array
+      auto g = r.grad_out.IsUndefined() ? Napi::Float32Array::New(env, r.count()) : r.grad_out.As<Napi::Float32Array>();
+      grad_ptr = typed_data<float>(g);
+      grad = g;
+    }
     return pack(env, compute(r, grad_ptr), grad);
-  } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
+  });
 }
 
-// The async variant holds references to the input arrays (and the output
-// gradient, allocated up front) until the worker has finished.
+// The asynchronous loss owns everything the worker thread reads or writes.
+// Holding references to the caller's arrays is not enough: a reference keeps
+// the ArrayBuffer object alive, not its memory, and transferring the buffer
+// (structuredClone(x, { transfer }), postMessage to a worker) detaches it and
+// hands the memory to a new owner, which may free it mid-call (SIGSEGV, issue
+// #26). N-API exposes no handle on the backing store and cannot refuse a
+// transfer, so the embeddings and labels are copied here, on the calling
+// thread, and a caller's gradOut is written in OnOK, on the JavaScript
+// thread again, after checking it is still attached and whole. At the
+// paper's size (k 7, n 50, d 256: 350 KiB each way) a copy takes about 10 us,
+// against about 0.3 ms for the loss and its gradient on 2 cores. Without
+// gradOut the gradient goes straight into a new array, which no JavaScript
+// can reach (hence transfer) before the promise resolves.
 class LossWorker : public Napi::AsyncWorker {
  public:
-  LossWorker(Napi::Env env, Napi::Object request, Request r)
+  LossWorker(Napi::Env env, Request r)
       : Napi::AsyncWorker(env, "adcorre:loss"), deferred_(Napi::Promise::Deferred::New(env)), request_(std::move(r)) {
-    keep_ = Napi::Persistent(request);
     if (request_.want_grad) {
-      auto g = grad_output(request, request_.shape);
-      grad_ptr_ = g.Data();
-      grad_ = Napi::Persistent(static_cast<Napi::Object>(g));
+      if (request_.grad_out.IsUndefined()) {
+        auto g = Napi::Float32Array::New(env, request_.count());
+        grad_ptr_ = typed_data<float>(g);
+        grad_ = Napi::Persistent(static_cast<Napi::Object>(g));
+      } else {
+        grad_copy_.resize(request_.count());
+        grad_ptr_ = grad_copy_.data();
+        grad_ = Napi::Persistent(request_.grad_out.As<Napi::Object>());
+      }
     }
+    request_.grad_out = Napi::Value();  // a handle: not to be kept past this call
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
     try {
       parts_ = compute(request_, grad_ptr_);
+    } catch (const std::bad_alloc&) {
+      SetError("Out of memory in lossAsync: the arguments ask for more memory than the machine can give");
     } catch (const std::exception& e) { SetError(e.what()); }
   }
   void OnOK() override {
     Napi::Env env = Env();
-    deferred_.Resolve(pack(env, parts_, grad_.IsEmpty() ? env.Undefined() : grad_.Value()));
+    if (grad_.IsEmpty()) return deferred_.Resolve(pack(env, parts_, env.Undefined()));
+    auto g = grad_.Value().As<Napi::TypedArray>();
+    if (!grad_copy_.empty()) {
+      // Detached (transferred) arrays read as length 0; a length-tracking view
+      // of a resizable ArrayBuffer may have shrunk.
+      if (g.ElementLength() != grad_copy_.size())
+        return deferred_.Reject(
+            Napi::Error::New(env, "Expected gradOut of length k*n*d = " + std::to_string(grad_copy_.size()) +
+                                      " until lossAsync settles but received an array of length " +
+                                      std::to_string(g.ElementLength()) +
+                                      " (detached or resized while the loss ran; transferred buffers cannot be "
+                                      "written)")
+                .Value());
+      std::memcpy(typed_data<float>(g), grad_copy_.data(), grad_copy_.size() * sizeof(float));
+    }
+    deferred_.Resolve(pack(env, parts_, g));
   }
   void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
 
  private:
   Napi::Promise::Deferred deferred_;
   Request request_;
-  Napi::ObjectReference keep_;
   Napi::ObjectReference grad_;
+  std::vector<float> grad_copy_;  // the gradient when the caller gave gradOut
   float* grad_ptr_ = nullptr;
   LossParts parts_;
 };
 
 Napi::Value LossAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
-  Napi::Object request = info[0].As<Napi::Object>();
-  Request r = parse_request(request);
-  auto* worker = new LossWorker(env, request, std::move(r));
-  Napi::Promise promise = worker->promise();
-  worker->Queue();
-  return promise;
+  return guard(env, "lossAsync", [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected request object");
+    auto* worker = new LossWorker(env, parse_request(info[0].As<Napi::Object>(), true));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();
+    return promise;
+  });
 }
 
 // Index of the first NaN or +-Infinity in a Float32Array, or -1.
-Napi::Value FindNonFinite(const Napi::CallbackInfo& info) {
+Napi::Value find_non_finite(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsTypedArray() ||
       info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
@@ -221,25 +283,32 @@ Napi::Value FindNonFinite(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, -1);
 }
 
+Napi::Value FindNonFinite(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), "findNonFinite", [&] { return find_non_finite(info); });
+}
+
 // Benchmark helper: GPU microseconds of `reps` runs (CUDA events, inputs
 // already on the device): cudaTime(request, reps, graph).
 Napi::Value CudaTime(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsNumber() || !info[2].IsBoolean())
-    throw Napi::TypeError::New(env, "Expected (request, reps, graph)");
-  Request r = parse_request(info[0].As<Napi::Object>());
-  const int reps = std::max(1, info[1].As<Napi::Number>().Int32Value());
-  try {
+  return guard(env, "cudaTime", [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsObject() || !info[1].IsNumber() || !info[2].IsBoolean())
+      throw Napi::TypeError::New(env, "Expected (request, reps, graph)");
+    const int reps = std::max(1, info[1].As<Napi::Number>().Int32Value());
+    const bool graph = info[2].As<Napi::Boolean>().Value();
+    Request r = parse_request(info[0].As<Napi::Object>(), false);
     std::vector<double> times =
-        adcorre::cuda_time_loss(r.E, r.labels, r.rho.empty() ? nullptr : r.rho.data(), r.shape, r.weights, r.want_grad,
-                                reps, info[2].As<Napi::Boolean>().Value());
+        adcorre::cuda_time_loss(r.embeddings(), r.labels.data(), r.rho.empty() ? nullptr : r.rho.data(), r.shape,
+                                r.weights, r.want_grad, reps, graph);
     auto out = Napi::Float64Array::New(env, times.size());
     std::copy(times.begin(), times.end(), out.Data());
     return out;
-  } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
+  });
 }
 
 // Positional number arguments of the data bindings: finite, and for integers within [lo, hi].
+// Both insist on a number rather than converting one (valueOf() would run
+// JavaScript, which could detach an array already checked).
 double number_arg(const Napi::CallbackInfo& info, int i, const char* name) {
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected number for ") + name);
   const double v = info[i].As<Napi::Number>().DoubleValue();
@@ -251,7 +320,8 @@ int integer_arg(const Napi::CallbackInfo& info, int i, const char* name, int lo,
   if (!info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string("Expected integer for ") + name);
   const double v = info[i].As<Napi::Number>().DoubleValue();
   if (!(v >= lo && v <= hi) || std::floor(v) != v)
-    throw Napi::RangeError::New(info.Env(), std::string("Expected integer in range for ") + name);
+    throw Napi::RangeError::New(info.Env(), std::string("Expected integer in [") + std::to_string(lo) + ", " +
+                                                std::to_string(hi) + "] for " + name);
   return static_cast<int>(v);
 }
 
@@ -259,72 +329,93 @@ int integer_arg(const Napi::CallbackInfo& info, int i, const char* name, int lo,
 //            outW, outH, dstChannels, matrix: Float64Array(6), contrast, brightness)
 Napi::Value WarpAffine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 12) throw Napi::TypeError::New(env, "warpAffine expects 12 arguments");
-  auto int_arg = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(env, "Expected Uint8Array for src");
-  if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(env, "Expected Float32Array for dst");
-  if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
-      info[9].As<Napi::TypedArray>().ElementLength() != 6)
-    throw Napi::TypeError::New(env, "Expected Float64Array(6) for matrix");
-  auto src = info[0].As<Napi::TypedArray>();
-  auto dst = info[4].As<Napi::TypedArray>();
-  const int w = int_arg(1, "w", 1, 1 << 16), h = int_arg(2, "h", 1, 1 << 16);
-  const int src_c = int_arg(3, "srcChannels", 1, 4);
-  const double offset = info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : -1;
-  const int out_w = int_arg(6, "outW", 1, 1 << 14), out_h = int_arg(7, "outH", 1, 1 << 14);
-  const int dst_c = int_arg(8, "dstChannels", 1, 3);
-  if (dst_c == 2) throw Napi::RangeError::New(env, "Expected 1 or 3 for dstChannels");
-  if (src.ElementLength() < static_cast<size_t>(w) * h * src_c)
-    throw Napi::RangeError::New(env, "src is shorter than w*h*srcChannels");
-  const size_t need = static_cast<size_t>(out_w) * out_h * dst_c;
-  if (!(offset >= 0) || std::floor(offset) != offset || static_cast<size_t>(offset) + need > dst.ElementLength())
-    throw Napi::RangeError::New(env, "dst is too short for dstOffset + outW*outH*dstChannels");
-  adcorre::WarpParams p;
-  const double* m = typed_data<double>(info[9].As<Napi::TypedArray>());
-  std::copy(m, m + 6, p.m);
-  p.contrast = static_cast<float>(info[10].ToNumber().DoubleValue());
-  p.brightness = static_cast<float>(info[11].ToNumber().DoubleValue());
-  adcorre::warp_affine(typed_data<uint8_t>(src), w, h, src_c, typed_data<float>(dst) + static_cast<size_t>(offset),
-                       out_w, out_h, dst_c, p);
-  return env.Undefined();
+  return guard(env, "warpAffine", [&]() -> Napi::Value {
+    if (info.Length() < 12) throw Napi::TypeError::New(env, "warpAffine expects 12 arguments");
+    auto int_arg = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "Expected Uint8Array for src");
+    if (!info[4].IsTypedArray() || info[4].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "Expected Float32Array for dst");
+    if (!info[9].IsTypedArray() || info[9].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array ||
+        info[9].As<Napi::TypedArray>().ElementLength() != 6)
+      throw Napi::TypeError::New(env, "Expected Float64Array(6) for matrix");
+    auto src = info[0].As<Napi::TypedArray>();
+    auto dst = info[4].As<Napi::TypedArray>();
+    const int w = int_arg(1, "w", 1, 1 << 16), h = int_arg(2, "h", 1, 1 << 16);
+    const int src_c = int_arg(3, "srcChannels", 1, 4);
+    const double offset = number_arg(info, 5, "dstOffset");
+    const int out_w = int_arg(6, "outW", 1, 1 << 14), out_h = int_arg(7, "outH", 1, 1 << 14);
+    const int dst_c = int_arg(8, "dstChannels", 1, 3);
+    if (dst_c == 2) throw Napi::RangeError::New(env, "Expected 1 or 3 for dstChannels");
+    adcorre::WarpParams p;
+    p.contrast = static_cast<float>(number_arg(info, 10, "contrast"));
+    p.brightness = static_cast<float>(number_arg(info, 11, "brightness"));
+    // No JavaScript runs from here on: lengths and pointers stay valid.
+    if (src.ElementLength() < static_cast<size_t>(w) * h * src_c)
+      throw Napi::RangeError::New(env, "src is shorter than w*h*srcChannels");
+    const size_t need = static_cast<size_t>(out_w) * out_h * dst_c;
+    if (!(offset >= 0) || std::floor(offset) != offset || static_cast<size_t>(offset) + need > dst.ElementLength())
+      throw Napi::RangeError::New(env, "dst is too short for dstOffset + outW*outH*dstChannels");
+    const double* m = typed_data<double>(info[9].As<Napi::TypedArray>());
+    std::copy(m, m + 6, p.m);
+    adcorre::warp_affine(typed_data<uint8_t>(src), w, h, src_c, typed_data<float>(dst) + static_cast<size_t>(offset),
+                         out_w, out_h, dst_c, p);
+    return env.Undefined();
+  });
 }
+
+// The largest scratch resample_rgb may allocate: its horizontal pass keeps
+// every source row the vertical taps name, dw x 3 floats each. Beyond this the
+// call is refused rather than left to an allocation that Linux grants and
+// then kills the process for touching.
+constexpr double kMaxResampleScratch = 4.0 * (1 << 30);
 
 // resampleRgb(src: Uint8Array, sw, sh, x, y, width, height, dst: Float32Array, dw, dh,
 //             border (0 edge, 1 reflect, 2 constant), constant, scale, bias)
 // lib/pixels.ts validates the user-facing arguments; these checks keep memory safe.
 Napi::Value ResampleRgb(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 14) throw Napi::TypeError::New(env, "resampleRgb expects 14 arguments");
-  auto number = [&](int i, const char* name) { return number_arg(info, i, name); };
-  auto integer = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw Napi::TypeError::New(env, "Expected Uint8Array for src");
-  if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
-    throw Napi::TypeError::New(env, "Expected Float32Array for dst");
-  auto src = info[0].As<Napi::TypedArray>();
-  auto dst = info[7].As<Napi::TypedArray>();
-  const int sw = integer(1, "sw", 1, 1 << 16), sh = integer(2, "sh", 1, 1 << 16);
-  adcorre::ResampleWindow win;
-  win.x = number(3, "x"), win.y = number(4, "y");
-  win.width = number(5, "width"), win.height = number(6, "height");
-  if (!(win.width > 0 && win.height > 0 && win.width <= 1 << 20 && win.height <= 1 << 20))
-    throw Napi::RangeError::New(env, "Expected a window size in (0, 2^20]");
-  const int dw = integer(8, "dw", 1, 1 << 14), dh = integer(9, "dh", 1, 1 << 14);
-  win.border = static_cast<adcorre::Border>(integer(10, "border", 0, 2));
-  win.constant = static_cast<float>(number(11, "constant"));
-  win.scale = static_cast<float>(number(12, "scale"));
-  win.bias = static_cast<float>(number(13, "bias"));
-  if (src.ElementLength() < static_cast<size_t>(sw) * sh * 3)
-    throw Napi::RangeError::New(env, "src is shorter than sw*sh*3");
-  if (static_cast<size_t>(dw) * dh * 3 > dst.ElementLength())
-    throw Napi::RangeError::New(env, "dst is shorter than dw*dh*3");
-  adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<float>(dst), dw, dh);
-  return env.Undefined();
+  return guard(env, "resampleRgb", [&]() -> Napi::Value {
+    if (info.Length() < 14) throw Napi::TypeError::New(env, "resampleRgb expects 14 arguments");
+    auto number = [&](int i, const char* name) { return number_arg(info, i, name); };
+    auto integer = [&](int i, const char* name, int lo, int hi) { return integer_arg(info, i, name, lo, hi); };
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+      throw Napi::TypeError::New(env, "Expected Uint8Array for src");
+    if (!info[7].IsTypedArray() || info[7].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(env, "Expected Float32Array for dst");
+    auto src = info[0].As<Napi::TypedArray>();
+    auto dst = info[7].As<Napi::TypedArray>();
+    const int sw = integer(1, "sw", 1, 1 << 16), sh = integer(2, "sh", 1, 1 << 16);
+    adcorre::ResampleWindow win;
+    win.x = number(3, "x"), win.y = number(4, "y");
+    win.width = number(5, "width"), win.height = number(6, "height");
+    if (!(win.width > 0 && win.height > 0 && win.width <= 1 << 20 && win.height <= 1 << 20))
+      throw Napi::RangeError::New(env, "Expected a window size in (0, 2^20]");
+    const int dw = integer(8, "dw", 1, 1 << 14), dh = integer(9, "dh", 1, 1 << 14);
+    win.border = static_cast<adcorre::Border>(integer(10, "border", 0, 2));
+    win.constant = static_cast<float>(number(11, "constant"));
+    win.scale = static_cast<float>(number(12, "scale"));
+    win.bias = static_cast<float>(number(13, "bias"));
+    // rows the vertical taps can name: 2 per output row when enlarging, the
+    // window's rows (and one either side) when shrinking; never more than sh
+    const double rows = std::min<double>(sh, std::max(2.0 * dh, std::ceil(win.height) + 2));
+    const double scratch = rows * dw * 3 * sizeof(float);
+    if (scratch > kMaxResampleScratch)
+      throw Napi::RangeError::New(env,
+                                  "Expected a resample needing at most 4 GiB of row scratch (rows x dw x 3 "
+                                  "floats) but received sh " +
+                                      std::to_string(sh) + ", height " + std::to_string(win.height) + ", dw " +
+                                      std::to_string(dw) + ": " + std::to_string(scratch / (1 << 30)) + " GiB");
+    if (src.ElementLength() < static_cast<size_t>(sw) * sh * 3)
+      throw Napi::RangeError::New(env, "src is shorter than sw*sh*3");
+    if (static_cast<size_t>(dw) * dh * 3 > dst.ElementLength())
+      throw Napi::RangeError::New(env, "dst is shorter than dw*dh*3");
+    adcorre::resample_rgb(typed_data<uint8_t>(src), sw, sh, win, typed_data<float>(dst), dw, dh);
+    return env.Undefined();
+  });
 }
 
-Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+Napi::Value backend_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   adcorre::CudaInfo ci = adcorre::cuda_info();
   Napi::Object cuda = Napi::Object::New(env);
@@ -351,6 +442,10 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   out.Set("cuda", cuda);
   out.Set("cpu", cpu);
   return out;
+}
+
+Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
+  return guard(info.Env(), "backendInfo", [&] { return backend_info(info); });
 }
 
 }  // namespace
