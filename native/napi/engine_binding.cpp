@@ -1,10 +1,16 @@
 // N-API glue for the training engine: class Engine(program, maxBatch) with
 // trainStep / predict / parameter and optimizer-state access. Argument checks
 // with user-facing messages live in lib/engine/engine.ts; these guarantee
-// memory safety.
+// memory safety, also when the addon is called directly with a hand-made
+// program. Every C++ exception leaves as a JavaScript error: guard() around
+// each entry point, and node-addon-api's catch-all (defined before napi.h, as
+// in binding.cpp) for anything outside one.
+#define NODE_ADDON_API_CPP_EXCEPTIONS_ALL
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <string>
@@ -17,6 +23,7 @@ namespace {
 using adcorre::engine::OpDesc;
 using adcorre::engine::OpKind;
 using adcorre::engine::ProgramDesc;
+using adcorre::napi::guard;
 
 template <typename T>
 T* data_of(const Napi::TypedArray& arr) {
@@ -32,6 +39,23 @@ Napi::TypedArray typed(const Napi::Value& v, napi_typedarray_type type, const ch
 int int_of(const Napi::Object& o, const char* key, int fallback = -1) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+// A number as JavaScript would print it (no trailing zeros).
+std::string number_text(double x) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", x);
+  return text;
+}
+
+// An integer in [lo, hi] (Int32Value would wrap 2^32 + 1 to 1 and read NaN as 0).
+int64_t integer_in(const Napi::Value& v, const std::string& name, int64_t lo, int64_t hi) {
+  const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
+  if (!(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)) || std::floor(x) != x)
+    throw Napi::RangeError::New(v.Env(), "Expected integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
+                                             "] for " + name + " but received " +
+                                             (v.IsNumber() ? number_text(x) : std::string("a non-number")));
+  return static_cast<int64_t>(x);
 }
 
 double num_of(const Napi::Object& o, const char* key, double fallback) {
@@ -110,6 +134,91 @@ ProgramDesc parse_program(const Napi::Object& o) {
   return p;
 }
 
+// The executor trusts its program (lib/engine/engine.ts builds it from the
+// model definition); a hand-made one reaches it only through this addon, so
+// everything the executor indexes with is checked here: sizes its arithmetic
+// can take (a stride of 0 divides by zero, a tensor count of 2^31 asks for
+// 24 GB of bookkeeping), ops reading only tensors already written, and
+// parameters as long as the ops read them.
+void check_program(Napi::Env env, const ProgramDesc& p) {
+  auto fail = [&](const std::string& what) { throw Napi::RangeError::New(env, "program: " + what); };
+  auto in = [&](int v, int lo, int hi, const std::string& name) {
+    if (v < lo || v > hi)
+      fail("Expected integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] for " + name +
+           " but received " + std::to_string(v));
+  };
+  constexpr int kSide = 1 << 16, kMaxInt = 2147483647;
+  if (p.ops.empty()) fail("Expected at least one op but received none");
+  // every tensor but the input is some op's output
+  in(p.tensors, 1, static_cast<int>(std::min<size_t>(p.ops.size() + 1, kMaxInt)), "tensors (ops + 1 at most)");
+  in(p.channels, 1, kSide, "channels");
+  in(p.size, 1, kSide, "size");
+  in(p.k, 1, kMaxInt, "k");
+  in(p.d, 1, kMaxInt, "d");
+  in(p.classes, 1, kMaxInt, "classes");
+  for (size_t i = 0; i < p.param_sizes.size(); ++i)
+    if (p.param_sizes[i] < 1 || p.param_sizes[i] > static_cast<size_t>(kMaxInt))
+      fail("Expected paramSizes[" + std::to_string(i) + "] in [1, 2147483647] but received " +
+           std::to_string(static_cast<int64_t>(p.param_sizes[i])));
+  std::vector<bool> written(p.tensors, false);
+  written[p.input] = true;
+  for (const OpDesc& op : p.ops) {
+    for (int t : op.inputs)
+      if (!written[t]) fail("op " + op.name + " reads tensor " + std::to_string(t) + " before any op writes it");
+    written[op.output] = true;
+    if (op.kind == OpKind::Conv) {
+      in(op.out_c, 1, kSide, "outC of " + op.name);
+      in(op.kernel, 1, kSide, "kernel of " + op.name);
+      in(op.stride, 1, kSide, "stride of " + op.name);
+    }
+    if (op.kind == OpKind::BatchNorm) in(op.out_c, 1, kSide, "outC of " + op.name);
+    if (op.kind == OpKind::Dense) {
+      in(op.in_c, 1, kMaxInt, "inC of " + op.name);
+      in(op.out_c, 1, kMaxInt, "outC of " + op.name);
+    }
+    if (op.kind == OpKind::Add && op.inputs.size() != 2) fail("Expected 2 inputs for add " + op.name);
+  }
+  if (!written[p.embeddings] || !written[p.logits] || !written[p.probs])
+    fail("Expected ops writing the embeddings, logits and probs tensors");
+  const adcorre::engine::TensorShapes sh = adcorre::engine::infer_shapes(p);
+  auto param = [&](int i) { return p.param_sizes[static_cast<size_t>(i)]; };
+  // n in double: outC x inC x kernel^2 of out-of-range values would wrap in size_t
+  auto expect_param = [&](const OpDesc& op, int i, double n) {
+    if (static_cast<double>(param(op.param + i)) != n)
+      fail("Expected paramSizes[" + std::to_string(op.param + i) + "] = " + number_text(n) + " for " + op.name +
+           " but received " + std::to_string(param(op.param + i)));
+  };
+  for (const OpDesc& op : p.ops) {
+    const int x = op.inputs[0];
+    const size_t c = static_cast<size_t>(sh.c[x]);
+    switch (op.kind) {
+      case OpKind::Conv:
+        if (op.depthwise && static_cast<size_t>(op.out_c) != c) fail("Expected outC = inC for depthwise " + op.name);
+        expect_param(op, 0, double(op.out_c) * (op.depthwise ? 1.0 : double(c)) * op.kernel * op.kernel);
+        break;
+      case OpKind::BatchNorm:
+        if (static_cast<size_t>(op.out_c) != c) fail("Expected outC = the input's channels for " + op.name);
+        for (int i = 0; i < 4; ++i) expect_param(op, i, op.out_c);
+        break;
+      case OpKind::Dense:
+        if (static_cast<size_t>(op.in_c) != sh.per_sample[x])
+          fail("Expected inC = the input's features for " + op.name);
+        expect_param(op, 0, double(op.out_c) * op.in_c);
+        expect_param(op, 1, op.out_c);
+        break;
+      case OpKind::Add:
+        if (sh.per_sample[op.inputs[1]] != sh.per_sample[x]) fail("Expected inputs of one size for " + op.name);
+        break;
+      default:
+        break;
+    }
+  }
+  if (sh.per_sample[p.embeddings] != static_cast<size_t>(p.k) * p.d)
+    fail("Expected the embeddings tensor to hold k x d values per sample");
+  if (sh.per_sample[p.logits] != static_cast<size_t>(p.classes) || sh.per_sample[p.probs] != sh.per_sample[p.logits])
+    fail("Expected the logits and probs tensors to hold classes values per sample");
+}
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -131,27 +240,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber())
       throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device])");
-    // device: -1 the CPU, else the index of a CUDA device
-    const int device = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
-    try {
+    guard(env, "Engine", [&] {
+      const int max_batch = static_cast<int>(integer_in(info[1], "maxBatch", 1, 2147483647));
+      // device: -1 the CPU, else the index of a CUDA device
+      const int device =
+          info.Length() > 2 && !info[2].IsUndefined() ? static_cast<int>(integer_in(info[2], "device", -1, 1023)) : -1;
       ProgramDesc program = parse_program(info[0].As<Napi::Object>());
+      check_program(env, program);
       classes_ = program.classes;
-      const int max_batch = info[1].As<Napi::Number>().Int32Value();
-      engine_ = adcorre::engine::make_engine(std::move(program), max_batch, device);
-    } catch (const std::bad_alloc&) {
-      throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
-    } catch (const std::invalid_argument& e) {
-      throw Napi::RangeError::New(env, e.what());
-    } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
+      embedding_size_ = static_cast<size_t>(program.k) * program.d;
+      image_size_ = static_cast<size_t>(program.channels) * program.size * program.size;
+      try {
+        engine_ = adcorre::engine::make_engine(std::move(program), max_batch, device);
+      } catch (const std::bad_alloc&) {
+        throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
+      }
+    });
   }
 
  private:
   size_t index(const Napi::CallbackInfo& info) {
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "Expected parameter index");
-    const int64_t i = info[0].As<Napi::Number>().Int64Value();
-    if (i < 0 || static_cast<size_t>(i) >= engine_->param_count())
-      throw Napi::RangeError::New(info.Env(), "parameter index out of range");
-    return static_cast<size_t>(i);
+    return static_cast<size_t>(
+        integer_in(info[0], "parameter index", 0, static_cast<int64_t>(engine_->param_count()) - 1));
   }
 
   // A parameter-sized host array for parameter i.
@@ -164,41 +275,53 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return data_of<float>(arr);
   }
 
-  // Runs f, turning backend failures (CUDA errors) into JavaScript errors.
+  // Runs f, turning backend failures (CUDA errors) and any other C++ exception into JavaScript errors.
   template <typename F>
   auto guarded(Napi::Env env, F f) {
-    try {
-      return f();
-    } catch (const std::invalid_argument& e) {
-      throw Napi::RangeError::New(env, e.what());
-    } catch (const adcorre::BackendError& e) { throw Napi::Error::New(env, e.what()); }
+    return guard(env, "Engine", f);
   }
 
   Napi::Value TrainStep(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto images = typed(info[0], napi_float32_array, "images");
-    auto labels = typed(info[1], napi_int32_array, "labels");
+    return guarded(env, [&] { return train_step(info); });
+  }
+
+  Napi::Value train_step(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Expected options object");
     Napi::Object o = info[2].As<Napi::Object>();
-    const int n = static_cast<int>(labels.ElementLength());
-    if (n < 1 || n > engine_->max_batch()) throw Napi::RangeError::New(env, "batch size outside 1..maxBatch");
-    const size_t per = images.ElementLength() / n;
-    if (per * n != images.ElementLength())
-      throw Napi::RangeError::New(env, "images length is not a multiple of the batch");
+    // The options first: a getter runs JavaScript, which could detach or
+    // shrink an array already measured. No JavaScript runs after them.
     adcorre::engine::StepOptions s;
     s.lambda_ce = num_of(o, "lambdaCE", 1);
     s.w_fd = num_of(o, "wFD", 1);
     s.w_md = num_of(o, "wMD", 1);
     s.w_ed = num_of(o, "wED", 1);
     s.adcorre = o.Get("adcorre").ToBoolean().Value();
-    s.adam = o.Get("optimizer").ToString().Utf8Value() != "sgd";
+    const Napi::Value optimizer = o.Get("optimizer");
+    s.adam = !(optimizer.IsString() && optimizer.As<Napi::String>().Utf8Value() == "sgd");
     s.lr = num_of(o, "lr", 1e-3);
     s.momentum = num_of(o, "momentum", 0.9);
     s.weight_decay = num_of(o, "weightDecay", 0);
     s.bn_momentum = num_of(o, "bnMomentum", 0.99);
     s.dropout_seed = static_cast<uint32_t>(num_of(o, "seed", 0));
-    Napi::Value acc = o.Get("classAccuracy");
-    if (acc.IsTypedArray()) s.class_accuracy = data_of<float>(typed(acc, napi_float32_array, "classAccuracy"));
-    Napi::Value targets = o.Get("targets");
+    const Napi::Value acc = o.Get("classAccuracy");
+    const Napi::Value targets = o.Get("targets");
+
+    auto images = typed(info[0], napi_float32_array, "images");
+    auto labels = typed(info[1], napi_int32_array, "labels");
+    const int n = static_cast<int>(std::min<size_t>(labels.ElementLength(), 2147483647));
+    if (n < 1 || n > engine_->max_batch()) throw Napi::RangeError::New(env, "batch size outside 1..maxBatch");
+    if (images.ElementLength() != static_cast<size_t>(n) * image_size_)
+      throw Napi::RangeError::New(env, "Expected images of length n x channels x size x size = " +
+                                           std::to_string(static_cast<size_t>(n) * image_size_) + " but received " +
+                                           std::to_string(images.ElementLength()));
+    if (acc.IsTypedArray()) {
+      auto a = typed(acc, napi_float32_array, "classAccuracy");
+      if (a.ElementLength() != static_cast<size_t>(classes_))
+        throw Napi::RangeError::New(env, "Expected classAccuracy of length classes = " + std::to_string(classes_));
+      s.class_accuracy = data_of<float>(a);
+    }
     if (targets.IsTypedArray()) {
       auto t = typed(targets, napi_float32_array, "targets");
       if (t.ElementLength() != static_cast<size_t>(n) * classes_)
@@ -206,9 +329,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       s.targets = data_of<float>(t);
     }
     auto predictions = Napi::Int32Array::New(env, n);
-    const adcorre::engine::StepResult r = guarded(env, [&] {
-      return engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
-    });
+    const adcorre::engine::StepResult r =
+        engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("ce", r.ce);
@@ -222,20 +344,28 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
+  // predict(images, n, classes, embeddingSize): classes and embeddingSize
+  // must be the program's (they size the outputs the engine writes).
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    auto images = typed(info[0], napi_float32_array, "images");
-    const int n = info[1].As<Napi::Number>().Int32Value();
-    const int classes = info[2].As<Napi::Number>().Int32Value();
-    const int emb = info[3].As<Napi::Number>().Int32Value();
-    if (n < 1) throw Napi::RangeError::New(env, "n must be >= 1");
-    auto probs = Napi::Float32Array::New(env, static_cast<size_t>(n) * classes);
-    auto embeddings = Napi::Float32Array::New(env, static_cast<size_t>(n) * emb);
-    guarded(env, [&] { engine_->predict(data_of<float>(images), n, probs.Data(), embeddings.Data()); });
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("probs", probs);
-    out.Set("embeddings", embeddings);
-    return out;
+    return guarded(env, [&]() -> Napi::Value {
+      auto images = typed(info[0], napi_float32_array, "images");
+      const int n = static_cast<int>(integer_in(info[1], "n", 1, 2147483647));
+      integer_in(info[2], "classes", classes_, classes_);
+      integer_in(info[3], "embeddingSize", static_cast<int64_t>(embedding_size_),
+                 static_cast<int64_t>(embedding_size_));
+      if (images.ElementLength() != static_cast<size_t>(n) * image_size_)
+        throw Napi::RangeError::New(env, "Expected images of length n x channels x size x size = " +
+                                             std::to_string(static_cast<size_t>(n) * image_size_) + " but received " +
+                                             std::to_string(images.ElementLength()));
+      auto probs = Napi::Float32Array::New(env, static_cast<size_t>(n) * classes_);
+      auto embeddings = Napi::Float32Array::New(env, static_cast<size_t>(n) * embedding_size_);
+      engine_->predict(data_of<float>(images), n, probs.Data(), embeddings.Data());
+      Napi::Object out = Napi::Object::New(env);
+      out.Set("probs", probs);
+      out.Set("embeddings", embeddings);
+      return out;
+    });
   }
 
   Napi::Value ParamCount(const Napi::CallbackInfo& info) {
@@ -277,11 +407,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps()));
   }
   void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) {
-    engine_->set_steps(v.As<Napi::Number>().Int64Value());
+    engine_->set_steps(integer_in(v, "steps", 0, int64_t{1} << 53));
   }
 
   std::unique_ptr<adcorre::engine::Executor> engine_;
   int classes_ = 0;
+  size_t embedding_size_ = 0;  // k x d
+  size_t image_size_ = 0;      // channels x size x size
 };
 
 }  // namespace
