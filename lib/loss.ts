@@ -1,6 +1,7 @@
 // The Ad-Corre loss (Fard & Mahoor, IEEE Access 2022) for TypeScript: checks
 // the arguments, then runs the native CPU or CUDA kernels. The definition and
 // its gradient are derived in docs/loss-derivation.md.
+import { totalmem } from 'node:os';
 import { type Device, parseDevice, resolveComputeDevice } from './device.js';
 import { native, type NativeLossRequest } from './native.js';
 import {
@@ -32,7 +33,10 @@ export interface AdCorreOptions {
   n?: number;
   /** dimensions of one embedding */
   d: number;
-  /** number of classes; labels lie in [0, numClasses) */
+  /**
+   * number of classes; labels lie in [0, numClasses), at most 2^31 - 1 (labels are int32). Only the
+   * classes present in the batch cost memory or time, so a large numClasses is cheap.
+   */
   numClasses: number;
   /**
    * Per-class recall in [0, 1] for the adaptive attention map (see
@@ -68,7 +72,21 @@ const OPTION_KEYS = ['k', 'n', 'd', 'numClasses', 'classAccuracy', 'weights', 'g
 const WEIGHT_KEYS = ['fd', 'md', 'ed'] as const;
 const MAX_ELEMENTS = 0x7fffffff;
 
-function buildRequest(embeddings: unknown, labels: unknown, options: unknown): NativeLossRequest {
+/**
+ * Bytes the CPU loss needs for one call (native/loss/adcorre_cpu.cpp's
+ * workspace): the normalised rows (float, k*n*d), five per-class tensors of
+ * doubles (k x present classes x d: class sums, raw sums, class means and
+ * two for backward), the head sums (double, n*d), the gradient (float), and
+ * for the asynchronous call a private copy of the embeddings and of the gradient.
+ */
+function cpuLossBytes(k: number, n: number, d: number, present: number, grad: boolean, async: boolean): number {
+  const knd = k * n * d;
+  return (
+    4 * knd + 40 * k * present * d + 8 * n * d + (grad ? 4 * knd : 0) + (async ? 4 * knd + (grad ? 4 * knd : 0) : 0)
+  );
+}
+
+function buildRequest(embeddings: unknown, labels: unknown, options: unknown, async = false): NativeLossRequest {
   if (!isPlainObject(options)) throw invalidType('options', 'object with k, d and numClasses', options);
   knownKeys('options', options, OPTION_KEYS);
   const k = positiveInteger('options.k', options.k);
@@ -80,6 +98,23 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
   if (n < 1) throw invalidRange('labels', 'at least one label', 'length 0');
   if (k * n * d > MAX_ELEMENTS) {
     throw invalidRange('embeddings', `k*n*d <= ${MAX_ELEMENTS}`, `k*n*d = ${k * n * d}`);
+  }
+  const device = resolveComputeDevice(parseDevice('options.device', options.device ?? 'auto', 'loss')).kind;
+  if (device === 'cpu') {
+    // A workspace larger than the machine is refused here: Linux would grant
+    // the allocation and kill the process when it is touched, before any
+    // out-of-memory error could be thrown.
+    const present = new Set(labelArr).size;
+    const wantGrad = options.grad === true || (options.gradOut !== undefined && options.grad !== false);
+    const bytes = cpuLossBytes(k, n, d, present, wantGrad, async);
+    if (bytes > totalmem()) {
+      const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
+      throw invalidRange(
+        'embeddings',
+        `a batch whose loss fits in this machine's ${gib(totalmem())} of memory`,
+        `k*n*d = ${k}*${n}*${d} with ${present} classes present, needing ${gib(bytes)}`,
+      );
+    }
   }
   const emb = float32Array('embeddings', embeddings, k * n * d, `k*n*d = ${k}*${n}*${d}`);
   const bad = native().findNonFinite(emb);
@@ -121,7 +156,6 @@ function buildRequest(embeddings: unknown, labels: unknown, options: unknown): N
     gradOut = options.gradOut;
     grad = true;
   }
-  const device = resolveComputeDevice(parseDevice('options.device', options.device ?? 'auto', 'loss')).kind;
   return { embeddings: emb, labels: labelArr, classAccuracy, k, n, d, numClasses, weights, grad, device, gradOut };
 }
 
@@ -142,14 +176,17 @@ export function adCorreLoss(
 }
 
 /**
- * adCorreLoss off the event loop (on libuv's thread pool). The arrays must not
- * be modified until the promise settles. Argument errors reject the promise.
+ * adCorreLoss off the event loop (on libuv's thread pool). The embeddings and
+ * labels are copied when it is called, so they may be changed or transferred
+ * at once; options.gradOut is written when the loss is done, and the promise
+ * rejects if gradOut was transferred (detached) meanwhile. Argument errors
+ * reject the promise.
  */
 export async function adCorreLossAsync(
   embeddings: ArrayLike<number>,
   labels: ArrayLike<number>,
   options: AdCorreOptions,
 ): Promise<AdCorreResult> {
-  const request = buildRequest(embeddings, labels, options);
+  const request = buildRequest(embeddings, labels, options, true);
   return { ...(await native().lossAsync(request)), device: request.device };
 }

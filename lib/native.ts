@@ -133,6 +133,7 @@ export interface NativeBinding {
   /** program: lib/engine/engine.ts buildProgram(); device: -1 for the CPU, else a CUDA device index */
   Engine: new (program: NativeProgram, maxBatch: number, device: number) => NativeEngine;
   loss(request: NativeLossRequest): NativeLossResult;
+  /** copies embeddings and labels at the call; writes gradOut when done (rejects if it was detached meanwhile) */
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
   backendInfo(): NativeBackendInfo;
