@@ -10,7 +10,11 @@ export type SkipReason =
   | 'box outside image'
   | 'broken link'
   | 'unreadable folder'
-  | 'unlabelled image';
+  | 'unlabelled image'
+  // a device, named pipe, socket or folder where an image file was named (never read: /dev/zero has no end)
+  | 'not a regular file'
+  // a name that is not valid UTF-8: Node.js lists it with U+FFFD in place of the bad bytes and cannot open it
+  | 'unusable file name';
 
 /** Thrown in strict mode, and for errors that make a whole dataset unusable. */
 export class DataError extends Error {

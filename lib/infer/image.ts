@@ -1,9 +1,10 @@
 // Decoding user inputs for prediction: a path, an encoded image in a Buffer,
 // or raw pixels; EXIF orientation honoured; very large images shrunk on load.
-import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { decoderMessage } from '../validate.js';
 import { readHeader } from '../data/decode.js';
+import { InputFileProblem, MAX_IMAGE_FILE_BYTES, readInputFile } from '../input-file.js';
+import { printable } from '../terminal.js';
 
 export interface RawPixels {
   data: Uint8Array;
@@ -14,13 +15,17 @@ export interface RawPixels {
 
 export type ImageInput = string | Uint8Array | RawPixels;
 
-/** An input that cannot be used, with the reason a user can act on. */
+/**
+ * An input that cannot be used, with the reason a user can act on. `source`
+ * is the name exactly as given; the message shows it through printable(), as
+ * a file name may hold escape sequences or newlines that a terminal would obey.
+ */
 export class InputError extends Error {
   constructor(
     readonly source: string,
-    reason: string,
+    readonly reason: string,
   ) {
-    super(`${source}: ${reason}`);
+    super(`${printable(source)}: ${reason}`);
     this.name = 'InputError';
   }
 }
@@ -66,13 +71,11 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
   let raw: RawPixels | undefined;
   if (typeof input === 'string') {
     try {
-      bytes = await readFile(input);
+      // a regular file only, of a size an image can have: /dev/zero would be read forever, a named pipe waited on
+      bytes = await readInputFile(input, MAX_IMAGE_FILE_BYTES, 'an image file');
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      throw new InputError(
-        source,
-        code === 'ENOENT' ? 'file not found' : code === 'EISDIR' ? 'is a folder' : (err as Error).message,
-      );
+      if (err instanceof InputFileProblem) throw new InputError(source, err.reason);
+      throw err;
     }
   } else if (input instanceof Uint8Array) {
     bytes = input;

@@ -8,6 +8,8 @@ import { csvRows } from '../csv.js';
 import type { Box, Dataset, SampleRef, Split } from '../dataset.js';
 import { affectnetLabel, type ClassCount, labelNames } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
+import { printable } from '../../terminal.js';
+import { checkDataFile, reportLine } from './files.js';
 
 const MANIFESTS: [string, string][] = [
   ['train', 'training.csv'],
@@ -37,13 +39,15 @@ export async function readAffectNet(
   const report = new SkipReport(options.strict);
   const root = resolve(path);
   const manifests = findAffectNetManifests(root);
-  if (manifests.length === 0) throw new DataError(`${root}: no AffectNet manifest (training.csv or validation.csv)`);
+  if (manifests.length === 0)
+    throw new DataError(`${printable(root)}: no AffectNet manifest (training.csv or validation.csv)`);
   const imageRoot = existsSync(join(root, 'Manually_Annotated_Images'))
     ? join(root, 'Manually_Annotated_Images')
     : root;
   const splits = new Map<string, Split>();
   for (const [name, manifest] of manifests) {
     const samples: SampleRef[] = [];
+    checkDataFile(manifest, 'the AffectNet manifest');
     for await (const { record, line } of csvRows(manifest, COLUMNS, report)) {
       const where = `${manifest}:${line}`;
       const mapped = affectnetLabel(record.expression, classes);
@@ -72,7 +76,7 @@ export async function readAffectNet(
   }
   if (splits.size === 0)
     throw new DataError(
-      `${root}: no usable rows in ${manifests.map((m) => m[1]).join(', ')} (${report.format().trim()})`,
+      `${printable(root)}: no usable rows in ${manifests.map((m) => printable(m[1])).join(', ')} (${reportLine(report)})`,
     );
   return { format: 'affectnet', path: root, classes, labelNames: labelNames(classes), splits, report };
 }

@@ -8,6 +8,8 @@ import { canonicalSplit } from '../dataset.js';
 import { type ClassCount, FERPLUS_COLUMNS, fer2013Label, labelNames, type Mapped } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
 import { checkLabelMode, type FerPlusLabels, ferPlusSample, parseVotes, TargetArena } from './ferplus.js';
+import { checkDataFile, reportLine } from './files.js';
+import { printable } from '../../terminal.js';
 
 const SIDE = 48;
 const PIXELS = SIDE * SIDE;
@@ -100,7 +102,7 @@ function buildDataset(
     const samples = lists.get(name);
     if (samples?.length) splits.set(name, { name, samples, pixels: store });
   }
-  if (splits.size === 0) throw new DataError(`${path}: no usable rows (${report.format().trim()})`);
+  if (splits.size === 0) throw new DataError(`${printable(path)}: no usable rows (${reportLine(report)})`);
   return { format, path, classes, labelNames: labelNames(classes), splits, report };
 }
 
@@ -117,6 +119,7 @@ export async function readFer2013Csv(
 ): Promise<Dataset> {
   const classes = options.classes ?? 7;
   const report = new SkipReport(options.strict);
+  checkDataFile(path, 'the FER-2013 CSV');
   const { rows, store } = await readFerRows(path, report);
   const lists = new Map<string, SampleRef[]>();
   for (const row of rows) {
@@ -143,13 +146,15 @@ export async function readFerPlus(
   const arena = labels === 'distribution' ? new TargetArena(classes) : null;
   const votesPath = statSync(path).isDirectory() ? join(path, 'fer2013new.csv') : path;
   const ferPath = resolve(options.fer2013 ?? join(dirname(votesPath), 'fer2013.csv'));
-  if (!existsSync(votesPath)) throw new DataError(`FER+ vote file not found: ${votesPath}`);
+  if (!existsSync(votesPath)) throw new DataError(`FER+ vote file not found: ${printable(votesPath)}`);
   if (!existsSync(ferPath)) {
     throw new DataError(
-      `FER+ needs the FER-2013 CSV for its pixels: ${ferPath} not found (pass --fer2013 <fer2013.csv>)`,
+      `FER+ needs the FER-2013 CSV for its pixels: ${printable(ferPath)} not found (pass --fer2013 <fer2013.csv>)`,
     );
   }
   const report = new SkipReport(options.strict);
+  checkDataFile(votesPath, 'the FER+ vote file');
+  checkDataFile(ferPath, 'the FER-2013 CSV');
   const { rows, store } = await readFerRows(ferPath, new SkipReport(options.strict));
   const lists = new Map<string, SampleRef[]>();
   let i = 0;

@@ -22,7 +22,7 @@
 // target. (FERPlus's reference code is stricter than the paper's text: it
 // first zeroes single votes and wants a majority above half of the votes; we
 // follow the paper's plain majority vote and use all the votes.)
-import { type Dirent, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { Box, Dataset, SampleRef, Split } from '../dataset.js';
@@ -36,6 +36,8 @@ import {
 } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
 import { IMAGE_EXTENSIONS } from './folder.js';
+import { readDataHead, readDataText, reportLine } from './files.js';
+import { printable } from '../../terminal.js';
 
 /** How FER+ votes become training labels. */
 export type FerPlusLabels = 'majority' | 'distribution';
@@ -215,7 +217,9 @@ function readFolder(
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch (err) {
-    throw new DataError(`${dir}: cannot list the FER+ ${split} folder (${(err as Error).message})`);
+    throw new DataError(
+      `${printable(dir)}: cannot list the FER+ ${split} folder (${printable((err as Error).message)})`,
+    );
   }
   // the images there are (files or links to them), to check rows against without a stat each
   const images = new Set(
@@ -226,7 +230,7 @@ function readFolder(
   );
   const named = new Set<string>();
   const samples: SampleRef[] = [];
-  const lines = readFileSync(labelFile, 'utf8').split(/\r?\n/);
+  const lines = readDataText(labelFile, 'the FER+ label file').split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const text = i === 0 ? lines[i].replace(/^\uFEFF/, '') : lines[i];
     if (!text.trim()) continue;
@@ -303,7 +307,7 @@ export function readFerPlusFolders(
   const folders = ferPlusFolders(root);
   if (!folders.length) {
     throw new DataError(
-      `${root}: not the FER+ folder layout; expected ${FERPLUS_FOLDERS.map(([n]) => n).join(' / ')} ` +
+      `${printable(root)}: not the FER+ folder layout; expected ${FERPLUS_FOLDERS.map(([n]) => n).join(' / ')} ` +
         `holding ${FERPLUS_LABEL_FILE}, or a folder with a ${FERPLUS_LABEL_FILE} of its own`,
     );
   }
@@ -314,14 +318,14 @@ export function readFerPlusFolders(
     const samples = readFolder(dir, split, classes, labels, arena, report);
     if (samples.length) splits.set(split, { name: split, samples });
   }
-  if (splits.size === 0) throw new DataError(`${root}: no usable rows (${report.format().trim()})`);
+  if (splits.size === 0) throw new DataError(`${printable(root)}: no usable rows (${reportLine(report)})`);
   return { format: 'ferplus', path: root, classes, labelNames: labelNames(classes), splits, report };
 }
 
 /** True when `path` is a FER+ label.csv (no header; name, box, 10 votes) rather than a CSV with a header. */
 export function isFerPlusLabelFile(path: string): boolean {
   if (basename(path).toLowerCase() !== FERPLUS_LABEL_FILE || !existsSync(path)) return false;
-  const first = readFileSync(path, 'utf8').slice(0, 4096).split(/\r?\n/)[0] ?? '';
+  const first = readDataHead(path).split(/\r?\n/)[0] ?? '';
   try {
     const fields = rowFields(first.replace(/^\uFEFF/, ''));
     return fields.length === FIELDS && BOX.test(fields[1]);

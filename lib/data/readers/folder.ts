@@ -8,6 +8,9 @@ import type { Dataset, SampleRef, Split } from '../dataset.js';
 import { canonicalSplit } from '../dataset.js';
 import { type ClassCount, folderLabel, labelNames, nameOrIndexLabel } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
+import { isUtf8Name, printableBytes } from '../../input-file.js';
+import { printable } from '../../terminal.js';
+import { checkDataFile, reportLine } from './files.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -74,8 +77,9 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   const unknown = subs.filter((s) => folderLabel(s, classes) === undefined);
   if (unknown.length || subs.length === 0) {
     throw new DataError(
-      `${dir}: folder names must be expressions (${labelNames(8).join(', ')}, or angry, happiness, sadness, fearful, ` +
-        `disgusted, surprised); found ${subs.join(', ') || 'no subfolders'}${unknown.length ? ` (unknown: ${unknown.join(', ')})` : ''}`,
+      `${printable(dir)}: folder names must be expressions (${labelNames(8).join(', ')}, or angry, happiness, sadness, ` +
+        `fearful, disgusted, surprised); found ${subs.map(printable).join(', ') || 'no subfolders'}` +
+        `${unknown.length ? ` (unknown: ${unknown.map(printable).join(', ')})` : ''}`,
     );
   }
   for (const sub of subs) {
@@ -84,7 +88,19 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
       (e) => !e.name.startsWith('.') && isKind(join(dir, sub), e, 'file', report),
     );
     files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    // A name that is not valid UTF-8 is listed with U+FFFD in place of its bad bytes, a name no file
+    // has: counted as what it is (its bytes shown as \xNN), not as a missing file.
+    const badNames = files.some((f) => f.name.includes('\ufffd')) ? notUtf8Names(join(dir, sub)) : new Map();
     for (const f of files) {
+      const raw = badNames.get(f.name)?.shift();
+      if (raw) {
+        report.skip(
+          'unusable file name',
+          join(dir, sub, printableBytes(raw)),
+          'the name is not valid UTF-8, which Node.js cannot open by name; rename the file',
+        );
+        continue;
+      }
       if (!IMAGE_EXTENSIONS.includes(extname(f.name).toLowerCase())) {
         report.exclude('not an image file (by extension)');
         continue;
@@ -97,6 +113,24 @@ function readClassFolders(dir: string, classes: ClassCount, report: SkipReport):
   return samples;
 }
 
+/** A folder's names that are not valid UTF-8, by the name Node.js lists them under (U+FFFD for each bad byte run). */
+function notUtf8Names(dir: string): Map<string, Buffer[]> {
+  const names = new Map<string, Buffer[]>();
+  let raw: Buffer[];
+  try {
+    raw = readdirSync(dir, { encoding: 'buffer' });
+  } catch {
+    return names;
+  }
+  raw.sort(Buffer.compare);
+  for (const name of raw) {
+    if (isUtf8Name(name)) continue;
+    const lossy = name.toString('utf8');
+    names.set(lossy, [...(names.get(lossy) ?? []), name]);
+  }
+  return names;
+}
+
 /**
  * A folder of class folders (one split, 'all'), or of split folders that each
  * hold class folders (train/val/test, Training/PublicTest/PrivateTest, ...).
@@ -105,7 +139,7 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
   const classes = options.classes ?? 7;
   const report = new SkipReport(options.strict);
   const root = resolve(path);
-  if (!statSync(root).isDirectory()) throw new DataError(`${root} is not a folder`);
+  if (!statSync(root).isDirectory()) throw new DataError(`${printable(root)} is not a folder`);
   const splits = new Map<string, Split>();
   const top = subdirectories(root);
   if (classDirs(root) || top.some((s) => folderLabel(s) !== undefined)) {
@@ -115,7 +149,7 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
     const subs = subdirectories(root, report);
     if (subs.length === 0)
       throw new DataError(
-        `${root}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`,
+        `${printable(root)}: no subfolders; expected class folders (e.g. happy/, sad/) or split folders (train/, val/)`,
       );
     for (const sub of subs) {
       const name = canonicalSplit(sub);
@@ -123,7 +157,8 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
     }
   }
   const total = [...splits.values()].reduce((s, x) => s + x.samples.length, 0);
-  if (total === 0) throw new DataError(`${root}: no images found (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
+  if (total === 0)
+    throw new DataError(`${printable(root)}: no images found (extensions: ${IMAGE_EXTENSIONS.join(' ')})`);
   return { format: 'folder', path: root, classes, labelNames: labelNames(classes), splits, report };
 }
 
@@ -136,6 +171,7 @@ export async function readCsvManifest(
   const report = new SkipReport(options.strict);
   const base = dirname(resolve(path));
   const lists = new Map<string, SampleRef[]>();
+  checkDataFile(path, 'the CSV manifest');
   for await (const { record, line } of csvRows(path, ['path', 'label'], report)) {
     const where = `${path}:${line}`;
     if (!record.path) {
@@ -156,6 +192,6 @@ export async function readCsvManifest(
     lists.get(split)!.push({ label: mapped.label, source: resolve(base, record.path), where });
   }
   const splits = new Map<string, Split>([...lists].map(([name, samples]) => [name, { name, samples }]));
-  if (splits.size === 0) throw new DataError(`${path}: no usable rows (${report.format().trim()})`);
+  if (splits.size === 0) throw new DataError(`${printable(path)}: no usable rows (${reportLine(report)})`);
   return { format: 'csv', path: resolve(path), classes, labelNames: labelNames(classes), splits, report };
 }

@@ -2,17 +2,25 @@
 // aligned crops Image/aligned/train_00001_aligned.jpg, or, without them, the
 // originals Image/original/train_00001.jpg cropped by
 // Annotation/boundingbox/train_00001_boundingbox.txt (x1 y1 x2 y2).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import type { Box, Dataset, SampleRef, Split } from '../dataset.js';
 import { type ClassCount, labelNames, rafdbLabel } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
+import { printable } from '../../terminal.js';
+import { readDataText, reportLine } from './files.js';
 
 export const RAFDB_LIST = join('EmoLabel', 'list_patition_label.txt');
 
 function readBox(file: string): Box | undefined {
   if (!existsSync(file)) return undefined;
-  const v = readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+  let text: string;
+  try {
+    text = readDataText(file, 'the RAF-DB box file');
+  } catch {
+    return undefined; // a box file that is not a regular file is no box
+  }
+  const v = text.trim().split(/\s+/).map(Number);
   if (v.length < 4 || v.slice(0, 4).some((x) => !Number.isFinite(x))) return undefined;
   const [x1, y1, x2, y2] = v;
   return [Math.round(x1), Math.round(y1), Math.round(x2 - x1), Math.round(y2 - y1)];
@@ -23,13 +31,13 @@ export function readRafDb(path: string, options: { classes?: ClassCount; strict?
   const report = new SkipReport(options.strict);
   const root = resolve(path);
   const list = join(root, RAFDB_LIST);
-  if (!existsSync(list)) throw new DataError(`RAF-DB label list not found: ${list}`);
+  if (!existsSync(list)) throw new DataError(`RAF-DB label list not found: ${printable(list)}`);
   const aligned = existsSync(join(root, 'Image', 'aligned'));
   const lists = new Map<string, SampleRef[]>([
     ['train', []],
     ['test', []],
   ]);
-  const lines = readFileSync(list, 'utf8').split(/\r?\n/);
+  const lines = readDataText(list, 'the RAF-DB label list').split(/\r?\n/);
   lines.forEach((text, i) => {
     const where = `${list}:${i + 1}`;
     if (!text.trim()) return;
@@ -58,6 +66,6 @@ export function readRafDb(path: string, options: { classes?: ClassCount; strict?
   });
   const splits = new Map<string, Split>();
   for (const [name, samples] of lists) if (samples.length) splits.set(name, { name, samples });
-  if (splits.size === 0) throw new DataError(`${list}: no usable lines (${report.format().trim()})`);
+  if (splits.size === 0) throw new DataError(`${printable(list)}: no usable lines (${reportLine(report)})`);
   return { format: 'rafdb', path: root, classes, labelNames: labelNames(classes), splits, report };
 }
