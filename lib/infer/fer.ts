@@ -2,13 +2,16 @@
 // (its metadata says everything needed to run it) and the face detector;
 // predict() finds faces, crops them as the model was trained (square, with
 // margin), and classifies them in batches on ONNX Runtime.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { parseDevice } from '../device.js';
 import { type InferDevice, openSession, ort } from './session.js';
+import { checkEmbeddings, checkLabels, checkProbabilities, readModelFile } from './model-check.js';
+import { notUtf8Hint } from '../input-file.js';
+import { printable } from '../terminal.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
 import { luma, resampleWindow } from '../pixels.js';
 
@@ -159,6 +162,18 @@ function checkPredictOptions(options: PredictOptions & { batch?: number }): void
     numberIn('options.margin', margin, { min: 1, max: 4 }, 'number in [1, 4] (crop side per face box side)');
 }
 
+/**
+ * An input's kind, before anything is read: a path, encoded bytes or raw pixels. An empty slot of a
+ * sparse array (`[, 'a.jpg']`) or null is a TypeError naming it, as in any other API call.
+ */
+function checkInput(name: string, input: unknown, present: boolean): void {
+  if (typeof input === 'string' || input instanceof Uint8Array) return;
+  if (isPlainObject(input) && input.data instanceof Uint8Array) return;
+  const expected = 'a file path, a Buffer or { data, width, height, channels }';
+  if (!present) throw new TypeError(`Expected ${expected} for ${name} but received an empty slot`);
+  throw invalidType(name, expected, input);
+}
+
 export class FER {
   private closed = false;
 
@@ -188,14 +203,15 @@ export class FER {
       if (!existsSync(source)) {
         if (resolved.bundled) throw new NoModelError(source, resolved.bundled);
         throw new Error(
-          `Model file not found: ${source} (expected a path to an ONNX model or a bundled model's name: ${Object.keys(BUNDLED_MODELS).join(', ')})`,
+          `Model file not found: ${printable(source)}${notUtf8Hint(source)} (expected a path to an ONNX model or a bundled model's name: ${Object.keys(BUNDLED_MODELS).join(', ')})`,
         );
       }
-      if (!statSync(source).isFile())
-        throw new Error(`Expected an ONNX model file for model but received a folder: ${source}`);
-      bytes = readFileSync(source);
+      // a regular file only: a device or a named pipe is named as what it is, never read
+      bytes = readModelFile(source, 'model');
     }
-    const metadata = readMetadata(bytes, source);
+    const metadata = readMetadata(bytes, printable(source));
+    // the labels reach terminals and key every prediction's probabilities: refused now, not shown later
+    checkLabels(metadata.labels, source);
     let opened;
     try {
       // No spinning between runs: in a photo's prediction the classifier runs once, between the decode and
@@ -205,7 +221,9 @@ export class FER {
       opened = await openSession(bytes, device, { cpuSpin: false });
     } catch (err) {
       if ((err as Error).message.includes('execution provider')) throw err;
-      throw new Error(`${source}: ONNX Runtime cannot load the model (${(err as Error).message.split('\n')[0]})`);
+      throw new Error(
+        `${printable(source)}: ONNX Runtime cannot load the model (${printable((err as Error).message.split('\n')[0])})`,
+      );
     }
     const detector = await FaceDetector.create({ model: options.detector ?? 'multi', device: 'cpu' });
     return new FER(opened.session, metadata, opened.provider, detector, source);
@@ -235,6 +253,7 @@ export class FER {
 
   /** Faces and their expressions in one image. */
   async predict(input: ImageInput, options: PredictOptions = {}): Promise<PredictResult> {
+    checkInput('input', input, true);
     const [result] = await this.predictBatch([input], options);
     if (result instanceof Error) throw result;
     return result;
@@ -251,6 +270,7 @@ export class FER {
     if (this.closed)
       throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
     if (!Array.isArray(inputs)) throw invalidType('inputs', 'an array of images', inputs);
+    for (let i = 0; i < inputs.length; i++) checkInput(`inputs[${i}]`, inputs[i], i in inputs);
     checkPredictOptions(options);
     const decodeMs: number[] = [];
     const decoded = await Promise.all(
@@ -385,6 +405,9 @@ export class FER {
     });
     const probs = out.probs.data as Float32Array;
     const emb = out.embeddings.data as Float32Array;
+    // a broken model (diverged weights) answers NaN for every image: an error naming it, never `neutral NaN%`
+    checkProbabilities(probs, regions.length, this.metadata.labels, this.modelSource);
+    if (options.embeddings) checkEmbeddings(emb, this.modelSource);
     const { labels, config } = this.metadata;
     const C = labels.length;
     const topN = Math.max(1, Math.min(options.top ?? 3, C));
