@@ -3,7 +3,20 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
-import { datasetStats, formatStats } from '../data/stats.js';
+import { type DatasetStats, datasetStats, formatStats } from '../data/stats.js';
+import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
+import { printable } from '../terminal.js';
+import { describeError } from './args.js';
+
+/** The statistics as a terminal shows them: paths, split names and skipped files' names through printable(). */
+function printableStats(stats: DatasetStats): DatasetStats {
+  return {
+    ...stats,
+    path: printable(stats.path),
+    splits: stats.splits.map((s) => ({ ...s, name: printable(s.name) })),
+    report: printableSummary(stats.report),
+  };
+}
 
 function classCount(value: string): 7 | 8 {
   if (value !== '7' && value !== '8') throw new InvalidArgumentError('expected 7 or 8');
@@ -31,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
         path: string,
         opts: { format: string; classes?: 7 | 8; fer2013?: string; verify: boolean; strict?: boolean; json?: boolean },
       ) => {
+        // a device or a named pipe would be waited on or read forever: refused, named (exit 2)
+        checkDatasetPath(path, '<path>');
+        if (opts.fer2013 !== undefined) checkCsvPath(opts.fer2013, '--fer2013');
         const dataset = await openDataset(path, {
           format: opts.format as never,
           classes: opts.classes,
@@ -47,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
               }
             : undefined,
         });
-        process.stdout.write(`${opts.json ? JSON.stringify(stats, null, 2) : formatStats(stats)}\n`);
+        process.stdout.write(`${opts.json ? JSON.stringify(stats, null, 2) : formatStats(printableStats(stats))}\n`);
         if (stats.splits.every((s) => s.samples === 0)) status = 1;
       },
     );
@@ -58,7 +74,8 @@ export async function main(argv: string[]): Promise<number> {
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code?.startsWith('commander.'))
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? 0 : 2;
-    process.stderr.write(`adcorre-data: ${e.message ?? String(err)}\n`);
-    return 1;
+    const { message, usage } = describeError(err);
+    process.stderr.write(`adcorre-data: ${printable(message)}\n`);
+    return usage ? 2 : 1;
   }
 }

@@ -3,7 +3,7 @@
 // path users' predictions take. Without --model, the bundled default model.
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
@@ -11,6 +11,9 @@ import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
+import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
+import { checkLabels, checkProbabilities, ModelError, readModelFile } from '../infer/model-check.js';
+import { printable } from '../terminal.js';
 import { NoModelError, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
 import { openSession, ort } from '../infer/session.js';
@@ -22,7 +25,8 @@ import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js
 import { OptionError } from '../validate.js';
 import { describeError, positiveInt } from './args.js';
 
-const say = (message: string) => process.stderr.write(`adcorre-eval: ${message}\n`);
+// every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
+const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-eval')
@@ -67,12 +71,14 @@ export async function main(argv: string[]): Promise<number> {
     // a regular file or a new one (never a device, a folder, or the model or data read), in a folder that takes files
     if (o.confusion) checkOutputFile(o.confusion, '--confusion', [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])]);
     if (!existsSync(model))
-      throw bundled ? new NoModelError(model, bundled) : new Error(`Model file not found: ${model}`);
-    if (!statSync(model).isFile())
-      throw new Error(`Expected an ONNX model file for --model but received a folder: ${model}`);
+      throw bundled ? new NoModelError(model, bundled) : new Error(`Model file not found: ${printable(model)}`);
+    // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
+    const bytes = readModelFile(model, 'model');
+    checkDatasetPath(o.data, '--data');
+    if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
-    const bytes = readFileSync(model);
-    meta = readMetadata(bytes, model);
+    meta = readMetadata(bytes, printable(model));
+    checkLabels(meta.labels, model); // they are printed and key the metrics: distinct and printable
     ({ session, provider } = await openSession(bytes, o.device as never));
   } catch (err) {
     say(describeError(err).message);
@@ -124,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
           image: new ort.Tensor('float32', b.images, [b.count, meta.input.channels, meta.input.size, meta.input.size]),
         });
         const probs = outputs.probs.data as Float32Array;
+        checkProbabilities(probs, b.count, meta.labels, model); // NaN would count as class 0
         for (let i = 0; i < b.count; i++) {
           let best = 0;
           for (let c = 1; c < C; c++) if (probs[i * C + c] > probs[i * C + best]) best = c;
@@ -139,6 +146,8 @@ export async function main(argv: string[]): Promise<number> {
     const skipped = new SkipReport();
     skipped.merge(dataset.report.summary());
     skipped.merge(loader.report.summary());
+    const shown = new SkipReport(); // the same, with file names through printable(), for the terminal
+    shown.merge(printableSummary(skipped.summary()));
     if (o.confusion) {
       const title = `${basename(model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
       await writePng(o.confusion, confusionSvg(title, meta.labels, confusion), '--confusion');
@@ -149,14 +158,14 @@ export async function main(argv: string[]): Promise<number> {
       );
     else
       process.stdout.write(
-        `${model}${o.model === undefined ? ' (the default model)' : ''} on ${dataset.path} (${name}, ${provider})\n` +
+        `${printable(model)}${o.model === undefined ? ' (the default model)' : ''} on ${printable(dataset.path)} (${printable(name)}, ${provider})\n` +
           `${formatMetrics(metrics, meta.labels)}\n` +
-          (skipped.total || Object.keys(skipped.summary().excluded).length ? `${skipped.format()}\n` : ''),
+          (skipped.total || Object.keys(skipped.summary().excluded).length ? `${shown.format()}\n` : ''),
       );
     return 0;
   } catch (err) {
     const { message, usage } = describeError(err);
     say(message);
-    return usage ? 2 : 1;
+    return usage || err instanceof ModelError ? 2 : 1; // a model that answers NaN cannot be used
   }
 }

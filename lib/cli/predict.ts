@@ -7,10 +7,13 @@ import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fg from 'fast-glob';
-import { annotate } from '../infer/annotate.js';
+import { annotate, annotatedName, annotatedNames } from '../infer/annotate.js';
 import { DETECTOR_MODELS } from '../infer/detect.js';
 import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
+import { ModelError } from '../infer/model-check.js';
+import { notUtf8Hint } from '../input-file.js';
+import { printable } from '../terminal.js';
 import { deviceChoices } from '../device.js';
 import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
@@ -36,34 +39,52 @@ export async function expandInputs(args: string[]): Promise<{ files: string[]; m
     } catch {
       stat = undefined;
     }
+    // (no push(...list): a folder of some 100,000 photos would overflow the stack with arguments)
     if (stat?.isDirectory())
-      files.push(...(await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort().map((f) => join(arg, f)));
-    else if (stat) files.push(arg);
+      for (const f of (await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort()) files.push(join(arg, f));
+    else if (stat)
+      files.push(arg); // anything else than a regular file is refused, named, when it is read
     else if (fg.isDynamicPattern(arg)) {
       const found = (await fg(arg, { onlyFiles: true })).sort();
-      if (found.length) files.push(...found);
+      if (found.length) for (const f of found) files.push(f);
       else missing.push(arg);
     } else missing.push(arg);
   }
   return { files, missing };
 }
 
+/** A result's tab-separated rows; names (the file's, the labels) through printable(): a tab or newline in one would forge columns or rows. */
 function formatRow(result: PredictResult, top: number): string[] {
-  if (result.faces.length === 0) return [`${result.source}\t-\tno face found`];
+  const source = printable(result.source);
+  if (result.faces.length === 0) return [`${source}\t-\tno face found`];
   return result.faces.map((f, i) => {
     const b = f.box;
     const others = f.top
       .slice(1, top)
-      .map((t) => `${t.label} ${(t.probability * 100).toFixed(1)}%`)
+      .map((t) => `${printable(t.label)} ${(t.probability * 100).toFixed(1)}%`)
       .join(', ');
     const where = result.detected
       ? `face ${i + 1} at ${Math.round(b.x)},${Math.round(b.y)} ${Math.round(b.width)}x${Math.round(b.height)}`
       : 'whole image';
-    return `${result.source}\t${where}${result.wholeImage ? ' (no face found)' : ''}\t${f.label} ${(f.confidence * 100).toFixed(1)}%${others ? `\t(${others})` : ''}`;
+    return `${source}\t${where}${result.wholeImage ? ' (no face found)' : ''}\t${printable(f.label)} ${(f.confidence * 100).toFixed(1)}%${others ? `\t(${others})` : ''}`;
   });
 }
 
+/**
+ * The command. An error no input explains (a model that answers NaN, a failure inside ONNX Runtime)
+ * ends it with its message and no stack trace: exit 2 when the model is broken (it cannot be used),
+ * else 1.
+ */
 export async function main(argv: string[]): Promise<number> {
+  try {
+    return await run(argv);
+  } catch (err) {
+    process.stderr.write(`adcorre-predict: ${printable(describeError(err).message)}\n`);
+    return err instanceof ModelError ? 2 : 1;
+  }
+}
+
+async function run(argv: string[]): Promise<number> {
   const program = new Command('adcorre-predict')
     .description('Facial expressions of the faces in images, with a model trained by adcorre-native')
     .argument('<inputs...>', 'image files, folders or glob patterns')
@@ -133,17 +154,19 @@ export async function main(argv: string[]): Promise<number> {
       detector: opts.detector as never,
     });
   } catch (err) {
-    process.stderr.write(`adcorre-predict: ${describeError(err).message}\n`);
+    process.stderr.write(`adcorre-predict: ${printable(describeError(err).message)}\n`);
     return 2; // nothing can run without a model: a set-up (usage) error
   }
   const info = fer.info();
   if (!info.training)
-    process.stderr.write(`adcorre-predict: warning: ${info.model} has no training summary; it may be untrained\n`);
+    process.stderr.write(
+      `adcorre-predict: warning: ${printable(info.model)} has no training summary; it may be untrained\n`,
+    );
   const { files, missing } = await expandInputs(inputs);
   let failed = 0;
   for (const m of missing) {
     failed++;
-    process.stderr.write(`adcorre-predict: ${m}: no such file, folder or matching files\n`);
+    process.stderr.write(`adcorre-predict: ${printable(m)}: no such file, folder or matching files${notUtf8Hint(m)}\n`);
   }
   const bar =
     process.stderr.isTTY && files.length > 1
@@ -156,6 +179,8 @@ export async function main(argv: string[]): Promise<number> {
   bar?.start(files.length, 0);
   const batch = opts.batch as number;
   const top = opts.top as number;
+  // one annotated copy per input: a/x.jpg and b/x.jpg would otherwise both write x.annotated.jpg
+  const annotated = opts.annotate ? annotatedNames(files, opts.annotate as string) : [];
   for (let i = 0; i < files.length; i += batch) {
     const part = files.slice(i, i + batch);
     const results = await fer.predictBatch(part, {
@@ -170,17 +195,28 @@ export async function main(argv: string[]): Promise<number> {
       if (r instanceof InputError) {
         failed++;
         bar?.stop();
-        process.stderr.write(`adcorre-predict: ${r.message}\n`);
-        if (opts.json) process.stdout.write(`${JSON.stringify({ source: part[j], error: r.message })}\n`);
+        process.stderr.write(`adcorre-predict: ${r.message}\n`); // the name through printable()
+        if (opts.json)
+          process.stdout.write(`${JSON.stringify({ source: part[j], error: `${part[j]}: ${r.reason}` })}\n`);
         continue;
       }
+      let annotatedPath: string | undefined;
       if (opts.annotate) {
+        const name = annotated[i + j];
         try {
-          await annotate(part[j], r, opts.annotate as string, 0, { runnersUp: Math.min(2, top - 1) });
+          annotatedPath = await annotate(part[j], r, opts.annotate as string, 0, {
+            runnersUp: Math.min(2, top - 1),
+            name,
+          });
+          if (name !== annotatedName(part[j]))
+            process.stderr.write(
+              `adcorre-predict: ${printable(part[j])}: annotated copy written as ${printable(annotatedPath)} ` +
+                `(${printable(annotatedName(part[j]))} goes to another input, or is one)\n`,
+            );
         } catch (err) {
           failed++;
           process.stderr.write(
-            `adcorre-predict: ${part[j]}: cannot write the annotated copy (${(err as Error).message})\n`,
+            `adcorre-predict: ${printable(part[j])}: cannot write the annotated copy (${printable(describeError(err).message)})\n`,
           );
         }
       }
@@ -189,7 +225,9 @@ export async function main(argv: string[]): Promise<number> {
           ...f,
           ...(f.embeddings ? { embeddings: f.embeddings.map((e) => Array.from(e)) } : {}),
         }));
-        process.stdout.write(`${JSON.stringify({ ...r, faces })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ ...r, faces, ...(annotatedPath ? { annotated: annotatedPath } : {}) })}\n`,
+        );
       } else {
         process.stdout.write(`${formatRow(r, top).join('\n')}\n`);
       }

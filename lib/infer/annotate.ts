@@ -2,11 +2,13 @@
 // overlay composited by sharp), written atomically. Boxes are clipped to the
 // image; labels are placed by placeLabels() (labels.ts): inside the image, on
 // no other label and no other face where that can be avoided.
-import { basename, extname, join } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { ensureDir, writeFileAtomic } from '../io.js';
 import type { PredictResult } from './fer.js';
 import { clipBox, placeLabels } from './labels.js';
+import { MAX_IMAGE_FILE_BYTES, readInputFile } from '../input-file.js';
+import { printable } from '../terminal.js';
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -19,6 +21,61 @@ const CHAR_WIDTH = 0.61;
 export interface OverlayOptions {
   /** runner-up labels listed under each face's label (default 0) */
   runnersUp?: number;
+}
+
+export interface AnnotateOptions extends OverlayOptions {
+  /**
+   * the file name to write in `dir` (default: annotatedName(input)); inputs of the same name from
+   * different folders need their own (annotatedNames gives one to each)
+   */
+  name?: string;
+}
+
+/** `<stem>.annotated.<jpg|png>`: the default name of an input's annotated copy (PNG stays PNG, all else is JPEG). */
+export function annotatedName(input: string | Uint8Array, index = 0): string {
+  const stem = typeof input === 'string' ? basename(input, extname(input)) : `image-${index}`;
+  const png = typeof input === 'string' && extname(input).toLowerCase() === '.png';
+  return `${stem}.annotated.${png ? 'png' : 'jpg'}`;
+}
+
+/**
+ * One annotated-copy name per input, all different (also where only letter case differs, for file
+ * systems that ignore it), and none an input's own name in `dir`: the default name where it is the
+ * only one, else `<stem>-<n>.annotated.<ext>` for the second and later inputs that would share it
+ * (a/x.jpg and b/x.jpg; x.jpg and x.jpeg), in input order, skipping numbers already taken.
+ */
+export function annotatedNames(inputs: readonly string[], dir: string): string[] {
+  const key = (name: string) => name.toLowerCase();
+  const taken = new Set<string>();
+  // the inputs themselves, where they lie in dir: a copy never replaces a photo still to be read
+  const folder = resolve(dir);
+  for (const input of inputs) if (dirname(resolve(input)) === folder) taken.add(key(basename(input)));
+  const wanted = inputs.map((input) => annotatedName(input));
+  const counts = new Map<string, number>();
+  for (const name of wanted) counts.set(key(name), (counts.get(key(name)) ?? 0) + 1);
+  // names wanted once keep them; shared names go to the first input that wants them
+  const out: string[] = new Array(inputs.length);
+  wanted.forEach((name, i) => {
+    if (counts.get(key(name)) === 1 && !taken.has(key(name))) {
+      out[i] = name;
+      taken.add(key(name));
+    }
+  });
+  wanted.forEach((name, i) => {
+    if (out[i] !== undefined) return;
+    if (!taken.has(key(name))) {
+      out[i] = name;
+      taken.add(key(name));
+      return;
+    }
+    const ext = name.slice(name.lastIndexOf('.annotated.'));
+    const stem = name.slice(0, name.length - ext.length);
+    let n = 2;
+    while (taken.has(key(`${stem}-${n}${ext}`))) n++;
+    out[i] = `${stem}-${n}${ext}`;
+    taken.add(key(out[i]));
+  });
+  return out;
 }
 
 /** Text size for an image: readable when the picture is shown at screen size, smaller in a crowd of small faces. */
@@ -81,19 +138,27 @@ export function overlaySvg(result: PredictResult, options: OverlayOptions = {}):
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
 }
 
-/** Writes <dir>/<name>.annotated.<ext> (JPEG or PNG) and returns its path. */
+/**
+ * Writes <dir>/<stem>.annotated.<ext> (JPEG or PNG; `options.name` to choose the name) and returns its
+ * path. Several inputs of the same name (a/x.jpg, b/x.jpg) need a name each: see annotatedNames().
+ */
 export async function annotate(
   input: string | Uint8Array,
   result: PredictResult,
   dir: string,
   index = 0,
-  options: OverlayOptions = {},
+  options: AnnotateOptions = {},
 ): Promise<string> {
   ensureDir(dir, 'the annotation folder'); // fails fast on /proc and the like, where a recursive mkdir hangs
-  const stem = typeof input === 'string' ? basename(input, extname(input)) : `image-${index}`;
-  const png = typeof input === 'string' && extname(input).toLowerCase() === '.png';
-  const out = join(dir, `${stem}.annotated.${png ? 'png' : 'jpg'}`);
-  const image = sharp(input)
+  const name = options.name ?? annotatedName(input, index);
+  if (basename(name) !== name || name === '.' || name === '..')
+    throw new RangeError(`Expected a file name without a folder for options.name but received '${printable(name)}'`);
+  const png = name.toLowerCase().endsWith('.png');
+  const out = join(dir, name);
+  // the bytes read once, as a regular file (sharp given a path would read /dev/zero or a named pipe without end)
+  const image = sharp(
+    typeof input === 'string' ? await readInputFile(input, MAX_IMAGE_FILE_BYTES, 'an image file') : input,
+  )
     .rotate()
     .composite([{ input: Buffer.from(overlaySvg(result, options)), top: 0, left: 0 }]);
   writeFileAtomic(out, await (png ? image.png() : image.jpeg({ quality: 90 })).toBuffer());
