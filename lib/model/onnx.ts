@@ -120,6 +120,22 @@ function valueInfo(name: string, dims: (number | string)[]) {
 }
 
 /**
+ * A single NaN or infinite weight makes every prediction NaN (a diverged or
+ * broken run): such a model is refused here rather than shipped.
+ */
+function checkFinite(arch: Architecture, weights: Weights, owner?: string): void {
+  for (const p of arch.params) {
+    const w = weights.get(p.name)!;
+    let bad = 0;
+    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) bad++;
+    if (bad)
+      throw new RangeError(
+        `Expected finite weights${owner ? ` for ${owner}` : ''} but received ${bad} NaN or infinite values of ${w.length} in parameter ${p.name}: such a model predicts NaN`,
+      );
+  }
+}
+
+/**
  * The ONNX bytes of a model: one set of weights of `config`'s architecture, or
  * an ensemble that averages its members' probabilities (weights of `config`'s
  * architecture, or EnsembleMembers with their own; member 0's is `config`'s).
@@ -151,6 +167,7 @@ export function exportOnnx(
     const arch: Architecture = buildArchitecture(own);
     const w = m instanceof Map ? m : (m as EnsembleMember).weights;
     checkWeights(arch, w, name);
+    checkFinite(arch, w, name);
     return { config: own, arch, weights: w };
   });
   const arch = members[0].arch;
