@@ -2,7 +2,7 @@
 // cross-entropy + Ad-Corre with the adaptive attention map, learning-rate
 // schedule, evaluation on the validation split every epoch, the best model
 // kept (checkpoint + ONNX), atomic checkpoints, exact resume, clean interrupt.
-import { appendFileSync, existsSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfusionTracker } from '../confusion.js';
 import { DataLoader } from '../data/loader.js';
@@ -18,9 +18,17 @@ import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
-import { confusionSvg, lineChartSvg, writePng } from './charts.js';
+import { confusionSvg, lineChartSvg, writePng as writeChart } from './charts.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
+import {
+  appendJsonLine,
+  type ClassificationMetrics,
+  confusionMatrix,
+  DivergenceWatch,
+  metricsFrom,
+} from './metrics.js';
+import { acquireRunLock } from './run-lock.js';
+import { printable } from '../terminal.js';
 import { numberIn, OptionError, oneOf } from '../validate.js';
 import { VERSION } from '../version.js';
 
@@ -83,12 +91,16 @@ export interface TrainerOptions {
   init?: string;
   /** continue the run in `out` from its last checkpoint */
   resume?: boolean;
+  /** start over in an `out` that holds a run, deleting that run's checkpoints, model, metrics and charts first */
+  force?: boolean;
   /** also checkpoint every this many steps (0: at the end of each epoch only) */
   checkpointEvery?: number;
   /** stop after this many steps in total (tests and quick trials) */
   maxSteps?: number;
   /** NaN or Infinity in a step: 'skip' it (default) or 'stop' training */
   onNonFinite?: 'skip' | 'stop';
+  /** with onNonFinite 'skip': stop after this many non-finite steps in a row (default 20), as the weights no longer train */
+  maxNonFiniteSteps?: number;
 }
 
 export interface EpochRecord {
@@ -123,6 +135,10 @@ export interface TrainSummary {
   model: string | null;
   /** what was skipped: reading the dataset, then decoding its images during the run */
   skipped: SkipSummary;
+  /** steps skipped for a non-finite loss or gradient (this session's, with onNonFinite 'skip') */
+  nonFiniteSteps: number;
+  /** what went wrong without stopping the run (a diverging loss), as reported by 'warning' progress events */
+  warnings: string[];
 }
 
 export interface ProgressEvent {
@@ -132,8 +148,10 @@ export interface ProgressEvent {
   batches: number;
   stats?: StepStats;
   samplesPerSecond: number;
-  phase: 'start' | 'train' | 'eval' | 'epoch-end';
+  phase: 'start' | 'train' | 'eval' | 'epoch-end' | 'warning';
   record?: EpochRecord;
+  /** with phase 'warning': what went wrong without stopping the run (a loss that grew by orders of magnitude) */
+  warning?: string;
   /** with phase 'start': what the run is about to do */
   start?: {
     config: XceptionConfig;
@@ -180,6 +198,7 @@ export const TRAINING_DEFAULTS = {
   valFraction: 0.1,
   checkpointEvery: 0,
   onNonFinite: 'skip' as const,
+  maxNonFiniteSteps: 20,
   device: 'auto',
 };
 
@@ -274,6 +293,9 @@ function validateOptions(o: Trainer['options']): void {
   );
   nonNegativeInt('seed');
   nonNegativeInt('checkpointEvery');
+  positiveInt('maxNonFiniteSteps');
+  if (o.force && o.resume)
+    throw new OptionError('force', 'either force (start over) or resume (continue the run), not both', 'both');
   if (o.maxSteps !== undefined) positiveInt('maxSteps');
   if (o.workers !== undefined)
     numberIn('workers', o.workers, { min: 0, max: 256, integer: true }, 'integer in [0, 256]');
@@ -317,8 +339,177 @@ export function checkBatchMemory(config: XceptionConfig, batch: number, limit = 
   );
 }
 
+// What makes a folder hold a run: a new run there would overwrite its checkpoints and report its model as its own.
+const RUN_MARKERS = ['last.ckpt', 'best.ckpt', 'model.onnx', 'metrics.jsonl', 'summary.json'];
+// What force deletes, in this order: the checkpoint first, so that a deletion cut short never leaves a folder that a
+// resume would continue with part of its metrics gone (what is left still holds a run: a new run is still refused).
+const RUN_FILES = [
+  'last.ckpt',
+  'summary.json',
+  'model.onnx',
+  'best.ckpt',
+  'metrics.jsonl',
+  'loss.png',
+  'accuracy.png',
+  'confusion.png',
+  'config.json',
+];
+
+/**
+ * Refuses a run folder that holds a run, unless the options say what to do with it: resume continues it (its
+ * checkpoint is checked where it is read), force deletes its files (only the run's own: nothing else in the folder).
+ * The caller holds the folder's lock, so no trainer is writing there meanwhile.
+ */
+export function prepareRunFolder(out: string, o: { resume?: boolean; force?: boolean }): void {
+  if (o.resume) return;
+  const found = RUN_MARKERS.filter((f) => existsSync(join(out, f)));
+  if (!found.length) return;
+  if (!o.force)
+    throw new OptionError(
+      'out',
+      'a run folder that holds no run yet',
+      printable(out),
+      `it holds a run (${found.join(', ')}); continue it with --resume, or start over with --force, which deletes that run's files`,
+    );
+  const leftovers = readdirSync(out).filter((f) => RUN_FILES.some((r) => f.startsWith(`.${r}.`) && f.endsWith('.tmp')));
+  for (const f of [...RUN_FILES, ...leftovers]) rmSync(join(out, f), { force: true });
+}
+
+/**
+ * A resumed run's metrics.jsonl is rewritten from its checkpoint's history: a run stopped between an epoch's record
+ * and that epoch's checkpoint (a full disk, a crash) would otherwise list the epoch twice once it is run again.
+ */
+function restoreMetrics(path: string, history: EpochRecord[], lastPath: string): void {
+  if (!Array.isArray(history)) return;
+  writing(path, 'metrics', lastPath, () =>
+    writeFileAtomic(path, history.map((h) => `${JSON.stringify(h)}\n`).join('')),
+  );
+}
+
+/**
+ * Runs one write of the run's files. A failure (a full disk, a folder made read-only) names the file and the cause,
+ * and, as every file is written atomically, that the last checkpoint before it is intact and can be resumed.
+ */
+function writing<T>(path: string, what: string, lastPath: string, write: () => T): T {
+  const explain = (err: unknown): Error => {
+    const e = err as NodeJS.ErrnoException;
+    // writeFileAtomic's errors name the path already: said once
+    const message = (e?.message ?? String(err)).replace(`Cannot write ${printable(path)}: `, '');
+    // a raw errno error (appendFileSync), or writeFileAtomic's own, which names the path and the errno in brackets
+    const full = /^(ENOSPC|EDQUOT)$/.test(e?.code ?? '') || /\((ENOSPC|EDQUOT)\)/.test(message);
+    const cause =
+      e?.code === 'ENOSPC'
+        ? 'no space left on the device (ENOSPC)'
+        : e?.code === 'EDQUOT'
+          ? 'disk quota exceeded (EDQUOT)'
+          : message;
+    const next = existsSync(lastPath)
+      ? `; the last checkpoint, ${printable(lastPath)}, is intact: ${full ? 'free some space' : 'fix that'}, then continue with --resume`
+      : '';
+    // a plain Error, also for writeFileAtomic's usage errors: a write failing in the middle of a run is no usage error
+    return new Error(`Cannot write the ${what} ${printable(path)}: ${cause}${next}`);
+  };
+  let result: T;
+  try {
+    result = write();
+  } catch (err) {
+    throw explain(err);
+  }
+  if (result instanceof Promise)
+    return result.catch((err) => {
+      throw explain(err);
+    }) as T;
+  return result;
+}
+
+/**
+ * Stops the loaders' worker threads. A thread's exit can be left holding nothing of the event loop (a batch
+ * answered after close() began unreferences the loader's workers, terminate()'s own reference with them), and a
+ * process whose loop empties while a promise waits exits with code 13 and prints nothing: train()'s result or error
+ * would be lost. A timer keeps the loop alive until the threads are gone, for at most 30 s (they have been told to
+ * stop either way); an error closing them must not hide the run's own.
+ */
+async function closeLoaders(...loaders: DataLoader[]): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((done) => {
+    timer = setTimeout(done, 30_000);
+  });
+  try {
+    await Promise.race([Promise.allSettled(loaders.map((l) => l.close())), limit]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The first parameter holding NaN or an infinity, with how many, or null when all are finite. */
+function nonFiniteParameter(weights: Weights): string | null {
+  for (const [name, w] of weights) {
+    let bad = 0;
+    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) bad++;
+    if (bad) return `parameter ${name}: ${bad} of its ${w.length} values`;
+  }
+  return null;
+}
+
+/**
+ * What the trainer does about a step, beside the step loop. A non-finite step stops the run with onNonFinite
+ * 'stop'; with 'skip' it stops the run when the weights themselves are not finite (every later step fails too:
+ * skipping cannot mend them) or after maxNonFiniteSteps in a row (the run no longer trains). A smoothed loss that
+ * grows by an order of magnitude (DivergenceWatch) is reported as a warning, once per order.
+ */
+class StepGuard {
+  /** non-finite steps so far, and in a row */
+  total = 0;
+  private inARow = 0;
+  private firstInARow = 0;
+  readonly warnings: string[] = [];
+  private readonly watch = new DivergenceWatch();
+
+  constructor(
+    private readonly o: Trainer['options'],
+    private readonly engine: Engine,
+    private readonly warn: (message: string, epoch: number, batch: number) => void,
+  ) {}
+
+  check(stats: StepStats, step: number, epoch: number, batch: number): void {
+    if (stats.finite) {
+      this.inARow = 0;
+      const grown = this.watch.observe(stats.loss);
+      if (grown) {
+        const n = (x: number) => (x >= 1e6 ? x.toExponential(2) : String(Number(x.toPrecision(3))));
+        const message =
+          `the training loss has grown ${n(Math.floor(grown.ratio))} times, from ${n(grown.from)} to ${n(grown.to)} ` +
+          `(averaged over steps), by step ${step}: the run is diverging; ` +
+          `a lower learning rate (--lr, now ${this.o.lr}) usually helps`;
+        this.warnings.push(message);
+        this.warn(message, epoch, batch);
+      }
+      return;
+    }
+    this.total++;
+    if (this.inARow++ === 0) this.firstInARow = step;
+    const layer = `first bad layer: ${stats.badLayer}`;
+    if (this.o.onNonFinite === 'stop')
+      throw new Error(`Non-finite loss or gradient at step ${step} (${layer}); stopping, as --on-nan stop asks`);
+    const bad = nonFiniteParameter(this.engine.getWeights());
+    if (bad)
+      throw new Error(
+        `The weights hold NaN or infinite values (${bad}) at step ${step}: every step fails and skipping cannot ` +
+          'mend them; start from finite weights (--init) or an earlier checkpoint',
+      );
+    if (this.inARow >= this.o.maxNonFiniteSteps)
+      throw new Error(
+        `${this.inARow} steps in a row (steps ${this.firstInARow} to ${step}) had a non-finite loss or gradient ` +
+          `(${layer}): the run no longer trains. Lower the learning rate (--lr, now ${this.o.lr}) or the loss ` +
+          'weights, or check the data; --max-nan-steps sets how many in a row are tolerated',
+      );
+  }
+}
+
 export class Trainer {
-  readonly options: Required<Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume'>> &
+  readonly options: Required<
+    Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume' | 'force'>
+  > &
     TrainerOptions;
   readonly config: XceptionConfig;
   private interrupted = false;
@@ -391,17 +582,33 @@ export class Trainer {
     return metricsFrom(confusion, labels);
   }
 
+  /**
+   * Trains in the run folder `out`, holding its lock (train.lock) until it returns or throws: a folder that another
+   * trainer is using, or that holds a run when neither resume nor force is set, is refused (OptionError for out).
+   */
   async train(onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
-    const o = this.options;
-    const started = Date.now();
-    const out = resolve(o.out);
-    const lastPath = join(out, 'last.ckpt'),
-      bestPath = join(out, 'best.ckpt'),
-      modelPath = join(out, 'model.onnx');
-    const config = validateConfig(this.config, 'arch');
-    const paramFloats = parameterCount(buildArchitecture(config));
+    const out = resolve(this.options.out);
+    const paramFloats = parameterCount(buildArchitecture(this.config));
     // checkpoints (weights + two Adam moments, last and best) and the ONNX model, with room to spare
     checkWritable(out, paramFloats * 4 * 3 * 2 + paramFloats * 4 * 2 + (16 << 20));
+    const lock = acquireRunLock(out, 'out');
+    try {
+      prepareRunFolder(out, this.options);
+      return await this.run(out, onProgress);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async run(out: string, onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
+    const o = this.options;
+    const started = Date.now();
+    const lastPath = join(out, 'last.ckpt'),
+      bestPath = join(out, 'best.ckpt'),
+      modelPath = join(out, 'model.onnx'),
+      metricsPath = join(out, 'metrics.jsonl');
+    const config = validateConfig(this.config, 'arch');
+    const paramFloats = parameterCount(buildArchitecture(config));
 
     const dataset = await openDataset(o.data, {
       format: o.dataset,
@@ -456,20 +663,29 @@ export class Trainer {
       tracker = ConfusionTracker.fromJSON(meta.tracker as never);
       ({ epoch: epoch0, batch: batch0, step, best } = meta);
       history = meta.history as EpochRecord[];
+      restoreMetrics(metricsPath, history, lastPath);
     } else {
-      if (o.resume) throw new Error(`Nothing to resume: ${lastPath} does not exist`);
+      if (o.resume)
+        throw new OptionError(
+          'out',
+          'a run folder with a checkpoint to resume',
+          printable(out),
+          `Nothing to resume: ${printable(lastPath)} does not exist (start a new run without resume)`,
+        );
       engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device });
       if (o.init) {
         const { weights, fresh } = startingWeights(o.init, engine.getWeights());
         engine.setWeights(weights);
         initFresh = fresh;
       }
-      rmSync(join(out, 'metrics.jsonl'), { force: true });
     }
     // initFresh: parameters --init could not supply (a classifier for another class count)
-    writeFileAtomic(
-      join(out, 'config.json'),
-      JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2),
+    const configPath = join(out, 'config.json');
+    writing(configPath, 'run configuration', lastPath, () =>
+      writeFileAtomic(
+        configPath,
+        JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2),
+      ),
     );
 
     const trainLoader = new DataLoader(train, {
@@ -502,7 +718,18 @@ export class Trainer {
       ...(batch > 0 ? { epochSums: { ...sums } } : {}),
     });
     const save = (path: string, epoch: number, batch: number, reason: string) =>
-      writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason));
+      writing(path, 'checkpoint', lastPath, () => writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason)));
+    const guard = new StepGuard(o, engine, (warning, epoch, batch) =>
+      onProgress?.({
+        epoch,
+        epochs: o.epochs,
+        batch,
+        batches: trainLoader.length,
+        samplesPerSecond: 0,
+        phase: 'warning',
+        warning,
+      }),
+    );
 
     onProgress?.({
       epoch: epoch0,
@@ -551,12 +778,9 @@ export class Trainer {
                 : {}),
           });
           step++;
+          guard.check(stats, step, epoch, b.index + 1); // throws when the run must stop; warns of a diverging loss
           if (!stats.finite) {
             sums.skipped++;
-            if (o.onNonFinite === 'stop')
-              throw new Error(
-                `Non-finite loss or gradient at step ${step} (first bad layer: ${stats.badLayer}); stopping as configured`,
-              );
           } else {
             tracker.update(b.labels, stats.predictions);
             sums.loss += stats.loss * b.count;
@@ -608,14 +832,16 @@ export class Trainer {
           val: valMetrics,
         };
         history.push(record);
-        appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(record)}\n`);
-        if (!best || valMetrics.accuracy > best.accuracy) {
+        writing(metricsPath, 'metrics', lastPath, () => appendJsonLine(metricsPath, record));
+        // an epoch whose every step was skipped trained nothing: its weights are not this run's model
+        if (sums.seen > 0 && (!best || valMetrics.accuracy > best.accuracy)) {
           best = { accuracy: valMetrics.accuracy, epoch: epoch + 1 };
           save(bestPath, epoch + 1, 0, 'best');
-          writeFileAtomic(
-            modelPath,
-            exportOnnx(config, engine.getWeights(), { labels, training: this.trainingSummary(dataset, record, step) }),
-          );
+          const onnx = exportOnnx(config, engine.getWeights(), {
+            labels,
+            training: this.trainingSummary(dataset, record, step),
+          });
+          writing(modelPath, 'model', lastPath, () => writeFileAtomic(modelPath, onnx));
         }
         save(lastPath, epoch + 1, 0, 'epoch');
         onProgress?.({
@@ -630,8 +856,7 @@ export class Trainer {
         if (this.interrupted) interrupted = true;
       }
     } finally {
-      await trainLoader.close();
-      await valLoader.close();
+      await closeLoaders(trainLoader, valLoader);
     }
     if (history.length) await this.charts(out, history, labels);
     const skipped = new SkipReport();
@@ -653,8 +878,11 @@ export class Trainer {
       checkpoint: lastPath,
       model: existsSync(modelPath) ? modelPath : null,
       skipped: skipped.summary(),
+      nonFiniteSteps: guard.total,
+      warnings: guard.warnings,
     };
-    writeFileAtomic(join(out, 'summary.json'), JSON.stringify(summary, null, 2));
+    const summaryPath = join(out, 'summary.json');
+    writing(summaryPath, 'summary', lastPath, () => writeFileAtomic(summaryPath, JSON.stringify(summary, null, 2)));
     return summary;
   }
 
@@ -677,6 +905,8 @@ export class Trainer {
   }
 
   private async charts(out: string, history: EpochRecord[], labels: string[]): Promise<void> {
+    const writePng = (path: string, svg: string) =>
+      writing(path, 'chart', join(out, 'last.ckpt'), () => writeChart(path, svg));
     await writePng(
       join(out, 'loss.png'),
       lineChartSvg('training loss', 'epoch', [
@@ -728,5 +958,14 @@ export function startingWeights(path: string, fresh: Weights): { weights: Weight
       );
     }
   }
+  // a NaN weight makes every step non-finite: skipping them all would "train" nothing and export a NaN model
+  const bad = nonFiniteParameter(weights);
+  if (bad)
+    throw new OptionError(
+      'init',
+      'a checkpoint or model with finite weights',
+      printable(path),
+      `${bad} are NaN or infinite; training cannot start from it`,
+    );
   return { weights, fresh: kept };
 }
