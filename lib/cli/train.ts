@@ -1,5 +1,6 @@
 // adcorre-train: train Xception-k with cross-entropy + Ad-Corre on a dataset.
 // Ctrl-C (SIGINT) or SIGTERM checkpoints and exits; --resume continues.
+// Exit status (EXIT_CODES): 0 done, 1 training failed, 2 usage, 130 interrupted.
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
@@ -14,9 +15,19 @@ import {
   TRAINING_DEFAULTS as D,
 } from '../train/trainer.js';
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
+import { printable } from '../terminal.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
-const FLAGS = { onNonFinite: '--on-nan', dataset: '--dataset', arch: '--arch' };
+const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
+
+/** What each exit status means, for --help and the README. */
+export const EXIT_CODES = `Exit status:
+  0    done (also when --max-steps stops the run)
+  1    training failed: the cause is printed (unreadable data, a full disk, a diverged run, --on-nan stop);
+       the last checkpoint stays intact
+  2    usage: a bad option, an unusable --out or --init, a run folder that holds a run (without --resume
+       or --force) or that another trainer is using
+  130  interrupted by Ctrl-C or SIGTERM, after saving a checkpoint (continue with --resume)`;
 const fail = (err: unknown): number => {
   const { message, usage } = describeError(err, FLAGS);
   process.stderr.write(`adcorre-train: ${message}\n`);
@@ -88,6 +99,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--workers <n>', 'data-loading threads', int)
     .option('--init <file>', 'start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning')
     .option('--resume', 'continue the run in --out from its last checkpoint')
+    .option(
+      '--force',
+      "start over in an --out that holds a run, deleting that run's checkpoints, model, metrics and charts first",
+    )
     .option('--checkpoint-every <steps>', 'also checkpoint every n steps', int, D.checkpointEvery)
     .option('--max-steps <n>', 'stop after n steps in total', positiveInt)
     .addOption(
@@ -95,6 +110,13 @@ export async function main(argv: string[]): Promise<number> {
         .choices(['skip', 'stop'])
         .default(D.onNonFinite),
     )
+    .option(
+      '--max-nan-steps <n>',
+      'with --on-nan skip: stop the run after this many non-finite steps in a row',
+      positiveInt,
+      D.maxNonFiniteSteps,
+    )
+    .addHelpText('after', `\n${EXIT_CODES}`)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   let o: Record<string, unknown>;
@@ -139,9 +161,11 @@ export async function main(argv: string[]): Promise<number> {
       workers: o.workers as number | undefined,
       init: o.init as string | undefined,
       resume: Boolean(o.resume),
+      force: Boolean(o.force),
       checkpointEvery: o.checkpointEvery as number,
       maxSteps: o.maxSteps as number | undefined,
       onNonFinite: o.onNan as never,
+      maxNonFiniteSteps: o.maxNanSteps as number,
     });
   } catch (err) {
     // a bad option, configuration or device: nothing has started
@@ -196,6 +220,8 @@ export async function main(argv: string[]): Promise<number> {
           `epoch ${e.epoch + 1}/${e.epochs} batch ${e.batch}/${e.batches} loss ${fmt(e.stats?.loss)} ce ${fmt(e.stats?.ce)} fd ${fmt(e.stats?.fd)} md ${fmt(e.stats?.md)} ed ${fmt(e.stats?.ed)} ${e.samplesPerSecond.toFixed(0)} img/s\n`,
         );
       }
+    } else if (e.phase === 'warning') {
+      process.stderr.write(`${bar ? '\n' : ''}adcorre-train: warning: ${e.warning}\n`);
     } else if (e.phase === 'eval') {
       (bar as SingleBar | null)?.stop();
       bar = null;
@@ -216,8 +242,10 @@ export async function main(argv: string[]): Promise<number> {
     const skipped = new SkipReport();
     skipped.merge(summary.skipped);
     process.stdout.write(
-      `${summary.interrupted ? 'interrupted' : 'done'}: ${summary.steps} steps, ${last}; run folder ${summary.out}` +
-        `${summary.model ? `; model ${summary.model}` : ''}; resume with --resume --out ${summary.out}\n` +
+      `${summary.interrupted ? 'interrupted' : 'done'}: ${summary.steps} steps, ${last}; run folder ${printable(summary.out)}` +
+        `${summary.model ? `; model ${printable(summary.model)}` : ''}; resume with --resume --out ${printable(summary.out)}\n` +
+        (summary.nonFiniteSteps ? `${summary.nonFiniteSteps} steps skipped for a non-finite loss or gradient\n` : '') +
+        (summary.warnings.length ? `warnings:\n${summary.warnings.map((w) => `  ${w}\n`).join('')}` : '') +
         (skipped.total ? `skipped:\n${skipped.format()}\n` : ''),
     );
     return summary.interrupted && signals > 0 ? 130 : 0;
