@@ -189,3 +189,70 @@ export const resampleWindow: Resampler = (src, sw, sh, window, dw, dh, options =
   );
   return dst;
 };
+
+/** A square of an image, possibly turned: centre and side in pixels, angle in radians (lib/infer/align.ts). */
+export interface TurnedSquare {
+  cx: number;
+  cy: number;
+  side: number;
+  angle: number;
+}
+
+/**
+ * A square of an interleaved RGB image resampled to size x size (interleaved floats, 0-255 scaled as
+ * resampleWindow's). Unturned, it is resampleWindow on the square with whole-pixel corners (the
+ * classifier's crops before alignment). Turned, the upright square around it is first area-averaged to
+ * twice the output's resolution and then sampled bilinearly along the turned axes: the shrink stays
+ * anti-aliased, which one bilinear warp from a large photo would not be.
+ */
+export function resampleSquare(
+  src: Uint8Array,
+  sw: number,
+  sh: number,
+  square: TurnedSquare,
+  size: number,
+  options: ResampleOptions = {},
+): Float32Array {
+  const { cx, cy, side, angle } = square;
+  if (Math.abs(angle) < 1e-6) {
+    const whole = Math.max(1, Math.round(side));
+    const window = { x: Math.round(cx - side / 2), y: Math.round(cy - side / 2), width: whole, height: whole };
+    return resampleWindow(src, sw, sh, window, size, size, options);
+  }
+  const cos = Math.cos(angle),
+    sin = Math.sin(angle);
+  const extent = side * (Math.abs(cos) + Math.abs(sin));
+  const m = Math.ceil(2 * size * (Math.abs(cos) + Math.abs(sin)));
+  const upright = resampleWindow(
+    src,
+    sw,
+    sh,
+    { x: cx - extent / 2, y: cy - extent / 2, width: extent, height: extent },
+    m,
+    m,
+    options,
+  );
+  const k = m / extent; // upright pixels per image pixel
+  const out = new Float32Array(size * size * 3);
+  for (let v = 0; v < size; v++) {
+    const b = ((v + 0.5) / size - 0.5) * side;
+    for (let u = 0; u < size; u++) {
+      const a = ((u + 0.5) / size - 0.5) * side;
+      const x = (cos * a - sin * b) * k + m / 2 - 0.5,
+        y = (sin * a + cos * b) * k + m / 2 - 0.5;
+      const x0 = Math.min(m - 2, Math.max(0, Math.floor(x))),
+        y0 = Math.min(m - 2, Math.max(0, Math.floor(y)));
+      const fx = Math.min(1, Math.max(0, x - x0)),
+        fy = Math.min(1, Math.max(0, y - y0));
+      const p = (y0 * m + x0) * 3,
+        q = p + m * 3;
+      const o = (v * size + u) * 3;
+      for (let c = 0; c < 3; c++) {
+        const top = upright[p + c] + fx * (upright[p + 3 + c] - upright[p + c]);
+        const bottom = upright[q + c] + fx * (upright[q + 3 + c] - upright[q + c]);
+        out[o + c] = top + fy * (bottom - top);
+      }
+    }
+  }
+  return out;
+}

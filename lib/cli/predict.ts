@@ -118,6 +118,16 @@ async function run(argv: string[]): Promise<number> {
       },
       0.5,
     )
+    .option('--no-align', "crop the detector's box instead of aligning each face by its eyes and mouth")
+    .option(
+      '--margin <m>',
+      'crop side per detected box side, without alignment (implies --no-align; default 1.35)',
+      (v) => {
+        const n = Number(v);
+        if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
+        return n;
+      },
+    )
     .option('--whole-image', 'classify the whole image when no face is found (flagged)')
     .option('--embeddings', 'include the embeddings in --json output')
     .option('--annotate <dir>', 'write a copy of each image with its faces boxed and labelled')
@@ -187,6 +197,8 @@ async function run(argv: string[]): Promise<number> {
       detect: opts.detect === false ? false : 'auto',
       top,
       threshold: opts.threshold as number,
+      align: (opts.align as boolean) && opts.margin === undefined,
+      ...(opts.margin !== undefined ? { margin: opts.margin as number } : {}),
       wholeImageFallback: Boolean(opts.wholeImage),
       embeddings: Boolean(opts.embeddings),
       batch: 32,

@@ -13,7 +13,7 @@ import { checkEmbeddings, checkLabels, checkProbabilities, readModelFile } from 
 import { notUtf8Hint } from '../input-file.js';
 import { printable } from '../terminal.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
-import { luma, resampleWindow } from '../pixels.js';
+import { BOX_MARGIN, boxSquare, type FaceSquare, faceSquare, faceTensor } from './align.js';
 
 /** The models that ship with the package, by name (`--model ferplus`, `FER.load({ model: 'ferplus' })`). */
 export const BUNDLED_MODELS = {
@@ -74,7 +74,12 @@ export interface PredictOptions {
   embeddings?: boolean;
   /** detector score threshold (default 0.5) */
   threshold?: number;
-  /** crop side as a multiple of the detected box's longer side (default 1.35, FER-2013's framing) */
+  /**
+   * align each face by its eyes and mouth onto the training crops' framing (lib/infer/align.ts): level
+   * eyes, measured centre and scale (default true; false, or a `margin`, crops the detector's box instead)
+   */
+  align?: boolean;
+  /** without alignment: crop side as a multiple of the detected box's longer side (default 1.35) */
   margin?: number;
   /** when no face is found, classify the whole image (flagged wholeImage) */
   wholeImageFallback?: boolean;
@@ -95,8 +100,8 @@ export interface PredictTimings {
 export interface FaceResult {
   /** the detected face (the whole image for crops) in input pixels */
   box: { x: number; y: number; width: number; height: number };
-  /** the square region classified, in input pixels */
-  crop: { x: number; y: number; width: number; height: number };
+  /** the square region classified, in input pixels, before its turn by `angle` degrees about its centre */
+  crop: { x: number; y: number; width: number; height: number; angle: number };
   /** detector confidence; null when the input was taken as a crop */
   detectorScore: number | null;
   label: string;
@@ -130,13 +135,11 @@ const SMALL_IMAGE = 64;
  * would get a confident answer from nothing.
  */
 export const MIN_INPUT_SIDE = 16;
-const CROP_SHIFT_UP = 0.1; // BlazeFace boxes sit lower on the face than FER-2013's crops (measured)
 
 interface Region {
   image: DecodedImage;
-  x: number;
-  y: number;
-  side: number;
+  /** the square classified, in the decoded (possibly shrunk) image's pixels */
+  square: FaceSquare;
   box: FaceResult['box'];
   score: number | null;
 }
@@ -146,6 +149,8 @@ function checkPredictOptions(options: PredictOptions & { batch?: number }): void
   if (!isPlainObject(options)) throw invalidType('options', 'object', options);
   const { detect, top, threshold, margin, batch, timings } = options;
   if (timings !== undefined && typeof timings !== 'boolean') throw invalidType('options.timings', 'boolean', timings);
+  if (options.align !== undefined && typeof options.align !== 'boolean')
+    throw invalidType('options.align', 'boolean', options.align);
   if (detect !== undefined && detect !== true && detect !== false && detect !== 'auto')
     throw invalidType('options.detect', "true, false or 'auto'", detect);
   if (top !== undefined) numberIn('options.top', top, { min: 1, integer: true }, 'positive integer');
@@ -340,9 +345,7 @@ export class FER {
       const side = Math.max(image.width, image.height);
       return {
         image,
-        x: (image.width - side) / 2,
-        y: (image.height - side) / 2,
-        side,
+        square: { cx: image.width / 2, cy: image.height / 2, side, angle: 0 },
         box: { x: 0, y: 0, width: image.originalWidth, height: image.originalHeight },
         score: null,
       };
@@ -360,46 +363,20 @@ export class FER {
       result.wholeImage = true;
       return [whole()];
     }
-    const margin = options.margin ?? 1.35;
-    return faces.map((f) => {
-      const side = Math.max(f.width, f.height) * margin;
-      const cx = f.x + f.width / 2,
-        cy = f.y + f.height / 2 - CROP_SHIFT_UP * side;
-      return {
-        image,
-        x: cx - side / 2,
-        y: cy - side / 2,
-        side,
-        score: f.score,
-        box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
-      };
-    });
-  }
-
-  /**
-   * The model's input for a square region (planar floats in 0-1): edge pixels repeat where it leaves
-   * the image, area averaging when shrinking, grey as Rec. 601 luma (as the training data reader).
-   */
-  private cropTensor(r: Region, out: Float32Array, offset: number): void {
-    const { size, channels } = this.metadata.input;
-    const { image } = r;
-    const side = Math.max(1, Math.round(r.side));
-    const window = { x: Math.round(r.x), y: Math.round(r.y), width: side, height: side };
-    const rgb = resampleWindow(image.rgb, image.width, image.height, window, size, size);
-    const plane = size * size;
-    if (channels === 1) {
-      for (let i = 0; i < plane; i++) out[offset + i] = luma(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) / 255;
-    } else {
-      for (let c = 0; c < channels; c++)
-        for (let i = 0; i < plane; i++) out[offset + c * plane + i] = rgb[i * 3 + c] / 255;
-    }
+    const align = options.align ?? options.margin === undefined;
+    return faces.map((f) => ({
+      image,
+      square: align ? faceSquare(f) : boxSquare(f, options.margin ?? BOX_MARGIN),
+      score: f.score,
+      box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
+    }));
   }
 
   private async classify(regions: Region[], options: PredictOptions): Promise<FaceResult[]> {
     const { size, channels } = this.metadata.input;
     const per = channels * size * size;
     const images = new Float32Array(regions.length * per);
-    regions.forEach((r, i) => this.cropTensor(r, images, i * per));
+    regions.forEach((r, i) => faceTensor(r.image, r.square, size, channels, images, i * per));
     const out = await this.session.run({
       image: new ort.Tensor('float32', images, [regions.length, channels, size, size]),
     });
@@ -418,7 +395,13 @@ export class FER {
         sy = r.image.originalHeight / r.image.height;
       const face: FaceResult = {
         box: r.box,
-        crop: { x: r.x * sx, y: r.y * sy, width: r.side * sx, height: r.side * sy },
+        crop: {
+          x: (r.square.cx - r.square.side / 2) * sx,
+          y: (r.square.cy - r.square.side / 2) * sy,
+          width: r.square.side * sx,
+          height: r.square.side * sy,
+          angle: (r.square.angle * 180) / Math.PI,
+        },
         detectorScore: r.score,
         label: labels[order[0]],
         confidence: p[order[0]],
