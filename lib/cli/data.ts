@@ -7,6 +7,7 @@ import { type DatasetStats, datasetStats, formatStats } from '../data/stats.js';
 import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
 import { printable } from '../terminal.js';
 import { describeError } from './args.js';
+import { addAlignCommand } from './data-align.js';
 
 /** The statistics as a terminal shows them: paths, split names and skipped files' names through printable(). */
 function printableStats(stats: DatasetStats): DatasetStats {
@@ -67,6 +68,7 @@ export async function main(argv: string[]): Promise<number> {
         if (stats.splits.every((s) => s.samples === 0)) status = 1;
       },
     );
+  addAlignCommand(program, (s) => (status = s));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return status;

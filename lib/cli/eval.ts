@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
@@ -24,6 +24,7 @@ import { confusionSvg, writePng } from '../train/charts.js';
 import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
 import { OptionError } from '../validate.js';
 import { describeError, positiveInt } from './args.js';
+import { evalPipeline } from './eval-pipeline.js';
 
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
 const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
@@ -45,6 +46,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--batch <n>', 'batch size', positiveInt, 64)
     .option('--json', 'machine-readable output')
     .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')
+    .option(
+      '--pipeline',
+      'labelled photos through the whole pipeline, as adcorre-predict runs it: detect, align, classify (the largest face per photo)',
+    )
+    .option('--no-align', "with --pipeline: crop the detector's box instead of aligning each face")
+    .option('--margin <m>', 'with --pipeline: crop side per detected box side, without alignment', (v) => {
+      const n = Number(v);
+      if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
+      return n;
+    })
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {
@@ -62,6 +73,9 @@ export async function main(argv: string[]): Promise<number> {
     batch: number;
     json?: boolean;
     confusion?: string;
+    pipeline?: boolean;
+    align: boolean;
+    margin?: number;
   }>();
   // the model and the output path first: usage errors (exit 2) before the dataset is read
   const { path: model, bundled } = resolveModel(o.model);
@@ -77,6 +91,16 @@ export async function main(argv: string[]): Promise<number> {
     checkDatasetPath(o.data, '--data');
     if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
+    if (o.pipeline) {
+      try {
+        await evalPipeline({ ...o, model, defaultModel: o.model === undefined }, say);
+        return 0;
+      } catch (err) {
+        const { message, usage } = describeError(err);
+        say(message);
+        return usage ? 2 : 1;
+      }
+    }
     meta = readMetadata(bytes, printable(model));
     checkLabels(meta.labels, model); // they are printed and key the metrics: distinct and printable
     ({ session, provider } = await openSession(bytes, o.device as never));
