@@ -136,7 +136,10 @@ export class DataLoader {
           const p = this.pending.get(msg.id);
           if (!p) return;
           this.pending.delete(msg.id);
-          if (this.pending.size === 0) for (const w of this.workers) w.unref();
+          // idle workers never keep the process alive; but once close() began, terminate() holds the
+          // reference that waits for the threads to end, and unref here dropped it (the process then
+          // exited with close() and whatever awaited it unsettled: Node's silent exit 13)
+          if (this.pending.size === 0 && !this.closed) for (const w of this.workers) w.unref();
           if (msg.error) p.reject(new Error(`data worker failed: ${msg.error}`));
           else p.resolve(msg.result);
         });
