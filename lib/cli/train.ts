@@ -94,6 +94,16 @@ export async function main(argv: string[]): Promise<number> {
       num,
       D.randomErasing,
     )
+    .option(
+      '--ema <decay>',
+      'keep an exponential moving average of the weights with this decay, e.g. 0.999 (0: off); validation, best.ckpt and model.onnx use it',
+      num,
+      D.ema,
+    )
+    .option(
+      '--no-ema-warmup',
+      'with --ema: the full decay from the first step (default: min(decay, (1 + t) / (10 + t)))',
+    )
     .option('--balanced', 'class-balanced sampling')
     .option('--seed <n>', 'seed of data order, augmentation, dropout and initialisation', int, D.seed)
     .option('--workers <n>', 'data-loading threads', int)
@@ -156,6 +166,8 @@ export async function main(argv: string[]): Promise<number> {
       attention: o.attention as boolean,
       augment: o.augment as boolean,
       balanced: Boolean(o.balanced),
+      ema: o.ema as number,
+      emaWarmup: o.emaWarmup as boolean,
       seed: o.seed as number,
       device: o.device as TrainerOptions['device'],
       workers: o.workers as number | undefined,

@@ -11,6 +11,11 @@
 // rename): a crash leaves the last good one intact. Reading checks every
 // tensor against the configuration's architecture, so that an error names the
 // file and the parameter rather than failing later inside the engine.
+// With a weight average (--ema), the weights ('w') are the averaged ones, the
+// model that is evaluated and exported (adcorre-export, --init read them as
+// any checkpoint's), and an optional section of kind 'r' holds the raw
+// training weights that a --resume continues from (meta.ema: the decay and
+// update count). A checkpoint without 'r' entries reads as before.
 import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { EngineState } from '../engine/engine.js';
@@ -18,6 +23,7 @@ import { InputFileProblem, readInputFileSync } from '../input-file.js';
 import { writeFileAtomic } from '../io.js';
 import { buildArchitecture } from '../model/architecture.js';
 import { validateConfig } from '../model/config.js';
+import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
 import { isPlainObject, OptionError } from '../validate.js';
 
@@ -40,19 +46,27 @@ export interface CheckpointMeta {
   reason: string;
   /** mid-epoch (batch > 0): the epoch's training sums so far, so that its reported loss covers all its steps */
   epochSums?: Record<string, number>;
+  /** with a weight average: its decay, warm-up and update count (the weights are the average; raw ones in 'r') */
+  ema?: { decay: number; warmup: boolean; updates: number };
+  /** with the plateau schedule: its state (lib/train/trainer.ts PlateauState) */
+  plateau?: Record<string, unknown>;
 }
 
 interface TensorEntry {
   name: string;
-  kind: 'w' | 'm' | 'v';
+  kind: 'w' | 'm' | 'v' | 'r';
   offset: number;
   length: number;
 }
 
-/** How a tensor kind is named in messages: weights[i], m[i], v[i] (Adam's first and second moments). */
-const KIND_NAME = { w: 'weights', m: 'm', v: 'v' } as const;
+/** How a tensor kind is named in messages: weights[i], m[i], v[i] (Adam's first and second moments), raw[i]. */
+const KIND_NAME = { w: 'weights', m: 'm', v: 'v', r: 'raw' } as const;
 
-export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta): Uint8Array {
+/**
+ * `raw`: with a weight average, the raw training weights (state.weights then holds the average, the model);
+ * written as the optional 'r' section.
+ */
+export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta, raw?: Weights): Uint8Array {
   const entries: TensorEntry[] = [];
   const arrays: Float32Array[] = [];
   let offset = 0;
@@ -68,6 +82,8 @@ export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta): Uint
       add(name, 'm', m.m);
       add(name, 'v', m.v);
     }
+    const r = raw?.get(name);
+    if (r) add(name, 'r', r);
   }
   const header = Buffer.from(JSON.stringify({ meta, steps: state.steps, entries }));
   const magic = Buffer.from(MAGIC);
@@ -86,8 +102,14 @@ export function encodeCheckpoint(state: EngineState, meta: CheckpointMeta): Uint
 }
 
 /** `option`: the flag that named the file, for errors (see writeFileAtomic). */
-export function writeCheckpoint(path: string, state: EngineState, meta: CheckpointMeta, option?: string): void {
-  writeFileAtomic(path, encodeCheckpoint(state, meta), option);
+export function writeCheckpoint(
+  path: string,
+  state: EngineState,
+  meta: CheckpointMeta,
+  option?: string,
+  raw?: Weights,
+): void {
+  writeFileAtomic(path, encodeCheckpoint(state, meta, raw), option);
 }
 
 /**
@@ -97,7 +119,10 @@ export function writeCheckpoint(path: string, state: EngineState, meta: Checkpoi
  * file (a device, a pipe, a folder: refused before any read), which is an
  * OptionError under it (a usage error).
  */
-export function readCheckpoint(path: string, option?: string): { state: EngineState; meta: CheckpointMeta } {
+export function readCheckpoint(
+  path: string,
+  option?: string,
+): { state: EngineState; meta: CheckpointMeta; raw?: Weights } {
   const bad = (text: string) => new Error(`checkpoint ${printable(path)}: ${text}`);
   let file: Buffer;
   try {
@@ -167,7 +192,9 @@ export function readCheckpoint(path: string, option?: string): { state: EngineSt
         `${KIND_NAME[e.kind]} for a parameter ${printable(e.name)} that options.config's architecture does not have`,
       );
   }
-  const hasMoments = [...entries.values()].some((e) => e.kind !== 'w');
+  const hasMoments = [...entries.values()].some((e) => e.kind === 'm' || e.kind === 'v');
+  const hasRaw = [...entries.values()].some((e) => e.kind === 'r');
+  const raw = new Map<string, Float32Array>();
   const weights = new Map<string, Float32Array>();
   const moments = new Map<string, { m: Float32Array; v: Float32Array }>();
   params.forEach((p, i) => {
@@ -182,8 +209,10 @@ export function readCheckpoint(path: string, option?: string): { state: EngineSt
     weights.set(p.name, tensor('w'));
     // the optimiser state is all or nothing: a checkpoint without it still exports, never resumes half-restored
     if (hasMoments) moments.set(p.name, { m: tensor('m'), v: tensor('v') });
+    // so are the raw weights under an average
+    if (hasRaw) raw.set(p.name, tensor('r'));
   });
-  return { state: { weights, moments, steps: steps as number }, meta };
+  return { state: { weights, moments, steps: steps as number }, meta, ...(hasRaw ? { raw } : {}) };
 }
 
 /** The header's tensor list: well-formed entries inside the data, each kind and name once. */
@@ -194,13 +223,13 @@ function checkEntries(list: unknown[], floats: number, bad: (text: string) => Er
     if (
       !isPlainObject(e) ||
       typeof e.name !== 'string' ||
-      (e.kind !== 'w' && e.kind !== 'm' && e.kind !== 'v') ||
+      (e.kind !== 'w' && e.kind !== 'm' && e.kind !== 'v' && e.kind !== 'r') ||
       !Number.isSafeInteger(e.offset) ||
       !Number.isSafeInteger(e.length) ||
       (e.offset as number) < 0 ||
       (e.length as number) < 0
     )
-      throw bad(`damaged checkpoint header: ${at} is not a tensor entry (name, kind w/m/v, offset, length)`);
+      throw bad(`damaged checkpoint header: ${at} is not a tensor entry (name, kind w/m/v/r, offset, length)`);
     const entry = e as unknown as TensorEntry;
     const what = `${at} (${KIND_NAME[entry.kind]} of ${printable(entry.name)})`;
     if (entry.offset + entry.length > floats)
@@ -236,5 +265,19 @@ function checkMeta(meta: Record<string, unknown>, bad: (text: string) => Error):
     !(isPlainObject(meta.best) && Number.isFinite(meta.best.accuracy) && Number.isSafeInteger(meta.best.epoch))
   )
     throw bad(`Expected null or { accuracy, epoch } for best but received ${received(meta.best)}`);
+  const ema = meta.ema;
+  if (
+    ema !== undefined &&
+    !(
+      isPlainObject(ema) &&
+      typeof ema.decay === 'number' &&
+      ema.decay > 0 &&
+      ema.decay < 1 &&
+      typeof ema.warmup === 'boolean' &&
+      Number.isSafeInteger(ema.updates) &&
+      (ema.updates as number) >= 0
+    )
+  )
+    throw bad(`Expected { decay in (0, 1), warmup, updates } for ema but received ${received(ema)}`);
   return meta as unknown as CheckpointMeta;
 }

@@ -27,6 +27,7 @@ import {
   DivergenceWatch,
   metricsFrom,
 } from './metrics.js';
+import { WeightEma } from './ema.js';
 import { acquireRunLock } from './run-lock.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError, oneOf } from '../validate.js';
@@ -97,6 +98,13 @@ export interface TrainerOptions {
   checkpointEvery?: number;
   /** stop after this many steps in total (tests and quick trials) */
   maxSteps?: number;
+  /**
+   * Exponential moving average of the weights (and batch-norm statistics) with this decay, e.g. 0.999 (0: off, the
+   * default); validation, best.ckpt and model.onnx use the average, checkpoints also hold the raw weights
+   */
+  ema?: number;
+  /** with ema: the decay at update t is min(ema, (1 + t) / (10 + t)) (default true) */
+  emaWarmup?: boolean;
   /** NaN or Infinity in a step: 'skip' it (default) or 'stop' training */
   onNonFinite?: 'skip' | 'stop';
   /** with onNonFinite 'skip': stop after this many non-finite steps in a row (default 20), as the weights no longer train */
@@ -199,6 +207,8 @@ export const TRAINING_DEFAULTS = {
   checkpointEvery: 0,
   onNonFinite: 'skip' as const,
   maxNonFiniteSteps: 20,
+  ema: 0,
+  emaWarmup: true,
   device: 'auto',
 };
 
@@ -292,6 +302,8 @@ function validateOptions(o: Trainer['options']): void {
     'number in (0, 1)',
   );
   nonNegativeInt('seed');
+  numberIn('ema', o.ema, { min: 0, max: 1, maxExclusive: true }, 'decay in [0, 1) (0: off)');
+  if (typeof o.emaWarmup !== 'boolean') throw new OptionError('emaWarmup', 'true or false', String(o.emaWarmup));
   nonNegativeInt('checkpointEvery');
   positiveInt('maxNonFiniteSteps');
   if (o.force && o.resume)
@@ -639,12 +651,14 @@ export class Trainer {
     let best: CheckpointMeta['best'] = null;
     let history: EpochRecord[] = [];
     let initFresh: string[] | undefined;
+    // the weights' moving average (--ema): what is evaluated, kept as best and exported
+    let ema: WeightEma | undefined;
     // the current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch)
     const emptySums = () => ({ loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 });
     let sums = emptySums();
     let resumedSums: typeof sums | undefined;
     if (o.resume && existsSync(lastPath)) {
-      const { state, meta } = readCheckpoint(lastPath);
+      const { state, meta, raw } = readCheckpoint(lastPath);
       // an exact resume needs the run's batch size, seed and configuration: say which differs rather than go on silently wrong
       const saved = meta.options as { batch?: number; seed?: number; config?: XceptionConfig };
       if (saved.batch !== undefined && saved.batch !== o.batch)
@@ -657,9 +671,18 @@ export class Trainer {
           `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
           JSON.stringify(config),
         );
+      // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
+      if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !raw))
+        throw new OptionError(
+          'ema',
+          `the run's weight average decay, ${meta.ema?.decay ?? 0}, to resume ${out}`,
+          String(o.ema),
+        );
       if (meta.batch > 0 && meta.epochSums) resumedSums = { ...emptySums(), ...(meta.epochSums as typeof sums) };
-      engine = Engine.create(config, { maxBatch: o.batch, weights: state.weights, device: o.device });
-      engine.setState(state);
+      // with a weight average, the checkpoint's weights are the average and `raw` the training weights
+      engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
+      engine.setState({ ...state, weights: raw ?? state.weights });
+      if (meta.ema) ema = new WeightEma(o.ema, o.emaWarmup, state.weights, meta.ema.updates);
       tracker = ConfusionTracker.fromJSON(meta.tracker as never);
       ({ epoch: epoch0, batch: batch0, step, best } = meta);
       history = meta.history as EpochRecord[];
@@ -678,6 +701,7 @@ export class Trainer {
         engine.setWeights(weights);
         initFresh = fresh;
       }
+      if (o.ema > 0) ema = new WeightEma(o.ema, o.emaWarmup, engine.getWeights());
     }
     // initFresh: parameters --init could not supply (a classifier for another class count)
     const configPath = join(out, 'config.json');
@@ -716,9 +740,26 @@ export class Trainer {
       history,
       reason,
       ...(batch > 0 ? { epochSums: { ...sums } } : {}),
+      ...(ema ? { ema: ema.state() } : {}),
     });
+    // with a weight average the checkpoint's weights are the average (the model), the raw ones a section of their own
     const save = (path: string, epoch: number, batch: number, reason: string) =>
-      writing(path, 'checkpoint', lastPath, () => writeCheckpoint(path, engine.getState(), meta(epoch, batch, reason)));
+      writing(path, 'checkpoint', lastPath, () => {
+        const state = engine.getState();
+        if (!ema) return writeCheckpoint(path, state, meta(epoch, batch, reason));
+        writeCheckpoint(path, { ...state, weights: ema.shadow }, meta(epoch, batch, reason), undefined, state.weights);
+      });
+    // validation runs on the average when there is one, the training weights put back after
+    const evaluateModel = async (): Promise<ClassificationMetrics> => {
+      if (!ema) return this.evaluate(engine, valLoader, labels);
+      const raw = engine.getWeights();
+      engine.setWeights(ema.shadow);
+      try {
+        return await this.evaluate(engine, valLoader, labels);
+      } finally {
+        engine.setWeights(raw);
+      }
+    };
     const guard = new StepGuard(o, engine, (warning, epoch, batch) =>
       onProgress?.({
         epoch,
@@ -782,6 +823,7 @@ export class Trainer {
           if (!stats.finite) {
             sums.skipped++;
           } else {
+            ema?.update(engine.getWeights());
             tracker.update(b.labels, stats.predictions);
             sums.loss += stats.loss * b.count;
             sums.ce += stats.ce * b.count;
@@ -813,7 +855,7 @@ export class Trainer {
         }
         if (interrupted) break;
         onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: 0, phase: 'eval' });
-        const valMetrics = await this.evaluate(engine, valLoader, labels);
+        const valMetrics = await evaluateModel();
         const n = Math.max(1, sums.seen);
         const record: EpochRecord = {
           epoch: epoch + 1,
@@ -837,7 +879,7 @@ export class Trainer {
         if (sums.seen > 0 && (!best || valMetrics.accuracy > best.accuracy)) {
           best = { accuracy: valMetrics.accuracy, epoch: epoch + 1 };
           save(bestPath, epoch + 1, 0, 'best');
-          const onnx = exportOnnx(config, engine.getWeights(), {
+          const onnx = exportOnnx(config, ema?.shadow ?? engine.getWeights(), {
             labels,
             training: this.trainingSummary(dataset, record, step),
           });
