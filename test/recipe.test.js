@@ -8,6 +8,8 @@ import test from 'ava';
 import { Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
 import { WeightEma } from '../dist/train/ema.js';
+import { mixBatch, sampleBeta } from '../dist/train/mix.js';
+import { mulberry32 } from '../dist/data/random.js';
 import { labelNames, readOnnxWeights } from '../dist/index.js';
 import { tempDir, writeImage } from './helpers/fixtures.js';
 
@@ -88,5 +90,107 @@ test('--ema: the average is validated, kept and exported; checkpoints hold it an
   // a resume with another decay is refused, naming the option
   await t.throwsAsync(() => new Trainer({ ...base, epochs: 3, out: straight, resume: true, ema: 0.5 }).train(), {
     message: /the run's weight average decay, 0.9, to resume/,
+  });
+});
+
+// ---- mixup and CutMix
+
+const spec = { mixup: 0, cutmix: 0, prob: 1, size: 6, channels: 2, classes: 4 };
+function batchOf(n) {
+  const images = Float32Array.from({ length: n * 2 * 36 }, (_, i) => ((i * 7919) % 101) / 100);
+  const labels = Int32Array.from({ length: n }, (_, i) => i % 4);
+  return { images, labels };
+}
+const rowSums = (targets, classes) =>
+  Array.from({ length: targets.length / classes }, (_, i) =>
+    targets.subarray(i * classes, (i + 1) * classes).reduce((a, b) => a + b, 0),
+  );
+
+test('sampleBeta: Beta(a, a) draws in [0, 1] with mean 1/2 and variance 1 / (4 (2a + 1))', (t) => {
+  for (const a of [0.2, 1, 4]) {
+    const random = mulberry32(a * 1000);
+    const xs = Array.from({ length: 20000 }, () => sampleBeta(a, a, random));
+    t.true(xs.every((x) => x >= 0 && x <= 1));
+    const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+    const variance = xs.reduce((s, x) => s + (x - mean) ** 2, 0) / xs.length;
+    t.true(Math.abs(mean - 0.5) < 0.01, `mean ${mean} for alpha ${a}`);
+    t.true(Math.abs(variance - 1 / (4 * (2 * a + 1))) < 0.01, `variance ${variance} for alpha ${a}`);
+  }
+});
+
+test('mixup: the images are the exact blend, targets lambda x own + (1 - lambda) x partner, dominant labels', (t) => {
+  const { images, labels } = batchOf(8);
+  t.is(mixBatch(images, labels, undefined, spec, 1), null); // off
+  t.is(mixBatch(images, labels, undefined, { ...spec, mixup: 1, prob: 0 }, 1), null); // never drawn
+  const m = mixBatch(images, labels, undefined, { ...spec, mixup: 0.4 }, 5);
+  t.is(m.kind, 'mixup');
+  t.true(m.lambda > 0 && m.lambda < 1);
+  t.deepEqual([...m.partner].sort(), [0, 1, 2, 3, 4, 5, 6, 7]); // a permutation
+  const per = 72;
+  for (let i = 0; i < 8; i++)
+    for (let j = 0; j < per; j++)
+      t.is(
+        m.images[i * per + j],
+        Math.fround(m.lambda * images[i * per + j] + (1 - m.lambda) * images[m.partner[i] * per + j]),
+      );
+  for (const s of rowSums(m.targets, 4)) t.true(Math.abs(s - 1) < 1e-6);
+  for (let i = 0; i < 8; i++) {
+    const expect = new Float32Array(4);
+    expect[labels[i]] += m.lambda;
+    expect[labels[m.partner[i]]] += 1 - m.lambda;
+    t.deepEqual(m.targets.subarray(i * 4, i * 4 + 4), expect);
+    t.is(m.labels[i], m.lambda >= 0.5 ? labels[i] : labels[m.partner[i]]);
+  }
+  // deterministic by seed, another seed another draw
+  t.deepEqual(mixBatch(images, labels, undefined, { ...spec, mixup: 0.4 }, 5), m);
+  t.not(mixBatch(images, labels, undefined, { ...spec, mixup: 0.4 }, 6).lambda, m.lambda);
+  // soft targets (FER+ distributions) are blended as they are
+  const soft = Float32Array.from({ length: 32 }, (_, k) => [0.5, 0.25, 0.25, 0][k % 4]);
+  const ms = mixBatch(images, labels, soft, { ...spec, mixup: 0.4 }, 5);
+  for (let i = 0; i < 8; i++) t.deepEqual(ms.targets.subarray(i * 4, i * 4 + 4), Float32Array.of(0.5, 0.25, 0.25, 0));
+});
+
+test('CutMix: a box of the partner pasted on every channel, lambda = the area kept', (t) => {
+  const { images, labels } = batchOf(8);
+  let seen = 0;
+  for (let seed = 0; seed < 20; seed++) {
+    const m = mixBatch(images, labels, undefined, { ...spec, cutmix: 1 }, seed);
+    t.is(m.kind, 'cutmix');
+    const { x0, y0, x1, y1 } = m.box;
+    t.true(0 <= x0 && x0 <= x1 && x1 <= 6 && 0 <= y0 && y0 <= y1 && y1 <= 6);
+    t.is(m.lambda, 1 - ((x1 - x0) * (y1 - y0)) / 36);
+    if (x1 > x0 && y1 > y0) seen++;
+    for (let i = 0; i < 8; i++)
+      for (let c = 0; c < 2; c++)
+        for (let y = 0; y < 6; y++)
+          for (let x = 0; x < 6; x++) {
+            const inside = x >= x0 && x < x1 && y >= y0 && y < y1;
+            const from = inside ? m.partner[i] : i;
+            t.is(m.images[i * 72 + c * 36 + y * 6 + x], images[from * 72 + c * 36 + y * 6 + x]);
+          }
+    for (const s of rowSums(m.targets, 4)) t.true(Math.abs(s - 1) < 1e-6);
+    t.deepEqual(mixBatch(images, labels, undefined, { ...spec, cutmix: 1 }, seed), m);
+  }
+  t.true(seen > 10, 'most boxes are not empty');
+  // both on: each batch picks one
+  const kinds = new Set(
+    Array.from({ length: 20 }, (_, s) => mixBatch(images, labels, undefined, { ...spec, mixup: 1, cutmix: 1 }, s).kind),
+  );
+  t.deepEqual([...kinds].sort(), ['cutmix', 'mixup']);
+});
+
+test('--mixup and --cutmix train, deterministically, and resume exactly; alpha is validated', async (t) => {
+  const { a, b } = await straightAndResumed({ epochs: 2, mixup: 0.4, cutmix: 1, labelSmoothing: 0.1 });
+  t.deepEqual(b.state.weights, a.state.weights);
+  t.deepEqual(b.meta.tracker, a.meta.tracker);
+  // mixing changes the run
+  const plain = tempDir('adcorre-recipe-run-');
+  await new Trainer({ ...base, epochs: 1, out: plain }).train();
+  const mixed = tempDir('adcorre-recipe-run-');
+  await new Trainer({ ...base, epochs: 1, out: mixed, mixup: 0.4 }).train();
+  const w = (dir) => readCheckpoint(join(dir, 'last.ckpt')).state.weights;
+  t.notDeepEqual(w(mixed), w(plain));
+  t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', cutmix: -1 }), {
+    message: /Expected Beta distribution's alpha in \[0, 100\] \(0: off\) for cutmix but received -1/,
   });
 });

@@ -95,6 +95,19 @@ export async function main(argv: string[]): Promise<number> {
       D.randomErasing,
     )
     .option(
+      '--mixup <alpha>',
+      "mixup: blend each batch's images and targets with a shuffled partner, lambda ~ Beta(alpha, alpha) (0: off)",
+      num,
+      D.mixup,
+    )
+    .option(
+      '--cutmix <alpha>',
+      "CutMix: paste a box of a shuffled partner's image, targets by the area kept, lambda ~ Beta(alpha, alpha) (0: off; with --mixup each batch picks one)",
+      num,
+      D.cutmix,
+    )
+    .option('--mix-prob <p>', 'with --mixup or --cutmix: the probability that a batch is mixed', num, D.mixProb)
+    .option(
       '--ema <decay>',
       'keep an exponential moving average of the weights with this decay, e.g. 0.999 (0: off); validation, best.ckpt and model.onnx use it',
       num,
@@ -166,6 +179,9 @@ export async function main(argv: string[]): Promise<number> {
       attention: o.attention as boolean,
       augment: o.augment as boolean,
       balanced: Boolean(o.balanced),
+      mixup: o.mixup as number,
+      cutmix: o.cutmix as number,
+      mixProb: o.mixProb as number,
       ema: o.ema as number,
       emaWarmup: o.emaWarmup as boolean,
       seed: o.seed as number,

@@ -28,6 +28,7 @@ import {
   metricsFrom,
 } from './metrics.js';
 import { WeightEma } from './ema.js';
+import { mixBatch, type MixSpec } from './mix.js';
 import { acquireRunLock } from './run-lock.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError, oneOf } from '../validate.js';
@@ -79,6 +80,15 @@ export interface TrainerOptions {
   attention?: boolean;
   history?: number;
   augment?: boolean;
+  /**
+   * mixup's Beta(alpha, alpha) parameter (lib/train/mix.ts; 0: off, the default): batches blend each image with a
+   * shuffled partner, the cross-entropy's target likewise; Ad-Corre, the attention map and accuracy use the dominant label
+   */
+  mixup?: number;
+  /** CutMix's Beta(alpha, alpha) parameter (0: off); with mixup on too, each mixed batch picks one, 50/50 */
+  cutmix?: number;
+  /** with mixup or cutmix: the probability that a batch is mixed (default 1) */
+  mixProb?: number;
   /** random erasing's probability per training image (lib/data/augment.ts; default 0) */
   randomErasing?: number;
   balanced?: boolean;
@@ -201,6 +211,9 @@ export const TRAINING_DEFAULTS = {
   history: 1000,
   augment: true,
   randomErasing: 0,
+  mixup: 0,
+  cutmix: 0,
+  mixProb: 1,
   balanced: false,
   seed: 1,
   valFraction: 0.1,
@@ -294,6 +307,9 @@ function validateOptions(o: Trainer['options']): void {
     throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
   numberIn('labelSmoothing', o.labelSmoothing, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
   numberIn('randomErasing', o.randomErasing, { min: 0, max: 1 }, 'probability in [0, 1]');
+  numberIn('mixup', o.mixup, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
+  numberIn('cutmix', o.cutmix, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
+  numberIn('mixProb', o.mixProb, { min: 0, max: 1 }, 'probability in [0, 1]');
   positiveInt('history');
   numberIn(
     'valFraction',
@@ -789,6 +805,14 @@ export class Trainer {
         skipped: dataset.report.summary(),
       },
     });
+    const mixSpec: MixSpec = {
+      mixup: o.mixup,
+      cutmix: o.cutmix,
+      prob: o.mixProb,
+      size: config.inputSize,
+      channels: config.channels,
+      classes: config.classes,
+    };
     let interrupted = false;
     try {
       for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
@@ -799,7 +823,12 @@ export class Trainer {
         const t0 = Date.now();
         for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
           const lr = this.lrAt(step, epoch + b.index / batches);
-          const stats = engine.trainStep(b.images, b.labels, {
+          // mixup / CutMix: the mixed images and targets, the dominant labels for Ad-Corre and accuracy
+          const mixed = mixBatch(b.images, b.labels, b.targets, mixSpec, mixSeed(o.seed, epoch, step));
+          const images = mixed?.images ?? b.images,
+            stepLabels = mixed?.labels ?? b.labels,
+            targets = mixed?.targets ?? b.targets;
+          const stats = engine.trainStep(images, stepLabels, {
             lr,
             optimizer: o.optimizer,
             momentum: o.momentum,
@@ -813,9 +842,9 @@ export class Trainer {
             seed: mixSeed(o.seed, step),
             ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
             ...(o.labelSmoothing > 0
-              ? { targets: smoothedTargets(b.labels, b.targets, this.config.classes, o.labelSmoothing) }
-              : b.targets
-                ? { targets: b.targets }
+              ? { targets: smoothedTargets(stepLabels, targets, this.config.classes, o.labelSmoothing) }
+              : targets
+                ? { targets }
                 : {}),
           });
           step++;
@@ -824,7 +853,7 @@ export class Trainer {
             sums.skipped++;
           } else {
             ema?.update(engine.getWeights());
-            tracker.update(b.labels, stats.predictions);
+            tracker.update(stepLabels, stats.predictions);
             sums.loss += stats.loss * b.count;
             sums.ce += stats.ce * b.count;
             sums.fd += stats.fd * b.count;
