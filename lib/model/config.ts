@@ -32,21 +32,60 @@ export interface XceptionConfig {
    * 0.3 to 1.2 points (README, Shift averaging) for five times the inference work.
    */
   shiftAverage?: number;
+  /**
+   * Evaluation averages over five crops of side inputSize - cropAverage (the
+   * four corners and the centre, at floor(cropAverage / 2) from the top left)
+   * resized back to the input size (linear, half-pixel centres: ONNX Resize),
+   * ten with flipAverage (evaluationViews); the embeddings are the whole
+   * image's, which runs once more for them. Training's random resized crops
+   * (lib/data/augment.ts) zoom likewise. One or the other with shiftAverage.
+   */
+  cropAverage?: number;
+  /**
+   * A prior correction of the evaluated probabilities: p_c / prior_c^priorPower,
+   * renormalised to sum 1, after every average (views, ensemble members).
+   * prior: one positive number per class (the training split's label counts,
+   * in the label order); its scale does not matter. Dividing by the training
+   * frequencies moves decisions toward the rare classes (mean class accuracy).
+   */
+  prior?: number[];
+  /** the prior's exponent t (default 1; only with prior) */
+  priorPower?: number;
 }
 
-/** One view of an image that evaluation averages over: mirrored or not, then moved by (dx, dy) pixels. */
+/**
+ * One view of an image that evaluation averages over: mirrored or not, then
+ * moved by (dx, dy) pixels, or (crop views) the square of side crop.size at
+ * (crop.left, crop.top) of the (mirrored) image resized to the input size.
+ */
 export interface EvaluationView {
   flip: boolean;
   dx: number;
   dy: number;
+  crop?: { left: number; top: number; size: number };
 }
 
 /**
  * The views whose class probabilities evaluation averages (the engine and
- * the exported graph alike); the first is the image itself, whose embeddings
- * are the output.
+ * the exported graph alike). The first is the image itself, whose embeddings
+ * are the output, except with cropAverage: then every view is a crop, and the
+ * image itself runs once more for its embeddings (imageInViews says which).
  */
 export function evaluationViews(config: XceptionConfig): EvaluationView[] {
+  const flips = config.flipAverage ? [false, true] : [false];
+  const c = config.cropAverage ?? 0;
+  if (c) {
+    const size = config.inputSize - c,
+      h = Math.floor(c / 2);
+    const corners = [
+      [h, h],
+      [0, 0],
+      [c, 0],
+      [0, c],
+      [c, c],
+    ];
+    return flips.flatMap((flip) => corners.map(([left, top]) => ({ flip, dx: 0, dy: 0, crop: { left, top, size } })));
+  }
   const s = config.shiftAverage ?? 0;
   const shifts = s
     ? [
@@ -57,8 +96,24 @@ export function evaluationViews(config: XceptionConfig): EvaluationView[] {
         [0, -s],
       ]
     : [[0, 0]];
-  const flips = config.flipAverage ? [false, true] : [false];
   return flips.flatMap((flip) => shifts.map(([dx, dy]) => ({ flip, dx, dy })));
+}
+
+/** Whether evaluationViews' first view is the image itself (all but crop views). */
+export const imageInViews = (views: readonly EvaluationView[]): boolean =>
+  !views[0].flip && !views[0].dx && !views[0].dy && !views[0].crop;
+
+/**
+ * The prior correction's factors (config.prior, priorPower), or undefined
+ * without a prior: w_c = (min prior / prior_c)^t, in float32, at most 1;
+ * the corrected probabilities are p_c w_c / sum_j p_j w_j (the engine and the
+ * exported graph alike).
+ */
+export function priorWeights(config: XceptionConfig): Float32Array | undefined {
+  if (!config.prior) return undefined;
+  const t = config.priorPower ?? 1;
+  const least = Math.min(...config.prior);
+  return Float32Array.from(config.prior, (n) => (least / n) ** t);
 }
 
 /** The paper's configuration (about 24.5 M parameters with its heads). */
@@ -86,9 +141,16 @@ export const PRESETS: Readonly<Record<string, XceptionConfig>> = {
   compact: { inputSize: 64, channels: 1, width: 0.5, middleBlocks: 4, k: 7, d: 128, classes: 7 },
 };
 
-/** The configuration keys that make the network; the others (flipAverage, shiftAverage) only say how evaluation views the image. */
+/**
+ * The configuration keys that make the network; the others (flipAverage,
+ * shiftAverage, cropAverage, prior, priorPower) only say how evaluation views
+ * the image and reads the probabilities.
+ */
 const ARCHITECTURE_KEYS = ['inputSize', 'channels', 'width', 'middleBlocks', 'k', 'd', 'classes'] as const;
-const KEYS = [...ARCHITECTURE_KEYS, 'flipAverage', 'shiftAverage'] as const;
+const KEYS = [...ARCHITECTURE_KEYS, 'flipAverage', 'shiftAverage', 'cropAverage', 'prior', 'priorPower'] as const;
+
+/** The largest prior exponent (t = 1 divides by the prior; beyond 1 over-corrects). */
+export const MAX_PRIOR_POWER = 4;
 
 /** The configuration without its evaluation settings: what an ensemble member's network is. */
 export const architectureOf = (c: XceptionConfig): XceptionConfig =>
@@ -132,16 +194,63 @@ export function validateConfig(config: unknown, name = 'config'): XceptionConfig
       throw invalidRange(`${name}.shiftAverage`, `integer in [0, ${maxShift}] (pixels)`, String(config.shiftAverage));
   }
   const shiftAverage = config.shiftAverage ? { shiftAverage: config.shiftAverage as number } : {};
+  // as much as shifts: the crop keeps at least three quarters of the side
+  if (config.cropAverage !== undefined) {
+    if (typeof config.cropAverage !== 'number') throw invalidType(`${name}.cropAverage`, 'number', config.cropAverage);
+    if (!Number.isInteger(config.cropAverage) || config.cropAverage < 0 || config.cropAverage > maxShift)
+      throw invalidRange(
+        `${name}.cropAverage`,
+        `integer in [0, ${maxShift}] (pixels cut from the side)`,
+        String(config.cropAverage),
+      );
+    if (config.cropAverage && config.shiftAverage)
+      throw invalidRange(
+        `${name}.cropAverage`,
+        `0 with ${name}.shiftAverage ${String(config.shiftAverage)} (crop views or shift views, one at a time)`,
+        String(config.cropAverage),
+      );
+  }
+  const cropAverage = config.cropAverage ? { cropAverage: config.cropAverage as number } : {};
+  const k = positiveInteger(`${name}.k`, config.k);
+  const d = positiveInteger(`${name}.d`, config.d);
+  const classes = positiveInteger(`${name}.classes`, config.classes);
+  let prior = {};
+  if (config.prior !== undefined) {
+    if (!Array.isArray(config.prior)) throw invalidType(`${name}.prior`, `array of ${classes} numbers`, config.prior);
+    if (config.prior.length !== classes)
+      throw invalidRange(
+        `${name}.prior`,
+        `${classes} numbers (one per class)`,
+        `${config.prior.length} (${config.prior.join(', ')})`,
+      );
+    config.prior.forEach((v: unknown, i) => {
+      if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+        throw invalidRange(`${name}.prior[${i}]`, 'finite number > 0', String(v));
+    });
+    prior = { prior: [...(config.prior as number[])] };
+  }
+  let priorPower = {};
+  if (config.priorPower !== undefined) {
+    const t = config.priorPower;
+    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0 || t > MAX_PRIOR_POWER)
+      throw invalidRange(`${name}.priorPower`, `number in (0, ${MAX_PRIOR_POWER}]`, String(t));
+    if (config.prior === undefined)
+      throw invalidRange(`${name}.priorPower`, `${name}.prior beside it (the power of a prior)`, String(t));
+    if (t !== 1) priorPower = { priorPower: t };
+  }
   return {
     inputSize,
     channels: config.channels,
     width: config.width,
     middleBlocks,
-    k: positiveInteger(`${name}.k`, config.k),
-    d: positiveInteger(`${name}.d`, config.d),
-    classes: positiveInteger(`${name}.classes`, config.classes),
+    k,
+    d,
+    classes,
     ...flipAverage,
     ...shiftAverage,
+    ...cropAverage,
+    ...prior,
+    ...priorPower,
   };
 }
 

@@ -15,7 +15,15 @@ import {
   outputSize,
   samePadding,
 } from './architecture.js';
-import { architectureOf, evaluationViews, sameArchitecture, validateConfig, type XceptionConfig } from './config.js';
+import {
+  architectureOf,
+  evaluationViews,
+  imageInViews,
+  priorWeights,
+  sameArchitecture,
+  validateConfig,
+  type XceptionConfig,
+} from './config.js';
 import { checkWeights, type Weights } from './weights.js';
 import { VERSION } from '../version.js';
 
@@ -198,9 +206,59 @@ export function exportOnnx(
   // and moved copies) go through the network as one batch of V x N, view by
   // view; the moves repeat the edge pixels (Pad 'edge', then a Slice).
   const views = evaluationViews(cfg);
+  // crop views leave out the image itself: it goes first all the same, for its embeddings only
+  const withImage = imageInViews(views);
+  const passes = views.length + (withImage ? 0 : 1);
   const image = arch.image;
   let viewed = image;
-  if (views.length > 1) {
+  if (!withImage) {
+    // crop views: squares of the (mirrored) image, resized back to the input size together
+    // (linear, half-pixel centres, edge pixels repeated), after the image itself
+    const S = cfg.inputSize;
+    if (views.some((v) => v.flip))
+      node(
+        'Slice', // the last axis backwards: the mirror images
+        [
+          image,
+          constant([1], BigInt64Array.of(-1n)),
+          constant([1], BigInt64Array.of(-(2n ** 63n))),
+          constant([1], BigInt64Array.of(3n)),
+          constant([1], BigInt64Array.of(-1n)),
+        ],
+        [`${image}_mirrored`],
+      );
+    const crops = views.map((v, i) => {
+      const { left, top, size } = v.crop!;
+      const [y, x] = [BigInt(top), BigInt(left)];
+      node(
+        'Slice',
+        [
+          v.flip ? `${image}_mirrored` : image,
+          constant([2], BigInt64Array.of(y, x)),
+          constant([2], BigInt64Array.of(y + BigInt(size), x + BigInt(size))),
+          constant([2], BigInt64Array.of(2n, 3n)),
+        ],
+        [`image_crop${i}`],
+      );
+      return `image_crop${i}`;
+    });
+    node('Concat', crops, ['image_crops'], [attr('axis', 0)]);
+    node('Shape', ['image_crops'], ['image_crops_nc'], [attr('end', 2)]);
+    node(
+      'Concat',
+      ['image_crops_nc', constant([2], BigInt64Array.of(BigInt(S), BigInt(S)))],
+      ['image_crops_size'],
+      [attr('axis', 0)],
+    );
+    node(
+      'Resize',
+      ['image_crops', '', '', 'image_crops_size'],
+      ['image_crops_resized'],
+      [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')],
+    );
+    node('Concat', [image, 'image_crops_resized'], ['image_views'], [attr('axis', 0)]);
+    viewed = 'image_views';
+  } else if (views.length > 1) {
     const s = cfg.shiftAverage ?? 0;
     const S = cfg.inputSize;
     const padded = s ? 'image_padded' : image;
@@ -367,7 +425,10 @@ export function exportOnnx(
     }
   };
   const single = members.length === 1;
-  const probsOut = views.length > 1 ? 'probs_views' : 'probs';
+  // the prior correction, last, turns the averaged probabilities into the output
+  const prior = priorWeights(cfg);
+  const probsMean = prior ? 'probs_before_prior' : 'probs';
+  const probsOut = passes > 1 ? 'probs_views' : probsMean;
   const memberProbs = members.map((m, i) => {
     const prefix = single ? '' : `member${i}/`;
     network(m, prefix, single ? probsOut : `${prefix}probs`);
@@ -379,11 +440,25 @@ export function exportOnnx(
     node('Div', ['probs_sum', constant([], Float32Array.of(members.length))], [probsOut]);
   }
   const embeddings = single ? 'embeddings_concat' : 'member0/embeddings_concat';
-  if (views.length > 1) {
+  if (passes > 1) {
     // [V N, ...] -> [V, N, ...]: probabilities averaged over the views, embeddings of the first (the image itself)
-    const V = BigInt(views.length);
+    const V = BigInt(passes);
     node('Reshape', ['probs_views', constant([3], BigInt64Array.of(V, -1n, BigInt(cfg.classes)))], ['probs_by_view']);
-    node('ReduceMean', ['probs_by_view'], ['probs'], [attr('axes', [0]), attr('keepdims', 0)]);
+    if (withImage) node('ReduceMean', ['probs_by_view'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
+    else {
+      // the image itself (first) is not a crop view: its probabilities are left out
+      node(
+        'Slice',
+        [
+          'probs_by_view',
+          constant([1], BigInt64Array.of(1n)),
+          constant([1], BigInt64Array.of(V)),
+          constant([1], BigInt64Array.of(0n)),
+        ],
+        ['probs_by_crop'],
+      );
+      node('ReduceMean', ['probs_by_crop'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
+    }
     node(
       'Reshape',
       [embeddings, constant([4], BigInt64Array.of(V, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
@@ -392,6 +467,17 @@ export function exportOnnx(
     node('Gather', ['embeddings_by_view', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
   } else {
     node('Reshape', [embeddings, constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
+  }
+  if (prior) {
+    // p_c w_c / sum_j p_j w_j, w_c = (min prior / prior_c)^t (priorWeights)
+    node('Mul', [probsMean, constant([1, cfg.classes], prior)], ['probs_weighted']);
+    node(
+      'ReduceSum',
+      ['probs_weighted', constant([1], BigInt64Array.of(1n))],
+      ['probs_weighted_sum'],
+      [attr('keepdims', 1)],
+    );
+    node('Div', ['probs_weighted', 'probs_weighted_sum'], ['probs']);
   }
 
   const metadata: ModelMetadata = {

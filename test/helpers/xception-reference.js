@@ -48,10 +48,71 @@ export function viewOfImages(images, S, flip, dx, dy) {
   });
 }
 
+/**
+ * A crop view, written out as its definition: every S x S plane of `images`
+ * mirrored left-right when `flip`, then its square of side `size` at (left,
+ * top) resized to S x S bilinearly with half-pixel centres (output pixel x
+ * samples the square at (x + 1/2) size / S - 1/2, clamped to the square).
+ */
+export function cropResizeImages(images, S, flip, left, top, size) {
+  const pixel = (plane, y, x) => images[plane + (top + y) * S + (flip ? S - 1 - (left + x) : left + x)];
+  const along = (v) => {
+    const u = Math.min(size - 1, Math.max(0, ((v + 0.5) * size) / S - 0.5));
+    const i = Math.floor(u);
+    return [i, Math.min(i + 1, size - 1), u - i];
+  };
+  return images.map((_, i) => {
+    const plane = i - (i % (S * S)),
+      [y0, y1, fy] = along(Math.floor((i % (S * S)) / S)),
+      [x0, x1, fx] = along(i % S);
+    const row = (y) => (1 - fx) * pixel(plane, y, x0) + fx * pixel(plane, y, x1);
+    return (1 - fy) * row(y0) + fy * row(y1);
+  });
+}
+
+/** Probabilities [N, C] divided by prior^t per class, each row renormalised to sum 1 (float64). */
+export function priorCorrected(probs, prior, t = 1) {
+  const C = prior.length;
+  const out = Float64Array.from(probs, (p, i) => p / prior[i % C] ** t);
+  for (let row = 0; row < out.length; row += C) {
+    const sum = out.subarray(row, row + C).reduce((a, b) => a + b, 0);
+    for (let c = 0; c < C; c++) out[row + c] /= sum;
+  }
+  return out;
+}
+
 /** Runs the network on images [N, C, S, S] in [0, 1]; returns { probs, embeddings }. */
 export function referenceForward(arch, weights, images, N) {
   const S = arch.config.inputSize,
     C = arch.config.channels;
+  if (arch.config.prior) {
+    const { prior, priorPower, ...rest } = arch.config;
+    const out = referenceForward({ ...arch, config: rest }, weights, images, N);
+    return { ...out, probs: priorCorrected(out.probs, prior, priorPower ?? 1) };
+  }
+  const crop = arch.config.cropAverage ?? 0;
+  if (crop) {
+    // the probabilities averaged over the four corner squares and the centre square (at floor(crop / 2)) of
+    // side S - crop, resized to S x S, and with flipAverage the same of the mirror images; the image's own
+    // embeddings
+    const plain = { ...arch, config: { ...arch.config, flipAverage: false, cropAverage: 0 } };
+    const size = S - crop,
+      h = Math.floor(crop / 2);
+    const outs = [];
+    for (const flip of arch.config.flipAverage ? [false, true] : [false])
+      for (const [left, top] of [
+        [0, 0],
+        [crop, 0],
+        [0, crop],
+        [crop, crop],
+        [h, h],
+      ])
+        outs.push(referenceForward(plain, weights, cropResizeImages(images, S, flip, left, top, size), N));
+    return {
+      probs: outs[0].probs.map((_, i) => outs.reduce((sum, o) => sum + o.probs[i], 0) / outs.length),
+      embeddings: referenceForward(plain, weights, images, N).embeddings,
+    };
+  }
   const shift = arch.config.shiftAverage ?? 0;
   if (arch.config.flipAverage || shift) {
     // the probabilities averaged over the image, its copies moved by `shift` pixels left, right, up and down
