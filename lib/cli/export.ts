@@ -3,12 +3,14 @@
 // architectures free; an exported single model may stand in for a checkpoint).
 import { constants as bufferConstants } from 'node:buffer';
 import { dirname, join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
+import { getSplit } from '../data/dataset.js';
 import { labelNames } from '../data/labels.js';
+import { openDataset } from '../data/open.js';
 import { checkInputFile, InputFileProblem, readInputFileSync } from '../input-file.js';
 import { checkOutputFile, writeFileAtomic } from '../io.js';
-import { describeError, nonNegativeInt } from './args.js';
-import { validateConfig, type XceptionConfig } from '../model/config.js';
+import { describeError, finite, nonNegativeInt } from './args.js';
+import { MAX_PRIOR_POWER, validateConfig, type XceptionConfig } from '../model/config.js';
 import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
@@ -33,6 +35,48 @@ function readInput(path: string, check = false): Buffer | undefined {
     throw new OptionError(INPUT, 'a checkpoint (.ckpt) or model (.onnx) file', printable(path), reason);
   }
   return undefined;
+}
+
+/** --prior: comma-separated positive numbers (their count is checked against the model's classes later). */
+function counts(value: string): number[] {
+  const list = value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
+  if (!list.every((n) => Number.isFinite(n) && n > 0))
+    throw new InvalidArgumentError('Expected comma-separated numbers > 0 (one per class, in the label order).');
+  return list;
+}
+
+/**
+ * --prior-from: the training split's label counts, in the model's label
+ * order (the dataset's classes matched by name); every class must occur.
+ */
+async function priorFrom(path: string, labels: string[]): Promise<number[]> {
+  const flag = '--prior-from';
+  const expected = `a dataset whose training split holds every class of the model (${labels.join(', ')})`;
+  if (labels.length !== 7 && labels.length !== 8)
+    throw new OptionError(flag, expected, printable(path), `the model has ${labels.length} classes; pass --prior`);
+  let names: string[];
+  let samples: { label: number }[];
+  try {
+    const dataset = await openDataset(path, { classes: labels.length as 7 | 8 });
+    names = dataset.labelNames;
+    samples = getSplit(dataset, 'train').samples;
+  } catch (err) {
+    throw new OptionError(flag, expected, printable(path), printable((err as Error).message.split('\n')[0]));
+  }
+  const count = labels.map(() => 0);
+  for (const s of samples) {
+    const c = labels.indexOf(names[s.label]);
+    if (c >= 0) count[c]++;
+  }
+  const missing = labels.filter((_, c) => count[c] === 0);
+  if (missing.length)
+    throw new OptionError(
+      flag,
+      expected,
+      printable(path),
+      `no training image of ${missing.map((l) => `'${printable(l)}'`).join(', ')} (counts ${count.join(',')})`,
+    );
+  return count;
 }
 
 interface Member {
@@ -112,6 +156,23 @@ export async function main(argv: string[]): Promise<number> {
       nonNegativeInt,
     )
     .option(
+      '--crop-average <pixels>',
+      'the exported model averages over five crops of each image (the four corners and the centre) ' +
+        'this many pixels smaller than the input, resized back to it (10 with --flip-average; 0: none; ' +
+        'instead of --shift-average)',
+      nonNegativeInt,
+    )
+    .option(
+      '--prior <counts>',
+      "the exported model divides its probabilities by this class prior (the training split's label counts, " +
+        "comma-separated in the model's label order) to the power --prior-power, renormalised: " +
+        'decisions move toward the rare classes (mean class accuracy)',
+      counts,
+    )
+    .option('--no-prior', 'no prior correction, whatever the inputs say')
+    .option('--prior-from <dataset>', "--prior counted from this dataset's training split (any adcorre-train format)")
+    .option('--prior-power <t>', `the prior's exponent, in (0, ${MAX_PRIOR_POWER}] (default 1)`, finite)
+    .option(
       '--float16',
       'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
         '(on the rounded weights)',
@@ -125,10 +186,23 @@ export async function main(argv: string[]): Promise<number> {
     return code === 'commander.helpDisplayed' ? 0 : 2;
   }
   const paths = program.args;
-  const { output, flipAverage, shiftAverage, float16 } = program.opts<{
+  const {
+    output,
+    flipAverage,
+    shiftAverage,
+    cropAverage,
+    prior,
+    priorFrom: priorPath,
+    priorPower,
+    float16,
+  } = program.opts<{
     output: string;
     flipAverage?: boolean;
     shiftAverage?: number;
+    cropAverage?: number;
+    prior?: number[] | false;
+    priorFrom?: string;
+    priorPower?: number;
     float16?: boolean;
   }>();
   // The paths before any work, usage errors (exit 2): the output a regular file or a new one (never a device, never
@@ -136,6 +210,20 @@ export async function main(argv: string[]): Promise<number> {
   // regular file (a link to /dev/zero would be read forever). A link as the output is written through.
   let target: string;
   try {
+    if (shiftAverage && cropAverage)
+      throw new OptionError(
+        '--crop-average',
+        '0 with --shift-average (crop views or shift views, one at a time)',
+        String(cropAverage),
+      );
+    if (priorPath !== undefined && prior !== undefined)
+      throw new OptionError('--prior-from', `no ${prior ? '--prior' : '--no-prior'} beside it`, printable(priorPath));
+    if (priorPower !== undefined) {
+      if (!(priorPower > 0 && priorPower <= MAX_PRIOR_POWER))
+        throw new OptionError('--prior-power', `number in (0, ${MAX_PRIOR_POWER}]`, String(priorPower));
+      if (!prior && priorPath === undefined)
+        throw new OptionError('--prior-power', '--prior or --prior-from beside it', String(priorPower));
+    }
     target = checkOutputFile(output, '--output', paths);
     for (const path of paths) readInput(path, true);
   } catch (err) {
@@ -145,15 +233,52 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // evaluation-only settings may be changed at export: the weights are the same either way
     // (neither flag: the checkpoints' own setting)
+    // crop views replace shift views (and the other way round) unless both flags are given;
+    // the crop and the prior are checked against each model's input and classes, naming their flags
     const overrides = {
       ...(flipAverage === undefined ? {} : { flipAverage }),
       ...(shiftAverage === undefined ? {} : { shiftAverage }),
+      ...(shiftAverage && cropAverage === undefined ? { cropAverage: 0 } : {}),
+      ...(prior === false ? { prior: undefined, priorPower: undefined } : {}),
     };
-    const members = paths.map((path) => readMember(path, overrides));
+    let members = paths.map((path) => readMember(path, overrides));
+    const classPrior = prior
+      ? prior
+      : priorPath !== undefined
+        ? await priorFrom(priorPath, members[0].labels)
+        : undefined;
+    members = members.map((m) => {
+      const c = m.config;
+      const max = Math.floor(c.inputSize / 4);
+      if (cropAverage !== undefined && cropAverage > max)
+        throw new OptionError(
+          '--crop-average',
+          `integer in [0, ${max}] (pixels cut from the side of ${printable(m.path)}'s ${c.inputSize}-pixel input)`,
+          String(cropAverage),
+        );
+      if (classPrior && classPrior.length !== c.classes)
+        throw new OptionError(
+          '--prior',
+          `${c.classes} counts (one per class: ${m.labels.map(printable).join(', ')})`,
+          `${classPrior.length} (${classPrior.join(',')})`,
+        );
+      const setting = {
+        ...(cropAverage === undefined
+          ? {}
+          : { cropAverage, ...(shiftAverage === undefined ? { shiftAverage: 0 } : {}) }),
+        ...(classPrior ? { prior: classPrior, priorPower: priorPower ?? 1 } : {}),
+      };
+      return {
+        ...m,
+        config: validateConfig({ ...c, ...setting }, `${printable(m.path)} config with the export options`),
+      };
+    });
     const [first] = members;
     // members may differ in architecture (width, depth, embeddings), not in what they read and answer
     const input = (c: XceptionConfig) => `${c.inputSize}x${c.inputSize}x${c.channels} input, ${c.classes} classes`;
-    const views = (c: XceptionConfig) => `flipAverage ${c.flipAverage ?? false}, shiftAverage ${c.shiftAverage ?? 0}`;
+    const views = (c: XceptionConfig) =>
+      `flipAverage ${c.flipAverage ?? false}, shiftAverage ${c.shiftAverage ?? 0}, cropAverage ${c.cropAverage ?? 0}` +
+      `, prior ${c.prior ? `${c.prior.join(',')} to the power ${c.priorPower ?? 1}` : 'none'}`;
     for (const m of members.slice(1)) {
       if (input(m.config) !== input(first.config)) {
         throw new Error(
@@ -163,7 +288,7 @@ export async function main(argv: string[]): Promise<number> {
       if (views(m.config) !== views(first.config)) {
         throw new Error(
           `an ensemble's checkpoints must share one evaluation setting: ${printable(m.path)} has ${views(m.config)}, ${printable(first.path)} ${views(first.config)} ` +
-            '(choose one for all with --flip-average or --no-flip-average and --shift-average)',
+            '(choose one for all with --flip-average or --no-flip-average, --shift-average, --crop-average, --prior or --no-prior)',
         );
       }
       if (JSON.stringify(m.labels) !== JSON.stringify(first.labels)) {
