@@ -3,7 +3,7 @@
 // and its place, the launch geometry, and the deterministic reductions.
 #pragma once
 
-#include <cuda_runtime.h>
+#include "gpu_portability.cuh"  // the CUDA runtime, or the HIP CPU Runtime under emulation
 
 #include <cstddef>
 #include <sstream>

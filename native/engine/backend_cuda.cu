@@ -13,8 +13,6 @@
 // every Executor entry point begins with one of those (an upload, a download
 // or the allocation). A new entry point that starts with a kernel must set
 // the device first.
-#include <cuda_runtime.h>
-
 #include <sstream>
 #include <string>
 #include <vector>

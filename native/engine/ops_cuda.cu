@@ -536,7 +536,7 @@ bool plain_pointwise(const ConvShape& s) {
 void gemm(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, float* C, bool accumulate,
           cudaStream_t s) {
   dim3 grid((N + TN - 1) / TN, (M + TM - 1) / TM);
-  gemm_kernel<<<grid, 256, 0, s>>>(ta, tb, M, N, K, A, B, C, accumulate);
+  ADCORRE_LAUNCH(gemm_kernel, grid, 256, 0, s, ta, tb, M, N, K, A, B, C, accumulate);
   CHECK_LAUNCH();
 }
 
@@ -548,8 +548,8 @@ size_t conv_scratch_floats(const ConvShape& sh) {
 
 void conv_forward(const ConvShape& sh, const float* x, const float* weight, float* y, float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_forward_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow), kThreads, 0, s>>>(
-        sh, x, weight, y);
+    ADCORRE_LAUNCH(depthwise_forward_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.oh * sh.ow),
+                   kThreads, 0, s, sh, x, weight, y);
     CHECK_LAUNCH();
     return;
   }
@@ -557,23 +557,24 @@ void conv_forward(const ConvShape& sh, const float* x, const float* weight, floa
   float* cols = scratch;
   float* yp = scratch + static_cast<size_t>(K) * NP;
   if (plain_pointwise(sh))
-    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols,
-                                                                                            false);
+    ADCORRE_LAUNCH(pack_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s, sh.n, sh.c, P,
+                   x, cols, false);
   else
-    im2col_kernel<<<grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+    ADCORRE_LAUNCH(im2col_kernel, grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s, sh, x, cols);
   CHECK_LAUNCH();
   gemm(false, false, sh.o, NP, K, weight, cols, yp, false, s);
-  pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, yp, y, true);
+  ADCORRE_LAUNCH(pack_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s, sh.n, sh.o, P, yp,
+                 y, true);
   CHECK_LAUNCH();
 }
 
 void conv_backward(const ConvShape& sh, const float* x, const float* weight, const float* dy, float* dx, float* dweight,
                    float* scratch, cudaStream_t s) {
   if (sh.depthwise) {
-    depthwise_backward_input_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0,
-                                      s>>>(sh, weight, dy, dx);
+    ADCORRE_LAUNCH(depthwise_backward_input_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w),
+                   kThreads, 0, s, sh, weight, dy, dx);
     CHECK_LAUNCH();
-    depthwise_backward_weight_kernel<<<sh.c * sh.k * sh.k, kThreads, 0, s>>>(sh, x, dy, dweight);
+    ADCORRE_LAUNCH(depthwise_backward_weight_kernel, sh.c * sh.k * sh.k, kThreads, 0, s, sh, x, dy, dweight);
     CHECK_LAUNCH();
     return;
   }
@@ -582,153 +583,157 @@ void conv_backward(const ConvShape& sh, const float* x, const float* weight, con
   float* dyp = scratch + static_cast<size_t>(K) * NP;
   const bool plain = plain_pointwise(sh);
   if (plain)
-    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, x, cols,
-                                                                                            false);
+    ADCORRE_LAUNCH(pack_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s, sh.n, sh.c, P,
+                   x, cols, false);
   else
-    im2col_kernel<<<grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s>>>(sh, x, cols);
+    ADCORRE_LAUNCH(im2col_kernel, grid_for_strided(static_cast<size_t>(K) * NP), kThreads, 0, s, sh, x, cols);
   CHECK_LAUNCH();
-  pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s>>>(sh.n, sh.o, P, dy, dyp,
-                                                                                          false);
+  ADCORRE_LAUNCH(pack_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.o * P), kThreads, 0, s, sh.n, sh.o, P, dy,
+                 dyp, false);
   CHECK_LAUNCH();
   gemm(false, true, sh.o, K, NP, dyp, cols, dweight, true, s);  // dW += dY' cols^T
   if (!dx) return;                                              // the network's input: no gradient wanted
   gemm(true, false, K, NP, sh.o, weight, dyp, cols, false, s);  // dcols = W^T dY'
   if (plain)
-    pack_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s>>>(sh.n, sh.c, P, cols, dx,
-                                                                                            true);
+    ADCORRE_LAUNCH(pack_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * P), kThreads, 0, s, sh.n, sh.c, P,
+                   cols, dx, true);
   else
-    col2im_kernel<<<grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s>>>(sh, cols, dx);
+    ADCORRE_LAUNCH(col2im_kernel, grid_for_strided(static_cast<size_t>(sh.n) * sh.c * sh.h * sh.w), kThreads, 0, s, sh,
+                   cols, dx);
   CHECK_LAUNCH();
 }
 
 void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
                              float* mean, float* invstd, double eps, bool relu, cudaStream_t s) {
-  bn_train_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, beta, y, mean, invstd, eps, relu);
+  ADCORRE_LAUNCH(bn_train_kernel, c, kThreads, 0, s, n, c, hw, x, gamma, beta, y, mean, invstd, eps, relu);
   CHECK_LAUNCH();
 }
 void batchnorm_forward_eval(int n, int c, int hw, const float* x, const float* gamma, const float* beta,
                             const float* rm, const float* rv, float* y, double eps, bool relu, cudaStream_t s) {
-  bn_eval_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(n, c, hw, x, gamma, beta, rm,
-                                                                                        rv, y, eps, relu);
+  ADCORRE_LAUNCH(bn_eval_kernel, grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s, n, c, hw, x, gamma,
+                 beta, rm, rv, y, eps, relu);
   CHECK_LAUNCH();
 }
 void batchnorm_backward(int n, int c, int hw, const float* x, const float* gamma, const float* mean,
                         const float* invstd, const float* dy, float* dx, float* dgamma, float* dbeta,
                         const float* relu_output, cudaStream_t s) {
-  bn_backward_kernel<<<c, kThreads, 0, s>>>(n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta, relu_output);
+  ADCORRE_LAUNCH(bn_backward_kernel, c, kThreads, 0, s, n, c, hw, x, gamma, mean, invstd, dy, dx, dgamma, dbeta,
+                 relu_output);
   CHECK_LAUNCH();
 }
 void relu_forward(size_t count, const float* x, float* y, cudaStream_t s) {
-  relu_forward_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y);
+  ADCORRE_LAUNCH(relu_forward_kernel, grid_for_strided(count), kThreads, 0, s, count, x, y);
   CHECK_LAUNCH();
 }
 void relu_backward(size_t count, const float* y, const float* dy, float* dx, cudaStream_t s) {
-  relu_backward_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, y, dy, dx);
+  ADCORRE_LAUNCH(relu_backward_kernel, grid_for_strided(count), kThreads, 0, s, count, y, dy, dx);
   CHECK_LAUNCH();
 }
 void maxpool_forward(int n, int c, int h, int w, const float* x, float* y, int32_t* argmax, cudaStream_t s) {
-  maxpool_forward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)), kThreads, 0,
-                           s>>>(n, c, h, w, x, y, argmax);
+  ADCORRE_LAUNCH(maxpool_forward_kernel, grid_for_strided(static_cast<size_t>(n) * c * ((h + 1) / 2) * ((w + 1) / 2)),
+                 kThreads, 0, s, n, c, h, w, x, y, argmax);
   CHECK_LAUNCH();
 }
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const float* dy, float* dx, cudaStream_t s) {
-  maxpool_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * h * w), kThreads, 0, s>>>(n, c, h, w, argmax,
-                                                                                                    dy, dx);
+  ADCORRE_LAUNCH(maxpool_backward_kernel, grid_for_strided(static_cast<size_t>(n) * c * h * w), kThreads, 0, s, n, c, h,
+                 w, argmax, dy, dx);
   CHECK_LAUNCH();
 }
 void gap_forward(int n, int c, int hw, const float* x, float* y, cudaStream_t s) {
-  gap_forward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c), kThreads, 0, s>>>(static_cast<size_t>(n) * c, hw,
-                                                                                       x, y);
+  ADCORRE_LAUNCH(gap_forward_kernel, grid_for_strided(static_cast<size_t>(n) * c), kThreads, 0, s,
+                 static_cast<size_t>(n) * c, hw, x, y);
   CHECK_LAUNCH();
 }
 void gap_backward(int n, int c, int hw, const float* dy, float* dx, cudaStream_t s) {
-  gap_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s>>>(static_cast<size_t>(n) * c,
-                                                                                             hw, dy, dx);
+  ADCORRE_LAUNCH(gap_backward_kernel, grid_for_strided(static_cast<size_t>(n) * c * hw), kThreads, 0, s,
+                 static_cast<size_t>(n) * c, hw, dy, dx);
   CHECK_LAUNCH();
 }
 void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias, float* y,
                    cudaStream_t s) {
   gemm(false, true, n, out, in, x, weight, y, false, s);
-  add_bias_kernel<<<grid_for_strided(static_cast<size_t>(n) * out), kThreads, 0, s>>>(n, out, bias, y);
+  ADCORRE_LAUNCH(add_bias_kernel, grid_for_strided(static_cast<size_t>(n) * out), kThreads, 0, s, n, out, bias, y);
   CHECK_LAUNCH();
 }
 void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx,
                     float* dweight, float* dbias, cudaStream_t s) {
   gemm(true, false, out, in, n, dy, x, dweight, true, s);
-  bias_grad_kernel<<<grid_for(out), kThreads, 0, s>>>(n, out, dy, dbias);
+  ADCORRE_LAUNCH(bias_grad_kernel, grid_for(out), kThreads, 0, s, n, out, dy, dbias);
   CHECK_LAUNCH();
   if (dx) gemm(false, false, n, in, out, dy, weight, dx, false, s);
 }
 void l2norm_forward(int rows, int dim, const float* x, float* y, double eps, cudaStream_t s) {
-  l2norm_forward_kernel<<<(rows + 7) / 8, 256, 0, s>>>(rows, dim, x, y, eps);
+  ADCORRE_LAUNCH(l2norm_forward_kernel, (rows + 7) / 8, 256, 0, s, rows, dim, x, y, eps);
   CHECK_LAUNCH();
 }
 void l2norm_backward(int rows, int dim, const float* x, const float* y, const float* dy, float* dx, double eps,
                      cudaStream_t s) {
-  l2norm_backward_kernel<<<(rows + 7) / 8, 256, 0, s>>>(rows, dim, x, y, dy, dx, eps);
+  ADCORRE_LAUNCH(l2norm_backward_kernel, (rows + 7) / 8, 256, 0, s, rows, dim, x, y, dy, dx, eps);
   CHECK_LAUNCH();
 }
 void softmax_ce_forward(int n, int classes, const float* logits, const int32_t* labels, const float* targets,
                         float* probs, double* losses, cudaStream_t s) {
-  softmax_ce_forward_kernel<<<grid_for(n), kThreads, 0, s>>>(n, classes, logits, labels, targets, probs, losses);
+  ADCORRE_LAUNCH(softmax_ce_forward_kernel, grid_for(n), kThreads, 0, s, n, classes, logits, labels, targets, probs,
+                 losses);
   CHECK_LAUNCH();
 }
 void softmax_ce_backward(int n, int classes, const float* probs, const int32_t* labels, const float* targets,
                          double scale, float* dlogits, cudaStream_t s) {
-  softmax_ce_backward_kernel<<<grid_for_strided(static_cast<size_t>(n) * classes), kThreads, 0, s>>>(
-      n, classes, probs, labels, targets, scale, dlogits);
+  ADCORRE_LAUNCH(softmax_ce_backward_kernel, grid_for_strided(static_cast<size_t>(n) * classes), kThreads, 0, s, n,
+                 classes, probs, labels, targets, scale, dlogits);
   CHECK_LAUNCH();
 }
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay, cudaStream_t s) {
-  adam_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
+  ADCORRE_LAUNCH(adam_kernel, grid_for_strided(count), kThreads, 0, s, count, w, g, m, v, step, beta1, beta2, eps,
+                 weight_decay);
   CHECK_LAUNCH();
 }
 
 void standardize(int n, size_t per_image, const float* x, float* y, double eps, cudaStream_t s) {
-  standardize_kernel<<<n, kThreads, 0, s>>>(per_image, x, y, eps);
+  ADCORRE_LAUNCH(standardize_kernel, n, kThreads, 0, s, per_image, x, y, eps);
   CHECK_LAUNCH();
 }
 void add_forward(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
-  add_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, a, b, y);
+  ADCORRE_LAUNCH(add_kernel, grid_for_strided(count), kThreads, 0, s, count, a, b, y);
   CHECK_LAUNCH();
 }
 void add_into(size_t count, const float* x, float* y, cudaStream_t s) {
-  add_into_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y);
+  ADCORRE_LAUNCH(add_into_kernel, grid_for_strided(count), kThreads, 0, s, count, x, y);
   CHECK_LAUNCH();
 }
 void multiply(size_t count, const float* a, const float* b, float* y, cudaStream_t s) {
-  multiply_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, a, b, y);
+  ADCORRE_LAUNCH(multiply_kernel, grid_for_strided(count), kThreads, 0, s, count, a, b, y);
   CHECK_LAUNCH();
 }
 void fill(size_t count, float* y, float value, cudaStream_t s) {
-  fill_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, y, value);
+  ADCORRE_LAUNCH(fill_kernel, grid_for_strided(count), kThreads, 0, s, count, y, value);
   CHECK_LAUNCH();
 }
 void copy_columns(int rows, int f, const float* src, int src_stride, int src_offset, float* dst, int dst_stride,
                   int dst_offset, bool accumulate, cudaStream_t s) {
-  copy_columns_kernel<<<grid_for_strided(static_cast<size_t>(rows) * f), kThreads, 0, s>>>(
-      rows, f, src, src_stride, src_offset, dst, dst_stride, dst_offset, accumulate);
+  ADCORRE_LAUNCH(copy_columns_kernel, grid_for_strided(static_cast<size_t>(rows) * f), kThreads, 0, s, rows, f, src,
+                 src_stride, src_offset, dst, dst_stride, dst_offset, accumulate);
   CHECK_LAUNCH();
 }
 void dropout_forward(size_t count, const float* x, float* y, float* mask, uint64_t seed, double rate, cudaStream_t s) {
-  dropout_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, y, mask, seed, rate,
-                                                              static_cast<float>(1.0 / (1.0 - rate)));
+  ADCORRE_LAUNCH(dropout_kernel, grid_for_strided(count), kThreads, 0, s, count, x, y, mask, seed, rate,
+                 static_cast<float>(1.0 / (1.0 - rate)));
   CHECK_LAUNCH();
 }
 void flag_nonfinite(size_t count, const float* x, int32_t* flag, cudaStream_t s) {
-  nonfinite_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, x, flag);
+  ADCORRE_LAUNCH(nonfinite_kernel, grid_for_strided(count), kThreads, 0, s, count, x, flag);
   CHECK_LAUNCH();
 }
 void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
                       double momentum, double eps, cudaStream_t s) {
-  bn_commit_kernel<<<(c + kThreads - 1) / kThreads, kThreads, 0, s>>>(c, mean, invstd, running_mean, running_var,
-                                                                      momentum, eps);
+  ADCORRE_LAUNCH(bn_commit_kernel, (c + kThreads - 1) / kThreads, kThreads, 0, s, c, mean, invstd, running_mean,
+                 running_var, momentum, eps);
   CHECK_LAUNCH();
 }
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
                          double weight_decay, cudaStream_t s) {
-  sgd_kernel<<<grid_for_strided(count), kThreads, 0, s>>>(count, w, g, m, lr, momentum, weight_decay);
+  ADCORRE_LAUNCH(sgd_kernel, grid_for_strided(count), kThreads, 0, s, count, w, g, m, lr, momentum, weight_decay);
   CHECK_LAUNCH();
 }
 

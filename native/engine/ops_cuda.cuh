@@ -4,8 +4,6 @@
 // for the executor.
 #pragma once
 
-#include <cuda_runtime.h>
-
 #include <cstddef>
 #include <cstdint>
 

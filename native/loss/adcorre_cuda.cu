@@ -16,8 +16,6 @@
 // host's ClassPlan; no float atomics), so results are deterministic run to run.
 // Launchers take a stream and check every CUDA call; errors become
 // adcorre::BackendError for the N-API layer to throw to JavaScript.
-#include <cuda_runtime.h>
-
 #include <algorithm>
 #include <cstring>
 #include <mutex>
@@ -375,16 +373,17 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
 
   // The retirement counter of head_scalars must start at 0.
   CUDA_CHECK(cudaMemsetAsync(w.counter, 0, sizeof(unsigned int), stream));
-  normalise_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(p.E, s, w.x, w.rn, w.q);
+  ADCORRE_LAUNCH(normalise_rows_kernel, blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream, p.E, s, w.x,
+                 w.rn, w.q);
   CUDA_CHECK(cudaGetLastError());
-  class_sums_kernel<<<dim3(s.k * s.c, blocks_for(s.d, kWarp)), dim3(kWarp, kSumWarps), 0, stream>>>(
-      w.x, p.E, p.order, p.offsets, s, w.S, w.U);
+  ADCORRE_LAUNCH(class_sums_kernel, dim3(s.k * s.c, blocks_for(s.d, kWarp)), dim3(kWarp, kSumWarps), 0, stream, w.x,
+                 p.E, p.order, p.offsets, s, w.S, w.U);
   CUDA_CHECK(cudaGetLastError());
-  head_sums_kernel<<<s.n, kBlock, 0, stream>>>(w.x, w.q, s.k, s.n, s.d, w.T, w.edpart);
+  ADCORRE_LAUNCH(head_sums_kernel, s.n, kBlock, 0, stream, w.x, w.q, s.k, s.n, s.d, w.T, w.edpart);
   CUDA_CHECK(cudaGetLastError());
   HeadArgs ha{p.labels, p.rho,     p.offsets,    s.k,          s.n,          s.d,
               s.c,      p.present, p.weights.fd, p.weights.md, p.weights.ed, grad != nullptr};
-  head_scalars_kernel<<<s.k, kBlock, 0, stream>>>(ha, w, result_device);
+  ADCORRE_LAUNCH(head_scalars_kernel, s.k, kBlock, 0, stream, ha, w, result_device);
   CUDA_CHECK(cudaGetLastError());
   if (grad) {
     GradArgs ga;
@@ -398,7 +397,7 @@ void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, flo
     ga.ced = s.k >= 2 ? static_cast<float>(2.0 * p.weights.ed / (double(s.n) * s.k * s.k)) : 0.f;
     ga.with_md = p.present >= 2;
     ga.sample_major = s.sample_major;
-    grad_rows_kernel<<<blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream>>>(ga, w, grad);
+    ADCORRE_LAUNCH(grad_rows_kernel, blocks_for(rows, kRowsPerBlock), kRowsPerBlock * kWarp, 0, stream, ga, w, grad);
     CUDA_CHECK(cudaGetLastError());
   }
 }
