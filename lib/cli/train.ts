@@ -70,10 +70,26 @@ export async function main(argv: string[]): Promise<number> {
     .option('--lr <lr>', 'learning rate', num, D.lr)
     .option('--decay <d>', 'inverse-time decay per step (Keras Adam decay)', num, D.decay)
     .addOption(
-      new Option('--schedule <s>', 'learning-rate schedule').choices(['decay', 'cosine', 'step']).default(D.schedule),
+      new Option('--schedule <s>', 'learning-rate schedule (plateau: follows the validation accuracy)')
+        .choices(['decay', 'cosine', 'step', 'plateau'])
+        .default(D.schedule),
+    )
+    .option(
+      '--plateau-patience <epochs>',
+      'with --schedule plateau: epochs without a better validation accuracy before the learning rate drops',
+      positiveInt,
+      D.plateauPatience,
+    )
+    .option(
+      '--plateau-factor <f>',
+      'with --schedule plateau: the factor the learning rate drops by',
+      num,
+      D.plateauFactor,
     )
     .option('--warmup <epochs>', 'linear warm-up epochs', num, D.warmup)
     .addOption(new Option('--optimizer <o>', 'optimizer').choices(['adam', 'sgd']).default(D.optimizer))
+    .option('--momentum <m>', 'SGD momentum', num, D.momentum)
+    .option('--nesterov', "SGD: Nesterov momentum, w -= lr x (g + m x v) after v = m x v + g (PyTorch's form)")
     .option('--weight-decay <w>', 'L2 weight decay', num, D.weightDecay)
     .option('--lambda-ce <w>', 'cross-entropy weight', num, D.lambdaCE)
     .option(
@@ -168,6 +184,10 @@ export async function main(argv: string[]): Promise<number> {
       schedule: o.schedule as never,
       warmup: o.warmup as number,
       optimizer: o.optimizer as never,
+      momentum: o.momentum as number,
+      nesterov: Boolean(o.nesterov),
+      plateauPatience: o.plateauPatience as number,
+      plateauFactor: o.plateauFactor as number,
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,

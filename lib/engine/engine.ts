@@ -41,6 +41,8 @@ export interface TrainStepOptions {
   optimizer?: 'adam' | 'sgd';
   lr?: number;
   momentum?: number;
+  /** SGD: Nesterov momentum, w -= lr x (g + momentum x m) after m = momentum x m + g (PyTorch's form); default false */
+  nesterov?: boolean;
   weightDecay?: number;
   /** running batch-norm statistics: new = m * old + (1 - m) * batch (default 0.99, Keras') */
   bnMomentum?: number;
@@ -123,6 +125,7 @@ const STEP_KEYS = [
   'optimizer',
   'lr',
   'momentum',
+  'nesterov',
   'weightDecay',
   'bnMomentum',
   'seed',
@@ -300,6 +303,7 @@ export class Engine {
       if (options[key] !== undefined) finiteNumber(`options.${key}`, options[key]);
     }
     if (options.adcorre !== undefined) boolean('options.adcorre', options.adcorre);
+    if (options.nesterov !== undefined) boolean('options.nesterov', options.nesterov);
     if (
       options.classAccuracy !== undefined &&
       (!(options.classAccuracy instanceof Float32Array) || options.classAccuracy.length !== this.config.classes)

@@ -55,13 +55,20 @@ export interface TrainerOptions {
   lr?: number;
   /** Keras-style inverse-time decay per step: lr / (1 + decay * step) (the reference code's Adam) */
   decay?: number;
-  schedule?: 'decay' | 'cosine' | 'step';
+  /** 'plateau': lr x plateauFactor after plateauPatience epochs without a better validation accuracy */
+  schedule?: 'decay' | 'cosine' | 'step' | 'plateau';
   /** warm-up epochs (linear from lr / 10) */
   warmup?: number;
   stepEvery?: number;
   stepGamma?: number;
+  /** with schedule 'plateau': epochs without a better validation accuracy before the learning rate drops (default 5) */
+  plateauPatience?: number;
+  /** with schedule 'plateau': the factor it drops by (default 0.75, as Khaireddin and Chen 2021) */
+  plateauFactor?: number;
   optimizer?: 'adam' | 'sgd';
   momentum?: number;
+  /** SGD: Nesterov momentum (default false) */
+  nesterov?: boolean;
   weightDecay?: number;
   /** batch-norm running-statistics momentum (0.9: they settle within an epoch of a small dataset) */
   bnMomentum?: number;
@@ -197,8 +204,11 @@ export const TRAINING_DEFAULTS = {
   warmup: 1,
   stepEvery: 10,
   stepGamma: 0.5,
+  plateauPatience: 5,
+  plateauFactor: 0.75,
   optimizer: 'adam' as const,
   momentum: 0.9,
+  nesterov: false,
   weightDecay: 0,
   bnMomentum: 0.9,
   lambdaCE: 50,
@@ -298,6 +308,13 @@ function validateOptions(o: Trainer['options']): void {
   numberIn('warmup', o.warmup, { min: 0, max: o.epochs }, `number of epochs in [0, ${o.epochs}] (--epochs)`);
   numberIn('stepEvery', o.stepEvery, { min: 0, minExclusive: true }, 'positive number of epochs');
   numberIn('stepGamma', o.stepGamma, { min: 0, minExclusive: true, max: 1 }, 'number in (0, 1]');
+  numberIn('plateauPatience', o.plateauPatience, { min: 1, integer: true, max: 0x7fffffff }, 'positive integer');
+  numberIn(
+    'plateauFactor',
+    o.plateauFactor,
+    { min: 0, minExclusive: true, max: 1, maxExclusive: true },
+    'number in (0, 1)',
+  );
   numberIn('momentum', o.momentum, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
   numberIn('bnMomentum', o.bnMomentum, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
   numberIn('weightDecay', o.weightDecay, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
@@ -328,8 +345,11 @@ function validateOptions(o: Trainer['options']): void {
   if (o.workers !== undefined)
     numberIn('workers', o.workers, { min: 0, max: 256, integer: true }, 'integer in [0, 256]');
   oneOf('labels', o.labels, ['majority', 'distribution']);
-  oneOf('schedule', o.schedule, ['decay', 'cosine', 'step']);
+  oneOf('schedule', o.schedule, ['decay', 'cosine', 'step', 'plateau']);
   oneOf('optimizer', o.optimizer, ['adam', 'sgd']);
+  if (typeof o.nesterov !== 'boolean') throw new OptionError('nesterov', 'true or false', String(o.nesterov));
+  if (o.nesterov && o.optimizer !== 'sgd')
+    throw new OptionError('nesterov', "optimizer 'sgd' (Nesterov momentum is SGD's)", `optimizer '${o.optimizer}'`);
   oneOf('onNonFinite', o.onNonFinite, ['skip', 'stop']);
 }
 
@@ -350,6 +370,29 @@ export function smoothedTargets(
       out[i * classes + c] = (1 - epsilon) * t + epsilon / classes;
     }
   return out;
+}
+
+/** The reduce-on-plateau schedule's state: the learning rate is lr x scale (kept in checkpoints). */
+export interface PlateauState {
+  /** the best validation accuracy so far (-1 before the first epoch) */
+  best: number;
+  /** epochs since it last improved */
+  bad: number;
+  scale: number;
+  reductions: number;
+}
+
+export const freshPlateau = (): PlateauState => ({ best: -1, bad: 0, scale: 1, reductions: 0 });
+
+/**
+ * One epoch's validation accuracy into the plateau schedule (Keras' ReduceLROnPlateau, mode max, no cooldown): an
+ * accuracy above the best resets the count; `patience` epochs in a row without one multiply the scale by `factor`.
+ */
+export function plateauAfter(state: PlateauState, accuracy: number, patience: number, factor: number): PlateauState {
+  if (accuracy > state.best) return { ...state, best: accuracy, bad: 0 };
+  const bad = state.bad + 1;
+  if (bad < patience) return { ...state, bad };
+  return { ...state, bad: 0, scale: state.scale * factor, reductions: state.reductions + 1 };
 }
 
 /** Refuses, with the sizes, a batch whose training memory the machine does not have (CPU engine). */
@@ -541,6 +584,8 @@ export class Trainer {
     TrainerOptions;
   readonly config: XceptionConfig;
   private interrupted = false;
+  /** the plateau schedule's state in the current run */
+  private plateau = freshPlateau();
 
   constructor(options: TrainerOptions) {
     if (!options || typeof options.data !== 'string') throw new TypeError('Expected options.data: the dataset path');
@@ -574,6 +619,7 @@ export class Trainer {
     else if (o.schedule === 'cosine')
       lr = 0.5 * o.lr * (1 + Math.cos((Math.PI * Math.min(epochFloat, o.epochs)) / o.epochs));
     else if (o.schedule === 'step') lr = o.lr * o.stepGamma ** Math.floor(epochFloat / o.stepEvery);
+    else if (o.schedule === 'plateau') lr = o.lr * this.plateau.scale;
     if (o.warmup > 0 && epochFloat < o.warmup) lr *= 0.1 + (0.9 * epochFloat) / o.warmup;
     return lr;
   }
@@ -630,6 +676,7 @@ export class Trainer {
 
   private async run(out: string, onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
     const o = this.options;
+    this.plateau = freshPlateau();
     const started = Date.now();
     const lastPath = join(out, 'last.ckpt'),
       bestPath = join(out, 'best.ckpt'),
@@ -701,6 +748,7 @@ export class Trainer {
       if (meta.ema) ema = new WeightEma(o.ema, o.emaWarmup, state.weights, meta.ema.updates);
       tracker = ConfusionTracker.fromJSON(meta.tracker as never);
       ({ epoch: epoch0, batch: batch0, step, best } = meta);
+      if (meta.plateau) this.plateau = { ...freshPlateau(), ...(meta.plateau as Partial<PlateauState>) };
       history = meta.history as EpochRecord[];
       restoreMetrics(metricsPath, history, lastPath);
     } else {
@@ -757,6 +805,7 @@ export class Trainer {
       reason,
       ...(batch > 0 ? { epochSums: { ...sums } } : {}),
       ...(ema ? { ema: ema.state() } : {}),
+      ...(o.schedule === 'plateau' ? { plateau: { ...this.plateau } } : {}),
     });
     // with a weight average the checkpoint's weights are the average (the model), the raw ones a section of their own
     const save = (path: string, epoch: number, batch: number, reason: string) =>
@@ -832,6 +881,7 @@ export class Trainer {
             lr,
             optimizer: o.optimizer,
             momentum: o.momentum,
+            nesterov: o.nesterov,
             weightDecay: o.weightDecay,
             bnMomentum: o.bnMomentum,
             lambdaCE: o.lambdaCE,
@@ -885,6 +935,9 @@ export class Trainer {
         if (interrupted) break;
         onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: 0, phase: 'eval' });
         const valMetrics = await evaluateModel();
+        // the plateau schedule follows validation (an epoch that trained nothing leaves it as it is)
+        if (o.schedule === 'plateau' && sums.seen > 0)
+          this.plateau = plateauAfter(this.plateau, valMetrics.accuracy, o.plateauPatience, o.plateauFactor);
         const n = Math.max(1, sums.seen);
         const record: EpochRecord = {
           epoch: epoch + 1,

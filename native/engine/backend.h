@@ -124,7 +124,7 @@ class Backend {
   virtual void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1,
                            double beta2, double eps, double weight_decay) = 0;
   virtual void sgd_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                          double weight_decay) = 0;
+                          double weight_decay, bool nesterov = false) = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

@@ -186,9 +186,9 @@ class CpuBackend final : public Backend {
                    double eps, double weight_decay) override {
     engine::adam_update(count, w, g, m, v, step, beta1, beta2, eps, weight_decay);
   }
-  void sgd_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                  double weight_decay) override {
-    sgd_momentum_update(count, w, g, m, lr, momentum, weight_decay);
+  void sgd_update(size_t count, float* w, const float* g, float* m, double lr, double momentum, double weight_decay,
+                  bool nesterov) override {
+    sgd_momentum_update(count, w, g, m, lr, momentum, weight_decay, nesterov);
   }
 
  private:

@@ -213,9 +213,9 @@ class CudaBackend final : public Backend {
                    double eps, double weight_decay) override {
     cuda::adam_update(count, w, g, m, v, step, beta1, beta2, eps, weight_decay, stream_);
   }
-  void sgd_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                  double weight_decay) override {
-    cuda::sgd_momentum_update(count, w, g, m, lr, momentum, weight_decay, stream_);
+  void sgd_update(size_t count, float* w, const float* g, float* m, double lr, double momentum, double weight_decay,
+                  bool nesterov) override {
+    cuda::sgd_momentum_update(count, w, g, m, lr, momentum, weight_decay, nesterov, stream_);
   }
 
  private:

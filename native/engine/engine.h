@@ -56,6 +56,7 @@ struct StepOptions {
   bool adam = true;
   double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7, momentum = 0.9, weight_decay = 0;
   double bn_momentum = 0.99;
+  bool nesterov = false;  // SGD: Nesterov momentum
   uint32_t dropout_seed = 0;
 };
 

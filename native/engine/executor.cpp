@@ -583,7 +583,7 @@ StepResult Executor::train_step(const float* images, const int32_t* labels, int 
       b.adam_update(size, params_[i], grads_[i], m_[i], v_[i], o.lr * std::sqrt(b2t) / b1t, o.beta1, o.beta2,
                     o.adam_eps, wd);
     else
-      b.sgd_update(size, params_[i], grads_[i], m_[i], o.lr, o.momentum, wd);
+      b.sgd_update(size, params_[i], grads_[i], m_[i], o.lr, o.momentum, wd, o.nesterov);
   }
   b.synchronize();
   return r;

@@ -104,11 +104,12 @@ bool all_finite(size_t count, const float* x);
 
 // Optimizer steps over one parameter tensor (float, split over threads), as
 // cuda::adam_update: Adam with the bias correction folded into
-// step = lr * sqrt(1 - b2^t) / (1 - b1^t); SGD with momentum. Both add
+// step = lr * sqrt(1 - b2^t) / (1 - b1^t); SGD with momentum, m = momentum * m + g,
+// w -= lr * m, or with nesterov w -= lr * (g + momentum * m) (PyTorch's form). Both add
 // weight_decay * w to the gradient (L2, as the paper's Keras recipe).
 void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
                  double eps, double weight_decay);
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                         double weight_decay);
+                         double weight_decay, bool nesterov = false);
 
 }  // namespace adcorre::engine

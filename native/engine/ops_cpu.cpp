@@ -1048,11 +1048,11 @@ ENGINE_HOT void adam_span(size_t count, float* __restrict w, const float* __rest
 }
 
 ENGINE_HOT void sgd_span(size_t count, float* __restrict w, const float* __restrict g, float* __restrict m, double lr,
-                         double momentum, double wd) {
+                         double momentum, double wd, bool nesterov) {
   for (size_t j = 0; j < count; ++j) {
     const double gj = g[j] + wd * w[j];
     m[j] = static_cast<float>(momentum * m[j] + gj);
-    w[j] = static_cast<float>(w[j] - lr * m[j]);
+    w[j] = static_cast<float>(w[j] - lr * (nesterov ? gj + momentum * m[j] : m[j]));
   }
 }
 
@@ -1090,9 +1090,10 @@ void adam_update(size_t count, float* w, const float* g, float* m, float* v, dou
 }
 
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                         double weight_decay) {
-  parallel_elementwise(count, 3,
-                       [=](size_t b, size_t e) { sgd_span(e - b, w + b, g + b, m + b, lr, momentum, weight_decay); });
+                         double weight_decay, bool nesterov) {
+  parallel_elementwise(count, 3, [=](size_t b, size_t e) {
+    sgd_span(e - b, w + b, g + b, m + b, lr, momentum, weight_decay, nesterov);
+  });
 }
 
 #define INSTANTIATE(T)                                                                                                 \

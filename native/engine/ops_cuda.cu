@@ -519,11 +519,11 @@ __global__ void bn_commit_kernel(int c, const float* __restrict__ mean, const fl
 }
 
 __global__ void sgd_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
-                           double lr, double momentum, double wd) {
+                           double lr, double momentum, double wd, bool nesterov) {
   ADCORRE_GRID_STRIDE(i, n) {
     const double gi = g[i] + wd * w[i];
     m[i] = static_cast<float>(momentum * m[i] + gi);
-    w[i] = static_cast<float>(w[i] - lr * m[i]);
+    w[i] = static_cast<float>(w[i] - lr * (nesterov ? gi + momentum * m[i] : m[i]));
   }
 }
 
@@ -732,8 +732,9 @@ void batchnorm_commit(int c, const float* mean, const float* invstd, float* runn
   CHECK_LAUNCH();
 }
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                         double weight_decay, cudaStream_t s) {
-  ADCORRE_LAUNCH(sgd_kernel, grid_for_strided(count), kThreads, 0, s, count, w, g, m, lr, momentum, weight_decay);
+                         double weight_decay, bool nesterov, cudaStream_t s) {
+  ADCORRE_LAUNCH(sgd_kernel, grid_for_strided(count), kThreads, 0, s, count, w, g, m, lr, momentum, weight_decay,
+                 nesterov);
   CHECK_LAUNCH();
 }
 

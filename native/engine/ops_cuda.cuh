@@ -72,6 +72,6 @@ void flag_nonfinite(size_t count, const float* x, int32_t* flag, cudaStream_t s)
 void batchnorm_commit(int c, const float* mean, const float* invstd, float* running_mean, float* running_var,
                       double momentum, double eps, cudaStream_t s);
 void sgd_momentum_update(size_t count, float* w, const float* g, float* m, double lr, double momentum,
-                         double weight_decay, cudaStream_t s);
+                         double weight_decay, bool nesterov, cudaStream_t s);
 
 }  // namespace adcorre::engine::cuda

@@ -302,6 +302,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     s.adam = !(optimizer.IsString() && optimizer.As<Napi::String>().Utf8Value() == "sgd");
     s.lr = num_of(o, "lr", 1e-3);
     s.momentum = num_of(o, "momentum", 0.9);
+    s.nesterov = o.Get("nesterov").ToBoolean().Value();
     s.weight_decay = num_of(o, "weightDecay", 0);
     s.bn_momentum = num_of(o, "bnMomentum", 0.99);
     s.dropout_seed = static_cast<uint32_t>(num_of(o, "seed", 0));
