@@ -2,7 +2,7 @@
 // (--mixup, --cutmix), SGD with Nesterov momentum (--nesterov) and the reduce-on-plateau schedule, and knowledge
 // distillation from a teacher model (--teacher). Pure parts are checked exactly; runs are checked for the files they
 // write and for resume equal to an uninterrupted run.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { freshPlateau, plateauAfter, Trainer } from '../dist/train/trainer.js';
@@ -10,7 +10,8 @@ import { readCheckpoint } from '../dist/train/checkpoint.js';
 import { WeightEma } from '../dist/train/ema.js';
 import { mixBatch, sampleBeta } from '../dist/train/mix.js';
 import { mulberry32 } from '../dist/data/random.js';
-import { Engine, labelNames, readOnnxWeights } from '../dist/index.js';
+import { buildArchitecture, Engine, exportOnnx, initWeights, labelNames, readOnnxWeights } from '../dist/index.js';
+import { distilledTargets, temperatureScaled } from '../dist/train/distill.js';
 import { tempDir, writeImage } from './helpers/fixtures.js';
 
 const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
@@ -272,4 +273,52 @@ test('--schedule plateau --optimizer sgd --nesterov: the learning rate follows v
     t.is(h.lr, 0.01 * s.scale);
   }
   t.deepEqual(a.meta.plateau, s);
+});
+
+// ---- knowledge distillation
+
+test('temperatureScaled: softmax(log(p) / T) equals softmax(logits / T); distilled targets sum to 1', (t) => {
+  const logits = [2, -1, 0.5, 3, 0, 0, 1, -2];
+  const softmax = (z) => {
+    const m = Math.max(...z),
+      e = z.map((v) => Math.exp(v - m)),
+      s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+  const probs = Float32Array.from([...softmax(logits.slice(0, 4)), ...softmax(logits.slice(4))]);
+  for (const T of [1, 2, 4]) {
+    const got = temperatureScaled(probs, 4, T);
+    const want = [...softmax(logits.slice(0, 4).map((z) => z / T)), ...softmax(logits.slice(4).map((z) => z / T))];
+    for (let i = 0; i < 8; i++) t.true(Math.abs(got[i] - want[i]) < 1e-6, `T ${T} [${i}]: ${got[i]} vs ${want[i]}`);
+  }
+  const soft = temperatureScaled(probs, 4, 4);
+  const mixed = distilledTargets(Int32Array.of(1, 3), undefined, soft, 4, 0.25);
+  for (const s of rowSums(mixed, 4)) t.true(Math.abs(s - 1) < 1e-6);
+  t.is(mixed[1], Math.fround(0.75 + 0.25 * soft[1]));
+  t.is(mixed[0], Math.fround(0.25 * soft[0]));
+});
+
+test('--teacher: the student trains against the teacher on the fly, exactly on resume; a mismatched teacher is refused', async (t) => {
+  const teacherRun = tempDir('adcorre-recipe-teacher-');
+  await new Trainer({ ...base, epochs: 1, out: teacherRun, seed: 9 }).train();
+  const teacher = join(teacherRun, 'model.onnx');
+  const { a, b } = await straightAndResumed({ epochs: 2, teacher, teacherWeight: 0.7, mixup: 0.4 });
+  t.deepEqual(b.state.weights, a.state.weights);
+  t.is(a.meta.options.teacher, teacher);
+  const plain = tempDir('adcorre-recipe-run-');
+  await new Trainer({ ...base, epochs: 1, out: plain }).train();
+  const taught = tempDir('adcorre-recipe-run-');
+  await new Trainer({ ...base, epochs: 1, out: taught, teacher }).train();
+  const w = (dir) => readCheckpoint(join(dir, 'last.ckpt')).state.weights;
+  t.notDeepEqual(w(taught), w(plain));
+  // another input size
+  const other = join(tempDir(), 'other.onnx');
+  const config = { ...tiny, inputSize: 40 };
+  writeFileSync(other, exportOnnx(config, initWeights(buildArchitecture(config), 1), { labels: labelNames(7) }));
+  await t.throwsAsync(() => new Trainer({ ...base, epochs: 1, out: tempDir(), teacher: other }).train(), {
+    message: /Expected a model of the student's input, 36x36x1 for teacher but received .*other\.onnx \(40x40x1\)/,
+  });
+  t.throws(() => new Trainer({ ...base, epochs: 1, out: 'x', teacher, teacherWeight: 2 }), {
+    message: /Expected number in \[0, 1\] for teacherWeight but received 2/,
+  });
 });

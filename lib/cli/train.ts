@@ -124,6 +124,22 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--mix-prob <p>', 'with --mixup or --cutmix: the probability that a batch is mixed', num, D.mixProb)
     .option(
+      '--teacher <model.onnx>',
+      "knowledge distillation: the cross-entropy's target blends in a teacher model's temperature-scaled probabilities on the same batch",
+    )
+    .option(
+      '--teacher-temperature <T>',
+      "with --teacher: softmax(log(p) / T) of the teacher's probabilities (the student's cross-entropy stays at T = 1)",
+      num,
+      D.teacherTemperature,
+    )
+    .option(
+      '--teacher-weight <a>',
+      "with --teacher: the target is (1 - a) x the label's + a x the teacher's",
+      num,
+      D.teacherWeight,
+    )
+    .option(
       '--ema <decay>',
       'keep an exponential moving average of the weights with this decay, e.g. 0.999 (0: off); validation, best.ckpt and model.onnx use it',
       num,
@@ -202,6 +218,9 @@ export async function main(argv: string[]): Promise<number> {
       mixup: o.mixup as number,
       cutmix: o.cutmix as number,
       mixProb: o.mixProb as number,
+      teacher: o.teacher as string | undefined,
+      teacherTemperature: o.teacherTemperature as number,
+      teacherWeight: o.teacherWeight as number,
       ema: o.ema as number,
       emaWarmup: o.emaWarmup as boolean,
       seed: o.seed as number,

@@ -3,7 +3,7 @@
 // schedule, evaluation on the validation split every epoch, the best model
 // kept (checkpoint + ONNX), atomic checkpoints, exact resume, clean interrupt.
 import { existsSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { ConfusionTracker } from '../confusion.js';
 import { DataLoader } from '../data/loader.js';
 import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
@@ -29,6 +29,7 @@ import {
 } from './metrics.js';
 import { WeightEma } from './ema.js';
 import { mixBatch, type MixSpec } from './mix.js';
+import { distilledTargets, Teacher, temperatureScaled } from './distill.js';
 import { acquireRunLock } from './run-lock.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError, oneOf } from '../validate.js';
@@ -96,6 +97,16 @@ export interface TrainerOptions {
   cutmix?: number;
   /** with mixup or cutmix: the probability that a batch is mixed (default 1) */
   mixProb?: number;
+  /**
+   * knowledge distillation: a teacher model (.onnx, the student's input and labels) run on each training batch as
+   * the student sees it; the cross-entropy's target becomes (1 - teacherWeight) x the target + teacherWeight x
+   * softmax(log(p_teacher) / teacherTemperature) (lib/train/distill.ts)
+   */
+  teacher?: string;
+  /** the teacher's temperature (default 4; the student's cross-entropy stays at 1) */
+  teacherTemperature?: number;
+  /** the teacher's share of the target (default 0.5) */
+  teacherWeight?: number;
   /** random erasing's probability per training image (lib/data/augment.ts; default 0) */
   randomErasing?: number;
   balanced?: boolean;
@@ -224,6 +235,8 @@ export const TRAINING_DEFAULTS = {
   mixup: 0,
   cutmix: 0,
   mixProb: 1,
+  teacherTemperature: 4,
+  teacherWeight: 0.5,
   balanced: false,
   seed: 1,
   valFraction: 0.1,
@@ -327,6 +340,10 @@ function validateOptions(o: Trainer['options']): void {
   numberIn('mixup', o.mixup, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('cutmix', o.cutmix, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('mixProb', o.mixProb, { min: 0, max: 1 }, 'probability in [0, 1]');
+  numberIn('teacherTemperature', o.teacherTemperature, { min: 0, minExclusive: true, max: 100 }, 'number in (0, 100]');
+  numberIn('teacherWeight', o.teacherWeight, { min: 0, max: 1 }, 'number in [0, 1]');
+  if (o.teacher !== undefined && (typeof o.teacher !== 'string' || !o.teacher))
+    throw new OptionError('teacher', 'the path of an .onnx model', String(o.teacher));
   positiveInt('history');
   numberIn(
     'valFraction',
@@ -579,7 +596,7 @@ class StepGuard {
 
 export class Trainer {
   readonly options: Required<
-    Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume' | 'force'>
+    Omit<TrainerOptions, 'classes' | 'fer2013' | 'init' | 'maxSteps' | 'workers' | 'resume' | 'force' | 'teacher'>
   > &
     TrainerOptions;
   readonly config: XceptionConfig;
@@ -776,6 +793,8 @@ export class Trainer {
       ),
     );
 
+    // the teacher before the loaders' threads start: a teacher refused leaves nothing to close
+    const teacher = o.teacher ? await Teacher.open(o.teacher, config, labels) : undefined;
     const trainLoader = new DataLoader(train, {
       batchSize: o.batch,
       size: config.inputSize,
@@ -875,8 +894,15 @@ export class Trainer {
           // mixup / CutMix: the mixed images and targets, the dominant labels for Ad-Corre and accuracy
           const mixed = mixBatch(b.images, b.labels, b.targets, mixSpec, mixSeed(o.seed, epoch, step));
           const images = mixed?.images ?? b.images,
-            stepLabels = mixed?.labels ?? b.labels,
-            targets = mixed?.targets ?? b.targets;
+            stepLabels = mixed?.labels ?? b.labels;
+          let targets = mixed?.targets ?? b.targets;
+          if (o.labelSmoothing > 0)
+            targets = smoothedTargets(stepLabels, targets, this.config.classes, o.labelSmoothing);
+          // distillation: the teacher on the very images the student trains on
+          if (teacher) {
+            const soft = temperatureScaled(await teacher.probs(images, b.count), config.classes, o.teacherTemperature);
+            targets = distilledTargets(stepLabels, targets, soft, config.classes, o.teacherWeight);
+          }
           const stats = engine.trainStep(images, stepLabels, {
             lr,
             optimizer: o.optimizer,
@@ -891,11 +917,7 @@ export class Trainer {
             adcorre: o.adcorre,
             seed: mixSeed(o.seed, step),
             ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
-            ...(o.labelSmoothing > 0
-              ? { targets: smoothedTargets(stepLabels, targets, this.config.classes, o.labelSmoothing) }
-              : targets
-                ? { targets }
-                : {}),
+            ...(targets ? { targets } : {}),
           });
           step++;
           guard.check(stats, step, epoch, b.index + 1); // throws when the run must stop; warns of a diverging loss
@@ -981,6 +1003,7 @@ export class Trainer {
       }
     } finally {
       await closeLoaders(trainLoader, valLoader);
+      await teacher?.close();
     }
     if (history.length) await this.charts(out, history, labels);
     const skipped = new SkipReport();
@@ -1022,7 +1045,20 @@ export class Trainer {
       valMeanClassAccuracy: record.val.meanClassAccuracy,
       valSamples: record.val.samples,
       loss: { lambdaCE: o.lambdaCE, wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, attention: o.attention },
-      optimizer: { name: o.optimizer, lr: o.lr, schedule: o.schedule, decay: o.decay, batch: o.batch },
+      optimizer: {
+        name: o.optimizer,
+        lr: o.lr,
+        schedule: o.schedule,
+        decay: o.decay,
+        batch: o.batch,
+        ...(o.optimizer === 'sgd' ? { momentum: o.momentum, nesterov: o.nesterov } : {}),
+      },
+      // issue #27's recipe tools, where on
+      ...(o.mixup > 0 || o.cutmix > 0 ? { mix: { mixup: o.mixup, cutmix: o.cutmix, prob: o.mixProb } } : {}),
+      ...(o.ema > 0 ? { ema: { decay: o.ema, warmup: o.emaWarmup } } : {}),
+      ...(o.teacher
+        ? { teacher: { model: basename(o.teacher), temperature: o.teacherTemperature, weight: o.teacherWeight } }
+        : {}),
       seed: o.seed,
       trainedWith: `adcorre-native ${VERSION}`,
     };
