@@ -254,7 +254,7 @@ test('3. the Trainer API checks every numeric option and names it', (t) => {
     message: /every term of the loss is off/,
   });
   t.throws(() => new Trainer({ ...base, out, schedule: 'linear' }), {
-    message: /one of 'decay', 'cosine', 'step' for schedule/,
+    message: /one of 'decay', 'cosine', 'step', 'plateau' for schedule/,
   });
 });
 
