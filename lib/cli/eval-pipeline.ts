@@ -3,7 +3,7 @@
 // runs it: decode, detect, align, classify, the largest face per photo.
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { canonicalSplit, getSplit } from '../data/dataset.js';
+import { canonicalSplit, type Dataset, getSplit, type Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { FER } from '../infer/fer.js';
 import { evaluatePipeline, type LabelledPhoto } from '../infer/pipeline.js';
@@ -29,14 +29,7 @@ export interface PipelineCliOptions {
 /** Runs the evaluation and prints it; throws what the caller reports (usage errors as OptionError). */
 export async function evalPipeline(o: PipelineCliOptions, say: (message: string) => void): Promise<void> {
   const dataset = await openDataset(o.data, { format: o.dataset as never, classes: 8 });
-  if (o.split !== undefined && !dataset.splits.has(canonicalSplit(o.split)))
-    throw new OptionError(
-      '--split',
-      `one of the dataset's splits (${[...dataset.splits.keys()].join(', ')})`,
-      `'${printable(o.split)}'`,
-    );
-  const name = o.split ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
-  const split = getSplit(dataset, name);
+  const { name, split } = evaluationSplit(dataset, o.split);
   const photos: LabelledPhoto[] = [];
   for (const s of split.samples) {
     if (typeof s.source !== 'string')
@@ -117,4 +110,19 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
       '\n' +
       `${formatMetrics(metrics, labels, ['no face'])}\n`,
   );
+}
+
+/**
+ * The split adcorre-eval evaluates: the one named by --split, else val, else test, else all, else the
+ * first; an unknown name is a usage error listing the dataset's splits.
+ */
+export function evaluationSplit(dataset: Dataset, requested: string | undefined): { name: string; split: Split } {
+  if (requested !== undefined && !dataset.splits.has(canonicalSplit(requested)))
+    throw new OptionError(
+      '--split',
+      `one of the dataset's splits (${[...dataset.splits.keys()].join(', ')})`,
+      `'${printable(requested)}'`,
+    );
+  const name = requested ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
+  return { name, split: getSplit(dataset, name) };
 }

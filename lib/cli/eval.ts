@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { canonicalSplit, DATASET_FORMATS, getSplit } from '../data/dataset.js';
+import { DATASET_FORMATS } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
@@ -24,7 +24,7 @@ import { confusionSvg, writePng } from '../train/charts.js';
 import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
 import { OptionError } from '../validate.js';
 import { describeError, positiveInt } from './args.js';
-import { evalPipeline } from './eval-pipeline.js';
+import { evalPipeline, evaluationSplit } from './eval-pipeline.js';
 
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
 const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
@@ -114,14 +114,7 @@ export async function main(argv: string[]): Promise<number> {
       classes: meta.labels.length === 8 ? 8 : 7,
       fer2013: o.fer2013,
     });
-    if (o.split !== undefined && !dataset.splits.has(canonicalSplit(o.split)))
-      throw new OptionError(
-        '--split',
-        `one of the dataset's splits (${[...dataset.splits.keys()].join(', ')})`,
-        `'${o.split}'`,
-      );
-    const name = o.split ?? ['val', 'test', 'all'].find((s) => dataset.splits.has(s)) ?? [...dataset.splits.keys()][0];
-    const split = getSplit(dataset, name);
+    const { name, split } = evaluationSplit(dataset, o.split);
     // a batch is never larger than the split; refuse one that ONNX Runtime could not hold
     const batch = Math.min(o.batch, split.samples.length);
     const members = meta.memberConfigs ?? Array.from({ length: meta.members ?? 1 }, () => meta.config);
