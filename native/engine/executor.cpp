@@ -223,7 +223,9 @@ void Executor::plan_memory() {
   size_t conv_scratch = 1;
   for (size_t i = 0; i < p_.ops.size(); ++i) {
     const OpDesc& op = p_.ops[i];
-    if (op.kind == OpKind::BatchNorm) a.add(&saved_[i], 2 * static_cast<size_t>(op.out_c), Arena::kActivations);
+    // a batch norm's channels from the shapes, as forward and backward take them (not op.out_c)
+    if (op.kind == OpKind::BatchNorm)
+      a.add(&saved_[i], 2 * static_cast<size_t>(sh_.c[op.inputs[0]]), Arena::kActivations);
     if (op.kind == OpKind::Dropout) a.add(&saved_[i], sh_.per_sample[op.output] * B, Arena::kActivations);
     if (op.kind == OpKind::MaxPool) a.add(&argmax_[i], sh_.per_sample[op.output] * B, Arena::kActivations);
     if (op.kind == OpKind::Conv)
@@ -568,9 +570,11 @@ StepResult Executor::train_step(const float* images, const int32_t* labels, int 
 
   for (size_t i = 0; i < p_.ops.size(); ++i) {
     const OpDesc& op = p_.ops[i];
-    if (op.kind == OpKind::BatchNorm)
-      b.batchnorm_commit(op.out_c, saved_[i], saved_[i] + op.out_c, params_[op.param + 2], params_[op.param + 3],
-                         o.bn_momentum, kBnEps);
+    if (op.kind == OpKind::BatchNorm) {
+      const int c = sh_.c[op.inputs[0]];
+      b.batchnorm_commit(c, saved_[i], saved_[i] + c, params_[op.param + 2], params_[op.param + 3], o.bn_momentum,
+                         kBnEps);
+    }
   }
   ++steps_;
   const double b1t = 1 - std::pow(o.beta1, static_cast<double>(steps_)),
