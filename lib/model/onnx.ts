@@ -202,6 +202,35 @@ export function exportOnnx(
       }),
     );
 
+  // `${source}_mirrored`: the last axis backwards, the mirror images
+  const mirror = (source: string) =>
+    node(
+      'Slice',
+      [
+        source,
+        constant([1], BigInt64Array.of(-1n)),
+        constant([1], BigInt64Array.of(-(2n ** 63n))),
+        constant([1], BigInt64Array.of(3n)),
+        constant([1], BigInt64Array.of(-1n)),
+      ],
+      [`${source}_mirrored`],
+    );
+  // `output`: the size x size square of `source`'s planes from (left, top)
+  const square = (source: string, top: number, left: number, size: number, output: string) => {
+    const [y, x] = [BigInt(top), BigInt(left)];
+    node(
+      'Slice',
+      [
+        source,
+        constant([2], BigInt64Array.of(y, x)),
+        constant([2], BigInt64Array.of(y + BigInt(size), x + BigInt(size))),
+        constant([2], BigInt64Array.of(2n, 3n)),
+      ],
+      [output],
+    );
+    return output;
+  };
+
   // The evaluation views (evaluationViews: the image, then its mirror image
   // and moved copies) go through the network as one batch of V x N, view by
   // view; the moves repeat the edge pixels (Pad 'edge', then a Slice).
@@ -215,32 +244,10 @@ export function exportOnnx(
     // crop views: squares of the (mirrored) image, resized back to the input size together
     // (linear, half-pixel centres, edge pixels repeated), after the image itself
     const S = cfg.inputSize;
-    if (views.some((v) => v.flip))
-      node(
-        'Slice', // the last axis backwards: the mirror images
-        [
-          image,
-          constant([1], BigInt64Array.of(-1n)),
-          constant([1], BigInt64Array.of(-(2n ** 63n))),
-          constant([1], BigInt64Array.of(3n)),
-          constant([1], BigInt64Array.of(-1n)),
-        ],
-        [`${image}_mirrored`],
-      );
+    if (views.some((v) => v.flip)) mirror(image);
     const crops = views.map((v, i) => {
       const { left, top, size } = v.crop!;
-      const [y, x] = [BigInt(top), BigInt(left)];
-      node(
-        'Slice',
-        [
-          v.flip ? `${image}_mirrored` : image,
-          constant([2], BigInt64Array.of(y, x)),
-          constant([2], BigInt64Array.of(y + BigInt(size), x + BigInt(size))),
-          constant([2], BigInt64Array.of(2n, 3n)),
-        ],
-        [`image_crop${i}`],
-      );
-      return `image_crop${i}`;
+      return square(v.flip ? `${image}_mirrored` : image, top, left, size, `image_crop${i}`);
     });
     node('Concat', crops, ['image_crops'], [attr('axis', 0)]);
     node('Shape', ['image_crops'], ['image_crops_nc'], [attr('end', 2)]);
@@ -271,35 +278,12 @@ export function exportOnnx(
         [attr('mode', 'edge')],
       );
     }
-    if (views.some((v) => v.flip))
-      node(
-        'Slice', // the last axis backwards: the mirror images
-        [
-          padded,
-          constant([1], BigInt64Array.of(-1n)),
-          constant([1], BigInt64Array.of(-(2n ** 63n))),
-          constant([1], BigInt64Array.of(3n)),
-          constant([1], BigInt64Array.of(-1n)),
-        ],
-        [`${padded}_mirrored`],
-      );
+    if (views.some((v) => v.flip)) mirror(padded);
     const viewNames = views.map((v, i) => {
       const source = v.flip ? `${padded}_mirrored` : padded;
       if (!s) return source;
       // output pixel (x, y) is the source's (x - dx, y - dy), at (x - dx + s, y - dy + s) in the padded plane
-      const top = BigInt(s - v.dy),
-        left = BigInt(s - v.dx);
-      node(
-        'Slice',
-        [
-          source,
-          constant([2], BigInt64Array.of(top, left)),
-          constant([2], BigInt64Array.of(top + BigInt(S), left + BigInt(S))),
-          constant([2], BigInt64Array.of(2n, 3n)),
-        ],
-        [`image_view${i}`],
-      );
-      return `image_view${i}`;
+      return square(source, s - v.dy, s - v.dx, S, `image_view${i}`);
     });
     node('Concat', viewNames, ['image_views'], [attr('axis', 0)]);
     viewed = 'image_views';
