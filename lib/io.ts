@@ -55,21 +55,33 @@ function errnoText(err: unknown): string {
   return e?.code ? `${why[e.code] ?? e.message} (${e.code})` : String((err as Error)?.message ?? err);
 }
 
-/** The error of checkOutputFile and writeFileAtomic: the option, the path the user gave, and why it cannot be written. */
-export class OutputFileError extends Error {
+/**
+ * An output path refused: the option (parameter or flag) it was given for,
+ * the path the user gave, what was expected there and why it does not do.
+ */
+export class OutputPathError extends Error {
   constructor(
     readonly option: string,
     readonly path: string,
     readonly reason: string,
+    private readonly expected: string,
   ) {
     super('');
     this.message = this.messageFor(option);
-    this.name = 'OutputFileError';
+    this.name = 'OutputPathError';
   }
 
   /** The message under another name for the option (the flag the user typed). */
   messageFor(option: string): string {
-    return `Expected a file that can be written for ${option} but received ${printable(this.path)}: ${printable(this.reason)}`;
+    return `Expected ${this.expected} for ${option} but received ${printable(this.path)}: ${printable(this.reason)}`;
+  }
+}
+
+/** The error of checkOutputFile and writeFileAtomic: the option, the path the user gave, and why it cannot be written. */
+export class OutputFileError extends OutputPathError {
+  constructor(option: string, path: string, reason: string) {
+    super(option, path, reason, 'a file that can be written');
+    this.name = 'OutputFileError';
   }
 }
 
@@ -244,20 +256,10 @@ const VIRTUAL_FILE_SYSTEMS = new Map<number, string>([
 const VIRTUAL_PREFIXES = ['/proc', '/sys'];
 
 /** The error of ensureDir: names the folder's parameter (or flag), what was expected and what was received. */
-export class OutputFolderError extends Error {
-  constructor(
-    readonly option: string,
-    readonly path: string,
-    readonly reason: string,
-  ) {
-    super('');
-    this.message = this.messageFor(option);
+export class OutputFolderError extends OutputPathError {
+  constructor(option: string, path: string, reason: string) {
+    super(option, path, reason, 'a folder that can hold files');
     this.name = 'OutputFolderError';
-  }
-
-  /** The message under another name for the option (the flag the user typed). */
-  messageFor(option: string): string {
-    return `Expected a folder that can hold files for ${option} but received ${printable(this.path)}: ${printable(this.reason)}`;
   }
 }
 

@@ -1,7 +1,7 @@
 // What the command-line tools share: argument parsers, and errors reported
 // under the flag the user typed (usage errors exit with 2).
 import { InvalidArgumentError } from 'commander';
-import { OutputFileError, OutputFolderError } from '../io.js';
+import { OutputPathError } from '../io.js';
 import { OptionError } from '../validate.js';
 
 /** An integer >= 1. */
@@ -46,7 +46,6 @@ export function describeError(
   overrides: Record<string, string> = {},
 ): { message: string; usage: boolean } {
   if (err instanceof OptionError) return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
-  if (err instanceof OutputFolderError || err instanceof OutputFileError)
-    return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
+  if (err instanceof OutputPathError) return { message: err.messageFor(flagOf(err.option, overrides)), usage: true };
   return { message: (err as Error)?.message ?? String(err), usage: false };
 }
