@@ -79,6 +79,17 @@ inline hipError_t cudaGraphExecDestroy(cudaGraphExec_t) { return hipErrorNotSupp
 
 // ---- warp intrinsics: HIP's have no member mask (the emulator runs whole
 // warps in lock step at every shuffle, as a full mask asks for).
+// Under emulation a shuffle is a barrier of the whole block, not of the warp
+// (HIP-CPU's shuffle_xor: two Tile barriers around a per-warp scratchpad), and
+// a block's threads are fibers that run one after another from barrier to
+// barrier; they become fibers only once thread 0 reaches a barrier. So a
+// kernel that returns early before a shuffle or __syncthreads runs correctly
+// here only if thread 0 of every block does not return (and every thread
+// that stays reaches the same barriers). The warp-per-row kernels
+// (l2norm_forward/backward_kernel, normalise_rows_kernel, grad_rows_kernel)
+// return early only for the rows past the end in the last block: thread 0's
+// row, blockIdx.x * rows per block, is always in range. Keep it that way, or
+// clamp the row and mask the stores instead of returning.
 #define __shfl_xor_sync(mask, value, lane_mask) __shfl_xor((value), (lane_mask))
 
 // ---- launches

@@ -374,7 +374,7 @@ __global__ void bias_grad_kernel(int n, int out, const float* __restrict__ dy, f
 __global__ void l2norm_forward_kernel(int rows, int dim, const float* __restrict__ x, float* __restrict__ y,
                                       double eps) {
   const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (r >= rows) return;
+  if (r >= rows) return;  // never thread 0 (emulation needs that: gpu_portability.cuh)
   const float* xr = x + static_cast<size_t>(r) * dim;
   float s = 0.f;
   for (int j = lane; j < dim; j += 32) s += xr[j] * xr[j];
@@ -385,7 +385,7 @@ __global__ void l2norm_forward_kernel(int rows, int dim, const float* __restrict
 __global__ void l2norm_backward_kernel(int rows, int dim, const float* __restrict__ x, const float* __restrict__ y,
                                        const float* __restrict__ dy, float* __restrict__ dx, double eps) {
   const int r = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (r >= rows) return;
+  if (r >= rows) return;  // never thread 0 (emulation needs that: gpu_portability.cuh)
   const size_t at = static_cast<size_t>(r) * dim;
   float s = 0.f, yd = 0.f;
   for (int j = lane; j < dim; j += 32) {

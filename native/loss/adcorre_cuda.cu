@@ -95,7 +95,7 @@ __global__ void normalise_rows_kernel(const float* __restrict__ E, Shape s, floa
                                       float* __restrict__ rn, float* __restrict__ q) {
   const int lane = threadIdx.x % kWarp;
   const int r = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
-  if (r >= s.k * s.n) return;
+  if (r >= s.k * s.n) return;  // never thread 0 (emulation needs that: gpu_portability.cuh)
   const int d = s.d;
   const float* u = E + embedding_row(s, r / s.n, r % s.n) * d;
   float sum = 0.f;
@@ -321,7 +321,7 @@ struct GradArgs {
 __global__ void grad_rows_kernel(GradArgs p, Workspace w, float* __restrict__ grad) {
   const int lane = threadIdx.x % kWarp;
   const int r = blockIdx.x * kRowsPerBlock + threadIdx.x / kWarp;
-  if (r >= p.k * p.n) return;
+  if (r >= p.k * p.n) return;  // never thread 0 (emulation needs that: gpu_portability.cuh)
   const int j = r / p.n, a = r % p.n, d = p.d;
   const int c = p.labels[a];
   const float rc = p.rho[c];
