@@ -125,6 +125,13 @@ function errnoReason(err: unknown, path: string): { kind: InputFileProblemKind; 
   return { kind: 'unreadable', reason: `cannot read it: ${text}${code ? ` (${code})` : ''}` };
 }
 
+/** The InputFileProblem for a failed file system call on `path` (an InputFileProblem thrown meanwhile as it is). */
+function errnoProblem(err: unknown, path: string): InputFileProblem {
+  if (err instanceof InputFileProblem) return err;
+  const { kind, reason } = errnoReason(err, path);
+  return new InputFileProblem(path, kind, reason);
+}
+
 /** The problem with what `st` describes as an input of at most maxBytes, or undefined when it can be read. */
 function kindProblem(path: string, st: Stats, maxBytes: number, what: string): InputFileProblem | undefined {
   if (st.isDirectory()) return new InputFileProblem(path, 'folder', 'is a folder', 'a folder');
@@ -150,8 +157,7 @@ export function checkInputFile(path: string, maxBytes: number, what = 'an input 
   try {
     st = statSync(path);
   } catch (err) {
-    const { kind, reason } = errnoReason(err, path);
-    throw new InputFileProblem(path, kind, reason);
+    throw errnoProblem(err, path);
   }
   const problem = kindProblem(path, st, maxBytes, what);
   if (problem) throw problem;
@@ -172,8 +178,7 @@ export async function readInputFile(path: string, maxBytes: number, what = 'an i
     // non-blocking: a named pipe swapped in after the check opens at once (and is refused below)
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    const { kind, reason } = errnoReason(err, path);
-    throw new InputFileProblem(path, kind, reason);
+    throw errnoProblem(err, path);
   }
   try {
     if (!sameFile(st, await handle.stat())) throw new InputFileProblem(path, 'not regular', SWAPPED);
@@ -186,9 +191,7 @@ export async function readInputFile(path: string, maxBytes: number, what = 'an i
     }
     return off === buffer.length ? buffer : buffer.subarray(0, off);
   } catch (err) {
-    if (err instanceof InputFileProblem) throw err;
-    const { kind, reason } = errnoReason(err, path);
-    throw new InputFileProblem(path, kind, reason);
+    throw errnoProblem(err, path);
   } finally {
     await handle.close();
   }
@@ -201,8 +204,7 @@ export function readInputFileSync(path: string, maxBytes: number, what = 'an inp
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    const { kind, reason } = errnoReason(err, path);
-    throw new InputFileProblem(path, kind, reason);
+    throw errnoProblem(err, path);
   }
   try {
     if (!sameFile(st, fstatSync(fd))) throw new InputFileProblem(path, 'not regular', SWAPPED);
@@ -215,9 +217,7 @@ export function readInputFileSync(path: string, maxBytes: number, what = 'an inp
     }
     return off === buffer.length ? buffer : buffer.subarray(0, off);
   } catch (err) {
-    if (err instanceof InputFileProblem) throw err;
-    const { kind, reason } = errnoReason(err, path);
-    throw new InputFileProblem(path, kind, reason);
+    throw errnoProblem(err, path);
   } finally {
     closeSync(fd);
   }
