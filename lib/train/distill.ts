@@ -10,6 +10,7 @@ import { readMetadata } from '../model/onnx.js';
 import type { XceptionConfig } from '../model/config.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
+import { blendedTargets } from './targets.js';
 
 /** softmax(log(p) / T) of each row of probabilities (n x classes); a probability of 0 stays 0. */
 export function temperatureScaled(probs: Float32Array, classes: number, temperature: number): Float32Array {
@@ -37,13 +38,7 @@ export function distilledTargets(
   classes: number,
   weight: number,
 ): Float32Array {
-  const out = new Float32Array(labels.length * classes);
-  for (let i = 0; i < labels.length; i++)
-    for (let c = 0; c < classes; c++) {
-      const t = targets ? targets[i * classes + c] : c === labels[i] ? 1 : 0;
-      out[i * classes + c] = (1 - weight) * t + weight * teacher[i * classes + c];
-    }
-  return out;
+  return blendedTargets(labels, targets, classes, weight, (i, c) => weight * teacher[i * classes + c]);
 }
 
 export class Teacher {

@@ -6,6 +6,7 @@
 // FER+ vote distributions). Ad-Corre's class terms, the attention map and accuracy need one class per image: they
 // get the dominant label, the own label when lambda >= 0.5, else the partner's.
 import { mulberry32, shuffleInPlace } from '../data/random.js';
+import { targetReader } from './targets.js';
 
 export interface MixSpec {
   /** mixup's Beta(alpha, alpha) parameter; 0: off */
@@ -128,7 +129,7 @@ export function mixBatch(
   }
   const mixedTargets = new Float32Array(n * classes);
   const dominant = new Int32Array(n);
-  const target = (i: number, c: number) => (targets ? targets[i * classes + c] : c === labels[i] ? 1 : 0);
+  const target = targetReader(labels, targets, classes);
   for (let i = 0; i < n; i++) {
     for (let c = 0; c < classes; c++)
       mixedTargets[i * classes + c] = lambda * target(i, c) + (1 - lambda) * target(partner[i], c);

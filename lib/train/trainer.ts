@@ -30,6 +30,7 @@ import {
 import { WeightEma } from './ema.js';
 import { mixBatch, type MixSpec } from './mix.js';
 import { distilledTargets, Teacher, temperatureScaled } from './distill.js';
+import { blendedTargets } from './targets.js';
 import { acquireRunLock } from './run-lock.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError, oneOf } from '../validate.js';
@@ -380,13 +381,7 @@ export function smoothedTargets(
   classes: number,
   epsilon: number,
 ): Float32Array {
-  const out = new Float32Array(labels.length * classes);
-  for (let i = 0; i < labels.length; i++)
-    for (let c = 0; c < classes; c++) {
-      const t = targets ? targets[i * classes + c] : c === labels[i] ? 1 : 0;
-      out[i * classes + c] = (1 - epsilon) * t + epsilon / classes;
-    }
-  return out;
+  return blendedTargets(labels, targets, classes, epsilon, () => epsilon / classes);
 }
 
 /** The reduce-on-plateau schedule's state: the learning rate is lr x scale (kept in checkpoints). */
