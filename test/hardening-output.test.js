@@ -6,7 +6,7 @@
 // when they are regular files; a checkpoint's checksum covers its header, and
 // its load errors name the file and the parameter. Device nodes are made in a
 // temporary folder (mknod, root only), never a system one.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -22,24 +22,16 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
-import { buildArchitecture, exportOnnx, initWeights, labelNames, readMetadata } from '../dist/index.js';
+import { readMetadata } from '../dist/index.js';
 import { checkOutputFile, OutputFileError, writeFileAtomic } from '../dist/io.js';
 import { describeError } from '../dist/cli/args.js';
-import { Engine } from '../dist/engine/engine.js';
-import { encodeCheckpoint, readCheckpoint } from '../dist/train/checkpoint.js';
+import { readCheckpoint } from '../dist/train/checkpoint.js';
 import { Trainer } from '../dist/train/trainer.js';
-import { tempDir, writeImage } from './helpers/fixtures.js';
+import { cli, noStack } from './helpers/cli.js';
+import { tempDir, writeImageFolder } from './helpers/fixtures.js';
+import { tiny, untrainedCheckpoint, untrainedModel } from './helpers/models.js';
 
-const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
-// every CLI run has a deadline: a regression to a hang (or to reading /dev/zero) fails the test instead of stalling
-const cli = (name, args, timeout = 60_000) =>
-  promisify(execFile)(process.execPath, [bin(name), ...args], { timeout, killSignal: 'SIGKILL' }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.killed ? 'killed (timeout)' : e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const noStack = (t, stderr) => t.notRegex(stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 const noTemp = (t, stderr) => t.notRegex(stderr, /\.tmp\b/, 'the temporary file is not named');
 
 const isRoot = process.getuid?.() === 0;
@@ -54,41 +46,18 @@ const asRoot = (title, fn) =>
     ? test(title, fn)
     : test.skip(`${title} (skipped: mknod needs root, this runs as uid ${process.getuid?.()})`, fn);
 
-const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-/** A checkpoint as the trainer writes one, without training: an engine's state and a header. */
-function checkpointBytes(mutate = () => {}) {
-  const state = Engine.create(tiny, { maxBatch: 2, seed: 1, device: 'cpu' }).getState();
-  const meta = {
-    options: { config: tiny, epochs: 2, batch: 8, seed: 3 },
-    epoch: 1,
-    batch: 0,
-    step: 2,
-    tracker: null,
-    best: null,
-    history: [],
-    reason: 'epoch',
-  };
-  mutate(state, meta);
-  return encodeCheckpoint(state, meta);
-}
+const checkpointBytes = (mutate) => untrainedCheckpoint(tiny, mutate);
 const dir = tempDir('adcorre-hardening-output-');
 const ckpt = join(dir, 'tiny.ckpt');
 writeFileSync(ckpt, checkpointBytes());
 const ckptBytes = readFileSync(ckpt);
 const modelPath = join(dir, 'tiny.onnx');
-writeFileSync(
-  modelPath,
-  exportOnnx(tiny, initWeights(buildArchitecture(tiny), 3), { labels: labelNames(7), training: { note: 'fixture' } }),
-);
+writeFileSync(modelPath, untrainedModel(tiny));
 // 3 training and 1 validation image per class
-const data = join(dir, 'folder');
-for (const [split, per] of [
+const data = await writeImageFolder(join(dir, 'folder'), [
   ['train', 3],
   ['val', 1],
-])
-  for (const [c, name] of labelNames(7).entries())
-    for (let i = 0; i < per; i++)
-      await writeImage(join(data, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
+]);
 
 // --- 3. -o replaces whatever is at the path ---
 

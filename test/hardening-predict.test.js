@@ -4,31 +4,20 @@
 // failure and checks the fix; every CLI run has a deadline and its stderr is
 // checked for stack traces. Device nodes are made in a temporary folder with
 // mknod (root only; skipped with a message otherwise), never a system one.
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
-import onnxProto from 'onnx-proto';
-import { buildArchitecture, exportOnnx, FER, initWeights, InputError, labelNames } from '../dist/index.js';
+import { FER, InputError, labelNames } from '../dist/index.js';
 import { annotatedNames } from '../dist/infer/annotate.js';
 import { ModelError } from '../dist/infer/model-check.js';
 import { decodeInput } from '../dist/infer/image.js';
 import { openDataset } from '../dist/data/open.js';
 import { datasetStats } from '../dist/data/stats.js';
+import { bin, cli, noStack, run } from './helpers/cli.js';
 import { tempDir, writeImage } from './helpers/fixtures.js';
+import { editedModel, tiny, untrainedModel } from './helpers/models.js';
 
-const { onnx } = onnxProto;
-const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
-const run = (file, args, timeout, env) =>
-  promisify(execFile)(file, args, { timeout, killSignal: 'SIGKILL', env, maxBuffer: 64 * 2 ** 20 }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.killed ? 'killed (timeout)' : (e.code ?? e.signal), stdout: e.stdout, stderr: e.stderr }),
-  );
-// every CLI run has a deadline: a regression to a hang fails the test instead of stalling the suite
-const cli = (name, args, timeout = 60_000, env = process.env) =>
-  run(process.execPath, [bin(name), ...args], timeout, env);
-const noStack = (t, stderr) => t.notRegex(stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 // the terminal must never receive a raw escape (ESC), bell or carriage return from a name or a label
 const noControls = (t, text, what) =>
   // eslint-disable-next-line no-control-regex
@@ -36,24 +25,15 @@ const noControls = (t, text, what) =>
 
 const root = process.getuid?.() === 0;
 const dir = tempDir('adcorre-hardening-predict-');
-const config = { inputSize: 48, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-const modelBytes = () =>
-  exportOnnx(config, initWeights(buildArchitecture(config), 3), {
-    labels: labelNames(7),
-    training: { note: 'test fixture' },
-  });
+const config = { ...tiny, inputSize: 48 };
+const modelBytes = () => untrainedModel(config);
 const modelPath = join(dir, 'tiny.onnx');
 writeFileSync(modelPath, modelBytes());
 const face = join(dir, 'face.png');
 await writeImage(face, { seed: 9, format: 'png' });
 
-function edited(bytes, edit) {
-  const model = onnx.ModelProto.decode(bytes);
-  edit(model);
-  return onnx.ModelProto.encode(model).finish();
-}
 const withLabels = (labels) =>
-  edited(modelBytes(), (m) => {
+  editedModel(modelBytes(), (m) => {
     for (const p of m.metadataProps) if (p.key === 'adcorre.labels') p.value = JSON.stringify(labels);
   });
 
@@ -378,7 +358,7 @@ test('11. predictBatch with an empty slot or null is a TypeError naming it', asy
 // --- 10. a model that outputs NaN ---
 
 test('10. a model that outputs NaN is an error naming it, never `neutral NaN%`', async (t) => {
-  const nan = edited(modelBytes(), (m) => {
+  const nan = editedModel(modelBytes(), (m) => {
     const bias = m.graph.initializer.find((i) => i.name === 'classifier.bias');
     const raw = new Float32Array(bias.rawData.length / 4).fill(NaN);
     bias.rawData = new Uint8Array(raw.buffer);

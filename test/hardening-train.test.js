@@ -31,35 +31,23 @@ import { readCheckpoint, writeCheckpoint } from '../dist/train/checkpoint.js';
 import { appendJsonLine } from '../dist/train/metrics.js';
 import { Trainer } from '../dist/train/trainer.js';
 import { OptionError } from '../dist/validate.js';
-import { tempDir, writeImage } from './helpers/fixtures.js';
+import { bin, cli, noStack } from './helpers/cli.js';
+import { tempDir, writeImageFolder } from './helpers/fixtures.js';
+import { tiny } from './helpers/models.js';
 
 const { onnx } = onnxProto;
-const bin = new URL('../bin/adcorre-train.js', import.meta.url).pathname;
 const trainerModule = new URL('../dist/train/trainer.js', import.meta.url).href;
-// every CLI run has a deadline: a regression to a hang fails the test instead of stalling the suite
-const cli = (args, timeout = 60_000) =>
-  promisify(execFile)(process.execPath, [bin, ...args], { timeout, killSignal: 'SIGKILL' }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.killed ? 'killed (timeout)' : e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const noStack = (t, stderr) => t.notRegex(stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
+const train = (args, timeout) => cli('adcorre-train', args, timeout);
 
 const dir = tempDir('adcorre-hardening-train-');
-const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
 const arch = join(dir, 'tiny.json');
 writeFileSync(arch, JSON.stringify(tiny));
 
-async function dataset(name, perTrain, perVal) {
-  const root = join(dir, name);
-  for (const [split, per] of [
+const dataset = (name, perTrain, perVal) =>
+  writeImageFolder(join(dir, name), [
     ['train', perTrain],
     ['val', perVal],
-  ])
-    for (const [c, label] of labelNames(7).entries())
-      for (let i = 0; i < per; i++)
-        await writeImage(join(root, split, label, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
-  return root;
-}
+  ]);
 // 21 training images: 2 steps an epoch of 8
 const data = await dataset('small', 3, 1);
 // 210: enough batches that the loader's worker threads still have batches out when a step fails (item 7)
@@ -74,7 +62,7 @@ const lockOf = (out) => join(out, 'train.lock');
 
 /** Starts adcorre-train and resolves once its stderr matches `ready` (or it exits). */
 function start(args) {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [bin('adcorre-train'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const run = { child, stdout: '', stderr: '' };
   child.stdout.on('data', (d) => (run.stdout += d));
   child.stderr.on('data', (d) => (run.stderr += d));
@@ -106,7 +94,7 @@ test.serial('5. a new run refuses a folder that holds a run, naming --resume and
     message:
       /Expected a run folder that holds no run yet for out but received .*: it holds a run \(last\.ckpt, best\.ckpt, model\.onnx, metrics\.jsonl, summary\.json\); continue it with --resume, or start over with --force/,
   });
-  const r = await cli([...cliBase, '--epochs', '1', '--out', out]);
+  const r = await train([...cliBase, '--epochs', '1', '--out', out]);
   t.is(r.code, 2, r.stderr);
   t.regex(
     r.stderr,
@@ -132,7 +120,7 @@ test.serial("5. --force starts over: the old run's files are deleted first, noth
   t.is(summary.model, null);
   t.deepEqual(runFiles(out), ['config.json', 'last.ckpt', 'notes.txt', 'summary.json']);
   t.is(readCheckpoint(join(out, 'last.ckpt')).meta.step, 1);
-  const r = await cli([...cliBase, '--epochs', '1', '--out', out, '--force']);
+  const r = await train([...cliBase, '--epochs', '1', '--out', out, '--force']);
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /^done: 2 steps/);
   t.is(readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1);
@@ -141,7 +129,7 @@ test.serial("5. --force starts over: the old run's files are deleted first, noth
     instanceOf: OptionError,
     message: /Expected either force \(start over\) or resume \(continue the run\), not both for force/,
   });
-  const both = await cli([...cliBase, '--out', out, '--force', '--resume']);
+  const both = await train([...cliBase, '--out', out, '--force', '--resume']);
   t.is(both.code, 2, both.stderr);
   t.regex(both.stderr, /for --force but received both/);
 });
@@ -157,7 +145,7 @@ test.serial(
     t.false(Number.isNaN(Date.parse(lock.started)));
     // a second trainer, whatever it asks for, is refused and touches nothing (--force must not delete a live run)
     for (const extra of [[], ['--resume'], ['--force']]) {
-      const b = await cli([...cliBase, '--epochs', '1000', '--out', out, ...extra]);
+      const b = await train([...cliBase, '--epochs', '1000', '--out', out, ...extra]);
       t.is(b.code, 2, b.stderr);
       t.regex(
         b.stderr,
@@ -212,7 +200,7 @@ test.serial("5. a stale lock is taken over; another host's is refused with a way
   const gone = spawnSync(process.execPath, ['-e', '']).pid; // a process that has exited
   const stale = { pid: gone, hostname: hostname(), started: new Date(Date.now() - 60_000).toISOString(), token: 'x' };
   writeFileSync(lockOf(out), JSON.stringify(stale));
-  const r = await cli([...cliBase, '--epochs', '1', '--out', out]);
+  const r = await train([...cliBase, '--epochs', '1', '--out', out]);
   t.is(r.code, 0, r.stderr);
   t.false(existsSync(lockOf(out)));
   // a lock with this very process's PID that it does not hold: a dead predecessor's (PIDs repeat in containers)
@@ -231,7 +219,7 @@ test.serial("5. a stale lock is taken over; another host's is refused with a way
   );
   // a process on another machine (a shared file system) cannot be checked from here
   writeFileSync(lockOf(out), JSON.stringify({ ...stale, hostname: 'elsewhere\u001b[2J' }));
-  const other = await cli([...cliBase, '--epochs', '4', '--out', out, '--resume']);
+  const other = await train([...cliBase, '--epochs', '4', '--out', out, '--resume']);
   t.is(other.code, 2, other.stderr);
   t.regex(
     other.stderr,
@@ -245,7 +233,7 @@ test.serial("5. a stale lock is taken over; another host's is refused with a way
 test.serial('7. --on-nan stop prints its cause and exits 1 (was: exit 13, nothing printed)', async (t) => {
   for (let i = 0; i < 2; i++) {
     const out = tempDir('adcorre-run-');
-    const r = await cli([
+    const r = await train([
       ...cliBase,
       '--data',
       larger,
@@ -296,7 +284,7 @@ test.serial('7. Trainer.train() rejects with the cause when nothing else keeps t
 });
 
 test.serial('7. the exit codes are in --help', async (t) => {
-  const r = await cli(['--help']);
+  const r = await train(['--help']);
   t.is(r.code, 0);
   t.regex(r.stdout, /Exit status:\n\s+0\s+done.*\n\s+1\s+training failed: the cause is printed/);
   t.regex(r.stdout, /\n\s+2\s+usage: .*\n.*\n\s+130\s+interrupted by Ctrl-C or SIGTERM/);
@@ -368,7 +356,7 @@ if (canMount !== true) console.log(`7. disk-full test skipped: it mounts a small
     t.is(existsSync(metrics) ? readFileSync(metrics, 'utf8') : '', before);
     // with space again, the run continues where its checkpoint left it
     rmSync(filler);
-    const resumed = await cli([...args, '--resume', '--max-steps', String(saved.meta.step + 2)]);
+    const resumed = await train([...args, '--resume', '--max-steps', String(saved.meta.step + 2)]);
     t.is(resumed.code, 0, resumed.stderr);
     t.regex(resumed.stderr, new RegExp(`resuming at step ${saved.meta.step}`));
     t.regex(resumed.stdout, new RegExp(`^interrupted: ${saved.meta.step + 2} steps`));
@@ -408,7 +396,7 @@ function nanModel(path) {
 test.serial('10. --init with NaN weights is refused (exit 2) instead of exporting a NaN model', async (t) => {
   const { path, parameter } = nanModel(join(dir, 'nan.onnx'));
   const out = tempDir('adcorre-run-');
-  const r = await cli([...cliBase, '--epochs', '1', '--out', out, '--init', path]);
+  const r = await train([...cliBase, '--epochs', '1', '--out', out, '--init', path]);
   t.is(r.code, 2, r.stderr);
   t.regex(
     r.stderr,
@@ -446,7 +434,7 @@ test.serial('10. too many non-finite steps in a row stop the run with the cause 
   // its first epoch skipped every step: it is no model of this run
   t.false(existsSync(join(out, 'model.onnx')), 'nothing exported');
   const cliOut = tempDir('adcorre-run-');
-  const r = await cli([...cliBase, '--epochs', '50', '--out', cliOut, '--lambda-ce', overflow]);
+  const r = await train([...cliBase, '--epochs', '50', '--out', cliOut, '--lambda-ce', overflow]);
   t.is(r.code, 1, r.stderr);
   t.regex(r.stderr, /adcorre-train: 20 steps in a row \(steps 1 to 20\) had a non-finite loss or gradient/);
   t.regex(r.stderr, /--max-nan-steps sets how many in a row are tolerated\n$/);
@@ -488,7 +476,7 @@ test.serial('10. a loss that grows by orders of magnitude is reported; a sound r
     /^the training loss has grown \d+ times, from [\d.]+ to [\d.e+]+ \(averaged over steps\), by step \d+: the run is diverging; a lower learning rate \(--lr, now 10\) usually helps$/,
   );
   t.deepEqual(summary.warnings, warnings);
-  const r = await cli([
+  const r = await train([
     ...cliBase,
     '--epochs',
     '4',

@@ -2,62 +2,35 @@
 // user would. Each test reproduces one reported failure and checks the fix:
 // fail fast with an error naming the flag (usage errors exit 2), skip and
 // count bad data, never hang, never exhaust memory, never a stack trace.
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import onnxProto from 'onnx-proto';
 import sharp from 'sharp';
-import {
-  buildArchitecture,
-  exportOnnx,
-  FER,
-  initWeights,
-  labelNames,
-  NoModelError,
-  openDataset,
-  PRESETS,
-} from '../dist/index.js';
+import { FER, NoModelError, openDataset, PRESETS } from '../dist/index.js';
 import { ensureDir, OutputFolderError } from '../dist/io.js';
 import { DEFAULT_MODEL, MIN_INPUT_SIDE } from '../dist/infer/fer.js';
 import { decodeInput } from '../dist/infer/image.js';
 import { checkBatchMemory, Trainer } from '../dist/train/trainer.js';
 import { OptionError } from '../dist/validate.js';
-import { fer2013Csv, ferPixels, tempDir, writeImage } from './helpers/fixtures.js';
+import { cli, noStack } from './helpers/cli.js';
+import { fer2013Csv, ferPixels, tempDir, writeImage, writeImageFolder } from './helpers/fixtures.js';
+import { editedModel, tiny, untrainedModel } from './helpers/models.js';
 
 const { onnx } = onnxProto;
-const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
-// every CLI run has a deadline: a regression to a hang fails the test instead of stalling the suite
-const cli = (name, args, timeout = 60_000) =>
-  promisify(execFile)(process.execPath, [bin(name), ...args], { timeout, killSignal: 'SIGKILL' }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.killed ? 'killed (timeout)' : e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
-const noStack = (t, stderr) => t.notRegex(stderr, /\n\s+at .+:\d+:\d+/, 'no stack trace');
 
 const dir = tempDir('adcorre-hardening-');
-const config = { inputSize: 48, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-const modelBytes = (cfg = config) =>
-  exportOnnx(cfg, initWeights(buildArchitecture(cfg), 3), {
-    labels: labelNames(7),
-    training: { note: 'test fixture' },
-  });
+const config = { ...tiny, inputSize: 48 };
 const modelPath = join(dir, 'tiny.onnx');
-writeFileSync(modelPath, modelBytes());
+writeFileSync(modelPath, untrainedModel(config));
 
 // 3 training and 1 validation image per class (21 + 7)
-const data = join(dir, 'folder');
-for (const [split, per] of [
+const data = await writeImageFolder(join(dir, 'folder'), [
   ['train', 3],
   ['val', 1],
-])
-  for (const [c, name] of labelNames(7).entries())
-    for (let i = 0; i < per; i++)
-      await writeImage(join(data, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
+]);
 const face = join(dir, 'face.png');
 await writeImage(face, { seed: 9, format: 'png' });
-const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
 const base = { data, arch: tiny, batch: 8, epochs: 1, seed: 3, workers: 0 };
 
 // --- 1. output folders on virtual file systems fail fast (Node 20's recursive mkdirSync hangs there) ---
@@ -260,14 +233,8 @@ test('3. the Trainer API checks every numeric option and names it', (t) => {
 
 // --- 4. a model whose metadata does not match its graph is refused by FER.load ---
 
-function edited(bytes, edit) {
-  const model = onnx.ModelProto.decode(bytes);
-  edit(model);
-  return onnx.ModelProto.encode(model).finish();
-}
-
 test('4. FER.load refuses a graph whose input or shapes contradict the metadata; the CLI exits 2', async (t) => {
-  const renamed = edited(modelBytes(), (m) => {
+  const renamed = editedModel(untrainedModel(config), (m) => {
     m.graph.input[0].name = 'input:0';
     for (const n of m.graph.node) n.input = n.input.map((i) => (i === 'image' ? 'input:0' : i));
   });
@@ -276,8 +243,8 @@ test('4. FER.load refuses a graph whose input or shapes contradict the metadata;
       /model buffer: the model's graph does not match its metadata: it has no input 'image' \(its inputs: 'input:0'\)/,
   });
   // metadata saying 48 px on a 96 px graph
-  const meta48 = onnx.ModelProto.decode(modelBytes()).metadataProps;
-  const lying = edited(modelBytes({ ...config, inputSize: 96 }), (m) => {
+  const meta48 = onnx.ModelProto.decode(untrainedModel(config)).metadataProps;
+  const lying = editedModel(untrainedModel({ ...config, inputSize: 96 }), (m) => {
     m.metadataProps = meta48;
   });
   const file = join(dir, 'lying.onnx');
@@ -286,7 +253,7 @@ test('4. FER.load refuses a graph whose input or shapes contradict the metadata;
     message:
       /lying\.onnx: the model's graph does not match its metadata: input 'image' has shape \[N, 1, 96, 96\] but the metadata \(48x48x1, .*\) needs \[N, 1, 48, 48\]/,
   });
-  const wrongClasses = edited(modelBytes(), (m) => {
+  const wrongClasses = editedModel(untrainedModel(config), (m) => {
     m.graph.output[0].type.tensorType.shape.dim[1].dimValue = 8;
   });
   await t.throwsAsync(() => FER.load({ model: wrongClasses, device: 'cpu' }), {

@@ -12,24 +12,13 @@ import { mixBatch, sampleBeta } from '../dist/train/mix.js';
 import { mulberry32 } from '../dist/data/random.js';
 import { buildArchitecture, Engine, exportOnnx, initWeights, labelNames, readOnnxWeights } from '../dist/index.js';
 import { distilledTargets, temperatureScaled } from '../dist/train/distill.js';
-import { tempDir, writeImage } from './helpers/fixtures.js';
+import { tempDir, writeImageFolder } from './helpers/fixtures.js';
+import { tiny } from './helpers/models.js';
 
-const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-
-async function dataset() {
-  const dir = tempDir('adcorre-recipe-data-');
-  for (const [split, per] of [
-    ['train', 6],
-    ['val', 2],
-  ]) {
-    for (const [c, name] of labelNames(7).entries()) {
-      for (let i = 0; i < per; i++)
-        await writeImage(join(dir, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
-    }
-  }
-  return dir;
-}
-const data = await dataset();
+const data = await writeImageFolder(tempDir('adcorre-recipe-data-'), [
+  ['train', 6],
+  ['val', 2],
+]);
 const base = { data, arch: tiny, batch: 8, lr: 3e-3, seed: 3, workers: 0 };
 
 /** A straight run and one stopped after `stopAt` steps then resumed: their last checkpoints. */

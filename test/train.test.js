@@ -9,25 +9,14 @@ import { promisify } from 'node:util';
 import test from 'ava';
 import { smoothedTargets, Trainer } from '../dist/train/trainer.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { buildArchitecture, exportOnnx, FER, initWeights, labelNames, readMetadata } from '../dist/index.js';
-import { pattern, tempDir, writeImage } from './helpers/fixtures.js';
+import { buildArchitecture, exportOnnx, FER, initWeights, readMetadata } from '../dist/index.js';
+import { pattern, tempDir, writeImageFolder } from './helpers/fixtures.js';
+import { tiny } from './helpers/models.js';
 
-const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };
-
-async function dataset() {
-  const dir = tempDir('adcorre-train-data-');
-  for (const [split, per] of [
-    ['train', 6],
-    ['val', 2],
-  ]) {
-    for (const [c, name] of labelNames(7).entries()) {
-      for (let i = 0; i < per; i++)
-        await writeImage(join(dir, split, name, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
-    }
-  }
-  return dir;
-}
-const data = await dataset();
+const data = await writeImageFolder(tempDir('adcorre-train-data-'), [
+  ['train', 6],
+  ['val', 2],
+]);
 const base = { data, arch: tiny, batch: 8, lr: 3e-3, seed: 3, workers: 0 };
 
 test('a run: metrics per epoch, best and last checkpoints, ONNX model, charts, summary', async (t) => {

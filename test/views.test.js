@@ -2,10 +2,8 @@
 // correction (prior, priorPower): the exported graph against the float64 reference that runs the
 // views and the correction from their definitions, the engine against the graph and against the
 // plain engine on explicitly cropped images, and adcorre-export's flags.
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
 import {
@@ -18,8 +16,9 @@ import {
   validateConfig,
 } from '../dist/index.js';
 import { evaluationViews } from '../dist/model/config.js';
-import { encodeCheckpoint } from '../dist/train/checkpoint.js';
+import { cli } from './helpers/cli.js';
 import { fer2013Csv, ferPixels, tempDir } from './helpers/fixtures.js';
+import { untrainedCheckpoint } from './helpers/models.js';
 import { rng } from './helpers/random.js';
 import { syntheticBatch } from './helpers/synthetic.js';
 import { cropResizeImages, priorCorrected, referenceForward } from './helpers/xception-reference.js';
@@ -249,42 +248,35 @@ test('the prior correction: bad values are refused naming the key', (t) => {
 });
 
 // adcorre-export's flags
-const bin = new URL('../bin/adcorre-export.js', import.meta.url).pathname;
-const cli = (args) =>
-  promisify(execFile)(process.execPath, [bin, ...args], { timeout: 60_000, killSignal: 'SIGKILL' }).then(
-    (r) => ({ code: 0, ...r }),
-    (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-  );
+const exportCli = (args) => cli('adcorre-export', args);
 const dir = tempDir('adcorre-views-');
 const cliConfig = { ...tiny, inputSize: 36 };
 const ckpt = join(dir, 'tiny.ckpt');
-writeFileSync(
-  ckpt,
-  encodeCheckpoint(Engine.create(cliConfig, { maxBatch: 2, seed: 1 }).getState(), {
-    options: { config: cliConfig, epochs: 2, batch: 8, seed: 3 },
-    epoch: 1,
-    batch: 0,
-    step: 2,
-    tracker: null,
-    best: null,
-    history: [],
-    reason: 'epoch',
-  }),
-);
+writeFileSync(ckpt, untrainedCheckpoint(cliConfig));
 
 test('adcorre-export --prior, --prior-power, --prior-from, --no-prior and --crop-average: the metadata says them; bad values exit 2 naming the flag', async (t) => {
   const out = join(dir, 'm.onnx');
-  let r = await cli([ckpt, '-o', out, '--prior', FER_COUNTS.join(','), '--prior-power', '0.5', '--crop-average', '2']);
+  let r = await exportCli([
+    ckpt,
+    '-o',
+    out,
+    '--prior',
+    FER_COUNTS.join(','),
+    '--prior-power',
+    '0.5',
+    '--crop-average',
+    '2',
+  ]);
   t.is(r.code, 0, r.stderr);
   const config = readMetadata(readFileSync(out)).config;
   t.deepEqual(config.prior, FER_COUNTS);
   t.is(config.priorPower, 0.5);
   t.is(config.cropAverage, 2);
   // an exported model's prior stays unless --no-prior
-  r = await cli([out, '-o', join(dir, 'again.onnx')]);
+  r = await exportCli([out, '-o', join(dir, 'again.onnx')]);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(readMetadata(readFileSync(join(dir, 'again.onnx'))).config.prior, FER_COUNTS);
-  r = await cli([out, '-o', join(dir, 'none.onnx'), '--no-prior', '--crop-average', '0']);
+  r = await exportCli([out, '-o', join(dir, 'none.onnx'), '--no-prior', '--crop-average', '0']);
   t.is(r.code, 0, r.stderr);
   t.deepEqual(readMetadata(readFileSync(join(dir, 'none.onnx'))).config, cliConfig);
 
@@ -296,7 +288,7 @@ test('adcorre-export --prior, --prior-power, --prior-from, --no-prior and --crop
   });
   rows.push([1, ferPixels(99), 'PublicTest']);
   writeFileSync(csv, fer2013Csv(rows));
-  r = await cli([ckpt, '-o', join(dir, 'from.onnx'), '--prior-from', csv]);
+  r = await exportCli([ckpt, '-o', join(dir, 'from.onnx'), '--prior-from', csv]);
   t.is(r.code, 0, r.stderr);
   // FER-2013 codes (angry, disgust, fear, happy, sad, surprise, neutral) in the model's label order
   const names = labelNames(7);
@@ -307,7 +299,7 @@ test('adcorre-export --prior, --prior-power, --prior-from, --no-prior and --crop
     names.map((n) => byCode[codes.indexOf(n)]),
   );
   writeFileSync(csv, fer2013Csv(rows.filter(([label]) => label !== 1)));
-  r = await cli([ckpt, '-o', join(dir, 'from.onnx'), '--prior-from', csv]);
+  r = await exportCli([ckpt, '-o', join(dir, 'from.onnx'), '--prior-from', csv]);
   t.is(r.code, 2);
   t.regex(r.stderr, /for --prior-from but received .*fer2013\.csv: no training image of 'disgust'/);
 
@@ -326,7 +318,7 @@ test('adcorre-export --prior, --prior-power, --prior-from, --no-prior and --crop
       /integer in \[0, 9\] \(pixels cut from the side of .*36-pixel input\) for --crop-average but received 10/,
     ],
   ]) {
-    r = await cli([ckpt, '-o', join(dir, 'bad.onnx'), ...args]);
+    r = await exportCli([ckpt, '-o', join(dir, 'bad.onnx'), ...args]);
     t.is(r.code, 2, args.join(' '));
     t.regex(r.stderr, message);
   }

@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
+import { labelNames } from '../../dist/data/labels.js';
 
 export function tempDir(prefix = 'adcorre-test-') {
   return mkdtempSync(join(tmpdir(), prefix));
@@ -46,4 +47,16 @@ export function fer2013Csv(rows) {
 
 export function ferPixels(seed) {
   return Array.from(pattern(48, 48, 1, seed));
+}
+
+/**
+ * An image-folder dataset under `root`: for each [split, per] of `splits`, `per` 40 x 40 PNGs in each of the 7
+ * labels' folders (root/split/label/i.png, image i of label c drawn with seed c x 10 + i); returns `root`.
+ */
+export async function writeImageFolder(root, splits) {
+  for (const [split, per] of splits)
+    for (const [c, label] of labelNames(7).entries())
+      for (let i = 0; i < per; i++)
+        await writeImage(join(root, split, label, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
+  return root;
 }
