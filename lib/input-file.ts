@@ -9,6 +9,7 @@
 // meanwhile), and read at most its checked size.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync, lstatSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { errnoText } from './errno.js';
 import { formatBytes } from './memory.js';
 import { printable } from './terminal.js';
 
@@ -113,16 +114,7 @@ function errnoReason(err: unknown, path: string): { kind: InputFileProblemKind; 
       reason: dangling ? 'file not found (a symbolic link that leads nowhere)' : `file not found${notUtf8Hint(path)}`,
     };
   }
-  const why: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ELOOP: 'too many symbolic links (a link loop)',
-    ENAMETOOLONG: 'the name is too long',
-    ENOTDIR: 'a part of the path is a file, not a folder',
-    EIO: 'input/output error',
-  };
-  const text = code ? (why[code] ?? (err as Error).message) : String((err as Error)?.message ?? err);
-  return { kind: 'unreadable', reason: `cannot read it: ${text}${code ? ` (${code})` : ''}` };
+  return { kind: 'unreadable', reason: `cannot read it: ${errnoText(err)}` };
 }
 
 /** The InputFileProblem for a failed file system call on `path` (an InputFileProblem thrown meanwhile as it is). */

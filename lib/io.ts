@@ -33,27 +33,9 @@ import {
 } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
+import { errnoText } from './errno.js';
 import { describeKind } from './input-file.js';
 import { printable } from './terminal.js';
-
-function errnoText(err: unknown): string {
-  const e = err as NodeJS.ErrnoException;
-  const why: Record<string, string> = {
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    EROFS: 'read-only file system',
-    ENOSPC: 'no space left on the device',
-    EDQUOT: 'disk quota exceeded',
-    EFBIG: 'the file is too large for the file system',
-    EIO: 'input/output error',
-    EISDIR: 'it is a folder',
-    ENOTDIR: 'a part of the path is a file, not a folder',
-    ELOOP: 'too many symbolic links (a link loop)',
-    ENAMETOOLONG: 'the name is too long',
-    ENOENT: 'a part of the path cannot be created',
-  };
-  return e?.code ? `${why[e.code] ?? e.message} (${e.code})` : String((err as Error)?.message ?? err);
-}
 
 /**
  * An output path refused: the option (parameter or flag) it was given for,
