@@ -1,7 +1,8 @@
 // The prediction API: FER.load() opens a model exported by adcorre-native
 // (its metadata says everything needed to run it) and the face detector;
-// predict() finds faces, crops them as the model was trained (square, with
-// margin), and classifies them in batches on ONNX Runtime.
+// predict() finds faces, crops them as the model was trained (aligned by the
+// eyes and mouth onto the training crops' framing: align.ts), and classifies
+// them in batches on ONNX Runtime.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ModelMetadata, readMetadata } from '../model/onnx.js';
