@@ -5,6 +5,7 @@ import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { canonicalSplit, type Dataset, getSplit, type Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
+import { BOX_MARGIN } from '../infer/align.js';
 import { FER } from '../infer/fer.js';
 import { evaluatePipeline, type LabelledPhoto } from '../infer/pipeline.js';
 import { confusionSvg, writePng } from '../train/charts.js';
@@ -54,7 +55,8 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
   let metrics;
   try {
     metrics = await evaluatePipeline(fer, photos, {
-      align: o.align,
+      // a margin crops the detector's box (as adcorre-predict): FER aligns whenever align is true
+      align: o.align && o.margin === undefined,
       ...(o.margin !== undefined ? { margin: o.margin } : {}),
       ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
       onProgress: (done) => bar?.update(done),
@@ -64,7 +66,7 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
     await fer.close();
   }
   const labels = fer.metadata.labels;
-  const framing = o.margin !== undefined ? `box x ${o.margin}` : o.align ? 'aligned' : 'box x 1.35';
+  const framing = o.margin !== undefined ? `box x ${o.margin}` : o.align ? 'aligned' : `box x ${BOX_MARGIN}`;
   for (const f of metrics.failed) say(`skipped ${printable(f.reason)}`);
   if (o.confusion) {
     const C = labels.length;
