@@ -27,6 +27,13 @@ export function finite(value: string): number {
   return n;
 }
 
+/** --margin (adcorre-predict, adcorre-eval --pipeline): a crop side per detected box side, in [1, 4]. */
+export function cropMargin(value: string): number {
+  const n = Number(value);
+  if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
+  return n;
+}
+
 /**
  * `weightDecay` -> `--weight-decay`, `lambdaCE` -> `--lambda-ce`, with a tool's own exceptions.
  * Anything that is not an API option name (a flag already, `<checkpoint>`, 'the output folder') stays as it is.

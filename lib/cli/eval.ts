@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { DataLoader } from '../data/loader.js';
 import { openDataset } from '../data/open.js';
@@ -23,7 +23,7 @@ import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
 import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
 import { OptionError } from '../validate.js';
-import { describeError, positiveInt } from './args.js';
+import { cropMargin, describeError, positiveInt } from './args.js';
 import { evalPipeline, evaluationSplit } from './eval-pipeline.js';
 
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
@@ -51,11 +51,7 @@ export async function main(argv: string[]): Promise<number> {
       'labelled photos through the whole pipeline, as adcorre-predict runs it: detect, align, classify (the largest face per photo)',
     )
     .option('--no-align', "with --pipeline: crop the detector's box instead of aligning each face")
-    .option('--margin <m>', 'with --pipeline: crop side per detected box side, without alignment', (v) => {
-      const n = Number(v);
-      if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
-      return n;
-    })
+    .option('--margin <m>', 'with --pipeline: crop side per detected box side, without alignment', cropMargin)
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   try {

@@ -18,7 +18,7 @@ import { deviceChoices } from '../device.js';
 import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
 import { OptionError } from '../validate.js';
-import { describeError } from './args.js';
+import { cropMargin, describeError } from './args.js';
 
 const IMAGE_GLOB = '**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,JPG,JPEG,PNG,WEBP}';
 
@@ -122,11 +122,7 @@ async function run(argv: string[]): Promise<number> {
     .option(
       '--margin <m>',
       'crop side per detected box side, without alignment (implies --no-align; default 1.35)',
-      (v) => {
-        const n = Number(v);
-        if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
-        return n;
-      },
+      cropMargin,
     )
     .option('--whole-image', 'classify the whole image when no face is found (flagged)')
     .option('--embeddings', 'include the embeddings in --json output')
