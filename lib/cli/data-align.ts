@@ -21,7 +21,6 @@ interface AlignOptions {
   format: string;
   size: number;
   grey: boolean;
-  threshold?: number;
 }
 
 /** The crop as 8-bit PNG bytes: planar floats in 0-1 (1 or 3 channels) to interleaved bytes. */
@@ -56,6 +55,14 @@ async function align(path: string, o: AlignOptions): Promise<number> {
   const channels = o.grey ? 1 : 3;
   const planar = new Float32Array(channels * o.size * o.size);
   const taken = new Set<string>();
+  // each split/class folder checked and made once, not once per photo
+  const folders = new Map<string, string>();
+  const folderOf = (split: string, label: number) => {
+    const rel = join(split, EXPRESSIONS[label]);
+    let folder = folders.get(rel);
+    if (folder === undefined) folders.set(rel, (folder = ensureDir(join(out, rel), '--out')));
+    return folder;
+  };
   let written = 0,
     noFace = 0,
     unreadable = 0,
@@ -77,15 +84,14 @@ async function align(path: string, o: AlignOptions): Promise<number> {
           unreadable++;
           continue;
         }
-        const faces = await detector.detect(image.rgb, image.width, image.height, { threshold: o.threshold });
+        const faces = await detector.detect(image.rgb, image.width, image.height);
         const face = largestBy(faces, (f) => f);
         if (!face) {
           noFace++;
           continue;
         }
         faceTensor(image, faceSquare(face), o.size, channels, planar, 0);
-        const folder = ensureDir(join(out, split, EXPRESSIONS[s.label]), '--out');
-        writeFileAtomic(freeName(folder, taken, s.source), await pngOf(planar, o.size, channels));
+        writeFileAtomic(freeName(folderOf(split, s.label), taken, s.source), await pngOf(planar, o.size, channels));
         written++;
         if (process.stderr.isTTY && written % 50 === 0) process.stderr.write(`\raligned ${written}/${total}`);
       }
