@@ -4,7 +4,7 @@
 // output is post-softmax: log p is the logits up to a per-image constant, which softmax ignores, so this is the
 // teacher's logits / T. The temperature applies to the teacher only: the student's soft-target cross-entropy stays
 // at T = 1 (a common simplification; Hinton's T^2 gradient scale is therefore not needed).
-import { readFileSync } from 'node:fs';
+import { readModelFile } from '../infer/model-check.js';
 import { openSession, ort } from '../infer/session.js';
 import { readMetadata } from '../model/onnx.js';
 import type { XceptionConfig } from '../model/config.js';
@@ -55,12 +55,8 @@ export class Teacher {
    * model whose input size, channels or labels differ from the student's.
    */
   static async open(path: string, config: XceptionConfig, labels: string[]): Promise<Teacher> {
-    let bytes: Buffer;
-    try {
-      bytes = readFileSync(path);
-    } catch (err) {
-      throw new OptionError('teacher', 'a readable .onnx model', printable(path), (err as Error).message);
-    }
+    // a regular file only, as every model read (a named pipe or /dev/zero would hang the trainer): OptionError under teacher
+    const bytes = readModelFile(path, 'teacher');
     let meta;
     try {
       meta = readMetadata(bytes, path);
