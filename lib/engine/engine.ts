@@ -338,16 +338,11 @@ export class Engine {
     const { classes, k, d } = this.config;
     const out = this.native.predict(images, n, classes, k * d);
     const views = evaluationViews(this.config);
-    if (!imageInViews(views)) {
-      // crop views: the image itself gave the embeddings; its probabilities are not among the views'
-      out.probs.fill(0);
-      for (const view of views) {
-        const probs = this.native.predict(viewOf(images, this.config.inputSize, view), n, classes, k * d).probs;
-        for (let i = 0; i < out.probs.length; i++) out.probs[i] += probs[i];
-      }
-      for (let i = 0; i < out.probs.length; i++) out.probs[i] /= views.length;
-    } else if (views.length > 1) {
-      for (const view of views.slice(1)) {
+    if (views.length > 1) {
+      // the first view is the image itself, already run; crop views leave it out: it gave the embeddings only
+      const withImage = imageInViews(views);
+      if (!withImage) out.probs.fill(0);
+      for (const view of withImage ? views.slice(1) : views) {
         const probs = this.native.predict(viewOf(images, this.config.inputSize, view), n, classes, k * d).probs;
         for (let i = 0; i < out.probs.length; i++) out.probs[i] += probs[i];
       }
