@@ -2,39 +2,39 @@
 // cross-entropy + Ad-Corre with the adaptive attention map, learning-rate
 // schedule, evaluation on the validation split every epoch, the best model
 // kept (checkpoint + ONNX), atomic checkpoints, exact resume, clean interrupt.
-import { existsSync, readdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
-import { ConfusionTracker } from '../confusion.js';
-import { DataLoader } from '../data/loader.js';
+// This file is the loop; its parts live beside it: the run folder's files
+// (run-files.ts), the run's state, its start and checkpoints (run-state.ts),
+// the schedule (schedule.ts), the step guard (step-guard.ts), validation
+// (evaluate.ts) and what a run leaves (run-outputs.ts).
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { type Batch, DataLoader } from '../data/loader.js';
 import type { Dataset, DatasetFormat, Split } from '../data/dataset.js';
 import type { FerPlusLabels } from '../data/readers/ferplus.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport, type SkipSummary } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
-import { deviceIndex, Engine, type EngineOptions, type StepStats } from '../engine/engine.js';
-import { ensureDir, OutputFolderError, writeFileAtomic } from '../io.js';
+import { deviceIndex, type EngineOptions, type StepStats, type TrainStepOptions } from '../engine/engine.js';
 import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
-import { exportOnnx, readOnnxWeights } from '../model/onnx.js';
-import type { Weights } from '../model/weights.js';
-import { confusionSvg, lineChartSvg, writePng as writeChart } from './charts.js';
-import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
-import {
-  appendJsonLine,
-  type ClassificationMetrics,
-  confusionMatrix,
-  DivergenceWatch,
-  metricsFrom,
-} from './metrics.js';
-import { WeightEma } from './ema.js';
+import { appendJsonLine, type ClassificationMetrics } from './metrics.js';
 import { mixBatch, type MixSpec } from './mix.js';
 import { distilledTargets, Teacher, temperatureScaled } from './distill.js';
+import { evaluateWeights } from './evaluate.js';
 import { blendedTargets } from './targets.js';
 import { acquireRunLock } from './run-lock.js';
-import { printable } from '../terminal.js';
-import { numberIn, OptionError, oneOf } from '../validate.js';
-import { VERSION } from '../version.js';
+import { checkWritable, prepareRunFolder, runFolderBytes, type RunPaths, runPaths, writing } from './run-files.js';
+import { trainingSummary, writeCharts, writeModel, writeRunConfig, writeSummary } from './run-outputs.js';
+import { emptySums, recordStep, RunCheckpoints, type RunState, startRun } from './run-state.js';
+import { learningRate, plateauAfter } from './schedule.js';
+import { StepGuard } from './step-guard.js';
+import { OptionError, numberIn, oneOf } from '../validate.js';
+
+// what moved out of this file, still exported from it
+export { checkWritable, prepareRunFolder } from './run-files.js';
+export { startingWeights } from './run-state.js';
+export { freshPlateau, plateauAfter, type PlateauState } from './schedule.js';
 
 export interface TrainerOptions {
   dataset?: DatasetFormat | 'auto';
@@ -278,34 +278,6 @@ export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
   );
 }
 
-/** Checks that `dir` can take `bytes` more, before an hour of training rather than after. */
-export function checkWritable(dir: string, bytes: number, option = 'out'): void {
-  ensureDir(dir, option); // fails fast (never hangs) on /proc and the like, or a path under a file
-  try {
-    const probe = join(dir, `.write-test-${process.pid}`);
-    writeFileSync(probe, 'ok');
-    rmSync(probe);
-  } catch (err) {
-    throw new OutputFolderError(
-      option,
-      dir,
-      `not writable (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
-    );
-  }
-  try {
-    const fs = statfsSync(dir);
-    const free = fs.bavail * fs.bsize;
-    if (free < bytes)
-      throw new OutputFolderError(
-        option,
-        dir,
-        `only ${(free / 2 ** 20).toFixed(0)} MiB free; this run needs about ${(bytes / 2 ** 20).toFixed(0)} MiB for checkpoints and models`,
-      );
-  } catch (err) {
-    if (err instanceof OutputFolderError) throw err;
-  }
-}
-
 /**
  * Every option's type and range (OptionError naming the option), and the
  * batch's memory on the CPU against what the machine allows.
@@ -384,29 +356,6 @@ export function smoothedTargets(
   return blendedTargets(labels, targets, classes, epsilon, () => epsilon / classes);
 }
 
-/** The reduce-on-plateau schedule's state: the learning rate is lr x scale (kept in checkpoints). */
-export interface PlateauState {
-  /** the best validation accuracy so far (-1 before the first epoch) */
-  best: number;
-  /** epochs since it last improved */
-  bad: number;
-  scale: number;
-  reductions: number;
-}
-
-export const freshPlateau = (): PlateauState => ({ best: -1, bad: 0, scale: 1, reductions: 0 });
-
-/**
- * One epoch's validation accuracy into the plateau schedule (Keras' ReduceLROnPlateau, mode max, no cooldown): an
- * accuracy above the best resets the count; `patience` epochs in a row without one multiply the scale by `factor`.
- */
-export function plateauAfter(state: PlateauState, accuracy: number, patience: number, factor: number): PlateauState {
-  if (accuracy > state.best) return { ...state, best: accuracy, bad: 0 };
-  const bad = state.bad + 1;
-  if (bad < patience) return { ...state, bad };
-  return { ...state, bad: 0, scale: state.scale * factor, reductions: state.reductions + 1 };
-}
-
 /** Refuses, with the sizes, a batch whose training memory the machine does not have (CPU engine). */
 export function checkBatchMemory(config: XceptionConfig, batch: number, limit = memoryLimit()): void {
   const need = trainingMemory(config, batch);
@@ -420,89 +369,6 @@ export function checkBatchMemory(config: XceptionConfig, batch: number, limit = 
     `batches of ${batch} need about ${formatBytes(need.total)} (${formatBytes(need.perImage)} per image, ` +
       `${formatBytes(need.fixed)} for the weights and the rest); ${describeMemory()}`,
   );
-}
-
-// What makes a folder hold a run: a new run there would overwrite its checkpoints and report its model as its own.
-const RUN_MARKERS = ['last.ckpt', 'best.ckpt', 'model.onnx', 'metrics.jsonl', 'summary.json'];
-// What force deletes, in this order: the checkpoint first, so that a deletion cut short never leaves a folder that a
-// resume would continue with part of its metrics gone (what is left still holds a run: a new run is still refused).
-const RUN_FILES = [
-  'last.ckpt',
-  'summary.json',
-  'model.onnx',
-  'best.ckpt',
-  'metrics.jsonl',
-  'loss.png',
-  'accuracy.png',
-  'confusion.png',
-  'config.json',
-];
-
-/**
- * Refuses a run folder that holds a run, unless the options say what to do with it: resume continues it (its
- * checkpoint is checked where it is read), force deletes its files (only the run's own: nothing else in the folder).
- * The caller holds the folder's lock, so no trainer is writing there meanwhile.
- */
-export function prepareRunFolder(out: string, o: { resume?: boolean; force?: boolean }): void {
-  if (o.resume) return;
-  const found = RUN_MARKERS.filter((f) => existsSync(join(out, f)));
-  if (!found.length) return;
-  if (!o.force)
-    throw new OptionError(
-      'out',
-      'a run folder that holds no run yet',
-      printable(out),
-      `it holds a run (${found.join(', ')}); continue it with --resume, or start over with --force, which deletes that run's files`,
-    );
-  const leftovers = readdirSync(out).filter((f) => RUN_FILES.some((r) => f.startsWith(`.${r}.`) && f.endsWith('.tmp')));
-  for (const f of [...RUN_FILES, ...leftovers]) rmSync(join(out, f), { force: true });
-}
-
-/**
- * A resumed run's metrics.jsonl is rewritten from its checkpoint's history: a run stopped between an epoch's record
- * and that epoch's checkpoint (a full disk, a crash) would otherwise list the epoch twice once it is run again.
- */
-function restoreMetrics(path: string, history: EpochRecord[], lastPath: string): void {
-  if (!Array.isArray(history)) return;
-  writing(path, 'metrics', lastPath, () =>
-    writeFileAtomic(path, history.map((h) => `${JSON.stringify(h)}\n`).join('')),
-  );
-}
-
-/**
- * Runs one write of the run's files. A failure (a full disk, a folder made read-only) names the file and the cause,
- * and, as every file is written atomically, that the last checkpoint before it is intact and can be resumed.
- */
-function writing<T>(path: string, what: string, lastPath: string, write: () => T): T {
-  const explain = (err: unknown): Error => {
-    const e = err as NodeJS.ErrnoException;
-    // writeFileAtomic's errors name the path already: said once
-    const message = (e?.message ?? String(err)).replace(`Cannot write ${printable(path)}: `, '');
-    // a raw errno error (appendFileSync), or writeFileAtomic's own, which names the path and the errno in brackets
-    const full = /^(ENOSPC|EDQUOT)$/.test(e?.code ?? '') || /\((ENOSPC|EDQUOT)\)/.test(message);
-    const cause =
-      e?.code === 'ENOSPC'
-        ? 'no space left on the device (ENOSPC)'
-        : e?.code === 'EDQUOT'
-          ? 'disk quota exceeded (EDQUOT)'
-          : message;
-    const next = existsSync(lastPath)
-      ? `; the last checkpoint, ${printable(lastPath)}, is intact: ${full ? 'free some space' : 'fix that'}, then continue with --resume`
-      : '';
-    // a plain Error, also for writeFileAtomic's usage errors: a write failing in the middle of a run is no usage error
-    return new Error(`Cannot write the ${what} ${printable(path)}: ${cause}${next}`);
-  };
-  let result: T;
-  try {
-    result = write();
-  } catch (err) {
-    throw explain(err);
-  }
-  if (result instanceof Promise)
-    return result.catch((err) => {
-      throw explain(err);
-    }) as T;
-  return result;
 }
 
 /**
@@ -524,69 +390,31 @@ async function closeLoaders(...loaders: DataLoader[]): Promise<void> {
   }
 }
 
-/** The first parameter holding NaN or an infinity, with how many, or null when all are finite. */
-function nonFiniteParameter(weights: Weights): string | null {
-  for (const [name, w] of weights) {
-    let bad = 0;
-    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) bad++;
-    if (bad) return `parameter ${name}: ${bad} of its ${w.length} values`;
-  }
-  return null;
+/** One run of train(): what the loop's parts read, and the state (run-state.ts) they advance. */
+interface Run {
+  paths: RunPaths;
+  config: XceptionConfig;
+  /** the model's parameter count */
+  parameters: number;
+  dataset: Dataset;
+  labels: string[];
+  train: Split;
+  val: Split;
+  state: RunState;
+  checkpoints: RunCheckpoints;
+  trainLoader: DataLoader;
+  valLoader: DataLoader;
+  teacher?: Teacher;
+  guard: StepGuard;
+  mixSpec: MixSpec;
+  onProgress?: (event: ProgressEvent) => void;
 }
 
-/**
- * What the trainer does about a step, beside the step loop. A non-finite step stops the run with onNonFinite
- * 'stop'; with 'skip' it stops the run when the weights themselves are not finite (every later step fails too:
- * skipping cannot mend them) or after maxNonFiniteSteps in a row (the run no longer trains). A smoothed loss that
- * grows by an order of magnitude (DivergenceWatch) is reported as a warning, once per order.
- */
-class StepGuard {
-  /** non-finite steps so far, and in a row */
-  total = 0;
-  private inARow = 0;
-  private firstInARow = 0;
-  readonly warnings: string[] = [];
-  private readonly watch = new DivergenceWatch();
-
-  constructor(
-    private readonly o: Trainer['options'],
-    private readonly engine: Engine,
-    private readonly warn: (message: string, epoch: number, batch: number) => void,
-  ) {}
-
-  check(stats: StepStats, step: number, epoch: number, batch: number): void {
-    if (stats.finite) {
-      this.inARow = 0;
-      const grown = this.watch.observe(stats.loss);
-      if (grown) {
-        const n = (x: number) => (x >= 1e6 ? x.toExponential(2) : String(Number(x.toPrecision(3))));
-        const message =
-          `the training loss has grown ${n(Math.floor(grown.ratio))} times, from ${n(grown.from)} to ${n(grown.to)} ` +
-          `(averaged over steps), by step ${step}: the run is diverging; ` +
-          `a lower learning rate (--lr, now ${this.o.lr}) usually helps`;
-        this.warnings.push(message);
-        this.warn(message, epoch, batch);
-      }
-      return;
-    }
-    this.total++;
-    if (this.inARow++ === 0) this.firstInARow = step;
-    const layer = `first bad layer: ${stats.badLayer}`;
-    if (this.o.onNonFinite === 'stop')
-      throw new Error(`Non-finite loss or gradient at step ${step} (${layer}); stopping, as --on-nan stop asks`);
-    const bad = nonFiniteParameter(this.engine.getWeights());
-    if (bad)
-      throw new Error(
-        `The weights hold NaN or infinite values (${bad}) at step ${step}: every step fails and skipping cannot ` +
-          'mend them; start from finite weights (--init) or an earlier checkpoint',
-      );
-    if (this.inARow >= this.o.maxNonFiniteSteps)
-      throw new Error(
-        `${this.inARow} steps in a row (steps ${this.firstInARow} to ${step}) had a non-finite loss or gradient ` +
-          `(${layer}): the run no longer trains. Lower the learning rate (--lr, now ${this.o.lr}) or the loss ` +
-          'weights, or check the data; --max-nan-steps sets how many in a row are tolerated',
-      );
-  }
+/** A step's inputs: the images and labels it trains on, and the cross-entropy's soft targets when not one-hot. */
+interface StepInputs {
+  images: Float32Array;
+  labels: Int32Array;
+  targets?: Float32Array;
 }
 
 export class Trainer {
@@ -596,8 +424,6 @@ export class Trainer {
     TrainerOptions;
   readonly config: XceptionConfig;
   private interrupted = false;
-  /** the plateau schedule's state in the current run */
-  private plateau = freshPlateau();
 
   constructor(options: TrainerOptions) {
     if (!options || typeof options.data !== 'string') throw new TypeError('Expected options.data: the dataset path');
@@ -624,16 +450,100 @@ export class Trainer {
     this.interrupted = true;
   }
 
-  private lrAt(step: number, epochFloat: number): number {
+  /**
+   * Trains in the run folder `out`, holding its lock (train.lock) until it returns or throws: a folder that another
+   * trainer is using, or that holds a run when neither resume nor force is set, is refused (OptionError for out).
+   */
+  async train(onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
+    const out = resolve(this.options.out);
+    const parameters = parameterCount(buildArchitecture(this.config));
+    checkWritable(out, runFolderBytes(parameters));
+    const lock = acquireRunLock(out, 'out');
+    try {
+      prepareRunFolder(out, this.options);
+      return await this.run(out, parameters, onProgress);
+    } finally {
+      lock.release();
+    }
+  }
+
+  private async run(
+    out: string,
+    parameters: number,
+    onProgress?: (event: ProgressEvent) => void,
+  ): Promise<TrainSummary> {
+    const started = Date.now();
+    const run = await this.prepare(out, parameters, onProgress);
+    this.announce(run);
+    let interrupted: boolean;
+    try {
+      interrupted = await this.trainEpochs(run);
+    } finally {
+      await closeLoaders(run.trainLoader, run.valLoader);
+      await run.teacher?.close();
+    }
+    return this.finish(run, interrupted, started);
+  }
+
+  /** Everything before the first step: the data, the starting state (fresh or resumed), config.json, the loaders. */
+  private async prepare(out: string, parameters: number, onProgress?: (event: ProgressEvent) => void): Promise<Run> {
     const o = this.options;
-    let lr = o.lr;
-    if (o.schedule === 'decay') lr = o.lr / (1 + o.decay * step);
-    else if (o.schedule === 'cosine')
-      lr = 0.5 * o.lr * (1 + Math.cos((Math.PI * Math.min(epochFloat, o.epochs)) / o.epochs));
-    else if (o.schedule === 'step') lr = o.lr * o.stepGamma ** Math.floor(epochFloat / o.stepEvery);
-    else if (o.schedule === 'plateau') lr = o.lr * this.plateau.scale;
-    if (o.warmup > 0 && epochFloat < o.warmup) lr *= 0.1 + (0.9 * epochFloat) / o.warmup;
-    return lr;
+    const paths = runPaths(out);
+    const config = validateConfig(this.config, 'arch');
+    const { dataset, train, val } = await this.openData(config);
+    const labels = dataset.labelNames;
+    const state = startRun(o, config, paths);
+    writeRunConfig(paths, o, config, labels, state.initFresh);
+    // the teacher before the loaders' threads start: a teacher refused leaves nothing to close
+    const teacher = o.teacher ? await Teacher.open(o.teacher, config, labels) : undefined;
+    const { trainLoader, valLoader } = this.loaders(train, val, config);
+    const guard = new StepGuard(o, state.engine, (warning, epoch, batch) =>
+      onProgress?.({
+        epoch,
+        epochs: o.epochs,
+        batch,
+        batches: trainLoader.length,
+        samplesPerSecond: 0,
+        phase: 'warning',
+        warning,
+      }),
+    );
+    const mixSpec: MixSpec = {
+      mixup: o.mixup,
+      cutmix: o.cutmix,
+      prob: o.mixProb,
+      size: config.inputSize,
+      channels: config.channels,
+      classes: config.classes,
+    };
+    const checkpoints = new RunCheckpoints(o, config, paths, state);
+    const common = { paths, config, parameters, dataset, labels, train, val, state, checkpoints };
+    return { ...common, trainLoader, valLoader, teacher, guard, mixSpec, onProgress };
+  }
+
+  /** The dataset, its train and validation splits, checked against the model's classes and the batch size. */
+  private async openData(config: XceptionConfig): Promise<{ dataset: Dataset; train: Split; val: Split }> {
+    const o = this.options;
+    const dataset = await openDataset(o.data, {
+      format: o.dataset,
+      classes: o.classes ?? (config.classes === 8 ? 8 : 7),
+      fer2013: o.fer2013,
+      labels: o.labels,
+    });
+    if (dataset.labelNames.length !== config.classes) {
+      throw new RangeError(
+        `The model has ${config.classes} classes but the dataset's label space has ${dataset.labelNames.length}; pass --classes ${config.classes}`,
+      );
+    }
+    const { train, val } = this.splits(dataset);
+    // the last partial batch is dropped: a batch larger than the split would train nothing
+    if (o.batch > train.samples.length)
+      throw new OptionError(
+        'batch',
+        `at most the number of training images (${train.samples.length} in ${dataset.path}${dataset.report.total ? `, after ${dataset.report.total} bad items skipped` : ''})`,
+        String(o.batch),
+      );
+    return { dataset, train, val };
   }
 
   private splits(dataset: Dataset): { train: Split; val: Split } {
@@ -653,143 +563,13 @@ export class Trainer {
     };
   }
 
-  private async evaluate(engine: Engine, loader: DataLoader, labels: string[]): Promise<ClassificationMetrics> {
-    const confusion = confusionMatrix(this.config.classes);
-    for await (const b of loader.epoch(0, { augment: false })) {
-      const { probs } = engine.predict(b.images, b.count);
-      const C = this.config.classes;
-      for (let i = 0; i < b.count; i++) {
-        const p = probs.subarray(i * C, (i + 1) * C);
-        let best = 0;
-        for (let c = 1; c < C; c++) if (p[c] > p[best]) best = c;
-        confusion[b.labels[i]][best]++;
-      }
-    }
-    return metricsFrom(confusion, labels);
-  }
-
-  /**
-   * Trains in the run folder `out`, holding its lock (train.lock) until it returns or throws: a folder that another
-   * trainer is using, or that holds a run when neither resume nor force is set, is refused (OptionError for out).
-   */
-  async train(onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
-    const out = resolve(this.options.out);
-    const paramFloats = parameterCount(buildArchitecture(this.config));
-    // checkpoints (weights + two Adam moments, last and best) and the ONNX model, with room to spare
-    checkWritable(out, paramFloats * 4 * 3 * 2 + paramFloats * 4 * 2 + (16 << 20));
-    const lock = acquireRunLock(out, 'out');
-    try {
-      prepareRunFolder(out, this.options);
-      return await this.run(out, onProgress);
-    } finally {
-      lock.release();
-    }
-  }
-
-  private async run(out: string, onProgress?: (event: ProgressEvent) => void): Promise<TrainSummary> {
+  /** The training loader (shuffled, augmented as asked, whole batches only) and the validation loader. */
+  private loaders(
+    train: Split,
+    val: Split,
+    config: XceptionConfig,
+  ): { trainLoader: DataLoader; valLoader: DataLoader } {
     const o = this.options;
-    this.plateau = freshPlateau();
-    const started = Date.now();
-    const lastPath = join(out, 'last.ckpt'),
-      bestPath = join(out, 'best.ckpt'),
-      modelPath = join(out, 'model.onnx'),
-      metricsPath = join(out, 'metrics.jsonl');
-    const config = validateConfig(this.config, 'arch');
-    const paramFloats = parameterCount(buildArchitecture(config));
-
-    const dataset = await openDataset(o.data, {
-      format: o.dataset,
-      classes: o.classes ?? (config.classes === 8 ? 8 : 7),
-      fer2013: o.fer2013,
-      labels: o.labels,
-    });
-    if (dataset.labelNames.length !== config.classes) {
-      throw new RangeError(
-        `The model has ${config.classes} classes but the dataset's label space has ${dataset.labelNames.length}; pass --classes ${config.classes}`,
-      );
-    }
-    const { train, val } = this.splits(dataset);
-    const labels = dataset.labelNames;
-    // the last partial batch is dropped: a batch larger than the split would train nothing
-    if (o.batch > train.samples.length)
-      throw new OptionError(
-        'batch',
-        `at most the number of training images (${train.samples.length} in ${dataset.path}${dataset.report.total ? `, after ${dataset.report.total} bad items skipped` : ''})`,
-        String(o.batch),
-      );
-
-    let engine: Engine;
-    let tracker = new ConfusionTracker(config.classes, { history: o.history });
-    let epoch0 = 0,
-      batch0 = 0,
-      step = 0;
-    let best: CheckpointMeta['best'] = null;
-    let history: EpochRecord[] = [];
-    let initFresh: string[] | undefined;
-    // the weights' moving average (--ema): what is evaluated, kept as best and exported
-    let ema: WeightEma | undefined;
-    // the current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch)
-    const emptySums = () => ({ loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 });
-    let sums = emptySums();
-    let resumedSums: typeof sums | undefined;
-    if (o.resume && existsSync(lastPath)) {
-      const { state, meta, raw } = readCheckpoint(lastPath);
-      // an exact resume needs the run's batch size, seed and configuration: say which differs rather than go on silently wrong
-      const saved = meta.options as { batch?: number; seed?: number; config?: XceptionConfig };
-      if (saved.batch !== undefined && saved.batch !== o.batch)
-        throw new OptionError('batch', `the run's batch size, ${saved.batch}, to resume ${out}`, String(o.batch));
-      if (saved.seed !== undefined && saved.seed !== o.seed)
-        throw new OptionError('seed', `the run's seed, ${saved.seed}, to resume ${out}`, String(o.seed));
-      if (saved.config && JSON.stringify(validateConfig(saved.config, lastPath)) !== JSON.stringify(config))
-        throw new OptionError(
-          'arch',
-          `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
-          JSON.stringify(config),
-        );
-      // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
-      if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !raw))
-        throw new OptionError(
-          'ema',
-          `the run's weight average decay, ${meta.ema?.decay ?? 0}, to resume ${out}`,
-          String(o.ema),
-        );
-      if (meta.batch > 0 && meta.epochSums) resumedSums = { ...emptySums(), ...(meta.epochSums as typeof sums) };
-      // with a weight average, the checkpoint's weights are the average and `raw` the training weights
-      engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
-      engine.setState({ ...state, weights: raw ?? state.weights });
-      if (meta.ema) ema = new WeightEma(o.ema, o.emaWarmup, state.weights, meta.ema.updates);
-      tracker = ConfusionTracker.fromJSON(meta.tracker as never);
-      ({ epoch: epoch0, batch: batch0, step, best } = meta);
-      if (meta.plateau) this.plateau = { ...freshPlateau(), ...(meta.plateau as Partial<PlateauState>) };
-      history = meta.history as EpochRecord[];
-      restoreMetrics(metricsPath, history, lastPath);
-    } else {
-      if (o.resume)
-        throw new OptionError(
-          'out',
-          'a run folder with a checkpoint to resume',
-          printable(out),
-          `Nothing to resume: ${printable(lastPath)} does not exist (start a new run without resume)`,
-        );
-      engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device });
-      if (o.init) {
-        const { weights, fresh } = startingWeights(o.init, engine.getWeights());
-        engine.setWeights(weights);
-        initFresh = fresh;
-      }
-      if (o.ema > 0) ema = new WeightEma(o.ema, o.emaWarmup, engine.getWeights());
-    }
-    // initFresh: parameters --init could not supply (a classifier for another class count)
-    const configPath = join(out, 'config.json');
-    writing(configPath, 'run configuration', lastPath, () =>
-      writeFileAtomic(
-        configPath,
-        JSON.stringify({ options: o, config, labels, ...(initFresh ? { initFresh } : {}) }, null, 2),
-      ),
-    );
-
-    // the teacher before the loaders' threads start: a teacher refused leaves nothing to close
-    const teacher = o.teacher ? await Teacher.open(o.teacher, config, labels) : undefined;
     const trainLoader = new DataLoader(train, {
       batchSize: o.batch,
       size: config.inputSize,
@@ -808,319 +588,233 @@ export class Trainer {
       seed: o.seed,
       workers: o.workers,
     });
-    const meta = (epoch: number, batch: number, reason: string): CheckpointMeta => ({
-      options: { ...o, config },
-      epoch,
-      batch,
-      step,
-      tracker: tracker.toJSON(),
-      best,
-      history,
-      reason,
-      ...(batch > 0 ? { epochSums: { ...sums } } : {}),
-      ...(ema ? { ema: ema.state() } : {}),
-      ...(o.schedule === 'plateau' ? { plateau: { ...this.plateau } } : {}),
-    });
-    // with a weight average the checkpoint's weights are the average (the model), the raw ones a section of their own
-    const save = (path: string, epoch: number, batch: number, reason: string) =>
-      writing(path, 'checkpoint', lastPath, () => {
-        const state = engine.getState();
-        if (!ema) return writeCheckpoint(path, state, meta(epoch, batch, reason));
-        writeCheckpoint(path, { ...state, weights: ema.shadow }, meta(epoch, batch, reason), undefined, state.weights);
-      });
-    // validation runs on the average when there is one, the training weights put back after
-    const evaluateModel = async (): Promise<ClassificationMetrics> => {
-      if (!ema) return this.evaluate(engine, valLoader, labels);
-      const raw = engine.getWeights();
-      engine.setWeights(ema.shadow);
-      try {
-        return await this.evaluate(engine, valLoader, labels);
-      } finally {
-        engine.setWeights(raw);
-      }
-    };
-    const guard = new StepGuard(o, engine, (warning, epoch, batch) =>
-      onProgress?.({
-        epoch,
-        epochs: o.epochs,
-        batch,
-        batches: trainLoader.length,
-        samplesPerSecond: 0,
-        phase: 'warning',
-        warning,
-      }),
-    );
+    return { trainLoader, valLoader };
+  }
 
-    onProgress?.({
-      epoch: epoch0,
-      epochs: o.epochs,
-      batch: batch0,
-      batches: trainLoader.length,
+  /** The 'start' progress event: what the run is about to do. */
+  private announce(run: Run): void {
+    const { state, config } = run;
+    run.onProgress?.({
+      epoch: state.epoch0,
+      epochs: this.options.epochs,
+      batch: state.batch0,
+      batches: run.trainLoader.length,
       samplesPerSecond: 0,
       phase: 'start',
       start: {
         config,
-        parameters: paramFloats,
-        device: engine.device,
-        trainSamples: train.samples.length,
-        valSamples: val.samples.length,
-        ...(step > 0 ? { resumedAt: step } : {}),
-        skipped: dataset.report.summary(),
+        parameters: run.parameters,
+        device: state.engine.device,
+        trainSamples: run.train.samples.length,
+        valSamples: run.val.samples.length,
+        ...(state.step > 0 ? { resumedAt: state.step } : {}),
+        skipped: run.dataset.report.summary(),
       },
     });
-    const mixSpec: MixSpec = {
-      mixup: o.mixup,
-      cutmix: o.cutmix,
-      prob: o.mixProb,
-      size: config.inputSize,
-      channels: config.channels,
-      classes: config.classes,
-    };
-    let interrupted = false;
-    try {
-      for (let epoch = epoch0; epoch < o.epochs && !interrupted; epoch++) {
-        const batches = trainLoader.length;
-        sums = epoch === epoch0 && batch0 > 0 && resumedSums ? resumedSums : emptySums();
-        const seen0 = sums.seen;
-        await trainLoader.ensureCache(); // the first epoch's images/s leaves the one-off decoding out
-        const t0 = Date.now();
-        for await (const b of trainLoader.epoch(epoch, { startBatch: epoch === epoch0 ? batch0 : 0 })) {
-          const lr = this.lrAt(step, epoch + b.index / batches);
-          // mixup / CutMix: the mixed images and targets, the dominant labels for Ad-Corre and accuracy
-          const mixed = mixBatch(b.images, b.labels, b.targets, mixSpec, mixSeed(o.seed, epoch, step));
-          const images = mixed?.images ?? b.images,
-            stepLabels = mixed?.labels ?? b.labels;
-          let targets = mixed?.targets ?? b.targets;
-          if (o.labelSmoothing > 0)
-            targets = smoothedTargets(stepLabels, targets, this.config.classes, o.labelSmoothing);
-          // distillation: the teacher on the very images the student trains on
-          if (teacher) {
-            const soft = temperatureScaled(await teacher.probs(images, b.count), config.classes, o.teacherTemperature);
-            targets = distilledTargets(stepLabels, targets, soft, config.classes, o.teacherWeight);
-          }
-          const stats = engine.trainStep(images, stepLabels, {
-            lr,
-            optimizer: o.optimizer,
-            momentum: o.momentum,
-            nesterov: o.nesterov,
-            weightDecay: o.weightDecay,
-            bnMomentum: o.bnMomentum,
-            lambdaCE: o.lambdaCE,
-            wFD: o.wFD,
-            wMD: o.wMD,
-            wED: o.wED,
-            adcorre: o.adcorre,
-            seed: mixSeed(o.seed, step),
-            ...(o.attention ? { classAccuracy: tracker.recall() } : {}),
-            ...(targets ? { targets } : {}),
-          });
-          step++;
-          guard.check(stats, step, epoch, b.index + 1); // throws when the run must stop; warns of a diverging loss
-          if (!stats.finite) {
-            sums.skipped++;
-          } else {
-            ema?.update(engine.getWeights());
-            tracker.update(stepLabels, stats.predictions);
-            sums.loss += stats.loss * b.count;
-            sums.ce += stats.ce * b.count;
-            sums.fd += stats.fd * b.count;
-            sums.md += stats.md * b.count;
-            sums.ed += stats.ed * b.count;
-            sums.correct += stats.correct;
-            sums.seen += b.count;
-          }
-          sums.steps++;
-          const sps = (sums.seen - seen0) / Math.max(1e-3, (Date.now() - t0) / 1000);
-          onProgress?.({
-            epoch,
-            epochs: o.epochs,
-            batch: b.index + 1,
-            batches,
-            stats,
-            samplesPerSecond: sps,
-            phase: 'train',
-          });
-          if (o.checkpointEvery > 0 && step % o.checkpointEvery === 0) save(lastPath, epoch, b.index + 1, 'steps');
-          // Let signal handlers and timers run: batches from the cache arrive without ever leaving the microtask queue.
-          await new Promise((r) => setImmediate(r));
-          if (this.interrupted || (o.maxSteps !== undefined && step >= o.maxSteps)) {
-            save(lastPath, epoch, b.index + 1, this.interrupted ? 'interrupt' : 'max-steps');
-            interrupted = true;
-            break;
-          }
-        }
-        if (interrupted) break;
-        onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: 0, phase: 'eval' });
-        const valMetrics = await evaluateModel();
-        // the plateau schedule follows validation (an epoch that trained nothing leaves it as it is)
-        if (o.schedule === 'plateau' && sums.seen > 0)
-          this.plateau = plateauAfter(this.plateau, valMetrics.accuracy, o.plateauPatience, o.plateauFactor);
-        const n = Math.max(1, sums.seen);
-        const record: EpochRecord = {
-          epoch: epoch + 1,
-          step,
-          lr: this.lrAt(step, epoch + 1),
-          train: {
-            loss: sums.loss / n,
-            ce: sums.ce / n,
-            fd: sums.fd / n,
-            md: sums.md / n,
-            ed: sums.ed / n,
-            accuracy: sums.correct / n,
-            samplesPerSecond: (sums.seen - seen0) / Math.max(1e-3, (Date.now() - t0) / 1000),
-            skippedSteps: sums.skipped,
-          },
-          val: valMetrics,
-        };
-        history.push(record);
-        writing(metricsPath, 'metrics', lastPath, () => appendJsonLine(metricsPath, record));
-        // an epoch whose every step was skipped trained nothing: its weights are not this run's model
-        if (sums.seen > 0 && (!best || valMetrics.accuracy > best.accuracy)) {
-          best = { accuracy: valMetrics.accuracy, epoch: epoch + 1 };
-          save(bestPath, epoch + 1, 0, 'best');
-          const onnx = exportOnnx(config, ema?.shadow ?? engine.getWeights(), {
-            labels,
-            training: this.trainingSummary(dataset, record, step),
-          });
-          writing(modelPath, 'model', lastPath, () => writeFileAtomic(modelPath, onnx));
-        }
-        save(lastPath, epoch + 1, 0, 'epoch');
-        onProgress?.({
-          epoch,
-          epochs: o.epochs,
-          batch: batches,
-          batches,
-          samplesPerSecond: record.train.samplesPerSecond,
-          phase: 'epoch-end',
-          record,
-        });
-        if (this.interrupted) interrupted = true;
-      }
-    } finally {
-      await closeLoaders(trainLoader, valLoader);
-      await teacher?.close();
+  }
+
+  /** The epochs from where the run starts; true when it stopped early (interrupted, or maxSteps reached). */
+  private async trainEpochs(run: Run): Promise<boolean> {
+    for (let epoch = run.state.epoch0; epoch < this.options.epochs; epoch++) {
+      const { stopped, samplesPerSecond } = await this.trainEpoch(run, epoch);
+      if (stopped) return true;
+      await this.endEpoch(run, epoch, samplesPerSecond);
+      if (this.interrupted) return true;
     }
-    if (history.length) await this.charts(out, history, labels);
+    return false;
+  }
+
+  /**
+   * The epoch's training steps (from the resumed batch in the run's first epoch). stopped: the run checkpointed
+   * mid-epoch and stops; samplesPerSecond: the epoch's training rate so far.
+   */
+  private async trainEpoch(run: Run, epoch: number): Promise<{ stopped: boolean; samplesPerSecond: () => number }> {
+    const { state, trainLoader } = run;
+    const first = epoch === state.epoch0;
+    state.sums = first && state.batch0 > 0 && state.resumedSums ? state.resumedSums : emptySums();
+    const seen0 = state.sums.seen;
+    await trainLoader.ensureCache(); // the first epoch's images/s leaves the one-off decoding out
+    const t0 = Date.now();
+    const samplesPerSecond = () => (state.sums.seen - seen0) / Math.max(1e-3, (Date.now() - t0) / 1000);
+    for await (const b of trainLoader.epoch(epoch, { startBatch: first ? state.batch0 : 0 })) {
+      const stats = await this.trainStep(run, epoch, b);
+      run.onProgress?.({
+        epoch,
+        epochs: this.options.epochs,
+        batch: b.index + 1,
+        batches: trainLoader.length,
+        stats,
+        samplesPerSecond: samplesPerSecond(),
+        phase: 'train',
+      });
+      if (await this.stopsAfterStep(run, epoch, b.index + 1)) return { stopped: true, samplesPerSecond };
+    }
+    return { stopped: false, samplesPerSecond };
+  }
+
+  /** One batch: its inputs, the engine's step, the guard's verdict (it throws when the run must stop), the sums. */
+  private async trainStep(run: Run, epoch: number, b: Batch): Promise<StepStats> {
+    const { state } = run;
+    const lr = this.lrAt(state, epoch + b.index / run.trainLoader.length);
+    const inputs = await this.stepInputs(run, epoch, b);
+    const stats = state.engine.trainStep(inputs.images, inputs.labels, this.stepOptions(state, lr, inputs.targets));
+    state.step++;
+    run.guard.check(stats, state.step, epoch, b.index + 1); // throws when the run must stop; warns of a diverging loss
+    recordStep(state, stats, inputs.labels, b.count);
+    return stats;
+  }
+
+  /** The step's images, labels and targets: mixup / CutMix, label smoothing and distillation, where asked. */
+  private async stepInputs(run: Run, epoch: number, b: Batch): Promise<StepInputs> {
+    const o = this.options;
+    const { classes } = run.config;
+    // mixup / CutMix: the mixed images and targets, the dominant labels for Ad-Corre and accuracy
+    const mixed = mixBatch(b.images, b.labels, b.targets, run.mixSpec, mixSeed(o.seed, epoch, run.state.step));
+    const images = mixed?.images ?? b.images,
+      labels = mixed?.labels ?? b.labels;
+    let targets = mixed?.targets ?? b.targets;
+    if (o.labelSmoothing > 0) targets = smoothedTargets(labels, targets, classes, o.labelSmoothing);
+    // distillation: the teacher on the very images the student trains on
+    if (run.teacher) {
+      const soft = temperatureScaled(await run.teacher.probs(images, b.count), classes, o.teacherTemperature);
+      targets = distilledTargets(labels, targets, soft, classes, o.teacherWeight);
+    }
+    return { images, labels, targets };
+  }
+
+  /** The engine's options for the step at state.step: the optimiser and loss settings, the attention map, targets. */
+  private stepOptions(state: RunState, lr: number, targets: Float32Array | undefined): TrainStepOptions {
+    const o = this.options;
+    return {
+      lr,
+      optimizer: o.optimizer,
+      momentum: o.momentum,
+      nesterov: o.nesterov,
+      weightDecay: o.weightDecay,
+      bnMomentum: o.bnMomentum,
+      lambdaCE: o.lambdaCE,
+      wFD: o.wFD,
+      wMD: o.wMD,
+      wED: o.wED,
+      adcorre: o.adcorre,
+      seed: mixSeed(o.seed, state.step),
+      ...(o.attention ? { classAccuracy: state.tracker.recall() } : {}),
+      ...(targets ? { targets } : {}),
+    };
+  }
+
+  /**
+   * After a step: the checkpoint every checkpointEvery steps, and whether the run stops here, checkpointed (an
+   * interrupt, or maxSteps reached). `batch`: the batches of the epoch done.
+   */
+  private async stopsAfterStep(run: Run, epoch: number, batch: number): Promise<boolean> {
+    const o = this.options;
+    if (o.checkpointEvery > 0 && run.state.step % o.checkpointEvery === 0)
+      run.checkpoints.saveLast(epoch, batch, 'steps');
+    // Let signal handlers and timers run: batches from the cache arrive without ever leaving the microtask queue.
+    await new Promise((r) => setImmediate(r));
+    if (!this.interrupted && !(o.maxSteps !== undefined && run.state.step >= o.maxSteps)) return false;
+    run.checkpoints.saveLast(epoch, batch, this.interrupted ? 'interrupt' : 'max-steps');
+    return true;
+  }
+
+  /** The epoch's end: validation, the plateau schedule, the record in metrics.jsonl, the best model, the checkpoint. */
+  private async endEpoch(run: Run, epoch: number, samplesPerSecond: () => number): Promise<void> {
+    const o = this.options;
+    const { state, paths } = run;
+    const batches = run.trainLoader.length;
+    run.onProgress?.({ epoch, epochs: o.epochs, batch: batches, batches, samplesPerSecond: 0, phase: 'eval' });
+    // validation runs on the weight average when there is one
+    const val = await evaluateWeights(state.engine, state.ema?.shadow, run.valLoader, run.config.classes, run.labels);
+    // the plateau schedule follows validation (an epoch that trained nothing leaves it as it is)
+    if (o.schedule === 'plateau' && state.sums.seen > 0)
+      state.plateau = plateauAfter(state.plateau, val.accuracy, o.plateauPatience, o.plateauFactor);
+    const record = this.epochRecord(state, epoch, val, samplesPerSecond);
+    state.history.push(record);
+    writing(paths.metrics, 'metrics', paths.last, () => appendJsonLine(paths.metrics, record));
+    // an epoch whose every step was skipped trained nothing: its weights are not this run's model
+    if (state.sums.seen > 0 && (!state.best || val.accuracy > state.best.accuracy)) this.keepBest(run, record);
+    run.checkpoints.saveLast(epoch + 1, 0, 'epoch');
+    run.onProgress?.({
+      epoch,
+      epochs: o.epochs,
+      batch: batches,
+      batches,
+      samplesPerSecond: record.train.samplesPerSecond,
+      phase: 'epoch-end',
+      record,
+    });
+  }
+
+  /** The epoch's line in metrics.jsonl: the training means over its finite steps, and the validation metrics. */
+  private epochRecord(
+    state: RunState,
+    epoch: number,
+    val: ClassificationMetrics,
+    samplesPerSecond: () => number,
+  ): EpochRecord {
+    const { sums } = state;
+    const n = Math.max(1, sums.seen);
+    return {
+      epoch: epoch + 1,
+      step: state.step,
+      lr: this.lrAt(state, epoch + 1),
+      train: {
+        loss: sums.loss / n,
+        ce: sums.ce / n,
+        fd: sums.fd / n,
+        md: sums.md / n,
+        ed: sums.ed / n,
+        accuracy: sums.correct / n,
+        samplesPerSecond: samplesPerSecond(),
+        skippedSteps: sums.skipped,
+      },
+      val,
+    };
+  }
+
+  /** A new best epoch: best.ckpt, and model.onnx of the weight average where there is one. */
+  private keepBest(run: Run, record: EpochRecord): void {
+    const { state } = run;
+    state.best = { accuracy: record.val.accuracy, epoch: record.epoch };
+    run.checkpoints.saveBest(record.epoch);
+    const training = trainingSummary(this.options, run.dataset, record, state.step);
+    writeModel(run.paths, run.config, state.ema?.shadow ?? state.engine.getWeights(), run.labels, training);
+  }
+
+  /** The learning rate at the current step, `epochFloat` epochs into the run. */
+  private lrAt(state: RunState, epochFloat: number): number {
+    return learningRate(this.options, state.plateau, state.step, epochFloat);
+  }
+
+  /** The run's end: its charts and summary.json, and the summary returned. */
+  private async finish(run: Run, interrupted: boolean, started: number): Promise<TrainSummary> {
+    const { state, paths } = run;
+    if (state.history.length) await writeCharts(paths.out, state.history, run.labels);
     const skipped = new SkipReport();
-    for (const r of [dataset.report, trainLoader.report, valLoader.report]) skipped.merge(r.summary());
-    const bestRecord = best ? history.find((h) => h.epoch === best!.epoch) : undefined;
+    for (const r of [run.dataset.report, run.trainLoader.report, run.valLoader.report]) skipped.merge(r.summary());
+    const best = state.best;
+    const bestRecord = best ? state.history.find((h) => h.epoch === best.epoch) : undefined;
     const summary: TrainSummary = {
-      out,
-      config,
-      device: engine.device,
-      parameters: paramFloats,
-      epochs: history.length,
-      steps: step,
+      out: paths.out,
+      config: run.config,
+      device: state.engine.device,
+      parameters: run.parameters,
+      epochs: state.history.length,
+      steps: state.step,
       best:
         best && bestRecord
           ? { accuracy: best.accuracy, meanClassAccuracy: bestRecord.val.meanClassAccuracy, epoch: best.epoch }
           : null,
       interrupted,
       seconds: (Date.now() - started) / 1000,
-      checkpoint: lastPath,
-      model: existsSync(modelPath) ? modelPath : null,
+      checkpoint: paths.last,
+      model: existsSync(paths.model) ? paths.model : null,
       skipped: skipped.summary(),
-      nonFiniteSteps: guard.total,
-      warnings: guard.warnings,
+      nonFiniteSteps: run.guard.total,
+      warnings: run.guard.warnings,
     };
-    const summaryPath = join(out, 'summary.json');
-    writing(summaryPath, 'summary', lastPath, () => writeFileAtomic(summaryPath, JSON.stringify(summary, null, 2)));
+    writeSummary(paths, summary);
     return summary;
   }
-
-  private trainingSummary(dataset: Dataset, record: EpochRecord, step: number): Record<string, unknown> {
-    const o = this.options;
-    return {
-      dataset: dataset.format,
-      data: dataset.path,
-      ...(dataset.format === 'ferplus' ? { labels: o.labels } : {}),
-      epoch: record.epoch,
-      steps: step,
-      valAccuracy: record.val.accuracy,
-      valMeanClassAccuracy: record.val.meanClassAccuracy,
-      valSamples: record.val.samples,
-      loss: { lambdaCE: o.lambdaCE, wFD: o.wFD, wMD: o.wMD, wED: o.wED, adcorre: o.adcorre, attention: o.attention },
-      optimizer: {
-        name: o.optimizer,
-        lr: o.lr,
-        schedule: o.schedule,
-        decay: o.decay,
-        batch: o.batch,
-        ...(o.optimizer === 'sgd' ? { momentum: o.momentum, nesterov: o.nesterov } : {}),
-      },
-      // issue #27's recipe tools, where on
-      ...(o.mixup > 0 || o.cutmix > 0 ? { mix: { mixup: o.mixup, cutmix: o.cutmix, prob: o.mixProb } } : {}),
-      ...(o.ema > 0 ? { ema: { decay: o.ema, warmup: o.emaWarmup } } : {}),
-      ...(o.teacher
-        ? { teacher: { model: basename(o.teacher), temperature: o.teacherTemperature, weight: o.teacherWeight } }
-        : {}),
-      seed: o.seed,
-      trainedWith: `adcorre-native ${VERSION}`,
-    };
-  }
-
-  private async charts(out: string, history: EpochRecord[], labels: string[]): Promise<void> {
-    const writePng = (path: string, svg: string) =>
-      writing(path, 'chart', join(out, 'last.ckpt'), () => writeChart(path, svg));
-    await writePng(
-      join(out, 'loss.png'),
-      lineChartSvg('training loss', 'epoch', [
-        { name: 'total', values: history.map((h) => h.train.loss) },
-        { name: 'CE', values: history.map((h) => h.train.ce) },
-        { name: 'FD', values: history.map((h) => h.train.fd) },
-        { name: 'MD', values: history.map((h) => h.train.md) },
-        { name: 'ED', values: history.map((h) => h.train.ed) },
-      ]),
-    );
-    await writePng(
-      join(out, 'accuracy.png'),
-      lineChartSvg('accuracy', 'epoch', [
-        { name: 'train', values: history.map((h) => h.train.accuracy) },
-        { name: 'val', values: history.map((h) => h.val.accuracy) },
-        { name: 'val mean class', values: history.map((h) => h.val.meanClassAccuracy) },
-      ]),
-    );
-    const bestRecord = history.reduce((a, b) => (b.val.accuracy > a.val.accuracy ? b : a));
-    await writePng(
-      join(out, 'confusion.png'),
-      confusionSvg(`validation confusion (epoch ${bestRecord.epoch})`, labels, bestRecord.val.confusion),
-    );
-  }
-}
-
-/**
- * The weights to start from: those of a checkpoint or an exported .onnx model,
- * over the fresh ones. Every parameter must match in size, except the
- * classifier's when the class count differs (7 <-> 8): those stay fresh.
- */
-export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
-  const bytes = readFileSync(path);
-  const source = path.toLowerCase().endsWith('.onnx')
-    ? readOnnxWeights(bytes, path).weights
-    : readCheckpoint(path).state.weights;
-  const weights: Weights = new Map();
-  const kept: string[] = [];
-  for (const [name, init] of fresh) {
-    const w = source.get(name);
-    if (w && w.length === init.length) weights.set(name, w);
-    else if (name.startsWith('classifier.') && w) {
-      weights.set(name, init);
-      kept.push(name);
-    } else {
-      throw new Error(
-        `--init ${path} does not fit this architecture: parameter ${name} has ` +
-          `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`,
-      );
-    }
-  }
-  // a NaN weight makes every step non-finite: skipping them all would "train" nothing and export a NaN model
-  const bad = nonFiniteParameter(weights);
-  if (bad)
-    throw new OptionError(
-      'init',
-      'a checkpoint or model with finite weights',
-      printable(path),
-      `${bad} are NaN or infinite; training cannot start from it`,
-    );
-  return { weights, fresh: kept };
 }

@@ -1,0 +1,271 @@
+// A training run's state: the engine and what the loop advances beside it (step, attention tracker, best epoch,
+// history, weight average, the epoch's running sums, the plateau schedule). A run starts it fresh (from --init's
+// weights, if given) or from its last checkpoint (--resume), and its checkpoints hold all of it, so that a resumed
+// run continues exactly.
+import { existsSync, readFileSync } from 'node:fs';
+import { ConfusionTracker } from '../confusion.js';
+import { Engine, type StepStats } from '../engine/engine.js';
+import { describeNonFinite, firstNonFiniteParameter } from '../model/finite.js';
+import { type XceptionConfig, validateConfig } from '../model/config.js';
+import { readOnnxWeights } from '../model/onnx.js';
+import type { Weights } from '../model/weights.js';
+import { printable } from '../terminal.js';
+import { OptionError } from '../validate.js';
+import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { WeightEma } from './ema.js';
+import { restoreMetrics, type RunPaths, writing } from './run-files.js';
+import { freshPlateau, type PlateauState } from './schedule.js';
+import type { EpochRecord, Trainer } from './trainer.js';
+
+type Options = Trainer['options'];
+
+/** The current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch). */
+export interface EpochSums {
+  loss: number;
+  ce: number;
+  fd: number;
+  md: number;
+  ed: number;
+  correct: number;
+  seen: number;
+  steps: number;
+  skipped: number;
+}
+
+export const emptySums = (): EpochSums => ({
+  loss: 0,
+  ce: 0,
+  fd: 0,
+  md: 0,
+  ed: 0,
+  correct: 0,
+  seen: 0,
+  steps: 0,
+  skipped: 0,
+});
+
+export interface RunState {
+  engine: Engine;
+  /** the adaptive attention map's record of recent training predictions */
+  tracker: ConfusionTracker;
+  /** where the run starts: the epoch, and the batch within it (> 0 when resumed mid-epoch) */
+  epoch0: number;
+  batch0: number;
+  /** training steps taken so far */
+  step: number;
+  best: CheckpointMeta['best'];
+  history: EpochRecord[];
+  /** the weights' moving average (--ema): what is evaluated, kept as best and exported */
+  ema?: WeightEma;
+  sums: EpochSums;
+  /** a mid-epoch checkpoint's sums, which the first epoch continues */
+  resumedSums?: EpochSums;
+  /** the plateau schedule's state */
+  plateau: PlateauState;
+  /** parameters --init could not supply (a classifier for another class count) */
+  initFresh?: string[];
+}
+
+/**
+ * A training step into the state: a finite one into the epoch's sums, the attention tracker (with the labels it
+ * trained on) and the weight average; a skipped (non-finite) one only counted as such.
+ */
+export function recordStep(state: RunState, stats: StepStats, labels: Int32Array, count: number): void {
+  const { sums } = state;
+  if (!stats.finite) {
+    sums.skipped++;
+  } else {
+    state.ema?.update(state.engine.getWeights());
+    state.tracker.update(labels, stats.predictions);
+    sums.loss += stats.loss * count;
+    sums.ce += stats.ce * count;
+    sums.fd += stats.fd * count;
+    sums.md += stats.md * count;
+    sums.ed += stats.ed * count;
+    sums.correct += stats.correct;
+    sums.seen += count;
+  }
+  sums.steps++;
+}
+
+/** The run's starting state: its last checkpoint's with resume (which must then exist), else a fresh engine's. */
+export function startRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
+  if (o.resume && existsSync(paths.last)) return resumedRun(o, config, paths);
+  if (o.resume)
+    throw new OptionError(
+      'out',
+      'a run folder with a checkpoint to resume',
+      printable(paths.out),
+      `Nothing to resume: ${printable(paths.last)} does not exist (start a new run without resume)`,
+    );
+  const engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device });
+  let initFresh: string[] | undefined;
+  if (o.init) {
+    const { weights, fresh } = startingWeights(o.init, engine.getWeights());
+    engine.setWeights(weights);
+    initFresh = fresh;
+  }
+  const ema = o.ema > 0 ? new WeightEma(o.ema, o.emaWarmup, engine.getWeights()) : undefined;
+  return {
+    engine,
+    tracker: new ConfusionTracker(config.classes, { history: o.history }),
+    epoch0: 0,
+    batch0: 0,
+    step: 0,
+    best: null,
+    history: [],
+    ema,
+    sums: emptySums(),
+    plateau: freshPlateau(),
+    initFresh,
+  };
+}
+
+/** The state in the run's last checkpoint, after checking that the options continue that run; metrics.jsonl follows it. */
+function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
+  const { state, meta, raw } = readCheckpoint(paths.last);
+  checkResumable(o, config, paths, meta, raw !== undefined);
+  // with a weight average, the checkpoint's weights are the average and `raw` the training weights
+  const engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
+  engine.setState({ ...state, weights: raw ?? state.weights });
+  const resumed: RunState = {
+    engine,
+    ema: meta.ema ? new WeightEma(o.ema, o.emaWarmup, state.weights, meta.ema.updates) : undefined,
+    tracker: ConfusionTracker.fromJSON(meta.tracker as never),
+    epoch0: meta.epoch,
+    batch0: meta.batch,
+    step: meta.step,
+    best: meta.best,
+    history: meta.history as EpochRecord[],
+    sums: emptySums(),
+    resumedSums:
+      meta.batch > 0 && meta.epochSums ? { ...emptySums(), ...(meta.epochSums as Partial<EpochSums>) } : undefined,
+    plateau: meta.plateau ? { ...freshPlateau(), ...(meta.plateau as Partial<PlateauState>) } : freshPlateau(),
+  };
+  restoreMetrics(paths.metrics, resumed.history, paths.last);
+  return resumed;
+}
+
+/**
+ * An exact resume needs the run's batch size, seed and configuration, and its weight average or none: says which
+ * option differs (OptionError) rather than go on silently wrong.
+ */
+function checkResumable(
+  o: Options,
+  config: XceptionConfig,
+  paths: RunPaths,
+  meta: CheckpointMeta,
+  hasRawWeights: boolean,
+): void {
+  const { out, last } = paths;
+  const saved = meta.options as { batch?: number; seed?: number; config?: XceptionConfig };
+  if (saved.batch !== undefined && saved.batch !== o.batch)
+    throw new OptionError('batch', `the run's batch size, ${saved.batch}, to resume ${out}`, String(o.batch));
+  if (saved.seed !== undefined && saved.seed !== o.seed)
+    throw new OptionError('seed', `the run's seed, ${saved.seed}, to resume ${out}`, String(o.seed));
+  if (saved.config && JSON.stringify(validateConfig(saved.config, last)) !== JSON.stringify(config))
+    throw new OptionError(
+      'arch',
+      `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
+      JSON.stringify(config),
+    );
+  // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
+  if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
+    throw new OptionError(
+      'ema',
+      `the run's weight average decay, ${meta.ema?.decay ?? 0}, to resume ${out}`,
+      String(o.ema),
+    );
+}
+
+/**
+ * Writes the run's checkpoints: everything in its state, at (epoch, batch), the next batch to run. With a weight
+ * average the checkpoint's weights are the average (the model), the raw ones a section of their own.
+ */
+export class RunCheckpoints {
+  constructor(
+    private readonly o: Options,
+    private readonly config: XceptionConfig,
+    private readonly paths: RunPaths,
+    private readonly state: RunState,
+  ) {}
+
+  /** last.ckpt, what --resume continues; `reason`: 'epoch', 'steps', 'interrupt', 'max-steps' */
+  saveLast(epoch: number, batch: number, reason: string): void {
+    this.save(this.paths.last, epoch, batch, reason);
+  }
+
+  /** best.ckpt, after the epoch that reached the best validation accuracy so far */
+  saveBest(epochsDone: number): void {
+    this.save(this.paths.best, epochsDone, 0, 'best');
+  }
+
+  private save(path: string, epoch: number, batch: number, reason: string): void {
+    const { state: run, paths } = this;
+    writing(path, 'checkpoint', paths.last, () => {
+      const state = run.engine.getState();
+      if (!run.ema) return writeCheckpoint(path, state, this.meta(epoch, batch, reason));
+      writeCheckpoint(
+        path,
+        { ...state, weights: run.ema.shadow },
+        this.meta(epoch, batch, reason),
+        undefined,
+        state.weights,
+      );
+    });
+  }
+
+  private meta(epoch: number, batch: number, reason: string): CheckpointMeta {
+    const { o, state } = this;
+    return {
+      options: { ...o, config: this.config },
+      epoch,
+      batch,
+      step: state.step,
+      tracker: state.tracker.toJSON(),
+      best: state.best,
+      history: state.history,
+      reason,
+      ...(batch > 0 ? { epochSums: { ...state.sums } } : {}),
+      ...(state.ema ? { ema: state.ema.state() } : {}),
+      ...(o.schedule === 'plateau' ? { plateau: { ...state.plateau } } : {}),
+    };
+  }
+}
+
+/**
+ * The weights to start from: those of a checkpoint or an exported .onnx model,
+ * over the fresh ones. Every parameter must match in size, except the
+ * classifier's when the class count differs (7 <-> 8): those stay fresh.
+ */
+export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
+  const bytes = readFileSync(path);
+  const source = path.toLowerCase().endsWith('.onnx')
+    ? readOnnxWeights(bytes, path).weights
+    : readCheckpoint(path).state.weights;
+  const weights: Weights = new Map();
+  const kept: string[] = [];
+  for (const [name, init] of fresh) {
+    const w = source.get(name);
+    if (w && w.length === init.length) weights.set(name, w);
+    else if (name.startsWith('classifier.') && w) {
+      weights.set(name, init);
+      kept.push(name);
+    } else {
+      throw new Error(
+        `--init ${path} does not fit this architecture: parameter ${name} has ` +
+          `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`,
+      );
+    }
+  }
+  // a NaN weight makes every step non-finite: skipping them all would "train" nothing and export a NaN model
+  const bad = firstNonFiniteParameter(weights);
+  if (bad)
+    throw new OptionError(
+      'init',
+      'a checkpoint or model with finite weights',
+      printable(path),
+      `${describeNonFinite(bad)} are NaN or infinite; training cannot start from it`,
+    );
+  return { weights, fresh: kept };
+}
