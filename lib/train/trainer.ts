@@ -467,6 +467,7 @@ export class Trainer {
     }
   }
 
+  /** The run: everything before its first step, its epochs (the loaders closed however they end), what it leaves. */
   private async run(
     out: string,
     parameters: number,
@@ -485,7 +486,10 @@ export class Trainer {
     return this.finish(run, interrupted, started);
   }
 
-  /** Everything before the first step: the data, the starting state (fresh or resumed), config.json, the loaders. */
+  /**
+   * Everything before the first step: the data, the starting state (fresh or resumed), config.json, the teacher, the
+   * loaders, the step guard (whose warnings are progress events) and the mixing recipe.
+   */
   private async prepare(out: string, parameters: number, onProgress?: (event: ProgressEvent) => void): Promise<Run> {
     const o = this.options;
     const paths = runPaths(out);
@@ -517,8 +521,23 @@ export class Trainer {
       classes: config.classes,
     };
     const checkpoints = new RunCheckpoints(o, config, paths, state);
-    const common = { paths, config, parameters, dataset, labels, train, val, state, checkpoints };
-    return { ...common, trainLoader, valLoader, teacher, guard, mixSpec, onProgress };
+    return {
+      paths,
+      config,
+      parameters,
+      dataset,
+      labels,
+      train,
+      val,
+      state,
+      checkpoints,
+      trainLoader,
+      valLoader,
+      teacher,
+      guard,
+      mixSpec,
+      onProgress,
+    };
   }
 
   /** The dataset, its train and validation splits, checked against the model's classes and the batch size. */
@@ -546,6 +565,7 @@ export class Trainer {
     return { dataset, train, val };
   }
 
+  /** The dataset's train split (or 'all') and its val split, or a seeded fraction of train held out as val. */
   private splits(dataset: Dataset): { train: Split; val: Split } {
     const train = dataset.splits.get('train') ?? dataset.splits.get('all');
     if (!train) throw new Error(`${dataset.path} has no train split (it has ${[...dataset.splits.keys()].join(', ')})`);
