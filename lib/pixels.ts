@@ -1,5 +1,6 @@
 // Resampling and grey conversion of 8-bit interleaved pixels, shared by the
-// detector, the face crops and the data reader. Windows are resampled by the
+// detector, the face crops and the data reader (the one resampler and the one
+// grey conversion after the one decoder, lib/image.ts). Windows are resampled by the
 // addon (native/data/resample.cpp) where it loads, else by the JavaScript
 // below, which is the readable reference the tests hold the addon to. Not in
 // sharp: one call into sharp costs 2.5-5 ms of CPU on the 2 vCPU development
@@ -13,6 +14,18 @@ export const LUMA = [0.299, 0.587, 0.114] as const;
 /** The grey value (0-255 in, 0-255 out, unrounded) of one RGB pixel. */
 export function luma(r: number, g: number, b: number): number {
   return LUMA[0] * r + LUMA[1] * g + LUMA[2] * b;
+}
+
+/**
+ * The one grey conversion, for every path into a model (the training loader, adcorre-eval,
+ * prediction): luma of interleaved RGB (bytes, or resampled floats in 0-255), n pixels, rounded to
+ * bytes. (lib/infer/align.ts keeps the unrounded luma() of its floats; native/data/augment.cpp
+ * applies the same weights when a store holds RGB for a grey model.)
+ */
+export function greyBytes(rgb: ArrayLike<number>, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = Math.round(luma(rgb[j], rgb[j + 1], rgb[j + 2]));
+  return out;
 }
 
 /** What a window sees outside the image. */

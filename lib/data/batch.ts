@@ -1,11 +1,12 @@
 // Turns sample indices into a batch tensor: decode (or read from the cache),
-// warp with augmentation, NCHW float32 in [0, 1]. Used inside the worker
+// warp with augmentation (evaluation: resample to the input size, as
+// prediction does), NCHW float32 in [0, 1]. Used inside the worker
 // threads, and on the calling thread when the loader runs with workers: 0.
 import { native } from '../native.js';
 import { type AugmentOptions, eraseRect, identityWarp, randomWarp } from './augment.js';
 import type { PixelStore, SampleRef } from './dataset.js';
 import { storeImage } from './dataset.js';
-import { decodeSample, type RawImage, SampleError } from './decode.js';
+import { decodeSample, type RawImage, SampleError, toInputSize } from './decode.js';
 import { mixSeed, mulberry32 } from './random.js';
 import { SkipReport, type SkipSummary } from './skips.js';
 
@@ -103,14 +104,17 @@ export class BatchMaker {
     const warp = native().warpAffine;
     let k = 0;
     for (let i = 0; i < decoded.length; i++) {
-      const img = decoded[i];
-      if (!img) continue;
+      const source = decoded[i];
+      if (!source) continue;
       const index = indices[i];
       const random = mulberry32(mixSeed(this.spec.seed, epoch, index));
-      const setting =
-        augment && this.spec.augment
-          ? randomWarp(img.width, img.height, size, this.spec.augment, random)
-          : identityWarp(img.width, img.height, size);
+      const options = augment ? this.spec.augment : null;
+      // evaluation brings the whole image to the input size by the one resampler, as prediction does
+      // (lib/pixels.ts): the identity warp of a size x size image is then a copy
+      const img = options ? source : toInputSize(source, size);
+      const setting = options
+        ? randomWarp(img.width, img.height, size, options, random)
+        : identityWarp(img.width, img.height, size);
       warp(
         img.data,
         img.width,

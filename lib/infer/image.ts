@@ -1,8 +1,10 @@
-// Decoding user inputs for prediction: a path, an encoded image in a Buffer,
-// or raw pixels; EXIF orientation honoured; very large images shrunk on load.
-import sharp from 'sharp';
-import { decoderMessage } from '../validate.js';
-import { readHeader } from '../data/decode.js';
+// User inputs for prediction: a path, an encoded image in a Buffer, or raw
+// pixels, as RGB. Files and Buffers go through the one image decoder
+// (lib/image.ts, which the training loader uses too: EXIF orientation
+// honoured, very large images shrunk on load); raw pixels are only made RGB,
+// and shrunk by the one resampler (lib/pixels.ts) when very large.
+import { decodeImage, ImageDecodeError, MAX_INPUT_PIXELS, MAX_WORKING_SIDE, workingSide } from '../image.js';
+import { resampleWindow } from '../pixels.js';
 import { InputFileProblem, MAX_IMAGE_FILE_BYTES, readInputFile } from '../input-file.js';
 import { printable } from '../terminal.js';
 
@@ -30,6 +32,8 @@ export class InputError extends Error {
   }
 }
 
+export { MAX_INPUT_PIXELS, MAX_WORKING_SIDE, workingSide };
+
 export interface DecodedImage {
   source: string;
   /** RGB, interleaved */
@@ -41,25 +45,6 @@ export interface DecodedImage {
   originalHeight: number;
 }
 
-export const MAX_INPUT_PIXELS = 120_000_000;
-/**
- * Larger images are shrunk on decoding to at most this longer side: the detector sees the
- * image at 256 px and tiles of about 0.57 of it at 256 px, the classifier faces at its input
- * size (48 px for the default model), so more pixels cost decoding time and add nothing.
- */
-export const MAX_WORKING_SIDE = 1600;
-
-/**
- * The longer side a large image is decoded at: its side divided by 2, 4 or 8, the first that
- * fits MAX_WORKING_SIDE, so that a JPEG decodes directly at that scale (libjpeg's DCT scaling,
- * sharp's shrink-on-load) with no resampling after it.
- */
-export function workingSide(longer: number): number {
-  if (longer <= MAX_WORKING_SIDE) return longer;
-  for (const k of [2, 4, 8]) if (Math.ceil(longer / k) <= MAX_WORKING_SIDE) return Math.ceil(longer / k);
-  return MAX_WORKING_SIDE;
-}
-
 export function describeInput(input: ImageInput, index = 0): string {
   if (typeof input === 'string') return input;
   if (input instanceof Uint8Array) return `buffer #${index}`;
@@ -67,8 +52,7 @@ export function describeInput(input: ImageInput, index = 0): string {
 }
 
 export async function decodeInput(input: ImageInput, source = describeInput(input)): Promise<DecodedImage> {
-  let bytes: Uint8Array | undefined;
-  let raw: RawPixels | undefined;
+  let bytes: Uint8Array;
   if (typeof input === 'string') {
     try {
       // a regular file only, of a size an image can have: /dev/zero would be read forever, a named pipe waited on
@@ -99,70 +83,54 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
         `raw pixels: expected ${width * height * channels} bytes (width*height*channels), received ${input.data.length}`,
       );
     }
-    raw = input;
+    return { source, ...rgbOfRaw(input) };
   } else {
     throw new TypeError(
       `Expected a file path, a Buffer or { data, width, height, channels } for input but received ${typeof input}`,
     );
   }
-  if (bytes && bytes.length === 0) throw new InputError(source, 'empty file (0 bytes)');
-  // Raw pixels that need no shrinking are made RGB here: a call into sharp costs more than the
-  // classifier on a face crop (2.5-5 ms against 2.4 ms on the development machine).
-  if (raw && Math.max(raw.width, raw.height) <= MAX_WORKING_SIDE) {
-    return {
-      source,
-      rgb: toRgb(raw),
-      width: raw.width,
-      height: raw.height,
-      originalWidth: raw.width,
-      originalHeight: raw.height,
-    };
-  }
+  return decodeBytes(bytes, source);
+}
+
+/** Encoded bytes through the one decoder, its failures as InputErrors a user can act on. */
+async function decodeBytes(bytes: Uint8Array, source: string): Promise<DecodedImage> {
+  if (bytes.length === 0) throw new InputError(source, 'empty file (0 bytes)');
   try {
-    const pipeline = raw
-      ? sharp(raw.data, { raw: { width: raw.width, height: raw.height, channels: raw.channels } })
-      : sharp(bytes, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS });
-    // A photo that needs no shrinking takes one call into sharp: its size from the file's header
-    // (JPEG, PNG), and the decoded size is then the original (EXIF rotation included). Others ask
-    // sharp's metadata() for the size and orientation first.
-    // (raw pixels reach here only when they need shrinking)
-    const header = bytes ? readHeader(bytes) : undefined;
-    const small = header !== undefined && Math.max(header.width, header.height) <= MAX_WORKING_SIDE;
-    const meta: { width?: number; height?: number; orientation?: number } = raw
-      ? { width: raw.width, height: raw.height }
-      : small
-        ? {}
-        : await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
-    const side = small
-      ? MAX_WORKING_SIDE
-      : workingSide(Math.max(meta.width ?? 0, meta.height ?? 0) || MAX_WORKING_SIDE);
-    const { data, info } = await pipeline
-      .rotate()
-      .resize(side, side, { fit: 'inside', withoutEnlargement: true })
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    const rotated = meta.orientation !== undefined && meta.orientation >= 5;
-    return {
-      source,
-      rgb: new Uint8Array(data.buffer, data.byteOffset, data.length),
-      width: info.width,
-      height: info.height,
-      originalWidth: small ? info.width : ((rotated ? meta.height : meta.width) ?? info.width),
-      originalHeight: small ? info.height : ((rotated ? meta.width : meta.height) ?? info.height),
-    };
+    return { source, ...(await decodeImage(bytes)) };
   } catch (err) {
-    const message = decoderMessage(err); // every line of it: the cause may be on a later one
-    if (/unsupported image format/i.test(message))
+    if (!(err instanceof ImageDecodeError)) throw err;
+    if (err.kind === 'unsupported format')
       throw new InputError(
         source,
         'not an image, or an unsupported format (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIF, SVG are read)',
       );
-    if (/pixel limit/i.test(message))
+    if (err.kind === 'too many pixels')
       throw new InputError(source, `image larger than ${MAX_INPUT_PIXELS / 1e6} megapixels`);
-    throw new InputError(source, `cannot decode image (${message})`);
+    throw new InputError(source, `cannot decode image (${err.message})`);
   }
+}
+
+/**
+ * Raw pixels as RGB; over MAX_WORKING_SIDE on the longer side, area-averaged to workingSide() as
+ * a file would be shrunk on load. (No call into sharp: one costs more than the classifier on a
+ * face crop, 2.5-5 ms against 2.4 ms on the development machine.)
+ */
+function rgbOfRaw(raw: RawPixels): Omit<DecodedImage, 'source'> {
+  const { width, height } = raw;
+  const rgb = toRgb(raw);
+  const longer = Math.max(width, height);
+  if (longer <= MAX_WORKING_SIDE) return { rgb, width, height, originalWidth: width, originalHeight: height };
+  const scale = workingSide(longer) / longer;
+  const w = Math.max(1, Math.round(width * scale)),
+    h = Math.max(1, Math.round(height * scale));
+  const shrunk = resampleWindow(rgb, width, height, { x: 0, y: 0, width, height }, w, h);
+  return {
+    rgb: Uint8Array.from(shrunk, (v) => Math.round(v)),
+    width: w,
+    height: h,
+    originalWidth: width,
+    originalHeight: height,
+  };
 }
 
 /** Interleaved RGB from raw pixels: grey repeated, alpha dropped (as sharp's removeAlpha). */
