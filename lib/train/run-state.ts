@@ -20,29 +20,8 @@ import type { EpochRecord, Trainer } from './trainer.js';
 type Options = Trainer['options'];
 
 /** The current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch). */
-export interface EpochSums {
-  loss: number;
-  ce: number;
-  fd: number;
-  md: number;
-  ed: number;
-  correct: number;
-  seen: number;
-  steps: number;
-  skipped: number;
-}
-
-export const emptySums = (): EpochSums => ({
-  loss: 0,
-  ce: 0,
-  fd: 0,
-  md: 0,
-  ed: 0,
-  correct: 0,
-  seen: 0,
-  steps: 0,
-  skipped: 0,
-});
+export const emptySums = () => ({ loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 });
+export type EpochSums = ReturnType<typeof emptySums>;
 
 export interface RunState {
   engine: Engine;
