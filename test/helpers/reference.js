@@ -2,6 +2,8 @@
 // the definition (issue #2): explicit N x N correlation matrices and the
 // absolute value |Omega - Phi| as written, O(k n^2 d). It shares no code and no
 // algorithm with the native kernels, which use the class-factorised form.
+// bench/loss.js times it as the plain-JavaScript baseline: the one plain-JS
+// definition of the loss in the repository.
 const EPS = 1e-8;
 
 function normalise(u) {
