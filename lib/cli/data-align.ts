@@ -9,6 +9,7 @@ import type { Command } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { EXPRESSIONS } from '../data/labels.js';
 import { openDataset } from '../data/open.js';
+import { checkDatasetPath } from '../data/readers/files.js';
 import { faceSquare, faceTensor, largestBy } from '../infer/align.js';
 import { FaceDetector } from '../infer/detect.js';
 import { decodeInput, InputError } from '../infer/image.js';
@@ -49,8 +50,11 @@ function freeName(folder: string, taken: Set<string>, source: string): string {
 }
 
 async function align(path: string, o: AlignOptions): Promise<number> {
-  const out = ensureDir(o.out, '--out');
+  // the photos first, at once: a missing path, a device or a named pipe is refused (naming it) before the
+  // output folder is made and the detector loaded
+  checkDatasetPath(path, '<path>', 'a folder of labelled photos or a CSV manifest');
   const dataset = await openDataset(path, { format: o.format as never, classes: 8 });
+  const out = ensureDir(o.out, '--out');
   const detector = await FaceDetector.create({ model: 'multi' });
   const channels = o.grey ? 1 : 3;
   const planar = new Float32Array(channels * o.size * o.size);
