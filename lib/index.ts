@@ -8,7 +8,15 @@ export { ConfusionTracker } from './confusion.js';
 export type { ConfusionTrackerState } from './confusion.js';
 export * from './data/index.js';
 export { FER, NoModelError, DEFAULT_MODEL, BUNDLED_MODELS, type BundledModel } from './infer/fer.js';
-export type { FaceResult, LoadOptions, PredictOptions, PredictResult, PredictTimings } from './infer/fer.js';
+export type {
+  FaceResult,
+  LoadOptions,
+  PredictBatchOptions,
+  PredictOptions,
+  PredictResult,
+  PredictTimings,
+} from './infer/fer.js';
+export { PREDICTION_DEFAULTS } from './infer/defaults.js';
 export { InputError } from './infer/image.js';
 export type { ImageInput, RawPixels } from './infer/image.js';
 export { FaceDetector } from './infer/detect.js';

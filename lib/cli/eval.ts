@@ -3,28 +3,57 @@
 // path users' predictions take. Without --model, the bundled default model.
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
-import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
-import { DataLoader } from '../data/loader.js';
+import { type Batch, DataLoader } from '../data/loader.js';
+import type { Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
-import { checkLabels, checkProbabilities, ModelError, readModelFile } from '../infer/model-check.js';
+import { checkProbabilities, ModelError } from '../infer/model-check.js';
 import { printable } from '../terminal.js';
-import { NoModelError, resolveModel } from '../infer/fer.js';
+import { openModel, readModel, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
-import { openSession, ort } from '../infer/session.js';
+import { type InferDevice, ort } from '../infer/session.js';
 import { checkOutputFile } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
-import { type ModelMetadata, readMetadata } from '../model/onnx.js';
+import type { ModelMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
-import { confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
+import { addPredictions, confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
 import { OptionError } from '../validate.js';
 import { cropMargin, describeError, positiveInt } from './args.js';
 import { evalPipeline, evaluationSplit } from './eval-pipeline.js';
+
+/**
+ * The data loader adcorre-eval reads a split with: in order, no augmentation, the model's input size
+ * and channels (decoded by lib/image.ts and resampled by lib/pixels.ts, as prediction does).
+ */
+export function evaluationLoader(split: Split, meta: ModelMetadata, batch: number): DataLoader {
+  return new DataLoader(split, { batchSize: batch, size: meta.input.size, channels: meta.input.channels });
+}
+
+/**
+ * Each batch of the loader through the model on ONNX Runtime, with its probabilities (count x classes).
+ * A model that answers NaN is a ModelError naming `model` (NaN would count as class 0).
+ */
+export async function* classifyBatches(
+  session: ort.InferenceSession,
+  meta: ModelMetadata,
+  loader: DataLoader,
+  model: string,
+): AsyncGenerator<{ batch: Batch; probs: Float32Array }> {
+  const { channels, size } = meta.input;
+  for await (const batch of loader.epoch(0)) {
+    const outputs = await session.run({
+      image: new ort.Tensor('float32', batch.images, [batch.count, channels, size, size]),
+    });
+    const probs = outputs.probs.data as Float32Array;
+    checkProbabilities(probs, batch.count, meta.labels, model);
+    yield { batch, probs };
+  }
+}
 
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
 const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
@@ -74,16 +103,14 @@ export async function main(argv: string[]): Promise<number> {
     margin?: number;
   }>();
   // the model and the output path first: usage errors (exit 2) before the dataset is read
-  const { path: model, bundled } = resolveModel(o.model);
+  const model = resolveModel(o.model).path;
   let meta: ModelMetadata;
   let session: ort.InferenceSession, provider: string;
   try {
     // a regular file or a new one (never a device, a folder, or the model or data read), in a folder that takes files
     if (o.confusion) checkOutputFile(o.confusion, '--confusion', [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])]);
-    if (!existsSync(model))
-      throw bundled ? new NoModelError(model, bundled) : new Error(`Model file not found: ${printable(model)}`);
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
-    const bytes = readModelFile(model, 'model');
+    const { bytes } = readModel(o.model);
     checkDatasetPath(o.data, '--data');
     if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
@@ -97,9 +124,8 @@ export async function main(argv: string[]): Promise<number> {
         return usage ? 2 : 1;
       }
     }
-    meta = readMetadata(bytes, printable(model));
-    checkLabels(meta.labels, model); // they are printed and key the metrics: distinct and printable
-    ({ session, provider } = await openSession(bytes, o.device as never));
+    // the labels are printed and key the metrics: openModel checks them (distinct and printable)
+    ({ metadata: meta, session, provider } = await openModel(bytes, model, o.device as InferDevice));
   } catch (err) {
     say(describeError(err).message);
     return 2;
@@ -123,9 +149,8 @@ export async function main(argv: string[]): Promise<number> {
         String(o.batch),
         `batches of ${batch} may need up to ${formatBytes(need.total)} (${formatBytes(need.perImage)} per image); ${describeMemory()}`,
       );
-    const loader = new DataLoader(split, { batchSize: o.batch, size: meta.input.size, channels: meta.input.channels });
-    const C = meta.labels.length;
-    const confusion = confusionMatrix(C);
+    const loader = evaluationLoader(split, meta, o.batch);
+    const confusion = confusionMatrix(meta.labels.length);
     // progress on a terminal (stderr, so that --json output stays clean)
     const bar = process.stderr.isTTY
       ? new SingleBar({
@@ -137,18 +162,9 @@ export async function main(argv: string[]): Promise<number> {
     bar?.start(split.samples.length, 0);
     let seen = 0;
     try {
-      for await (const b of loader.epoch(0)) {
+      for await (const { batch: b, probs } of classifyBatches(session, meta, loader, model)) {
         bar?.update((seen += b.count));
-        const outputs = await session.run({
-          image: new ort.Tensor('float32', b.images, [b.count, meta.input.channels, meta.input.size, meta.input.size]),
-        });
-        const probs = outputs.probs.data as Float32Array;
-        checkProbabilities(probs, b.count, meta.labels, model); // NaN would count as class 0
-        for (let i = 0; i < b.count; i++) {
-          let best = 0;
-          for (let c = 1; c < C; c++) if (probs[i * C + c] > probs[i * C + best]) best = c;
-          confusion[b.labels[i]][best]++;
-        }
+        addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
       }
     } finally {
       bar?.stop();

@@ -8,6 +8,7 @@ import { SingleBar } from 'cli-progress';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import fg from 'fast-glob';
 import { annotate, annotatedName, annotatedNames } from '../infer/annotate.js';
+import { PREDICTION_DEFAULTS } from '../infer/defaults.js';
 import { DETECTOR_MODELS } from '../infer/detect.js';
 import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
@@ -102,11 +103,16 @@ async function run(argv: string[]): Promise<number> {
         'face detector: multi (both BlazeFace models, tiles on large photos), or one model alone: full range, short range (close-ups)',
       )
         .choices([...DETECTOR_MODELS])
-        .default('multi'),
+        .default(PREDICTION_DEFAULTS.detector),
     )
     .option('--json', 'one JSON object per input, per line')
-    .option('--top <n>', 'labels listed per face', positive, 3)
-    .option('--batch <n>', 'images per batch', positive, 16)
+    .option('--top <n>', 'labels listed per face', positive, PREDICTION_DEFAULTS.top)
+    .option(
+      '--batch <n>',
+      `images decoded and predicted together (their faces are classified ${PREDICTION_DEFAULTS.faceBatch} per run)`,
+      positive,
+      PREDICTION_DEFAULTS.imageBatch,
+    )
     .option('--no-detect', 'treat each input as a face crop')
     .option(
       '--threshold <p>',
@@ -116,12 +122,12 @@ async function run(argv: string[]): Promise<number> {
         if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
         return n;
       },
-      0.5,
+      PREDICTION_DEFAULTS.threshold,
     )
     .option('--no-align', "crop the detector's box instead of aligning each face by its eyes and mouth")
     .option(
       '--margin <m>',
-      'crop side per detected box side, without alignment (implies --no-align; default 1.35)',
+      `crop side per detected box side, without alignment (implies --no-align; default ${PREDICTION_DEFAULTS.margin})`,
       cropMargin,
     )
     .option('--whole-image', 'classify the whole image when no face is found (flagged)')
@@ -144,10 +150,11 @@ async function run(argv: string[]): Promise<number> {
     // usage errors before the model is loaded: an output folder that cannot be used, a batch that cannot fit
     if (opts.annotate) ensureDir(opts.annotate as string, '--annotate');
     // each image of a batch is held decoded (up to MAX_WORKING_SIDE on its longer side, RGB) with its copies;
-    // the default (16) always runs
+    // the default always runs
     const perImage = MAX_WORKING_SIDE * MAX_WORKING_SIDE * 3 * 2;
     const usable = memoryLimit() * 0.5;
-    if ((opts.batch as number) > 16 && (opts.batch as number) * perImage > usable)
+    const images = opts.batch as number;
+    if (images > PREDICTION_DEFAULTS.imageBatch && images * perImage > usable)
       throw new OptionError(
         '--batch',
         `at most ${Math.floor(usable / perImage)} images per batch here`,
@@ -197,7 +204,6 @@ async function run(argv: string[]): Promise<number> {
       ...(opts.margin !== undefined ? { margin: opts.margin as number } : {}),
       wholeImageFallback: Boolean(opts.wholeImage),
       embeddings: Boolean(opts.embeddings),
-      batch: 32,
     });
     for (const [j, r] of results.entries()) {
       if (r instanceof InputError) {

@@ -10,6 +10,7 @@
 import { fileURLToPath } from 'node:url';
 import { type InferDevice, openSession, ort } from './session.js';
 import { resampleWindow } from '../pixels.js';
+import { PREDICTION_DEFAULTS } from './defaults.js';
 
 /** 'multi' (both models, and tiles on large photos), or one model on the whole image. */
 export type DetectorModel = 'multi' | 'full' | 'short';
@@ -34,7 +35,7 @@ export interface FaceBox {
 }
 
 export interface DetectOptions {
-  /** minimum score (default 0.5) */
+  /** minimum score (default PREDICTION_DEFAULTS.threshold, 0.5) */
   threshold?: number;
   /** overlap above which detections are blended (default 0.3) */
   iou?: number;
@@ -301,7 +302,7 @@ export class FaceDetector {
   static async create(
     options: { model?: DetectorModel; device?: InferDevice; plan?: Partial<DetectorPlan> } = {},
   ): Promise<FaceDetector> {
-    const model = options.model ?? 'multi';
+    const model = options.model ?? PREDICTION_DEFAULTS.detector;
     if (!DETECTOR_MODELS.includes(model)) {
       throw new RangeError(
         `Expected one of ${DETECTOR_MODELS.join(', ')} for detector but received '${String(model)}'`,
@@ -328,7 +329,7 @@ export class FaceDetector {
 
   /** Faces in an RGB image (interleaved bytes), best first. */
   async detect(rgb: Uint8Array, width: number, height: number, options: DetectOptions = {}): Promise<FaceBox[]> {
-    const threshold = options.threshold ?? 0.5;
+    const threshold = options.threshold ?? PREDICTION_DEFAULTS.threshold;
     const blendIou = options.iou ?? 0.3;
     const passes = planPasses(width, height, this.plan);
     const image: SourceImage = { rgb, width, height, outputs: new Map() };

@@ -9,12 +9,13 @@ import { type ModelMetadata, readMetadata } from '../model/onnx.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { parseDevice } from '../device.js';
-import { type InferDevice, openSession, ort } from './session.js';
+import { type InferDevice, type OpenedSession, openSession, ort, type SessionSettings } from './session.js';
 import { checkEmbeddings, checkLabels, checkProbabilities, readModelFile } from './model-check.js';
 import { notUtf8Hint } from '../input-file.js';
 import { printable } from '../terminal.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
-import { BOX_MARGIN, boxSquare, type FaceSquare, faceSquare, faceTensor } from './align.js';
+import { PREDICTION_DEFAULTS } from './defaults.js';
+import { boxSquare, type FaceSquare, faceSquare, faceTensor } from './align.js';
 
 /** The models that ship with the package, by name (`--model ferplus`, `FER.load({ model: 'ferplus' })`). */
 export const BUNDLED_MODELS = {
@@ -51,6 +52,52 @@ export class NoModelError extends Error {
   }
 }
 
+/**
+ * A model option read into memory: bytes as given, else a bundled model's name or a path (a regular
+ * file of at most 2 GiB). `source` names it in messages. A missing bundled model is a NoModelError with
+ * the reinstall hint, a missing path an error naming it. adcorre-eval and FER.load() both read models here.
+ */
+export function readModel(model: string | Uint8Array | undefined): { bytes: Uint8Array; source: string } {
+  if (model instanceof Uint8Array) return { bytes: model, source: 'model buffer' };
+  const resolved = resolveModel(model);
+  const source = resolved.path;
+  if (!existsSync(source)) {
+    if (resolved.bundled) throw new NoModelError(source, resolved.bundled);
+    throw new Error(
+      `Model file not found: ${printable(source)}${notUtf8Hint(source)} (expected a path to an ONNX model or a bundled model's name: ${Object.keys(BUNDLED_MODELS).join(', ')})`,
+    );
+  }
+  // a regular file only: a device or a named pipe is named as what it is, never read
+  return { bytes: readModelFile(source, 'model'), source };
+}
+
+export interface OpenedModel extends OpenedSession {
+  metadata: ModelMetadata;
+}
+
+/**
+ * A model's bytes (from readModel) ready to run: its metadata read, its labels checked (they reach
+ * terminals and key every prediction's probabilities: refused now, not shown later), an ONNX Runtime
+ * session on the device. A model ONNX Runtime cannot load is an error naming `source`.
+ */
+export async function openModel(
+  bytes: Uint8Array,
+  source: string,
+  device: InferDevice,
+  settings: SessionSettings = {},
+): Promise<OpenedModel> {
+  const metadata = readMetadata(bytes, printable(source));
+  checkLabels(metadata.labels, source);
+  try {
+    return { ...(await openSession(bytes, device, settings)), metadata };
+  } catch (err) {
+    if ((err as Error).message.includes('execution provider')) throw err;
+    throw new Error(
+      `${printable(source)}: ONNX Runtime cannot load the model (${printable((err as Error).message.split('\n')[0])})`,
+    );
+  }
+}
+
 export interface LoadOptions {
   /**
    * path or bytes of a model exported by adcorre-native, or a bundled model's name: 'fer2013'
@@ -69,18 +116,23 @@ export interface LoadOptions {
 export interface PredictOptions {
   /** find faces first: true, false (each input is a face crop) or 'auto' (default: images of 64 px or less are crops) */
   detect?: boolean | 'auto';
-  /** how many labels to list per face, best first (default 3) */
+  /** how many labels to list per face, best first (default PREDICTION_DEFAULTS.top, 3) */
   top?: number;
   /** include the k embeddings of each face */
   embeddings?: boolean;
-  /** detector score threshold (default 0.5) */
+  /** detector score threshold (default PREDICTION_DEFAULTS.threshold, 0.5) */
   threshold?: number;
   /**
    * align each face by its eyes and mouth onto the training crops' framing (lib/infer/align.ts): level
-   * eyes, measured centre and scale (default true; false, or a `margin`, crops the detector's box instead)
+   * eyes, measured centre and scale (default true; false, or a `margin`, crops the detector's box instead;
+   * `align: true` beside a `margin` is an error, as the margin applies only to the box)
    */
   align?: boolean;
-  /** without alignment: crop side as a multiple of the detected box's longer side (default 1.35) */
+  /**
+   * crop the detector's box, its side this multiple of the box's longer side, in [1, 4], instead of
+   * aligning (implies `align: false`, as adcorre-predict's --margin implies --no-align; with `align: false`
+   * alone the margin is PREDICTION_DEFAULTS.margin, 1.35)
+   */
   margin?: number;
   /** when no face is found, classify the whole image (flagged wholeImage) */
   wholeImageFallback?: boolean;
@@ -145,18 +197,34 @@ interface Region {
   score: number | null;
 }
 
+/** predictBatch's options: a prediction's, and how many faces one classifier run takes. */
+export interface PredictBatchOptions extends PredictOptions {
+  /**
+   * faces classified together in one ONNX Runtime run, in [1, 4096] (default PREDICTION_DEFAULTS.faceBatch, 32):
+   * the faces of all the call's images, in runs of this many. Not adcorre-predict's --batch, which counts
+   * images per call.
+   */
+  faceBatch?: number;
+  /** @deprecated the former name of `faceBatch` (the same number of faces per run) */
+  batch?: number;
+}
+
 /** The options' types and ranges, each error naming the option. */
-function checkPredictOptions(options: PredictOptions & { batch?: number }): void {
+function checkPredictOptions(options: PredictBatchOptions): void {
   if (!isPlainObject(options)) throw invalidType('options', 'object', options);
-  const { detect, top, threshold, margin, batch, timings } = options;
+  const { detect, top, threshold, margin, faceBatch, batch, timings } = options;
   if (timings !== undefined && typeof timings !== 'boolean') throw invalidType('options.timings', 'boolean', timings);
   if (options.align !== undefined && typeof options.align !== 'boolean')
     throw invalidType('options.align', 'boolean', options.align);
   if (detect !== undefined && detect !== true && detect !== false && detect !== 'auto')
     throw invalidType('options.detect', "true, false or 'auto'", detect);
   if (top !== undefined) numberIn('options.top', top, { min: 1, integer: true }, 'positive integer');
+  if (faceBatch !== undefined)
+    numberIn('options.faceBatch', faceBatch, { min: 1, integer: true, max: 4096 }, 'integer in [1, 4096]');
   if (batch !== undefined)
     numberIn('options.batch', batch, { min: 1, integer: true, max: 4096 }, 'integer in [1, 4096]');
+  if (faceBatch !== undefined && batch !== undefined)
+    throw new TypeError('Expected options.faceBatch or options.batch (its former name), not both');
   if (threshold !== undefined)
     numberIn(
       'options.threshold',
@@ -166,6 +234,12 @@ function checkPredictOptions(options: PredictOptions & { batch?: number }): void
     );
   if (margin !== undefined)
     numberIn('options.margin', margin, { min: 1, max: 4 }, 'number in [1, 4] (crop side per face box side)');
+  // the margin frames the detector's box, which alignment does not use: asking for both would silently drop one
+  if (margin !== undefined && options.align === true)
+    throw new TypeError(
+      "Expected options.align true or options.margin, not both: a margin crops the detector's box without " +
+        'alignment (leave align out or pass align: false with margin, as --margin implies --no-align)',
+    );
 }
 
 /**
@@ -198,41 +272,17 @@ export class FER {
         `Expected one of ${DETECTOR_MODELS.map((m) => `'${m}'`).join(', ')} for detector but received '${String(options.detector)}'`,
       );
     }
-    let bytes: Uint8Array;
-    let source: string;
-    if (options.model instanceof Uint8Array) {
-      bytes = options.model;
-      source = 'model buffer';
-    } else {
-      const resolved = resolveModel(options.model);
-      source = resolved.path;
-      if (!existsSync(source)) {
-        if (resolved.bundled) throw new NoModelError(source, resolved.bundled);
-        throw new Error(
-          `Model file not found: ${printable(source)}${notUtf8Hint(source)} (expected a path to an ONNX model or a bundled model's name: ${Object.keys(BUNDLED_MODELS).join(', ')})`,
-        );
-      }
-      // a regular file only: a device or a named pipe is named as what it is, never read
-      bytes = readModelFile(source, 'model');
-    }
-    const metadata = readMetadata(bytes, printable(source));
-    // the labels reach terminals and key every prediction's probabilities: refused now, not shown later
-    checkLabels(metadata.labels, source);
-    let opened;
-    try {
-      // No spinning between runs: in a photo's prediction the classifier runs once, between the decode and
-      // the detector, and its spinning threads took a core from them (2 vCPU Xeon, 2026-12-01, alternated:
-      // CPU per photo 54-57 -> 29-31 ms; a 12-megapixel photo 156-169 -> 118-148 ms wall; one face
-      // alone 4-5 -> 6 ms; 32 faces at once the same).
-      opened = await openSession(bytes, device, { cpuSpin: false });
-    } catch (err) {
-      if ((err as Error).message.includes('execution provider')) throw err;
-      throw new Error(
-        `${printable(source)}: ONNX Runtime cannot load the model (${printable((err as Error).message.split('\n')[0])})`,
-      );
-    }
-    const detector = await FaceDetector.create({ model: options.detector ?? 'multi', device: 'cpu' });
-    return new FER(opened.session, metadata, opened.provider, detector, source);
+    const { bytes, source } = readModel(options.model);
+    // No spinning between runs: in a photo's prediction the classifier runs once, between the decode and
+    // the detector, and its spinning threads took a core from them (2 vCPU Xeon, 2026-12-01, alternated:
+    // CPU per photo 54-57 -> 29-31 ms; a 12-megapixel photo 156-169 -> 118-148 ms wall; one face
+    // alone 4-5 -> 6 ms; 32 faces at once the same).
+    const opened = await openModel(bytes, source, device, { cpuSpin: false });
+    const detector = await FaceDetector.create({
+      model: options.detector ?? PREDICTION_DEFAULTS.detector,
+      device: 'cpu',
+    });
+    return new FER(opened.session, opened.metadata, opened.provider, detector, source);
   }
 
   /** The model's metadata, the execution provider in use and the detector. */
@@ -266,13 +316,10 @@ export class FER {
   }
 
   /**
-   * Several images; faces are classified together in batches of `batch`.
+   * Several images; the faces of all of them are classified together, `faceBatch` faces per ONNX Runtime run.
    * A failing input gives its InputError in its place; the others go on.
    */
-  async predictBatch(
-    inputs: ImageInput[],
-    options: PredictOptions & { batch?: number } = {},
-  ): Promise<(PredictResult | InputError)[]> {
+  async predictBatch(inputs: ImageInput[], options: PredictBatchOptions = {}): Promise<(PredictResult | InputError)[]> {
     if (this.closed)
       throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
     if (!Array.isArray(inputs)) throw invalidType('inputs', 'an array of images', inputs);
@@ -324,7 +371,7 @@ export class FER {
       for (const region of await this.regions(image, options, result)) regions.push({ result, region });
       if (options.timings) result.timings = { decode: decodeMs[index], detect: performance.now() - start, classify: 0 };
     }
-    const batch = Math.max(1, options.batch ?? 32);
+    const batch = options.faceBatch ?? options.batch ?? PREDICTION_DEFAULTS.faceBatch;
     for (let i = 0; i < regions.length; i += batch) {
       const part = regions.slice(i, i + batch);
       const start = performance.now();
@@ -367,7 +414,7 @@ export class FER {
     const align = options.align ?? options.margin === undefined;
     return faces.map((f) => ({
       image,
-      square: align ? faceSquare(f) : boxSquare(f, options.margin ?? BOX_MARGIN),
+      square: align ? faceSquare(f) : boxSquare(f, options.margin ?? PREDICTION_DEFAULTS.margin),
       score: f.score,
       box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
     }));
@@ -388,7 +435,7 @@ export class FER {
     if (options.embeddings) checkEmbeddings(emb, this.modelSource);
     const { labels, config } = this.metadata;
     const C = labels.length;
-    const topN = Math.max(1, Math.min(options.top ?? 3, C));
+    const topN = Math.max(1, Math.min(options.top ?? PREDICTION_DEFAULTS.top, C));
     return regions.map((r, i) => {
       const p = probs.subarray(i * C, (i + 1) * C);
       const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);

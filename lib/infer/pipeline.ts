@@ -7,6 +7,7 @@ import { EXPRESSIONS } from '../data/labels.js';
 import { confusionMatrix, metricsFrom, type ClassificationMetrics } from '../train/metrics.js';
 import type { FER, PredictOptions } from './fer.js';
 import { largestBy } from './align.js';
+import { PREDICTION_DEFAULTS } from './defaults.js';
 import { InputError } from './image.js';
 
 /** One labelled photo: its file and its class in the canonical label space (lib/data/labels.ts). */
@@ -16,7 +17,7 @@ export interface LabelledPhoto {
 }
 
 export interface PipelineOptions extends Pick<PredictOptions, 'align' | 'margin' | 'threshold'> {
-  /** photos decoded and detected together (default 16) */
+  /** photos decoded and detected together, as adcorre-predict --batch (default PREDICTION_DEFAULTS.imageBatch, 16) */
   batch?: number;
   /** called after each batch with the photos done so far */
   onProgress?: (done: number) => void;
@@ -62,7 +63,7 @@ export async function evaluatePipeline(
   const confusion = confusionMatrix(C).map((row) => [...row, 0]);
   const failed: PipelineMetrics['failed'] = [];
   let facesFound = 0;
-  const batch = options.batch ?? 16;
+  const batch = options.batch ?? PREDICTION_DEFAULTS.imageBatch;
   const predict: PredictOptions = { detect: true, top: 1 };
   if (options.align !== undefined) predict.align = options.align;
   if (options.margin !== undefined) predict.margin = options.margin;

@@ -15,6 +15,29 @@ export function confusionMatrix(classes: number): number[][] {
   return Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
 }
 
+/** The class of highest probability in row `row` of probs (rows of `classes`); the first on a tie. */
+export function argmaxRow(probs: ArrayLike<number>, row: number, classes: number): number {
+  const base = row * classes;
+  let best = 0;
+  for (let c = 1; c < classes; c++) if (probs[base + c] > probs[base + best]) best = c;
+  return best;
+}
+
+/**
+ * Counts n predictions into confusion[label][predicted class]: row i of probs (n x classes,
+ * row-major) is the prediction for labels[i]. The one argmax-to-confusion step of evaluation
+ * (adcorre-eval, the trainer's validation).
+ */
+export function addPredictions(
+  confusion: number[][],
+  probs: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  n: number,
+  classes: number,
+): void {
+  for (let i = 0; i < n; i++) confusion[labels[i]][argmaxRow(probs, i, classes)]++;
+}
+
 export function metricsFrom(confusion: number[][], labels: string[]): ClassificationMetrics {
   let total = 0,
     correct = 0,

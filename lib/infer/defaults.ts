@@ -1,0 +1,26 @@
+// Prediction's defaults, in one place. The API applies them (FER.load,
+// predict, predictBatch, FaceDetector); adcorre-predict shows them in its
+// --help and leaves an option it was not given to the API.
+import { BOX_MARGIN } from './align.js';
+import type { DetectorModel } from './detect.js';
+
+export const PREDICTION_DEFAULTS = {
+  /** the face detector set-up (FER.load's `detector`, --detector) */
+  detector: 'multi' as DetectorModel,
+  /** the detector's score threshold (`threshold`, --threshold) */
+  threshold: 0.5,
+  /** labels listed per face, best first (`top`, --top) */
+  top: 3,
+  /** without alignment: crop side per detected box side (`margin`, --margin) */
+  margin: BOX_MARGIN,
+  /**
+   * faces classified together in one ONNX Runtime run (predictBatch's `faceBatch`): the faces of all
+   * the images of one call, in runs of this many
+   */
+  faceBatch: 32,
+  /**
+   * adcorre-predict's --batch: images decoded, searched and classified per predictBatch call (each held
+   * decoded, at up to MAX_WORKING_SIDE on its longer side, until its call ends)
+   */
+  imageBatch: 16,
+} as const;
