@@ -3,7 +3,7 @@
 import type { DataLoader } from '../data/loader.js';
 import type { Engine } from '../engine/engine.js';
 import type { Weights } from '../model/weights.js';
-import { type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
+import { addPredictions, type ClassificationMetrics, confusionMatrix, metricsFrom } from './metrics.js';
 
 /** The metrics of the engine's current weights on every batch of `loader` (unaugmented). */
 export async function evaluate(
@@ -15,13 +15,7 @@ export async function evaluate(
   const confusion = confusionMatrix(classes);
   for await (const b of loader.epoch(0, { augment: false })) {
     const { probs } = engine.predict(b.images, b.count);
-    const C = classes;
-    for (let i = 0; i < b.count; i++) {
-      const p = probs.subarray(i * C, (i + 1) * C);
-      let best = 0;
-      for (let c = 1; c < C; c++) if (p[c] > p[best]) best = c;
-      confusion[b.labels[i]][best]++;
-    }
+    addPredictions(confusion, probs, b.labels, b.count, classes);
   }
   return metricsFrom(confusion, labels);
 }
