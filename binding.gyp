@@ -12,10 +12,12 @@
         "native/common/thread_pool.cpp",
         "native/engine/executor.cpp",
         "native/engine/backend_cpu.cpp",
+        "native/engine/host_loss.cpp",
         "native/engine/ops_cpu.cpp",
         "native/engine/gemm_cpu.cpp",
         "native/napi/engine_binding.cpp",
-        "native/loss/cuda_absent.cpp",
+        "native/common/cuda_devices_absent.cpp",
+        "native/engine/backend_cuda_absent.cpp",
         "native/napi/binding.cpp"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],

@@ -175,7 +175,7 @@ class CpuBackend final : public Backend {
   }
   void adcorre_loss(const AdcorreCall& call) override {
     const LossParts parts = loss_.forward(call.embeddings, call.labels_host, call.rho_host, call.shape, call.weights);
-    loss_.backward(call.grad);
+    if (call.grad) loss_.backward(call.grad);  // null: forward only (the standalone loss, host_loss.h)
     call.parts[0] = parts.loss;
     call.parts[1] = parts.fd;
     call.parts[2] = parts.md;
