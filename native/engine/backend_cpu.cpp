@@ -1,5 +1,5 @@
 // The CPU backend: host memory and the float instantiations of ops.h (the
-// SIMD GEMM and the vectorised plane loops of ops_cpu.cpp, split over the
+// SIMD GEMM and the vectorised plane loops of ops_cpu_*.cpp, split over the
 // thread pool). Copies are memcpy and synchronize() has nothing to wait for.
 // The convolution scratch stays a vector inside the backend, grown on the
 // first step of each shape (ops.h's conv functions size it themselves), so
