@@ -19,7 +19,7 @@
 #include <string>
 
 #include "../common/backend_error.h"
-#include "../common/cuda_devices.h"
+#include "../common/cuda_devices.h"  // cuda_info(), cuda_usable(): whether make_cuda_backend can succeed
 #include "../loss/adcorre.h"
 #include "ops.h"
 
