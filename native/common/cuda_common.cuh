@@ -8,7 +8,7 @@
 #include <cstddef>
 #include <sstream>
 
-#include "../loss/adcorre.h"  // BackendError
+#include "backend_error.h"
 
 namespace adcorre::cuda_common {
 

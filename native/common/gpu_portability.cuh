@@ -1,5 +1,6 @@
-// The one place where the CUDA sources (ops_cuda.cu, backend_cuda.cu,
-// ../loss/adcorre_cuda.cu, cuda_common.cuh) learn how they are compiled:
+// The one place where the CUDA sources (cuda_devices.cu, cuda_common.cuh,
+// ../engine/ops_cuda.cu, ../engine/backend_cuda.cu, ../loss/adcorre_cuda.cu)
+// learn how they are compiled:
 //   - by nvcc, for a GPU (the addon): the CUDA runtime, `<<<...>>>` launches;
 //   - as host C++ against the HIP CPU Runtime (../shared/tools/hip-cpu, built
 //     with -DADCORRE_CUDA_EMULATED; scripts/cuda-emulated.sh), which runs the
@@ -62,8 +63,8 @@ using std::min;
 #define cudaEventElapsedTime hipEventElapsedTime
 
 // CUDA graphs have no HIP CPU counterpart: capture reports "not supported"
-// (cuda_time_loss(..., graph = true) then throws BackendError), so only the
-// benchmark's graph mode is left to the GPU check.
+// (HostLoss::time with graph = true, ../engine/host_loss.h, then throws
+// BackendError), so only the benchmark's graph mode is left to the GPU check.
 struct adcorre_emulated_graph {};
 using cudaGraph_t = adcorre_emulated_graph*;
 using cudaGraphExec_t = adcorre_emulated_graph*;

@@ -18,20 +18,23 @@
 #include <memory>
 #include <string>
 
+#include "../common/backend_error.h"
+#include "../common/cuda_devices.h"  // cuda_info(), cuda_usable(): whether make_cuda_backend can succeed
 #include "../loss/adcorre.h"
 #include "ops.h"
 
 namespace adcorre::engine {
 
-// One Ad-Corre forward and backward on the engine's [n][k][d] embeddings.
+// One Ad-Corre forward and backward: on the engine's [n][k][d] embeddings
+// (sample_major), or on the standalone loss's [k][n][d] ones (host_loss.h).
 struct AdcorreCall {
-  const float* embeddings;     // backend: [n][k][d]
+  const float* embeddings;     // backend: [n][k][d], or [k][n][d] without shape.sample_major
   const int32_t* labels;       // backend: [n]
   const int32_t* labels_host;  // the same labels on the host (the class plan is made there)
   const float* rho_host;       // host: [classes] 1 - class accuracy, or null for uniform attention
-  Shape shape;                 // sample_major is set
+  Shape shape;                 // the executor sets sample_major
   Weights weights;
-  float* grad;      // backend: dLoss/dE, [n][k][d]
+  float* grad;      // backend: dLoss/dE in the embeddings' layout; null: forward only
   double* parts;    // backend: 4 doubles {loss, fd, md, ed}
   void* workspace;  // backend: loss_workspace_bytes(shape) bytes
 };

@@ -1,5 +1,5 @@
 // The CPU backend: host memory and the float instantiations of ops.h (the
-// SIMD GEMM and the vectorised plane loops of ops_cpu.cpp, split over the
+// SIMD GEMM and the vectorised plane loops of ops_cpu_*.cpp, split over the
 // thread pool). Copies are memcpy and synchronize() has nothing to wait for.
 // The convolution scratch stays a vector inside the backend, grown on the
 // first step of each shape (ops.h's conv functions size it themselves), so
@@ -175,7 +175,7 @@ class CpuBackend final : public Backend {
   }
   void adcorre_loss(const AdcorreCall& call) override {
     const LossParts parts = loss_.forward(call.embeddings, call.labels_host, call.rho_host, call.shape, call.weights);
-    loss_.backward(call.grad);
+    if (call.grad) loss_.backward(call.grad);  // null: forward only (the standalone loss, host_loss.h)
     call.parts[0] = parts.loss;
     call.parts[1] = parts.fd;
     call.parts[2] = parts.md;

@@ -1,5 +1,7 @@
 // The CUDA backend: one GPU's memory, one stream, and the ops of
-// ops_cuda.cuh and the Ad-Corre kernels of ../loss/adcorre_cuda.cu.
+// ops_cuda.cuh and the Ad-Corre kernels of ../loss/adcorre_cuda.cu. It is
+// the only owner of a CUDA stream in the addon: the training engine's
+// executor and the standalone loss (host_loss.h) both run through it.
 //
 // Design note. The executor plans one block (cudaMalloc'd here) and queues
 // every op on the backend's non-blocking stream; nothing here synchronises
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "backend.h"
+#include "host_loss.h"
 #include "ops_cuda.cuh"
 
 namespace adcorre::engine {
@@ -183,30 +186,51 @@ class CudaBackend final : public Backend {
     cuda::softmax_ce_backward(n, classes, probs, labels, targets, scale, dlogits, stream_);
   }
   void adcorre_loss(const AdcorreCall& call) override {
-    const Shape& s = call.shape;
-    // The uploads below read these host copies; the previous step's are done, as the
-    // executor synchronises at the end of every step (no wait here, mid-step).
-    plan_ = make_class_plan(call.labels_host, s.n, s.c);
-    rho_.assign(s.c, 0.f);  // uniform attention where the caller has no accuracy
-    if (call.rho_host) rho_.assign(call.rho_host, call.rho_host + s.c);
-    char* ws = static_cast<char*>(call.workspace);
-    const LossLayout at(s);
-    float* rho = reinterpret_cast<float*>(ws);
-    int32_t* offsets = reinterpret_cast<int32_t*>(ws + at.offsets);
-    int32_t* order = reinterpret_cast<int32_t*>(ws + at.order);
-    upload(rho, rho_.data(), s.c * sizeof(float));
-    upload(offsets, plan_.offsets.data(), (s.c + 1) * sizeof(int32_t));
-    upload(order, plan_.order.data(), s.n * sizeof(int32_t));
-    CudaProblem problem;
-    problem.E = call.embeddings;
-    problem.labels = call.labels;
-    problem.rho = rho;
-    problem.order = order;
-    problem.offsets = offsets;
-    problem.shape = s;
-    problem.weights = call.weights;
-    problem.present = plan_.present;
-    cuda_loss(problem, ws + at.kernels, call.parts, call.grad, stream_);
+    const CudaProblem problem = stage_loss(call);
+    cuda_loss(problem, static_cast<char*>(call.workspace) + LossLayout(call.shape).kernels, call.parts, call.grad,
+              stream_);
+  }
+
+  // GPU microseconds of `reps` runs of the loss kernels on this stream, the
+  // class plan uploaded once before them (host_loss.h: HostLoss::time).
+  std::vector<double> time_loss(const AdcorreCall& call, int reps, bool graph) {
+    CUDA_CHECK(cudaSetDevice(device_));
+    const CudaProblem problem = stage_loss(call);
+    void* kernels_workspace = static_cast<char*>(call.workspace) + LossLayout(call.shape).kernels;
+    auto run = [&] { cuda_loss(problem, kernels_workspace, call.parts, call.grad, stream_); };
+    cudaGraphExec_t exec = nullptr;
+    if (graph) {
+      cudaGraph_t captured;
+      CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      run();
+      CUDA_CHECK(cudaStreamEndCapture(stream_, &captured));
+      CUDA_CHECK(cudaGraphInstantiate(&exec, captured, 0));
+      CUDA_CHECK(cudaGraphDestroy(captured));
+    }
+    auto launch = [&] {
+      if (exec)
+        CUDA_CHECK(cudaGraphLaunch(exec, stream_));
+      else
+        run();
+    };
+    for (int i = 0; i < 3; ++i) launch();  // warm-up
+    cudaEvent_t start, stop;
+    CUDA_CHECK(cudaEventCreate(&start));
+    CUDA_CHECK(cudaEventCreate(&stop));
+    std::vector<double> times;
+    for (int i = 0; i < reps; ++i) {
+      CUDA_CHECK(cudaEventRecord(start, stream_));
+      launch();
+      CUDA_CHECK(cudaEventRecord(stop, stream_));
+      CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0.f;
+      CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      times.push_back(ms * 1000.0);
+    }
+    CUDA_CHECK(cudaEventDestroy(start));
+    CUDA_CHECK(cudaEventDestroy(stop));
+    if (exec) CUDA_CHECK(cudaGraphExecDestroy(exec));
+    return times;
   }
 
   void adam_update(size_t count, float* w, const float* g, float* m, float* v, double step, double beta1, double beta2,
@@ -228,6 +252,35 @@ class CudaBackend final : public Backend {
           kernels(order + align_up(s.n * sizeof(int32_t))) {}
   };
 
+  // Makes the class plan on the host and uploads it, with rho, into the head of
+  // the loss workspace: the kernels' problem. The uploads read host copies kept
+  // in the backend until the next call; the previous call's are done, as the
+  // executor and HostLoss synchronise at the end of every call (no wait here).
+  CudaProblem stage_loss(const AdcorreCall& call) {
+    const Shape& s = call.shape;
+    plan_ = make_class_plan(call.labels_host, s.n, s.c);
+    rho_.assign(s.c, 0.f);  // uniform attention where the caller has no accuracy
+    if (call.rho_host) rho_.assign(call.rho_host, call.rho_host + s.c);
+    char* ws = static_cast<char*>(call.workspace);
+    const LossLayout at(s);
+    float* rho = reinterpret_cast<float*>(ws);
+    int32_t* offsets = reinterpret_cast<int32_t*>(ws + at.offsets);
+    int32_t* order = reinterpret_cast<int32_t*>(ws + at.order);
+    upload(rho, rho_.data(), s.c * sizeof(float));
+    upload(offsets, plan_.offsets.data(), (s.c + 1) * sizeof(int32_t));
+    upload(order, plan_.order.data(), s.n * sizeof(int32_t));
+    CudaProblem problem;
+    problem.E = call.embeddings;
+    problem.labels = call.labels;
+    problem.rho = rho;
+    problem.order = order;
+    problem.offsets = offsets;
+    problem.shape = s;
+    problem.weights = call.weights;
+    problem.present = plan_.present;
+    return problem;
+  }
+
   int device_;
   std::string name_;
   cudaStream_t stream_ = nullptr;
@@ -238,5 +291,12 @@ class CudaBackend final : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<CudaBackend>(device); }
+
+std::vector<double> time_adcorre_loss(Backend& backend, const AdcorreCall& call, int reps, bool graph) {
+  auto* cuda = dynamic_cast<CudaBackend*>(&backend);
+  if (!cuda)
+    throw std::invalid_argument("Expected a CUDA backend for timing the Ad-Corre loss but received " + backend.name());
+  return cuda->time_loss(call, reps, graph);
+}
 
 }  // namespace adcorre::engine

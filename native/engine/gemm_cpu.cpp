@@ -19,7 +19,7 @@
 //   packing its own B block (KC x NCB floats, 512 KiB: L2-resident) and A block.
 // - The instruction set is chosen at run time (__builtin_cpu_supports), so one
 //   binary serves AVX2 and AVX-512 machines; without either, the caller falls
-//   back to the portable templated GEMM in ops_cpu.cpp.
+//   back to the portable templated GEMM in ops_cpu_gemm.cpp.
 // Hand-written because the addon may not depend on a BLAS (prebuilt binaries
 // must load anywhere, and the engine's GEMMs are small and many).
 #include "gemm_cpu.h"

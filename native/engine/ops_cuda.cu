@@ -82,8 +82,7 @@ __global__ void gemm_kernel(bool ta, bool tb, int M, int N, int K, const float* 
 __global__ void im2col_kernel(ConvShape s, const float* __restrict__ x, float* __restrict__ col) {
   const int P = s.oh * s.ow;
   const size_t NP = static_cast<size_t>(s.n) * P, total = static_cast<size_t>(s.c) * s.k * s.k * NP;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const size_t row = i / NP, rest = i % NP;
     const int n = static_cast<int>(rest / P), p = static_cast<int>(rest % P);
     const int c = static_cast<int>(row / (s.k * s.k)), ky = static_cast<int>(row / s.k % s.k),
@@ -117,8 +116,7 @@ __device__ __forceinline__ void for_each_covering_output(const ConvShape& s, int
 __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float* __restrict__ dx) {
   const int P = s.oh * s.ow;
   const size_t NP = static_cast<size_t>(s.n) * P, total = static_cast<size_t>(s.n) * s.c * s.h * s.w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ix = static_cast<int>(i % s.w), iy = static_cast<int>(i / s.w % s.h);
     const int c = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h) % s.c),
               n = static_cast<int>(i / (static_cast<size_t>(s.w) * s.h * s.c));
@@ -133,8 +131,7 @@ __global__ void col2im_kernel(ConvShape s, const float* __restrict__ col, float*
 // [n][c][P] <-> [c][n*P]
 __global__ void pack_kernel(int n, int c, int P, const float* __restrict__ in, float* __restrict__ out, bool unpack) {
   const size_t total = static_cast<size_t>(n) * c * P;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int p = static_cast<int>(i % P), ch = static_cast<int>(i / P % c),
               b = static_cast<int>(i / (static_cast<size_t>(P) * c));
     const size_t packed = (static_cast<size_t>(ch) * n + b) * P + p;
@@ -148,8 +145,7 @@ __global__ void pack_kernel(int n, int c, int P, const float* __restrict__ in, f
 __global__ void depthwise_forward_kernel(ConvShape s, const float* __restrict__ x, const float* __restrict__ w,
                                          float* __restrict__ y) {
   const size_t total = static_cast<size_t>(s.n) * s.c * s.oh * s.ow;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ox = static_cast<int>(i % s.ow), oy = static_cast<int>(i / s.ow % s.oh);
     const size_t nc = i / (static_cast<size_t>(s.ow) * s.oh);
     const int c = static_cast<int>(nc % s.c);
@@ -171,8 +167,7 @@ __global__ void depthwise_forward_kernel(ConvShape s, const float* __restrict__ 
 __global__ void depthwise_backward_input_kernel(ConvShape s, const float* __restrict__ w, const float* __restrict__ dy,
                                                 float* __restrict__ dx) {
   const size_t total = static_cast<size_t>(s.n) * s.c * s.h * s.w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ix = static_cast<int>(i % s.w), iy = static_cast<int>(i / s.w % s.h);
     const size_t nc = i / (static_cast<size_t>(s.w) * s.h);
     const int c = static_cast<int>(nc % s.c);
@@ -232,8 +227,7 @@ __global__ void bn_eval_kernel(int n, int c, int hw, const float* __restrict__ x
                                const float* __restrict__ beta, const float* __restrict__ rm,
                                const float* __restrict__ rv, float* __restrict__ y, double eps, bool relu) {
   const size_t total = static_cast<size_t>(n) * c * hw;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ch = static_cast<int>(i / hw % c);
     const double inv = 1.0 / sqrt(static_cast<double>(rv[ch]) + eps);
     const float v = static_cast<float>(x[i] * gamma[ch] * inv + (beta[ch] - rm[ch] * inv * gamma[ch]));
@@ -269,15 +263,11 @@ __global__ void bn_backward_kernel(int n, int c, int hw, const float* __restrict
 
 // ------------------------------------------------------------------ small ops
 __global__ void relu_forward_kernel(size_t n, const float* __restrict__ x, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    y[i] = x[i] > 0.f ? x[i] : 0.f;
+  ADCORRE_GRID_STRIDE(i, n) y[i] = x[i] > 0.f ? x[i] : 0.f;
 }
 __global__ void relu_backward_kernel(size_t n, const float* __restrict__ y, const float* __restrict__ dy,
                                      float* __restrict__ dx) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+  ADCORRE_GRID_STRIDE(i, n) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
 }
 
 __device__ __forceinline__ int same_pad(int in) {  // 3x3, stride 2
@@ -290,8 +280,7 @@ __global__ void maxpool_forward_kernel(int n, int c, int h, int w, const float* 
                                        int32_t* __restrict__ argmax) {
   const int oh = (h + 1) / 2, ow = (w + 1) / 2, pt = same_pad(h), pl = same_pad(w);
   const size_t total = static_cast<size_t>(n) * c * oh * ow;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ox = static_cast<int>(i % ow), oy = static_cast<int>(i / ow % oh);
     const size_t nc = i / (static_cast<size_t>(ow) * oh);
     const float* xp = x + nc * h * w;
@@ -319,8 +308,7 @@ __global__ void maxpool_backward_kernel(int n, int c, int h, int w, const int32_
                                         const float* __restrict__ dy, float* __restrict__ dx) {
   const int oh = (h + 1) / 2, ow = (w + 1) / 2, pt = same_pad(h), pl = same_pad(w);
   const size_t total = static_cast<size_t>(n) * c * h * w;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int ix = static_cast<int>(i % w), iy = static_cast<int>(i / w % h);
     const size_t nc = i / (static_cast<size_t>(w) * h);
     const int self = iy * w + ix;
@@ -344,23 +332,18 @@ __global__ void maxpool_backward_kernel(int n, int c, int h, int w, const int32_
 }
 
 __global__ void gap_forward_kernel(size_t nc, int hw, const float* __restrict__ x, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, nc) {
     double s = 0;
     for (int j = 0; j < hw; ++j) s += x[i * hw + j];
     y[i] = static_cast<float>(s / hw);
   }
 }
 __global__ void gap_backward_kernel(size_t nc, int hw, const float* __restrict__ dy, float* __restrict__ dx) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < nc * hw;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    dx[i] = dy[i / hw] / hw;
+  ADCORRE_GRID_STRIDE(i, nc * hw) dx[i] = dy[i / hw] / hw;
 }
 
 __global__ void add_bias_kernel(int n, int out, const float* __restrict__ bias, float* __restrict__ y) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < static_cast<size_t>(n) * out;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x)
-    y[i] += bias[i % out];
+  ADCORRE_GRID_STRIDE(i, static_cast<size_t>(n) * out) y[i] += bias[i % out];
 }
 __global__ void bias_grad_kernel(int n, int out, const float* __restrict__ dy, float* __restrict__ db) {
   const int o = blockIdx.x * blockDim.x + threadIdx.x;
@@ -428,8 +411,7 @@ __global__ void softmax_ce_backward_kernel(int n, int classes, const float* __re
                                            const int32_t* __restrict__ labels, const float* __restrict__ targets,
                                            double scale, float* __restrict__ dz) {
   const size_t total = static_cast<size_t>(n) * classes;
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, total) {
     const int s = static_cast<int>(i / classes), c = static_cast<int>(i % classes);
     if (!targets) {
       dz[i] = static_cast<float>(scale * (p[i] - (c == labels[s] ? 1.0 : 0.0)) / n);
@@ -444,8 +426,7 @@ __global__ void softmax_ce_backward_kernel(int n, int classes, const float* __re
 
 __global__ void adam_kernel(size_t n, float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
                             float* __restrict__ v, double step, double b1, double b2, double eps, double wd) {
-  for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<size_t>(gridDim.x) * blockDim.x) {
+  ADCORRE_GRID_STRIDE(i, n) {
     const double gi = g[i] + wd * w[i];
     m[i] = static_cast<float>(b1 * m[i] + (1 - b1) * gi);
     v[i] = static_cast<float>(b2 * v[i] + (1 - b2) * gi * gi);

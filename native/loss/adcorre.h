@@ -1,7 +1,10 @@
-// Ad-Corre loss: one declaration, two backends (CPU in adcorre_cpu.cpp, CUDA in
-// ../cuda/adcorre_cuda.cu). Kernels take raw pointers (and, on CUDA, a stream) so
-// the N-API glue in ../napi stays thin and the training engine can call the same
-// code on device-resident tensors.
+// Ad-Corre loss: one declaration, two implementations (CPU in adcorre_cpu.cpp,
+// CUDA in adcorre_cuda.cu). Both take raw pointers (and, on CUDA, a stream and
+// device memory); the engine's backends (../engine/backend_cpu.cpp,
+// backend_cuda.cu) are their only callers, for the training engine and, through
+// ../engine/host_loss.h, for the standalone loss of the N-API glue alike. The
+// CUDA runtime plumbing (device discovery, BackendError, error checks) is in
+// ../common.
 //
 // Layout: embeddings E are float32 [k][n][d] row-major (head, sample, dim),
 // or [n][k][d] (sample, head, dim: the training engine's layout, which the
@@ -13,10 +16,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <stdexcept>
-#include <string>
 #include <vector>
 
+#include "../common/backend_error.h"
 #include "../common/host_device.h"
 
 namespace adcorre {
@@ -61,13 +63,6 @@ struct ClassPlan {
 };
 ClassPlan make_class_plan(const int32_t* labels, int n, int c);
 
-// Raised for failures of the machine (CUDA errors, out of memory), never for
-// bad arguments, which the caller validates before it calls in.
-class BackendError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // ---------------------------------------------------------------- CPU backend
 
 struct CpuWorkspace;  // intermediate tensors kept from forward for backward
@@ -90,24 +85,6 @@ class CpuLoss {
 
 // ---------------------------------------------------------------- CUDA backend
 
-struct CudaDevice {
-  int index = 0;
-  std::string name;
-  int major = 0, minor = 0;
-  size_t total_memory = 0;
-};
-
-struct CudaInfo {
-  bool compiled = false;    // the addon was built with nvcc
-  std::string archs;        // e.g. "75;80;86;89;90;100;120"
-  int runtime_version = 0;  // cudart the addon linked (e.g. 13000)
-  int driver_version = 0;   // 0 when no driver
-  std::vector<CudaDevice> devices;
-  std::string error;  // why CUDA is not usable, when it is not
-};
-CudaInfo cuda_info();
-bool cuda_usable();
-
 // Device pointers for one call. plan_* are copies of ClassPlan on the device.
 struct CudaProblem {
   const float* E = nullptr;          // [k][n][d], or [n][k][d] when shape.sample_major
@@ -126,17 +103,7 @@ size_t cuda_workspace_bytes(const Shape& s);
 // Runs forward (and backward when grad != nullptr) on `stream`
 // (a cudaStream_t, passed as void* so this header needs no CUDA headers).
 // result_device receives 4 doubles {loss, fd, md, ed} in device memory.
+// Throws BackendError for a failed CUDA call.
 void cuda_loss(const CudaProblem& p, void* workspace, double* result_device, float* grad, void* stream);
-
-// Host-array convenience used by the N-API layer: uploads, runs, downloads.
-// Serialised internally (one stream and one cached workspace per process).
-LossParts cuda_loss_host(const float* E, const int32_t* labels, const float* rho, const Shape& s, const Weights& w,
-                         float* grad);
-
-// Benchmark helper: GPU time (CUDA events, no host copies) of `reps`
-// forward(+backward) runs in microseconds, launched one by one or replayed as
-// a captured CUDA graph.
-std::vector<double> cuda_time_loss(const float* E, const int32_t* labels, const float* rho, const Shape& s,
-                                   const Weights& w, bool grad, int reps, bool graph);
 
 }  // namespace adcorre

@@ -11,12 +11,16 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "../common/cuda_devices.h"
 #include "../common/thread_pool.h"
 #include "../data/augment.h"
 #include "../data/resample.h"
+#include "../engine/host_loss.h"
 #include "../loss/adcorre.h"
 #include "typed_array.h"
 
@@ -25,6 +29,7 @@ namespace {
 using adcorre::LossParts;
 using adcorre::Shape;
 using adcorre::Weights;
+using adcorre::engine::HostLoss;
 using adcorre::napi::guard;
 using adcorre::napi::typed_data;
 
@@ -140,16 +145,31 @@ Request parse_request(const Napi::Object& o, bool copy) {
   return r;
 }
 
+// Runs f on the process's CUDA loss: one HostLoss on CUDA device 0 (one
+// CudaBackend: its stream and a device block kept between calls), made on first
+// use (again after a failure to make it) and used by one thread at a time.
+// Never destroyed: CUDA may be torn down before static destructors run.
+template <typename F>
+auto with_cuda_loss(F&& f) {
+  struct Shared {
+    std::mutex mutex;
+    std::unique_ptr<HostLoss> loss;
+  };
+  static Shared* shared = new Shared();
+  std::lock_guard<std::mutex> lock(shared->mutex);
+  if (!shared->loss) shared->loss = std::make_unique<HostLoss>(0);
+  return f(*shared->loss);
+}
+
 // Runs on any thread: no N-API calls in here.
 LossParts compute(const Request& r, float* grad) {
   const float* rho = r.rho.empty() ? nullptr : r.rho.data();
   const float* E = r.embeddings();
-  if (r.cuda) return adcorre::cuda_loss_host(E, r.labels.data(), rho, r.shape, r.weights, grad);
-  // One workspace per thread, reused across calls (the JS thread and libuv's pool).
-  thread_local adcorre::CpuLoss cpu;
-  LossParts parts = cpu.forward(E, r.labels.data(), rho, r.shape, r.weights);
-  if (grad) cpu.backward(grad);
-  return parts;
+  if (r.cuda)
+    return with_cuda_loss([&](HostLoss& cuda) { return cuda.run(E, r.labels.data(), rho, r.shape, r.weights, grad); });
+  // One CPU backend (and its loss workspace) per thread, reused across calls (the JS thread and libuv's pool).
+  thread_local HostLoss cpu(-1);
+  return cpu.run(E, r.labels.data(), rho, r.shape, r.weights, grad);
 }
 
 Napi::Object pack(Napi::Env env, const LossParts& parts, Napi::Value grad) {
@@ -297,9 +317,10 @@ Napi::Value CudaTime(const Napi::CallbackInfo& info) {
     const int reps = std::max(1, info[1].As<Napi::Number>().Int32Value());
     const bool graph = info[2].As<Napi::Boolean>().Value();
     Request r = parse_request(info[0].As<Napi::Object>(), false);
-    std::vector<double> times =
-        adcorre::cuda_time_loss(r.embeddings(), r.labels.data(), r.rho.empty() ? nullptr : r.rho.data(), r.shape,
-                                r.weights, r.want_grad, reps, graph);
+    const float* rho = r.rho.empty() ? nullptr : r.rho.data();
+    std::vector<double> times = with_cuda_loss([&](HostLoss& cuda) {
+      return cuda.time(r.embeddings(), r.labels.data(), rho, r.shape, r.weights, r.want_grad, reps, graph);
+    });
     auto out = Napi::Float64Array::New(env, times.size());
     std::copy(times.begin(), times.end(), out.Data());
     return out;

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "../loss/adcorre.h"
+#include "../common/backend_error.h"
 
 namespace adcorre::napi {
 

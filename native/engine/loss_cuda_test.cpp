@@ -1,5 +1,6 @@
-// The Ad-Corre CUDA kernels (adcorre_cuda.cu) against the CPU loss and the
-// float64 golden cases, built only under emulation (CMake option
+// The Ad-Corre CUDA kernels (../loss/adcorre_cuda.cu), run as the standalone
+// loss runs them (HostLoss on a CudaBackend, host_loss.h), against the CPU loss
+// and the float64 golden cases, built only under emulation (CMake option
 // ADCORRE_CUDA_EMULATED; scripts/cuda-emulated.sh runs it), where the kernels
 // execute on the CPU under the HIP CPU Runtime. The same program runs on a GPU
 // build too. Tolerances are the CPU tests' (test/golden.test.js, test/cuda.test.js):
@@ -16,9 +17,12 @@
 #include <string>
 #include <vector>
 
-#include "adcorre.h"
+#include "../common/cuda_devices.h"
+#include "../loss/adcorre.h"
+#include "host_loss.h"
 
 using namespace adcorre;
+using engine::HostLoss;
 
 namespace {
 
@@ -94,9 +98,14 @@ LossParts cpu(const Case& c, std::vector<double>* grad) {
   return p;
 }
 
+HostLoss& gpu_loss() {
+  static HostLoss* loss = new HostLoss(0);  // never destroyed: CUDA may be torn down first at exit
+  return *loss;
+}
+
 LossParts gpu(const Case& c, std::vector<float>* grad) {
   if (grad) grad->assign(c.e.size(), NAN);
-  return cuda_loss_host(c.e.data(), c.labels.data(), c.rho.empty() ? nullptr : c.rho.data(), c.s, c.w,
+  return gpu_loss().run(c.e.data(), c.labels.data(), c.rho.empty() ? nullptr : c.rho.data(), c.s, c.w,
                         grad ? grad->data() : nullptr);
 }
 
@@ -218,8 +227,9 @@ int main(int argc, char** argv) {
     // the GPU check's graph mode has no emulation: timing without a graph runs the kernels
     {
       const Case c = random_case(2, 7, 33, 3, false, true, 3, w);
-      const std::vector<double> t = cuda_time_loss(c.e.data(), c.labels.data(), c.rho.data(), c.s, c.w, true, 2, false);
-      report(t.size() == 2 && t[0] >= 0, "cuda_time_loss (no graph) runs");
+      const std::vector<double> t =
+          gpu_loss().time(c.e.data(), c.labels.data(), c.rho.data(), c.s, c.w, true, 2, false);
+      report(t.size() == 2 && t[0] >= 0, "HostLoss::time (no graph) runs");
     }
     if (argc > 1) golden(argv[1]);
     drift(50, 5);
