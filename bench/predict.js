@@ -141,7 +141,7 @@ for (const preset of presetNames) {
   const pixels = { data: crop, width: 48, height: 48, channels: 1 };
   const one = await timeIt(() => session.predict(pixels));
   const batch = Array.from({ length: 32 }, () => pixels);
-  const batched = await timeIt(() => session.predictBatch(batch, { batch: 32 }));
+  const batched = await timeIt(() => session.predictBatch(batch, { faceBatch: 32 }));
   const whole = await timeIt(() => session.predict(photo));
   const found = (await session.predict(photo)).faces.length;
   rows.push({

@@ -48,7 +48,7 @@ export interface CheckpointMeta {
   epochSums?: Record<string, number>;
   /** with a weight average: its decay, warm-up and update count (the weights are the average; raw ones in 'r') */
   ema?: { decay: number; warmup: boolean; updates: number };
-  /** with the plateau schedule: its state (lib/train/trainer.ts PlateauState) */
+  /** with the plateau schedule: its state (lib/train/schedule.ts PlateauState) */
   plateau?: Record<string, unknown>;
 }
 
