@@ -2,7 +2,7 @@
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
 import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
-import { native, type NativeEngine, type NativeProgram, type NativeStepResult } from '../native.js';
+import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import {
   type EvaluationView,
@@ -12,6 +12,9 @@ import {
   validateConfig,
   type XceptionConfig,
 } from '../model/config.js';
+import { buildProgram } from '../model/program.js';
+// the engine's program, built beside the architecture (lib/model/program.ts); exported from here as before
+export { buildProgram };
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import {
   boolean,
@@ -57,61 +60,6 @@ export interface EngineState {
   weights: Weights;
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
   steps: number;
-}
-
-/** The native program: tensors by id, ops with parameter indices. */
-export function buildProgram(arch: Architecture): NativeProgram {
-  const tensors = new Map<string, number>();
-  const id = (name: string) => {
-    if (!tensors.has(name)) tensors.set(name, tensors.size);
-    return tensors.get(name)!;
-  };
-  id(arch.image);
-  const paramIndex = new Map(arch.params.map((p, i) => [p.name, i]));
-  const ops = arch.ops.map((op) => {
-    const inputs = ('inputs' in op ? op.inputs : [op.input]).map(id);
-    const base = { kind: op.op, name: 'name' in op ? op.name : `${op.op}:${op.output}`, inputs, output: id(op.output) };
-    switch (op.op) {
-      case 'conv':
-        return {
-          ...base,
-          param: paramIndex.get(`${op.name}.weight`),
-          inC: op.inC,
-          outC: op.outC,
-          kernel: op.kernel,
-          stride: op.stride,
-          same: op.padding === 'same',
-          depthwise: op.depthwise,
-        };
-      case 'bn':
-        return { ...base, param: paramIndex.get(`${op.name}.gamma`), outC: op.channels };
-      case 'dense':
-        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inF, outC: op.outF };
-      case 'dropout':
-        return { ...base, rate: op.rate };
-      case 'standardize':
-        return { ...base, eps: op.eps };
-      default:
-        return base;
-    }
-  });
-  const c = arch.config;
-  return {
-    ops,
-    tensors: tensors.size,
-    input: id(arch.image),
-    embeddings: id(arch.embeddings),
-    logits: id(arch.logits),
-    probs: id(arch.probs),
-    channels: c.channels,
-    size: c.inputSize,
-    k: c.k,
-    d: c.d,
-    classes: c.classes,
-    paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
-    trainable: arch.params.map((p) => p.trainable),
-    decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),
-  };
 }
 
 const STEP_KEYS = [

@@ -13,27 +13,10 @@
 
 #include "../loss/adcorre.h"
 #include "backend.h"
+#include "op_table.h"
 #include "ops.h"
 
 namespace adcorre::engine {
-
-constexpr double kBnEps = 1e-3;   // Keras' default (BN_EPS in lib/model/architecture.ts)
-constexpr double kL2Eps = 1e-12;  // L2_EPS there
-
-// Standardize: the input pipeline's per-image (x - mean) / sqrt(var + eps), the program's first op.
-enum class OpKind { Standardize, Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
-
-struct OpDesc {
-  OpKind kind;
-  std::string name;
-  std::vector<int> inputs;  // tensor ids
-  int output = -1;
-  int param = -1;  // first parameter index (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias)
-  int in_c = 0, out_c = 0, kernel = 0, stride = 1;
-  bool same = false, depthwise = false;
-  double rate = 0;  // dropout
-  double eps = 0;   // standardize
-};
 
 struct ProgramDesc {
   std::vector<OpDesc> ops;
@@ -68,11 +51,13 @@ struct StepResult {
 };
 
 // Channels, height and width of every tensor of a program (features: c x 1 x
-// 1), and floats per sample, for the executor. Throws invalid_argument
-// when the input is too small for the network.
+// 1), floats per sample, and each op's geometry (its window's padding), by
+// the op table's shape rules (op_table.h). Throws invalid_argument when the
+// input is too small for the network.
 struct TensorShapes {
   std::vector<int> c, h, w;
   std::vector<size_t> per_sample;
+  std::vector<OpGeometry> ops;
 };
 
 // How backward delivers each tensor's gradient. Direct: one op reads the

@@ -88,9 +88,7 @@ ProgramDesc program() {
   p.d = 5;
   p.classes = 4;
   p.input = 0;
-  OpDesc st = op(OpKind::Standardize, "standardize", {0}, 1);
-  st.eps = 1e-3;
-  p.ops.push_back(st);
+  p.ops.push_back(op(OpKind::Standardize, "standardize", {0}, 1));       // eps: the op table's kInputEps
   p.ops.push_back(conv("entry", 1, 2, 0, 1, 6, 3, 2, false, false));     // 11 -> 5, valid
   p.ops.push_back(batchnorm("entry_bn", 2, 3, 1, 6));                    // params 1..4
   p.ops.push_back(op(OpKind::Relu, "entry_relu", {3}, 4));               // fused into the batch norm

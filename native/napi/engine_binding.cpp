@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
 #include <memory>
 #include <string>
 
@@ -64,18 +63,6 @@ double num_of(const Napi::Object& o, const char* key, double fallback) {
 }
 
 ProgramDesc parse_program(const Napi::Object& o) {
-  static const std::map<std::string, OpKind> kinds = {{"standardize", OpKind::Standardize},
-                                                      {"conv", OpKind::Conv},
-                                                      {"bn", OpKind::BatchNorm},
-                                                      {"relu", OpKind::Relu},
-                                                      {"maxpool", OpKind::MaxPool},
-                                                      {"add", OpKind::Add},
-                                                      {"gap", OpKind::Gap},
-                                                      {"dense", OpKind::Dense},
-                                                      {"l2norm", OpKind::L2Norm},
-                                                      {"concat", OpKind::Concat},
-                                                      {"dropout", OpKind::Dropout},
-                                                      {"softmax", OpKind::Softmax}};
   Napi::Env env = o.Env();
   ProgramDesc p;
   p.tensors = int_of(o, "tensors");
@@ -106,9 +93,9 @@ ProgramDesc parse_program(const Napi::Object& o) {
     Napi::Object op = ops.Get(i).As<Napi::Object>();
     OpDesc d;
     const std::string kind = op.Get("kind").ToString().Utf8Value();
-    auto it = kinds.find(kind);
-    if (it == kinds.end()) throw Napi::RangeError::New(env, "program: unknown op kind " + kind);
-    d.kind = it->second;
+    const adcorre::engine::OpInfo* info = adcorre::engine::find_op(kind);
+    if (!info) throw Napi::RangeError::New(env, "program: unknown op kind " + kind);
+    d.kind = info->kind;
     d.name = op.Get("name").ToString().Utf8Value();
     Napi::Array inputs = op.Get("inputs").As<Napi::Array>();
     for (uint32_t j = 0; j < inputs.Length(); ++j)
@@ -116,7 +103,7 @@ ProgramDesc parse_program(const Napi::Object& o) {
     if (d.inputs.empty()) throw Napi::RangeError::New(env, "program: op without inputs");
     d.output = in_range(int_of(op, "output"));
     d.param = int_of(op, "param");
-    const int needed = d.kind == OpKind::Conv ? 1 : d.kind == OpKind::BatchNorm ? 4 : d.kind == OpKind::Dense ? 2 : 0;
+    const int needed = info->params;
     if (needed && (d.param < 0 || d.param + needed > static_cast<int>(p.param_sizes.size())))
       throw Napi::RangeError::New(env, "program: parameter index out of range at " + d.name);
     d.in_c = int_of(op, "inC", 0);
@@ -126,9 +113,6 @@ ProgramDesc parse_program(const Napi::Object& o) {
     d.same = op.Get("same").ToBoolean().Value();
     d.depthwise = op.Get("depthwise").ToBoolean().Value();
     d.rate = num_of(op, "rate", 0);
-    d.eps = num_of(op, "eps", 0);
-    if (d.kind == OpKind::Standardize && !(d.eps > 0))
-      throw Napi::RangeError::New(env, "program: standardize needs eps > 0 at " + d.name);
     p.ops.push_back(d);
   }
   return p;
@@ -176,7 +160,11 @@ void check_program(Napi::Env env, const ProgramDesc& p) {
       in(op.in_c, 1, kMaxInt, "inC of " + op.name);
       in(op.out_c, 1, kMaxInt, "outC of " + op.name);
     }
-    if (op.kind == OpKind::Add && op.inputs.size() != 2) fail("Expected 2 inputs for add " + op.name);
+    const int arity = adcorre::engine::op_info(op.kind).inputs;
+    if (arity != adcorre::engine::kAnyInputs && op.inputs.size() != static_cast<size_t>(arity))
+      fail("Expected " + std::to_string(arity) + " input" + (arity == 1 ? "" : "s") + " for " +
+           adcorre::engine::op_info(op.kind).name + " " + op.name + " but received " +
+           std::to_string(op.inputs.size()));
   }
   if (!written[p.embeddings] || !written[p.logits] || !written[p.probs])
     fail("Expected ops writing the embeddings, logits and probs tensors");
@@ -417,6 +405,94 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   size_t image_size_ = 0;      // channels x size x size
 };
 
+// opTable(): the op table (native/engine/op_table.h) for the TypeScript layer:
+// { ops: [{ name, inputs (-1: one or more), params }], constants: { inputEps,
+// bnEps, l2Eps, poolKernel, poolStride } }.
+Napi::Value OpTable(const Napi::CallbackInfo& info) {
+  namespace e = adcorre::engine;
+  Napi::Env env = info.Env();
+  Napi::Array ops = Napi::Array::New(env);
+  for (const e::OpInfo& op : e::kOpTable) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", op.name);
+    o.Set("inputs", op.inputs);
+    o.Set("params", op.params);
+    ops.Set(ops.Length(), o);
+  }
+  Napi::Object constants = Napi::Object::New(env);
+  constants.Set("inputEps", e::kInputEps);
+  constants.Set("bnEps", e::kBnEps);
+  constants.Set("l2Eps", e::kL2Eps);
+  constants.Set("poolKernel", e::kPoolKernel);
+  constants.Set("poolStride", e::kPoolStride);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ops", ops);
+  out.Set("constants", constants);
+  return out;
+}
+
+// programShapes(program): every tensor's channels, height and width (Int32Arrays
+// by tensor id) and every op's padding [top, left, bottom, right] (an
+// Int32Array of 4 per op), by the op table's shape rules: what the executor
+// plans its buffers with. The program is checked as the Engine checks it.
+Napi::Value ProgramShapes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected (program)");
+  return guard(env, "programShapes", [&]() -> Napi::Value {
+    const ProgramDesc program = parse_program(info[0].As<Napi::Object>());
+    check_program(env, program);
+    const adcorre::engine::TensorShapes sh = adcorre::engine::infer_shapes(program);
+    const size_t tensors = sh.c.size(), ops = sh.ops.size();
+    auto c = Napi::Int32Array::New(env, tensors), h = Napi::Int32Array::New(env, tensors),
+         w = Napi::Int32Array::New(env, tensors);
+    for (size_t t = 0; t < tensors; ++t) {
+      c[t] = sh.c[t];
+      h[t] = sh.h[t];
+      w[t] = sh.w[t];
+    }
+    auto pads = Napi::Int32Array::New(env, 4 * ops);
+    for (size_t i = 0; i < ops; ++i) {
+      const adcorre::engine::OpGeometry& g = sh.ops[i];
+      pads[4 * i] = g.pad_top;
+      pads[4 * i + 1] = g.pad_left;
+      pads[4 * i + 2] = g.pad_bottom;
+      pads[4 * i + 3] = g.pad_right;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("c", c);
+    out.Set("h", h);
+    out.Set("w", w);
+    out.Set("pads", pads);
+    return out;
+  });
+}
+
+// windowGeometry(side, kernel, stride, same): along one axis, the output side
+// of a window op (conv, maxpool) and its padding before and after, by the op
+// table's window rule.
+Napi::Value WindowGeometry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "windowGeometry", [&]() -> Napi::Value {
+    constexpr int64_t kSide = 1 << 16;
+    const int side = static_cast<int>(integer_in(info[0], "side", 1, kSide));
+    const int kernel = static_cast<int>(integer_in(info[1], "kernel", 1, kSide));
+    const int stride = static_cast<int>(integer_in(info[2], "stride", 1, kSide));
+    if (!info[3].IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for same");
+    const adcorre::engine::OpGeometry g = adcorre::engine::window(adcorre::engine::Dims{1, side, side}, 1, kernel,
+                                                                  stride, info[3].As<Napi::Boolean>().Value());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("out", g.out.h);
+    out.Set("before", g.pad_top);
+    out.Set("after", g.pad_bottom);
+    return out;
+  });
+}
+
 }  // namespace
 
-void InitEngine(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Define(env)); }
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
+  exports.Set("programShapes", Napi::Function::New(env, ProgramShapes, "programShapes"));
+  exports.Set("windowGeometry", Napi::Function::New(env, WindowGeometry, "windowGeometry"));
+}
