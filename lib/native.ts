@@ -115,6 +115,8 @@ export interface NativeProgram {
 export interface NativeEngine {
   /** options: read by engine_binding.cpp as TrainStepOptions declares them */
   trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions): NativeStepResult;
+  /** the step on a worker thread; the inputs copied at the call; refused while one runs on the engine */
+  trainStepAsync(images: Float32Array, labels: Int32Array, options: TrainStepOptions): Promise<NativeStepResult>;
   predict(
     images: Float32Array,
     n: number,

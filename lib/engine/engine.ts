@@ -238,8 +238,8 @@ export class Engine {
     }
   }
 
-  /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update. */
-  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
+  /** The native step's options from a checked call (throws naming the first bad argument). */
+  private stepOptions(images: Float32Array, labels: Int32Array, options: TrainStepOptions): TrainStepOptions {
     if (!(labels instanceof Int32Array)) throw invalidType('labels', 'Int32Array', labels);
     const n = labels.length;
     if (n < 1 || n > this.maxBatch)
@@ -270,7 +270,24 @@ export class Engine {
       if (labels[i] < 0 || labels[i] >= this.config.classes)
         throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));
     }
-    return this.native.trainStep(images, labels, { adcorre: true, ...options });
+    return { adcorre: true, ...options };
+  }
+
+  /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update (blocks until done). */
+  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
+    return this.native.trainStep(images, labels, this.stepOptions(images, labels, options));
+  }
+
+  /**
+   * trainStep on a worker thread: the event loop keeps turning (a progress
+   * bar, a server, Ctrl-C) while the step runs; a bad argument rejects. The images, labels, targets
+   * and class accuracy are copied at the call, so the arrays may be reused
+   * or transferred at once. One step at a time per engine: until the promise
+   * settles, any other call on this engine (a second step, predict, weights,
+   * state) throws. Same results as trainStep for the same state and options.
+   */
+  async trainStepAsync(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): Promise<StepStats> {
+    return this.native.trainStepAsync(images, labels, this.stepOptions(images, labels, options));
   }
 
   /**

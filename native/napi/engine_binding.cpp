@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -213,6 +214,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "Engine",
                        {
                            InstanceMethod("trainStep", &EngineWrap::TrainStep),
+                           InstanceMethod("trainStepAsync", &EngineWrap::TrainStepAsync),
                            InstanceMethod("predict", &EngineWrap::Predict),
                            InstanceMethod("paramCount", &EngineWrap::ParamCount),
                            InstanceMethod("getParam", &EngineWrap::GetParam),
@@ -269,18 +271,45 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return guard(env, "Engine", f);
   }
 
-  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guarded(env, [&] { return train_step(info); });
-  }
+  // A training step's inputs as read from JavaScript. The synchronous step
+  // points into the caller's arrays; the asynchronous one copies them first
+  // (own()): a reference keeps an ArrayBuffer object alive, not its memory,
+  // and a transfer (postMessage, structuredClone) detaches it and hands the
+  // memory to a new owner that may free it while the step runs (issue #26,
+  // as the asynchronous loss in binding.cpp).
+  struct StepRequest {
+    adcorre::engine::StepOptions options;
+    const float* images = nullptr;
+    const int32_t* labels = nullptr;
+    int n = 0;
+    size_t image_floats = 0, classes = 0;
+    std::vector<float> images_copy, accuracy_copy, targets_copy;
+    std::vector<int32_t> labels_copy;
 
-  Napi::Value train_step(const Napi::CallbackInfo& info) {
+    void own() {
+      images_copy.assign(images, images + static_cast<size_t>(n) * image_floats);
+      labels_copy.assign(labels, labels + n);
+      images = images_copy.data();
+      labels = labels_copy.data();
+      if (options.class_accuracy) {
+        accuracy_copy.assign(options.class_accuracy, options.class_accuracy + classes);
+        options.class_accuracy = accuracy_copy.data();
+      }
+      if (options.targets) {
+        targets_copy.assign(options.targets, options.targets + static_cast<size_t>(n) * classes);
+        options.targets = targets_copy.data();
+      }
+    }
+  };
+
+  StepRequest read_step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Expected options object");
     Napi::Object o = info[2].As<Napi::Object>();
     // The options first: a getter runs JavaScript, which could detach or
     // shrink an array already measured. No JavaScript runs after them.
-    adcorre::engine::StepOptions s;
+    StepRequest r;
+    adcorre::engine::StepOptions& s = r.options;
     s.lambda_ce = num_of(o, "lambdaCE", 1);
     s.w_fd = num_of(o, "wFD", 1);
     s.w_md = num_of(o, "wMD", 1);
@@ -317,9 +346,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         throw Napi::RangeError::New(env, "targets must hold batch x classes values");
       s.targets = data_of<float>(t);
     }
-    auto predictions = Napi::Int32Array::New(env, n);
-    const adcorre::engine::StepResult r =
-        engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
+    r.images = data_of<float>(images);
+    r.labels = data_of<int32_t>(labels);
+    r.n = n;
+    r.image_floats = image_size_;
+    r.classes = static_cast<size_t>(classes_);
+    return r;
+  }
+
+  static Napi::Object step_result(Napi::Env env, const adcorre::engine::StepResult& r,
+                                  const Napi::Int32Array& predictions) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("ce", r.ce);
@@ -333,10 +369,97 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
+  // While an asynchronous step runs on a worker thread, the engine is its
+  // alone: every other call is refused rather than raced.
+  void check_idle(Napi::Env env, const char* call) const {
+    if (busy_)
+      throw Napi::Error::New(env, std::string("Expected no trainStepAsync running on this engine for ") + call +
+                                      " but one is: await its promise first (one step at a time per engine)");
+  }
+
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_idle(env, "trainStep");
+    return guarded(env, [&]() -> Napi::Value {
+      const StepRequest r = read_step(info);
+      auto predictions = Napi::Int32Array::New(env, r.n);
+      const adcorre::engine::StepResult result =
+          engine_->train_step(r.images, r.labels, r.n, r.options, predictions.Data());
+      return step_result(env, result, predictions);
+    });
+  }
+
+  // The step on libuv's pool (sharp's pattern): the inputs copied at the
+  // call, the engine marked busy and its JavaScript object held until the
+  // promise settles, the result built back on the JavaScript thread.
+  class StepWorker : public Napi::AsyncWorker {
+   public:
+    StepWorker(Napi::Env env, EngineWrap* engine, StepRequest request)
+        : Napi::AsyncWorker(env, "adcorre:trainStep"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          engine_(engine),
+          request_(std::move(request)),
+          predictions_(request_.n) {
+      engine_->busy_ = true;
+      engine_->Ref();  // the engine outlives the step even if JavaScript drops it
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+      try {
+        result_ = engine_->engine_->train_step(request_.images, request_.labels, request_.n, request_.options,
+                                               predictions_.data());
+      } catch (...) {
+        error_ = std::current_exception();  // turned into the synchronous step's JavaScript error in OnOK
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      release();
+      try {
+        if (error_) guard(env, "Engine", [&] { std::rethrow_exception(error_); });
+        auto predictions = Napi::Int32Array::New(env, predictions_.size());
+        std::copy(predictions_.begin(), predictions_.end(), predictions.Data());
+        deferred_.Resolve(step_result(env, result_, predictions));
+      } catch (const Napi::Error& e) { deferred_.Reject(e.Value()); }
+    }
+    void OnError(const Napi::Error& e) override {
+      release();
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    void release() {
+      engine_->busy_ = false;
+      engine_->Unref();
+    }
+
+    Napi::Promise::Deferred deferred_;
+    EngineWrap* engine_;
+    StepRequest request_;
+    std::vector<int32_t> predictions_;
+    adcorre::engine::StepResult result_;
+    std::exception_ptr error_;
+  };
+
+  Napi::Value TrainStepAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_idle(env, "trainStepAsync");
+    return guarded(env, [&]() -> Napi::Value {
+      StepRequest r = read_step(info);
+      r.own();
+      auto* worker = new StepWorker(env, this, std::move(r));
+      Napi::Promise promise = worker->promise();
+      worker->Queue();
+      return promise;
+    });
+  }
+
   // predict(images, n, classes, embeddingSize): classes and embeddingSize
   // must be the program's (they size the outputs the engine writes).
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    check_idle(env, "predict");
     return guarded(env, [&]() -> Napi::Value {
       auto images = typed(info[0], napi_float32_array, "images");
       const int n = static_cast<int>(integer_in(info[1], "n", 1, 2147483647));
@@ -361,23 +484,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(engine_->param_count()));
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getParam");
     const size_t i = index(info);
     auto out = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_param(i, out.Data()); });
     return out;
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getGrad");
     const size_t i = index(info);
     auto out = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_grad(i, out.Data()); });
     return out;
   }
   void SetParam(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "setParam");
     const size_t i = index(info);
     const float* in = sized(info[1], i, "parameter");
     guarded(info.Env(), [&] { engine_->write_param(i, in); });
   }
   Napi::Value GetMoments(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getMoments");
     const size_t i = index(info);
     auto m = fresh(info.Env(), i), v = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_moments(i, m.Data(), v.Data()); });
@@ -387,15 +514,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
   void SetMoments(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "setMoments");
     const size_t i = index(info);
     const float* m = sized(info[1], i, "m");
     const float* v = sized(info[2], i, "v");
     guarded(info.Env(), [&] { engine_->write_moments(i, m, v); });
   }
   Napi::Value GetSteps(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "steps");
     return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps()));
   }
   void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) {
+    check_idle(v.Env(), "steps");
     engine_->set_steps(integer_in(v, "steps", 0, int64_t{1} << 53));
   }
 
@@ -403,6 +533,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   int classes_ = 0;
   size_t embedding_size_ = 0;  // k x d
   size_t image_size_ = 0;      // channels x size x size
+  bool busy_ = false;          // a trainStepAsync holds the engine
 };
 
 // opTable(): the op table (native/engine/op_table.h) for the TypeScript layer:
