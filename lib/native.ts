@@ -5,7 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TrainStepOptions } from './engine/engine.js';
+import type { BackendInfo } from './backend.js';
+import type { NativeStepOptions } from './engine/engine.js';
 import type { Op } from './model/architecture.js';
 
 export interface NativeLossRequest {
@@ -28,19 +29,6 @@ export interface NativeLossResult {
   md: number;
   ed: number;
   grad?: Float32Array;
-}
-
-export interface NativeBackendInfo {
-  cuda: {
-    compiled: boolean;
-    archs: string;
-    runtimeVersion: number;
-    driverVersion: number;
-    devices: { index: number; name: string; computeCapability: string; totalMemory: number }[];
-    usable: boolean;
-    error?: string;
-  };
-  cpu: { threads: number };
 }
 
 /** One training step's outcome. */
@@ -113,10 +101,10 @@ export interface NativeProgram {
 
 /** The training engine (native/napi/engine_binding.cpp); lib/engine/engine.ts validates every call. */
 export interface NativeEngine {
-  /** options: read by engine_binding.cpp as TrainStepOptions declares them */
-  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions): NativeStepResult;
+  /** options: every one given (engine_binding.cpp has no defaults; a missing one is an error naming it) */
+  trainStep(images: Float32Array, labels: Int32Array, options: NativeStepOptions): NativeStepResult;
   /** the step on a worker thread; the inputs copied at the call; refused while one runs on the engine */
-  trainStepAsync(images: Float32Array, labels: Int32Array, options: TrainStepOptions): Promise<NativeStepResult>;
+  trainStepAsync(images: Float32Array, labels: Int32Array, options: NativeStepOptions): Promise<NativeStepResult>;
   predict(
     images: Float32Array,
     n: number,
@@ -151,7 +139,8 @@ export interface NativeBinding {
     stride: number,
     same: boolean,
   ): { out: number; before: number; after: number };
-  backendInfo(): NativeBackendInfo;
+  /** what lib/backend.ts's backendInfo() returns (its BackendInfo documents the fields) */
+  backendInfo(): BackendInfo;
   /** one augmentation warp: native/data/augment.h */
   warpAffine(
     src: Uint8Array,

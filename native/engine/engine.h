@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,20 +29,29 @@ struct ProgramDesc {
   std::vector<bool> decay;      // weight decay applies (convolution and dense weights)
 };
 
+// A step's options. The numbers have no defaults here (NaN: unset, and
+// train_step refuses a step with any unset): the TypeScript Engine fills what
+// a caller leaves out from the training defaults (lib/train/defaults.ts), so
+// that the API and the CLI train alike.
 struct StepOptions {
-  double lambda_ce = 1, w_fd = 1, w_md = 1, w_ed = 1;
+  static constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
+  double lambda_ce = kUnset, w_fd = kUnset, w_md = kUnset, w_ed = kUnset;
   bool adcorre = true;
   const float* class_accuracy = nullptr;  // numClasses values, or null for uniform attention
   // n x classes soft targets for the cross-entropy (FER+'s vote distributions), or
   // null for the one-hot labels; the labels still drive Ad-Corre and accuracy.
   const float* targets = nullptr;
-  // optimizer
+  // optimizer: Adam (its constants beta1, beta2 and eps as Keras') or SGD with momentum
   bool adam = true;
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7, momentum = 0.9, weight_decay = 0;
-  double bn_momentum = 0.99;
+  double lr = kUnset, momentum = kUnset, weight_decay = kUnset;
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7;
+  double bn_momentum = kUnset;
   bool nesterov = false;  // SGD: Nesterov momentum
   uint32_t dropout_seed = 0;
 };
+
+// Throws invalid_argument naming every number of o that is unset or not finite.
+void check_step_options(const StepOptions& o);
 
 struct StepResult {
   double loss = 0, ce = 0, fd = 0, md = 0, ed = 0;

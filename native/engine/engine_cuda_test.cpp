@@ -181,7 +181,10 @@ int main() {
       for (int c = 0; c < 4; ++c) targets[i * 4 + c] = (c == labels[i] ? 0.7f : 0.1f);
     for (int step = 0; step < 4; ++step) {
       for (auto& x : images) x = u(rng);
-      StepOptions o;
+      StepOptions o;  // every number set: the engine has no defaults
+      o.lambda_ce = o.w_fd = o.w_ed = 1;
+      o.momentum = 0.9;
+      o.bn_momentum = 0.99;
       o.lr = 1e-2;
       o.weight_decay = 1e-4;
       o.dropout_seed = 100 + step;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "engine.h"
 
@@ -484,8 +485,27 @@ void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels
   }
 }
 
+void check_step_options(const StepOptions& o) {
+  const std::pair<const char*, double> numbers[] = {{"lambda_ce", o.lambda_ce},
+                                                    {"w_fd", o.w_fd},
+                                                    {"w_md", o.w_md},
+                                                    {"w_ed", o.w_ed},
+                                                    {"lr", o.lr},
+                                                    {"momentum", o.momentum},
+                                                    {"weight_decay", o.weight_decay},
+                                                    {"bn_momentum", o.bn_momentum},
+                                                    {"beta1", o.beta1},
+                                                    {"beta2", o.beta2},
+                                                    {"adam_eps", o.adam_eps}};
+  std::string bad;
+  for (const auto& [name, value] : numbers)
+    if (!std::isfinite(value)) bad += (bad.empty() ? "" : ", ") + std::string(name);
+  if (!bad.empty()) throw std::invalid_argument("Expected finite step options but received unset or non-finite " + bad);
+}
+
 StepResult Executor::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
                                 int32_t* predictions) {
+  check_step_options(o);
   check_step_input(p_, max_batch_, labels, o.targets, n);
   Backend& b = *backend_;
   const int C = p_.classes, k = p_.k, d = p_.d;

@@ -63,6 +63,48 @@ double num_of(const Napi::Object& o, const char* key, double fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+// The step options are all required: the binding has no training defaults of
+// its own (lib/engine/engine.ts fills what a caller leaves out from
+// TRAINING_DEFAULTS, lib/train/defaults.ts), so that one layer owns each.
+const char* type_name(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "a boolean";
+    case napi_number:
+      return "a number";
+    case napi_string:
+      return "a string";
+    default:
+      return "an object";
+  }
+}
+
+Napi::Value required_option(const Napi::Object& o, const char* key, bool ok(const Napi::Value&), const char* expected) {
+  Napi::Value v = o.Get(key);
+  if (!ok(v))
+    throw Napi::TypeError::New(o.Env(), std::string("Expected ") + expected + " for options." + key + " but received " +
+                                            type_name(v) + " (every step option is required here)");
+  return v;
+}
+
+double required_number(const Napi::Object& o, const char* key) {
+  return required_option(
+             o, key, [](const Napi::Value& v) { return v.IsNumber(); }, "a number")
+      .As<Napi::Number>()
+      .DoubleValue();
+}
+
+bool required_boolean(const Napi::Object& o, const char* key) {
+  return required_option(
+             o, key, [](const Napi::Value& v) { return v.IsBoolean(); }, "a boolean")
+      .As<Napi::Boolean>()
+      .Value();
+}
+
 ProgramDesc parse_program(const Napi::Object& o) {
   Napi::Env env = o.Env();
   ProgramDesc p;
@@ -310,19 +352,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     // shrink an array already measured. No JavaScript runs after them.
     StepRequest r;
     adcorre::engine::StepOptions& s = r.options;
-    s.lambda_ce = num_of(o, "lambdaCE", 1);
-    s.w_fd = num_of(o, "wFD", 1);
-    s.w_md = num_of(o, "wMD", 1);
-    s.w_ed = num_of(o, "wED", 1);
-    s.adcorre = o.Get("adcorre").ToBoolean().Value();
+    s.lambda_ce = required_number(o, "lambdaCE");
+    s.w_fd = required_number(o, "wFD");
+    s.w_md = required_number(o, "wMD");
+    s.w_ed = required_number(o, "wED");
+    s.adcorre = required_boolean(o, "adcorre");
     const Napi::Value optimizer = o.Get("optimizer");
-    s.adam = !(optimizer.IsString() && optimizer.As<Napi::String>().Utf8Value() == "sgd");
-    s.lr = num_of(o, "lr", 1e-3);
-    s.momentum = num_of(o, "momentum", 0.9);
-    s.nesterov = o.Get("nesterov").ToBoolean().Value();
-    s.weight_decay = num_of(o, "weightDecay", 0);
-    s.bn_momentum = num_of(o, "bnMomentum", 0.99);
-    s.dropout_seed = static_cast<uint32_t>(num_of(o, "seed", 0));
+    const std::string optimizer_name = optimizer.IsString() ? optimizer.As<Napi::String>().Utf8Value() : "";
+    if (optimizer_name != "adam" && optimizer_name != "sgd")
+      throw Napi::TypeError::New(env, std::string("Expected 'adam' or 'sgd' for options.optimizer but received ") +
+                                          (optimizer.IsString() ? "'" + optimizer_name + "'" : type_name(optimizer)) +
+                                          " (every step option is required here)");
+    s.adam = optimizer_name == "adam";
+    s.lr = required_number(o, "lr");
+    s.momentum = required_number(o, "momentum");
+    s.nesterov = required_boolean(o, "nesterov");
+    s.weight_decay = required_number(o, "weightDecay");
+    s.bn_momentum = required_number(o, "bnMomentum");
+    s.dropout_seed =
+        static_cast<uint32_t>(integer_in(required_option(
+                                             o, "seed", [](const Napi::Value& v) { return v.IsNumber(); }, "a number"),
+                                         "options.seed", 0, 4294967295));
     const Napi::Value acc = o.Get("classAccuracy");
     const Napi::Value targets = o.Get("targets");
 
