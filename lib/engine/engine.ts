@@ -13,8 +13,6 @@ import {
   type XceptionConfig,
 } from '../model/config.js';
 import { buildProgram } from '../model/program.js';
-// the engine's program, built beside the architecture (lib/model/program.ts); exported from here as before
-export { buildProgram };
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import { TRAINING_DEFAULTS } from '../train/defaults.js';
 import {
@@ -26,6 +24,9 @@ import {
   knownKeys,
   positiveInteger,
 } from '../validate.js';
+
+// the engine's program, built beside the architecture (lib/model/program.ts); exported from here as before
+export { buildProgram };
 
 /**
  * A training step's options. What a call leaves out is adcorre-train's default (TRAINING_DEFAULTS,
