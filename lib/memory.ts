@@ -1,8 +1,9 @@
 // Memory estimates, so that a batch too large for the machine is refused up
 // front with the sizes instead of growing until the kernel kills the process.
 import { freemem, totalmem } from 'node:os';
-import { type Architecture, buildArchitecture, outputSize } from './model/architecture.js';
+import { type Architecture, buildArchitecture } from './model/architecture.js';
 import { evaluationViews, type XceptionConfig } from './model/config.js';
+import { architectureShapes } from './model/program.js';
 
 /** The memory this process may use: the machine's, or its cgroup limit when lower. */
 export function memoryLimit(): number {
@@ -11,47 +12,14 @@ export function memoryLimit(): number {
   return constrained && constrained > 0 && constrained < total ? constrained : total;
 }
 
-/** Floats of every op's output for one image (the network's activations), input included. */
+/** Floats of every op's output for one image (the network's activations), input included, at the engine's shapes. */
 export function activationFloats(config: XceptionConfig, arch: Architecture = buildArchitecture(config)): number {
-  const side = new Map<string, number>([[arch.image, config.inputSize]]);
-  const channels = new Map<string, number>([[arch.image, config.channels]]);
-  let total = config.channels * config.inputSize ** 2;
-  for (const op of arch.ops) {
-    let s: number, c: number;
-    switch (op.op) {
-      case 'conv':
-        s = outputSize(side.get(op.input)!, op.kernel, op.stride, op.padding);
-        c = op.outC;
-        break;
-      case 'maxpool':
-        s = outputSize(side.get(op.input)!, 3, 2, 'same');
-        c = channels.get(op.input)!;
-        break;
-      case 'add':
-        s = side.get(op.inputs[0])!;
-        c = channels.get(op.inputs[0])!;
-        break;
-      case 'concat':
-        s = 1;
-        c = op.inputs.reduce((sum, i) => sum + channels.get(i)!, 0);
-        break;
-      case 'gap':
-        s = 1;
-        c = channels.get(op.input)!;
-        break;
-      case 'dense':
-        s = 1;
-        c = op.outF;
-        break;
-      default:
-        s = side.get(op.input)!;
-        c = channels.get(op.input)!;
-    }
-    side.set(op.output, s);
-    channels.set(op.output, c);
-    total += s * s * c;
-  }
-  return total;
+  const shapes = architectureShapes(arch);
+  const floats = (tensor: string) => {
+    const { c, h, w } = shapes.of(tensor);
+    return c * h * w;
+  };
+  return arch.ops.reduce((total, op) => total + floats(op.output), floats(arch.image));
 }
 
 /**

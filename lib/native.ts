@@ -5,7 +5,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TrainStepOptions } from './engine/engine.js';
+import type { BackendInfo } from './backend.js';
+import type { NativeStepOptions } from './engine/engine.js';
+import type { Op } from './model/architecture.js';
 
 export interface NativeLossRequest {
   embeddings: Float32Array;
@@ -29,19 +31,6 @@ export interface NativeLossResult {
   grad?: Float32Array;
 }
 
-export interface NativeBackendInfo {
-  cuda: {
-    compiled: boolean;
-    archs: string;
-    runtimeVersion: number;
-    driverVersion: number;
-    devices: { index: number; name: string; computeCapability: string; totalMemory: number }[];
-    usable: boolean;
-    error?: string;
-  };
-  cpu: { threads: number };
-}
-
 /** One training step's outcome. */
 export interface NativeStepResult {
   loss: number;
@@ -60,19 +49,8 @@ export interface NativeStepResult {
 
 /** One op of the engine's program (parse_program in native/napi/engine_binding.cpp). */
 export interface NativeOp {
-  kind:
-    | 'standardize'
-    | 'conv'
-    | 'bn'
-    | 'relu'
-    | 'maxpool'
-    | 'add'
-    | 'gap'
-    | 'dense'
-    | 'l2norm'
-    | 'concat'
-    | 'dropout'
-    | 'softmax';
+  /** the op's name in the op table (native/engine/op_table.h) */
+  kind: Op['op'];
   name: string;
   /** tensor ids */
   inputs: number[];
@@ -87,8 +65,20 @@ export interface NativeOp {
   depthwise?: boolean;
   /** dropout */
   rate?: number;
-  /** standardize */
-  eps?: number;
+}
+
+/** The op table (native/engine/op_table.h): each op's inputs (-1: one or more) and parameter tensors, and the ops' constants. */
+export interface NativeOpTable {
+  ops: { name: Op['op']; inputs: number; params: number }[];
+  constants: { inputEps: number; bnEps: number; l2Eps: number; poolKernel: number; poolStride: number };
+}
+
+/** Every tensor's channels, height and width by id, and every op's padding [top, left, bottom, right] (4 per op). */
+export interface NativeProgramShapes {
+  c: Int32Array;
+  h: Int32Array;
+  w: Int32Array;
+  pads: Int32Array;
 }
 
 /** The program the engine executes: tensors by id, ops in order, parameters by index. */
@@ -111,8 +101,10 @@ export interface NativeProgram {
 
 /** The training engine (native/napi/engine_binding.cpp); lib/engine/engine.ts validates every call. */
 export interface NativeEngine {
-  /** options: read by engine_binding.cpp as TrainStepOptions declares them */
-  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions): NativeStepResult;
+  /** options: every one given (engine_binding.cpp has no defaults; a missing one is an error naming it) */
+  trainStep(images: Float32Array, labels: Int32Array, options: NativeStepOptions): NativeStepResult;
+  /** the step on a worker thread; the inputs copied at the call; refused while one runs on the engine */
+  trainStepAsync(images: Float32Array, labels: Int32Array, options: NativeStepOptions): Promise<NativeStepResult>;
   predict(
     images: Float32Array,
     n: number,
@@ -136,7 +128,19 @@ export interface NativeBinding {
   /** copies embeddings and labels at the call; writes gradOut when done (rejects if it was detached meanwhile) */
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
-  backendInfo(): NativeBackendInfo;
+  /** the op table, for the memory estimate, the exporter and the architecture's constants */
+  opTable(): NativeOpTable;
+  /** the shapes the engine would give `program`'s tensors (the program checked as the Engine checks it) */
+  programShapes(program: NativeProgram): NativeProgramShapes;
+  /** along one axis: a window op's output side and 'same' padding (the op table's window rule) */
+  windowGeometry(
+    side: number,
+    kernel: number,
+    stride: number,
+    same: boolean,
+  ): { out: number; before: number; after: number };
+  /** what lib/backend.ts's backendInfo() returns (its BackendInfo documents the fields) */
+  backendInfo(): BackendInfo;
   /** one augmentation warp: native/data/augment.h */
   warpAffine(
     src: Uint8Array,

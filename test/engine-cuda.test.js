@@ -53,7 +53,7 @@ for (const [label, options] of [
   gpuTest(
     `a training step on CUDA equals the CPU (${label}): loss parts, predictions, every gradient, the update${why}`,
     (t) => {
-      const cpu = Engine.create(small, { maxBatch: 12, seed: 4 });
+      const cpu = Engine.create(small, { maxBatch: 12, seed: 4, device: 'cpu' });
       const gpu = Engine.create(small, { maxBatch: 12, seed: 4, device: 'cuda' });
       t.is(gpu.device, 'cuda:0');
       for (let step = 0; step < 3; step++) {
@@ -81,7 +81,7 @@ for (const flip of [false, true]) {
     `evaluation on CUDA equals the CPU${flip ? ' with flip averaging' : ''} (probabilities, embeddings; batches split by maxBatch)${why}`,
     (t) => {
       const config = flip ? { ...small, flipAverage: true } : small;
-      const cpu = Engine.create(config, { maxBatch: 8, seed: 2 });
+      const cpu = Engine.create(config, { maxBatch: 8, seed: 2, device: 'cpu' });
       const { images, labels } = batchOf(8, 3, config);
       for (let s = 0; s < 2; s++) cpu.trainStep(images, labels, { lr: 1e-2, seed: s }); // batch-norm statistics away from identity
       const gpu = Engine.create(config, { maxBatch: 8, weights: cpu.getWeights(), device: 'cuda' });
@@ -105,7 +105,7 @@ gpuTest(`a learnable synthetic task trains to near-zero loss on CUDA${why}`, (t)
 });
 
 gpuTest(`state moves exactly between CPU and CUDA engines, and training continues alike${why}`, (t) => {
-  const cpu = Engine.create(small, { maxBatch: 8, seed: 5 });
+  const cpu = Engine.create(small, { maxBatch: 8, seed: 5, device: 'cpu' });
   const first = batchOf(8, 5);
   for (let s = 0; s < 2; s++) cpu.trainStep(first.images, first.labels, { seed: s });
   const gpu = Engine.create(small, { maxBatch: 8, seed: 99, device: 'cuda' });

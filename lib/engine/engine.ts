@@ -2,7 +2,7 @@
 // model definition (lib/model/architecture.ts), then trains and predicts with
 // parameters and optimizer state held natively between steps.
 import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
-import { native, type NativeEngine, type NativeProgram, type NativeStepResult } from '../native.js';
+import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
 import {
   type EvaluationView,
@@ -12,7 +12,9 @@ import {
   validateConfig,
   type XceptionConfig,
 } from '../model/config.js';
+import { buildProgram } from '../model/program.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
+import { TRAINING_DEFAULTS } from '../train/defaults.js';
 import {
   boolean,
   finiteNumber,
@@ -23,32 +25,63 @@ import {
   positiveInteger,
 } from '../validate.js';
 
+// the engine's program, built beside the architecture (lib/model/program.ts); exported from here as before
+export { buildProgram };
+
+/**
+ * A training step's options. What a call leaves out is adcorre-train's default (TRAINING_DEFAULTS,
+ * lib/train/defaults.ts), so that the API trains as the CLI does.
+ */
 export interface TrainStepOptions {
-  /** weight of cross-entropy (the reference code's 50 by default in the trainer; 1 here) */
+  /** weight of cross-entropy (default 50, the reference code's) */
   lambdaCE?: number;
-  /** Ad-Corre weights; adcorre: false trains with cross-entropy only */
+  /** Ad-Corre weights (default 1 each); adcorre: false trains with cross-entropy only (default true) */
   wFD?: number;
   wMD?: number;
   wED?: number;
   adcorre?: boolean;
-  /** per-class recall for the adaptive attention map (ConfusionTracker.recall()) */
+  /** per-class recall for the adaptive attention map (ConfusionTracker.recall()); absent: uniform attention */
   classAccuracy?: Float32Array;
   /**
    * soft targets for the cross-entropy, batch x classes, each row non-negative and summing to 1 (FER+'s normalised
    * crowd votes: DataLoader's batch.targets); labels still drive Ad-Corre, the attention map and accuracy
    */
   targets?: Float32Array;
+  /** default 'adam' */
   optimizer?: 'adam' | 'sgd';
+  /** default 2e-3 */
   lr?: number;
+  /** SGD's momentum (default 0.9) */
   momentum?: number;
   /** SGD: Nesterov momentum, w -= lr x (g + momentum x m) after m = momentum x m + g (PyTorch's form); default false */
   nesterov?: boolean;
+  /** L2 weight decay of the convolution and dense weights (default 0) */
   weightDecay?: number;
-  /** running batch-norm statistics: new = m * old + (1 - m) * batch (default 0.99, Keras') */
+  /** running batch-norm statistics: new = m * old + (1 - m) * batch (default 0.9) */
   bnMomentum?: number;
-  /** seed of this step's dropout mask */
+  /** seed of this step's dropout mask, an integer in [0, 2^32) (default 0) */
   seed?: number;
 }
+
+/** What the native step takes: every option explicit (the binding has no defaults of its own). */
+export type NativeStepOptions = Required<Omit<TrainStepOptions, 'classAccuracy' | 'targets'>> &
+  Pick<TrainStepOptions, 'classAccuracy' | 'targets'>;
+
+/** trainStep's defaults: adcorre-train's step options, and dropout seed 0 (the trainer seeds every step itself). */
+const STEP_DEFAULTS: Omit<NativeStepOptions, 'classAccuracy' | 'targets'> = {
+  lambdaCE: TRAINING_DEFAULTS.lambdaCE,
+  wFD: TRAINING_DEFAULTS.wFD,
+  wMD: TRAINING_DEFAULTS.wMD,
+  wED: TRAINING_DEFAULTS.wED,
+  adcorre: TRAINING_DEFAULTS.adcorre,
+  optimizer: TRAINING_DEFAULTS.optimizer,
+  lr: TRAINING_DEFAULTS.lr,
+  momentum: TRAINING_DEFAULTS.momentum,
+  nesterov: TRAINING_DEFAULTS.nesterov,
+  weightDecay: TRAINING_DEFAULTS.weightDecay,
+  bnMomentum: TRAINING_DEFAULTS.bnMomentum,
+  seed: 0,
+};
 
 /** One training step's outcome (the native engine's result, native/napi/engine_binding.cpp). */
 export type StepStats = NativeStepResult;
@@ -57,61 +90,6 @@ export interface EngineState {
   weights: Weights;
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
   steps: number;
-}
-
-/** The native program: tensors by id, ops with parameter indices. */
-export function buildProgram(arch: Architecture): NativeProgram {
-  const tensors = new Map<string, number>();
-  const id = (name: string) => {
-    if (!tensors.has(name)) tensors.set(name, tensors.size);
-    return tensors.get(name)!;
-  };
-  id(arch.image);
-  const paramIndex = new Map(arch.params.map((p, i) => [p.name, i]));
-  const ops = arch.ops.map((op) => {
-    const inputs = ('inputs' in op ? op.inputs : [op.input]).map(id);
-    const base = { kind: op.op, name: 'name' in op ? op.name : `${op.op}:${op.output}`, inputs, output: id(op.output) };
-    switch (op.op) {
-      case 'conv':
-        return {
-          ...base,
-          param: paramIndex.get(`${op.name}.weight`),
-          inC: op.inC,
-          outC: op.outC,
-          kernel: op.kernel,
-          stride: op.stride,
-          same: op.padding === 'same',
-          depthwise: op.depthwise,
-        };
-      case 'bn':
-        return { ...base, param: paramIndex.get(`${op.name}.gamma`), outC: op.channels };
-      case 'dense':
-        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inF, outC: op.outF };
-      case 'dropout':
-        return { ...base, rate: op.rate };
-      case 'standardize':
-        return { ...base, eps: op.eps };
-      default:
-        return base;
-    }
-  });
-  const c = arch.config;
-  return {
-    ops,
-    tensors: tensors.size,
-    input: id(arch.image),
-    embeddings: id(arch.embeddings),
-    logits: id(arch.logits),
-    probs: id(arch.probs),
-    channels: c.channels,
-    size: c.inputSize,
-    k: c.k,
-    d: c.d,
-    classes: c.classes,
-    paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
-    trainable: arch.params.map((p) => p.trainable),
-    decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),
-  };
 }
 
 const STEP_KEYS = [
@@ -137,13 +115,16 @@ export interface EngineOptions {
   /** seed of the fresh weights (ignored with `weights`) */
   seed?: number;
   weights?: Weights;
-  /** 'cpu' (default), 'cuda' (GPU 0), 'cuda:N', or 'auto' (the GPU when one is usable) */
+  /** 'auto' (default: the GPU when one is usable, as adcorre-train), 'cpu', 'cuda' (GPU 0) or 'cuda:N' */
   device?: Exclude<Device, 'webgpu'>;
 }
 
-/** 'cpu' | 'cuda' | 'cuda:N' | 'auto' -> -1 (the CPU) or a CUDA device index; a clear error for anything else or a GPU that is not usable. */
+/**
+ * 'auto' (default) | 'cpu' | 'cuda' | 'cuda:N' -> -1 (the CPU) or a CUDA device index; a clear error for anything
+ * else or a GPU that is not usable. The one place the engine's device string is parsed (the Trainer calls it too).
+ */
 export function deviceIndex(device: unknown): number {
-  const where = resolveComputeDevice(parseDevice('options.device', device ?? 'cpu', 'engine'));
+  const where = resolveComputeDevice(parseDevice('options.device', device ?? TRAINING_DEFAULTS.device, 'engine'));
   return where.kind === 'cpu' ? -1 : where.index;
 }
 
@@ -290,8 +271,8 @@ export class Engine {
     }
   }
 
-  /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update. */
-  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
+  /** The native step's options from a checked call (throws naming the first bad argument). */
+  private stepOptions(images: Float32Array, labels: Int32Array, options: TrainStepOptions): NativeStepOptions {
     if (!(labels instanceof Int32Array)) throw invalidType('labels', 'Int32Array', labels);
     const n = labels.length;
     if (n < 1 || n > this.maxBatch)
@@ -304,6 +285,9 @@ export class Engine {
     }
     if (options.adcorre !== undefined) boolean('options.adcorre', options.adcorre);
     if (options.nesterov !== undefined) boolean('options.nesterov', options.nesterov);
+    const seed: unknown = options.seed;
+    if (seed !== undefined && !(typeof seed === 'number' && Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32))
+      throw invalidRange('options.seed', 'integer in [0, 2^32)', String(seed));
     if (
       options.classAccuracy !== undefined &&
       (!(options.classAccuracy instanceof Float32Array) || options.classAccuracy.length !== this.config.classes)
@@ -322,7 +306,25 @@ export class Engine {
       if (labels[i] < 0 || labels[i] >= this.config.classes)
         throw invalidRange(`labels[${i}]`, `integer in [0, ${this.config.classes})`, String(labels[i]));
     }
-    return this.native.trainStep(images, labels, { adcorre: true, ...options });
+    const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    return { ...STEP_DEFAULTS, ...given };
+  }
+
+  /** One training step: forward, cross-entropy + Ad-Corre, backward, optimizer update (blocks until done). */
+  trainStep(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): StepStats {
+    return this.native.trainStep(images, labels, this.stepOptions(images, labels, options));
+  }
+
+  /**
+   * trainStep on a worker thread: the event loop keeps turning (a progress
+   * bar, a server, Ctrl-C) while the step runs; a bad argument rejects. The images, labels, targets
+   * and class accuracy are copied at the call, so the arrays may be reused
+   * or transferred at once. One step at a time per engine: until the promise
+   * settles, any other call on this engine (a second step, predict, weights,
+   * state) throws. Same results as trainStep for the same state and options.
+   */
+  async trainStepAsync(images: Float32Array, labels: Int32Array, options: TrainStepOptions = {}): Promise<StepStats> {
+    return this.native.trainStepAsync(images, labels, this.stepOptions(images, labels, options));
   }
 
   /**

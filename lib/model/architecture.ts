@@ -1,6 +1,7 @@
 // Xception-k as a list of operations over named tensors (Keras Xception,
 // Chollet 2017, then the paper's embedding heads). The ONNX exporter, the
 // test reference and the training engine all walk this one list.
+import { native, optionalNative } from '../native.js';
 import { scaled, type XceptionConfig } from './config.js';
 
 export type Padding = 'valid' | 'same';
@@ -25,7 +26,7 @@ export type Op =
   | { op: 'add'; inputs: [string, string]; output: string }
   | { op: 'gap'; input: string; output: string } // [N, C, H, W] -> [N, C]
   | { op: 'dense'; name: string; input: string; output: string; inF: number; outF: number }
-  | { op: 'l2norm'; input: string; output: string } // x / sqrt(max(|x|^2, 1e-12)), per row
+  | { op: 'l2norm'; input: string; output: string } // x / sqrt(max(|x|^2, L2_EPS)), per row
   | { op: 'concat'; inputs: string[]; output: string } // along features
   | { op: 'dropout'; input: string; output: string; rate: number }
   | { op: 'softmax'; input: string; output: string };
@@ -40,10 +41,15 @@ export interface ParamSpec {
   trainable: boolean;
 }
 
-export const L2_EPS = 1e-12;
+// The ops' constants, from the op table (native/engine/op_table.h) through the
+// addon; NaN where the addon does not load, as nothing that reads them runs
+// there (the engine and the exporter need the addon; inference reads the
+// model file's own).
+const constants = optionalNative()?.opTable().constants;
+export const L2_EPS = constants?.l2Eps ?? NaN;
 /** eps of the input pipeline's per-image standardisation (the program's first op) */
-export const INPUT_EPS = 1e-3;
-export const BN_EPS = 1e-3; // Keras' BatchNormalization default
+export const INPUT_EPS = constants?.inputEps ?? NaN;
+export const BN_EPS = constants?.bnEps ?? NaN; // Keras' BatchNormalization default
 
 export interface Architecture {
   config: XceptionConfig;
@@ -206,16 +212,15 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   };
 }
 
-/** Output side of a convolution or pooling along one axis (TensorFlow's 'valid' and 'same'). */
+/** Output side of a convolution or pooling along one axis (TensorFlow's 'valid' and 'same'): the op table's window rule. */
 export function outputSize(n: number, kernel: number, stride: number, padding: Padding): number {
-  return padding === 'same' ? Math.ceil(n / stride) : Math.floor((n - kernel) / stride) + 1;
+  return native().windowGeometry(n, kernel, stride, padding === 'same').out;
 }
 
-/** TensorFlow 'same' padding: [before, after] (the odd pixel goes after). */
+/** TensorFlow 'same' padding: [before, after] (the odd pixel goes after), by the op table's window rule. */
 export function samePadding(n: number, kernel: number, stride: number): [number, number] {
-  const out = Math.ceil(n / stride);
-  const total = Math.max((out - 1) * stride + kernel - n, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+  const { before, after } = native().windowGeometry(n, kernel, stride, true);
+  return [before, after];
 }
 
 export function parameterCount(arch: Architecture): number {

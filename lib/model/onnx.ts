@@ -6,15 +6,7 @@
 // normalisation, training summary). Protobuf via onnx-proto.
 import { Float16Array } from '@petamoriken/float16';
 import onnxProto from 'onnx-proto';
-import {
-  type Architecture,
-  BN_EPS,
-  buildArchitecture,
-  INPUT_EPS,
-  L2_EPS,
-  outputSize,
-  samePadding,
-} from './architecture.js';
+import { type Architecture, buildArchitecture, INPUT_EPS, type Op } from './architecture.js';
 import {
   architectureOf,
   evaluationViews,
@@ -24,7 +16,9 @@ import {
   validateConfig,
   type XceptionConfig,
 } from './config.js';
+import { architectureShapes, opTable } from './program.js';
 import { checkWeights, type Weights } from './weights.js';
+import type { NativeOpTable } from '../native.js';
 import { VERSION } from '../version.js';
 
 const { onnx } = onnxProto;
@@ -143,23 +137,22 @@ function checkFinite(arch: Architecture, weights: Weights, owner?: string): void
   }
 }
 
+/** A model's member: its configuration, architecture and checked weights. */
+interface Member {
+  config: XceptionConfig;
+  arch: Architecture;
+  weights: Weights;
+}
+
 /**
- * The ONNX bytes of a model: one set of weights of `config`'s architecture, or
- * an ensemble that averages its members' probabilities (weights of `config`'s
- * architecture, or EnsembleMembers with their own; member 0's is `config`'s).
+ * The members of an export, checked: one set of weights of `cfg`'s
+ * architecture, or an ensemble whose members share cfg's input and classes
+ * and whose member 0 has cfg's architecture.
  */
-export function exportOnnx(
-  config: XceptionConfig,
-  weights: Weights | readonly (Weights | EnsembleMember)[],
-  options: ExportOptions,
-): Uint8Array {
-  const cfg = validateConfig(config);
-  if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
-    throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
-  }
+function checkedMembers(cfg: XceptionConfig, weights: Weights | readonly (Weights | EnsembleMember)[]): Member[] {
   const list = Array.isArray(weights) ? (weights as readonly (Weights | EnsembleMember)[]) : [weights as Weights];
   if (list.length < 1) throw new RangeError('Expected at least one set of weights but received an empty list');
-  const members = list.map((m, i) => {
+  return list.map((m, i) => {
     const name = list.length > 1 ? `ensemble member ${i}` : undefined;
     const own =
       m instanceof Map ? cfg : validateConfig((m as EnsembleMember).config, `${name ?? 'the member'}'s config`);
@@ -178,306 +171,383 @@ export function exportOnnx(
     checkFinite(arch, w, name);
     return { config: own, arch, weights: w };
   });
-  const arch = members[0].arch;
-  const mixed = members.some((m) => !sameArchitecture(m.config, cfg));
-  const storage = options.storage ?? 'float32';
-  if (storage !== 'float32' && storage !== 'float16')
-    throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
-  const nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
-  const initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
-  let constants = 0;
-  const constant = (dims: number[], data: Float32Array | BigInt64Array) => {
-    const n = `const_${constants++}`;
-    initializers.push(tensor(n, dims, data));
+}
+
+/** The graph's nodes and initializers in the order they are added (a node's name counts the nodes before it). */
+class GraphBuilder {
+  readonly nodes: ReturnType<typeof onnx.NodeProto.create>[] = [];
+  readonly initializers: ReturnType<typeof onnx.TensorProto.create>[] = [];
+  private constants = 0;
+
+  /** A constant initializer, named const_<i>. */
+  constant(dims: number[], data: Float32Array | BigInt64Array): string {
+    const n = `const_${this.constants++}`;
+    this.initializers.push(tensor(n, dims, data));
     return n;
-  };
-  const node = (opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []) =>
-    nodes.push(
+  }
+
+  node(opType: string, inputs: string[], outputs: string[], attributes: ReturnType<typeof attr>[] = []): void {
+    this.nodes.push(
       onnx.NodeProto.create({
         opType,
         input: inputs,
         output: outputs,
         attribute: attributes,
-        name: `${opType}_${nodes.length}`,
+        name: `${opType}_${this.nodes.length}`,
       }),
     );
+  }
 
-  // `${source}_mirrored`: the last axis backwards, the mirror images
-  const mirror = (source: string) =>
-    node(
+  /** `${source}_mirrored`: the last axis backwards, the mirror images */
+  mirror(source: string): void {
+    this.node(
       'Slice',
       [
         source,
-        constant([1], BigInt64Array.of(-1n)),
-        constant([1], BigInt64Array.of(-(2n ** 63n))),
-        constant([1], BigInt64Array.of(3n)),
-        constant([1], BigInt64Array.of(-1n)),
+        this.constant([1], BigInt64Array.of(-1n)),
+        this.constant([1], BigInt64Array.of(-(2n ** 63n))),
+        this.constant([1], BigInt64Array.of(3n)),
+        this.constant([1], BigInt64Array.of(-1n)),
       ],
       [`${source}_mirrored`],
     );
-  // `output`: the size x size square of `source`'s planes from (left, top)
-  const square = (source: string, top: number, left: number, size: number, output: string) => {
+  }
+
+  /** `output`: the size x size square of `source`'s planes from (left, top) */
+  square(source: string, top: number, left: number, size: number, output: string): string {
     const [y, x] = [BigInt(top), BigInt(left)];
-    node(
+    this.node(
       'Slice',
       [
         source,
-        constant([2], BigInt64Array.of(y, x)),
-        constant([2], BigInt64Array.of(y + BigInt(size), x + BigInt(size))),
-        constant([2], BigInt64Array.of(2n, 3n)),
+        this.constant([2], BigInt64Array.of(y, x)),
+        this.constant([2], BigInt64Array.of(y + BigInt(size), x + BigInt(size))),
+        this.constant([2], BigInt64Array.of(2n, 3n)),
       ],
       [output],
     );
     return output;
-  };
+  }
+}
 
-  // The evaluation views (evaluationViews: the image, then its mirror image
-  // and moved copies) go through the network as one batch of V x N, view by
-  // view; the moves repeat the edge pixels (Pad 'edge', then a Slice).
+/** How the evaluation views enter the graph: the batch they make and how many passes of the images it holds. */
+interface ViewedImages {
+  /** the tensor of V x N images the networks run on */
+  viewed: string;
+  /** V: the views, and the image itself first where the views are crops */
+  passes: number;
+  /** whether the image itself is a view (else crop views: its probabilities are left out) */
+  withImage: boolean;
+}
+
+/**
+ * The evaluation views (evaluationViews: the image, then its mirror image and
+ * moved copies) as one batch of V x N, view by view; the moves repeat the edge
+ * pixels (Pad 'edge', then a Slice). Crop views: squares of the (mirrored)
+ * image resized back to the input size together (linear, half-pixel centres,
+ * edge pixels repeated), after the image itself, which gives the embeddings.
+ */
+function addViews(g: GraphBuilder, cfg: XceptionConfig, image: string): ViewedImages {
   const views = evaluationViews(cfg);
-  // crop views leave out the image itself: it goes first all the same, for its embeddings only
   const withImage = imageInViews(views);
   const passes = views.length + (withImage ? 0 : 1);
-  const image = arch.image;
-  let viewed = image;
+  const S = cfg.inputSize;
   if (!withImage) {
-    // crop views: squares of the (mirrored) image, resized back to the input size together
-    // (linear, half-pixel centres, edge pixels repeated), after the image itself
-    const S = cfg.inputSize;
-    if (views.some((v) => v.flip)) mirror(image);
+    if (views.some((v) => v.flip)) g.mirror(image);
     const crops = views.map((v, i) => {
       const { left, top, size } = v.crop!;
-      return square(v.flip ? `${image}_mirrored` : image, top, left, size, `image_crop${i}`);
+      return g.square(v.flip ? `${image}_mirrored` : image, top, left, size, `image_crop${i}`);
     });
-    node('Concat', crops, ['image_crops'], [attr('axis', 0)]);
-    node('Shape', ['image_crops'], ['image_crops_nc'], [attr('end', 2)]);
-    node(
+    g.node('Concat', crops, ['image_crops'], [attr('axis', 0)]);
+    g.node('Shape', ['image_crops'], ['image_crops_nc'], [attr('end', 2)]);
+    g.node(
       'Concat',
-      ['image_crops_nc', constant([2], BigInt64Array.of(BigInt(S), BigInt(S)))],
+      ['image_crops_nc', g.constant([2], BigInt64Array.of(BigInt(S), BigInt(S)))],
       ['image_crops_size'],
       [attr('axis', 0)],
     );
-    node(
+    g.node(
       'Resize',
       ['image_crops', '', '', 'image_crops_size'],
       ['image_crops_resized'],
       [attr('mode', 'linear'), attr('coordinate_transformation_mode', 'half_pixel')],
     );
-    node('Concat', [image, 'image_crops_resized'], ['image_views'], [attr('axis', 0)]);
-    viewed = 'image_views';
-  } else if (views.length > 1) {
-    const s = cfg.shiftAverage ?? 0;
-    const S = cfg.inputSize;
-    const padded = s ? 'image_padded' : image;
-    if (s) {
-      const p = BigInt(s);
-      node(
-        'Pad',
-        [image, constant([8], BigInt64Array.of(0n, 0n, p, p, 0n, 0n, p, p))],
-        [padded],
-        [attr('mode', 'edge')],
-      );
-    }
-    if (views.some((v) => v.flip)) mirror(padded);
-    const viewNames = views.map((v, i) => {
-      const source = v.flip ? `${padded}_mirrored` : padded;
-      if (!s) return source;
-      // output pixel (x, y) is the source's (x - dx, y - dy), at (x - dx + s, y - dy + s) in the padded plane
-      return square(source, s - v.dy, s - v.dx, S, `image_view${i}`);
-    });
-    node('Concat', viewNames, ['image_views'], [attr('axis', 0)]);
-    viewed = 'image_views';
+    g.node('Concat', [image, 'image_crops_resized'], ['image_views'], [attr('axis', 0)]);
+    return { viewed: 'image_views', passes, withImage };
   }
+  if (views.length === 1) return { viewed: image, passes, withImage };
+  const s = cfg.shiftAverage ?? 0;
+  const padded = s ? 'image_padded' : image;
+  if (s) {
+    const p = BigInt(s);
+    g.node(
+      'Pad',
+      [image, g.constant([8], BigInt64Array.of(0n, 0n, p, p, 0n, 0n, p, p))],
+      [padded],
+      [attr('mode', 'edge')],
+    );
+  }
+  if (views.some((v) => v.flip)) g.mirror(padded);
+  const viewNames = views.map((v, i) => {
+    const source = v.flip ? `${padded}_mirrored` : padded;
+    if (!s) return source;
+    // output pixel (x, y) is the source's (x - dx, y - dy), at (x - dx + s, y - dy + s) in the padded plane
+    return g.square(source, s - v.dy, s - v.dx, S, `image_view${i}`);
+  });
+  g.node('Concat', viewNames, ['image_views'], [attr('axis', 0)]);
+  return { viewed: 'image_views', passes, withImage };
+}
 
-  // The input pipeline: the program's standardize op, once for all members
-  // and views (each image standardised on its own).
+/**
+ * The input pipeline: the program's standardize op, once for all members and
+ * views (each image standardised on its own), writing `input`. Returns its eps.
+ */
+function addStandardize(g: GraphBuilder, arch: Architecture, viewed: string): number {
   const pipeline = arch.ops.find((op) => op.op === 'standardize');
   if (!pipeline || pipeline.input !== arch.image || pipeline.output !== arch.input)
     throw new Error('the architecture has no standardize op from its image to its input');
-  node('ReduceMean', [viewed], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
-  node('Sub', [viewed, 'image_mean'], ['image_centred']);
-  node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
-  node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
-  node('Add', ['image_var', constant([], Float32Array.of(pipeline.eps))], ['image_var_eps']);
-  node('Sqrt', ['image_var_eps'], ['image_std']);
-  node('Div', ['image_centred', 'image_std'], ['input']);
+  g.node('ReduceMean', [viewed], ['image_mean'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  g.node('Sub', [viewed, 'image_mean'], ['image_centred']);
+  g.node('Mul', ['image_centred', 'image_centred'], ['image_sq']);
+  g.node('ReduceMean', ['image_sq'], ['image_var'], [attr('axes', [1, 2, 3]), attr('keepdims', 1)]);
+  g.node('Add', ['image_var', g.constant([], Float32Array.of(pipeline.eps))], ['image_var_eps']);
+  g.node('Sqrt', ['image_var_eps'], ['image_std']);
+  g.node('Div', ['image_centred', 'image_std'], ['input']);
+  return pipeline.eps;
+}
 
-  // One network per member, on the shared standardised input. A single model
-  // keeps plain tensor and parameter names; ensemble member i prefixes its own
-  // with `member{i}/`. The softmax writes the tensor named by `probs`.
-  const network = ({ arch, weights: w }: (typeof members)[number], prefix: string, probs: string): void => {
-    const shapes = new Map(arch.params.map((p) => [p.name, p.shape]));
-    const alias = new Map<string, string>(); // tensor renamed by a removed op (dropout in evaluation)
-    const size = new Map<string, number>([['input', cfg.inputSize]]); // spatial side per tensor
-    const base = (t: string) => alias.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
-    const name = (t: string) => (t === 'input' ? t : prefix + base(t));
-    // every parameter under its own name, batch norm unfolded: readOnnxWeights
-    // recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
-    // batch norms into the convolutions itself when it loads the model
-    const parameter = (n: string) => {
+/** What an op's nodes are written with: one member's network being added to the graph. */
+interface NetworkContext {
+  g: GraphBuilder;
+  /** the graph's name of an architecture tensor (the member's prefix, dropout's alias) */
+  name(tensor: string): string;
+  /** the architecture tensor a removed op (dropout in evaluation) passes on */
+  alias(output: string, input: string): void;
+  /** the initializer (or its float16 Cast) of parameter `param`; returns its graph name */
+  parameter(param: string): string;
+  /** padding [top, left, bottom, right] of the op being written (the op table's, through the addon) */
+  pads: [number, number, number, number];
+  /** the op table's constants */
+  constants: NativeOpTable['constants'];
+  /** the tensor the softmax writes */
+  probs: string;
+}
+
+type OpOf<K extends Op['op']> = Extract<Op, { op: K }>;
+type OpNodes = { [K in Op['op']]: (ctx: NetworkContext, op: OpOf<K>) => void };
+
+// Window ops: their padding is the op table's.
+const windowNodes: Pick<OpNodes, 'conv' | 'maxpool'> = {
+  conv: ({ g, name, parameter, pads: [top, left, bottom, right] }, op) =>
+    g.node(
+      'Conv',
+      [name(op.input), parameter(`${op.name}.weight`)],
+      [name(op.output)],
+      [
+        attr('kernel_shape', [op.kernel, op.kernel]),
+        attr('strides', [op.stride, op.stride]),
+        attr('pads', [top, left, bottom, right]),
+        attr('group', op.depthwise ? op.inC : 1),
+      ],
+    ),
+  maxpool: ({ g, name, pads, constants: { poolKernel: k, poolStride: s } }, op) =>
+    g.node(
+      'MaxPool',
+      [name(op.input)],
+      [name(op.output)],
+      [attr('kernel_shape', [k, k]), attr('strides', [s, s]), attr('pads', pads)],
+    ),
+};
+
+// Normalisations, with the op table's epsilons (standardize is the graph's head, addStandardize).
+const normalisationNodes: Pick<OpNodes, 'standardize' | 'bn' | 'l2norm'> = {
+  standardize: () => {},
+  bn: ({ g, name, parameter, constants }, op) =>
+    g.node(
+      'BatchNormalization',
+      [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
+      [name(op.output)],
+      [
+        onnx.AttributeProto.create({
+          name: 'epsilon',
+          f: constants.bnEps,
+          type: onnx.AttributeProto.AttributeType.FLOAT,
+        }),
+      ],
+    ),
+  l2norm: ({ g, name, constants }, op) => {
+    const o = name(op.output);
+    g.node('ReduceSumSquare', [name(op.input)], [`${o}_ss`], [attr('axes', [1]), attr('keepdims', 1)]);
+    g.node('Max', [`${o}_ss`, g.constant([], Float32Array.of(constants.l2Eps))], [`${o}_clamped`]);
+    g.node('Sqrt', [`${o}_clamped`], [`${o}_norm`]);
+    g.node('Div', [name(op.input), `${o}_norm`], [o]);
+  },
+};
+
+// Elementwise ops and data movement.
+const elementwiseNodes: Pick<OpNodes, 'relu' | 'add' | 'concat' | 'dropout'> = {
+  relu: ({ g, name }, op) => g.node('Relu', [name(op.input)], [name(op.output)]),
+  add: ({ g, name }, op) => g.node('Add', op.inputs.map(name), [name(op.output)]),
+  concat: ({ g, name }, op) => g.node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]),
+  dropout: ({ alias }, op) => alias(op.output, op.input), // evaluation mode: identity
+};
+
+// The head: features, dense layers, probabilities.
+const headNodes: Pick<OpNodes, 'gap' | 'dense' | 'softmax'> = {
+  gap: ({ g, name }, op) => {
+    const pooled = `${name(op.output)}_pooled`;
+    g.node('GlobalAveragePool', [name(op.input)], [pooled]);
+    g.node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
+  },
+  dense: ({ g, name, parameter }, op) =>
+    g.node(
+      'Gemm',
+      [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
+      [name(op.output)],
+      [attr('transB', 1)],
+    ),
+  softmax: ({ g, name, probs }, op) => g.node('Softmax', [name(op.input)], [probs], [attr('axis', 1)]),
+};
+
+/** The nodes of every op of the op table, by its name there. */
+const OP_NODES: OpNodes = { ...windowNodes, ...normalisationNodes, ...elementwiseNodes, ...headNodes };
+
+/** Every op of the op table has its nodes here (an op added to the table and not to the exporter fails here). */
+function checkOpNodes(table: NativeOpTable): void {
+  const missing = table.ops.map((op) => op.name).filter((name) => !(name in OP_NODES));
+  if (missing.length) throw new Error(`the ONNX exporter has no nodes for the op table's ${missing.join(', ')}`);
+}
+
+/**
+ * One member's network on the shared standardised input. A single model
+ * keeps plain tensor and parameter names; ensemble member i prefixes its own
+ * with `member{i}/`. The softmax writes the tensor named by `probs`. Every
+ * parameter is stored under its own name, batch norm unfolded: readOnnxWeights
+ * recovers the exact weights (--init model.onnx), and ONNX Runtime folds the
+ * batch norms into the convolutions itself when it loads the model.
+ */
+function addNetwork(
+  g: GraphBuilder,
+  { arch, weights }: Member,
+  prefix: string,
+  probs: string,
+  storage: 'float32' | 'float16',
+  constants: NativeOpTable['constants'],
+): void {
+  const paramShapes = new Map(arch.params.map((p) => [p.name, p.shape]));
+  const shapes = architectureShapes(arch);
+  const aliases = new Map<string, string>(); // tensor renamed by a removed op (dropout in evaluation)
+  const base = (t: string) => aliases.get(t) ?? (t === 'embeddings' ? 'embeddings_concat' : t);
+  const ctx: NetworkContext = {
+    g,
+    name: (t) => (t === 'input' ? t : prefix + base(t)),
+    alias: (output, input) => aliases.set(output, base(input)),
+    parameter: (n) => {
       if (storage === 'float16' && n.endsWith('.weight')) {
-        initializers.push(tensor(prefix + n + HALF_SUFFIX, shapes.get(n)!, new Float16Array(w.get(n)!)));
-        node('Cast', [prefix + n + HALF_SUFFIX], [prefix + n], [attr('to', onnx.TensorProto.DataType.FLOAT)]);
+        g.initializers.push(tensor(prefix + n + HALF_SUFFIX, paramShapes.get(n)!, new Float16Array(weights.get(n)!)));
+        g.node('Cast', [prefix + n + HALF_SUFFIX], [prefix + n], [attr('to', onnx.TensorProto.DataType.FLOAT)]);
       } else {
-        initializers.push(tensor(prefix + n, shapes.get(n)!, w.get(n)!));
+        g.initializers.push(tensor(prefix + n, paramShapes.get(n)!, weights.get(n)!));
       }
       return prefix + n;
-    };
-    for (const op of arch.ops) {
-      switch (op.op) {
-        case 'standardize':
-          break; // the graph's head, above
-        case 'conv': {
-          const n = size.get(op.input)!;
-          const pads = op.padding === 'same' ? samePadding(n, op.kernel, op.stride) : [0, 0];
-          size.set(op.output, outputSize(n, op.kernel, op.stride, op.padding));
-          node(
-            'Conv',
-            [name(op.input), parameter(`${op.name}.weight`)],
-            [name(op.output)],
-            [
-              attr('kernel_shape', [op.kernel, op.kernel]),
-              attr('strides', [op.stride, op.stride]),
-              attr('pads', [pads[0], pads[0], pads[1], pads[1]]),
-              attr('group', op.depthwise ? op.inC : 1),
-            ],
-          );
-          break;
-        }
-        case 'bn': {
-          size.set(op.output, size.get(op.input)!);
-          node(
-            'BatchNormalization',
-            [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
-            [name(op.output)],
-            [onnx.AttributeProto.create({ name: 'epsilon', f: BN_EPS, type: onnx.AttributeProto.AttributeType.FLOAT })],
-          );
-          break;
-        }
-        case 'relu':
-          size.set(op.output, size.get(op.input)!);
-          node('Relu', [name(op.input)], [name(op.output)]);
-          break;
-        case 'maxpool': {
-          const n = size.get(op.input)!;
-          const [a, b] = samePadding(n, 3, 2);
-          size.set(op.output, outputSize(n, 3, 2, 'same'));
-          node(
-            'MaxPool',
-            [name(op.input)],
-            [name(op.output)],
-            [attr('kernel_shape', [3, 3]), attr('strides', [2, 2]), attr('pads', [a, a, b, b])],
-          );
-          break;
-        }
-        case 'add':
-          size.set(op.output, size.get(op.inputs[0])!);
-          node('Add', op.inputs.map(name), [name(op.output)]);
-          break;
-        case 'gap': {
-          const pooled = `${name(op.output)}_pooled`;
-          node('GlobalAveragePool', [name(op.input)], [pooled]);
-          node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
-          break;
-        }
-        case 'dense':
-          node(
-            'Gemm',
-            [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
-            [name(op.output)],
-            [attr('transB', 1)],
-          );
-          break;
-        case 'l2norm': {
-          const o = name(op.output);
-          node('ReduceSumSquare', [name(op.input)], [`${o}_ss`], [attr('axes', [1]), attr('keepdims', 1)]);
-          node('Max', [`${o}_ss`, constant([], Float32Array.of(L2_EPS))], [`${o}_clamped`]);
-          node('Sqrt', [`${o}_clamped`], [`${o}_norm`]);
-          node('Div', [name(op.input), `${o}_norm`], [o]);
-          break;
-        }
-        case 'concat':
-          node('Concat', op.inputs.map(name), [name(op.output)], [attr('axis', 1)]);
-          break;
-        case 'dropout':
-          alias.set(op.output, base(op.input)); // evaluation mode: identity
-          break;
-        case 'softmax':
-          node('Softmax', [name(op.input)], [probs], [attr('axis', 1)]);
-          break;
-      }
-    }
+    },
+    pads: [0, 0, 0, 0],
+    constants,
+    probs,
   };
+  arch.ops.forEach((op, i) => {
+    ctx.pads = shapes.pads(i);
+    (OP_NODES[op.op] as (ctx: NetworkContext, op: Op) => void)(ctx, op);
+  });
+}
+
+/**
+ * The outputs from the members' probabilities: the ensemble's average, the
+ * views' average (probabilities; the embeddings are the first pass's, the
+ * image itself), the prior correction last, and the embeddings as [N, k, d].
+ */
+function addOutputs(
+  g: GraphBuilder,
+  cfg: XceptionConfig,
+  members: Member[],
+  views: ViewedImages,
+  storage: 'float32' | 'float16',
+  constants: NativeOpTable['constants'],
+): void {
   const single = members.length === 1;
-  // the prior correction, last, turns the averaged probabilities into the output
   const prior = priorWeights(cfg);
   const probsMean = prior ? 'probs_before_prior' : 'probs';
-  const probsOut = passes > 1 ? 'probs_views' : probsMean;
+  const probsOut = views.passes > 1 ? 'probs_views' : probsMean;
   const memberProbs = members.map((m, i) => {
     const prefix = single ? '' : `member${i}/`;
-    network(m, prefix, single ? probsOut : `${prefix}probs`);
+    addNetwork(g, m, prefix, single ? probsOut : `${prefix}probs`, storage, constants);
     return `${prefix}probs`;
   });
   // an ensemble averages its members' probabilities; the embeddings are member 0's
   if (!single) {
-    node('Sum', memberProbs, ['probs_sum']);
-    node('Div', ['probs_sum', constant([], Float32Array.of(members.length))], [probsOut]);
+    g.node('Sum', memberProbs, ['probs_sum']);
+    g.node('Div', ['probs_sum', g.constant([], Float32Array.of(members.length))], [probsOut]);
   }
   const embeddings = single ? 'embeddings_concat' : 'member0/embeddings_concat';
-  if (passes > 1) {
-    // [V N, ...] -> [V, N, ...]: probabilities averaged over the views, embeddings of the first (the image itself)
-    const V = BigInt(passes);
-    node('Reshape', ['probs_views', constant([3], BigInt64Array.of(V, -1n, BigInt(cfg.classes)))], ['probs_by_view']);
-    if (withImage) node('ReduceMean', ['probs_by_view'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
-    else {
-      // the image itself (first) is not a crop view: its probabilities are left out
-      node(
-        'Slice',
-        [
-          'probs_by_view',
-          constant([1], BigInt64Array.of(1n)),
-          constant([1], BigInt64Array.of(V)),
-          constant([1], BigInt64Array.of(0n)),
-        ],
-        ['probs_by_crop'],
-      );
-      node('ReduceMean', ['probs_by_crop'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
-    }
-    node(
+  if (views.passes > 1) addViewAverage(g, cfg, views, probsMean, embeddings);
+  else
+    g.node(
       'Reshape',
-      [embeddings, constant([4], BigInt64Array.of(V, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
-      ['embeddings_by_view'],
+      [embeddings, g.constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))],
+      ['embeddings'],
     );
-    node('Gather', ['embeddings_by_view', constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
-  } else {
-    node('Reshape', [embeddings, constant([3], BigInt64Array.of(0n, BigInt(cfg.k), BigInt(cfg.d)))], ['embeddings']);
-  }
   if (prior) {
     // p_c w_c / sum_j p_j w_j, w_c = (min prior / prior_c)^t (priorWeights)
-    node('Mul', [probsMean, constant([1, cfg.classes], prior)], ['probs_weighted']);
-    node(
+    g.node('Mul', [probsMean, g.constant([1, cfg.classes], prior)], ['probs_weighted']);
+    g.node(
       'ReduceSum',
-      ['probs_weighted', constant([1], BigInt64Array.of(1n))],
+      ['probs_weighted', g.constant([1], BigInt64Array.of(1n))],
       ['probs_weighted_sum'],
       [attr('keepdims', 1)],
     );
-    node('Div', ['probs_weighted', 'probs_weighted_sum'], ['probs']);
+    g.node('Div', ['probs_weighted', 'probs_weighted_sum'], ['probs']);
   }
+}
 
-  const metadata: ModelMetadata = {
-    format: FORMAT_VERSION,
-    labels: options.labels,
-    config: cfg,
-    input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
-    normalization: { type: 'standardize', eps: pipeline.eps },
-    ...(options.training ? { training: options.training } : {}),
-    ...(single ? {} : { members: members.length }),
-    ...(mixed ? { memberConfigs: members.map((m) => architectureOf(m.config)) } : {}),
-  };
+/** [V N, ...] -> [V, N, ...]: probabilities averaged over the views, embeddings of the first (the image itself). */
+function addViewAverage(
+  g: GraphBuilder,
+  cfg: XceptionConfig,
+  { passes, withImage }: ViewedImages,
+  probsMean: string,
+  embeddings: string,
+): void {
+  const V = BigInt(passes);
+  g.node('Reshape', ['probs_views', g.constant([3], BigInt64Array.of(V, -1n, BigInt(cfg.classes)))], ['probs_by_view']);
+  if (withImage) g.node('ReduceMean', ['probs_by_view'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
+  else {
+    // the image itself (first) is not a crop view: its probabilities are left out
+    g.node(
+      'Slice',
+      [
+        'probs_by_view',
+        g.constant([1], BigInt64Array.of(1n)),
+        g.constant([1], BigInt64Array.of(V)),
+        g.constant([1], BigInt64Array.of(0n)),
+      ],
+      ['probs_by_crop'],
+    );
+    g.node('ReduceMean', ['probs_by_crop'], [probsMean], [attr('axes', [0]), attr('keepdims', 0)]);
+  }
+  g.node(
+    'Reshape',
+    [embeddings, g.constant([4], BigInt64Array.of(V, -1n, BigInt(cfg.k), BigInt(cfg.d)))],
+    ['embeddings_by_view'],
+  );
+  g.node('Gather', ['embeddings_by_view', g.constant([], BigInt64Array.of(0n))], ['embeddings'], [attr('axis', 0)]);
+}
+
+/** The model around the graph: its input and outputs, opset, producer and metadata. */
+function modelBytes(g: GraphBuilder, cfg: XceptionConfig, metadata: ModelMetadata, options: ExportOptions): Uint8Array {
   const graph = onnx.GraphProto.create({
     name: 'xception_k',
-    node: nodes,
-    initializer: initializers,
+    node: g.nodes,
+    initializer: g.initializers,
     input: [valueInfo('image', ['N', cfg.channels, cfg.inputSize, cfg.inputSize])],
     output: [valueInfo('probs', ['N', cfg.classes]), valueInfo('embeddings', ['N', cfg.k, cfg.d])],
   });
@@ -497,6 +567,46 @@ export function exportOnnx(
     ),
   });
   return onnx.ModelProto.encode(model).finish();
+}
+
+/**
+ * The ONNX bytes of a model: one set of weights of `config`'s architecture, or
+ * an ensemble that averages its members' probabilities (weights of `config`'s
+ * architecture, or EnsembleMembers with their own; member 0's is `config`'s).
+ */
+export function exportOnnx(
+  config: XceptionConfig,
+  weights: Weights | readonly (Weights | EnsembleMember)[],
+  options: ExportOptions,
+): Uint8Array {
+  const cfg = validateConfig(config);
+  if (!Array.isArray(options.labels) || options.labels.length !== cfg.classes) {
+    throw new RangeError(`Expected ${cfg.classes} labels (config.classes) but received ${options.labels?.length}`);
+  }
+  const members = checkedMembers(cfg, weights);
+  const storage = options.storage ?? 'float32';
+  if (storage !== 'float32' && storage !== 'float16')
+    throw new RangeError(`Expected 'float32' or 'float16' for storage but received ${JSON.stringify(storage)}`);
+  const table = opTable();
+  checkOpNodes(table);
+  const g = new GraphBuilder();
+  const arch = members[0].arch;
+  const views = addViews(g, cfg, arch.image);
+  const eps = addStandardize(g, arch, views.viewed);
+  addOutputs(g, cfg, members, views, storage, table.constants);
+  const single = members.length === 1;
+  const mixed = members.some((m) => !sameArchitecture(m.config, cfg));
+  const metadata: ModelMetadata = {
+    format: FORMAT_VERSION,
+    labels: options.labels,
+    config: cfg,
+    input: { name: 'image', layout: 'NCHW', size: cfg.inputSize, channels: cfg.channels, range: [0, 1] },
+    normalization: { type: 'standardize', eps },
+    ...(options.training ? { training: options.training } : {}),
+    ...(single ? {} : { members: members.length }),
+    ...(mixed ? { memberConfigs: members.map((m) => architectureOf(m.config)) } : {}),
+  };
+  return modelBytes(g, cfg, metadata, options);
 }
 
 /** Reads and checks the metadata of an ONNX file made by exportOnnx. */

@@ -7,33 +7,17 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../loss/adcorre.h"
 #include "backend.h"
+#include "op_table.h"
 #include "ops.h"
 
 namespace adcorre::engine {
-
-constexpr double kBnEps = 1e-3;   // Keras' default (BN_EPS in lib/model/architecture.ts)
-constexpr double kL2Eps = 1e-12;  // L2_EPS there
-
-// Standardize: the input pipeline's per-image (x - mean) / sqrt(var + eps), the program's first op.
-enum class OpKind { Standardize, Conv, BatchNorm, Relu, MaxPool, Add, Gap, Dense, L2Norm, Concat, Dropout, Softmax };
-
-struct OpDesc {
-  OpKind kind;
-  std::string name;
-  std::vector<int> inputs;  // tensor ids
-  int output = -1;
-  int param = -1;  // first parameter index (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias)
-  int in_c = 0, out_c = 0, kernel = 0, stride = 1;
-  bool same = false, depthwise = false;
-  double rate = 0;  // dropout
-  double eps = 0;   // standardize
-};
 
 struct ProgramDesc {
   std::vector<OpDesc> ops;
@@ -45,20 +29,29 @@ struct ProgramDesc {
   std::vector<bool> decay;      // weight decay applies (convolution and dense weights)
 };
 
+// A step's options. The numbers have no defaults here (NaN: unset, and
+// train_step refuses a step with any unset): the TypeScript Engine fills what
+// a caller leaves out from the training defaults (lib/train/defaults.ts), so
+// that the API and the CLI train alike.
 struct StepOptions {
-  double lambda_ce = 1, w_fd = 1, w_md = 1, w_ed = 1;
+  static constexpr double kUnset = std::numeric_limits<double>::quiet_NaN();
+  double lambda_ce = kUnset, w_fd = kUnset, w_md = kUnset, w_ed = kUnset;
   bool adcorre = true;
   const float* class_accuracy = nullptr;  // numClasses values, or null for uniform attention
   // n x classes soft targets for the cross-entropy (FER+'s vote distributions), or
   // null for the one-hot labels; the labels still drive Ad-Corre and accuracy.
   const float* targets = nullptr;
-  // optimizer
+  // optimizer: Adam (its constants beta1, beta2 and eps as Keras') or SGD with momentum
   bool adam = true;
-  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7, momentum = 0.9, weight_decay = 0;
-  double bn_momentum = 0.99;
+  double lr = kUnset, momentum = kUnset, weight_decay = kUnset;
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-7;
+  double bn_momentum = kUnset;
   bool nesterov = false;  // SGD: Nesterov momentum
   uint32_t dropout_seed = 0;
 };
+
+// Throws invalid_argument naming every number of o that is unset or not finite.
+void check_step_options(const StepOptions& o);
 
 struct StepResult {
   double loss = 0, ce = 0, fd = 0, md = 0, ed = 0;
@@ -68,11 +61,13 @@ struct StepResult {
 };
 
 // Channels, height and width of every tensor of a program (features: c x 1 x
-// 1), and floats per sample, for the executor. Throws invalid_argument
-// when the input is too small for the network.
+// 1), floats per sample, and each op's geometry (its window's padding), by
+// the op table's shape rules (op_table.h). Throws invalid_argument when the
+// input is too small for the network.
 struct TensorShapes {
   std::vector<int> c, h, w;
   std::vector<size_t> per_sample;
+  std::vector<OpGeometry> ops;
 };
 
 // How backward delivers each tensor's gradient. Direct: one op reads the

@@ -88,9 +88,7 @@ ProgramDesc program() {
   p.d = 5;
   p.classes = 4;
   p.input = 0;
-  OpDesc st = op(OpKind::Standardize, "standardize", {0}, 1);
-  st.eps = 1e-3;
-  p.ops.push_back(st);
+  p.ops.push_back(op(OpKind::Standardize, "standardize", {0}, 1));       // eps: the op table's kInputEps
   p.ops.push_back(conv("entry", 1, 2, 0, 1, 6, 3, 2, false, false));     // 11 -> 5, valid
   p.ops.push_back(batchnorm("entry_bn", 2, 3, 1, 6));                    // params 1..4
   p.ops.push_back(op(OpKind::Relu, "entry_relu", {3}, 4));               // fused into the batch norm
@@ -183,7 +181,10 @@ int main() {
       for (int c = 0; c < 4; ++c) targets[i * 4 + c] = (c == labels[i] ? 0.7f : 0.1f);
     for (int step = 0; step < 4; ++step) {
       for (auto& x : images) x = u(rng);
-      StepOptions o;
+      StepOptions o;  // every number set: the engine has no defaults
+      o.lambda_ce = o.w_fd = o.w_ed = 1;
+      o.momentum = 0.9;
+      o.bn_momentum = 0.99;
       o.lr = 1e-2;
       o.weight_decay = 1e-4;
       o.dropout_seed = 100 + step;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 #include "engine.h"
 
@@ -25,47 +26,23 @@ namespace adcorre::engine {
 
 TensorShapes infer_shapes(const ProgramDesc& p) {
   const int T = p.tensors;
+  std::vector<Dims> dims(T);
+  dims[p.input] = {p.channels, p.size, p.size};
   TensorShapes s;
-  s.c.assign(T, 0);
-  s.h.assign(T, 1);
-  s.w.assign(T, 1);
-  s.c[p.input] = p.channels;
-  s.h[p.input] = s.w[p.input] = p.size;
   for (const OpDesc& op : p.ops) {
-    const int in = op.inputs.at(0);
-    int c = s.c[in], h = s.h[in], w = s.w[in];
-    switch (op.kind) {
-      case OpKind::Conv:
-        c = op.out_c;
-        h = conv_out(h, op.kernel, op.stride, op.same);
-        w = conv_out(w, op.kernel, op.stride, op.same);
-        break;
-      case OpKind::MaxPool:
-        h = conv_out(h, 3, 2, true);
-        w = conv_out(w, 3, 2, true);
-        break;
-      case OpKind::Gap:
-        h = w = 1;
-        break;
-      case OpKind::Dense:
-        c = op.out_c;
-        h = w = 1;
-        break;
-      case OpKind::Concat:
-        c = 0;
-        for (int i : op.inputs) c += s.c[i];
-        h = w = 1;
-        break;
-      default:
-        break;
-    }
-    if (h < 1 || w < 1) throw std::invalid_argument("input too small for the network at op " + op.name);
-    s.c[op.output] = c;
-    s.h[op.output] = h;
-    s.w[op.output] = w;
+    s.ops.push_back(op_geometry(op, dims));
+    dims[op.output] = s.ops.back().out;
   }
+  s.c.resize(T);
+  s.h.resize(T);
+  s.w.resize(T);
   s.per_sample.resize(T);
-  for (int t = 0; t < T; ++t) s.per_sample[t] = static_cast<size_t>(s.c[t]) * s.h[t] * s.w[t];
+  for (int t = 0; t < T; ++t) {
+    s.c[t] = dims[t].c;
+    s.h[t] = dims[t].h;
+    s.w[t] = dims[t].w;
+    s.per_sample[t] = static_cast<size_t>(dims[t].c) * dims[t].h * dims[t].w;
+  }
   return s;
 }
 
@@ -318,7 +295,7 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
     const size_t count = sh_.per_sample[x] * n;
     switch (op.kind) {
       case OpKind::Standardize:
-        b.standardize(n, sh_.per_sample[x], xa, y, op.eps);
+        b.standardize(n, sh_.per_sample[x], xa, y, kInputEps);
         break;
       case OpKind::Conv:
         b.conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_);
@@ -508,8 +485,27 @@ void check_step_input(const ProgramDesc& p, int max_batch, const int32_t* labels
   }
 }
 
+void check_step_options(const StepOptions& o) {
+  const std::pair<const char*, double> numbers[] = {{"lambda_ce", o.lambda_ce},
+                                                    {"w_fd", o.w_fd},
+                                                    {"w_md", o.w_md},
+                                                    {"w_ed", o.w_ed},
+                                                    {"lr", o.lr},
+                                                    {"momentum", o.momentum},
+                                                    {"weight_decay", o.weight_decay},
+                                                    {"bn_momentum", o.bn_momentum},
+                                                    {"beta1", o.beta1},
+                                                    {"beta2", o.beta2},
+                                                    {"adam_eps", o.adam_eps}};
+  std::string bad;
+  for (const auto& [name, value] : numbers)
+    if (!std::isfinite(value)) bad += (bad.empty() ? "" : ", ") + std::string(name);
+  if (!bad.empty()) throw std::invalid_argument("Expected finite step options but received unset or non-finite " + bad);
+}
+
 StepResult Executor::train_step(const float* images, const int32_t* labels, int n, const StepOptions& o,
                                 int32_t* predictions) {
+  check_step_options(o);
   check_step_input(p_, max_batch_, labels, o.targets, n);
   Backend& b = *backend_;
   const int C = p_.classes, k = p_.k, d = p_.d;

@@ -11,7 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <map>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -63,19 +63,49 @@ double num_of(const Napi::Object& o, const char* key, double fallback) {
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
 }
 
+// The step options are all required: the binding has no training defaults of
+// its own (lib/engine/engine.ts fills what a caller leaves out from
+// TRAINING_DEFAULTS, lib/train/defaults.ts), so that one layer owns each.
+const char* type_name(const Napi::Value& v) {
+  switch (v.Type()) {
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "a boolean";
+    case napi_number:
+      return "a number";
+    case napi_string:
+      return "a string";
+    default:
+      return "an object";
+  }
+}
+
+Napi::Value required_option(const Napi::Object& o, const char* key, bool ok(const Napi::Value&), const char* expected) {
+  Napi::Value v = o.Get(key);
+  if (!ok(v))
+    throw Napi::TypeError::New(o.Env(), std::string("Expected ") + expected + " for options." + key + " but received " +
+                                            type_name(v) + " (every step option is required here)");
+  return v;
+}
+
+double required_number(const Napi::Object& o, const char* key) {
+  return required_option(
+             o, key, [](const Napi::Value& v) { return v.IsNumber(); }, "a number")
+      .As<Napi::Number>()
+      .DoubleValue();
+}
+
+bool required_boolean(const Napi::Object& o, const char* key) {
+  return required_option(
+             o, key, [](const Napi::Value& v) { return v.IsBoolean(); }, "a boolean")
+      .As<Napi::Boolean>()
+      .Value();
+}
+
 ProgramDesc parse_program(const Napi::Object& o) {
-  static const std::map<std::string, OpKind> kinds = {{"standardize", OpKind::Standardize},
-                                                      {"conv", OpKind::Conv},
-                                                      {"bn", OpKind::BatchNorm},
-                                                      {"relu", OpKind::Relu},
-                                                      {"maxpool", OpKind::MaxPool},
-                                                      {"add", OpKind::Add},
-                                                      {"gap", OpKind::Gap},
-                                                      {"dense", OpKind::Dense},
-                                                      {"l2norm", OpKind::L2Norm},
-                                                      {"concat", OpKind::Concat},
-                                                      {"dropout", OpKind::Dropout},
-                                                      {"softmax", OpKind::Softmax}};
   Napi::Env env = o.Env();
   ProgramDesc p;
   p.tensors = int_of(o, "tensors");
@@ -106,9 +136,9 @@ ProgramDesc parse_program(const Napi::Object& o) {
     Napi::Object op = ops.Get(i).As<Napi::Object>();
     OpDesc d;
     const std::string kind = op.Get("kind").ToString().Utf8Value();
-    auto it = kinds.find(kind);
-    if (it == kinds.end()) throw Napi::RangeError::New(env, "program: unknown op kind " + kind);
-    d.kind = it->second;
+    const adcorre::engine::OpInfo* info = adcorre::engine::find_op(kind);
+    if (!info) throw Napi::RangeError::New(env, "program: unknown op kind " + kind);
+    d.kind = info->kind;
     d.name = op.Get("name").ToString().Utf8Value();
     Napi::Array inputs = op.Get("inputs").As<Napi::Array>();
     for (uint32_t j = 0; j < inputs.Length(); ++j)
@@ -116,7 +146,7 @@ ProgramDesc parse_program(const Napi::Object& o) {
     if (d.inputs.empty()) throw Napi::RangeError::New(env, "program: op without inputs");
     d.output = in_range(int_of(op, "output"));
     d.param = int_of(op, "param");
-    const int needed = d.kind == OpKind::Conv ? 1 : d.kind == OpKind::BatchNorm ? 4 : d.kind == OpKind::Dense ? 2 : 0;
+    const int needed = info->params;
     if (needed && (d.param < 0 || d.param + needed > static_cast<int>(p.param_sizes.size())))
       throw Napi::RangeError::New(env, "program: parameter index out of range at " + d.name);
     d.in_c = int_of(op, "inC", 0);
@@ -126,9 +156,6 @@ ProgramDesc parse_program(const Napi::Object& o) {
     d.same = op.Get("same").ToBoolean().Value();
     d.depthwise = op.Get("depthwise").ToBoolean().Value();
     d.rate = num_of(op, "rate", 0);
-    d.eps = num_of(op, "eps", 0);
-    if (d.kind == OpKind::Standardize && !(d.eps > 0))
-      throw Napi::RangeError::New(env, "program: standardize needs eps > 0 at " + d.name);
     p.ops.push_back(d);
   }
   return p;
@@ -176,7 +203,11 @@ void check_program(Napi::Env env, const ProgramDesc& p) {
       in(op.in_c, 1, kMaxInt, "inC of " + op.name);
       in(op.out_c, 1, kMaxInt, "outC of " + op.name);
     }
-    if (op.kind == OpKind::Add && op.inputs.size() != 2) fail("Expected 2 inputs for add " + op.name);
+    const int arity = adcorre::engine::op_info(op.kind).inputs;
+    if (arity != adcorre::engine::kAnyInputs && op.inputs.size() != static_cast<size_t>(arity))
+      fail("Expected " + std::to_string(arity) + " input" + (arity == 1 ? "" : "s") + " for " +
+           adcorre::engine::op_info(op.kind).name + " " + op.name + " but received " +
+           std::to_string(op.inputs.size()));
   }
   if (!written[p.embeddings] || !written[p.logits] || !written[p.probs])
     fail("Expected ops writing the embeddings, logits and probs tensors");
@@ -225,6 +256,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return DefineClass(env, "Engine",
                        {
                            InstanceMethod("trainStep", &EngineWrap::TrainStep),
+                           InstanceMethod("trainStepAsync", &EngineWrap::TrainStepAsync),
                            InstanceMethod("predict", &EngineWrap::Predict),
                            InstanceMethod("paramCount", &EngineWrap::ParamCount),
                            InstanceMethod("getParam", &EngineWrap::GetParam),
@@ -281,31 +313,66 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return guard(env, "Engine", f);
   }
 
-  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    return guarded(env, [&] { return train_step(info); });
-  }
+  // A training step's inputs as read from JavaScript. The synchronous step
+  // points into the caller's arrays; the asynchronous one copies them first
+  // (own()): a reference keeps an ArrayBuffer object alive, not its memory,
+  // and a transfer (postMessage, structuredClone) detaches it and hands the
+  // memory to a new owner that may free it while the step runs (issue #26,
+  // as the asynchronous loss in binding.cpp).
+  struct StepRequest {
+    adcorre::engine::StepOptions options;
+    const float* images = nullptr;
+    const int32_t* labels = nullptr;
+    int n = 0;
+    size_t image_floats = 0, classes = 0;
+    std::vector<float> images_copy, accuracy_copy, targets_copy;
+    std::vector<int32_t> labels_copy;
 
-  Napi::Value train_step(const Napi::CallbackInfo& info) {
+    void own() {
+      images_copy.assign(images, images + static_cast<size_t>(n) * image_floats);
+      labels_copy.assign(labels, labels + n);
+      images = images_copy.data();
+      labels = labels_copy.data();
+      if (options.class_accuracy) {
+        accuracy_copy.assign(options.class_accuracy, options.class_accuracy + classes);
+        options.class_accuracy = accuracy_copy.data();
+      }
+      if (options.targets) {
+        targets_copy.assign(options.targets, options.targets + static_cast<size_t>(n) * classes);
+        options.targets = targets_copy.data();
+      }
+    }
+  };
+
+  StepRequest read_step(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[2].IsObject()) throw Napi::TypeError::New(env, "Expected options object");
     Napi::Object o = info[2].As<Napi::Object>();
     // The options first: a getter runs JavaScript, which could detach or
     // shrink an array already measured. No JavaScript runs after them.
-    adcorre::engine::StepOptions s;
-    s.lambda_ce = num_of(o, "lambdaCE", 1);
-    s.w_fd = num_of(o, "wFD", 1);
-    s.w_md = num_of(o, "wMD", 1);
-    s.w_ed = num_of(o, "wED", 1);
-    s.adcorre = o.Get("adcorre").ToBoolean().Value();
+    StepRequest r;
+    adcorre::engine::StepOptions& s = r.options;
+    s.lambda_ce = required_number(o, "lambdaCE");
+    s.w_fd = required_number(o, "wFD");
+    s.w_md = required_number(o, "wMD");
+    s.w_ed = required_number(o, "wED");
+    s.adcorre = required_boolean(o, "adcorre");
     const Napi::Value optimizer = o.Get("optimizer");
-    s.adam = !(optimizer.IsString() && optimizer.As<Napi::String>().Utf8Value() == "sgd");
-    s.lr = num_of(o, "lr", 1e-3);
-    s.momentum = num_of(o, "momentum", 0.9);
-    s.nesterov = o.Get("nesterov").ToBoolean().Value();
-    s.weight_decay = num_of(o, "weightDecay", 0);
-    s.bn_momentum = num_of(o, "bnMomentum", 0.99);
-    s.dropout_seed = static_cast<uint32_t>(num_of(o, "seed", 0));
+    const std::string optimizer_name = optimizer.IsString() ? optimizer.As<Napi::String>().Utf8Value() : "";
+    if (optimizer_name != "adam" && optimizer_name != "sgd")
+      throw Napi::TypeError::New(env, std::string("Expected 'adam' or 'sgd' for options.optimizer but received ") +
+                                          (optimizer.IsString() ? "'" + optimizer_name + "'" : type_name(optimizer)) +
+                                          " (every step option is required here)");
+    s.adam = optimizer_name == "adam";
+    s.lr = required_number(o, "lr");
+    s.momentum = required_number(o, "momentum");
+    s.nesterov = required_boolean(o, "nesterov");
+    s.weight_decay = required_number(o, "weightDecay");
+    s.bn_momentum = required_number(o, "bnMomentum");
+    s.dropout_seed =
+        static_cast<uint32_t>(integer_in(required_option(
+                                             o, "seed", [](const Napi::Value& v) { return v.IsNumber(); }, "a number"),
+                                         "options.seed", 0, 4294967295));
     const Napi::Value acc = o.Get("classAccuracy");
     const Napi::Value targets = o.Get("targets");
 
@@ -329,9 +396,16 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
         throw Napi::RangeError::New(env, "targets must hold batch x classes values");
       s.targets = data_of<float>(t);
     }
-    auto predictions = Napi::Int32Array::New(env, n);
-    const adcorre::engine::StepResult r =
-        engine_->train_step(data_of<float>(images), data_of<int32_t>(labels), n, s, predictions.Data());
+    r.images = data_of<float>(images);
+    r.labels = data_of<int32_t>(labels);
+    r.n = n;
+    r.image_floats = image_size_;
+    r.classes = static_cast<size_t>(classes_);
+    return r;
+  }
+
+  static Napi::Object step_result(Napi::Env env, const adcorre::engine::StepResult& r,
+                                  const Napi::Int32Array& predictions) {
     Napi::Object out = Napi::Object::New(env);
     out.Set("loss", r.loss);
     out.Set("ce", r.ce);
@@ -345,10 +419,97 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
 
+  // While an asynchronous step runs on a worker thread, the engine is its
+  // alone: every other call is refused rather than raced.
+  void check_idle(Napi::Env env, const char* call) const {
+    if (busy_)
+      throw Napi::Error::New(env, std::string("Expected no trainStepAsync running on this engine for ") + call +
+                                      " but one is: await its promise first (one step at a time per engine)");
+  }
+
+  Napi::Value TrainStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_idle(env, "trainStep");
+    return guarded(env, [&]() -> Napi::Value {
+      const StepRequest r = read_step(info);
+      auto predictions = Napi::Int32Array::New(env, r.n);
+      const adcorre::engine::StepResult result =
+          engine_->train_step(r.images, r.labels, r.n, r.options, predictions.Data());
+      return step_result(env, result, predictions);
+    });
+  }
+
+  // The step on libuv's pool (sharp's pattern): the inputs copied at the
+  // call, the engine marked busy and its JavaScript object held until the
+  // promise settles, the result built back on the JavaScript thread.
+  class StepWorker : public Napi::AsyncWorker {
+   public:
+    StepWorker(Napi::Env env, EngineWrap* engine, StepRequest request)
+        : Napi::AsyncWorker(env, "adcorre:trainStep"),
+          deferred_(Napi::Promise::Deferred::New(env)),
+          engine_(engine),
+          request_(std::move(request)),
+          predictions_(request_.n) {
+      engine_->busy_ = true;
+      engine_->Ref();  // the engine outlives the step even if JavaScript drops it
+    }
+    Napi::Promise promise() { return deferred_.Promise(); }
+
+    void Execute() override {
+      try {
+        result_ = engine_->engine_->train_step(request_.images, request_.labels, request_.n, request_.options,
+                                               predictions_.data());
+      } catch (...) {
+        error_ = std::current_exception();  // turned into the synchronous step's JavaScript error in OnOK
+      }
+    }
+    void OnOK() override {
+      Napi::Env env = Env();
+      release();
+      try {
+        if (error_) guard(env, "Engine", [&] { std::rethrow_exception(error_); });
+        auto predictions = Napi::Int32Array::New(env, predictions_.size());
+        std::copy(predictions_.begin(), predictions_.end(), predictions.Data());
+        deferred_.Resolve(step_result(env, result_, predictions));
+      } catch (const Napi::Error& e) { deferred_.Reject(e.Value()); }
+    }
+    void OnError(const Napi::Error& e) override {
+      release();
+      deferred_.Reject(e.Value());
+    }
+
+   private:
+    void release() {
+      engine_->busy_ = false;
+      engine_->Unref();
+    }
+
+    Napi::Promise::Deferred deferred_;
+    EngineWrap* engine_;
+    StepRequest request_;
+    std::vector<int32_t> predictions_;
+    adcorre::engine::StepResult result_;
+    std::exception_ptr error_;
+  };
+
+  Napi::Value TrainStepAsync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    check_idle(env, "trainStepAsync");
+    return guarded(env, [&]() -> Napi::Value {
+      StepRequest r = read_step(info);
+      r.own();
+      auto* worker = new StepWorker(env, this, std::move(r));
+      Napi::Promise promise = worker->promise();
+      worker->Queue();
+      return promise;
+    });
+  }
+
   // predict(images, n, classes, embeddingSize): classes and embeddingSize
   // must be the program's (they size the outputs the engine writes).
   Napi::Value Predict(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    check_idle(env, "predict");
     return guarded(env, [&]() -> Napi::Value {
       auto images = typed(info[0], napi_float32_array, "images");
       const int n = static_cast<int>(integer_in(info[1], "n", 1, 2147483647));
@@ -373,23 +534,27 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Napi::Number::New(info.Env(), static_cast<double>(engine_->param_count()));
   }
   Napi::Value GetParam(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getParam");
     const size_t i = index(info);
     auto out = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_param(i, out.Data()); });
     return out;
   }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getGrad");
     const size_t i = index(info);
     auto out = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_grad(i, out.Data()); });
     return out;
   }
   void SetParam(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "setParam");
     const size_t i = index(info);
     const float* in = sized(info[1], i, "parameter");
     guarded(info.Env(), [&] { engine_->write_param(i, in); });
   }
   Napi::Value GetMoments(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "getMoments");
     const size_t i = index(info);
     auto m = fresh(info.Env(), i), v = fresh(info.Env(), i);
     guarded(info.Env(), [&] { engine_->read_moments(i, m.Data(), v.Data()); });
@@ -399,15 +564,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return out;
   }
   void SetMoments(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "setMoments");
     const size_t i = index(info);
     const float* m = sized(info[1], i, "m");
     const float* v = sized(info[2], i, "v");
     guarded(info.Env(), [&] { engine_->write_moments(i, m, v); });
   }
   Napi::Value GetSteps(const Napi::CallbackInfo& info) {
+    check_idle(info.Env(), "steps");
     return Napi::Number::New(info.Env(), static_cast<double>(engine_->steps()));
   }
   void SetSteps(const Napi::CallbackInfo&, const Napi::Value& v) {
+    check_idle(v.Env(), "steps");
     engine_->set_steps(integer_in(v, "steps", 0, int64_t{1} << 53));
   }
 
@@ -415,8 +583,97 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   int classes_ = 0;
   size_t embedding_size_ = 0;  // k x d
   size_t image_size_ = 0;      // channels x size x size
+  bool busy_ = false;          // a trainStepAsync holds the engine
 };
+
+// opTable(): the op table (native/engine/op_table.h) for the TypeScript layer:
+// { ops: [{ name, inputs (-1: one or more), params }], constants: { inputEps,
+// bnEps, l2Eps, poolKernel, poolStride } }.
+Napi::Value OpTable(const Napi::CallbackInfo& info) {
+  namespace e = adcorre::engine;
+  Napi::Env env = info.Env();
+  Napi::Array ops = Napi::Array::New(env);
+  for (const e::OpInfo& op : e::kOpTable) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("name", op.name);
+    o.Set("inputs", op.inputs);
+    o.Set("params", op.params);
+    ops.Set(ops.Length(), o);
+  }
+  Napi::Object constants = Napi::Object::New(env);
+  constants.Set("inputEps", e::kInputEps);
+  constants.Set("bnEps", e::kBnEps);
+  constants.Set("l2Eps", e::kL2Eps);
+  constants.Set("poolKernel", e::kPoolKernel);
+  constants.Set("poolStride", e::kPoolStride);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("ops", ops);
+  out.Set("constants", constants);
+  return out;
+}
+
+// programShapes(program): every tensor's channels, height and width (Int32Arrays
+// by tensor id) and every op's padding [top, left, bottom, right] (an
+// Int32Array of 4 per op), by the op table's shape rules: what the executor
+// plans its buffers with. The program is checked as the Engine checks it.
+Napi::Value ProgramShapes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected (program)");
+  return guard(env, "programShapes", [&]() -> Napi::Value {
+    const ProgramDesc program = parse_program(info[0].As<Napi::Object>());
+    check_program(env, program);
+    const adcorre::engine::TensorShapes sh = adcorre::engine::infer_shapes(program);
+    const size_t tensors = sh.c.size(), ops = sh.ops.size();
+    auto c = Napi::Int32Array::New(env, tensors), h = Napi::Int32Array::New(env, tensors),
+         w = Napi::Int32Array::New(env, tensors);
+    for (size_t t = 0; t < tensors; ++t) {
+      c[t] = sh.c[t];
+      h[t] = sh.h[t];
+      w[t] = sh.w[t];
+    }
+    auto pads = Napi::Int32Array::New(env, 4 * ops);
+    for (size_t i = 0; i < ops; ++i) {
+      const adcorre::engine::OpGeometry& g = sh.ops[i];
+      pads[4 * i] = g.pad_top;
+      pads[4 * i + 1] = g.pad_left;
+      pads[4 * i + 2] = g.pad_bottom;
+      pads[4 * i + 3] = g.pad_right;
+    }
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("c", c);
+    out.Set("h", h);
+    out.Set("w", w);
+    out.Set("pads", pads);
+    return out;
+  });
+}
+
+// windowGeometry(side, kernel, stride, same): along one axis, the output side
+// of a window op (conv, maxpool) and its padding before and after, by the op
+// table's window rule.
+Napi::Value WindowGeometry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guard(env, "windowGeometry", [&]() -> Napi::Value {
+    constexpr int64_t kSide = 1 << 16;
+    const int side = static_cast<int>(integer_in(info[0], "side", 1, kSide));
+    const int kernel = static_cast<int>(integer_in(info[1], "kernel", 1, kSide));
+    const int stride = static_cast<int>(integer_in(info[2], "stride", 1, kSide));
+    if (!info[3].IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for same");
+    const adcorre::engine::OpGeometry g = adcorre::engine::window(adcorre::engine::Dims{1, side, side}, 1, kernel,
+                                                                  stride, info[3].As<Napi::Boolean>().Value());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("out", g.out.h);
+    out.Set("before", g.pad_top);
+    out.Set("after", g.pad_bottom);
+    return out;
+  });
+}
 
 }  // namespace
 
-void InitEngine(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Define(env)); }
+void InitEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
+  exports.Set("programShapes", Napi::Function::New(env, ProgramShapes, "programShapes"));
+  exports.Set("windowGeometry", Napi::Function::New(env, WindowGeometry, "windowGeometry"));
+}

@@ -1,0 +1,79 @@
+// The op table (native/engine/op_table.h) is the one home of each op's shape
+// rule and constants: the engine plans its buffers with it, and the ONNX
+// exporter and the memory estimate read it through the addon. These tests
+// hold the exported graph, as ONNX Runtime shapes it, to the engine's shapes
+// for every preset, and the TypeScript constants to the table's.
+import test from 'ava';
+import onnxProto from 'onnx-proto';
+import * as ort from 'onnxruntime-node';
+import { buildArchitecture, exportOnnx, labelNames, PRESETS } from '../dist/index.js';
+import { BN_EPS, INPUT_EPS, L2_EPS } from '../dist/model/architecture.js';
+import { activationFloats } from '../dist/memory.js';
+import { architectureShapes, opTable } from '../dist/model/program.js';
+
+const { onnx } = onnxProto;
+
+/** An exported model of `config` (zero weights) whose every op output is also a graph output. */
+function exposedModel(config, arch) {
+  const weights = new Map(arch.params.map((p) => [p.name, new Float32Array(p.shape.reduce((a, b) => a * b, 1))]));
+  const model = onnx.ModelProto.decode(exportOnnx(config, weights, { labels: labelNames(config.classes) }));
+  const declared = new Set(model.graph.output.map((o) => o.name));
+  for (const name of graphNames(arch).values())
+    if (!declared.has(name)) {
+      declared.add(name);
+      model.graph.output.push(
+        onnx.ValueInfoProto.create({
+          name,
+          type: { tensorType: { elemType: onnx.TensorProto.DataType.FLOAT } },
+        }),
+      );
+    }
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The graph's tensor for each op output of a single model (dropout is the identity there: its input). */
+function graphNames(arch) {
+  const names = new Map([[arch.input, 'input']]);
+  for (const op of arch.ops) {
+    if (op.op === 'standardize') continue;
+    const name =
+      op.op === 'dropout' ? names.get(op.input) : op.output === 'embeddings' ? 'embeddings_concat' : op.output;
+    names.set(op.output, name);
+  }
+  return names;
+}
+
+for (const [preset, config] of Object.entries(PRESETS)) {
+  test(`preset ${preset}: every tensor of the exported graph has the engine's shape, and the memory estimate counts them`, async (t) => {
+    const arch = buildArchitecture(config);
+    const session = await ort.InferenceSession.create(exposedModel(config, arch));
+    const S = config.inputSize;
+    const image = new ort.Tensor('float32', new Float32Array(config.channels * S * S), [1, config.channels, S, S]);
+    const outputs = await session.run({ image });
+    const engine = architectureShapes(arch);
+    let floats = config.channels * S * S; // the image
+    for (const [tensor, name] of graphNames(arch)) {
+      const dims = outputs[name].dims.slice(1); // past the batch
+      const { c, h, w } = engine.of(tensor);
+      t.deepEqual(dims, dims.length === 3 ? [c, h, w] : [c * h * w], `${tensor} (${name})`);
+      floats += dims.reduce((a, b) => a * b, 1);
+    }
+    t.is(activationFloats(config, arch), floats);
+    await session.release();
+  });
+}
+
+test("the architecture's constants are the op table's, and every op of the table is one the architecture writes", (t) => {
+  const { constants, ops } = opTable();
+  t.is(BN_EPS, constants.bnEps);
+  t.is(L2_EPS, constants.l2Eps);
+  t.is(INPUT_EPS, constants.inputEps);
+  t.true(BN_EPS > 0 && L2_EPS > 0 && INPUT_EPS > 0);
+  const written = new Set(buildArchitecture(PRESETS.mini).ops.map((op) => op.op));
+  t.deepEqual(new Set(ops.map((op) => op.name)), written);
+  const arity = Object.fromEntries(ops.map((op) => [op.name, op.inputs]));
+  for (const op of buildArchitecture(PRESETS.mini).ops) {
+    const inputs = 'inputs' in op ? op.inputs.length : 1;
+    t.true(arity[op.op] === -1 || arity[op.op] === inputs, `${op.op} takes ${arity[op.op]} inputs`);
+  }
+});
