@@ -17,6 +17,7 @@ import {
   type XceptionConfig,
 } from './config.js';
 import { architectureShapes, opTable } from './program.js';
+import { firstNonFiniteParameter } from './finite.js';
 import { checkWeights, type Weights } from './weights.js';
 import type { NativeOpTable } from '../native.js';
 import { VERSION } from '../version.js';
@@ -126,15 +127,14 @@ function valueInfo(name: string, dims: (number | string)[]) {
  * broken run): such a model is refused here rather than shipped.
  */
 function checkFinite(arch: Architecture, weights: Weights, owner?: string): void {
-  for (const p of arch.params) {
-    const w = weights.get(p.name)!;
-    let bad = 0;
-    for (let i = 0; i < w.length; i++) if (!Number.isFinite(w[i])) bad++;
-    if (bad)
-      throw new RangeError(
-        `Expected finite weights${owner ? ` for ${owner}` : ''} but received ${bad} NaN or infinite values of ${w.length} in parameter ${p.name}: such a model predicts NaN`,
-      );
-  }
+  const bad = firstNonFiniteParameter(
+    weights,
+    arch.params.map((p) => p.name),
+  );
+  if (bad)
+    throw new RangeError(
+      `Expected finite weights${owner ? ` for ${owner}` : ''} but received ${bad.bad} NaN or infinite values of ${bad.length} in parameter ${bad.name}: such a model predicts NaN`,
+    );
 }
 
 /** A model's member: its configuration, architecture and checked weights. */

@@ -29,6 +29,7 @@ import { trainingSummary, writeCharts, writeModel, writeRunConfig, writeSummary 
 import { emptySums, recordStep, RunCheckpoints, type RunState, startRun } from './run-state.js';
 import { learningRate, plateauAfter } from './schedule.js';
 import { StepGuard } from './step-guard.js';
+import { TRAINING_DEFAULTS } from './defaults.js';
 import { OptionError, numberIn, oneOf } from '../validate.js';
 
 // what moved out of this file, still exported from it
@@ -202,52 +203,9 @@ export interface ProgressEvent {
   };
 }
 
-/**
- * The training defaults, in one place: the Trainer fills options from them and adcorre-train shows and uses them.
- * They are the recipe of the shipped default model (models/README.md): Adam at 2e-3, one warm-up epoch, cosine
- * decay; with CLI_DEFAULTS' preset and epochs and flip averaging in evaluation.
- */
-export const TRAINING_DEFAULTS = {
-  dataset: 'auto' as const,
-  labels: 'majority' as const,
-  lr: 2e-3,
-  decay: 1e-5,
-  schedule: 'cosine' as const,
-  warmup: 1,
-  stepEvery: 10,
-  stepGamma: 0.5,
-  plateauPatience: 5,
-  plateauFactor: 0.75,
-  optimizer: 'adam' as const,
-  momentum: 0.9,
-  nesterov: false,
-  weightDecay: 0,
-  bnMomentum: 0.9,
-  lambdaCE: 50,
-  labelSmoothing: 0,
-  wFD: 1,
-  wMD: 1,
-  wED: 1,
-  adcorre: true,
-  attention: true,
-  history: 1000,
-  augment: true,
-  randomErasing: 0,
-  mixup: 0,
-  cutmix: 0,
-  mixProb: 1,
-  teacherTemperature: 4,
-  teacherWeight: 0.5,
-  balanced: false,
-  seed: 1,
-  valFraction: 0.1,
-  checkpointEvery: 0,
-  onNonFinite: 'skip' as const,
-  maxNonFiniteSteps: 20,
-  ema: 0,
-  emaWarmup: true,
-  device: 'auto',
-};
+// The training defaults' one home is defaults.ts (Engine.trainStep reads them too); adcorre-train and the tests
+// import them from here, as before.
+export { TRAINING_DEFAULTS };
 
 /** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */
 export const CLI_DEFAULTS = { arch: 'small', epochs: 40, flipAverage: true } as const;

@@ -4,6 +4,7 @@
 // softmax cross-entropy. Design note: the max pool's rows run as branch-free
 // selects (its data-dependent branches mispredicted); the rest is small next
 // to the convolutions and written plainly.
+#include "op_table.h"  // kPoolKernel, kPoolStride
 #include "ops_cpu_internal.h"
 
 #include <cmath>
@@ -75,10 +76,13 @@ ENGINE_HOT void maxpool_row(const T* __restrict x, int w, int pl, int ow, int lo
 
 }  // namespace
 
+// maxpool_row's three taps and the row arithmetic below are written for the op table's window.
+static_assert(kPoolKernel == 3 && kPoolStride == 2, "the CPU maxpool kernels are written for 3x3 windows, stride 2");
+
 template <typename T>
 void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argmax) {
-  const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
-  const int pt = same_pad_before(h, 3, 2), pl = same_pad_before(w, 3, 2);
+  const int oh = conv_out(h, kPoolKernel, kPoolStride, true), ow = conv_out(w, kPoolKernel, kPoolStride, true);
+  const int pt = same_pad_before(h, kPoolKernel, kPoolStride), pl = same_pad_before(w, kPoolKernel, kPoolStride);
   // outputs whose three columns are inside the plane: [lo, hi)
   const int lo = pl > 0 ? 1 : 0, hi = w >= 3 ? std::min(ow, (w - 3 + pl) / 2 + 1) : 0;
   parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w * 2, [&](size_t b, size_t e) {
@@ -95,7 +99,7 @@ void maxpool_forward(int n, int c, int h, int w, const T* x, T* y, int32_t* argm
 
 template <typename T>
 void maxpool_backward(int n, int c, int h, int w, const int32_t* argmax, const T* dy, T* dx) {
-  const int oh = conv_out(h, 3, 2, true), ow = conv_out(w, 3, 2, true);
+  const int oh = conv_out(h, kPoolKernel, kPoolStride, true), ow = conv_out(w, kPoolKernel, kPoolStride, true);
   parallel_elementwise(static_cast<size_t>(n) * c, static_cast<size_t>(h) * w, [&](size_t b, size_t e) {
     for (size_t nc = b; nc < e; ++nc) {
       std::fill(dx + nc * h * w, dx + (nc + 1) * h * w, T(0));

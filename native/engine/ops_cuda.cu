@@ -17,6 +17,7 @@
 
 #include "../common/rng.h"
 #include "../loss/adcorre.h"
+#include "op_table.h"  // kPoolKernel, kPoolStride
 
 namespace adcorre::engine::cuda {
 
@@ -275,6 +276,9 @@ __device__ __forceinline__ int same_pad(int in) {  // 3x3, stride 2
   const int total = max((out - 1) * 2 + 3 - in, 0);
   return total / 2;
 }
+
+// The maxpool kernels unroll the op table's window: 3x3, stride 2, 'same' padding.
+static_assert(kPoolKernel == 3 && kPoolStride == 2, "the CUDA maxpool kernels are written for 3x3 windows, stride 2");
 
 __global__ void maxpool_forward_kernel(int n, int c, int h, int w, const float* __restrict__ x, float* __restrict__ y,
                                        int32_t* __restrict__ argmax) {
