@@ -50,7 +50,9 @@ test.serial('the event loop turns while an asynchronous step runs, and not durin
   t.is(blocking.turns, 0);
   const free = await turnsDuring(() => engine.trainStepAsync(images, labels, stepOptions(2)));
   t.true(free.result.finite);
-  t.true(free.turns > 1, `${free.turns} turns of the event loop during the step`);
+  // At least one turn: the synchronous step allows none. How many more depends on how long the step takes
+  // against a turn on a busy machine (CI saw exactly one), so the test does not ask for more.
+  t.true(free.turns >= 1, `${free.turns} turns of the event loop during the step`);
 });
 
 test('one step at a time per engine: while a step runs, a second step and every other call are refused; then all works again', async (t) => {
