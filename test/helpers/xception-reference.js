@@ -1,7 +1,26 @@
 // A plain float64 forward pass of Xception-k in evaluation mode, op by op
 // from the architecture list (unfolded batch norm, explicit padding loops):
 // the independent reference the ONNX export is checked against.
-import { BN_EPS, L2_EPS, outputSize, samePadding } from '../../dist/model/architecture.js';
+//
+// Written from the definitions, not from the code under test: the window
+// rule and the epsilons below are TensorFlow's and Keras's, so a wrong
+// constant or shape rule in the op table (native/engine/op_table.h) fails the
+// comparison instead of being copied into the reference.
+
+const BN_EPS = 1e-3; // Keras BatchNormalization's default epsilon
+const L2_EPS = 1e-12; // tf.math.l2_normalize's default epsilon
+const INPUT_EPS = 1e-3; // per-image standardization, as the README's model contract states
+
+/** TensorFlow's output size: ceil(n / s) for 'same', floor((n - k) / s) + 1 for 'valid'. */
+function outputSize(n, kernel, stride, padding) {
+  return padding === 'same' ? Math.ceil(n / stride) : Math.floor((n - kernel) / stride) + 1;
+}
+
+/** TensorFlow's 'same' padding: the total a window needs, the odd pixel after. */
+function samePadding(n, kernel, stride) {
+  const total = Math.max((Math.ceil(n / stride) - 1) * stride + kernel - n, 0);
+  return [Math.floor(total / 2), total - Math.floor(total / 2)];
+}
 
 function conv(x, [N, C, H, W], w, op) {
   const k = op.kernel,
@@ -150,7 +169,7 @@ export function referenceForward(arch, weights, images, N) {
           const img = x.subarray(n * per, (n + 1) * per);
           const mean = img.reduce((a, v) => a + v, 0) / per;
           const variance = img.reduce((a, v) => a + (v - mean) ** 2, 0) / per;
-          for (let i = 0; i < per; i++) y[n * per + i] = (img[i] - mean) / Math.sqrt(variance + op.eps);
+          for (let i = 0; i < per; i++) y[n * per + i] = (img[i] - mean) / Math.sqrt(variance + INPUT_EPS);
         }
         t.set(op.output, [y, shape]);
         break;
