@@ -5,7 +5,8 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { DataError, DataLoader, openDataset } from '../dist/index.js';
-import { cropMatrix, eraseRect, randomWarp } from '../dist/data/augment.js';
+import { BLUR_SIGMA, cropMatrix, eraseRect, LOW_RES_SIDE, randomWarp } from '../dist/data/augment.js';
+import { degrade } from '../dist/data/degrade.js';
 import { mulberry32 } from '../dist/data/random.js';
 import { native } from '../dist/native.js';
 import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
@@ -209,4 +210,114 @@ test('random erasing: off by default (the random stream and the warp unchanged);
         const inside = x >= 1 && x < 4 && y >= 2 && y < 4;
         t.true(inside ? v >= 0 && v < 1 : v === -1, `${c} ${x} ${y}: ${v}`);
       }
+});
+
+test('photo degradations: off by default (the random stream, warp and erasing unchanged); on, drawn after erasing within their ranges', (t) => {
+  for (let seed = 0; seed < 50; seed++) {
+    const plain = randomWarp(48, 48, 48, { erase: 0.5 }, mulberry32(seed));
+    t.deepEqual(randomWarp(48, 48, 48, { erase: 0.5, lowRes: 0, blur: 0 }, mulberry32(seed)), plain);
+    t.is(plain.degrade, undefined);
+  }
+  let low = 0,
+    blurred = 0;
+  for (let seed = 0; seed < 200; seed++) {
+    const s = randomWarp(64, 64, 64, { erase: 0.5, lowRes: 0.5, blur: 0.5 }, mulberry32(seed));
+    const plain = randomWarp(64, 64, 64, { erase: 0.5 }, mulberry32(seed));
+    t.deepEqual(s.matrix, plain.matrix);
+    t.deepEqual(s.erase, plain.erase);
+    if (s.degrade?.lowRes !== undefined) {
+      low++;
+      const side = s.degrade.lowRes;
+      t.true(
+        Number.isInteger(side) && side >= Math.round(64 * LOW_RES_SIDE[0]) && side <= Math.round(64 * LOW_RES_SIDE[1]),
+        `${side}`,
+      );
+    }
+    if (s.degrade?.blur !== undefined) {
+      blurred++;
+      // sigma scales with the input: 0.5-1.5 px at 48 px is 0.67-2 px at 64
+      t.true(
+        s.degrade.blur >= (BLUR_SIGMA[0] * 64) / 48 && s.degrade.blur <= (BLUR_SIGMA[1] * 64) / 48,
+        `${s.degrade.blur}`,
+      );
+    }
+  }
+  t.true(low > 70 && low < 130, `${low} of 200 at p = 0.5`);
+  t.true(blurred > 70 && blurred < 130, `${blurred} of 200 at p = 0.5`);
+});
+
+test('blur: an impulse spreads as a normalised Gaussian of 3 sigma each side; a constant stays; each channel on its own', (t) => {
+  const n = 15,
+    sigma = 1;
+  const img = new Float32Array(2 * n * n).fill(0.25); // channel 0 constant, channel 1 an impulse
+  img.fill(0, n * n);
+  img[n * n + 7 * n + 7] = 1;
+  degrade(img, 0, n, 2, { blur: sigma });
+  const g = (d) => (Math.abs(d) <= 3 ? Math.exp(-(d * d) / 2) : 0);
+  let z = 0;
+  for (let d = -3; d <= 3; d++) z += g(d);
+  for (let y = 0; y < n; y++)
+    for (let x = 0; x < n; x++) {
+      t.true(Math.abs(img[y * n + x] - 0.25) < 1e-6, `constant at ${x} ${y}: ${img[y * n + x]}`);
+      const expected = (g(y - 7) * g(x - 7)) / (z * z);
+      t.true(
+        Math.abs(img[n * n + y * n + x] - expected) < 1e-6,
+        `impulse at ${x} ${y}: ${img[n * n + y * n + x]} vs ${expected}`,
+      );
+    }
+});
+
+test('low resolution: 4 px to 2 (block means) and back (linear between pixel centres), worked by hand; a full side is the identity', (t) => {
+  // pixel (x, y) holds x + 4 y; its 2 x 2 block means are worked out below, then enlarged
+  // along each axis as [b0, 0.75 b0 + 0.25 b1, 0.25 b0 + 0.75 b1, b1]
+  const size = 4;
+  const img = new Float32Array(size * size);
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) img[y * size + x] = x + 4 * y;
+  const before = img.slice();
+  degrade(img, 0, size, 1, { lowRes: size });
+  t.deepEqual(img, before);
+  degrade(img, 0, size, 1, { lowRes: 2 });
+  const up = (b0, b1) => [b0, 0.75 * b0 + 0.25 * b1, 0.25 * b0 + 0.75 * b1, b1];
+  // block means: top-left 2.5, top-right 4.5, bottom-left 10.5, bottom-right 12.5
+  const columns = [up(2.5, 10.5), up(4.5, 12.5)];
+  for (let y = 0; y < size; y++) {
+    const row = up(columns[0][y], columns[1][y]);
+    for (let x = 0; x < size; x++)
+      t.true(Math.abs(img[y * size + x] - row[x]) < 1e-5, `${x} ${y}: ${img[y * size + x]} vs ${row[x]}`);
+  }
+  // a checkerboard is averaged away at half resolution
+  const board = Float32Array.from({ length: 64 }, (_, i) => ((i % 8) + Math.floor(i / 8)) % 2);
+  degrade(board, 0, 8, 1, { lowRes: 4 });
+  for (const v of board) t.true(Math.abs(v - 0.5) < 1e-6, `${v}`);
+});
+
+test('the loader applies the degradations after the same warp, alike inline and in workers', async (t) => {
+  const split = await ferCsvSplit(16);
+  const base = { batchSize: 8, size: 40, channels: 1, shuffle: false, seed: 3 };
+  const degraded = { blur: 1, lowRes: 1 };
+  const plain = await collect(new DataLoader(split, { ...base, workers: 0, augment: {} }));
+  const inline = await collect(new DataLoader(split, { ...base, workers: 0, augment: degraded }));
+  const threaded = new DataLoader(split, { ...base, workers: 2, augment: degraded });
+  try {
+    const viaWorkers = await collect(threaded);
+    t.deepEqual(
+      inline.map((b) => b.images),
+      viaWorkers.map((b) => b.images),
+    );
+  } finally {
+    await threaded.close();
+  }
+  // the same warped image, softer: the squared differences between neighbours shrink
+  const roughness = (img, at) => {
+    let r = 0;
+    for (let y = 0; y < 40; y++)
+      for (let x = 1; x < 40; x++) r += (img[at + y * 40 + x] - img[at + y * 40 + x - 1]) ** 2;
+    return r;
+  };
+  for (let b = 0; b < plain.length; b++)
+    for (let i = 0; i < plain[b].count; i++) {
+      const smooth = roughness(inline[b].images, i * 1600),
+        sharp = roughness(plain[b].images, i * 1600);
+      t.true(smooth < sharp, `batch ${b} image ${i}: ${smooth} vs ${sharp}`);
+    }
 });

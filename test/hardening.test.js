@@ -181,6 +181,8 @@ test('3. adcorre-train --lr -1 is refused (exit 2) and writes no model', async (
     ['--lambda-ce', '-50', /non-negative number \(a loss weight\) for --lambda-ce but received -50/],
     ['--label-smoothing', '1', /number in \[0, 1\) for --label-smoothing but received 1/],
     ['--random-erasing', '1.5', /probability in \[0, 1\] for --random-erasing but received 1.5/],
+    ['--low-res', '-0.5', /probability in \[0, 1\] for --low-res but received -0.5/],
+    ['--blur', '2', /probability in \[0, 1\] for --blur but received 2/],
     ['--w-md', 'NaN', /option '--w-md <w>' argument 'NaN' is invalid/],
     ['--epochs', '0', /option '--epochs <n>' argument '0' is invalid\. Expected a positive integer/],
   ];

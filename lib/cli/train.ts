@@ -111,6 +111,18 @@ export async function main(argv: string[]): Promise<number> {
       D.randomErasing,
     )
     .option(
+      '--low-res <p>',
+      'probability of shrinking each training image to 25-67 % of its side and enlarging it back, as a small face in a photo',
+      num,
+      D.lowRes,
+    )
+    .option(
+      '--blur <p>',
+      'probability of a Gaussian blur (sigma 0.5-1.5 px at 48 px) of each training image',
+      num,
+      D.blur,
+    )
+    .option(
       '--mixup <alpha>',
       "mixup: blend each batch's images and targets with a shuffled partner, lambda ~ Beta(alpha, alpha) (0: off)",
       num,
@@ -208,6 +220,8 @@ export async function main(argv: string[]): Promise<number> {
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,
       randomErasing: o.randomErasing as number,
+      lowRes: o.lowRes as number,
+      blur: o.blur as number,
       wFD: o.wFd as number,
       wMD: o.wMd as number,
       wED: o.wEd as number,

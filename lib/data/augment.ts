@@ -1,7 +1,9 @@
 // Training augmentation as one affine warp per sample (native/data/augment.cpp):
 // random resized crop, horizontal flip, rotation and brightness/contrast
-// jitter; evaluation maps the whole image onto the input unchanged.
+// jitter; evaluation maps the whole image onto the input unchanged. Random
+// erasing and the photo degradations (lib/data/degrade.ts) follow the warp.
 import type { PixelWindow } from '../pixels.js';
+import type { Degradation } from './degrade.js';
 
 export interface AugmentOptions {
   /** crop area as a fraction of the image (default [0.8, 1]) */
@@ -21,7 +23,18 @@ export interface AugmentOptions {
    * input, aspect ratio 0.3-3.3, with uniform noise in [0, 1]
    */
   erase?: number;
+  /**
+   * low resolution: the probability (default 0) of shrinking the input to a side of 25-67 % of it (area average)
+   * and enlarging it back (linear), as the pipeline enlarges a small face in a group photo
+   */
+  lowRes?: number;
+  /** blur: the probability (default 0) of a Gaussian blur with sigma 0.5-1.5 pixels of a 48-pixel input (scaled with the size) */
+  blur?: number;
 }
+
+/** The ranges the degradations are drawn from: fractions of the input side, and sigma per 48 pixels. */
+export const LOW_RES_SIDE: [number, number] = [0.25, 0.67];
+export const BLUR_SIGMA: [number, number] = [0.5, 1.5];
 
 export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   scale: [0.8, 1],
@@ -31,6 +44,8 @@ export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   brightness: 0.1,
   contrast: 0.2,
   erase: 0,
+  lowRes: 0,
+  blur: 0,
 };
 
 /** A rectangle of the S x S input, in whole pixels. */
@@ -40,8 +55,10 @@ export interface WarpSetting {
   matrix: Float64Array;
   contrast: number;
   brightness: number;
-  /** random erasing's rectangle, filled with noise after the warp (eraseRect) */
+  /** random erasing's rectangle, filled with noise after the warp and the degradations (eraseRect) */
   erase?: EraseRect;
+  /** the photo degradations, applied after the warp (lib/data/degrade.ts) */
+  degrade?: Degradation;
 }
 
 /**
@@ -118,6 +135,12 @@ export function randomWarp(
       break;
     }
   }
+  // likewise each drawn only when enabled, after erasing's numbers
+  const degradation: Degradation = {};
+  if (o.lowRes > 0 && random() < o.lowRes)
+    degradation.lowRes = Math.max(1, Math.round(size * uniform(LOW_RES_SIDE[0], LOW_RES_SIDE[1])));
+  if (o.blur > 0 && random() < o.blur) degradation.blur = (uniform(BLUR_SIGMA[0], BLUR_SIGMA[1]) * size) / 48;
+  if (degradation.lowRes !== undefined || degradation.blur !== undefined) setting.degrade = degradation;
   return setting;
 }
 

@@ -4,6 +4,7 @@
 // threads, and on the calling thread when the loader runs with workers: 0.
 import { native } from '../native.js';
 import { type AugmentOptions, eraseRect, identityWarp, randomWarp } from './augment.js';
+import { degrade } from './degrade.js';
 import type { PixelStore, SampleRef } from './dataset.js';
 import { storeImage } from './dataset.js';
 import { decodeSample, type RawImage, SampleError, toInputSize } from './decode.js';
@@ -129,6 +130,7 @@ export class BatchMaker {
         setting.contrast,
         setting.brightness,
       );
+      if (setting.degrade) degrade(images, k * per, size, channels, setting.degrade);
       if (setting.erase) eraseRect(images, k * per, size, channels, setting.erase, random);
       labels[k] = this.samples[index].label;
       if (targets) targets.set(this.samples[index].target!, k * this.targetWidth);

@@ -32,6 +32,8 @@ export const TRAINING_DEFAULTS = {
   history: 1000,
   augment: true,
   randomErasing: 0,
+  lowRes: 0,
+  blur: 0,
   mixup: 0,
   cutmix: 0,
   mixProb: 1,

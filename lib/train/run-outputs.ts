@@ -48,7 +48,10 @@ export function trainingSummary(
       batch: o.batch,
       ...(o.optimizer === 'sgd' ? { momentum: o.momentum, nesterov: o.nesterov } : {}),
     },
-    // issue #27's recipe tools, where on
+    // issue #27's recipe tools and #28's degradations, where on
+    ...(o.augment && (o.randomErasing > 0 || o.lowRes > 0 || o.blur > 0)
+      ? { augment: { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur } }
+      : {}),
     ...(o.mixup > 0 || o.cutmix > 0 ? { mix: { mixup: o.mixup, cutmix: o.cutmix, prob: o.mixProb } } : {}),
     ...(o.ema > 0 ? { ema: { decay: o.ema, warmup: o.emaWarmup } } : {}),
     ...(o.teacher

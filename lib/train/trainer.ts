@@ -111,6 +111,10 @@ export interface TrainerOptions {
   teacherWeight?: number;
   /** random erasing's probability per training image (lib/data/augment.ts; default 0) */
   randomErasing?: number;
+  /** low-resolution augmentation's probability per training image (lib/data/degrade.ts; default 0) */
+  lowRes?: number;
+  /** blur augmentation's probability per training image (lib/data/degrade.ts; default 0) */
+  blur?: number;
   balanced?: boolean;
   seed?: number;
   workers?: number;
@@ -268,6 +272,8 @@ function validateOptions(o: Trainer['options']): void {
     throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
   numberIn('labelSmoothing', o.labelSmoothing, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
   numberIn('randomErasing', o.randomErasing, { min: 0, max: 1 }, 'probability in [0, 1]');
+  numberIn('lowRes', o.lowRes, { min: 0, max: 1 }, 'probability in [0, 1]');
+  numberIn('blur', o.blur, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('mixup', o.mixup, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('cutmix', o.cutmix, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('mixProb', o.mixProb, { min: 0, max: 1 }, 'probability in [0, 1]');
@@ -552,7 +558,7 @@ export class Trainer {
       batchSize: o.batch,
       size: config.inputSize,
       channels: config.channels,
-      augment: o.augment ? { erase: o.randomErasing } : false,
+      augment: o.augment ? { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur } : false,
       shuffle: true,
       balanced: o.balanced,
       seed: o.seed,
