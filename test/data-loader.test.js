@@ -5,8 +5,9 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import { DataError, DataLoader, openDataset } from '../dist/index.js';
-import { BLUR_SIGMA, cropMatrix, eraseRect, LOW_RES_SIDE, randomWarp } from '../dist/data/augment.js';
-import { degrade } from '../dist/data/degrade.js';
+import sharp from 'sharp';
+import { BLUR_SIGMA, cropMatrix, eraseRect, JPEG_QUALITY, LOW_RES_SIDE, randomWarp } from '../dist/data/augment.js';
+import { degrade, quantisationTable } from '../dist/data/degrade.js';
 import { mulberry32 } from '../dist/data/random.js';
 import { native } from '../dist/native.js';
 import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
@@ -320,4 +321,54 @@ test('the loader applies the degradations after the same warp, alike inline and 
         sharp = roughness(plain[b].images, i * 1600);
       t.true(smooth < sharp, `batch ${b} image ${i}: ${smooth} vs ${sharp}`);
     }
+});
+
+test("JPEG: the quality scaling is libjpeg's (50 = the standard table, 100 = all ones), drawn after blur within its range", (t) => {
+  t.deepEqual(Array.from(quantisationTable(50)).slice(0, 8), [16, 11, 10, 16, 24, 40, 51, 61]);
+  t.true(quantisationTable(100).every((v) => v === 1));
+  t.deepEqual(Array.from(quantisationTable(10)).slice(0, 3), [80, 55, 50]); // scale 500 %
+  let drawn = 0;
+  for (let seed = 0; seed < 100; seed++) {
+    const s = randomWarp(48, 48, 48, { blur: 0.5, jpeg: 0.5 }, mulberry32(seed));
+    t.deepEqual(s.degrade?.blur, randomWarp(48, 48, 48, { blur: 0.5 }, mulberry32(seed)).degrade?.blur);
+    if (s.degrade?.jpeg === undefined) continue;
+    drawn++;
+    t.true(Number.isInteger(s.degrade.jpeg) && s.degrade.jpeg >= JPEG_QUALITY[0] && s.degrade.jpeg <= JPEG_QUALITY[1]);
+  }
+  t.true(drawn > 30 && drawn < 70, `${drawn} of 100 at p = 0.5`);
+});
+
+test('JPEG: the block quantisation equals an encode and decode by sharp (libjpeg-turbo), whole and partial blocks', async (t) => {
+  for (const size of [48, 20]) {
+    // a face-like mix of smooth shading and edges
+    const bytes = Uint8Array.from({ length: size * size }, (_, i) => {
+      const x = i % size,
+        y = Math.floor(i / size);
+      return Math.round(120 + 60 * Math.sin(x / 3) * Math.cos(y / 5) + (x > size / 2 ? 40 : -40) * (y % 7 < 3 ? 1 : 0));
+    });
+    for (const quality of [30, 60, 90]) {
+      const jpg = await sharp(bytes, { raw: { width: size, height: size, channels: 1 } })
+        .jpeg({ quality })
+        .toBuffer();
+      const { data, info } = await sharp(jpg).raw().toBuffer({ resolveWithObject: true });
+      const plane = Float32Array.from(bytes, (v) => v / 255);
+      degrade(plane, 0, size, 1, { jpeg: quality });
+      let near = 0,
+        total = 0,
+        change = 0;
+      for (let i = 0; i < size * size; i++) {
+        const diff = Math.abs(plane[i] * 255 - data[i * info.channels]);
+        if (diff <= 2 + 1e-4) near++;
+        total += diff;
+        change += Math.abs(bytes[i] - data[i * info.channels]);
+      }
+      // libjpeg-turbo's integer DCT against this float one: a coefficient on a rounding boundary may land a
+      // step apart, which moves the pixels of its block: at most two blocks' worth beyond 2 levels, under half a
+      // level on average, where the compression itself moves pixels by 1 (quality 90) to 6 levels (quality 30)
+      const n = size * size;
+      const what = `size ${size} quality ${quality}: ${near} of ${n} within 2 levels, mean ${total / n}, JPEG's own change ${change / n}`;
+      t.true(n - near <= 2 * 64 && total / n < 0.5, what);
+      t.true(change / n > 2 * (total / n), what);
+    }
+  }
 });

@@ -183,6 +183,7 @@ test('3. adcorre-train --lr -1 is refused (exit 2) and writes no model', async (
     ['--random-erasing', '1.5', /probability in \[0, 1\] for --random-erasing but received 1.5/],
     ['--low-res', '-0.5', /probability in \[0, 1\] for --low-res but received -0.5/],
     ['--blur', '2', /probability in \[0, 1\] for --blur but received 2/],
+    ['--jpeg', '-1', /probability in \[0, 1\] for --jpeg but received -1/],
     ['--w-md', 'NaN', /option '--w-md <w>' argument 'NaN' is invalid/],
     ['--epochs', '0', /option '--epochs <n>' argument '0' is invalid\. Expected a positive integer/],
   ];

@@ -123,6 +123,12 @@ export async function main(argv: string[]): Promise<number> {
       D.blur,
     )
     .option(
+      '--jpeg <p>',
+      "probability of JPEG's 8x8 block quantisation (quality 30-90) of each training image",
+      num,
+      D.jpeg,
+    )
+    .option(
       '--mixup <alpha>',
       "mixup: blend each batch's images and targets with a shuffled partner, lambda ~ Beta(alpha, alpha) (0: off)",
       num,
@@ -222,6 +228,7 @@ export async function main(argv: string[]): Promise<number> {
       randomErasing: o.randomErasing as number,
       lowRes: o.lowRes as number,
       blur: o.blur as number,
+      jpeg: o.jpeg as number,
       wFD: o.wFd as number,
       wMD: o.wMd as number,
       wED: o.wEd as number,

@@ -30,11 +30,14 @@ export interface AugmentOptions {
   lowRes?: number;
   /** blur: the probability (default 0) of a Gaussian blur with sigma 0.5-1.5 pixels of a 48-pixel input (scaled with the size) */
   blur?: number;
+  /** JPEG: the probability (default 0) of JPEG's 8x8 block quantisation at quality 30-90 (lib/data/degrade.ts) */
+  jpeg?: number;
 }
 
 /** The ranges the degradations are drawn from: fractions of the input side, and sigma per 48 pixels. */
 export const LOW_RES_SIDE: [number, number] = [0.25, 0.67];
 export const BLUR_SIGMA: [number, number] = [0.5, 1.5];
+export const JPEG_QUALITY: [number, number] = [30, 90];
 
 export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   scale: [0.8, 1],
@@ -46,6 +49,7 @@ export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   erase: 0,
   lowRes: 0,
   blur: 0,
+  jpeg: 0,
 };
 
 /** A rectangle of the S x S input, in whole pixels. */
@@ -140,7 +144,8 @@ export function randomWarp(
   if (o.lowRes > 0 && random() < o.lowRes)
     degradation.lowRes = Math.max(1, Math.round(size * uniform(LOW_RES_SIDE[0], LOW_RES_SIDE[1])));
   if (o.blur > 0 && random() < o.blur) degradation.blur = (uniform(BLUR_SIGMA[0], BLUR_SIGMA[1]) * size) / 48;
-  if (degradation.lowRes !== undefined || degradation.blur !== undefined) setting.degrade = degradation;
+  if (o.jpeg > 0 && random() < o.jpeg) degradation.jpeg = Math.round(uniform(JPEG_QUALITY[0], JPEG_QUALITY[1]));
+  if (Object.keys(degradation).length > 0) setting.degrade = degradation;
   return setting;
 }
 

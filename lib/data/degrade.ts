@@ -3,9 +3,14 @@
 // by the pipeline's resampler, so `lowRes` shrinks the warped input to a smaller side by area
 // averaging and enlarges it back by linear interpolation: the two halves of the one resampler's axis
 // rule (lib/pixels.ts resizeAxis). An out-of-focus or moving face is soft, so `blur` applies a
-// Gaussian. Both run on the warped float input, before random erasing (an occluder is sharp).
-// Written here rather than with sharp: a few separable passes over a 48x48 plane cost microseconds,
-// where one sharp pipeline costs about a millisecond of set-up (native/data/augment.cpp).
+// Gaussian. A face of 48 pixels in a compressed photo carries JPEG's 8x8 block quantisation at the
+// model's own scale, so `jpeg` applies it: JPEG's lossy step for a grey image (8x8 DCT, the standard
+// luminance table scaled by quality as libjpeg does, rounding to bytes); the entropy coding JPEG adds
+// is lossless and left out. All run on the warped float input, before random erasing (an occluder is
+// sharp), in the order a photo meets them: resolution, focus, compression.
+// Written here rather than with sharp: these passes over a 48x48 plane cost microseconds, where one
+// sharp pipeline costs about a millisecond of set-up (native/data/augment.cpp); the tests hold the
+// JPEG step to sharp's (libjpeg-turbo's) encode and decode.
 import { resizeAxis } from '../pixels.js';
 
 /** Per output index along one axis: the source indices it reads and their weights (resizeAxis's form). */
@@ -17,6 +22,68 @@ export interface Degradation {
   lowRes?: number;
   /** the Gaussian's standard deviation, in input pixels */
   blur?: number;
+  /** JPEG quality, 1-100 */
+  jpeg?: number;
+}
+
+// The JPEG standard's luminance quantisation table (ITU T.81 Annex K, table K.1), row by row.
+const LUMINANCE_TABLE = [
+  16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51,
+  87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92, 49, 64, 78, 87, 103, 121, 120, 101,
+  72, 92, 95, 98, 112, 100, 103, 99,
+];
+
+/** The luminance table at `quality` (1-100), scaled as libjpeg's jpeg_set_quality does. */
+export function quantisationTable(quality: number): Float64Array {
+  const q = Math.min(100, Math.max(1, Math.round(quality)));
+  const scale = q < 50 ? 5000 / q : 200 - 2 * q;
+  return Float64Array.from(LUMINANCE_TABLE, (v) => Math.min(255, Math.max(1, Math.floor((v * scale + 50) / 100))));
+}
+
+// cos((2x + 1) u pi / 16) * c(u) / 2: the orthonormal 8-point DCT-II basis, [u * 8 + x].
+const DCT = Float64Array.from({ length: 64 }, (_, i) => {
+  const u = Math.floor(i / 8),
+    x = i % 8;
+  return (u === 0 ? Math.SQRT1_2 : 1) * 0.5 * Math.cos(((2 * x + 1) * u * Math.PI) / 16);
+});
+
+/**
+ * JPEG's lossy step on one plane (size x size floats in [0, 1] at plane[0]), in place: 8x8 blocks (the last
+ * ones padded by repeating the edge pixel, as encoders do) level-shifted, transformed, quantised with
+ * `table`, transformed back and rounded to bytes.
+ */
+export function jpegPlane(plane: Float32Array, size: number, table: Float64Array): void {
+  const block = new Float64Array(64),
+    tmp = new Float64Array(64);
+  for (let by = 0; by < size; by += 8)
+    for (let bx = 0; bx < size; bx += 8) {
+      for (let y = 0; y < 8; y++)
+        for (let x = 0; x < 8; x++)
+          block[y * 8 + x] = plane[Math.min(size - 1, by + y) * size + Math.min(size - 1, bx + x)] * 255 - 128;
+      transform(block, tmp, false);
+      for (let i = 0; i < 64; i++) block[i] = Math.round(block[i] / table[i]) * table[i];
+      transform(block, tmp, true);
+      for (let y = 0; y < 8 && by + y < size; y++)
+        for (let x = 0; x < 8 && bx + x < size; x++)
+          plane[(by + y) * size + bx + x] = Math.min(255, Math.max(0, Math.round(block[y * 8 + x] + 128))) / 255;
+    }
+}
+
+/** The separable 2-D DCT of an 8x8 block in place (inverse: its transpose), tmp as scratch. */
+function transform(block: Float64Array, tmp: Float64Array, inverse: boolean): void {
+  const basis = (k: number, n: number) => (inverse ? DCT[n * 8 + k] : DCT[k * 8 + n]);
+  for (let y = 0; y < 8; y++)
+    for (let k = 0; k < 8; k++) {
+      let acc = 0;
+      for (let n = 0; n < 8; n++) acc += basis(k, n) * block[y * 8 + n];
+      tmp[y * 8 + k] = acc;
+    }
+  for (let x = 0; x < 8; x++)
+    for (let k = 0; k < 8; k++) {
+      let acc = 0;
+      for (let n = 0; n < 8; n++) acc += basis(k, n) * tmp[n * 8 + x];
+      block[k * 8 + x] = acc;
+    }
 }
 
 /** A normalised Gaussian along an axis of n pixels, 3 sigma each side, the edge pixel repeated outside. */
@@ -67,7 +134,7 @@ export function separable(
   return out;
 }
 
-/** Applies `d` in place to each channel plane of one S x S image at images[offset]: low resolution first, then blur. */
+/** Applies `d` in place to each channel plane of one S x S image at images[offset]: low resolution, blur, JPEG. */
 export function degrade(images: Float32Array, offset: number, size: number, channels: number, d: Degradation): void {
   const per = size * size;
   for (let c = 0; c < channels; c++) {
@@ -82,6 +149,7 @@ export function degrade(images: Float32Array, offset: number, size: number, chan
       const g = gaussianAxis(size, d.blur);
       plane = separable(plane, 0, size, size, g, g);
     }
+    if (d.jpeg !== undefined) jpegPlane(plane, size, quantisationTable(d.jpeg));
     images.set(plane, at);
   }
 }

@@ -34,6 +34,7 @@ export const TRAINING_DEFAULTS = {
   randomErasing: 0,
   lowRes: 0,
   blur: 0,
+  jpeg: 0,
   mixup: 0,
   cutmix: 0,
   mixProb: 1,

@@ -49,8 +49,8 @@ export function trainingSummary(
       ...(o.optimizer === 'sgd' ? { momentum: o.momentum, nesterov: o.nesterov } : {}),
     },
     // issue #27's recipe tools and #28's degradations, where on
-    ...(o.augment && (o.randomErasing > 0 || o.lowRes > 0 || o.blur > 0)
-      ? { augment: { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur } }
+    ...(o.augment && (o.randomErasing > 0 || o.lowRes > 0 || o.blur > 0 || o.jpeg > 0)
+      ? { augment: { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur, jpeg: o.jpeg } }
       : {}),
     ...(o.mixup > 0 || o.cutmix > 0 ? { mix: { mixup: o.mixup, cutmix: o.cutmix, prob: o.mixProb } } : {}),
     ...(o.ema > 0 ? { ema: { decay: o.ema, warmup: o.emaWarmup } } : {}),

@@ -115,6 +115,8 @@ export interface TrainerOptions {
   lowRes?: number;
   /** blur augmentation's probability per training image (lib/data/degrade.ts; default 0) */
   blur?: number;
+  /** JPEG augmentation's probability per training image (lib/data/degrade.ts; default 0) */
+  jpeg?: number;
   balanced?: boolean;
   seed?: number;
   workers?: number;
@@ -274,6 +276,7 @@ function validateOptions(o: Trainer['options']): void {
   numberIn('randomErasing', o.randomErasing, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('lowRes', o.lowRes, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('blur', o.blur, { min: 0, max: 1 }, 'probability in [0, 1]');
+  numberIn('jpeg', o.jpeg, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('mixup', o.mixup, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('cutmix', o.cutmix, { min: 0, max: 100 }, "Beta distribution's alpha in [0, 100] (0: off)");
   numberIn('mixProb', o.mixProb, { min: 0, max: 1 }, 'probability in [0, 1]');
@@ -558,7 +561,7 @@ export class Trainer {
       batchSize: o.batch,
       size: config.inputSize,
       channels: config.channels,
-      augment: o.augment ? { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur } : false,
+      augment: o.augment ? { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur, jpeg: o.jpeg } : false,
       shuffle: true,
       balanced: o.balanced,
       seed: o.seed,
