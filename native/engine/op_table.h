@@ -22,7 +22,7 @@ namespace adcorre::engine {
 constexpr double kInputEps = 1e-3;  // standardize: per image (x - mean) / sqrt(var + eps)
 constexpr double kBnEps = 1e-3;     // batch norm: Keras' default
 constexpr double kL2Eps = 1e-12;    // l2norm: x / sqrt(max(|x|^2, eps)) per row
-// maxpool: 3x3 windows, stride 2, 'same' padding (as the kernels of ops_cpu.cpp and ops_cuda.cu pool)
+// maxpool: 3x3 windows, stride 2, 'same' padding (as the kernels of ops_cpu_pool_dense.cpp and ops_cuda.cu pool)
 constexpr int kPoolKernel = 3, kPoolStride = 2;
 
 // Channels, height and width of one sample of a tensor (features: c x 1 x 1).
