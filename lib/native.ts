@@ -179,11 +179,39 @@ export interface NativeBinding {
 
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
+/** Every export of NativeBinding, checked at load: a build from older sources lacks some. */
+const BINDINGS = [
+  'Engine',
+  'loss',
+  'lossAsync',
+  'findNonFinite',
+  'opTable',
+  'programShapes',
+  'windowGeometry',
+  'backendInfo',
+  'warpAffine',
+  'resampleRgb',
+  'cudaTime',
+] as const satisfies readonly (keyof NativeBinding)[];
+// a compile error here names a binding added to NativeBinding but not to BINDINGS
+const everyBindingListed: Exclude<keyof NativeBinding, (typeof BINDINGS)[number]> extends never ? true : never = true;
+void everyBindingListed;
+
+/**
+ * The exports `binding` lacks. An addon left from older sources (a clone
+ * pulled but not rebuilt) loads, then fails later with "x is not a function";
+ * this turns that into an error saying what to run.
+ */
+export function missingBindings(binding: Record<string, unknown>): string[] {
+  return BINDINGS.filter((name) => typeof binding[name] !== 'function');
+}
+
 function load(): NativeBinding {
   const require = createRequire(import.meta.url);
+  let loaded: NativeBinding;
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-    return nodeGypBuild(packageRoot);
+    loaded = nodeGypBuild(packageRoot);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     // scripts/install.js leaves the reason it could not build the addon here
@@ -203,6 +231,15 @@ function load(): NativeBinding {
         `Cause: ${reason.split('\n')[0]}`,
     );
   }
+  const missing = missingBindings(loaded as unknown as Record<string, unknown>);
+  if (missing.length > 0)
+    throw new Error(
+      `adcorre-native's native addon is out of date: it was built from older sources and lacks ` +
+        `${missing.join(', ')}.\n` +
+        `Rebuild it: in a clone of the repository, npm run compile:native; in an installed package, ` +
+        `npm rebuild adcorre-native.\nInference (FER, adcorre-predict) does not need the addon.`,
+    );
+  return loaded;
 }
 
 let binding: NativeBinding | undefined;

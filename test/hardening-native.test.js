@@ -298,3 +298,16 @@ say({ gib: totalmem() / 2 ** 30, message: caught(() => adCorreLoss(new Float32Ar
     /^RangeError: Expected a batch whose loss fits in this machine's [\d.]+ GiB of memory for embeddings but received k\*n\*d = 1\*65536\*32767 with 65536 classes present, needing [\d.]+ GiB/,
   );
 });
+
+// An addon built from older sources (a clone pulled but not rebuilt) lacks newer exports; the loader
+// names them and says what to run instead of failing later with "x is not a function".
+test('the loader finds exports missing from an out-of-date addon', async (t) => {
+  const { missingBindings } = await import(dist('native.js'));
+  const { createRequire } = await import('node:module');
+  const addon = createRequire(import.meta.url)('node-gyp-build')(addonDir);
+  t.deepEqual(missingBindings(addon), [], 'the addon built from these sources has every export');
+  const stale = { ...addon };
+  delete stale.opTable;
+  stale.windowGeometry = 1;
+  t.deepEqual(missingBindings(stale), ['opTable', 'windowGeometry']);
+});
