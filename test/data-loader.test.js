@@ -338,6 +338,35 @@ test("JPEG: the quality scaling is libjpeg's (50 = the standard table, 100 = all
   t.true(drawn > 30 && drawn < 70, `${drawn} of 100 at p = 0.5`);
 });
 
+// The quantisation table sharp's libjpeg-turbo writes into a JPEG's DQT segment (zig-zag order), in row order.
+function writtenTable(jpeg) {
+  for (let i = 2; i + 4 < jpeg.length;) {
+    const marker = jpeg[i + 1],
+      length = jpeg.readUInt16BE(i + 2);
+    if (marker === 0xdb && (jpeg[i + 4] & 0x0f) === 0 && jpeg[i + 4] >> 4 === 0) {
+      const table = new Array(64);
+      for (let z = 0; z < 64; z++) table[ZIGZAG[z]] = jpeg[i + 5 + z];
+      return table;
+    }
+    i += 2 + length;
+  }
+  throw new Error('no 8-bit luminance DQT segment');
+}
+// zig-zag position -> row-order index (ITU T.81 figure A.6)
+const ZIGZAG = [
+  0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
+  35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47,
+  55, 62, 63,
+];
+
+test('JPEG: the quantisation table equals the one libjpeg-turbo writes, at every quality, 1 to 100', async (t) => {
+  const grey = await sharp(Buffer.alloc(64, 128), { raw: { width: 8, height: 8, channels: 1 } });
+  for (let quality = 1; quality <= 100; quality++) {
+    const jpeg = await grey.clone().jpeg({ quality, optimiseCoding: false }).toBuffer();
+    t.deepEqual(Array.from(quantisationTable(quality)), writtenTable(jpeg), `quality ${quality}`);
+  }
+});
+
 test('JPEG: the block quantisation equals an encode and decode by sharp (libjpeg-turbo), whole and partial blocks', async (t) => {
   for (const size of [48, 20]) {
     // a face-like mix of smooth shading and edges

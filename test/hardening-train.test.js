@@ -195,6 +195,49 @@ test.serial(
   },
 );
 
+test.serial(
+  "extra: a resume with another recipe than the run's is refused, naming the option; --epochs may change",
+  async (t) => {
+    const out = tempDir('adcorre-run-');
+    const first = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', out, '--lr', '0.004']);
+    t.is(first.code, 0, first.stderr);
+    const other = await train([
+      ...cliBase,
+      '--epochs',
+      '2',
+      '--out',
+      out,
+      '--resume',
+      '--lr',
+      '0.004',
+      '--jpeg',
+      '0.5',
+    ]);
+    t.is(other.code, 2, other.stderr);
+    t.regex(
+      other.stderr,
+      /adcorre-train: Expected the run's value, 0, to resume .* \(a resume continues the run as it was started\) for --jpeg but received 0\.5/,
+    );
+    await t.throwsAsync(() => new Trainer({ ...base, flipAverage: true, out, resume: true, epochs: 2 }).train(), {
+      instanceOf: OptionError,
+      message: /Expected the run's value, 0\.004, .* for lr but received 0\.002/,
+    });
+    const longer = await train([
+      ...cliBase,
+      '--epochs',
+      '3',
+      '--max-steps',
+      '3',
+      '--out',
+      out,
+      '--resume',
+      '--lr',
+      '0.004',
+    ]);
+    t.is(longer.code, 0, longer.stderr);
+  },
+);
+
 test.serial("5. a stale lock is taken over; another host's is refused with a way out", async (t) => {
   const out = tempDir('adcorre-run-');
   const gone = spawnSync(process.execPath, ['-e', '']).pid; // a process that has exited

@@ -144,7 +144,9 @@ export function randomWarp(
   if (o.lowRes > 0 && random() < o.lowRes)
     degradation.lowRes = Math.max(1, Math.round(size * uniform(LOW_RES_SIDE[0], LOW_RES_SIDE[1])));
   if (o.blur > 0 && random() < o.blur) degradation.blur = (uniform(BLUR_SIGMA[0], BLUR_SIGMA[1]) * size) / 48;
-  if (o.jpeg > 0 && random() < o.jpeg) degradation.jpeg = Math.round(uniform(JPEG_QUALITY[0], JPEG_QUALITY[1]));
+  // every whole quality in the range equally likely (rounding a uniform draw halves the end points' share)
+  if (o.jpeg > 0 && random() < o.jpeg)
+    degradation.jpeg = JPEG_QUALITY[0] + Math.floor(random() * (JPEG_QUALITY[1] - JPEG_QUALITY[0] + 1));
   if (Object.keys(degradation).length > 0) setting.degrade = degradation;
   return setting;
 }

@@ -36,7 +36,7 @@ const LUMINANCE_TABLE = [
 /** The luminance table at `quality` (1-100), scaled as libjpeg's jpeg_set_quality does. */
 export function quantisationTable(quality: number): Float64Array {
   const q = Math.min(100, Math.max(1, Math.round(quality)));
-  const scale = q < 50 ? 5000 / q : 200 - 2 * q;
+  const scale = q < 50 ? Math.floor(5000 / q) : 200 - 2 * q; // libjpeg divides in integers
   return Float64Array.from(LUMINANCE_TABLE, (v) => Math.min(255, Math.max(1, Math.floor((v * scale + 50) / 100))));
 }
 

@@ -126,8 +126,54 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunSta
 }
 
 /**
- * An exact resume needs the run's batch size, seed and configuration, and its weight average or none: says which
- * option differs (OptionError) rather than go on silently wrong.
+ * The options that shape a run's trajectory besides batch, seed, configuration and weight average: a resume with
+ * another value would continue a different run than the checkpoint's. --epochs may change (to extend or shorten a
+ * run), as may what only says where and how fast it runs (device, workers, checkpointing, --max-steps).
+ */
+const RECIPE_OPTIONS = [
+  'dataset',
+  'classes',
+  'labels',
+  'valFraction',
+  'flipAverage',
+  'lr',
+  'decay',
+  'schedule',
+  'warmup',
+  'stepEvery',
+  'stepGamma',
+  'plateauPatience',
+  'plateauFactor',
+  'optimizer',
+  'momentum',
+  'nesterov',
+  'weightDecay',
+  'bnMomentum',
+  'lambdaCE',
+  'labelSmoothing',
+  'wFD',
+  'wMD',
+  'wED',
+  'adcorre',
+  'attention',
+  'history',
+  'augment',
+  'mixup',
+  'cutmix',
+  'mixProb',
+  'teacherTemperature',
+  'teacherWeight',
+  'randomErasing',
+  'lowRes',
+  'blur',
+  'jpeg',
+  'balanced',
+] as const satisfies readonly (keyof Options)[];
+
+/**
+ * An exact resume needs the run's batch size, seed and configuration, its weight average or none, and its recipe
+ * (RECIPE_OPTIONS): says which option differs (OptionError) rather than go on silently wrong. An option the
+ * checkpoint does not record (written before the option existed) is not compared.
  */
 function checkResumable(
   o: Options,
@@ -148,6 +194,15 @@ function checkResumable(
       `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
       JSON.stringify(config),
     );
+  for (const key of RECIPE_OPTIONS) {
+    const was = (meta.options as Record<string, unknown>)[key];
+    if (was !== undefined && JSON.stringify(was) !== JSON.stringify(o[key]))
+      throw new OptionError(
+        key,
+        `the run's value, ${JSON.stringify(was)}, to resume ${out} (a resume continues the run as it was started)`,
+        JSON.stringify(o[key]),
+      );
+  }
   // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
   if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
     throw new OptionError(
