@@ -2,19 +2,29 @@
 // Side-by-side validation curves of training runs, as a Markdown table (the
 // model card's ablation and seed tables): for each epoch, every run's
 // validation accuracy and, in brackets, mean class accuracy, then each run's
-// best epoch.
+// best epoch and, with --last n, the mean of its last n epochs (a summary that
+// picks no epoch by the validation score it reports). A run is a run folder or
+// a metrics.jsonl file (docs/ablation keeps those of the card's tables).
 //
-//   node scripts/compare-runs.js runs/fer2013-small runs/fer2013-small-ce [--names "Ad-Corre,CE only"]
-import { readFileSync } from 'node:fs';
+//   node scripts/compare-runs.js runs/fer2013-small runs/fer2013-small-ce [--names "Ad-Corre,CE only"] [--last 5]
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
-const { values, positionals: runs } = parseArgs({ allowPositionals: true, options: { names: { type: 'string' } } });
+const { values, positionals: runs } = parseArgs({
+  allowPositionals: true,
+  options: { names: { type: 'string' }, last: { type: 'string' } },
+});
 if (runs.length === 0) {
   process.stderr.write('usage: node scripts/compare-runs.js <run folder>... [--names a,b,...]\n');
   process.exit(2);
 }
 const names = values.names ? values.names.split(',') : runs;
+const last = values.last === undefined ? 0 : Number(values.last);
+if (!Number.isInteger(last) || last < 0) {
+  process.stderr.write(`--last takes a whole number of epochs, not ${JSON.stringify(values.last)}\n`);
+  process.exit(2);
+}
 if (names.length !== runs.length) {
   process.stderr.write(`--names has ${names.length} names for ${runs.length} runs\n`);
   process.exit(2);
@@ -23,7 +33,8 @@ if (names.length !== runs.length) {
 /** epoch -> { accuracy, meanClassAccuracy } of one run's metrics.jsonl (a line per epoch; unreadable lines are skipped). */
 function curve(run) {
   const byEpoch = new Map();
-  for (const line of readFileSync(join(run, 'metrics.jsonl'), 'utf8').split('\n')) {
+  const file = statSync(run).isDirectory() ? join(run, 'metrics.jsonl') : run;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
     try {
       const m = JSON.parse(line);
       if (m.val) byEpoch.set(m.epoch, m.val);
@@ -52,4 +63,17 @@ const best = curves.map((c) =>
 rows.push(
   `| best | ${best.map(([e, v]) => (e ? `${pct(v.accuracy)} (${pct(v.meanClassAccuracy)}), epoch ${e}` : '')).join(' | ')} |`,
 );
+if (last > 0) {
+  const mean = (values) => values.reduce((a, b) => a + b, 0) / values.length;
+  const tail = curves.map((c) => [...c.entries()].sort((a, b) => a[0] - b[0]).slice(-last));
+  rows.push(
+    `| mean of the last ${last} | ${tail
+      .map((t) =>
+        t.length === last
+          ? `${pct(mean(t.map(([, v]) => v.accuracy)))} (${pct(mean(t.map(([, v]) => v.meanClassAccuracy)))}), epochs ${t[0][0]}-${t.at(-1)[0]}`
+          : '',
+      )
+      .join(' | ')} |`,
+  );
+}
 process.stdout.write(rows.join('\n') + '\n');

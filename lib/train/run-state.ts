@@ -128,10 +128,10 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunSta
 /**
  * The options that shape a run's trajectory besides batch, seed, configuration and weight average: a resume with
  * another value would continue a different run than the checkpoint's. --epochs may change (to extend or shorten a
- * run), as may what only says where and how fast it runs (device, workers, checkpointing, --max-steps).
+ * run), as may what only says where the data is or how fast it runs (the data's path and format spelling, device,
+ * workers, checkpointing, --max-steps).
  */
 const RECIPE_OPTIONS = [
-  'dataset',
   'classes',
   'labels',
   'valFraction',
