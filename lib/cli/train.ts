@@ -16,6 +16,7 @@ import {
 } from '../train/trainer.js';
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 import { printable } from '../terminal.js';
+import { RunClock } from './run-clock.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
 const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
@@ -273,9 +274,11 @@ export async function main(argv: string[]): Promise<number> {
   const tty = Boolean(process.stderr.isTTY);
   let bar: SingleBar | null = null;
   const fmt = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(3));
+  let clock = new RunClock(0);
   const progress = (e: ProgressEvent) => {
     if (e.phase === 'start' && e.start) {
       const { config: c, parameters, device, trainSamples, valSamples, resumedAt, skipped } = e.start;
+      clock = new RunClock((resumedAt ?? 0) / e.batches);
       const report = new SkipReport();
       report.merge(skipped);
       if (report.total || Object.keys(skipped.excluded).length)
@@ -317,7 +320,8 @@ export async function main(argv: string[]): Promise<number> {
       const r = e.record;
       process.stderr.write(
         `epoch ${r.epoch}: train loss ${r.train.loss.toFixed(4)} acc ${(r.train.accuracy * 100).toFixed(2)}% | val acc ${(r.val.accuracy * 100).toFixed(2)}% ` +
-          `mean class ${(r.val.meanClassAccuracy * 100).toFixed(2)}% | ${r.train.samplesPerSecond.toFixed(0)} img/s${r.train.skippedSteps ? ` | ${r.train.skippedSteps} non-finite steps skipped` : ''}\n`,
+          `mean class ${(r.val.meanClassAccuracy * 100).toFixed(2)}% | lr ${r.lr.toExponential(2)} | ${r.train.samplesPerSecond.toFixed(0)} img/s | ` +
+          `${clock.describe(r.epoch, e.epochs)}${r.train.skippedSteps ? ` | ${r.train.skippedSteps} non-finite steps skipped` : ''}\n`,
       );
     }
   };
