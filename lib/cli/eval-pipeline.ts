@@ -6,12 +6,15 @@ import { SingleBar } from 'cli-progress';
 import { canonicalSplit, type Dataset, getSplit, type Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { BOX_MARGIN } from '../infer/align.js';
-import { FER } from '../infer/fer.js';
+import { FER, type FaceResult } from '../infer/fer.js';
+import { EXPRESSIONS } from '../data/labels.js';
+import { writeFileAtomic } from '../io.js';
 import { evaluatePipeline, type LabelledPhoto } from '../infer/pipeline.js';
 import { confusionSvg, writePng } from '../train/charts.js';
 import { formatMetrics } from '../train/metrics.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
+import { PredictionRows } from './predictions.js';
 
 export interface PipelineCliOptions {
   model: string;
@@ -22,6 +25,7 @@ export interface PipelineCliOptions {
   device: string;
   json?: boolean;
   confusion?: string;
+  predictions?: string;
   align: boolean;
   margin?: number;
   threshold?: number;
@@ -43,6 +47,8 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
     photos.push({ path: s.source, label: s.label });
   }
   const fer = await FER.load({ model: o.model, device: o.device as never });
+  const labels = fer.metadata.labels;
+  const rows = o.predictions ? new PredictionRows(labels) : null;
   const bar =
     process.stderr.isTTY && !o.json
       ? new SingleBar({
@@ -60,12 +66,22 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
       ...(o.margin !== undefined ? { margin: o.margin } : {}),
       ...(o.threshold !== undefined ? { threshold: o.threshold } : {}),
       onProgress: (done) => bar?.update(done),
+      ...(rows
+        ? {
+            onPhoto: (photo: LabelledPhoto, face: FaceResult | null) =>
+              rows.add(
+                photo.path,
+                EXPRESSIONS[photo.label],
+                face ? { probs: labels.map((l) => face.probabilities[l]), row: 0 } : 'no face',
+              ),
+          }
+        : {}),
     });
   } finally {
     bar?.stop();
     await fer.close();
   }
-  const labels = fer.metadata.labels;
+  if (rows && o.predictions) writeFileAtomic(o.predictions, rows.toString(), '--predictions');
   const framing = o.margin !== undefined ? `box x ${o.margin}` : o.align ? 'aligned' : `box x ${BOX_MARGIN}`;
   for (const f of metrics.failed) say(`skipped ${printable(f.reason)}`);
   if (o.confusion) {

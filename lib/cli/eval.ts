@@ -3,7 +3,7 @@
 // path users' predictions take. Without --model, the bundled default model.
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
@@ -17,7 +17,7 @@ import { printable } from '../terminal.js';
 import { openModel, readModel, resolveModel } from '../infer/fer.js';
 import { deviceChoices } from '../device.js';
 import { type InferDevice, ort } from '../infer/session.js';
-import { checkOutputFile } from '../io.js';
+import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
 import type { ModelMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
@@ -25,6 +25,7 @@ import { addPredictions, confusionMatrix, formatMetrics, metricsFrom } from '../
 import { OptionError } from '../validate.js';
 import { cropMargin, describeError, positiveInt } from './args.js';
 import { evalPipeline, evaluationSplit } from './eval-pipeline.js';
+import { PredictionRows } from './predictions.js';
 
 /**
  * The data loader adcorre-eval reads a split with: in order, no augmentation, the model's input size
@@ -76,6 +77,10 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')
     .option(
+      '--predictions <file.csv>',
+      "also write a row per image: its label, the model's answer and probabilities (photos without a face: 'no face')",
+    )
+    .option(
       '--pipeline',
       'labelled photos through the whole pipeline, as adcorre-predict runs it: detect, align, classify (the largest face per photo)',
     )
@@ -98,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
     batch: number;
     json?: boolean;
     confusion?: string;
+    predictions?: string;
     pipeline?: boolean;
     align: boolean;
     margin?: number;
@@ -108,7 +114,13 @@ export async function main(argv: string[]): Promise<number> {
   let session: ort.InferenceSession, provider: string;
   try {
     // a regular file or a new one (never a device, a folder, or the model or data read), in a folder that takes files
-    if (o.confusion) checkOutputFile(o.confusion, '--confusion', [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])]);
+    const inputs = [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])];
+    if (o.confusion) checkOutputFile(o.confusion, '--confusion', inputs);
+    if (o.predictions) {
+      const target = checkOutputFile(o.predictions, '--predictions', inputs);
+      if (o.confusion && resolve(o.confusion) === target)
+        throw new OptionError('--predictions', 'a file other than --confusion', printable(o.predictions));
+    }
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
     const { bytes } = readModel(o.model);
     checkDatasetPath(o.data, '--data');
@@ -151,6 +163,7 @@ export async function main(argv: string[]): Promise<number> {
       );
     const loader = evaluationLoader(split, meta, o.batch);
     const confusion = confusionMatrix(meta.labels.length);
+    const rows = o.predictions ? new PredictionRows(meta.labels) : null;
     // progress on a terminal (stderr, so that --json output stays clean)
     const bar = process.stderr.isTTY
       ? new SingleBar({
@@ -165,6 +178,8 @@ export async function main(argv: string[]): Promise<number> {
       for await (const { batch: b, probs } of classifyBatches(session, meta, loader, model)) {
         bar?.update((seen += b.count));
         addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
+        for (let k = 0; rows && k < b.count; k++)
+          rows.add(split.samples[b.indices[k]].where, meta.labels[b.labels[k]], { probs, row: k });
       }
     } finally {
       bar?.stop();
@@ -177,6 +192,7 @@ export async function main(argv: string[]): Promise<number> {
     skipped.merge(loader.report.summary());
     const shown = new SkipReport(); // the same, with file names through printable(), for the terminal
     shown.merge(printableSummary(skipped.summary()));
+    if (rows && o.predictions) writeFileAtomic(o.predictions, rows.toString(), '--predictions');
     if (o.confusion) {
       const title = `${basename(model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
       await writePng(o.confusion, confusionSvg(title, meta.labels, confusion), '--confusion');

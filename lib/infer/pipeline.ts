@@ -5,7 +5,7 @@
 // so that accuracy is over every photo and not only those the detector saw.
 import { EXPRESSIONS } from '../data/labels.js';
 import { confusionMatrix, metricsFrom, type ClassificationMetrics } from '../train/metrics.js';
-import type { FER, PredictOptions } from './fer.js';
+import type { FaceResult, FER, PredictOptions } from './fer.js';
 import { largestBy } from './align.js';
 import { PREDICTION_DEFAULTS } from './defaults.js';
 import { InputError } from './image.js';
@@ -21,6 +21,8 @@ export interface PipelineOptions extends Pick<PredictOptions, 'align' | 'margin'
   batch?: number;
   /** called after each batch with the photos done so far */
   onProgress?: (done: number) => void;
+  /** called for each photo read, in order, with its largest face (the answer) or null when none was found */
+  onPhoto?: (photo: LabelledPhoto, face: FaceResult | null) => void;
 }
 
 export interface PipelineMetrics extends ClassificationMetrics {
@@ -81,6 +83,7 @@ export async function evaluatePipeline(
       }
       const truth = classOf.get(part[j].label) as number;
       const face = largestBy(r.faces, (f) => f.box);
+      options.onPhoto?.(part[j], face ?? null);
       if (!face) {
         confusion[truth][C]++;
         return;
