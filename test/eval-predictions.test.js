@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
 import { csvField, PredictionRows } from '../dist/cli/predictions.js';
+import { DataLoader } from '../dist/index.js';
+import { readCsvManifest } from '../dist/data/readers/folder.js';
 import { cli, noStack } from './helpers/cli.js';
 import { tempDir, writeImage, writeImageFolder } from './helpers/fixtures.js';
 import { untrainedModel } from './helpers/models.js';
@@ -34,14 +36,14 @@ test('CSV fields are quoted only when they must be, quotes doubled', (t) => {
   t.is(csvField('a,b'), '"a,b"');
   t.is(csvField('say "hi"'), '"say ""hi"""');
   t.is(csvField('two\nlines'), '"two\nlines"');
-  const rows = new PredictionRows(['neutral', 'happy', 'sad']);
+  const rows = new PredictionRows(['neutral', 'happy', 'sad'], 'val');
   rows.add('x,1.png', 'sad', { probs: Float32Array.of(0.1, 0.2, 0.7, 0.5, 0.25, 0.25), row: 1 });
   rows.add('y.png', 'happy', 'no face');
   t.is(rows.count, 2);
   t.deepEqual(parseCsv(rows.toString()), [
-    ['image', 'label', 'predicted', 'p_neutral', 'p_happy', 'p_sad'],
-    ['x,1.png', 'sad', 'neutral', '0.500000', '0.250000', '0.250000'],
-    ['y.png', 'happy', 'no face', '', '', ''],
+    ['path', 'label', 'split', 'predicted', 'p_neutral', 'p_happy', 'p_sad'],
+    ['x,1.png', 'sad', 'val', 'neutral', '0.500000', '0.250000', '0.250000'],
+    ['y.png', 'happy', 'val', 'no face', '', '', ''],
   ]);
 });
 
@@ -58,11 +60,12 @@ test('adcorre-eval --predictions: a row per image, tallying to the confusion it 
   const metrics = JSON.parse(r.stdout);
   const [header, ...rows] = parseCsv(readFileSync(out, 'utf8'));
   const labels = Object.keys(metrics.recall);
-  t.deepEqual(header, ['image', 'label', 'predicted', ...labels.map((l) => `p_${l}`)]);
+  t.deepEqual(header, ['path', 'label', 'split', 'predicted', ...labels.map((l) => `p_${l}`)]);
   t.is(rows.length, metrics.samples);
   t.true(rows.some((row) => row[0] === odd && row[1] === 'happy'));
   const tally = labels.map(() => labels.map(() => 0));
-  for (const [, label, predicted, ...ps] of rows) {
+  for (const [, label, split, predicted, ...ps] of rows) {
+    t.is(split, 'val');
     tally[labels.indexOf(label)][labels.indexOf(predicted)]++;
     const p = ps.map(Number);
     t.true(Math.abs(p.reduce((a, b) => a + b, 0) - 1) < 1e-4);
@@ -85,8 +88,8 @@ test('adcorre-eval --pipeline --predictions: a photo without a face says so, wit
   const r = await cli('adcorre-eval', ['--pipeline', '--data', manifest, '--predictions', out]);
   t.is(r.code, 0, r.stderr);
   const [header, ...rows] = parseCsv(readFileSync(out, 'utf8'));
-  t.is(header.length, 3 + 7);
-  t.deepEqual(rows, [[noise, 'happy', 'no face', '', '', '', '', '', '', '']]);
+  t.is(header.length, 4 + 7);
+  t.deepEqual(rows, [[noise, 'happy', 'all', 'no face', '', '', '', '', '', '', '']]);
 });
 
 test('adcorre-eval --predictions onto an input, a folder or the --confusion file exits 2 before reading the data', async (t) => {
@@ -115,4 +118,57 @@ test('adcorre-eval --predictions onto an input, a folder or the --confusion file
   t.is(same.code, 2, same.stderr);
   t.regex(same.stderr, /Expected a file other than --confusion for --predictions/);
   noStack(t, onModel.stderr + onFolder.stderr + same.stderr);
+});
+
+test("a manifest's p_<class> columns are soft targets (normalised; empty: none; bad: skipped and counted)", async (t) => {
+  const dir = tempDir('adcorre-soft-');
+  const img = join(dir, 'a.png');
+  await writeImage(img, { w: 40, h: 40, seed: 1, format: 'png' });
+  const head = 'path,label,split,p_neutral,p_happy,p_sad,p_surprise,p_fear,p_disgust,p_anger';
+  const manifest = join(dir, 'soft.csv');
+  writeFileSync(
+    manifest,
+    [head, `a.png,happy,train,1,2,0,0,0,0,1`, `a.png,sad,train,0.5,0,0.5,x,0,0,0`, `a.png,sad,val,,,,,,,`, ''].join(
+      '\n',
+    ),
+  );
+  const dataset = await readCsvManifest(manifest);
+  const [row] = dataset.splits.get('train').samples;
+  t.is(dataset.splits.get('train').samples.length, 1);
+  t.deepEqual(Array.from(row.target), [0.25, 0.5, 0, 0, 0, 0, 0.25]);
+  t.is(row.label, 1, 'the label stays the hard one');
+  t.is(dataset.splits.get('val').samples[0].target, undefined, 'empty probabilities: no target');
+  t.deepEqual(dataset.report.summary().skipped, { 'malformed row': 1 });
+  t.regex(dataset.report.summary().examples['malformed row'][0], /p_surprise must be a probability .*not 'x'/);
+  // the loader hands them to training as the batch's targets
+  const loader = new DataLoader(dataset.splits.get('train'), { batchSize: 1, size: 36, channels: 1 });
+  const batches = [];
+  for await (const b of loader.epoch(0)) batches.push(b);
+  await loader.close();
+  t.deepEqual(Array.from(batches[0].targets), [0.25, 0.5, 0, 0, 0, 0, 0.25]);
+  // some classes only: the whole manifest is refused, naming what is missing
+  writeFileSync(manifest, `path,label,p_happy,p_sad\na.png,happy,0.5,0.5\n`);
+  await t.throwsAsync(() => readCsvManifest(manifest), {
+    message: /probability columns for some classes only \(p_happy, p_sad\); .* needs one for each class: p_neutral, /,
+  });
+});
+
+test('adcorre-eval --predictions written on a split is a manifest whose soft targets are the model’s answers', async (t) => {
+  const dir = tempDir('adcorre-soft-');
+  const model = join(dir, 'm.onnx');
+  writeFileSync(model, untrainedModel());
+  const data = await writeImageFolder(join(dir, 'data'), [['train', 1]]);
+  const out = join(dir, 'teacher.csv');
+  const r = await cli('adcorre-eval', ['--model', model, '--data', data, '--split', 'train', '--predictions', out]);
+  t.is(r.code, 0, r.stderr);
+  const written = parseCsv(readFileSync(out, 'utf8')).slice(1);
+  const dataset = await readCsvManifest(out);
+  const samples = dataset.splits.get('train').samples;
+  t.is(samples.length, written.length);
+  for (const [i, s] of samples.entries()) {
+    const p = written[i].slice(4).map(Number);
+    const sum = p.reduce((a, b) => a + b, 0);
+    t.is(s.source, written[i][0]);
+    for (let c = 0; c < 7; c++) t.true(Math.abs(s.target[c] - p[c] / sum) < 1e-6);
+  }
 });

@@ -48,7 +48,7 @@ export async function evalPipeline(o: PipelineCliOptions, say: (message: string)
   }
   const fer = await FER.load({ model: o.model, device: o.device as never });
   const labels = fer.metadata.labels;
-  const rows = o.predictions ? new PredictionRows(labels) : null;
+  const rows = o.predictions ? new PredictionRows(labels, name) : null;
   const bar =
     process.stderr.isTTY && !o.json
       ? new SingleBar({

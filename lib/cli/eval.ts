@@ -163,7 +163,7 @@ export async function main(argv: string[]): Promise<number> {
       );
     const loader = evaluationLoader(split, meta, o.batch);
     const confusion = confusionMatrix(meta.labels.length);
-    const rows = o.predictions ? new PredictionRows(meta.labels) : null;
+    const rows = o.predictions ? new PredictionRows(meta.labels, name) : null;
     // progress on a terminal (stderr, so that --json output stays clean)
     const bar = process.stderr.isTTY
       ? new SingleBar({

@@ -1,5 +1,6 @@
 // adcorre-eval --predictions <file.csv>: a row per image with its label, the model's answer and the model's
-// probabilities, for looking at what the model gets wrong (or using a model's probabilities elsewhere).
+// probabilities, for looking at what the model gets wrong, or as a CSV manifest for training whose p_<class>
+// columns are soft targets (a teacher's probabilities computed once: lib/data/readers/folder.ts).
 import { argmaxRow } from '../train/metrics.js';
 
 /** A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes doubled. */
@@ -10,9 +11,15 @@ export function csvField(text: string): string {
 export class PredictionRows {
   private readonly lines: string[];
 
-  /** `labels`: the model's classes, in its output order (a column p_<label> each) */
-  constructor(private readonly labels: readonly string[]) {
-    this.lines = [['image', 'label', 'predicted', ...labels.map((l) => `p_${l}`)].map(csvField).join(',')];
+  /**
+   * `labels`: the model's classes, in its output order (a column p_<label> each); `split`: the split evaluated,
+   * written on every row (the columns path, label and split make the file a CSV manifest)
+   */
+  constructor(
+    private readonly labels: readonly string[],
+    private readonly split: string,
+  ) {
+    this.lines = [['path', 'label', 'split', 'predicted', ...labels.map((l) => `p_${l}`)].map(csvField).join(',')];
   }
 
   /**
@@ -28,7 +35,7 @@ export class PredictionRows {
             this.labels[argmaxRow(answer.probs, answer.row, C)],
             ...this.labels.map((_, c) => Number(answer.probs[answer.row * C + c]).toFixed(6)),
           ];
-    this.lines.push([image, label, ...fields].map(csvField).join(','));
+    this.lines.push([image, label, this.split, ...fields].map(csvField).join(','));
   }
 
   get count(): number {

@@ -11,6 +11,7 @@ import { DataError, SkipReport } from '../skips.js';
 import { isUtf8Name, printableBytes } from '../../input-file.js';
 import { printable } from '../../terminal.js';
 import { checkDataFile, reportLine } from './files.js';
+import { TargetArena } from './ferplus.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
@@ -162,7 +163,46 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
   return { format: 'folder', path: root, classes, labelNames: labelNames(classes), splits, report };
 }
 
-/** A CSV manifest with columns path,label and optionally split; paths relative to the CSV's folder. */
+/** Whether a manifest has soft targets: a p_<class> column for every class, or none (some only: a DataError). */
+function manifestColumns(record: Record<string, string>, columns: readonly string[], path: string): boolean {
+  const present = columns.filter((c) => c in record);
+  if (present.length === 0) return false;
+  if (present.length < columns.length)
+    throw new DataError(
+      `${printable(path)}: probability columns for some classes only (${present.join(', ')}); a manifest with soft ` +
+        `targets needs one for each class: ${columns.join(', ')}`,
+    );
+  return true;
+}
+
+/**
+ * A row's soft target from its p_<class> columns (adcorre-eval --predictions writes them: a model's
+ * probabilities), normalised to sum 1, in canonical class order; null when the row leaves them all empty
+ * (a photo without a face); a string saying why when they cannot be used.
+ */
+export function manifestTarget(
+  record: Record<string, string>,
+  columns: readonly string[],
+  arena: TargetArena,
+): Float32Array | null | string {
+  const fields = columns.map((c) => record[c].trim());
+  if (fields.every((f) => f === '')) return null;
+  const values = fields.map((f) => (f === '' ? Number.NaN : Number(f)));
+  const bad = values.findIndex((v) => !Number.isFinite(v) || v < 0);
+  if (bad >= 0) return `${columns[bad]} must be a probability (a number >= 0), not '${fields[bad]}'`;
+  const sum = values.reduce((a, b) => a + b, 0);
+  if (!(sum > 0)) return `the probabilities ${columns.join(', ')} are all 0`;
+  const target = arena.row();
+  values.forEach((v, c) => (target[c] = v / sum));
+  return target;
+}
+
+/**
+ * A CSV manifest with columns path,label and optionally split; paths relative to the CSV's folder. With a
+ * p_<class> column for every class (adcorre-eval --predictions), each row's probabilities are its soft target:
+ * the cross-entropy trains on them (a teacher's answers computed once), the label stays the hard one for
+ * accuracy, Ad-Corre and sampling.
+ */
 export async function readCsvManifest(
   path: string,
   options: { classes?: ClassCount; strict?: boolean } = {},
@@ -172,8 +212,12 @@ export async function readCsvManifest(
   const base = dirname(resolve(path));
   const lists = new Map<string, SampleRef[]>();
   checkDataFile(path, 'the CSV manifest');
+  const probabilityColumns = labelNames(classes).map((name) => `p_${name}`);
+  const arena = new TargetArena(classes);
+  let soft: boolean | undefined; // whether the manifest has probability columns: decided by its first row
   for await (const { record, line } of csvRows(path, ['path', 'label'], report)) {
     const where = `${path}:${line}`;
+    soft ??= manifestColumns(record, probabilityColumns, path);
     if (!record.path) {
       report.skip('malformed row', where, 'empty path');
       continue;
@@ -187,9 +231,16 @@ export async function readCsvManifest(
       report.exclude(mapped.excluded);
       continue;
     }
+    const target = soft ? manifestTarget(record, probabilityColumns, arena) : null;
+    if (typeof target === 'string') {
+      report.skip('malformed row', where, target);
+      continue;
+    }
     const split = canonicalSplit(record.split || 'all');
     if (!lists.has(split)) lists.set(split, []);
-    lists.get(split)!.push({ label: mapped.label, source: resolve(base, record.path), where });
+    lists
+      .get(split)!
+      .push({ label: mapped.label, source: resolve(base, record.path), where, ...(target ? { target } : {}) });
   }
   const splits = new Map<string, Split>([...lists].map(([name, samples]) => [name, { name, samples }]));
   if (splits.size === 0) throw new DataError(`${printable(path)}: no usable rows (${reportLine(report)})`);
