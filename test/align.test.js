@@ -9,7 +9,7 @@ import test from 'ava';
 import sharp from 'sharp';
 import { boxSquare, faceSquare, toSquare, TRAINING_FRAMING } from '../dist/infer/align.js';
 import { resampleSquare, resampleWindow } from '../dist/pixels.js';
-import { tempDir } from './helpers/fixtures.js';
+import { tempDir, writeFacelessManifest } from './helpers/fixtures.js';
 
 const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;
 const cli = (name, args) =>
@@ -116,14 +116,7 @@ test('resampleSquare unturned is resampleWindow on the whole-pixel square (the c
 });
 
 test('adcorre-eval --pipeline: a photo without a face counts as wrong, in the no-face column', async (t) => {
-  const noise = join(dir, 'noise.png');
-  await sharp(Buffer.from(Uint8Array.from({ length: 200 * 200 * 3 }, (_, i) => (i * 7919) % 256)), {
-    raw: { width: 200, height: 200, channels: 3 },
-  })
-    .png()
-    .toFile(noise);
-  const manifest = join(dir, 'photos.csv');
-  writeFileSync(manifest, `path,label\n${noise},happy\n`);
+  const { manifest } = await writeFacelessManifest(dir, 200, 'happy');
   const r = await cli('adcorre-eval', ['--pipeline', '--data', manifest, '--json']);
   t.is(r.code, 0, r.stderr);
   const out = JSON.parse(r.stdout);

@@ -3,12 +3,11 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import sharp from 'sharp';
 import { csvField, PredictionRows } from '../dist/cli/predictions.js';
 import { DataLoader } from '../dist/index.js';
 import { readCsvManifest } from '../dist/data/readers/folder.js';
 import { cli, noStack } from './helpers/cli.js';
-import { tempDir, writeImage, writeImageFolder } from './helpers/fixtures.js';
+import { tempDir, writeFacelessManifest, writeImage, writeImageFolder } from './helpers/fixtures.js';
 import { untrainedModel } from './helpers/models.js';
 
 /** RFC 4180 rows (quoted fields, doubled quotes, line breaks inside quotes), written here apart from the code tested. */
@@ -76,14 +75,7 @@ test('adcorre-eval --predictions: a row per image, tallying to the confusion it 
 
 test('adcorre-eval --pipeline --predictions: a photo without a face says so, with no probabilities', async (t) => {
   const dir = tempDir('adcorre-predictions-');
-  const noise = join(dir, 'noise.png');
-  await sharp(Buffer.from(Uint8Array.from({ length: 120 * 120 * 3 }, (_, i) => (i * 7919) % 256)), {
-    raw: { width: 120, height: 120, channels: 3 },
-  })
-    .png()
-    .toFile(noise);
-  const manifest = join(dir, 'photos.csv');
-  writeFileSync(manifest, `path,label\n${noise},happy\n`);
+  const { noise, manifest } = await writeFacelessManifest(dir, 120, 'happy');
   const out = join(dir, 'predictions.csv');
   const r = await cli('adcorre-eval', ['--pipeline', '--data', manifest, '--predictions', out]);
   t.is(r.code, 0, r.stderr);

@@ -60,3 +60,19 @@ export async function writeImageFolder(root, splits) {
         await writeImage(join(root, split, label, `${i}.png`), { w: 40, h: 40, seed: c * 10 + i, format: 'png' });
   return root;
 }
+
+/**
+ * A side x side RGB PNG of high-frequency noise, in which no face is found: a labelled photo written to a
+ * manifest `path,label` with `label`. Returns the manifest's path.
+ */
+export async function writeFacelessManifest(dir, side, label) {
+  const noise = join(dir, 'noise.png');
+  await sharp(Buffer.from(Uint8Array.from({ length: side * side * 3 }, (_, i) => (i * 7919) % 256)), {
+    raw: { width: side, height: side, channels: 3 },
+  })
+    .png()
+    .toFile(noise);
+  const manifest = join(dir, 'photos.csv');
+  writeFileSync(manifest, `path,label\n${noise},${label}\n`);
+  return { noise, manifest };
+}
