@@ -16,12 +16,14 @@ const { values, positionals: runs } = parseArgs({
   options: { names: { type: 'string' }, last: { type: 'string' } },
 });
 if (runs.length === 0) {
-  process.stderr.write('usage: node scripts/compare-runs.js <run folder>... [--names a,b,...]\n');
+  process.stderr.write(
+    'usage: node scripts/compare-runs.js <run folder or metrics.jsonl>... [--names a,b,...] [--last n]\n',
+  );
   process.exit(2);
 }
 const names = values.names ? values.names.split(',') : runs;
 const last = values.last === undefined ? 0 : Number(values.last);
-if (!Number.isInteger(last) || last < 0) {
+if (values.last?.trim() === '' || !Number.isInteger(last) || last < 0) {
   process.stderr.write(`--last takes a whole number of epochs, not ${JSON.stringify(values.last)}\n`);
   process.exit(2);
 }
@@ -71,7 +73,7 @@ if (last > 0) {
       .map((t) =>
         t.length === last
           ? `${pct(mean(t.map(([, v]) => v.accuracy)))} (${pct(mean(t.map(([, v]) => v.meanClassAccuracy)))}), epochs ${t[0][0]}-${t.at(-1)[0]}`
-          : '',
+          : `only ${t.length} epochs`,
       )
       .join(' | ')} |`,
   );

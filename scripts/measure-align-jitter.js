@@ -43,7 +43,9 @@ const rows = [];
 let photos = 0,
   lost = 0;
 for (const cls of readdirSync(values.data, { withFileTypes: true }).filter((e) => e.isDirectory())) {
-  for (const file of readdirSync(join(values.data, cls.name)).sort()) {
+  for (const file of readdirSync(join(values.data, cls.name))
+    .filter((f) => /\.(jpe?g|png|webp)$/i.test(f))
+    .sort()) {
     const path = join(values.data, cls.name, file);
     const { width, height } = await sharp(path).metadata();
     const base = await squareOf(sharp(path));
@@ -54,7 +56,7 @@ for (const cls of readdirSync(values.data, { withFileTypes: true }).filter((e) =
       const left = Math.floor(uniform(0, width - side + 1)),
         top = Math.floor(uniform(0, height - side + 1));
       const out = Math.round(Math.min(width, height) * uniform(0.75, 1.25));
-      const quality = Math.round(uniform(40, 90));
+      const quality = 40 + Math.floor(random() * 51); // every whole quality 40-90 alike
       const jpeg = await sharp(path)
         .extract({ left, top, width: side, height: side })
         .resize(out, out)

@@ -138,11 +138,40 @@ test("a manifest's p_<class> columns are soft targets (normalised; empty: none; 
   for await (const b of loader.epoch(0)) batches.push(b);
   await loader.close();
   t.deepEqual(Array.from(batches[0].targets), [0.25, 0.5, 0, 0, 0, 0, 0.25]);
-  // some classes only: the whole manifest is refused, naming what is missing
-  writeFileSync(manifest, `path,label,p_happy,p_sad\na.png,happy,0.5,0.5\n`);
+  // some classes only, or a class of another label space: the whole manifest is refused, naming what is wrong
+  writeFileSync(manifest, `path,label,p_happy,p_sad,p_contempt\na.png,happy,0.5,0.5,0\n`);
   await t.throwsAsync(() => readCsvManifest(manifest), {
-    message: /probability columns for some classes only \(p_happy, p_sad\); .* needs one for each class: p_neutral, /,
+    message:
+      /needs a probability column for each class .*; missing p_neutral, p_surprise, p_fear, p_disgust, p_anger; not classes of it: p_contempt$/,
   });
+  // a split with probabilities on some rows only (a photo without a face) is refused with the way out
+  writeFileSync(manifest, [head, `a.png,happy,train,1,0,0,0,0,0,0`, `a.png,sad,train,,,,,,,`, ''].join('\n'));
+  await t.throwsAsync(() => readCsvManifest(manifest), {
+    message: /split 'train' has probabilities on 1 of its 2 rows; .*leave them out/,
+  });
+});
+
+test('adcorre-eval --predictions on a manifest writes the image files, so the output reads back as one', async (t) => {
+  const dir = tempDir('adcorre-soft-');
+  const model = join(dir, 'm.onnx');
+  writeFileSync(model, untrainedModel());
+  for (const name of ['a.png', 'b.png']) await writeImage(join(dir, name), { w: 40, h: 40, seed: 5, format: 'png' });
+  const manifest = join(dir, 'in.csv');
+  writeFileSync(manifest, 'path,label,split\na.png,fear,val\nb.png,anger,val\n');
+  const out = join(dir, 'out.csv');
+  const r = await cli('adcorre-eval', ['--model', model, '--data', manifest, '--predictions', out]);
+  t.is(r.code, 0, r.stderr);
+  const rows = parseCsv(readFileSync(out, 'utf8')).slice(1);
+  t.deepEqual(
+    rows.map((row) => row.slice(0, 3)),
+    [
+      [join(dir, 'a.png'), 'fear', 'val'],
+      [join(dir, 'b.png'), 'anger', 'val'],
+    ],
+  );
+  const back = await readCsvManifest(out);
+  t.is(back.splits.get('val').samples.length, 2);
+  t.true(back.splits.get('val').samples.every((s) => s.target?.length === 7));
 });
 
 test('adcorre-eval --predictions written on a split is a manifest whose soft targets are the model’s answers', async (t) => {

@@ -33,7 +33,7 @@ import { Trainer } from '../dist/train/trainer.js';
 import { OptionError } from '../dist/validate.js';
 import { bin, cli, noStack } from './helpers/cli.js';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
-import { tiny } from './helpers/models.js';
+import { tiny, untrainedModel } from './helpers/models.js';
 
 const { onnx } = onnxProto;
 const trainerModule = new URL('../dist/train/trainer.js', import.meta.url).href;
@@ -235,6 +235,26 @@ test.serial(
       '0.004',
     ]);
     t.is(longer.code, 0, longer.stderr);
+    // a teacher added on resume would distil from the middle of a run that had none
+    const teacher = join(tempDir(), 'teacher.onnx');
+    writeFileSync(teacher, untrainedModel());
+    const taught = await train([
+      ...cliBase,
+      '--epochs',
+      '3',
+      '--out',
+      out,
+      '--resume',
+      '--lr',
+      '0.004',
+      '--teacher',
+      teacher,
+    ]);
+    t.is(taught.code, 2, taught.stderr);
+    t.regex(
+      taught.stderr,
+      /Expected no teacher, as the run had none, to resume .* for --teacher but received .*teacher\.onnx/,
+    );
   },
 );
 

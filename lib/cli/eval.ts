@@ -3,12 +3,12 @@
 // path users' predictions take. Without --model, the bundled default model.
 // Exit status 0, 1 when the dataset cannot be read or evaluated, 2 for usage
 // errors (a bad flag, a model that cannot be used, an unusable output path).
-import { basename, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { type Batch, DataLoader } from '../data/loader.js';
-import type { Split } from '../data/dataset.js';
+import type { SampleRef, Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
@@ -55,6 +55,9 @@ export async function* classifyBatches(
     yield { batch, probs };
   }
 }
+
+/** Where a sample's image is: its file, or for images inside a file (FER-2013's CSV) the file and line. */
+const imageOf = (s: SampleRef): string => (typeof s.source === 'string' ? s.source : s.where);
 
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
 const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
@@ -118,7 +121,7 @@ export async function main(argv: string[]): Promise<number> {
     if (o.confusion) checkOutputFile(o.confusion, '--confusion', inputs);
     if (o.predictions) {
       const target = checkOutputFile(o.predictions, '--predictions', inputs);
-      if (o.confusion && resolve(o.confusion) === target)
+      if (o.confusion && checkOutputFile(o.confusion, '--confusion', inputs) === target)
         throw new OptionError('--predictions', 'a file other than --confusion', printable(o.predictions));
     }
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
@@ -179,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
         bar?.update((seen += b.count));
         addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
         for (let k = 0; rows && k < b.count; k++)
-          rows.add(split.samples[b.indices[k]].where, meta.labels[b.labels[k]], { probs, row: k });
+          rows.add(imageOf(split.samples[b.indices[k]]), dataset.labelNames[b.labels[k]], { probs, row: k });
       }
     } finally {
       bar?.stop();

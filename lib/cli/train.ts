@@ -17,6 +17,7 @@ import {
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 import { printable } from '../terminal.js';
 import { RunClock } from './run-clock.js';
+import { printableSummary } from '../data/readers/files.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
 const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
@@ -278,9 +279,10 @@ export async function main(argv: string[]): Promise<number> {
   const progress = (e: ProgressEvent) => {
     if (e.phase === 'start' && e.start) {
       const { config: c, parameters, device, trainSamples, valSamples, resumedAt, skipped } = e.start;
-      clock = new RunClock((resumedAt ?? 0) / e.batches);
-      const report = new SkipReport();
-      report.merge(skipped);
+      // the epochs done when this process starts: epoch0 plus the share of its batches already run
+      clock = new RunClock(e.epoch + e.batch / e.batches);
+      const report = new SkipReport(); // file names and rows through printable() for the terminal
+      report.merge(printableSummary(skipped));
       if (report.total || Object.keys(skipped.excluded).length)
         process.stderr.write(`adcorre-train: reading the dataset:\n${report.format()}\n`);
       process.stderr.write(

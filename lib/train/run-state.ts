@@ -132,10 +132,8 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunSta
  * workers, checkpointing, --max-steps).
  */
 const RECIPE_OPTIONS = [
-  'classes',
   'labels',
   'valFraction',
-  'flipAverage',
   'lr',
   'decay',
   'schedule',
@@ -161,8 +159,6 @@ const RECIPE_OPTIONS = [
   'mixup',
   'cutmix',
   'mixProb',
-  'teacherTemperature',
-  'teacherWeight',
   'randomErasing',
   'lowRes',
   'blur',
@@ -194,15 +190,24 @@ function checkResumable(
       `the run's configuration, ${JSON.stringify(saved.config)}, to resume ${out}`,
       JSON.stringify(config),
     );
-  for (const key of RECIPE_OPTIONS) {
-    const was = (meta.options as Record<string, unknown>)[key];
-    if (was !== undefined && JSON.stringify(was) !== JSON.stringify(o[key]))
-      throw new OptionError(
-        key,
-        `the run's value, ${JSON.stringify(was)}, to resume ${out} (a resume continues the run as it was started)`,
-        JSON.stringify(o[key]),
-      );
-  }
+  const recorded = meta.options as Record<string, unknown>;
+  const differs = (key: keyof Options) =>
+    recorded[key] !== undefined && JSON.stringify(recorded[key]) !== JSON.stringify(o[key]);
+  const refuse = (key: keyof Options, was: string, now: string) =>
+    new OptionError(key, `${was} to resume ${out} (a resume continues the run as it was started)`, now);
+  for (const key of RECIPE_OPTIONS)
+    if (differs(key)) throw refuse(key, `the run's value, ${JSON.stringify(recorded[key])},`, JSON.stringify(o[key]));
+  // a teacher or none (its file may have moved: not compared) and, with one, how it is blended; a checkpoint
+  // records no teacher as no key, so only those written since distillation existed (teacherWeight) say so
+  if ('teacherWeight' in recorded && (recorded.teacher !== undefined) !== (o.teacher !== undefined))
+    throw refuse(
+      'teacher',
+      recorded.teacher === undefined ? 'no teacher, as the run had none,' : "a teacher, as the run's,",
+      o.teacher === undefined ? 'none' : printable(o.teacher),
+    );
+  if (o.teacher !== undefined)
+    for (const key of ['teacherTemperature', 'teacherWeight'] as const)
+      if (differs(key)) throw refuse(key, `the run's value, ${JSON.stringify(recorded[key])},`, JSON.stringify(o[key]));
   // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
   if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
     throw new OptionError(

@@ -163,16 +163,36 @@ export function readImageFolder(path: string, options: { classes?: ClassCount; s
   return { format: 'folder', path: root, classes, labelNames: labelNames(classes), splits, report };
 }
 
-/** Whether a manifest has soft targets: a p_<class> column for every class, or none (some only: a DataError). */
+/**
+ * Whether a manifest has soft targets: a p_<class> column for every class of the label space, or no p_ column at
+ * all; anything between (a class missing, a column of another label space or spelling) is a DataError.
+ */
 function manifestColumns(record: Record<string, string>, columns: readonly string[], path: string): boolean {
-  const present = columns.filter((c) => c in record);
-  if (present.length === 0) return false;
-  if (present.length < columns.length)
+  const given = Object.keys(record).filter((c) => c.startsWith('p_'));
+  if (given.length === 0) return false;
+  const missing = columns.filter((c) => !given.includes(c));
+  const foreign = given.filter((c) => !columns.includes(c));
+  if (missing.length || foreign.length)
     throw new DataError(
-      `${printable(path)}: probability columns for some classes only (${present.join(', ')}); a manifest with soft ` +
-        `targets needs one for each class: ${columns.join(', ')}`,
+      `${printable(path)}: a manifest with soft targets needs a probability column for each class of its label space ` +
+        `(${columns.join(', ')})` +
+        (missing.length ? `; missing ${missing.join(', ')}` : '') +
+        (foreign.length ? `; not classes of it: ${printable(foreign.join(', '))}` : ''),
     );
   return true;
+}
+
+/** Soft targets on every sample of each split or on none (the loader needs one or the other): else a DataError. */
+function checkTargets(path: string, splits: Map<string, Split>): void {
+  for (const { name, samples } of splits.values()) {
+    const withTarget = samples.filter((s) => s.target).length;
+    if (withTarget > 0 && withTarget < samples.length)
+      throw new DataError(
+        `${printable(path)}: split '${printable(name)}' has probabilities on ${withTarget} of its ${samples.length} ` +
+          `rows; soft targets go on every row of a split or on none: give the other rows probabilities or leave ` +
+          `them out (adcorre-eval --pipeline writes a photo without a face with empty probabilities)`,
+      );
+  }
 }
 
 /**
@@ -244,5 +264,6 @@ export async function readCsvManifest(
   }
   const splits = new Map<string, Split>([...lists].map(([name, samples]) => [name, { name, samples }]));
   if (splits.size === 0) throw new DataError(`${printable(path)}: no usable rows (${reportLine(report)})`);
+  checkTargets(path, splits);
   return { format: 'csv', path: resolve(path), classes, labelNames: labelNames(classes), splits, report };
 }
