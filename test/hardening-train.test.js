@@ -201,18 +201,8 @@ test.serial(
     const out = tempDir('adcorre-run-');
     const first = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', out, '--lr', '0.004']);
     t.is(first.code, 0, first.stderr);
-    const other = await train([
-      ...cliBase,
-      '--epochs',
-      '2',
-      '--out',
-      out,
-      '--resume',
-      '--lr',
-      '0.004',
-      '--jpeg',
-      '0.5',
-    ]);
+    const resume = (...extra) => train([...cliBase, '--out', out, '--resume', '--lr', '0.004', ...extra]);
+    const other = await resume('--epochs', '2', '--jpeg', '0.5');
     t.is(other.code, 2, other.stderr);
     t.regex(
       other.stderr,
@@ -222,34 +212,12 @@ test.serial(
       instanceOf: OptionError,
       message: /Expected the run's value, 0\.004, .* for lr but received 0\.002/,
     });
-    const longer = await train([
-      ...cliBase,
-      '--epochs',
-      '3',
-      '--max-steps',
-      '3',
-      '--out',
-      out,
-      '--resume',
-      '--lr',
-      '0.004',
-    ]);
+    const longer = await resume('--epochs', '3', '--max-steps', '3');
     t.is(longer.code, 0, longer.stderr);
     // a teacher added on resume would distil from the middle of a run that had none
     const teacher = join(tempDir(), 'teacher.onnx');
     writeFileSync(teacher, untrainedModel());
-    const taught = await train([
-      ...cliBase,
-      '--epochs',
-      '3',
-      '--out',
-      out,
-      '--resume',
-      '--lr',
-      '0.004',
-      '--teacher',
-      teacher,
-    ]);
+    const taught = await resume('--epochs', '3', '--teacher', teacher);
     t.is(taught.code, 2, taught.stderr);
     t.regex(
       taught.stderr,
