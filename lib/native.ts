@@ -197,13 +197,33 @@ const BINDINGS = [
 const everyBindingListed: Exclude<keyof NativeBinding, (typeof BINDINGS)[number]> extends never ? true : never = true;
 void everyBindingListed;
 
+/** Every method of NativeEngine (its prototype's), checked at load as the bindings are. */
+const ENGINE_METHODS = [
+  'trainStep',
+  'trainStepAsync',
+  'predict',
+  'paramCount',
+  'getParam',
+  'setParam',
+  'getGrad',
+  'getMoments',
+  'setMoments',
+] as const satisfies readonly (keyof NativeEngine)[];
+const everyMethodListed: Exclude<keyof NativeEngine, (typeof ENGINE_METHODS)[number] | 'steps'> extends never
+  ? true
+  : never = true;
+void everyMethodListed;
+
 /**
  * The exports `binding` lacks. An addon left from older sources (a clone
  * pulled but not rebuilt) loads, then fails later with "x is not a function";
  * this turns that into an error saying what to run.
  */
 export function missingBindings(binding: Record<string, unknown>): string[] {
-  return BINDINGS.filter((name) => typeof binding[name] !== 'function');
+  const missing: string[] = BINDINGS.filter((name) => typeof binding[name] !== 'function');
+  const engine = (binding.Engine as { prototype?: Record<string, unknown> } | undefined)?.prototype;
+  if (engine) missing.push(...ENGINE_METHODS.filter((m) => typeof engine[m] !== 'function').map((m) => `Engine.${m}`));
+  return missing;
 }
 
 function load(): NativeBinding {

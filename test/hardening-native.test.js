@@ -310,4 +310,11 @@ test('the loader finds exports missing from an out-of-date addon', async (t) => 
   delete stale.opTable;
   stale.windowGeometry = 1;
   t.deepEqual(missingBindings(stale), ['opTable', 'windowGeometry']);
+  // an Engine class from before a method existed
+  class OldEngine {}
+  for (const m of Object.getOwnPropertyNames(addon.Engine.prototype)) {
+    const d = Object.getOwnPropertyDescriptor(addon.Engine.prototype, m);
+    if (m !== 'trainStepAsync' && m !== 'constructor') Object.defineProperty(OldEngine.prototype, m, d);
+  }
+  t.deepEqual(missingBindings({ ...addon, Engine: OldEngine }), ['Engine.trainStepAsync']);
 });
