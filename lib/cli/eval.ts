@@ -118,12 +118,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     // a regular file or a new one (never a device, a folder, or the model or data read), in a folder that takes files
     const inputs = [model, o.data, ...(o.fer2013 ? [o.fer2013] : [])];
-    if (o.confusion) checkOutputFile(o.confusion, '--confusion', inputs);
-    if (o.predictions) {
-      const target = checkOutputFile(o.predictions, '--predictions', inputs);
-      if (o.confusion && checkOutputFile(o.confusion, '--confusion', inputs) === target)
-        throw new OptionError('--predictions', 'a file other than --confusion', printable(o.predictions));
-    }
+    const confusionTarget = o.confusion ? checkOutputFile(o.confusion, '--confusion', inputs) : undefined;
+    if (o.predictions && checkOutputFile(o.predictions, '--predictions', inputs) === confusionTarget)
+      throw new OptionError('--predictions', 'a file other than --confusion', printable(o.predictions));
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
     const { bytes } = readModel(o.model);
     checkDatasetPath(o.data, '--data');
