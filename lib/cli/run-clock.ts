@@ -14,7 +14,7 @@ export function formatDuration(seconds: number): string {
 export class RunClock {
   /**
    * @param startEpoch the epochs already done when this process started (fractional after a mid-epoch resume:
-   *   the resumed step / steps per epoch)
+   *   the run's epoch plus its next batch / batches per epoch)
    */
   constructor(
     private readonly startEpoch: number,

@@ -195,8 +195,10 @@ function checkResumable(
     recorded[key] !== undefined && JSON.stringify(recorded[key]) !== JSON.stringify(o[key]);
   const refuse = (key: keyof Options, was: string, now: string) =>
     new OptionError(key, `${was} to resume ${out} (a resume continues the run as it was started)`, now);
-  for (const key of RECIPE_OPTIONS)
+  const checkSame = (key: keyof Options) => {
     if (differs(key)) throw refuse(key, `the run's value, ${JSON.stringify(recorded[key])},`, JSON.stringify(o[key]));
+  };
+  RECIPE_OPTIONS.forEach(checkSame);
   // a teacher or none (its file may have moved: not compared) and, with one, how it is blended; a checkpoint
   // records no teacher as no key, so only those written since distillation existed (teacherWeight) say so
   if ('teacherWeight' in recorded && (recorded.teacher !== undefined) !== (o.teacher !== undefined))
@@ -205,9 +207,7 @@ function checkResumable(
       recorded.teacher === undefined ? 'no teacher, as the run had none,' : "a teacher, as the run's,",
       o.teacher === undefined ? 'none' : printable(o.teacher),
     );
-  if (o.teacher !== undefined)
-    for (const key of ['teacherTemperature', 'teacherWeight'] as const)
-      if (differs(key)) throw refuse(key, `the run's value, ${JSON.stringify(recorded[key])},`, JSON.stringify(o[key]));
+  if (o.teacher !== undefined) (['teacherTemperature', 'teacherWeight'] as const).forEach(checkSame);
   // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
   if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
     throw new OptionError(

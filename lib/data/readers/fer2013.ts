@@ -4,10 +4,10 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, PixelStore, SampleRef, Split } from '../dataset.js';
-import { canonicalSplit } from '../dataset.js';
+import { canonicalSplit, TargetArena } from '../dataset.js';
 import { type ClassCount, FERPLUS_COLUMNS, fer2013Label, labelNames, type Mapped } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
-import { checkLabelMode, type FerPlusLabels, ferPlusSample, parseVotes, TargetArena } from './ferplus.js';
+import { checkLabelMode, type FerPlusLabels, ferPlusSample, parseVotes } from './ferplus.js';
 import { checkDataFile, reportLine } from './files.js';
 import { printable } from '../../terminal.js';
 

@@ -25,7 +25,7 @@
 import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
-import type { Box, Dataset, SampleRef, Split } from '../dataset.js';
+import { type Box, type Dataset, type SampleRef, type Split, TargetArena } from '../dataset.js';
 import {
   type ClassCount,
   EXPRESSIONS,
@@ -93,33 +93,6 @@ export function ferPlusDistribution(votes: readonly number[], classes: ClassCoun
     if (c >= 0 && c < classes) out[c] = votes[i] / total;
   }
   return true;
-}
-
-/**
- * Vote distributions of many samples, `classes` floats each, in chunks of
- * SharedArrayBuffer: each sample holds a view of its own row, so the whole
- * set costs 4 x classes bytes per sample (0.9 MB for FER+'s training set)
- * and worker threads read the rows in place instead of copying them.
- */
-export class TargetArena {
-  private chunk: Float32Array = new Float32Array(0);
-  private used = 0;
-
-  constructor(
-    readonly classes: number,
-    private readonly rowsPerChunk = 4096,
-  ) {}
-
-  /** A fresh row of `classes` zeros. */
-  row(): Float32Array {
-    if (this.used + this.classes > this.chunk.length) {
-      this.chunk = new Float32Array(new SharedArrayBuffer(4 * this.classes * this.rowsPerChunk));
-      this.used = 0;
-    }
-    const view = this.chunk.subarray(this.used, this.used + this.classes);
-    this.used += this.classes;
-    return view;
-  }
 }
 
 /** What one row's votes give: the sample's label (and target), or null when it is left out (counted). */

@@ -5,13 +5,12 @@ import { type Dirent, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { dirname, extname, join, resolve } from 'node:path';
 import { csvRows } from '../csv.js';
 import type { Dataset, SampleRef, Split } from '../dataset.js';
-import { canonicalSplit } from '../dataset.js';
+import { canonicalSplit, TargetArena } from '../dataset.js';
 import { type ClassCount, folderLabel, labelNames, nameOrIndexLabel } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
 import { isUtf8Name, printableBytes } from '../../input-file.js';
 import { printable } from '../../terminal.js';
 import { checkDataFile, reportLine } from './files.js';
-import { TargetArena } from './ferplus.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
 
