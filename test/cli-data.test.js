@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
@@ -36,4 +37,67 @@ test('adcorre-data stats: table, skipped files, JSON, exit codes', async (t) => 
   t.is((await run(['stats'])).code, 2);
   t.is((await run(['stats', dir, '--classes', '9'])).code, 2);
   t.is((await run(['frobnicate'])).code, 2);
+});
+
+test("adcorre-data targets: a teacher's predictions blended with the label at a temperature, as a manifest", async (t) => {
+  const dir = tempDir();
+  const classes = ['neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'anger'];
+  const header = `path,label,split,predicted,${classes.map((c) => `p_${c}`).join(',')}`;
+  const teacher = [0.1, 0.6, 0.1, 0.1, 0.05, 0.03, 0.02];
+  const lines = [
+    header,
+    `a.png,happy,train,happy,${teacher.join(',')}`,
+    `${join(dir, 'b.png')},sad,train,happy,${teacher.map((p) => p * 3).join(',')}`, // unnormalised: scaled to sum 1
+    `c.png,anger,train,no face,${classes.map(() => '').join(',')}`, // no answer in a split that has answers: left out
+    `d.png,fear,train,fear,${teacher.map((p, i) => (i === 2 ? -1 : p)).join(',')}`, // not probabilities: skipped
+    `e.png,surprise,val,happy,${classes.map(() => '').join(',')}`, // a split without answers keeps its hard labels
+  ];
+  mkdirSync(join(dir, 'preds'));
+  const predictions = join(dir, 'preds', 'train.csv');
+  writeFileSync(predictions, `${lines.join('\n')}\n`, { flag: 'w' });
+  const out = join(dir, 'teacher.csv');
+  const r = await run(['targets', predictions, '--out', out, '--teacher-temperature', '2', '--teacher-weight', '0.25']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /3 rows in .*teacher\.csv/);
+  t.regex(r.stdout, /1 row without the teacher's answer left out/);
+  t.regex(r.stdout, /1 bad row skipped/);
+  const rows = readFileSync(out, 'utf8').trim().split('\n');
+  t.is(rows[0], `path,label,split,${classes.map((c) => `p_${c}`).join(',')}`);
+  // softmax(log p / 2) is sqrt(p), normalised: written out here, not taken from the code under test
+  const root = teacher.map(Math.sqrt);
+  const sum = root.reduce((a, b) => a + b, 0);
+  const expected = (label) => root.map((q, c) => 0.75 * (c === label ? 1 : 0) + (0.25 * q) / sum);
+  for (const [row, path, label] of [
+    [rows[1], join(dir, 'preds', 'a.png'), 1],
+    [rows[2], join(dir, 'b.png'), 2],
+  ]) {
+    const fields = row.split(',');
+    t.is(fields[0], path, 'a relative path made absolute from the predictions file');
+    t.is(fields[1], classes[label]);
+    t.is(fields[2], 'train');
+    fields.slice(3).forEach((p, c) => t.true(Math.abs(Number(p) - expected(label)[c]) < 2e-6, `${row} column ${c}`));
+  }
+  t.is(rows[3], `${join(dir, 'preds', 'e.png')},surprise,val,${classes.map(() => '').join(',')}`);
+  // the result is a manifest adcorre-data reads (its files need not exist with --no-verify)
+  const stats = JSON.parse((await run(['stats', out, '--json', '--no-verify'])).stdout);
+  t.deepEqual(
+    stats.splits.map((s) => [s.name, s.samples]),
+    [
+      ['train', 2],
+      ['val', 1],
+    ],
+  );
+  // refused, naming the option: the output over an input, bad numbers, a missing file, a file without p_ columns
+  const refused = async (args, pattern) => {
+    const e = await run(['targets', ...args]);
+    t.is(e.code, 2, args.join(' '));
+    t.regex(e.stderr, pattern);
+  };
+  await refused([predictions, '--out', predictions], /--out/);
+  await refused([predictions, '--out', out, '--teacher-weight', '1.5'], /--teacher-weight/);
+  await refused([predictions, '--out', out, '--teacher-temperature', '0'], /--teacher-temperature/);
+  await refused([join(dir, 'missing.csv'), '--out', out], /<predictions>.*missing\.csv/);
+  const plain = join(dir, 'plain.csv');
+  writeFileSync(plain, 'path,label\na.png,happy\n');
+  await refused([plain, '--out', out], /p_<class> column/);
 });

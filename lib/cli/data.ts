@@ -1,5 +1,7 @@
 // adcorre-data: what a user runs first on a dataset.
 //   adcorre-data stats <path> [--format ...] [--classes 7|8] [--fer2013 csv] [--no-verify] [--strict] [--json]
+//   adcorre-data align <photos> --out <folder>            (lib/cli/data-align.ts)
+//   adcorre-data targets <predictions.csv...> --out <csv>  (lib/cli/data-targets.ts)
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
@@ -8,6 +10,7 @@ import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/reader
 import { printable } from '../terminal.js';
 import { describeError } from './args.js';
 import { addAlignCommand } from './data-align.js';
+import { addTargetsCommand } from './data-targets.js';
 
 /** The statistics as a terminal shows them: paths, split names and skipped files' names through printable(). */
 function printableStats(stats: DatasetStats): DatasetStats {
@@ -69,6 +72,7 @@ export async function main(argv: string[]): Promise<number> {
       },
     );
   addAlignCommand(program, (s) => (status = s));
+  addTargetsCommand(program, (s) => (status = s));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return status;
