@@ -50,6 +50,7 @@ test("adcorre-data targets: a teacher's predictions blended with the label at a 
     `${join(dir, 'b.png')},sad,train,happy,${teacher.map((p) => p * 3).join(',')}`, // unnormalised: scaled to sum 1
     `c.png,anger,train,no face,${classes.map(() => '').join(',')}`, // no answer in a split that has answers: left out
     `d.png,fear,train,fear,${teacher.map((p, i) => (i === 2 ? -1 : p)).join(',')}`, // not probabilities: skipped
+    `f.png,fear,train,fear,${teacher.map((p, i) => (i === 0 ? '' : p)).join(',')}`, // a column empty: skipped
     `e.png,surprise,val,happy,${classes.map(() => '').join(',')}`, // a split without answers keeps its hard labels
   ];
   mkdirSync(join(dir, 'preds'));
@@ -60,7 +61,7 @@ test("adcorre-data targets: a teacher's predictions blended with the label at a 
   t.is(r.code, 0, r.stderr);
   t.regex(r.stdout, /3 rows in .*teacher\.csv/);
   t.regex(r.stdout, /1 row without the teacher's answer left out/);
-  t.regex(r.stdout, /1 bad row skipped/);
+  t.regex(r.stdout, /2 bad rows skipped/);
   const rows = readFileSync(out, 'utf8').trim().split('\n');
   t.is(rows[0], `path,label,split,${classes.map((c) => `p_${c}`).join(',')}`);
   // softmax(log p / 2) is sqrt(p), normalised: written out here, not taken from the code under test

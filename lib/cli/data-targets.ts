@@ -61,7 +61,7 @@ async function readPredictions(path: string, report: SkipReport): Promise<{ clas
     const fields = labelNames(classes).map((l) => record[`p_${l}`].trim());
     let probs: Float32Array | null = null;
     if (fields.some((f) => f !== '')) {
-      const values = fields.map(Number);
+      const values = fields.map((f) => (f === '' ? Number.NaN : Number(f))); // some columns empty: not probabilities
       const sum = values.reduce((a, b) => a + b, 0);
       if (values.some((v) => !Number.isFinite(v) || v < 0) || !(sum > 0)) {
         report.skip('malformed row', where, 'the p_<class> columns are not probabilities');
