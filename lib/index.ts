@@ -27,7 +27,7 @@ export type { XceptionConfig } from './model/config.js';
 export { buildArchitecture, parameterCount } from './model/architecture.js';
 export { initWeights } from './model/weights.js';
 export type { Weights } from './model/weights.js';
-export { exportOnnx, readMetadata, readOnnxWeights } from './model/onnx.js';
+export { exportOnnx, readMetadata, readOnnxMembers, readOnnxWeights } from './model/onnx.js';
 export type { ModelMetadata } from './model/onnx.js';
 export { Engine } from './engine/engine.js';
 export type { EngineState, StepStats, TrainStepOptions } from './engine/engine.js';

@@ -15,6 +15,7 @@ import {
   parameterCount,
   PRESETS,
   readMetadata,
+  readOnnxMembers,
   readOnnxWeights,
   validateConfig,
 } from '../dist/index.js';
@@ -136,6 +137,40 @@ test("an ensemble averages its members' probabilities (float64 reference per mem
     instanceOf: RangeError,
     message: /at least one set of weights/,
   });
+});
+
+test('readOnnxMembers: a single model or each ensemble member (own architecture, the ensemble views), weights exact or float16-rounded; re-exported, the same graph', async (t) => {
+  const config = configs[6];
+  const other = { ...config, width: 0.1, middleBlocks: 2, k: 3, d: 6 };
+  const a = randomWeights(buildArchitecture(config), 41),
+    b = randomWeights(buildArchitecture(other), 42);
+  const bytes = exportOnnx(config, [a, { config: other, weights: b }], { labels: labelNames(7) });
+  const { meta, members } = readOnnxMembers(bytes, 'pair.onnx');
+  t.is(meta.members, 2);
+  t.deepEqual(
+    members.map((m) => m.config),
+    [config, other],
+  );
+  for (const [m, w] of [
+    [members[0], a],
+    [members[1], b],
+  ]) {
+    t.deepEqual([...m.weights.keys()].sort(), [...w.keys()].sort());
+    for (const [name, v] of w) t.deepEqual(m.weights.get(name), v, name);
+  }
+  // float16 storage: the rounded weights come back
+  const half = readOnnxMembers(exportOnnx(config, [a, a], { labels: labelNames(7), storage: 'float16' })).members;
+  const weight = 'classifier.weight';
+  t.deepEqual(half[1].weights.get(weight), Float32Array.from(a.get(weight), f16round));
+  // a single model: one member, its own config
+  const single = readOnnxMembers(exportOnnx(config, a, { labels: labelNames(7) })).members;
+  t.is(single.length, 1);
+  t.deepEqual(single[0].config, config);
+  // the members exported again make the same model
+  const again = exportOnnx(members[0].config, members, { labels: labelNames(7) });
+  const [x, y] = [await runOnRandomImages(bytes, config, 2, 8), await runOnRandomImages(again, config, 2, 8)];
+  t.deepEqual(y.out.probs.data, x.out.probs.data);
+  t.throws(() => readOnnxMembers(Uint8Array.of(1, 2, 3), 'junk.onnx'), { message: /junk\.onnx is not an ONNX model/ });
 });
 
 test('an ensemble of different architectures: each member against its own float64 reference; the metadata lists them; bad members are clear errors', async (t) => {

@@ -260,15 +260,39 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
     }
   };
   t.deepEqual(await probabilities(fromModel), await probabilities(fromCheckpoints));
-  // an ensemble cannot be a member
-  const nested = await promisify(execFile)(process.execPath, [
-    bin('adcorre-export'),
-    ensemble,
-    '-o',
-    join(out, 'nested.onnx'),
-  ]).catch((e) => e);
-  t.is(nested.code, 1);
-  t.regex(nested.stderr, /ensemble\.onnx is an ensemble of 2 models: list its members' checkpoints instead/);
+  // an ensemble as an input adds all its members (a shipped ensemble extended or re-exported with other views);
+  // --member exports one of them alone (to train from it)
+  const extended = join(out, 'extended.onnx');
+  const extendedCkpt = join(out, 'extended-ckpt.onnx');
+  const exportArgs = (args) => promisify(execFile)(process.execPath, [bin('adcorre-export'), ...args]).catch((e) => e);
+  t.regex(
+    (await exportArgs([fromCheckpoints, join(out, 'last.ckpt'), '-o', extended])).stdout,
+    /an ensemble of 3 models/,
+  );
+  await exportArgs([join(out, 'best.ckpt'), join(out, 'last.ckpt'), join(out, 'last.ckpt'), '-o', extendedCkpt]);
+  t.is(readMetadata(readFileSync(extended), 'extended.onnx').members, 3);
+  t.deepEqual(
+    readMetadata(readFileSync(extended), 'extended.onnx').training.ensemble.map((m) => [m.member, m.checkpoint]),
+    [
+      [0, join(out, 'best.ckpt')],
+      [1, join(out, 'last.ckpt')],
+      [undefined, join(out, 'last.ckpt')],
+    ],
+  );
+  t.deepEqual(await probabilities(extended), await probabilities(extendedCkpt));
+  const second = join(out, 'second.onnx');
+  const lastAlone = join(out, 'last-alone.onnx');
+  await exportArgs([fromCheckpoints, '--member', '1', '-o', second]);
+  await exportArgs([join(out, 'last.ckpt'), '-o', lastAlone]);
+  t.is(readMetadata(readFileSync(second), 'second.onnx').members, undefined);
+  t.deepEqual(await probabilities(second), await probabilities(lastAlone));
+  const beyond = await exportArgs([fromCheckpoints, '--member', '2', '-o', join(out, 'x.onnx')]);
+  t.is(beyond.code, 2);
+  t.regex(beyond.stderr, /Expected an index below .*ensemble-ckpt\.onnx's 2 members for --member but received 2/);
+  const notOne = await exportArgs([fromCheckpoints, onnx, '--member', '0', '-o', join(out, 'x.onnx')]);
+  t.is(notOne.code, 2);
+  t.regex(notOne.stderr, /Expected one ensemble \(\.onnx\) as the only input for --member but received 2 inputs/);
+  t.false(existsSync(join(out, 'x.onnx')));
   // members of other architectures (here a wider, deeper single model) join an ensemble; another input does not
   const labels = readMetadata(readFileSync(onnx), 'exported.onnx').labels;
   const single = (config, file) => {
@@ -303,6 +327,16 @@ test('SIGINT checkpoints and exits 130; --resume continues; export and eval agre
       .stdout,
   );
   t.is(viaMixed.samples, 14);
+  // a member of another architecture comes out of the ensemble with its own (and the ensemble's views)
+  const widerBack = join(out, 'wider-back.onnx');
+  await exportArgs([mixed, '--member', '1', '-o', widerBack]);
+  t.like(readMetadata(readFileSync(widerBack), 'wider-back.onnx').config, {
+    ...tiny,
+    width: 0.125,
+    middleBlocks: 2,
+    d: 4,
+    flipAverage: true,
+  });
   const larger = single({ ...tiny, inputSize: 40 }, 'larger.onnx');
   const refused = await promisify(execFile)(process.execPath, [
     bin('adcorre-export'),

@@ -11,7 +11,7 @@ import { checkInputFile, InputFileProblem, readInputFileSync } from '../input-fi
 import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeError, finite, nonNegativeInt } from './args.js';
 import { MAX_PRIOR_POWER, validateConfig, type XceptionConfig } from '../model/config.js';
-import { exportOnnx, readMetadata, readOnnxWeights } from '../model/onnx.js';
+import { exportOnnx, readOnnxMembers } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
 import { readCheckpoint } from '../train/checkpoint.js';
@@ -87,31 +87,50 @@ interface Member {
   summary: Record<string, unknown>;
 }
 
-/**
- * One model to export: a training checkpoint (.ckpt) or an exported
- * single model (.onnx, e.g. a shipped model whose checkpoint is gone), with
- * the evaluation-only overrides applied to its configuration.
- */
-function readMember(path: string, overrides: Partial<XceptionConfig>): Member {
+/** A saved configuration with the export's evaluation-only settings, checked (errors name the input). */
+function withOverrides(saved: object, overrides: Partial<XceptionConfig>, path: string): XceptionConfig {
   const changed = Object.keys(overrides).length > 0;
-  if (path.toLowerCase().endsWith('.onnx')) {
-    const bytes = readInput(path) as Buffer;
-    const { members } = readMetadata(bytes, path);
-    if (members)
-      throw new Error(`${printable(path)} is an ensemble of ${members} models: list its members' checkpoints instead`);
-    const { meta, weights } = readOnnxWeights(bytes, path);
-    const config = validateConfig(
-      { ...meta.config, ...overrides },
-      changed ? `${printable(path)} config with the export options` : `${printable(path)} config`,
-    );
-    return { path, config, labels: meta.labels, weights, summary: { model: path, ...(meta.training ?? {}) } };
-  }
-  const { state, meta } = readCheckpoint(path, INPUT);
-  const saved = (meta.options as { config: object }).config;
-  const config = validateConfig(
+  return validateConfig(
     { ...saved, ...overrides },
     changed ? `${printable(path)} config with the export options` : `${printable(path)} config`,
   );
+}
+
+/**
+ * The models one input adds to the export: a training checkpoint (.ckpt), or
+ * an exported model (.onnx, e.g. a shipped model whose checkpoints are gone):
+ * a single model, or every member of an ensemble (only member `member` when
+ * given), with the evaluation-only overrides applied to each configuration.
+ */
+function readMembers(path: string, overrides: Partial<XceptionConfig>, member?: number): Member[] {
+  if (!path.toLowerCase().endsWith('.onnx')) return [readCheckpointMember(path, overrides)];
+  const { meta, members } = readOnnxMembers(readInput(path) as Buffer, printable(path));
+  if (member !== undefined && member >= members.length)
+    throw new OptionError(
+      '--member',
+      `an index below ${printable(path)}'s ${members.length} member${members.length > 1 ? 's' : ''}`,
+      String(member),
+    );
+  const summaries = (meta.training?.ensemble as Record<string, unknown>[] | undefined) ?? [];
+  return members
+    .map((m, i) => ({
+      path: members.length > 1 ? `${path} (member ${i})` : path,
+      config: withOverrides(m.config, overrides, path),
+      labels: meta.labels,
+      weights: m.weights,
+      summary: {
+        model: path,
+        ...(members.length > 1 ? { member: i, ...(summaries[i] ?? {}) } : (meta.training ?? {})),
+      },
+    }))
+    .filter((_, i) => member === undefined || i === member);
+}
+
+/** A training checkpoint to export, with the evaluation-only overrides applied to its configuration. */
+function readCheckpointMember(path: string, overrides: Partial<XceptionConfig>): Member {
+  const { state, meta } = readCheckpoint(path, INPUT);
+  const saved = (meta.options as { config: object }).config;
+  const config = withOverrides(saved, overrides, path);
   let labels = labelNames(config.classes === 8 ? 8 : 7).slice(0, config.classes);
   try {
     // read only when a regular file: a pipe or device under that name must not hang the export
@@ -141,7 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     )
     .argument(
       '<checkpoint...>',
-      '.ckpt files written by adcorre-train, or exported single models (.onnx) ' + '(more than one: an ensemble)',
+      '.ckpt files written by adcorre-train, or exported models (.onnx; an ensemble adds all its members) ' +
+        '(more than one model: an ensemble)',
     )
     .requiredOption('-o, --output <file>', 'the .onnx file to write')
     .option('--flip-average', 'the exported model averages the probabilities of each image and its mirror image')
@@ -173,6 +193,12 @@ export async function main(argv: string[]): Promise<number> {
     .option('--prior-from <dataset>', "--prior counted from this dataset's training split (any adcorre-train format)")
     .option('--prior-power <t>', `the prior's exponent, in (0, ${MAX_PRIOR_POWER}] (default 1)`, finite)
     .option(
+      '--member <index>',
+      'with one ensemble (.onnx) as the input: export only its member <index> (from 0), e.g. to train from it ' +
+        '(adcorre-train --init)',
+      nonNegativeInt,
+    )
+    .option(
       '--float16',
       'store the convolution and dense weights as float16: half the file, inference still in float32 ' +
         '(on the rounded weights)',
@@ -194,6 +220,7 @@ export async function main(argv: string[]): Promise<number> {
     prior,
     priorFrom: priorPath,
     priorPower,
+    member,
     float16,
   } = program.opts<{
     output: string;
@@ -203,6 +230,7 @@ export async function main(argv: string[]): Promise<number> {
     prior?: number[] | false;
     priorFrom?: string;
     priorPower?: number;
+    member?: number;
     float16?: boolean;
   }>();
   // The paths before any work, usage errors (exit 2): the output a regular file or a new one (never a device, never
@@ -224,6 +252,12 @@ export async function main(argv: string[]): Promise<number> {
       if (!prior && priorPath === undefined)
         throw new OptionError('--prior-power', '--prior or --prior-from beside it', String(priorPower));
     }
+    if (member !== undefined && (paths.length !== 1 || !paths[0].toLowerCase().endsWith('.onnx')))
+      throw new OptionError(
+        '--member',
+        'one ensemble (.onnx) as the only input',
+        paths.length === 1 ? printable(paths[0]) : `${paths.length} inputs`,
+      );
     target = checkOutputFile(output, '--output', paths);
     for (const path of paths) readInput(path, true);
   } catch (err) {
@@ -241,7 +275,7 @@ export async function main(argv: string[]): Promise<number> {
       ...(shiftAverage && cropAverage === undefined ? { cropAverage: 0 } : {}),
       ...(prior === false ? { prior: undefined, priorPower: undefined } : {}),
     };
-    let members = paths.map((path) => readMember(path, overrides));
+    let members = paths.flatMap((path) => readMembers(path, overrides, member));
     const classPrior = prior
       ? prior
       : priorPath !== undefined

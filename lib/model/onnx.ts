@@ -736,42 +736,79 @@ export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: Mode
   const meta = readMetadata(bytes, file);
   if (meta.members) {
     throw new Error(
-      `${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's checkpoint (.ckpt) instead`,
+      `${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's ` +
+        `checkpoint (.ckpt), or from one member exported alone (adcorre-export ${file} --member 0 -o member0.onnx)`,
     );
   }
+  return { meta, weights: readParams(initializersOf(bytes), meta.config, '', file) };
+}
+
+/**
+ * Every member of an ONNX file made by exportOnnx, with its own architecture
+ * and exact weights: one for a single model, each member of an ensemble
+ * (member i's parameters under the prefix `member{i}/`). With the ensemble's
+ * views and prior in each member's configuration, exportOnnx rebuilds the
+ * same graph (adcorre-export re-exports or extends an ensemble this way).
+ */
+export function readOnnxMembers(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; members: EnsembleMember[] } {
+  const meta = readMetadata(bytes, file);
+  const byName = initializersOf(bytes);
+  if (!meta.members)
+    return { meta, members: [{ config: meta.config, weights: readParams(byName, meta.config, '', file) }] };
+  const { flipAverage, shiftAverage, cropAverage, prior, priorPower } = meta.config;
+  const views = { flipAverage, shiftAverage, cropAverage, prior, priorPower };
+  const members = Array.from({ length: meta.members }, (_, i) => {
+    // memberConfigs holds architectures only: the ensemble's input, classes and views are config's
+    const config = validateConfig(
+      { ...meta.config, ...(meta.memberConfigs?.[i] ?? {}), ...views },
+      `${file} member ${i} config`,
+    );
+    return { config, weights: readParams(byName, config, `member${i}/`, file) };
+  });
+  return { meta, members };
+}
+
+function initializersOf(bytes: Uint8Array) {
   const model = onnx.ModelProto.decode(bytes);
-  const byName = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+  return new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
+}
+
+/** The parameters of `config`'s architecture stored under `prefix` (float32, or float16 with a Cast), checked. */
+function readParams(
+  byName: ReturnType<typeof initializersOf>,
+  config: XceptionConfig,
+  prefix: string,
+  file: string,
+): Weights {
   const weights: Weights = new Map();
-  for (const p of buildArchitecture(meta.config).params) {
-    const half = byName.get(p.name + HALF_SUFFIX);
+  for (const p of buildArchitecture(config).params) {
+    const name = prefix + p.name;
+    const expected = p.shape.reduce((a, b) => a * b, 1);
+    const half = byName.get(name + HALF_SUFFIX);
     if (half) {
       const raw = half.rawData ?? new Uint8Array(0);
-      const expected = p.shape.reduce((a, b) => a * b, 1);
       if (half.dataType !== onnx.TensorProto.DataType.FLOAT16 || raw.byteLength !== 2 * expected) {
         throw new Error(
-          `${file}: initializer '${p.name + HALF_SUFFIX}' is not ${expected} float16 values (shape ${p.shape.join('x')})`,
+          `${file}: initializer '${name + HALF_SUFFIX}' is not ${expected} float16 values (shape ${p.shape.join('x')})`,
         );
       }
       weights.set(p.name, Float32Array.from(new Float16Array(new Uint8Array(raw).buffer))); // the stored (rounded) weights
       continue;
     }
-    const t = byName.get(p.name);
+    const t = byName.get(name);
     if (!t) {
       throw new Error(
-        `${file} has no initializer '${p.name}': it was exported by an older adcorre-native with batch norm folded; ` +
+        `${file} has no initializer '${name}': it was exported by an older adcorre-native with batch norm folded; ` +
           'start from its training checkpoint (.ckpt) instead, or export that checkpoint again',
       );
     }
     const raw = t.rawData ?? new Uint8Array(0);
-    const expected = p.shape.reduce((a, b) => a * b, 1);
     if (t.dataType !== onnx.TensorProto.DataType.FLOAT || raw.byteLength !== 4 * expected) {
-      throw new Error(
-        `${file}: initializer '${p.name}' is not ${expected} float32 values (shape ${p.shape.join('x')})`,
-      );
+      throw new Error(`${file}: initializer '${name}' is not ${expected} float32 values (shape ${p.shape.join('x')})`);
     }
     weights.set(p.name, new Float32Array(new Uint8Array(raw).buffer)); // a copy: raw may view the whole file (Buffer)
   }
-  return { meta, weights };
+  return weights;
 }
 
 export { buildArchitecture };
