@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import '../dist/cli/closed-pipe.js';
 import { main } from '../dist/cli/train.js';
 
 // A safety net: should a promise on the way out ever wait on nothing that keeps the event loop alive, Node would

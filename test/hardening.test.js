@@ -2,6 +2,7 @@
 // user would. Each test reproduces one reported failure and checks the fix:
 // fail fast with an error naming the flag (usage errors exit 2), skip and
 // count bad data, never hang, never exhaust memory, never a stack trace.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statfsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
@@ -13,7 +14,7 @@ import { DEFAULT_MODEL, MIN_INPUT_SIDE } from '../dist/infer/fer.js';
 import { decodeInput } from '../dist/infer/image.js';
 import { checkBatchMemory, Trainer } from '../dist/train/trainer.js';
 import { OptionError } from '../dist/validate.js';
-import { cli, noStack } from './helpers/cli.js';
+import { bin, cli, noStack } from './helpers/cli.js';
 import { fer2013Csv, ferPixels, tempDir, writeImage, writeImageFolder } from './helpers/fixtures.js';
 import { editedModel, tiny, untrainedModel } from './helpers/models.js';
 
@@ -582,4 +583,16 @@ test('extra: --resume with another batch size or seed than the run is refused, n
   ]);
   t.is(r.code, 2, r.stderr);
   t.regex(r.stderr, /Expected the run's batch size, 8, .* for --batch but received 16/);
+});
+
+test('a reader that goes away (stdout closed: `| head -1`) does not crash a command: exit 0, no EPIPE trace', async (t) => {
+  for (const name of ['adcorre-train', 'adcorre-eval', 'adcorre-export', 'adcorre-predict', 'adcorre-data']) {
+    const child = spawn(process.execPath, [bin(name), '--help'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy(); // closed before the command writes: its first write meets EPIPE
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((done) => child.on('close', done));
+    t.is(code, 0, `${name}: ${stderr}`);
+    t.notRegex(stderr, /EPIPE|Unhandled/, name);
+  }
 });
