@@ -611,12 +611,21 @@ export function exportOnnx(
 
 /** Reads and checks the metadata of an ONNX file made by exportOnnx. */
 export function readMetadata(bytes: Uint8Array, file = 'model'): ModelMetadata {
-  let model: ReturnType<typeof onnx.ModelProto.decode>;
+  return metadataOf(decodeModel(bytes, file), file);
+}
+
+type ModelProto = ReturnType<typeof onnx.ModelProto.decode>;
+
+function decodeModel(bytes: Uint8Array, file: string): ModelProto {
   try {
-    model = onnx.ModelProto.decode(bytes);
+    return onnx.ModelProto.decode(bytes);
   } catch (err) {
     throw new Error(`${file} is not an ONNX model (${(err as Error).message})`);
   }
+}
+
+/** readMetadata on a decoded model (the weights' readers decode a file once for both). */
+function metadataOf(model: ModelProto, file: string): ModelMetadata {
   const props = new Map((model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
   let meta: ModelMetadata;
   const get = (key: string) => {
@@ -694,7 +703,7 @@ function declaredShape(info: {
  * otherwise fail at the first prediction ("input 'image' is missing in
  * 'feeds'", "Got invalid dimensions for input").
  */
-function graphMismatch(model: ReturnType<typeof onnx.ModelProto.decode>, meta: ModelMetadata): string | null {
+function graphMismatch(model: ModelProto, meta: ModelMetadata): string | null {
   const { config, input } = meta;
   if (!input || input.name !== 'image')
     return `the metadata's input is ${JSON.stringify(input?.name)}, expected 'image'`;
@@ -733,14 +742,15 @@ function graphMismatch(model: ReturnType<typeof onnx.ModelProto.decode>, meta: M
  * exportOnnx (to start training from it: adcorre-train --init model.onnx).
  */
 export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; weights: Weights } {
-  const meta = readMetadata(bytes, file);
+  const model = decodeModel(bytes, file);
+  const meta = metadataOf(model, file);
   if (meta.members) {
     throw new Error(
       `${file} is an ensemble of ${meta.members} models, which training cannot start from: start from one member's ` +
         `checkpoint (.ckpt), or from one member exported alone (adcorre-export ${file} --member 0 -o member0.onnx)`,
     );
   }
-  return { meta, weights: readParams(initializersOf(bytes), meta.config, '', file) };
+  return { meta, weights: readParams(initializersOf(model), meta.config, '', file) };
 }
 
 /**
@@ -751,16 +761,15 @@ export function readOnnxWeights(bytes: Uint8Array, file = 'model'): { meta: Mode
  * same graph (adcorre-export re-exports or extends an ensemble this way).
  */
 export function readOnnxMembers(bytes: Uint8Array, file = 'model'): { meta: ModelMetadata; members: EnsembleMember[] } {
-  const meta = readMetadata(bytes, file);
-  const byName = initializersOf(bytes);
+  const model = decodeModel(bytes, file);
+  const meta = metadataOf(model, file);
+  const byName = initializersOf(model);
   if (!meta.members)
     return { meta, members: [{ config: meta.config, weights: readParams(byName, meta.config, '', file) }] };
-  const { flipAverage, shiftAverage, cropAverage, prior, priorPower } = meta.config;
-  const views = { flipAverage, shiftAverage, cropAverage, prior, priorPower };
   const members = Array.from({ length: meta.members }, (_, i) => {
-    // memberConfigs holds architectures only: the ensemble's input, classes and views are config's
+    // a member's own architecture; the ensemble's input, classes and views are config's
     const config = validateConfig(
-      { ...meta.config, ...(meta.memberConfigs?.[i] ?? {}), ...views },
+      { ...meta.config, ...architectureOf(meta.memberConfigs?.[i] ?? meta.config) },
       `${file} member ${i} config`,
     );
     return { config, weights: readParams(byName, config, `member${i}/`, file) };
@@ -768,8 +777,7 @@ export function readOnnxMembers(bytes: Uint8Array, file = 'model'): { meta: Mode
   return { meta, members };
 }
 
-function initializersOf(bytes: Uint8Array) {
-  const model = onnx.ModelProto.decode(bytes);
+function initializersOf(model: ModelProto) {
   return new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? '', t]));
 }
 
