@@ -11,6 +11,38 @@ const run = (args) =>
     (e) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
   );
 
+test("adcorre-data targets: a row's target_<class> columns (FER+ votes) take the one-hot label's part; bad ones are skipped and counted", async (t) => {
+  const dir = tempDir();
+  const classes = ['neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'anger'];
+  const header = `path,label,split,predicted,${classes.map((c) => `p_${c}`).join(',')},${classes.map((c) => `target_${c}`).join(',')}`;
+  const teacher = [0.1, 0.6, 0.1, 0.1, 0.05, 0.03, 0.02];
+  const votes = [0.2, 0.8, 0, 0, 0, 0, 0];
+  const empty = classes.map(() => '').join(',');
+  const predictions = join(dir, 'train.csv');
+  const lines = [
+    header,
+    `/a.png,happy,train,happy,${teacher.join(',')},${votes.map((v) => v * 10).join(',')}`, // counts: normalised
+    `/b.png,sad,train,happy,${teacher.join(',')},${empty}`, // no votes: the one-hot label
+    `/c.png,happy,train,happy,${teacher.join(',')},${votes.map((v, i) => (i === 3 ? 'x' : v)).join(',')}`, // bad
+  ];
+  writeFileSync(predictions, `${lines.join('\n')}\n`);
+  const out = join(dir, 'targets.csv');
+  const r = await run(['targets', predictions, '--out', out, '--teacher-temperature', '1', '--teacher-weight', '0.25']);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /2 rows in .*targets\.csv/);
+  t.regex(r.stdout, /1 bad row skipped/);
+  const [, a, b] = readFileSync(out, 'utf8').trim().split('\n');
+  const expected = (base) => base.map((v, c) => 0.75 * v + 0.25 * teacher[c]); // teacher sums to 1, T = 1
+  for (const [row, base] of [
+    [a, votes],
+    [b, classes.map((_, c) => (c === 2 ? 1 : 0))],
+  ])
+    row
+      .split(',')
+      .slice(3)
+      .forEach((p, c) => t.true(Math.abs(Number(p) - expected(base)[c]) < 2e-6, `${row} column ${c}`));
+});
+
 test('adcorre-data stats: table, skipped files, JSON, exit codes', async (t) => {
   const dir = tempDir();
   await writeImage(join(dir, 'train', 'happy', 'a.jpg'));

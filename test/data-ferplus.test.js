@@ -12,6 +12,8 @@ import { DataError, DataLoader, detectFormat, labelNames, openDataset } from '..
 import { fer2013Csv, ferPixels, tempDir, writeImage } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 import { Trainer } from '../dist/train/trainer.js';
+import { cli } from './helpers/cli.js';
+import { untrainedModel } from './helpers/models.js';
 
 const BOX = '"(0, 0, 48, 48)"';
 const row = (name, votes, box = BOX) => `${name},${box},${votes.join(',')}`;
@@ -356,4 +358,61 @@ test("Trainer labels 'distribution' (adcorre-train --labels distribution): the e
   t.throws(() => new Trainer({ ...base, labels: 'votes', out: tempDir() }), {
     message: /'majority'.*'distribution'.*labels/,
   });
+});
+
+test("adcorre-eval --labels distribution writes each image's votes into --predictions (target_<class>), which adcorre-data targets blends with the teacher's", async (t) => {
+  const root = await writeFerPlus();
+  const dir = tempDir();
+  const model = join(dir, 'm.onnx');
+  writeFileSync(model, untrainedModel()); // 7 classes: contempt's votes are dropped
+  const preds = join(dir, 'preds.csv');
+  const args = ['--model', model, '--data', root, '--split', 'val', '--json', '--predictions', preds];
+  const r = await cli('adcorre-eval', [...args, '--labels', 'distribution']);
+  t.is(r.code, 0, r.stderr);
+  const classes = labelNames(7);
+  const [header, ...rows] = readFileSync(preds, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => l.split(','));
+  t.deepEqual(header.slice(4), [...classes.map((c) => `p_${c}`), ...classes.map((c) => `target_${c}`)]);
+  // the votes of VAL_ROWS, normalised over the 7 emotions, written out here: sad 7 + anger 3; neutral 2 + fear 5
+  const votes = {
+    'fer0000100.png': { label: 'sad', target: [0, 0, 0.7, 0, 0, 0, 0.3] },
+    'fer0000101.png': { label: 'fear', target: [2 / 7, 0, 0, 0, 5 / 7, 0, 0] },
+  };
+  t.is(rows.length, 2);
+  for (const row of rows) {
+    const want = votes[row[0].split('/').pop()];
+    t.is(row[1], want.label, 'the label stays the majority');
+    near(t, row.slice(11).map(Number), want.target, row[0]);
+  }
+  // accuracy is on the majority either way: the same metrics as without --labels
+  const plain = await cli('adcorre-eval', [...args.slice(0, -1), join(dir, 'plain.csv')]);
+  t.is(plain.code, 0, plain.stderr);
+  t.deepEqual(JSON.parse(plain.stdout).confusion, JSON.parse(r.stdout).confusion);
+  t.false(readFileSync(join(dir, 'plain.csv'), 'utf8').includes('target_'));
+  // distillation from the file: (1 - a) x the votes + a x the teacher's (T = 1: its probabilities), not one-hot
+  const out = join(dir, 'targets.csv');
+  const made = await cli('adcorre-data', ['targets', preds, '--out', out, '--teacher-temperature', '1']);
+  t.is(made.code, 0, made.stderr);
+  const blended = readFileSync(out, 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
+  for (const [i, row] of blended.entries()) {
+    const teacher = rows[i].slice(4, 11).map(Number);
+    const sum = teacher.reduce((a, b) => a + b, 0);
+    const want = votes[row[0].split('/').pop()].target.map((v, c) => 0.5 * v + (0.5 * teacher[c]) / sum);
+    t.true(
+      row.slice(3).every((p, c) => Math.abs(Number(p) - want[c]) < 2e-6),
+      `${row} against ${want}`,
+    );
+  }
+  // a dataset without votes: a usage error naming the option, before anything is read
+  const folder = tempDir();
+  await writeImage(join(folder, 'happy', 'a.jpg'));
+  const refused = await cli('adcorre-eval', ['--model', model, '--data', folder, '--labels', 'distribution']);
+  t.is(refused.code, 2);
+  t.regex(refused.stderr, /for --labels but received 'distribution'.* is folder/);
 });

@@ -44,6 +44,15 @@ test('CSV fields are quoted only when they must be, quotes doubled', (t) => {
     ['x,1.png', 'sad', 'val', 'neutral', '0.500000', '0.250000', '0.250000'],
     ['y.png', 'happy', 'val', 'no face', '', '', ''],
   ]);
+  // a dataset's own soft targets (FER+ votes) as target_<class> columns; empty for a row without one
+  const withTargets = new PredictionRows(['neutral', 'happy'], 'train', ['neutral', 'happy']);
+  withTargets.add('a.png', 'happy', { probs: Float32Array.of(0.25, 0.75), row: 0 }, Float32Array.of(0.1, 0.9));
+  withTargets.add('b.png', 'happy', 'no face');
+  t.deepEqual(parseCsv(withTargets.toString()), [
+    ['path', 'label', 'split', 'predicted', 'p_neutral', 'p_happy', 'target_neutral', 'target_happy'],
+    ['a.png', 'happy', 'train', 'happy', '0.250000', '0.750000', '0.100000', '0.900000'],
+    ['b.png', 'happy', 'train', 'no face', '', '', '', ''],
+  ]);
 });
 
 test('adcorre-eval --predictions: a row per image, tallying to the confusion it prints; odd file names kept', async (t) => {

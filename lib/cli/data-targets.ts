@@ -1,7 +1,8 @@
 // adcorre-data targets <predictions.csv...> --out <targets.csv>: distillation from a file. A teacher's answers,
 // written once by `adcorre-eval --predictions` (columns path,label,split,predicted,p_<class>), become the soft
 // targets of a CSV manifest for adcorre-train: each row's p = (1 - a) x one-hot(label) + a x softmax(log(p_teacher)
-// / T), the blend and temperature that `adcorre-train --teacher` applies on the fly, with the same option names and
+// / T), or (1 - a) x its target_<class> columns where it has them (FER+'s vote distributions, written by
+// adcorre-eval --labels distribution) instead of the one-hot label; the blend and temperature that `adcorre-train --teacher` applies on the fly, with the same option names and
 // defaults (lib/train/distill.ts is the one home of both formulas).
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -25,12 +26,34 @@ interface TargetsOptions {
   teacherWeight: number;
 }
 
-/** A row kept: its fields, its class index and the teacher's probabilities in canonical class order (or none). */
+/**
+ * A row kept: its fields, its class index, the teacher's probabilities and the dataset's own soft target (both in
+ * canonical class order, or none).
+ */
 interface TargetRow {
   path: string;
   label: number;
   split: string;
   probs: Float32Array | null;
+  target: Float32Array | null;
+}
+
+/**
+ * The probabilities in the columns `<prefix><class>` of one row: null when they are all empty, a string saying why
+ * when they are not a distribution (some empty, not numbers, negative, or summing to 0), else normalised to sum 1.
+ */
+function distributionIn(
+  record: Record<string, string>,
+  names: readonly string[],
+  prefix: string,
+): Float32Array | null | string {
+  const fields = names.map((l) => (record[`${prefix}${l}`] ?? '').trim());
+  if (fields.every((f) => f === '')) return null;
+  const values = fields.map((f) => (f === '' ? Number.NaN : Number(f))); // some columns empty: not probabilities
+  const sum = values.reduce((a, b) => a + b, 0);
+  if (values.some((v) => !Number.isFinite(v) || v < 0) || !(sum > 0))
+    return `the ${prefix}<class> columns are not probabilities`;
+  return Float32Array.from(values, (v) => v / sum);
 }
 
 /** The label space of a predictions file: its p_<class> columns, which must be FER's 7 or 8 classes. */
@@ -58,16 +81,11 @@ async function readPredictions(path: string, report: SkipReport): Promise<{ clas
       report.skip(record.path ? 'unknown label' : 'malformed row', where, record.path ? record.label : 'empty path');
       continue;
     }
-    const fields = labelNames(classes).map((l) => record[`p_${l}`].trim());
-    let probs: Float32Array | null = null;
-    if (fields.some((f) => f !== '')) {
-      const values = fields.map((f) => (f === '' ? Number.NaN : Number(f))); // some columns empty: not probabilities
-      const sum = values.reduce((a, b) => a + b, 0);
-      if (values.some((v) => !Number.isFinite(v) || v < 0) || !(sum > 0)) {
-        report.skip('malformed row', where, 'the p_<class> columns are not probabilities');
-        continue;
-      }
-      probs = Float32Array.from(values, (v) => v / sum);
+    const probs = distributionIn(record, labelNames(classes), 'p_');
+    const target = distributionIn(record, labelNames(classes), 'target_');
+    if (typeof probs === 'string' || typeof target === 'string') {
+      report.skip('malformed row', where, typeof probs === 'string' ? probs : (target as string));
+      continue;
     }
     // a relative path is the predictions file's (a manifest's rule): made absolute, as the output may live elsewhere
     rows.push({
@@ -75,6 +93,7 @@ async function readPredictions(path: string, report: SkipReport): Promise<{ clas
       label: mapped.label,
       split: canonicalSplit(record.split || 'all'),
       probs,
+      target,
     });
   }
   if (classes === undefined) throw new OptionError('<predictions>', 'a CSV with rows', printable(path), 'it has none');
@@ -100,7 +119,7 @@ export function targetsCsv(
     let columns = names.map(() => '');
     if (r.probs) {
       const teacher = temperatureScaled(r.probs, classes, temperature);
-      const target = distilledTargets(Int32Array.of(r.label), undefined, teacher, classes, weight);
+      const target = distilledTargets(Int32Array.of(r.label), r.target ?? undefined, teacher, classes, weight);
       columns = Array.from(target, (p) => p.toFixed(6));
     } else if (soft.has(r.split)) {
       noAnswer++;

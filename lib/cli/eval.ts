@@ -9,7 +9,7 @@ import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { type Batch, DataLoader } from '../data/loader.js';
 import type { SampleRef, Split } from '../data/dataset.js';
-import { openDataset } from '../data/open.js';
+import { detectFormat, openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
 import { checkProbabilities, ModelError } from '../infer/model-check.js';
@@ -74,6 +74,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--split <name>', 'split to evaluate (default: val, else test, else all)')
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .addOption(
+      new Option(
+        '--labels <mode>',
+        "FER+: 'distribution' also writes each image's vote distribution into --predictions (target_<class> columns, for adcorre-data targets); accuracy is on the majority label either way",
+      )
+        .choices(['majority', 'distribution'])
+        .default('majority'),
+    )
+    .addOption(
       new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
     )
     .option('--batch <n>', 'batch size', positiveInt, 64)
@@ -102,6 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     dataset: string;
     split?: string;
     fer2013?: string;
+    labels: 'majority' | 'distribution';
     device: string;
     batch: number;
     json?: boolean;
@@ -124,6 +133,17 @@ export async function main(argv: string[]): Promise<number> {
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
     const { bytes } = readModel(o.model);
     checkDatasetPath(o.data, '--data');
+    // vote distributions exist in FER+ only: refused as a usage error, naming the option, before anything is read
+    if (o.labels === 'distribution') {
+      const format = o.dataset === 'auto' ? detectFormat(o.data) : o.dataset;
+      if (format !== 'ferplus')
+        throw new OptionError(
+          '--labels',
+          "'majority' for a dataset without vote counts (only FER+ has them)",
+          "'distribution'",
+          `${printable(o.data)} is ${format}`,
+        );
+    }
     if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
     if (o.pipeline) {
@@ -147,6 +167,7 @@ export async function main(argv: string[]): Promise<number> {
       format: o.dataset as never,
       classes: meta.labels.length === 8 ? 8 : 7,
       fer2013: o.fer2013,
+      labels: o.labels,
     });
     const { name, split } = evaluationSplit(dataset, o.split);
     // a batch is never larger than the split; refuse one that ONNX Runtime could not hold
@@ -163,7 +184,9 @@ export async function main(argv: string[]): Promise<number> {
       );
     const loader = evaluationLoader(split, meta, o.batch);
     const confusion = confusionMatrix(meta.labels.length);
-    const rows = o.predictions ? new PredictionRows(meta.labels, name) : null;
+    // the dataset's own soft targets (FER+ vote distributions), written beside the answers when it has them
+    const targets = split.samples.some((s) => s.target) ? dataset.labelNames : undefined;
+    const rows = o.predictions ? new PredictionRows(meta.labels, name, targets) : null;
     // progress on a terminal (stderr, so that --json output stays clean)
     const bar = process.stderr.isTTY
       ? new SingleBar({
@@ -179,7 +202,12 @@ export async function main(argv: string[]): Promise<number> {
         bar?.update((seen += b.count));
         addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
         for (let k = 0; rows && k < b.count; k++)
-          rows.add(imageOf(split.samples[b.indices[k]]), dataset.labelNames[b.labels[k]], { probs, row: k });
+          rows.add(
+            imageOf(split.samples[b.indices[k]]),
+            dataset.labelNames[b.labels[k]],
+            { probs, row: k },
+            split.samples[b.indices[k]].target,
+          );
       }
     } finally {
       bar?.stop();
