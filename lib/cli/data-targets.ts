@@ -1,9 +1,10 @@
 // adcorre-data targets <predictions.csv...> --out <targets.csv>: distillation from a file. A teacher's answers,
 // written once by `adcorre-eval --predictions` (columns path,label,split,predicted,p_<class>), become the soft
 // targets of a CSV manifest for adcorre-train: each row's p = (1 - a) x one-hot(label) + a x softmax(log(p_teacher)
-// / T), or (1 - a) x its target_<class> columns where it has them (FER+'s vote distributions, written by
-// adcorre-eval --labels distribution) instead of the one-hot label; the blend and temperature that `adcorre-train --teacher` applies on the fly, with the same option names and
-// defaults (lib/train/distill.ts is the one home of both formulas).
+// / T), with the row's target_<class> columns in place of the one-hot label where it has them (FER+'s vote
+// distributions, written by adcorre-eval --labels distribution): the blend and temperature that `adcorre-train
+// --teacher` applies on the fly, with the same option names and defaults (lib/train/distill.ts is the one home of
+// both formulas).
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
