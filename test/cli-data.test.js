@@ -33,14 +33,15 @@ test("adcorre-data targets: a row's target_<class> columns (FER+ votes) take the
   t.regex(r.stdout, /1 bad row skipped/);
   const [, a, b] = readFileSync(out, 'utf8').trim().split('\n');
   const expected = (base) => base.map((v, c) => 0.75 * v + 0.25 * teacher[c]); // teacher sums to 1, T = 1
+  t.regex(r.stdout, /1 row blended with their votes/);
   for (const [row, base] of [
     [a, votes],
     [b, classes.map((_, c) => (c === 2 ? 1 : 0))],
-  ])
-    row
-      .split(',')
-      .slice(3)
-      .forEach((p, c) => t.true(Math.abs(Number(p) - expected(base)[c]) < 2e-6, `${row} column ${c}`));
+  ]) {
+    const fields = row.split(',');
+    t.is(fields.length, 3 + 7, row);
+    fields.slice(3).forEach((p, c) => t.true(Math.abs(Number(p) - expected(base)[c]) < 2e-6, `${row} column ${c}`));
+  }
 });
 
 test('adcorre-data stats: table, skipped files, JSON, exit codes', async (t) => {

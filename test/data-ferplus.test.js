@@ -364,7 +364,7 @@ test("adcorre-eval --labels distribution writes each image's votes into --predic
   const root = await writeFerPlus();
   const dir = tempDir();
   const model = join(dir, 'm.onnx');
-  writeFileSync(model, untrainedModel()); // 7 classes: contempt's votes are dropped
+  writeFileSync(model, untrainedModel()); // 7 classes: the votes over the 7 emotions
   const preds = join(dir, 'preds.csv');
   const args = ['--model', model, '--data', root, '--split', 'val', '--json', '--predictions', preds];
   const r = await cli('adcorre-eval', [...args, '--labels', 'distribution']);
@@ -395,6 +395,7 @@ test("adcorre-eval --labels distribution writes each image's votes into --predic
   const out = join(dir, 'targets.csv');
   const made = await cli('adcorre-data', ['targets', preds, '--out', out, '--teacher-temperature', '1']);
   t.is(made.code, 0, made.stderr);
+  t.regex(made.stdout, /2 rows blended with their votes/);
   const blended = readFileSync(out, 'utf8')
     .trim()
     .split('\n')
@@ -404,6 +405,7 @@ test("adcorre-eval --labels distribution writes each image's votes into --predic
     const teacher = rows[i].slice(4, 11).map(Number);
     const sum = teacher.reduce((a, b) => a + b, 0);
     const want = votes[row[0].split('/').pop()].target.map((v, c) => 0.5 * v + (0.5 * teacher[c]) / sum);
+    t.is(row.length, 3 + 7, row.join(','));
     t.true(
       row.slice(3).every((p, c) => Math.abs(Number(p) - want[c]) < 2e-6),
       `${row} against ${want}`,
@@ -412,7 +414,35 @@ test("adcorre-eval --labels distribution writes each image's votes into --predic
   // a dataset without votes: a usage error naming the option, before anything is read
   const folder = tempDir();
   await writeImage(join(folder, 'happy', 'a.jpg'));
-  const refused = await cli('adcorre-eval', ['--model', model, '--data', folder, '--labels', 'distribution']);
+  const refused = await cli('adcorre-eval', [
+    ...args.slice(0, 2),
+    '--data',
+    folder,
+    '--labels',
+    'distribution',
+    '--predictions',
+    join(dir, 'x.csv'),
+  ]);
   t.is(refused.code, 2);
   t.regex(refused.stderr, /for --labels but received 'distribution'.* is folder/);
+  // refused too: without --predictions (it would do nothing), with --pipeline (photos have no votes)
+  for (const [extra, pattern] of [
+    [[], /--predictions to write the votes into .* for --labels/],
+    [['--predictions', join(dir, 'y.csv'), '--pipeline'], /with --pipeline .* for --labels/],
+  ]) {
+    const e = await cli('adcorre-eval', [...args.slice(0, 2), '--data', root, '--labels', 'distribution', ...extra]);
+    t.is(e.code, 2, extra.join(' '));
+    t.regex(e.stderr, pattern);
+  }
+  // a path that does not exist is the dataset's error (exit 1), as without --labels
+  const missing = await cli('adcorre-eval', [
+    ...args.slice(0, 2),
+    '--data',
+    join(dir, 'nothing'),
+    '--labels',
+    'distribution',
+    '--predictions',
+    join(dir, 'z.csv'),
+  ]);
+  t.is(missing.code, 1, missing.stderr);
 });

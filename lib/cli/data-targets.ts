@@ -111,16 +111,18 @@ export function targetsCsv(
   classes: ClassCount,
   temperature: number,
   weight: number,
-): { text: string; written: number; noAnswer: number } {
+): { text: string; written: number; noAnswer: number; voted: number } {
   const names = labelNames(classes);
   const soft = new Set(rows.filter((r) => r.probs).map((r) => r.split));
   const lines = [['path', 'label', 'split', ...names.map((l) => `p_${l}`)].map(csvField).join(',')];
-  let noAnswer = 0;
+  let noAnswer = 0,
+    voted = 0;
   for (const r of rows) {
     let columns = names.map(() => '');
     if (r.probs) {
       const teacher = temperatureScaled(r.probs, classes, temperature);
       const target = distilledTargets(Int32Array.of(r.label), r.target ?? undefined, teacher, classes, weight);
+      if (r.target) voted++;
       columns = Array.from(target, (p) => p.toFixed(6));
     } else if (soft.has(r.split)) {
       noAnswer++;
@@ -128,7 +130,7 @@ export function targetsCsv(
     }
     lines.push([r.path, names[r.label], r.split, ...columns].map(csvField).join(','));
   }
-  return { text: `${lines.join('\n')}\n`, written: lines.length - 1, noAnswer };
+  return { text: `${lines.join('\n')}\n`, written: lines.length - 1, noAnswer, voted };
 }
 
 const rowCount = (n: number, kind = ''): string => `${n} ${kind}row${n === 1 ? '' : 's'}`;
@@ -161,7 +163,7 @@ async function writeTargets(inputs: string[], o: TargetsOptions): Promise<number
     classes = read.classes;
     all.push(...read.rows);
   }
-  const { text, written, noAnswer } = targetsCsv(all, classes!, o.teacherTemperature, o.teacherWeight);
+  const { text, written, noAnswer, voted } = targetsCsv(all, classes!, o.teacherTemperature, o.teacherWeight);
   writeFileAtomic(o.out, text, '--out');
   // bad rows: counted on the summary line, then one line per reason with an example (names through printable())
   const shown = new SkipReport();
@@ -169,6 +171,7 @@ async function writeTargets(inputs: string[], o: TargetsOptions): Promise<number
   const bad = Object.values(report.summary().skipped).reduce((a, b) => a + (b ?? 0), 0);
   process.stdout.write(
     `${rowCount(written)} in ${printable(o.out)} (teacher weight ${o.teacherWeight}, temperature ${o.teacherTemperature})` +
+      `${voted ? `; ${rowCount(voted)} blended with their votes (target_<class>), not the one-hot label` : ''}` +
       `${noAnswer ? `; ${rowCount(noAnswer)} without the teacher's answer left out` : ''}` +
       `${bad ? `; ${rowCount(bad, 'bad ')} skipped:\n${shown.format()}` : ''}\n`,
   );
@@ -190,6 +193,11 @@ export function addTargetsCommand(program: Command, setStatus: (status: number) 
       num,
       D.teacherTemperature,
     )
-    .option('--teacher-weight <a>', "the target is (1 - a) x the label's + a x the teacher's", num, D.teacherWeight)
+    .option(
+      '--teacher-weight <a>',
+      "the target is (1 - a) x the label's (or the row's target_<class> votes) + a x the teacher's",
+      num,
+      D.teacherWeight,
+    )
     .action(async (inputs: string[], opts: TargetsOptions) => setStatus(await writeTargets(inputs, opts)));
 }

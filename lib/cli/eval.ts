@@ -10,7 +10,7 @@ import { DATASET_FORMATS } from '../data/dataset.js';
 import { type Batch, DataLoader } from '../data/loader.js';
 import type { SampleRef, Split } from '../data/dataset.js';
 import { detectFormat, openDataset } from '../data/open.js';
-import { SkipReport } from '../data/skips.js';
+import { DataError, SkipReport } from '../data/skips.js';
 import { checkCsvPath, checkDatasetPath, printableSummary } from '../data/readers/files.js';
 import { checkProbabilities, ModelError } from '../infer/model-check.js';
 import { printable } from '../terminal.js';
@@ -62,6 +62,36 @@ const imageOf = (s: SampleRef): string => (typeof s.source === 'string' ? s.sour
 // every message through printable(): paths, labels and decoder messages may hold escape sequences or newlines
 const say = (message: string) => process.stderr.write(`adcorre-eval: ${printable(message)}\n`);
 
+/**
+ * --labels distribution writes FER+'s vote distributions into --predictions: refused as a usage error, naming the
+ * option, without --predictions, with --pipeline (photos have no votes) or on a dataset that is not FER+. A dataset
+ * that cannot be read is left to openDataset, which reports it as such (exit 1).
+ */
+function checkLabelsOption(o: {
+  labels: string;
+  predictions?: string;
+  pipeline?: boolean;
+  data: string;
+  dataset: string;
+}) {
+  if (o.labels !== 'distribution') return;
+  const refuse = (expected: string, detail = '') => {
+    throw new OptionError('--labels', expected, "'distribution'", detail);
+  };
+  if (!o.predictions)
+    refuse("'majority', or --predictions to write the votes into (accuracy is on the majority label either way)");
+  if (o.pipeline) refuse("'majority' with --pipeline (photos have no votes)");
+  let format = o.dataset;
+  try {
+    if (format === 'auto') format = detectFormat(o.data);
+  } catch (err) {
+    if (err instanceof DataError) return;
+    throw err;
+  }
+  if (format !== 'ferplus')
+    refuse("'majority' for a dataset without vote counts (only FER+ has them)", `${printable(o.data)} is ${format}`);
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('adcorre-eval')
     .description('Evaluate an exported model on a dataset split')
@@ -89,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--confusion <file.png>', 'also draw the confusion matrix into this PNG file')
     .option(
       '--predictions <file.csv>',
-      "also write a row per image: its label, the model's answer and probabilities (photos without a face: 'no face')",
+      "also write a row per image: its label, split, the model's answer and probabilities (photos without a face: 'no face'); with --labels distribution, also its votes (target_<class>)",
     )
     .option(
       '--pipeline',
@@ -133,17 +163,7 @@ export async function main(argv: string[]): Promise<number> {
     // regular files only: a device or a named pipe would be read forever or waited on (usage errors, exit 2)
     const { bytes } = readModel(o.model);
     checkDatasetPath(o.data, '--data');
-    // vote distributions exist in FER+ only: refused as a usage error, naming the option, before anything is read
-    if (o.labels === 'distribution') {
-      const format = o.dataset === 'auto' ? detectFormat(o.data) : o.dataset;
-      if (format !== 'ferplus')
-        throw new OptionError(
-          '--labels',
-          "'majority' for a dataset without vote counts (only FER+ has them)",
-          "'distribution'",
-          `${printable(o.data)} is ${format}`,
-        );
-    }
+    checkLabelsOption(o);
     if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
     if (o.pipeline) {
