@@ -82,8 +82,9 @@ async function readPredictions(path: string, report: SkipReport): Promise<{ clas
       report.skip(record.path ? 'unknown label' : 'malformed row', where, record.path ? record.label : 'empty path');
       continue;
     }
-    const probs = distributionIn(record, labelNames(classes), 'p_');
-    const target = distributionIn(record, labelNames(classes), 'target_');
+    const names = labelNames(classes);
+    const probs = distributionIn(record, names, 'p_');
+    const target = distributionIn(record, names, 'target_');
     if (typeof probs === 'string' || typeof target === 'string') {
       report.skip('malformed row', where, typeof probs === 'string' ? probs : (target as string));
       continue;

@@ -221,13 +221,10 @@ export async function main(argv: string[]): Promise<number> {
       for await (const { batch: b, probs } of classifyBatches(session, meta, loader, model)) {
         bar?.update((seen += b.count));
         addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
-        for (let k = 0; rows && k < b.count; k++)
-          rows.add(
-            imageOf(split.samples[b.indices[k]]),
-            dataset.labelNames[b.labels[k]],
-            { probs, row: k },
-            split.samples[b.indices[k]].target,
-          );
+        for (let k = 0; rows && k < b.count; k++) {
+          const sample = split.samples[b.indices[k]];
+          rows.add(imageOf(sample), dataset.labelNames[b.labels[k]], { probs, row: k }, sample.target);
+        }
       }
     } finally {
       bar?.stop();
