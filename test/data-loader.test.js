@@ -401,3 +401,27 @@ test('JPEG: the block quantisation equals an encode and decode by sharp (libjpeg
     }
   }
 });
+
+test("zoom and shift (Keras' ranges): off by default; on, the crop's side within 1 +- zoom of the image and its centre within +-shift x the side", (t) => {
+  t.deepEqual(randomWarp(48, 48, 48, { zoom: 0, shift: 0 }, mulberry32(3)), randomWarp(48, 48, 48, {}, mulberry32(3)));
+  let larger = 0,
+    smaller = 0;
+  for (let seed = 0; seed < 300; seed++) {
+    const { matrix: m } = randomWarp(
+      48,
+      48,
+      48,
+      { zoom: 0.2, shift: 0.2, rotation: 0, ratio: [1, 1] },
+      mulberry32(seed),
+    );
+    // without rotation or flip the source side is m[0] x S, the source centre the image of the output's centre
+    const side = Math.abs(m[0]) * 48;
+    t.true(side >= 0.8 * 48 - 1e-9 && side <= 1.2 * 48 + 1e-9, `side ${side}`);
+    const cx = m[0] * 23.5 + m[1] * 23.5 + m[2] + 0.5;
+    const cy = m[3] * 23.5 + m[4] * 23.5 + m[5] + 0.5;
+    for (const c of [cx, cy]) t.true(Math.abs(c - 24) <= 0.2 * side + 1e-9, `centre ${c} for side ${side}`);
+    if (side > 48) larger++;
+    else smaller++;
+  }
+  t.true(larger > 100 && smaller > 100, `${larger} zoomed out, ${smaller} zoomed in`);
+});

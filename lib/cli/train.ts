@@ -106,6 +106,14 @@ export async function main(argv: string[]): Promise<number> {
     .option('--no-adcorre', 'cross-entropy only (the ablation)')
     .option('--no-attention', 'uniform FD weights instead of the adaptive attention map')
     .option('--no-augment', 'no training augmentation')
+    .option('--rotation <deg>', "the training warp's rotation range, +-degrees", num, D.rotation)
+    .option(
+      '--zoom <z>',
+      "Keras-style zoom: the crop's side uniform in [1 - z, 1 + z] of the image, past its edges above 1, in place of the random resized crop (0: off)",
+      num,
+      D.zoom,
+    )
+    .option('--shift <f>', "Keras-style shift: the crop's centre moved by up to +-f x its side", num, D.shift)
     .option(
       '--random-erasing <p>',
       'probability of replacing a random rectangle of each training image with noise (Zhong et al. 2020)',
@@ -227,6 +235,9 @@ export async function main(argv: string[]): Promise<number> {
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,
+      rotation: o.rotation as number,
+      zoom: o.zoom as number,
+      shift: o.shift as number,
       randomErasing: o.randomErasing as number,
       lowRes: o.lowRes as number,
       blur: o.blur as number,

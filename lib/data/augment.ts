@@ -14,6 +14,13 @@ export interface AugmentOptions {
   flip?: boolean;
   /** rotation within +-degrees (default 15) */
   rotation?: number;
+  /**
+   * zoom (Keras' zoom_range): the crop's side as a fraction of the image, uniform in [1 - zoom, 1 + zoom], beyond
+   * the image where above 1 (edges clamped); replaces `scale` where above 0 (default 0: off)
+   */
+  zoom?: number;
+  /** shift (Keras' width/height_shift_range): the crop's centre moved by up to +-shift x the side (default 0) */
+  shift?: number;
   /** brightness shift within +-value, in [0, 1] units (default 0.1) */
   brightness?: number;
   /** contrast factor within 1 +- value (default 0.2) */
@@ -44,6 +51,8 @@ export const DEFAULT_AUGMENT: Required<AugmentOptions> = {
   ratio: [0.9, 1.1],
   flip: true,
   rotation: 15,
+  zoom: 0,
+  shift: 0,
   brightness: 0.1,
   contrast: 0.2,
   erase: 0,
@@ -98,6 +107,36 @@ export function identityWarp(width: number, height: number, size: number): WarpS
   return { matrix: cropMatrix(size, width / 2, height / 2, width, height, 0, 1), contrast: 1, brightness: 0 };
 }
 
+interface Crop {
+  cx: number;
+  cy: number;
+  cw: number;
+  ch: number;
+}
+
+/** The random resized crop (Szegedy et al.): an area fraction and an aspect ratio, inside the image. */
+function resizedCrop(width: number, height: number, o: Required<AugmentOptions>, uniform: Uniform): Crop {
+  const area = uniform(o.scale[0], o.scale[1]);
+  const ratio = Math.exp(uniform(Math.log(o.ratio[0]), Math.log(o.ratio[1])));
+  const cw = Math.min(width, width * Math.sqrt(area * ratio));
+  const ch = Math.min(height, height * Math.sqrt(area / ratio));
+  return { cw, ch, cx: uniform(cw / 2, width - cw / 2), cy: uniform(ch / 2, height - ch / 2) };
+}
+
+/**
+ * Keras' zoom and shift (the published FER-2013 recipes' augmentation): the crop may reach past the image, whose
+ * edge pixels the warp repeats, so a face moves and shrinks as well as grows.
+ */
+function zoomedCrop(width: number, height: number, o: Required<AugmentOptions>, uniform: Uniform): Crop {
+  const side = o.zoom > 0 ? uniform(1 - o.zoom, 1 + o.zoom) : 1;
+  const ratio = Math.exp(uniform(Math.log(o.ratio[0]), Math.log(o.ratio[1])));
+  const cw = width * side * Math.sqrt(ratio);
+  const ch = (height * side) / Math.sqrt(ratio);
+  return { cw, ch, cx: width / 2 + uniform(-o.shift, o.shift) * cw, cy: height / 2 + uniform(-o.shift, o.shift) * ch };
+}
+
+type Uniform = (lo: number, hi: number) => number;
+
 /** A random augmentation for one sample. */
 export function randomWarp(
   width: number,
@@ -108,12 +147,8 @@ export function randomWarp(
 ): WarpSetting {
   const o = { ...DEFAULT_AUGMENT, ...options };
   const uniform = (lo: number, hi: number) => lo + (hi - lo) * random();
-  const area = uniform(o.scale[0], o.scale[1]);
-  const ratio = Math.exp(uniform(Math.log(o.ratio[0]), Math.log(o.ratio[1])));
-  const cw = Math.min(width, width * Math.sqrt(area * ratio));
-  const ch = Math.min(height, height * Math.sqrt(area / ratio));
-  const cx = uniform(cw / 2, width - cw / 2);
-  const cy = uniform(ch / 2, height - ch / 2);
+  const { cx, cy, cw, ch } =
+    o.zoom > 0 || o.shift > 0 ? zoomedCrop(width, height, o, uniform) : resizedCrop(width, height, o, uniform);
   const theta = (uniform(-o.rotation, o.rotation) * Math.PI) / 180;
   const flip = o.flip && random() < 0.5 ? -1 : 1;
   const setting: WarpSetting = {

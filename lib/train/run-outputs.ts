@@ -3,6 +3,7 @@
 import { basename, join } from 'node:path';
 import type { Dataset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io.js';
+import { augmentOf } from './augment-options.js';
 import type { XceptionConfig } from '../model/config.js';
 import { exportOnnx } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
@@ -49,9 +50,7 @@ export function trainingSummary(
       ...(o.optimizer === 'sgd' ? { momentum: o.momentum, nesterov: o.nesterov } : {}),
     },
     // issue #27's recipe tools and #28's degradations, where on
-    ...(o.augment && (o.randomErasing > 0 || o.lowRes > 0 || o.blur > 0 || o.jpeg > 0)
-      ? { augment: { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur, jpeg: o.jpeg } }
-      : {}),
+    ...(o.augment ? { augment: augmentOf(o) } : {}),
     ...(o.mixup > 0 || o.cutmix > 0 ? { mix: { mixup: o.mixup, cutmix: o.cutmix, prob: o.mixProb } } : {}),
     ...(o.ema > 0 ? { ema: { decay: o.ema, warmup: o.emaWarmup } } : {}),
     ...(o.teacher

@@ -22,6 +22,7 @@ import { appendJsonLine, type ClassificationMetrics } from './metrics.js';
 import { mixBatch, type MixSpec } from './mix.js';
 import { distilledTargets, Teacher, temperatureScaled } from './distill.js';
 import { evaluateWeights } from './evaluate.js';
+import { augmentOf } from './augment-options.js';
 import { blendedTargets } from './targets.js';
 import { acquireRunLock } from './run-lock.js';
 import { checkWritable, prepareRunFolder, runFolderBytes, type RunPaths, runPaths, writing } from './run-files.js';
@@ -109,6 +110,12 @@ export interface TrainerOptions {
   teacherTemperature?: number;
   /** the teacher's share of the target (default 0.5) */
   teacherWeight?: number;
+  /** the warp's rotation range, +-degrees (lib/data/augment.ts; default 15) */
+  rotation?: number;
+  /** Keras-style zoom: the crop's side in [1 - zoom, 1 + zoom] of the image, in place of the resized crop (default 0: off) */
+  zoom?: number;
+  /** Keras-style shift: the crop's centre moved by up to +-shift x its side (default 0) */
+  shift?: number;
   /** random erasing's probability per training image (lib/data/augment.ts; default 0) */
   randomErasing?: number;
   /** low-resolution augmentation's probability per training image (lib/data/degrade.ts; default 0) */
@@ -273,6 +280,9 @@ function validateOptions(o: Trainer['options']): void {
   if (o.lambdaCE === 0 && (!o.adcorre || o.wFD + o.wMD + o.wED === 0))
     throw new OptionError('lambdaCE', 'a positive loss weight somewhere', '0', 'every term of the loss is off');
   numberIn('labelSmoothing', o.labelSmoothing, { min: 0, max: 1, maxExclusive: true }, 'number in [0, 1)');
+  numberIn('rotation', o.rotation, { min: 0, max: 180 }, 'degrees in [0, 180]');
+  numberIn('zoom', o.zoom, { min: 0, max: 1, maxExclusive: true }, 'fraction in [0, 1) (0: off)');
+  numberIn('shift', o.shift, { min: 0, max: 0.5 }, 'fraction of the side in [0, 0.5]');
   numberIn('randomErasing', o.randomErasing, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('lowRes', o.lowRes, { min: 0, max: 1 }, 'probability in [0, 1]');
   numberIn('blur', o.blur, { min: 0, max: 1 }, 'probability in [0, 1]');
@@ -561,7 +571,7 @@ export class Trainer {
       batchSize: o.batch,
       size: config.inputSize,
       channels: config.channels,
-      augment: o.augment ? { erase: o.randomErasing, lowRes: o.lowRes, blur: o.blur, jpeg: o.jpeg } : false,
+      augment: o.augment ? augmentOf(o) : false,
       shuffle: true,
       balanced: o.balanced,
       seed: o.seed,
