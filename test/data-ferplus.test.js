@@ -8,7 +8,15 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { DataError, DataLoader, detectFormat, labelNames, openDataset } from '../dist/index.js';
+import {
+  DataError,
+  DataLoader,
+  detectFormat,
+  ferPlusLabel,
+  ferPlusReferenceKeeps,
+  labelNames,
+  openDataset,
+} from '../dist/index.js';
 import { fer2013Csv, ferPixels, tempDir, writeImage } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 import { Trainer } from '../dist/train/trainer.js';
@@ -328,6 +336,8 @@ maybe(`FER+ in ../shared: 26,940 train and 3,396 val images in 8 classes, the re
   t.deepEqual(skipped, {});
   t.deepEqual(excluded, { 'FER+ tie': 1604, 'FER+ majority unknown': 194, 'FER+ majority NF': 3 });
   t.is(26940 + 3396 + 1604 + 194 + 3, 28558 + 3579);
+  // the reference protocol keeps 3,191 of FER2013Valid's images (../shared's README, counted with FERPlus's code)
+  t.is(ds.splits.get('val').samples.filter((s) => s.ferPlusReference).length, 3191);
   for (const split of ds.splits.values()) {
     for (const s of split.samples) {
       const sum = s.target.reduce((a, v) => a + v, 0);
@@ -445,4 +455,79 @@ test("adcorre-eval --labels distribution writes each image's votes into --predic
     join(dir, 'z.csv'),
   ]);
   t.is(missing.code, 1, missing.stderr);
+});
+
+test("FER+ reference protocol (FERPlus's ferplus.py, 'majority'): single votes zeroed, kept where the top has more than half of the rest and is an emotion", (t) => {
+  // votes in FER+ column order: neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF
+  const cases = [
+    // [votes, kept, why (worked by hand)]
+    [[0, 8, 1, 0, 0, 0, 0, 1, 0, 0], true, 'happy 8 of 8 once the single votes are zeroed'],
+    [[4, 0, 0, 1, 3, 2, 0, 0, 0, 0], false, 'neutral 4 of 4 + 3 + 2 = 9: not above half'],
+    [[5, 0, 0, 3, 2, 0, 0, 0, 0, 0], false, 'neutral 5 of 10: exactly half is not above it'],
+    [[6, 0, 0, 3, 2, 0, 0, 0, 0, 0], true, 'neutral 6 of 11'],
+    [[3, 1, 1, 1, 1, 1, 1, 1, 0, 0], true, 'neutral 3 of 3: the seven single votes are outliers'],
+    [[2, 1, 1, 1, 1, 1, 1, 1, 1, 0], true, 'neutral 2 of 2'],
+    [[4, 4, 0, 0, 0, 0, 0, 0, 2, 0], false, 'a tie: neither is above half'],
+    [[2, 0, 0, 0, 0, 0, 0, 0, 6, 0], false, 'unknown on top'],
+    [[1, 1, 1, 0, 0, 0, 0, 0, 0, 3], false, 'not-a-face on top (3 of 3)'],
+    [[1, 1, 1, 1, 1, 1, 1, 1, 1, 1], false, 'only single votes: nothing left'],
+    [[0, 0, 0, 0, 0, 0, 0, 0, 0, 0], false, 'no votes'],
+    [[0, 0, 0, 0, 1, 0, 0, 6, 2, 1], true, 'contempt 6 of 8'],
+  ];
+  for (const [votes, kept, why] of cases) t.is(ferPlusReferenceKeeps(votes), kept, `${votes}: ${why}`);
+  // what it keeps, the plain majority keeps with the same label
+  for (const [votes, kept] of cases) if (kept) t.false('excluded' in ferPlusLabel(votes, 8), String(votes));
+});
+
+test('FER+ folders, protocol reference: the subset the plain read marks; other formats refuse it', async (t) => {
+  const root = await writeFerPlus();
+  const plain = await openDataset(root);
+  t.deepEqual(
+    plain.splits.get('train').samples.map((s) => s.ferPlusReference),
+    [false, true, true, true], // rows 1, 2, 9, 10 of TRAIN_ROWS: neutral 4 of 9 is not above half
+  );
+  t.deepEqual(
+    plain.splits.get('val').samples.map((s) => s.ferPlusReference),
+    [true, false], // sad 7 of 10; fear 5 of 10 (2 + 5 + 3) is not above half
+  );
+  const reference = await openDataset(root, { protocol: 'reference' });
+  t.deepEqual(names(reference.splits.get('train')), ['fer0000001.png', 'fer0000008.png', 'fer0000010.png']);
+  t.deepEqual(names(reference.splits.get('val')), ['fer0000100.png']);
+  t.is(reference.report.summary().excluded['FER+ no majority above half (reference protocol)'], 2);
+  const folder = tempDir();
+  await writeImage(join(folder, 'happy', 'a.jpg'));
+  await t.throwsAsync(openDataset(folder, { protocol: 'reference' }), { message: /protocol 'reference'.*folder/ });
+  await t.throwsAsync(openDataset(root, { protocol: 'strict' }), { message: /plain, reference for protocol/ });
+});
+
+test('adcorre-eval on FER+: the reference protocol reported, both in --json with their counts; --ferplus-protocol plain; refused elsewhere', async (t) => {
+  const root = await writeFerPlus();
+  const dir = tempDir();
+  const model = join(dir, 'm.onnx');
+  writeFileSync(model, untrainedModel());
+  const args = ['--model', model, '--data', root, '--split', 'val', '--json'];
+  const r = await cli('adcorre-eval', args);
+  t.is(r.code, 0, r.stderr);
+  const out = JSON.parse(r.stdout);
+  t.is(out.protocol, 'reference');
+  t.is(out.samples, 1);
+  t.is(out.ferplus.reference.samples, 1);
+  t.is(out.ferplus.plain.samples, 2);
+  t.is(out.accuracy, out.ferplus.reference.accuracy);
+  const p = await cli('adcorre-eval', [...args, '--ferplus-protocol', 'plain']);
+  t.is(p.code, 0, p.stderr);
+  const plain = JSON.parse(p.stdout);
+  t.is(plain.samples, 2);
+  t.is(plain.accuracy, out.ferplus.plain.accuracy);
+  t.deepEqual(plain.ferplus, out.ferplus);
+  const text = await cli('adcorre-eval', args.slice(0, -1));
+  t.regex(text.stdout, /\(1 samples\)[\s\S]*FER\+ protocol: reference .*plain: accuracy .*\(2 samples\)/);
+  const folder = tempDir();
+  await writeImage(join(folder, 'happy', 'a.jpg'));
+  const refused = await cli('adcorre-eval', ['--model', model, '--data', folder, '--ferplus-protocol', 'plain']);
+  t.is(refused.code, 2, refused.stderr);
+  t.regex(refused.stderr, /--ferplus-protocol/);
+  const noProtocol = await cli('adcorre-eval', ['--model', model, '--data', folder, '--json']);
+  t.is(noProtocol.code, 0, noProtocol.stderr);
+  t.is(JSON.parse(noProtocol.stdout).protocol, undefined);
 });

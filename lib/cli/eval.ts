@@ -21,7 +21,9 @@ import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
 import type { ModelMetadata } from '../model/onnx.js';
 import { confusionSvg, writePng } from '../train/charts.js';
-import { addPredictions, confusionMatrix, formatMetrics, metricsFrom } from '../train/metrics.js';
+import { formatMetrics } from '../train/metrics.js';
+import { FERPLUS_PROTOCOLS, type FerPlusProtocol } from '../data/readers/ferplus.js';
+import { protocolFor, ProtocolTally } from './eval-protocol.js';
 import { OptionError } from '../validate.js';
 import { cropMargin, describeError, positiveInt } from './args.js';
 import { evalPipeline, evaluationSplit } from './eval-pipeline.js';
@@ -112,6 +114,14 @@ export async function main(argv: string[]): Promise<number> {
         .default('majority'),
     )
     .addOption(
+      new Option(
+        '--ferplus-protocol <p>',
+        "FER+: the images scored: 'reference', FERPlus's code (single votes zeroed, kept where the top emotion has more than half of the rest; what published FER+ accuracies use), or 'plain', the most voted emotion alone; --json prints both",
+      )
+        .choices([...FERPLUS_PROTOCOLS])
+        .default('reference'),
+    )
+    .addOption(
       new Option('--device <device>', 'execution provider').choices([...deviceChoices('inference')]).default('auto'),
     )
     .option('--batch <n>', 'batch size', positiveInt, 64)
@@ -141,6 +151,7 @@ export async function main(argv: string[]): Promise<number> {
     split?: string;
     fer2013?: string;
     labels: 'majority' | 'distribution';
+    ferplusProtocol: FerPlusProtocol;
     device: string;
     batch: number;
     json?: boolean;
@@ -166,6 +177,12 @@ export async function main(argv: string[]): Promise<number> {
     checkLabelsOption(o);
     if (o.fer2013 !== undefined) checkCsvPath(o.fer2013, '--fer2013');
     if (o.model === undefined) say(`no --model given: evaluating the default model ${model}`);
+    if (o.pipeline && program.getOptionValueSource('ferplusProtocol') === 'cli')
+      throw new OptionError(
+        '--ferplus-protocol',
+        'a FER+ dataset without --pipeline (photos have no votes)',
+        o.ferplusProtocol,
+      );
     if (o.pipeline) {
       try {
         await evalPipeline({ ...o, model, defaultModel: o.model === undefined }, say);
@@ -203,7 +220,14 @@ export async function main(argv: string[]): Promise<number> {
         `batches of ${batch} may need up to ${formatBytes(need.total)} (${formatBytes(need.perImage)} per image); ${describeMemory()}`,
       );
     const loader = evaluationLoader(split, meta, o.batch);
-    const confusion = confusionMatrix(meta.labels.length);
+    const tally = new ProtocolTally(protocolFor(dataset, o.ferplusProtocol), meta.labels);
+    if (!tally.protocol && program.getOptionValueSource('ferplusProtocol') === 'cli')
+      throw new OptionError(
+        '--ferplus-protocol',
+        'a FER+ dataset (only FER+ has votes)',
+        o.ferplusProtocol,
+        `${printable(dataset.path)} is ${dataset.format}`,
+      );
     // the dataset's own soft targets (FER+ vote distributions), written beside the answers when it has them
     const targets = split.samples.some((s) => s.target) ? dataset.labelNames : undefined;
     const rows = o.predictions ? new PredictionRows(meta.labels, name, targets) : null;
@@ -220,17 +244,17 @@ export async function main(argv: string[]): Promise<number> {
     try {
       for await (const { batch: b, probs } of classifyBatches(session, meta, loader, model)) {
         bar?.update((seen += b.count));
-        addPredictions(confusion, probs, b.labels, b.count, meta.labels.length);
-        for (let k = 0; rows && k < b.count; k++) {
+        for (let k = 0; k < b.count; k++) {
           const sample = split.samples[b.indices[k]];
-          rows.add(imageOf(sample), dataset.labelNames[b.labels[k]], { probs, row: k }, sample.target);
+          tally.add(sample, b.labels[k], probs, k);
+          rows?.add(imageOf(sample), dataset.labelNames[b.labels[k]], { probs, row: k }, sample.target);
         }
       }
     } finally {
       bar?.stop();
       await loader.close();
     }
-    const metrics = metricsFrom(confusion, meta.labels);
+    const metrics = tally.reported();
     // what reading the dataset skipped (bad rows, links, labels), then what decoding this split did
     const skipped = new SkipReport();
     skipped.merge(dataset.report.summary());
@@ -240,16 +264,17 @@ export async function main(argv: string[]): Promise<number> {
     if (rows && o.predictions) writeFileAtomic(o.predictions, rows.toString(), '--predictions');
     if (o.confusion) {
       const title = `${basename(model)} on ${name}: accuracy ${(metrics.accuracy * 100).toFixed(2)} %, mean class ${(metrics.meanClassAccuracy * 100).toFixed(2)} %`;
-      await writePng(o.confusion, confusionSvg(title, meta.labels, confusion), '--confusion');
+      await writePng(o.confusion, confusionSvg(title, meta.labels, metrics.confusion), '--confusion');
     }
     if (o.json)
       process.stdout.write(
-        `${JSON.stringify({ model, defaultModel: o.model === undefined, provider, split: name, ...metrics, skipped: skipped.summary() }, null, 2)}\n`,
+        `${JSON.stringify({ model, defaultModel: o.model === undefined, provider, split: name, ...metrics, ...(tally.protocol ? { protocol: tally.protocol, ferplus: tally.both() } : {}), skipped: skipped.summary() }, null, 2)}\n`,
       );
     else
       process.stdout.write(
         `${printable(model)}${o.model === undefined ? ' (the default model)' : ''} on ${printable(dataset.path)} (${printable(name)}, ${provider})\n` +
           `${formatMetrics(metrics, meta.labels)}\n` +
+          tally.describe() +
           (skipped.total || Object.keys(skipped.summary().excluded).length ? `${shown.format()}\n` : ''),
       );
     return 0;

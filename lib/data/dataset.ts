@@ -24,6 +24,11 @@ export interface SampleRef {
    * buffer (TargetArena, below), so worker threads read it in place.
    */
   target?: Float32Array;
+  /**
+   * FER+ only: whether FERPlus's reference protocol keeps this image too (readers/ferplus.ts), so that one plain
+   * read scores both protocols
+   */
+  ferPlusReference?: boolean;
 }
 
 /**

@@ -4,8 +4,14 @@ export { openDataset, detectFormat } from './open.js';
 export type { OpenOptions } from './open.js';
 export { DATASET_FORMATS, getSplit } from './dataset.js';
 export type { Box, Dataset, DatasetFormat, PixelStore, SampleRef, Split } from './dataset.js';
-export { FERPLUS_LABEL_MODES, ferPlusDistribution, ferPlusLabel } from './readers/ferplus.js';
-export type { FerPlusLabels } from './readers/ferplus.js';
+export {
+  FERPLUS_LABEL_MODES,
+  FERPLUS_PROTOCOLS,
+  ferPlusDistribution,
+  ferPlusLabel,
+  ferPlusReferenceKeeps,
+} from './readers/ferplus.js';
+export type { FerPlusLabels, FerPlusProtocol } from './readers/ferplus.js';
 export { DataLoader } from './loader.js';
 export type { Batch, LoaderOptions } from './loader.js';
 export { DEFAULT_AUGMENT } from './augment.js';

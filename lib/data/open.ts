@@ -9,7 +9,9 @@ import { readCsvManifest, readImageFolder } from './readers/folder.js';
 import { readFer2013Csv, readFerPlus } from './readers/fer2013.js';
 import {
   type FerPlusLabels,
+  type FerPlusProtocol,
   checkLabelMode,
+  checkProtocol,
   ferPlusFolders,
   isFerPlusLabelFile,
   readFerPlusFolders,
@@ -33,6 +35,11 @@ export interface OpenOptions {
    * for soft-target training. Other formats have no votes: 'majority' only.
    */
   labels?: FerPlusLabels;
+  /**
+   * FER+ (either layout): which images are kept: 'plain' (default), the most voted emotion alone; 'reference',
+   * FERPlus's code (single votes zeroed, a top above half of the rest), which published FER+ accuracies use
+   */
+  protocol?: FerPlusProtocol;
 }
 
 function csvHeader(path: string): string[] {
@@ -85,6 +92,11 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
       `labels '${labels}' needs vote counts, which only FER+ has; ${resolve(path)} is ${format} (use labels: 'majority')`,
     );
   }
+  if (checkProtocol(options.protocol) !== 'plain' && format !== 'ferplus') {
+    throw new RangeError(
+      `protocol '${String(options.protocol)}' chooses among FER+ votes; ${resolve(path)} is ${format} (use protocol: 'plain')`,
+    );
+  }
   const o = { classes: options.classes, strict: options.strict };
   switch (format) {
     case 'fer2013': {
@@ -98,8 +110,8 @@ export async function openDataset(path: string, options: OpenOptions = {}): Prom
       // the generate_training_data.py folders (or one label.csv of them), else fer2013new.csv + the FER-2013 CSV
       const folder = isFerPlusLabelFile(resolve(path)) ? dirname(resolve(path)) : path;
       return ferPlusFolders(folder).length
-        ? readFerPlusFolders(folder, { ...o, labels })
-        : readFerPlus(path, { ...o, fer2013: options.fer2013, labels });
+        ? readFerPlusFolders(folder, { ...o, labels, protocol: options.protocol })
+        : readFerPlus(path, { ...o, fer2013: options.fer2013, labels, protocol: options.protocol });
     }
     case 'rafdb':
       return readRafDb(path, o);

@@ -7,7 +7,14 @@ import type { Dataset, PixelStore, SampleRef, Split } from '../dataset.js';
 import { canonicalSplit, TargetArena } from '../dataset.js';
 import { type ClassCount, FERPLUS_COLUMNS, fer2013Label, labelNames, type Mapped } from '../labels.js';
 import { DataError, SkipReport } from '../skips.js';
-import { checkLabelMode, type FerPlusLabels, ferPlusSample, parseVotes } from './ferplus.js';
+import {
+  checkLabelMode,
+  checkProtocol,
+  type FerPlusLabels,
+  type FerPlusProtocol,
+  ferPlusSample,
+  parseVotes,
+} from './ferplus.js';
 import { checkDataFile, reportLine } from './files.js';
 import { printable } from '../../terminal.js';
 
@@ -139,10 +146,17 @@ export { ferPlusLabel } from './ferplus.js';
  */
 export async function readFerPlus(
   path: string,
-  options: { classes?: ClassCount; strict?: boolean; fer2013?: string; labels?: FerPlusLabels } = {},
+  options: {
+    classes?: ClassCount;
+    strict?: boolean;
+    fer2013?: string;
+    labels?: FerPlusLabels;
+    protocol?: FerPlusProtocol;
+  } = {},
 ): Promise<Dataset> {
   const classes = options.classes ?? 8;
   const labels = checkLabelMode(options.labels);
+  const protocol = checkProtocol(options.protocol);
   const arena = labels === 'distribution' ? new TargetArena(classes) : null;
   const votesPath = statSync(path).isDirectory() ? join(path, 'fer2013new.csv') : path;
   const ferPath = resolve(options.fer2013 ?? join(dirname(votesPath), 'fer2013.csv'));
@@ -178,9 +192,9 @@ export async function readFerPlus(
       report.skip('malformed row', where, votes);
       continue;
     }
-    const kept = ferPlusSample(votes, classes, labels, arena, report);
+    const kept = ferPlusSample(votes, classes, labels, arena, report, protocol);
     if (!kept) continue;
-    const sample: SampleRef = { label: kept.label, source: fer.image, where };
+    const sample: SampleRef = { label: kept.label, source: fer.image, where, ferPlusReference: kept.reference };
     if (kept.target) sample.target = kept.target;
     addSample(lists, r.Usage, sample, report);
   }

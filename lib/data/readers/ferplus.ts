@@ -19,9 +19,16 @@
 // accuracy, Ad-Corre's class terms, class-balanced sampling, and evaluation,
 // which always uses the majority label), a tie has none, and with the same
 // images in both modes a comparison of the two differs only in the training
-// target. (FERPlus's reference code is stricter than the paper's text: it
-// first zeroes single votes and wants a majority above half of the votes; we
-// follow the paper's plain majority vote and use all the votes.)
+// target.
+//
+// Two protocols choose the images. 'plain' (the default) is the paper's text,
+// above. 'reference' is what FERPlus's code (ferplus.py, mode 'majority')
+// scores and published FER+ accuracies use: single votes are zeroed as
+// outliers, and an image is kept only where its top emotion then holds more
+// than half of the remaining votes. Every image the reference protocol keeps,
+// the plain one keeps with the same label (a top above half is strict and
+// alone), so a plain read marks each sample the reference protocol keeps
+// (SampleRef.ferPlusReference) and one pass scores both.
 import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -42,6 +49,10 @@ import { printable } from '../../terminal.js';
 /** How FER+ votes become training labels. */
 export type FerPlusLabels = 'majority' | 'distribution';
 export const FERPLUS_LABEL_MODES: readonly FerPlusLabels[] = ['majority', 'distribution'];
+
+/** Which images FER+ keeps: the paper's plain majority, or FERPlus's reference code (see above). */
+export type FerPlusProtocol = 'plain' | 'reference';
+export const FERPLUS_PROTOCOLS: readonly FerPlusProtocol[] = ['plain', 'reference'];
 
 /** The split folders of the generate_training_data.py layout, and the splits they hold. */
 export const FERPLUS_FOLDERS: readonly (readonly [string, string])[] = [
@@ -70,6 +81,26 @@ export function ferPlusLabel(votes: readonly number[], classes: ClassCount): Map
   return name === 'contempt' && classes === 7
     ? { excluded: 'contempt (not in the 7-class label space)' }
     : { label: EXPRESSIONS.indexOf(name) };
+}
+
+/**
+ * Whether FERPlus's reference protocol (ferplus.py, 'majority') keeps a row: after zeroing the columns with a
+ * single vote, the most voted column has more than half of the remaining votes and is an emotion (not unknown or
+ * not-a-face). Its label is then the plain majority's.
+ */
+export function ferPlusReferenceKeeps(votes: readonly number[]): boolean {
+  let total = 0,
+    best = 0,
+    top = -1;
+  for (let i = 0; i < votes.length; i++) {
+    const v = votes[i] > 1 ? votes[i] : 0; // ferplus.py: emotion_raw[i] < 1 + eps -> 0
+    total += v;
+    if (v > best) {
+      best = v;
+      top = i;
+    }
+  }
+  return top >= 0 && best > 0.5 * total && FERPLUS_EXPRESSIONS[top] !== null;
 }
 
 /**
@@ -102,17 +133,23 @@ export function ferPlusSample(
   labels: FerPlusLabels,
   arena: TargetArena | null,
   report: SkipReport,
-): { label: number; target?: Float32Array } | null {
+  protocol: FerPlusProtocol = 'plain',
+): { label: number; target?: Float32Array; reference: boolean } | null {
   const mapped = ferPlusLabel(votes, classes);
   if ('excluded' in mapped) {
     report.exclude(mapped.excluded);
     return null;
   }
   if (!('label' in mapped)) return null; // ferPlusLabel never says unknown
-  if (labels === 'majority' || !arena) return { label: mapped.label };
+  const reference = ferPlusReferenceKeeps(votes);
+  if (protocol === 'reference' && !reference) {
+    report.exclude('FER+ no majority above half (reference protocol)');
+    return null;
+  }
+  if (labels === 'majority' || !arena) return { label: mapped.label, reference };
   const target = arena.row();
   ferPlusDistribution(votes, classes, target); // the majority is an emotion of the space: it has votes
-  return { label: mapped.label, target };
+  return { label: mapped.label, target, reference };
 }
 
 /** The 10 vote counts of a row (fields in FERPLUS_COLUMNS order), or why they cannot be used. */
@@ -123,6 +160,16 @@ export function parseVotes(fields: readonly string[]): number[] | string {
     return `vote counts must be non-negative integers; ${FERPLUS_COLUMNS[bad]} is '${fields[bad]}'`;
   }
   return votes;
+}
+
+export function checkProtocol(protocol: unknown): FerPlusProtocol {
+  if (protocol === undefined) return 'plain';
+  if (!FERPLUS_PROTOCOLS.includes(protocol as FerPlusProtocol)) {
+    throw new RangeError(
+      `Expected one of ${FERPLUS_PROTOCOLS.join(', ')} for protocol but received '${printable(String(protocol))}'`,
+    );
+  }
+  return protocol as FerPlusProtocol;
 }
 
 export function checkLabelMode(labels: unknown): FerPlusLabels {
@@ -184,6 +231,7 @@ function readFolder(
   labels: FerPlusLabels,
   arena: TargetArena | null,
   report: SkipReport,
+  protocol: FerPlusProtocol,
 ): SampleRef[] {
   const labelFile = join(dir, FERPLUS_LABEL_FILE);
   let entries: Dirent[];
@@ -250,9 +298,14 @@ function readFolder(
       report.skip('missing file', where, `${name} is not in ${dir}`);
       continue;
     }
-    const kept = ferPlusSample(votes, classes, labels, arena, report);
+    const kept = ferPlusSample(votes, classes, labels, arena, report, protocol);
     if (!kept) continue;
-    const sample: SampleRef = { label: kept.label, source: join(dir, name), where: `${where} (${name})` };
+    const sample: SampleRef = {
+      label: kept.label,
+      source: join(dir, name),
+      where: `${where} (${name})`,
+      ferPlusReference: kept.reference,
+    };
     const box = [Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4])] as const;
     if (box.join(',') !== WHOLE) sample.box = box as Box;
     if (kept.target) sample.target = kept.target;
@@ -268,14 +321,16 @@ function readFolder(
  * FER+ in the generate_training_data.py layout: `path` holds FER2013Train /
  * FER2013Valid / FER2013Test (train / val / test; any of them), or is one of
  * them. 8 classes unless told 7; labels 'majority' (default) or
- * 'distribution' (each sample also carries its vote distribution as target).
+ * 'distribution' (each sample also carries its vote distribution as target);
+ * protocol 'plain' (default) or 'reference' (FERPlus's code: see above).
  */
 export function readFerPlusFolders(
   path: string,
-  options: { classes?: ClassCount; strict?: boolean; labels?: FerPlusLabels } = {},
+  options: { classes?: ClassCount; strict?: boolean; labels?: FerPlusLabels; protocol?: FerPlusProtocol } = {},
 ): Dataset {
   const classes = options.classes ?? 8;
   const labels = checkLabelMode(options.labels);
+  const protocol = checkProtocol(options.protocol);
   const root = resolve(path);
   const folders = ferPlusFolders(root);
   if (!folders.length) {
@@ -288,7 +343,7 @@ export function readFerPlusFolders(
   const arena = labels === 'distribution' ? new TargetArena(classes) : null;
   const splits = new Map<string, Split>();
   for (const { dir, split } of folders) {
-    const samples = readFolder(dir, split, classes, labels, arena, report);
+    const samples = readFolder(dir, split, classes, labels, arena, report, protocol);
     if (samples.length) splits.set(split, { name: split, samples });
   }
   if (splits.size === 0) throw new DataError(`${printable(root)}: no usable rows (${reportLine(report)})`);
