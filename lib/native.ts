@@ -5,9 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BackendInfo } from './backend.js';
-import type { NativeStepOptions } from './engine/engine.js';
-import type { Op } from './model/architecture.js';
+import type { NativeStepOptions } from './engine/step-options.js';
+import type { Op } from './model/ops.js';
 
 export interface NativeLossRequest {
   embeddings: Float32Array;
@@ -45,6 +44,35 @@ export interface NativeStepResult {
   finite: boolean;
   /** the first layer whose output was not finite */
   badLayer?: string;
+}
+
+/** What the addon was built with and what this machine can run now (lib/backend.ts's backendInfo()). */
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  /** e.g. "9.0" for an H100 */
+  computeCapability: string;
+  /** bytes */
+  totalMemory: number;
+}
+
+export interface BackendInfo {
+  cuda: {
+    /** the addon was compiled with nvcc */
+    compiled: boolean;
+    /** the architectures compiled in, e.g. "75-real,...,90-real,...,120-virtual" */
+    archs: string;
+    /** CUDA runtime linked into the addon, e.g. 13000 */
+    runtimeVersion: number;
+    /** the installed driver's CUDA version, 0 when there is none */
+    driverVersion: number;
+    devices: CudaDeviceInfo[];
+    /** a kernel can run now */
+    usable: boolean;
+    /** why CUDA is not usable, when it is not */
+    error?: string;
+  };
+  cpu: { threads: number };
 }
 
 /** One op of the engine's program (parse_program in native/napi/engine_binding.cpp). */

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { canonicalSplit, type Dataset, getSplit, type Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
-import { BOX_MARGIN } from '../infer/align.js';
+import { BOX_MARGIN } from '../infer/defaults.js';
 import { FER, type FaceResult } from '../infer/fer.js';
 import { EXPRESSIONS } from '../data/labels.js';
 import { writeFileAtomic } from '../io.js';

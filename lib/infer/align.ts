@@ -7,6 +7,7 @@
 // all place faces through faceSquare(), so a model sees real faces framed as
 // it was trained.
 import { luma, resampleSquare } from '../pixels.js';
+import { BOX_MARGIN } from './defaults.js';
 import type { FaceBox } from './detect.js';
 
 /**
@@ -36,8 +37,7 @@ export function largestBy<T>(items: T[], box: (item: T) => { width: number; heig
   return best;
 }
 
-/** The box-based framing (align: false): the box's longer side times margin, moved up by this share of it. */
-export const BOX_MARGIN = 1.35;
+// The box-based framing (align: false): the box's longer side times BOX_MARGIN, moved up by this share of it.
 const BOX_SHIFT_UP = 0.1; // BlazeFace boxes sit lower on the face than FER-2013's crops (measured)
 
 /** A square of the image, possibly turned: what one face is classified from. */

@@ -1,8 +1,14 @@
 // Prediction's defaults, in one place. The API applies them (FER.load,
 // predict, predictBatch, FaceDetector); adcorre-predict shows them in its
 // --help and leaves an option it was not given to the API.
-import { BOX_MARGIN } from './align.js';
-import type { DetectorModel } from './detect.js';
+// A leaf module: the modules whose defaults these are import it, not the other way round.
+
+/** 'multi' (both models, and tiles on large photos), or one model on the whole image (lib/infer/detect.ts). */
+export type DetectorModel = 'multi' | 'full' | 'short';
+export const DETECTOR_MODELS: readonly DetectorModel[] = ['multi', 'full', 'short'];
+
+/** The box-based framing (align: false): the box's longer side times margin (lib/infer/align.ts). */
+export const BOX_MARGIN = 1.35;
 
 export const PREDICTION_DEFAULTS = {
   /** the face detector set-up (FER.load's `detector`, --detector) */

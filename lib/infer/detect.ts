@@ -10,11 +10,9 @@
 import { fileURLToPath } from 'node:url';
 import { type InferDevice, openSession, ort } from './session.js';
 import { resampleWindow } from '../pixels.js';
-import { PREDICTION_DEFAULTS } from './defaults.js';
+import { DETECTOR_MODELS, type DetectorModel, PREDICTION_DEFAULTS } from './defaults.js';
 
-/** 'multi' (both models, and tiles on large photos), or one model on the whole image. */
-export type DetectorModel = 'multi' | 'full' | 'short';
-export const DETECTOR_MODELS: readonly DetectorModel[] = ['multi', 'full', 'short'];
+export { DETECTOR_MODELS, type DetectorModel } from './defaults.js';
 
 type Network = 'short' | 'full';
 

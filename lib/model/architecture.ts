@@ -3,43 +3,9 @@
 // test reference and the training engine all walk this one list.
 import { native, optionalNative } from '../native.js';
 import { scaled, type XceptionConfig } from './config.js';
+import type { Op, Padding, ParamSpec } from './ops.js';
 
-export type Padding = 'valid' | 'same';
-
-export type Op =
-  | { op: 'standardize'; name: string; input: string; output: string; eps: number } // per image: (x - mean) / sqrt(var + eps)
-  | {
-      op: 'conv';
-      name: string;
-      input: string;
-      output: string;
-      inC: number;
-      outC: number;
-      kernel: number;
-      stride: 1 | 2;
-      padding: Padding;
-      depthwise: boolean;
-    }
-  | { op: 'bn'; name: string; input: string; output: string; channels: number }
-  | { op: 'relu'; input: string; output: string }
-  | { op: 'maxpool'; input: string; output: string } // 3x3, stride 2, same
-  | { op: 'add'; inputs: [string, string]; output: string }
-  | { op: 'gap'; input: string; output: string } // [N, C, H, W] -> [N, C]
-  | { op: 'dense'; name: string; input: string; output: string; inF: number; outF: number }
-  | { op: 'l2norm'; input: string; output: string } // x / sqrt(max(|x|^2, L2_EPS)), per row
-  | { op: 'concat'; inputs: string[]; output: string } // along features
-  | { op: 'dropout'; input: string; output: string; rate: number }
-  | { op: 'softmax'; input: string; output: string };
-
-/** Parameters of an op: shapes by parameter name. Conv weights are OIHW, dense [out, in]. */
-export interface ParamSpec {
-  name: string;
-  shape: number[];
-  /** how to initialise: He-normal fan-in, Glorot-uniform, ones, zeros */
-  init: 'he' | 'glorot' | 'one' | 'zero';
-  /** false for fixed parameters (running statistics) */
-  trainable: boolean;
-}
+export type { Op, Padding, ParamSpec } from './ops.js';
 
 // The ops' constants, from the op table (native/engine/op_table.h) through the
 // addon; NaN where the addon does not load, as nothing that reads them runs

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { ensureDir, OutputFolderError, writeFileAtomic } from '../io.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
-import type { EpochRecord } from './trainer.js';
+import type { EpochRecord } from './options.js';
 
 /** Where a run keeps its files in its folder `out`. */
 export interface RunPaths {

@@ -10,7 +10,7 @@ import type { Weights } from '../model/weights.js';
 import { VERSION } from '../version.js';
 import { confusionSvg, lineChartSvg, writePng as writeChart } from './charts.js';
 import { type RunPaths, writing } from './run-files.js';
-import type { EpochRecord, Trainer, TrainSummary } from './trainer.js';
+import type { EpochRecord, ResolvedOptions, TrainSummary } from './options.js';
 
 /** Exports `weights` as the run's model.onnx, its labels and `training` (trainingSummary) in its metadata. */
 export function writeModel(
@@ -26,7 +26,7 @@ export function writeModel(
 
 /** What trained the model of epoch `record`, as its ONNX metadata says: data, recipe, validation accuracy. */
 export function trainingSummary(
-  o: Trainer['options'],
+  o: ResolvedOptions,
   dataset: Dataset,
   record: EpochRecord,
   step: number,
@@ -93,7 +93,7 @@ export async function writeCharts(out: string, history: EpochRecord[], labels: s
 /** Writes config.json: the options, the model's configuration and labels, and what --init could not supply. */
 export function writeRunConfig(
   paths: RunPaths,
-  o: Trainer['options'],
+  o: ResolvedOptions,
   config: XceptionConfig,
   labels: string[],
   initFresh: string[] | undefined,

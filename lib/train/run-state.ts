@@ -15,9 +15,9 @@ import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoi
 import { WeightEma } from './ema.js';
 import { restoreMetrics, type RunPaths, writing } from './run-files.js';
 import { freshPlateau, type PlateauState } from './schedule.js';
-import type { EpochRecord, Trainer } from './trainer.js';
+import type { EpochRecord, ResolvedOptions } from './options.js';
 
-type Options = Trainer['options'];
+type Options = ResolvedOptions;
 
 /** The current epoch's running training sums (kept in checkpoints, so that a mid-epoch resume reports the whole epoch). */
 export const emptySums = () => ({ loss: 0, ce: 0, fd: 0, md: 0, ed: 0, correct: 0, seen: 0, steps: 0, skipped: 0 });

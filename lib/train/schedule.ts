@@ -1,8 +1,8 @@
 // The learning-rate schedule: inverse-time decay, cosine, step or reduce-on-plateau, after a linear warm-up.
-import type { Trainer } from './trainer.js';
+import type { ResolvedOptions } from './options.js';
 
 type ScheduleOptions = Pick<
-  Trainer['options'],
+  ResolvedOptions,
   'lr' | 'schedule' | 'decay' | 'epochs' | 'stepGamma' | 'stepEvery' | 'warmup'
 >;
 

@@ -3,7 +3,7 @@
 import type { Engine, StepStats } from '../engine/engine.js';
 import { describeNonFinite, firstNonFiniteParameter } from '../model/finite.js';
 import { DivergenceWatch } from './metrics.js';
-import type { Trainer } from './trainer.js';
+import type { ResolvedOptions } from './options.js';
 
 /**
  * What the trainer does about a step, beside the step loop. A non-finite step stops the run with onNonFinite
@@ -20,7 +20,7 @@ export class StepGuard {
   private readonly watch = new DivergenceWatch();
 
   constructor(
-    private readonly o: Pick<Trainer['options'], 'lr' | 'onNonFinite' | 'maxNonFiniteSteps'>,
+    private readonly o: Pick<ResolvedOptions, 'lr' | 'onNonFinite' | 'maxNonFiniteSteps'>,
     private readonly engine: Engine,
     private readonly warn: (message: string, epoch: number, batch: number) => void,
   ) {}
