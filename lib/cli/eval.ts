@@ -19,7 +19,7 @@ import { deviceChoices } from '../device.js';
 import { type InferDevice, ort } from '../infer/session.js';
 import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeMemory, formatBytes, inferenceMemory, memoryLimit } from '../memory.js';
-import type { ModelMetadata } from '../model/onnx.js';
+import type { ModelMetadata } from '../model/onnx-metadata.js';
 import { confusionSvg, writePng } from '../train/charts.js';
 import { formatMetrics } from '../train/metrics.js';
 import { FERPLUS_PROTOCOLS, type FerPlusProtocol } from '../data/readers/ferplus.js';

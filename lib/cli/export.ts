@@ -11,7 +11,8 @@ import { checkInputFile, InputFileProblem, readInputFileSync } from '../input-fi
 import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { describeError, finite, nonNegativeInt } from './args.js';
 import { MAX_PRIOR_POWER, validateConfig, type XceptionConfig } from '../model/config.js';
-import { exportOnnx, readOnnxMembers } from '../model/onnx.js';
+import { exportOnnx } from '../model/onnx.js';
+import { readOnnxMembers } from '../model/onnx-weights.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
 import { readCheckpoint } from '../train/checkpoint.js';

@@ -4,15 +4,9 @@
 import { type Device, parseDevice, resolveComputeDevice } from '../device.js';
 import { native, type NativeEngine, type NativeStepResult } from '../native.js';
 import { type Architecture, buildArchitecture } from '../model/architecture.js';
-import {
-  type EvaluationView,
-  evaluationViews,
-  imageInViews,
-  priorWeights,
-  validateConfig,
-  type XceptionConfig,
-} from '../model/config.js';
+import { evaluationViews, imageInViews, priorWeights, validateConfig, type XceptionConfig } from '../model/config.js';
 import { buildProgram } from '../model/program.js';
+import { viewPixels } from '../model/views.js';
 import { checkWeights, initWeights, type Weights } from '../model/weights.js';
 import { TRAINING_DEFAULTS } from '../train/defaults.js';
 import type { NativeStepOptions, TrainStepOptions } from './step-options.js';
@@ -89,78 +83,6 @@ export interface EngineOptions {
 export function deviceIndex(device: unknown): number {
   const where = resolveComputeDevice(parseDevice('options.device', device ?? TRAINING_DEFAULTS.device, 'engine'));
   return where.kind === 'cpu' ? -1 : where.index;
-}
-
-/**
- * An evaluation view of NCHW planes of side `size`: each plane mirrored
- * left-right when view.flip, then moved by (dx, dy) pixels with the edge
- * pixels repeated (ONNX Pad's 'edge' mode, as in the exported graph).
- */
-function viewOf(images: Float32Array, size: number, view: EvaluationView): Float32Array {
-  if (view.crop) return cropViewOf(images, size, view.flip, view.crop);
-  const out = new Float32Array(images.length);
-  const clamp = (v: number) => Math.min(size - 1, Math.max(0, v));
-  const column = Int32Array.from({ length: size }, (_, x) => {
-    const from = clamp(x - view.dx);
-    return view.flip ? size - 1 - from : from;
-  });
-  for (let plane = 0; plane < images.length; plane += size * size) {
-    for (let y = 0; y < size; y++) {
-      const src = plane + clamp(y - view.dy) * size,
-        dst = plane + y * size;
-      for (let x = 0; x < size; x++) out[dst + x] = images[src + column[x]];
-    }
-  }
-  return out;
-}
-
-/**
- * A crop view of NCHW planes of side `size`: the square of side crop.size at
- * (crop.left, crop.top) of each plane (mirrored left-right first when flip)
- * resized to size x size as ONNX Resize does it (mode 'linear',
- * coordinate_transformation_mode 'half_pixel': output pixel x samples the
- * crop at (x + 0.5) crop.size / size - 0.5, clamped to the crop, bilinearly).
- */
-function cropViewOf(
-  images: Float32Array,
-  size: number,
-  flip: boolean,
-  crop: NonNullable<EvaluationView['crop']>,
-): Float32Array {
-  // per output coordinate: the two source indices (in the plane) and the second one's weight
-  const axis = (offset: number, mirror: boolean) => {
-    const lo = new Int32Array(size),
-      hi = new Int32Array(size),
-      w = new Float64Array(size);
-    const place = (i: number) => (mirror ? size - 1 - (offset + i) : offset + i);
-    for (let x = 0; x < size; x++) {
-      const at = Math.min(crop.size - 1, Math.max(0, ((x + 0.5) * crop.size) / size - 0.5));
-      const i0 = Math.floor(at);
-      lo[x] = place(i0);
-      hi[x] = place(Math.min(i0 + 1, crop.size - 1));
-      w[x] = at - i0;
-    }
-    return { lo, hi, w };
-  };
-  const cx = axis(crop.left, flip),
-    cy = axis(crop.top, false);
-  const out = new Float32Array(images.length);
-  for (let plane = 0; plane < images.length; plane += size * size) {
-    for (let y = 0; y < size; y++) {
-      const r0 = plane + cy.lo[y] * size,
-        r1 = plane + cy.hi[y] * size,
-        wy = cy.w[y];
-      for (let x = 0; x < size; x++) {
-        const a = images[r0 + cx.lo[x]],
-          b = images[r0 + cx.hi[x]],
-          c = images[r1 + cx.lo[x]],
-          d = images[r1 + cx.hi[x]],
-          wx = cx.w[x];
-        out[plane + y * size + x] = (1 - wy) * ((1 - wx) * a + wx * b) + wy * ((1 - wx) * c + wx * d);
-      }
-    }
-  }
-  return out;
 }
 
 export class Engine {
@@ -308,7 +230,7 @@ export class Engine {
       const withImage = imageInViews(views);
       if (!withImage) out.probs.fill(0);
       for (const view of withImage ? views.slice(1) : views) {
-        const probs = this.native.predict(viewOf(images, this.config.inputSize, view), n, classes, k * d).probs;
+        const probs = this.native.predict(viewPixels(images, this.config.inputSize, view), n, classes, k * d).probs;
         for (let i = 0; i < out.probs.length; i++) out.probs[i] += probs[i];
       }
       for (let i = 0; i < out.probs.length; i++) out.probs[i] /= views.length;

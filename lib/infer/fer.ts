@@ -5,7 +5,7 @@
 // them in batches on ONNX Runtime.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { type ModelMetadata, readMetadata } from '../model/onnx.js';
+import { type ModelMetadata, readMetadata } from '../model/onnx-metadata.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
 import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
 import { parseDevice } from '../device.js';

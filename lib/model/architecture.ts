@@ -1,21 +1,23 @@
 // Xception-k as a list of operations over named tensors (Keras Xception,
 // Chollet 2017, then the paper's embedding heads). The ONNX exporter, the
 // test reference and the training engine all walk this one list.
-import { native, optionalNative } from '../native.js';
+import { native, type NativeOpTable } from '../native.js';
 import { scaled, type XceptionConfig } from './config.js';
 import type { Op, Padding, ParamSpec } from './ops.js';
 
 export type { Op, Padding, ParamSpec } from './ops.js';
 
-// The ops' constants, from the op table (native/engine/op_table.h) through the
-// addon; NaN where the addon does not load, as nothing that reads them runs
-// there (the engine and the exporter need the addon; inference reads the
-// model file's own).
-const constants = optionalNative()?.opTable().constants;
-export const L2_EPS = constants?.l2Eps ?? NaN;
-/** eps of the input pipeline's per-image standardisation (the program's first op) */
-export const INPUT_EPS = constants?.inputEps ?? NaN;
-export const BN_EPS = constants?.bnEps ?? NaN; // Keras' BatchNormalization default
+let constants: NativeOpTable['constants'] | undefined;
+
+/**
+ * The ops' constants (inputEps: the per-image standardisation's, bnEps, l2Eps, the pooling window), from the op
+ * table (native/engine/op_table.h) through the addon, read when first needed: importing this module loads no
+ * addon (inference imports it without one and reads a model file's own constants).
+ */
+export function opConstants(): NativeOpTable['constants'] {
+  constants ??= native().opTable().constants;
+  return constants;
+}
 
 export interface Architecture {
   config: XceptionConfig;
@@ -102,7 +104,13 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
 
   // The input pipeline: each image standardised on its own (the exporter and
   // the engine both read this op).
-  ops.push({ op: 'standardize', name: 'input.standardize', input: 'image', output: 'input', eps: INPUT_EPS });
+  ops.push({
+    op: 'standardize',
+    name: 'input.standardize',
+    input: 'image',
+    output: 'input',
+    eps: opConstants().inputEps,
+  });
   // Entry flow
   let x = 'input';
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));

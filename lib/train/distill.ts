@@ -6,7 +6,7 @@
 // at T = 1 (a common simplification; Hinton's T^2 gradient scale is therefore not needed).
 import { readModelFile } from '../infer/model-check.js';
 import { openSession, ort } from '../infer/session.js';
-import { readMetadata } from '../model/onnx.js';
+import { readMetadata } from '../model/onnx-metadata.js';
 import type { XceptionConfig } from '../model/config.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';

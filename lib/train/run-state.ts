@@ -7,7 +7,7 @@ import { ConfusionTracker } from '../confusion.js';
 import { Engine, type StepStats } from '../engine/engine.js';
 import { describeNonFinite, firstNonFiniteParameter } from '../model/finite.js';
 import { type XceptionConfig, validateConfig } from '../model/config.js';
-import { readOnnxWeights } from '../model/onnx.js';
+import { readOnnxWeights } from '../model/onnx-weights.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
