@@ -123,6 +123,8 @@ export async function* decodeFrames(
         index,
       );
     }
+  } catch (err) {
+    if (!options.signal?.aborted) throw err; // stopped: its pipe closed under the loop
   } finally {
     options.signal?.removeEventListener('abort', stop);
     await stopChild(child);

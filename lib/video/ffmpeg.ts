@@ -145,17 +145,19 @@ export function toolMessage(stderr: string): string {
 }
 
 /**
- * Ends a child process and waits for its exit (no zombie): SIGTERM, then SIGKILL after `graceMs`.
- * Resolves at once for a child that has already exited.
+ * Ends a child process and waits for its exit (no zombie: 'exit' comes once it is reaped): SIGTERM,
+ * then SIGKILL after `graceMs`. Its output pipe is dropped, as a reader that stopped reading would
+ * keep ffmpeg blocked on a full pipe. Resolves at once for a child that has already exited.
  */
 export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-    child.once('close', () => {
+    child.once('exit', () => {
       clearTimeout(timer);
       resolve();
     });
     child.kill('SIGTERM');
+    child.stdout?.destroy();
   });
 }
