@@ -56,57 +56,33 @@ function slideshow() {
   return out;
 }
 
-/** A portrait (120 px wide) moving across a 320x240 frame in 2 s, as a camera's pan shows it. */
-function pan() {
-  const out = join(dir, 'pan.mp4');
+/** Portraits moving over a plain frame: each `{ photo, width, x, y }`, x and y ffmpeg expressions of t. */
+function movingFaces(name, size, seconds, faces) {
+  const out = join(dir, name);
+  let last = '0';
+  const chain = faces.map((f, i) => {
+    const step = `[${i + 1}]scale=${f.width}:-2[f${i}];[${last}][f${i}]overlay=x=${f.x}:y=${f.y}:shortest=1[v${i}]`;
+    last = `v${i}`;
+    return step;
+  });
   ffmpeg(
-    '-f',
-    'lavfi',
-    '-i',
-    'color=c=0x64788c:s=320x240:d=2:r=25',
-    '-loop',
-    '1',
-    '-i',
-    face('deepface_img10.jpg'),
-    '-filter_complex',
-    '[1]scale=120:-2[a];[0][a]overlay=x=20+t*80:y=-10:shortest=1[v]',
-    '-map',
-    '[v]',
-    '-t',
-    '2',
-    ...H264,
-    out,
+    ...['-f', 'lavfi', '-i', `color=c=0x5a7864:s=${size}:d=${seconds}:r=25`],
+    ...faces.flatMap((f) => ['-loop', '1', '-i', face(f.photo)]),
+    ...['-filter_complex', chain.join(';'), '-map', `[${last}]`, '-t', String(seconds), ...H264, out],
   );
   return out;
 }
 
-/** Two portraits (96 px wide) crossing a 480x240 frame in 3 s, one from each side. */
-function crossing() {
-  const out = join(dir, 'crossing.mp4');
-  ffmpeg(
-    '-f',
-    'lavfi',
-    '-i',
-    'color=c=0x5a7864:s=480x240:d=3:r=25',
-    '-loop',
-    '1',
-    '-i',
-    face('deepface_img10.jpg'),
-    '-loop',
-    '1',
-    '-i',
-    face('deepface_img4.jpg'),
-    '-filter_complex',
-    '[1]scale=96:-2[a];[2]scale=96:-2[b];[0][a]overlay=x=10+t*120:y=20:shortest=1[ab];[ab][b]overlay=x=374-t*120:y=60:shortest=1[v]',
-    '-map',
-    '[v]',
-    '-t',
-    '3',
-    ...H264,
-    out,
-  );
-  return out;
-}
+/** A portrait (120 px wide) moving across a 320x240 frame in 2 s, as a camera's pan shows it. */
+const pan = () =>
+  movingFaces('pan.mp4', '320x240', 2, [{ photo: 'deepface_img10.jpg', width: 120, x: '20+t*80', y: -10 }]);
+
+/** Two portraits (96 px wide) crossing a 480x240 frame in 3 s, one from each side, overlapping midway. */
+const crossing = () =>
+  movingFaces('crossing.mp4', '480x240', 3, [
+    { photo: 'deepface_img10.jpg', width: 96, x: '10+t*120', y: 20 },
+    { photo: 'deepface_img4.jpg', width: 96, x: '374-t*120', y: 60 },
+  ]);
 
 let fer;
 const clips = {};
