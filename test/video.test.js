@@ -3,7 +3,7 @@
 // answers equal FER.predict on the same decoded frames; the crossing keeps
 // its ids; no ffmpeg and a truncated file give the errors a user can act on;
 // the CLI's outputs. Skipped, saying why, without ffmpeg or ../shared.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
@@ -12,7 +12,7 @@ import { FER } from '../dist/index.js';
 import { decodeFrames } from '../dist/video/decode.js';
 import { findTools, FfmpegMissingError } from '../dist/video/ffmpeg.js';
 import { isVideoFile, looksLikeVideo, probeVideo, VideoError } from '../dist/video/probe.js';
-import { cli, noStack } from './helpers/cli.js';
+import { bin, cli, noStack } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 
@@ -274,4 +274,13 @@ clipTest('adcorre-predict: video options refused where they do not apply, naming
   t.regex(cut.stdout, /track 1/);
   t.regex(cut.stderr, /cut-cli\.mp4: decoding stopped after \d+ frames/);
   noStack(t, cut.stderr);
+});
+
+clipTest('adcorre-predict: Ctrl-C during --annotate leaves no partial copy and no ffmpeg', async (t) => {
+  const out = join(dir, 'interrupted', 'copy.mp4');
+  const child = spawn(process.execPath, [bin('adcorre-predict'), clips.crossing, '--fps', '25', '--annotate', out]);
+  child.stdout.once('data', () => child.kill('SIGINT'));
+  const code = await new Promise((resolve) => child.on('exit', (c) => resolve(c)));
+  t.is(code, 130);
+  t.deepEqual(readdirSync(join(dir, 'interrupted')), [], 'neither the copy nor its temporary file');
 });
