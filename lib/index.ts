@@ -15,7 +15,16 @@ export type {
   PredictOptions,
   PredictResult,
   PredictTimings,
+  PredictVideoOptions,
+  TrackerOptions,
 } from './infer/fer.js';
+export { VideoAnalysis, VIDEO_DEFAULTS } from './video/predict-video.js';
+export type { AnalysedFrame, VideoOptions } from './video/predict-video.js';
+export { FaceTracker } from './video/face-tracker.js';
+export { VideoError } from './video/probe.js';
+export type { VideoInfo } from './video/probe.js';
+export { FfmpegMissingError } from './video/ffmpeg.js';
+export type { TrackSummary, VideoFace, VideoFrameRecord } from './video/types.js';
 export { PREDICTION_DEFAULTS } from './infer/defaults.js';
 export { InputError } from './infer/image.js';
 export type { ImageInput, RawPixels } from './infer/image.js';

@@ -20,6 +20,9 @@ import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
 import { OptionError } from '../validate.js';
 import { cropMargin, describeError } from './args.js';
+import { addVideoOptions, planVideos, predictVideos, type VideoPlan } from './predict-video.js';
+import { isVideoOutputName } from '../video/encode.js';
+import { isVideoFile } from '../video/probe.js';
 
 const IMAGE_GLOB = '**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,JPG,JPEG,PNG,WEBP}';
 
@@ -132,9 +135,13 @@ async function run(argv: string[]): Promise<number> {
     )
     .option('--whole-image', 'classify the whole image when no face is found (flagged)')
     .option('--embeddings', 'include the embeddings in --json output')
-    .option('--annotate <dir>', 'write a copy of each image with its faces boxed and labelled')
+    .option(
+      '--annotate <dir|file>',
+      'write a copy of each image with its faces boxed and labelled (videos: a .mp4/.mkv/.mov file, or the folder)',
+    )
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  addVideoOptions(program);
   let opts: Record<string, unknown>;
   let inputs: string[];
   try {
@@ -145,10 +152,18 @@ async function run(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
   }
+  const { files, missing } = await expandInputs(inputs);
+  // videos recognised by their content, whatever their names
+  const isVideo = files.map((f) => isVideoFile(f));
+  const videos = files.filter((_, i) => isVideo[i]);
+  const photos = files.filter((_, i) => !isVideo[i]);
   let fer: FER;
+  let plan: VideoPlan | undefined;
   try {
     // usage errors before the model is loaded: an output folder that cannot be used, a batch that cannot fit
-    if (opts.annotate) ensureDir(opts.annotate as string, '--annotate');
+    plan = planVideos(videos, photos, opts);
+    if (opts.annotate && !(plan && isVideoOutputName(opts.annotate as string)))
+      ensureDir(opts.annotate as string, '--annotate');
     // each image of a batch is held decoded (up to MAX_WORKING_SIDE on its longer side, RGB) with its copies;
     // the default always runs
     const perImage = MAX_WORKING_SIDE * MAX_WORKING_SIDE * 3 * 2;
@@ -175,27 +190,26 @@ async function run(argv: string[]): Promise<number> {
     process.stderr.write(
       `adcorre-predict: warning: ${printable(info.model)} has no training summary; it may be untrained\n`,
     );
-  const { files, missing } = await expandInputs(inputs);
   let failed = 0;
   for (const m of missing) {
     failed++;
     process.stderr.write(`adcorre-predict: ${printable(m)}: no such file, folder or matching files${notUtf8Hint(m)}\n`);
   }
   const bar =
-    process.stderr.isTTY && files.length > 1
+    process.stderr.isTTY && photos.length > 1
       ? new SingleBar({
           format: 'predict [{bar}] {value}/{total} images | {eta_formatted} left',
           stream: process.stderr,
           clearOnComplete: true,
         })
       : null;
-  bar?.start(files.length, 0);
+  bar?.start(photos.length, 0);
   const batch = opts.batch as number;
   const top = opts.top as number;
   // one annotated copy per input: a/x.jpg and b/x.jpg would otherwise both write x.annotated.jpg
-  const annotated = opts.annotate ? annotatedNames(files, opts.annotate as string) : [];
-  for (let i = 0; i < files.length; i += batch) {
-    const part = files.slice(i, i + batch);
+  const annotated = opts.annotate && photos.length ? annotatedNames(photos, opts.annotate as string) : [];
+  for (let i = 0; i < photos.length; i += batch) {
+    const part = photos.slice(i, i + batch);
     const results = await fer.predictBatch(part, {
       detect: opts.detect === false ? false : 'auto',
       top,
@@ -246,9 +260,17 @@ async function run(argv: string[]): Promise<number> {
         process.stdout.write(`${formatRow(r, top).join('\n')}\n`);
       }
     }
-    bar?.update(Math.min(files.length, i + batch));
+    bar?.update(Math.min(photos.length, i + batch));
   }
   bar?.stop();
+  if (plan) {
+    const done = await predictVideos(fer, plan, opts);
+    failed += done.failed;
+    if (done.interrupted) {
+      await fer.close();
+      return 130;
+    }
+  }
   await fer.close();
   return failed > 0 ? 1 : 0;
 }

@@ -5,7 +5,7 @@
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { ensureDir, writeFileAtomic } from '../io.js';
-import type { PredictResult } from './fer.js';
+import type { FaceResult, PredictResult } from './fer.js';
 import { clipBox, placeLabels } from './labels.js';
 import { MAX_IMAGE_FILE_BYTES, readInputFile } from '../input-file.js';
 import { printable } from '../terminal.js';
@@ -21,7 +21,14 @@ const CHAR_WIDTH = 0.61;
 export interface OverlayOptions {
   /** runner-up labels listed under each face's label (default 0) */
   runnersUp?: number;
+  /** each face's colour, by number (default: the faces in turn); a video gives each track its own */
+  colours?: number[];
 }
+
+/** What an overlay draws: the image's size, and each face's box and labels. */
+export type Overlay = Pick<PredictResult, 'width' | 'height'> & {
+  faces: Pick<FaceResult, 'box' | 'label' | 'confidence' | 'top'>[];
+};
 
 export interface AnnotateOptions extends OverlayOptions {
   /**
@@ -86,7 +93,8 @@ export function labelFontSize(width: number, height: number, faceWidths: number[
   return Math.max(11, Math.min(base, Math.round(median / 5)));
 }
 
-export function overlaySvg(result: PredictResult, options: OverlayOptions = {}): string {
+export function overlaySvg(result: Overlay, options: OverlayOptions = {}): string {
+  const colour = (i: number) => COLOURS[(options.colours?.[i] ?? i) % COLOURS.length];
   const { width, height } = result;
   const stroke = Math.max(2, Math.round(Math.min(width, height) / 250));
   const font = labelFontSize(
@@ -118,17 +126,16 @@ export function overlaySvg(result: PredictResult, options: OverlayOptions = {}):
     const inset = stroke / 2;
     parts.push(
       `<rect x="${(c.x + inset).toFixed(1)}" y="${(c.y + inset).toFixed(1)}" width="${Math.max(0, c.width - stroke).toFixed(1)}" ` +
-        `height="${Math.max(0, c.height - stroke).toFixed(1)}" fill="none" stroke="${COLOURS[i % COLOURS.length]}" stroke-width="${stroke}"/>`,
+        `height="${Math.max(0, c.height - stroke).toFixed(1)}" fill="none" stroke="${colour(i)}" stroke-width="${stroke}"/>`,
     );
   });
   labels.forEach((r, i) => {
-    const colour = COLOURS[i % COLOURS.length];
     const { main, more } = texts[i];
     parts.push(
       `<rect x="${r.x.toFixed(1)}" y="${r.y.toFixed(1)}" width="${r.width.toFixed(1)}" height="${r.height.toFixed(1)}" ` +
-        `fill="#000" fill-opacity="0.72" stroke="${colour}" stroke-width="1"/>` +
+        `fill="#000" fill-opacity="0.72" stroke="${colour(i)}" stroke-width="1"/>` +
         `<text x="${(r.x + pad).toFixed(1)}" y="${(r.y + pad + font * 0.9).toFixed(1)}" font-family="${FONT}" font-size="${font}" ` +
-        `fill="${colour}">${escape(main)}</text>` +
+        `fill="${colour(i)}">${escape(main)}</text>` +
         (more
           ? `<text x="${(r.x + pad).toFixed(1)}" y="${(r.y + pad + font * 1.15 + small * 0.9).toFixed(1)}" font-family="${FONT}" ` +
             `font-size="${small}" fill="#e8e8e8">${escape(more)}</text>`

@@ -16,6 +16,9 @@ import { printable } from '../terminal.js';
 import { invalidType, isPlainObject, numberIn } from '../validate.js';
 import { PREDICTION_DEFAULTS } from './defaults.js';
 import { boxSquare, type FaceSquare, faceSquare, faceTensor } from './align.js';
+import { VideoAnalysis, type VideoOptions } from '../video/predict-video.js';
+import { FaceTracker, type FaceTrackerOptions } from '../video/face-tracker.js';
+import type { FramePredictor } from '../video/types.js';
 
 /** The models that ship with the package, by name (`--model ferplus`, `FER.load({ model: 'ferplus' })`). */
 export const BUNDLED_MODELS = {
@@ -254,8 +257,14 @@ function checkInput(name: string, input: unknown, present: boolean): void {
   throw invalidType(name, expected, input);
 }
 
+/** predictVideo's options: the video's (rate, size, smoothing, tracking) and a prediction's. */
+export type PredictVideoOptions = VideoOptions & Omit<PredictOptions, 'embeddings' | 'timings'>;
+/** tracker()'s options: smoothing and tracking, and a prediction's. */
+export type TrackerOptions = FaceTrackerOptions & Omit<PredictOptions, 'embeddings' | 'timings'>;
+
 export class FER {
   private closed = false;
+  private readonly videos = new Set<VideoAnalysis>();
 
   private constructor(
     private readonly session: ort.InferenceSession,
@@ -466,10 +475,53 @@ export class FER {
     });
   }
 
-  /** Releases the model and the detector; calling it again does nothing. */
+  /**
+   * The faces of a video file, frame by frame with track ids (`for await (const f of fer.predictVideo(file))`);
+   * needs ffmpeg (lib/video/ffmpeg.ts). Frames are analysed at `fps` (default 5); see VideoOptions.
+   */
+  predictVideo(file: string, options: PredictVideoOptions = {}): VideoAnalysis {
+    this.checkOpen();
+    if (typeof file !== 'string' || file === '') throw invalidType('file', 'a video file path', file);
+    const analysis = new VideoAnalysis(file, this.framePredictor(options), this.metadata.labels, options, (a) =>
+      this.videos.delete(a),
+    );
+    this.videos.add(analysis);
+    return analysis;
+  }
+
+  /** A tracker for the caller's own frames (a webcam's): `await t.push({ data, width, height, channels }, seconds)`. */
+  tracker(options: TrackerOptions = {}): FaceTracker {
+    this.checkOpen();
+    return new FaceTracker(this.framePredictor(options), this.metadata.labels, options);
+  }
+
+  /** predict() bound to a video's prediction options (faces always searched for, embeddings for the tracker). */
+  private framePredictor(options: PredictOptions): FramePredictor {
+    const { threshold, align, margin, top, wholeImageFallback } = options;
+    const predictOptions: PredictOptions = {
+      threshold,
+      align,
+      margin,
+      top,
+      wholeImageFallback,
+      detect: options.detect ?? true,
+    };
+    for (const key of Object.keys(predictOptions) as (keyof PredictOptions)[])
+      if (predictOptions[key] === undefined) delete predictOptions[key];
+    checkPredictOptions(predictOptions);
+    return (pixels) => this.predict(pixels, { ...predictOptions, embeddings: true });
+  }
+
+  private checkOpen(): void {
+    if (this.closed)
+      throw new Error('This FER instance is closed (close() was called); load the model again with FER.load()');
+  }
+
+  /** Releases the model and the detector, after ending any video being read; calling it again does nothing. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await Promise.all([...this.videos].map((v) => v.stop()));
     await this.session.release();
     await this.detector.close();
   }
