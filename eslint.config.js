@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'build/', 'prebuilds/', '.device/', 'runs/', 'models/'] },
+  { ignores: ['node_modules/', 'dist/', 'build/', 'prebuilds/', '.device/', 'runs/', 'models/', 'docs/api-html/'] },
   js.configs.recommended,
   {
     files: ['lib/**/*.ts'],

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Everything a GPU session should check and time, in one run on the device
-# machine (DEVELOPERS.md): the CUDA tests (loss kernels, engine operations,
-# the CUDA engine against the CPU engine; the C++ programs list their FAIL
-# lines) and the benchmarks, with the card
-# named. Results go to $OUT (the device tool brings them back).
+# machine (CONTRIBUTING.md, "Checks on a GPU"): the CUDA tests (loss kernels,
+# engine operations, the CUDA engine against the CPU engine; the C++ programs
+# list their FAIL lines) and the benchmarks, with the card named. Results go
+# to $OUT (the device tool brings them back).
 #
 # Here:  npm run compile:native && npm run compile:ts
 #        ../shared/tools/device-pack build dist        # prints the size (keep under 64 MiB)
