@@ -22,7 +22,7 @@ import { printableSummary } from '../data/readers/files.js';
 // the Trainer's option names whose flag is not their kebab-case form
 const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
 
-/** What each exit status means, for --help and the README. */
+/** What each exit status means, for --help and docs/cli.md. */
 export const EXIT_CODES = `Exit status:
   0    done (also when --max-steps stops the run)
   1    training failed: the cause is printed (unreadable data, a full disk, a diverged run, --on-nan stop);

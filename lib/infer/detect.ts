@@ -91,7 +91,7 @@ const SINGLE = {
   mirrorNetwork: 'short',
 } as const;
 
-/** The set-ups: 'multi' was chosen by measurement on real photographs and synthetic scenes (README). */
+/** The set-ups: 'multi' was chosen by measurement on real photographs and synthetic scenes (docs/inference.md). */
 export const PLANS: Record<DetectorModel, DetectorPlan> = {
   multi: { ...SINGLE, full: true, short: true, tileLevels: 1, verifyBelow: 0.85, mirrorPad: 0.25 },
   full: { ...SINGLE, full: true, short: false },

@@ -111,7 +111,7 @@ export interface LoadOptions {
   /**
    * face detector: 'multi' (default: BlazeFace's full-range and short-range models on the whole image,
    * overlapping tiles of large photos, merged, doubtful detections looked at again), or one model
-   * alone on the whole image: 'full' range or 'short' range (close-ups); see the README's Inference section
+   * alone on the whole image: 'full' range or 'short' range (close-ups); see docs/inference.md
    */
   detector?: DetectorModel;
 }

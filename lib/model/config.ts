@@ -29,7 +29,7 @@ export interface XceptionConfig {
    * many pixels left, right, up and down (the edge pixels repeated): 5 views,
    * 10 with flipAverage (evaluationViews). Training's random crops move the
    * face by a few pixels too; on FER2013Valid shifts of 1-3 pixels added
-   * 0.3 to 1.2 points (README, Shift averaging) for five times the inference work.
+   * 0.3 to 1.2 points (docs/inference.md, evaluation views) for five times the inference work.
    */
   shiftAverage?: number;
   /**
