@@ -1,7 +1,6 @@
 // adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
 // checkpoint, or several averaged as an ensemble: one input and one label list,
 // architectures free; an exported single model may stand in for a checkpoint).
-import { constants as bufferConstants } from 'node:buffer';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { getSplit } from '../data/dataset.js';
@@ -14,7 +13,7 @@ import { MAX_PRIOR_POWER, validateConfig, type XceptionConfig } from '../model/c
 import { exportOnnx, readOnnxMembers } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
-import { readCheckpoint } from '../train/checkpoint.js';
+import { MAX_CHECKPOINT_BYTES, readCheckpoint } from '../train/checkpoint.js';
 import { OptionError } from '../validate.js';
 
 const INPUT = '<checkpoint>';
@@ -25,7 +24,7 @@ const INPUT = '<checkpoint>';
  * the argument and what is there. `check`: only check, read nothing.
  */
 function readInput(path: string, check = false): Buffer | undefined {
-  const max = bufferConstants.MAX_LENGTH;
+  const max = MAX_CHECKPOINT_BYTES;
   try {
     if (check) checkInputFile(path, max, 'a checkpoint');
     else return readInputFileSync(path, max, 'a checkpoint');

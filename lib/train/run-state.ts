@@ -2,8 +2,10 @@
 // history, weight average, the epoch's running sums, the plateau schedule). A run starts it fresh (from --init's
 // weights, if given) or from its last checkpoint (--resume), and its checkpoints hold all of it, so that a resumed
 // run continues exactly.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { ConfusionTracker } from '../confusion.js';
+import { MAX_MODEL_FILE_BYTES } from '../infer/model-check.js';
+import { readOptionFileSync } from '../input-file.js';
 import { Engine, type StepStats } from '../engine/engine.js';
 import { describeNonFinite, firstNonFiniteParameter } from '../model/finite.js';
 import { type XceptionConfig, validateConfig } from '../model/config.js';
@@ -13,6 +15,7 @@ import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { WeightEma } from './ema.js';
+import { INIT_FILE } from './run-inputs.js';
 import { restoreMetrics, type RunPaths, writing } from './run-files.js';
 import { freshPlateau, type PlateauState } from './schedule.js';
 import type { EpochRecord, Trainer } from './trainer.js';
@@ -273,15 +276,27 @@ export class RunCheckpoints {
 }
 
 /**
+ * The weights of --init's file, read as every user-named file is (a regular file of a size a model can have: a
+ * named pipe would hang the trainer, /dev/zero fill its memory); whatever makes it unusable is an OptionError
+ * under init (a usage error, exit 2).
+ */
+function initWeights(path: string): Weights {
+  try {
+    if (!path.toLowerCase().endsWith('.onnx')) return readCheckpoint(path, 'init').state.weights;
+    return readOnnxWeights(readOptionFileSync(path, MAX_MODEL_FILE_BYTES, 'init', INIT_FILE), path).weights;
+  } catch (err) {
+    if (err instanceof OptionError) throw err;
+    throw new OptionError('init', INIT_FILE, printable(path), (err as Error).message);
+  }
+}
+
+/**
  * The weights to start from: those of a checkpoint or an exported .onnx model,
  * over the fresh ones. Every parameter must match in size, except the
  * classifier's when the class count differs (7 <-> 8): those stay fresh.
  */
 export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
-  const bytes = readFileSync(path);
-  const source = path.toLowerCase().endsWith('.onnx')
-    ? readOnnxWeights(bytes, path).weights
-    : readCheckpoint(path).state.weights;
+  const source = initWeights(path);
   const weights: Weights = new Map();
   const kept: string[] = [];
   for (const [name, init] of fresh) {
@@ -291,9 +306,12 @@ export function startingWeights(path: string, fresh: Weights): { weights: Weight
       weights.set(name, init);
       kept.push(name);
     } else {
-      throw new Error(
-        `--init ${path} does not fit this architecture: parameter ${name} has ` +
-          `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`,
+      throw new OptionError(
+        'init',
+        "a checkpoint or model of the run's architecture",
+        printable(path),
+        `it does not fit this architecture: parameter ${name} has ${w ? `${w.length} values there and ${init.length} here` : 'no values there'} ` +
+          '(pass the --arch it was trained with)',
       );
     }
   }
