@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { csvRows } from '../data/csv.js';
+import { csvField, csvRows } from '../data/csv.js';
 import { canonicalSplit } from '../data/dataset.js';
 import { type ClassCount, labelNames, nameOrIndexLabel } from '../data/labels.js';
 import { checkCsvPath, printableSummary } from '../data/readers/files.js';
@@ -19,7 +19,6 @@ import { TRAINING_DEFAULTS as D } from '../train/defaults.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError } from '../validate.js';
 import { finite as num } from './args.js';
-import { csvField } from './predictions.js';
 
 interface TargetsOptions {
   out: string;
