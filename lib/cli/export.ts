@@ -14,7 +14,7 @@ import { exportOnnx, readOnnxMembers } from '../model/onnx.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
 import { MAX_CHECKPOINT_BYTES, readCheckpoint } from '../train/checkpoint.js';
-import { OptionError } from '../validate.js';
+import { OptionError, parseDecimal } from '../validate.js';
 
 const INPUT = '<checkpoint>';
 
@@ -38,7 +38,7 @@ function readInput(path: string, check = false): Buffer | undefined {
 
 /** --prior: comma-separated positive numbers (their count is checked against the model's classes later). */
 function counts(value: string): number[] {
-  const list = value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
+  const list = value.split(',').map(parseDecimal);
   if (!list.every((n) => Number.isFinite(n) && n > 0))
     throw new InvalidArgumentError('Expected comma-separated numbers > 0 (one per class, in the label order).');
   return list;

@@ -38,6 +38,7 @@ import { DataError, SkipReport } from '../skips.js';
 import { IMAGE_EXTENSIONS } from './folder.js';
 import { readDataHead, readDataText, reportLine } from './files.js';
 import { printable } from '../../terminal.js';
+import { parseDigits } from '../../validate.js';
 
 /** How FER+ votes become training labels. */
 export type FerPlusLabels = 'majority' | 'distribution';
@@ -117,7 +118,7 @@ export function ferPlusSample(
 
 /** The 10 vote counts of a row (fields in FERPLUS_COLUMNS order), or why they cannot be used. */
 export function parseVotes(fields: readonly string[]): number[] | string {
-  const votes = fields.map((f) => (f.trim() === '' ? Number.NaN : Number(f)));
+  const votes = fields.map(parseDigits);
   const bad = votes.findIndex((v) => !Number.isInteger(v) || v < 0);
   if (bad >= 0) {
     return `vote counts must be non-negative integers; ${FERPLUS_COLUMNS[bad]} is '${fields[bad]}'`;
