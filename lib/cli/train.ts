@@ -20,7 +20,13 @@ import { RunClock } from './run-clock.js';
 import { printableSummary } from '../data/readers/files.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
-const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
+const FLAGS = {
+  onNonFinite: '--on-nan',
+  maxNonFiniteSteps: '--max-nan-steps',
+  dataset: '--dataset',
+  arch: '--arch',
+  emaWarmup: '--no-ema-warmup',
+};
 
 /** What each exit status means, for --help and the README. */
 export const EXIT_CODES = `Exit status:
@@ -202,6 +208,8 @@ export async function main(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
   }
+  // an option that qualifies another is passed only when given, so that the Trainer can refuse it alone
+  const given = (key: string) => (program.getOptionValueSource(key) === 'default' ? undefined : o[key]);
   let trainer: Trainer;
   try {
     trainer = new Trainer({
@@ -220,10 +228,10 @@ export async function main(argv: string[]): Promise<number> {
       schedule: o.schedule as never,
       warmup: o.warmup as number,
       optimizer: o.optimizer as never,
-      momentum: o.momentum as number,
+      momentum: given('momentum') as number | undefined,
       nesterov: Boolean(o.nesterov),
-      plateauPatience: o.plateauPatience as number,
-      plateauFactor: o.plateauFactor as number,
+      plateauPatience: given('plateauPatience') as number | undefined,
+      plateauFactor: given('plateauFactor') as number | undefined,
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,
@@ -240,12 +248,12 @@ export async function main(argv: string[]): Promise<number> {
       balanced: Boolean(o.balanced),
       mixup: o.mixup as number,
       cutmix: o.cutmix as number,
-      mixProb: o.mixProb as number,
+      mixProb: given('mixProb') as number | undefined,
       teacher: o.teacher as string | undefined,
-      teacherTemperature: o.teacherTemperature as number,
-      teacherWeight: o.teacherWeight as number,
+      teacherTemperature: given('teacherTemperature') as number | undefined,
+      teacherWeight: given('teacherWeight') as number | undefined,
       ema: o.ema as number,
-      emaWarmup: o.emaWarmup as boolean,
+      emaWarmup: given('emaWarmup') as boolean | undefined,
       seed: o.seed as number,
       device: o.device as TrainerOptions['device'],
       workers: o.workers as number | undefined,
@@ -255,7 +263,7 @@ export async function main(argv: string[]): Promise<number> {
       checkpointEvery: o.checkpointEvery as number,
       maxSteps: o.maxSteps as number | undefined,
       onNonFinite: o.onNan as never,
-      maxNonFiniteSteps: o.maxNanSteps as number,
+      maxNonFiniteSteps: given('maxNanSteps') as number | undefined,
     });
   } catch (err) {
     // a bad option, configuration or device: nothing has started

@@ -51,6 +51,8 @@ export interface CheckpointMeta {
   ema?: { decay: number; warmup: boolean; updates: number };
   /** with the plateau schedule: its state (lib/train/schedule.ts PlateauState) */
   plateau?: Record<string, unknown>;
+  /** what the run trains on: its data and teacher (lib/train/run-identity.ts RunIdentity) */
+  identity?: Record<string, unknown>;
 }
 
 interface TensorEntry {

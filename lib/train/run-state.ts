@@ -15,6 +15,7 @@ import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { WeightEma } from './ema.js';
+import { identityChange, type RunIdentity } from './run-identity.js';
 import { INIT_FILE } from './run-inputs.js';
 import { restoreMetrics, type RunPaths, writing } from './run-files.js';
 import { freshPlateau, type PlateauState } from './schedule.js';
@@ -46,6 +47,8 @@ export interface RunState {
   plateau: PlateauState;
   /** parameters --init could not supply (a classifier for another class count) */
   initFresh?: string[];
+  /** the data and teacher it trains on, recorded in its checkpoints */
+  identity: RunIdentity;
 }
 
 /**
@@ -71,8 +74,8 @@ export function recordStep(state: RunState, stats: StepStats, labels: Int32Array
 }
 
 /** The run's starting state: its last checkpoint's with resume (which must then exist), else a fresh engine's. */
-export function startRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
-  if (o.resume && existsSync(paths.last)) return resumedRun(o, config, paths);
+export function startRun(o: Options, config: XceptionConfig, paths: RunPaths, identity: RunIdentity): RunState {
+  if (o.resume && existsSync(paths.last)) return resumedRun(o, config, paths, identity);
   if (o.resume)
     throw new OptionError(
       'out',
@@ -100,13 +103,21 @@ export function startRun(o: Options, config: XceptionConfig, paths: RunPaths): R
     sums: emptySums(),
     plateau: freshPlateau(),
     initFresh,
+    identity,
   };
 }
 
 /** The state in the run's last checkpoint, after checking that the options continue that run; metrics.jsonl follows it. */
-function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
+function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths, identity: RunIdentity): RunState {
   const { state, meta, raw } = readCheckpoint(paths.last);
   checkResumable(o, config, paths, meta, raw !== undefined);
+  const changed = identityChange(meta.identity as Partial<RunIdentity> | undefined, identity);
+  if (changed)
+    throw new OptionError(
+      changed.option,
+      `${changed.expected} to resume ${paths.out} (a resume continues the run as it was started)`,
+      `${printable(changed.option === 'data' ? o.data : (o.teacher ?? ''))}: ${changed.received}`,
+    );
   // with a weight average, the checkpoint's weights are the average and `raw` the training weights
   const engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
   engine.setState({ ...state, weights: raw ?? state.weights });
@@ -123,6 +134,7 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunSta
     resumedSums:
       meta.batch > 0 && meta.epochSums ? { ...emptySums(), ...(meta.epochSums as Partial<EpochSums>) } : undefined,
     plateau: meta.plateau ? { ...freshPlateau(), ...(meta.plateau as Partial<PlateauState>) } : freshPlateau(),
+    identity,
   };
   restoreMetrics(paths.metrics, resumed.history, paths.last);
   return resumed;
@@ -211,7 +223,9 @@ function checkResumable(
       o.teacher === undefined ? 'none' : printable(o.teacher),
     );
   if (o.teacher !== undefined) (['teacherTemperature', 'teacherWeight'] as const).forEach(checkSame);
-  // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
+  // the weight average is part of the run's state: a resume continues it (warming up as it did) or runs without one
+  if (meta.ema && o.ema > 0 && meta.ema.warmup !== o.emaWarmup)
+    throw refuse('emaWarmup', `the run's warm-up (${meta.ema.warmup ? 'on' : 'off'})`, o.emaWarmup ? 'on' : 'off');
   if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
     throw new OptionError(
       'ema',
@@ -271,6 +285,7 @@ export class RunCheckpoints {
       ...(batch > 0 ? { epochSums: { ...state.sums } } : {}),
       ...(state.ema ? { ema: state.ema.state() } : {}),
       ...(o.schedule === 'plateau' ? { plateau: { ...state.plateau } } : {}),
+      identity: { ...state.identity },
     };
   }
 }

@@ -26,6 +26,8 @@ import { evaluateWeights } from './evaluate.js';
 import { blendedTargets } from './targets.js';
 import { acquireRunLock } from './run-lock.js';
 import { checkRunInputs } from './run-inputs.js';
+import { checkQualifiedOptions } from './option-rules.js';
+import { runIdentity } from './run-identity.js';
 import { checkWritable, prepareRunFolder, runFolderBytes, type RunPaths, runPaths, writing } from './run-files.js';
 import { trainingSummary, writeCharts, writeModel, writeRunConfig, writeSummary } from './run-outputs.js';
 import { emptySums, recordStep, RunCheckpoints, type RunState, startRun } from './run-state.js';
@@ -386,6 +388,7 @@ export class Trainer {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...TRAINING_DEFAULTS, ...given } as Trainer['options'];
     validateOptions(this.options);
+    checkQualifiedOptions(given, this.options);
     checkRunInputs(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig(
@@ -451,7 +454,7 @@ export class Trainer {
     const config = validateConfig(this.config, 'arch');
     const { dataset, train, val } = await this.openData(config);
     const labels = dataset.labelNames;
-    const state = startRun(o, config, paths);
+    const state = startRun(o, config, paths, runIdentity(o.teacher, dataset, train, val));
     writeRunConfig(paths, o, config, labels, state.initFresh);
     // the teacher before the loaders' threads start: a teacher refused leaves nothing to close
     const teacher = o.teacher ? await Teacher.open(o.teacher, config, labels) : undefined;
