@@ -643,7 +643,7 @@ test('#43 2, 14. probabilities that overflow, and numbers that are not decimal, 
 test('#43 4. adcorre-export --prior-from <a named pipe> exits 2 at once, naming it', async (t) => {
   const fifo = join(tempDir(), 'data.csv');
   execFileSync('mkfifo', [fifo]);
-  const r = await cli('adcorre-export', [ckpt, '-o', join(tempDir(), 'x.onnx'), '--prior-from', fifo], 20_000);
+  const r = await cli('adcorre-export', [ckpt, '-o', join(tempDir(), 'x.onnx'), '--prior-from', fifo]);
   t.is(r.code, 2, r.stderr);
   t.regex(
     r.stderr,

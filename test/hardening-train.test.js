@@ -557,14 +557,14 @@ test.serial(
     for (const [args, message] of cases) {
       const out = join(tempDir(), 'run');
       const withArch = args[0] === '--arch' ? cliBase.filter((_, i) => i !== 2 && i !== 3) : cliBase;
-      const r = await train([...withArch, '--out', out, ...args], 20_000);
+      const r = await train([...withArch, '--out', out, ...args]);
       t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       t.regex(r.stderr.trim(), message);
       t.false(existsSync(lockOf(out)), 'no lock left');
       noStack(t, r.stderr);
     }
     const out = join(tempDir(), 'run');
-    const r = await train(['--data', fifo, '--arch', arch, '--out', out], 20_000);
+    const r = await train(['--data', fifo, '--arch', arch, '--out', out]);
     t.is(r.code, 2, r.stderr);
     t.regex(
       r.stderr,
