@@ -625,7 +625,7 @@ test.serial(
 test('#43 12. an option that qualifies one not given is refused, naming both', async (t) => {
   for (const [args, message] of [
     [['--mix-prob', '0.5'], /Expected mixup or cutmix above 0 .* for --mix-prob but received mixup 0 and cutmix 0/],
-    [['--teacher-weight', '0.5'], /Expected a teacher for --teacher-weight but received no teacher/],
+    [['--teacher-weight', '0.3'], /Expected a teacher for --teacher-weight but received no teacher/],
     [
       ['--plateau-patience', '3', '--schedule', 'cosine'],
       /Expected schedule 'plateau' for --plateau-patience but received schedule 'cosine'/,

@@ -208,8 +208,6 @@ export async function main(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
   }
-  // an option that qualifies another is passed only when given, so that the Trainer can refuse it alone
-  const given = (key: string) => (program.getOptionValueSource(key) === 'default' ? undefined : o[key]);
   let trainer: Trainer;
   try {
     trainer = new Trainer({
@@ -228,10 +226,10 @@ export async function main(argv: string[]): Promise<number> {
       schedule: o.schedule as never,
       warmup: o.warmup as number,
       optimizer: o.optimizer as never,
-      momentum: given('momentum') as number | undefined,
+      momentum: o.momentum as number,
       nesterov: Boolean(o.nesterov),
-      plateauPatience: given('plateauPatience') as number | undefined,
-      plateauFactor: given('plateauFactor') as number | undefined,
+      plateauPatience: o.plateauPatience as number,
+      plateauFactor: o.plateauFactor as number,
       weightDecay: o.weightDecay as number,
       lambdaCE: o.lambdaCe as number,
       labelSmoothing: o.labelSmoothing as number,
@@ -248,12 +246,12 @@ export async function main(argv: string[]): Promise<number> {
       balanced: Boolean(o.balanced),
       mixup: o.mixup as number,
       cutmix: o.cutmix as number,
-      mixProb: given('mixProb') as number | undefined,
+      mixProb: o.mixProb as number,
       teacher: o.teacher as string | undefined,
-      teacherTemperature: given('teacherTemperature') as number | undefined,
-      teacherWeight: given('teacherWeight') as number | undefined,
+      teacherTemperature: o.teacherTemperature as number,
+      teacherWeight: o.teacherWeight as number,
       ema: o.ema as number,
-      emaWarmup: given('emaWarmup') as boolean | undefined,
+      emaWarmup: o.emaWarmup as boolean,
       seed: o.seed as number,
       device: o.device as TrainerOptions['device'],
       workers: o.workers as number | undefined,
@@ -263,7 +261,7 @@ export async function main(argv: string[]): Promise<number> {
       checkpointEvery: o.checkpointEvery as number,
       maxSteps: o.maxSteps as number | undefined,
       onNonFinite: o.onNan as never,
-      maxNonFiniteSteps: given('maxNanSteps') as number | undefined,
+      maxNonFiniteSteps: o.maxNanSteps as number,
     });
   } catch (err) {
     // a bad option, configuration or device: nothing has started

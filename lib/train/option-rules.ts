@@ -1,8 +1,9 @@
 // Options that qualify another: --mix-prob says how often mixup or CutMix mixes, --teacher-weight how a teacher is
 // blended, --plateau-patience when the plateau schedule drops. Given without what they qualify they would be
-// ignored without a word, so they are refused, naming both, as --nesterov without SGD is. Only options the caller
-// gave are checked (a default qualifies nothing).
+// ignored without a word, so they are refused, naming both, as --nesterov without SGD is. Only a value other than
+// the default is refused: the default says nothing (adcorre-train passes every option, most at their defaults).
 import { OptionError } from '../validate.js';
+import { TRAINING_DEFAULTS } from './defaults.js';
 import type { TrainerOptions } from './trainer.js';
 
 type Options = Required<Pick<TrainerOptions, 'mixup' | 'cutmix' | 'schedule' | 'optimizer' | 'ema' | 'onNonFinite'>> &
@@ -62,10 +63,13 @@ const RULES: Rule[] = [
   },
 ];
 
-/** Refuses an option in `given` (what the caller set) whose qualified option is off in `o` (with defaults). */
-export function checkQualifiedOptions(given: Partial<TrainerOptions>, o: Options): void {
+const isDefault = (key: keyof TrainerOptions, value: unknown) =>
+  value === undefined || value === (TRAINING_DEFAULTS as Partial<Record<keyof TrainerOptions, unknown>>)[key];
+
+/** Refuses an option set in `o` (other than its default) whose qualified option is off there. */
+export function checkQualifiedOptions(o: Options & Partial<TrainerOptions>): void {
   for (const rule of RULES) {
-    const set = rule.options.find((key) => given[key] !== undefined);
+    const set = rule.options.find((key) => !isDefault(key, o[key]));
     if (set !== undefined && !rule.applies(o)) throw new OptionError(set, rule.needs, rule.instead(o));
   }
 }

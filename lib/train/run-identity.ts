@@ -57,7 +57,7 @@ export function identityChange(
   if (was?.teacher && now.teacher && was.teacher !== now.teacher)
     return {
       option: 'teacher',
-      expected: "the run's teacher model (SHA-256 " + `${was.teacher.slice(0, 12)}...)`,
+      expected: `the run's teacher model (SHA-256 ${was.teacher.slice(0, 12)}...)`,
       received: `another model (SHA-256 ${now.teacher.slice(0, 12)}...)`,
     };
   return undefined;

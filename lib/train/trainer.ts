@@ -388,7 +388,7 @@ export class Trainer {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...TRAINING_DEFAULTS, ...given } as Trainer['options'];
     validateOptions(this.options);
-    checkQualifiedOptions(given, this.options);
+    checkQualifiedOptions(this.options);
     checkRunInputs(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig(
