@@ -461,7 +461,9 @@ const photosNote = havePhotos ? '' : ` (skipped: ${photos} is absent)`;
 test('#43 1. align refuses a split that names a folder outside --out, and says so', async (t) => {
   const work = tempDir();
   const manifest = join(work, 'm.csv');
-  writeFileSync(manifest, `path,label,split\n${join(work, 'face.jpg')},happy,../../escaped\n`);
+  // a photo with a face where ../shared has one (the crop was written to work/escaped/happy), else any path
+  const photo = havePhotos ? join(photos, 'deepface_img11.jpg') : join(work, 'face.jpg');
+  writeFileSync(manifest, `path,label,split\n${photo},happy,../../escaped\n`);
   const out = join(work, 'o', 'deep');
   const r = await cli('adcorre-data', ['align', manifest, '--out', out]);
   t.is(r.code, 1, r.stderr);
