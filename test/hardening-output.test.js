@@ -597,6 +597,12 @@ test('#43 5, 11. the CSV reader: records bounded, a stray quote costs one line, 
   t.regex(stats.stderr + stats.stdout, /malformed row .*a line of \d+ characters, more than the 33554432/);
   t.regex(stats.stdout, /all\s+1\s/);
   noStack(t, stats.stderr);
+  // a first line of data, not a header: named in a message cut short, escapes shown as text
+  writeFileSync(path, `\u001b[31m${'z'.repeat(10_000)}\nz.png,sad\n`);
+  await t.throwsAsync(() => openDataset(path), {
+    instanceOf: DataError,
+    message: /unrecognised CSV header \(\\e\[31mzzz+\.\.\. \(4\d{3} characters\)\)/,
+  });
 });
 
 test('#43 2, 14. probabilities that overflow, and numbers that are not decimal, are bad rows', async (t) => {

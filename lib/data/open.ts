@@ -17,6 +17,7 @@ import {
 import { checkDatasetSource, readDataHead } from './readers/files.js';
 import { RAFDB_LIST, readRafDb } from './readers/rafdb.js';
 import { DataError } from './skips.js';
+import { printable } from '../terminal.js';
 
 export interface OpenOptions {
   /** default: detected from the path */
@@ -44,6 +45,12 @@ function csvHeader(path: string): string[] {
     .map((s) => s.trim());
 }
 
+/** A header for a message: through printable(), cut at 200 characters (a first line may be megabytes of data). */
+function headerText(header: readonly string[]): string {
+  const text = printable(header.join(', '));
+  return text.length > 200 ? `${text.slice(0, 200)}... (${text.length} characters)` : text;
+}
+
 /** Which format a path holds, or a DataError saying what was looked for. */
 export function detectFormat(path: string): DatasetFormat {
   const p = resolve(path);
@@ -64,7 +71,7 @@ export function detectFormat(path: string): DatasetFormat {
     if (header.includes('subDirectory_filePath')) return 'affectnet';
     if (header.includes('path') && header.includes('label')) return 'csv';
     throw new DataError(
-      `${p}: unrecognised CSV header (${header.join(', ')}); expected FER-2013 (emotion,pixels,Usage), ` +
+      `${printable(p)}: unrecognised CSV header (${headerText(header)}); expected FER-2013 (emotion,pixels,Usage), ` +
         'FER+ (Usage,Image name,...,NF), an AffectNet manifest or a manifest with path,label[,split]',
     );
   }
