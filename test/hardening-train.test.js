@@ -571,6 +571,12 @@ test.serial(
       /Expected a dataset folder or CSV file for --data but received a named pipe \(FIFO\): .*pipe\.csv/,
     );
     t.false(existsSync(lockOf(out)));
+    // a named pipe where the run folder's lock goes: named, never waited on
+    const locked = tempDir('adcorre-run-');
+    spawnSync('mkfifo', [lockOf(locked)]);
+    const pipeLock = await train([...cliBase, '--out', locked]);
+    t.is(pipeLock.code, 1, pipeLock.stderr);
+    t.regex(pipeLock.stderr, /lock .*train\.lock is a named pipe \(FIFO\), not a lock file: remove it/);
     // an --init that is a file but not a checkpoint: exit 2 as the help says, naming it
     const junk = join(work, 'junk.ckpt');
     writeFileSync(junk, 'not a checkpoint');
