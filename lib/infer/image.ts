@@ -2,7 +2,9 @@
 // pixels, as RGB. Files and Buffers go through the one image decoder
 // (lib/image.ts, which the training loader uses too: EXIF orientation
 // honoured, very large images shrunk on load); raw pixels are only made RGB,
-// and shrunk by the one resampler (lib/pixels.ts) when very large.
+// and shrunk by the one resampler (lib/pixels.ts) when very large (by sharp
+// beyond the resampler's 65536 px on a side). decodedInOrder decodes a batch
+// of inputs a few at a time.
 import { decodeImage, ImageDecodeError, MAX_INPUT_PIXELS, MAX_WORKING_SIDE, workingSide } from '../image.js';
 import sharp from 'sharp';
 import { resampleWindow } from '../pixels.js';
@@ -114,7 +116,7 @@ async function decodeBytes(bytes: Uint8Array, source: string): Promise<DecodedIm
 /**
  * Raw pixels as RGB; over MAX_WORKING_SIDE on the longer side, area-averaged to workingSide() as
  * a file would be shrunk on load. (No call into sharp: one costs more than the classifier on a
- * face crop, 2.5-5 ms against 2.4 ms on the development machine.)
+ * face crop, 2.5-5 ms against 2.4 ms on the development machine; only beyond the resampler's side.)
  */
 async function rgbOfRaw(raw: RawPixels): Promise<Omit<DecodedImage, 'source'>> {
   const { width, height } = raw;
