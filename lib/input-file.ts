@@ -8,10 +8,11 @@
 // blocking, check that the file opened is the one checked (nothing swapped in
 // meanwhile), and read at most its checked size.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats, statSync, lstatSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { errnoText } from './errno.js';
 import { formatBytes } from './memory.js';
 import { printable } from './terminal.js';
+import { OptionError } from './validate.js';
 
 /**
  * The most bytes an image file may have: a 120-megapixel photo (the decoder's
@@ -160,12 +161,17 @@ const sameFile = (a: Stats, b: Stats) => b.isFile() && a.dev === b.dev && a.ino 
 const SWAPPED = 'it was replaced by something else while being opened';
 
 /**
- * The bytes of a regular file of at most maxBytes (see the top of this file);
- * an InputFileProblem otherwise. Reads at most the size the file had when checked.
+ * A regular file of at most maxBytes opened for reading (see the top of this file), with its checked status;
+ * an InputFileProblem otherwise. The caller closes the handle; it reads at most `st.size` bytes (a file growing
+ * meanwhile, /proc's or a log, is cut there).
  */
-export async function readInputFile(path: string, maxBytes: number, what = 'an input file'): Promise<Buffer> {
+export async function openInputFile(
+  path: string,
+  maxBytes: number,
+  what = 'an input file',
+): Promise<{ handle: FileHandle; st: Stats }> {
   const st = checkInputFile(path, maxBytes, what);
-  let handle;
+  let handle: FileHandle;
   try {
     // non-blocking: a named pipe swapped in after the check opens at once (and is refused below)
     handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -174,6 +180,20 @@ export async function readInputFile(path: string, maxBytes: number, what = 'an i
   }
   try {
     if (!sameFile(st, await handle.stat())) throw new InputFileProblem(path, 'not regular', SWAPPED);
+  } catch (err) {
+    await handle.close();
+    throw errnoProblem(err, path);
+  }
+  return { handle, st };
+}
+
+/**
+ * The bytes of a regular file of at most maxBytes (see the top of this file);
+ * an InputFileProblem otherwise. Reads at most the size the file had when checked.
+ */
+export async function readInputFile(path: string, maxBytes: number, what = 'an input file'): Promise<Buffer> {
+  const { handle, st } = await openInputFile(path, maxBytes, what);
+  try {
     const buffer = Buffer.allocUnsafe(st.size);
     let off = 0;
     while (off < buffer.length) {
@@ -232,4 +252,27 @@ export function checkFolderOrFile(path: string, maxBytes = Number.MAX_SAFE_INTEG
   const problem = kindProblem(path, st, maxBytes, 'it');
   if (problem) throw problem;
   return st;
+}
+
+/**
+ * An InputFileProblem as a usage error under the option that named the file: "Expected a checkpoint file for
+ * --init but received a folder: runs/a" for what is there instead (a folder, a device, a pipe, a file too large),
+ * "... but received <path>: file not found" for the rest.
+ */
+export function inputOptionError(problem: InputFileProblem, option: string, expected: string): OptionError {
+  if (problem.kind === 'folder' || problem.kind === 'not regular' || problem.kind === 'too large')
+    return new OptionError(option, expected, problem.found, printable(problem.path));
+  return new OptionError(option, expected, printable(problem.path), problem.reason);
+}
+
+/**
+ * readInputFileSync for a file the user named with `option` (`expected`: what it should be, for the message):
+ * its bytes, or an OptionError under the option (see inputOptionError).
+ */
+export function readOptionFileSync(path: string, maxBytes: number, option: string, expected: string): Buffer {
+  try {
+    return readInputFileSync(path, maxBytes, expected);
+  } catch (err) {
+    throw err instanceof InputFileProblem ? inputOptionError(err, option, expected) : err;
+  }
 }

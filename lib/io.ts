@@ -212,6 +212,31 @@ export function writeFileAtomic(path: string, data: Uint8Array | string, option?
   }
 }
 
+/**
+ * Why `name` cannot be one file or folder name inside an output folder (a manifest's split column used as a
+ * folder: '../../escaped' would write outside it), or undefined when it can.
+ */
+export function unusableName(name: string): string | undefined {
+  if (name === '') return 'an empty name';
+  if (name === '.' || name === '..') return `'${name}' names a folder itself or the one above, not one inside`;
+  if (/[/\\]/.test(name)) return 'it holds a slash (one name, not a path)';
+  if (name.includes('\0')) return 'it holds a NUL character';
+  if (Buffer.byteLength(name) > 255) return 'it is longer than the 255 bytes a file name may have';
+  return undefined;
+}
+
+/**
+ * `root` joined with `names`, each one name (unusableName): a path inside root, never outside it; an Error
+ * naming the name that cannot be used otherwise.
+ */
+export function pathInside(root: string, ...names: string[]): string {
+  for (const name of names) {
+    const why = unusableName(name);
+    if (why) throw new Error(`'${printable(name)}' cannot be a name in ${printable(root)}: ${why}`);
+  }
+  return join(root, ...names);
+}
+
 // File systems that hold no files: writing under them hangs or fails in odd
 // ways (Node 20's recursive mkdirSync never returns for a path under /proc).
 const VIRTUAL_FILE_SYSTEMS = new Map<number, string>([

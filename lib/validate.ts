@@ -18,6 +18,24 @@ export function invalidType(name: string, expected: string, value: unknown): Typ
   return new TypeError(`Expected ${expected} for ${name} but received ${describe(value)}`);
 }
 
+// Numbers in text (CSV fields, command-line values) are read by one grammar: decimal notation only. Number()
+// would also take '0x10', '0b1', 'Infinity' and ' ' (as 0); a count or a label must be written in digits (07 is 7,
+// 3.0 is not a count).
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+const DIGITS = /^\d+$/;
+
+/** A number written in decimal (12, -0.5, 1e-3, 07), else NaN: no hexadecimal, binary, Infinity or blank. */
+export function parseDecimal(text: string): number {
+  const t = text.trim();
+  return DECIMAL.test(t) ? Number(t) : Number.NaN;
+}
+
+/** A whole number written in digits (7, 07), else NaN: no sign, point, exponent or other base. */
+export function parseDigits(text: string): number {
+  const t = text.trim();
+  return DIGITS.test(t) ? Number(t) : Number.NaN;
+}
+
 /** A RangeError: the value is of the right kind but out of range. */
 export function invalidRange(name: string, expected: string, received: string): RangeError {
   return new RangeError(`Expected ${expected} for ${name} but received ${received}`);

@@ -6,7 +6,7 @@
 // when they are regular files; a checkpoint's checksum covers its header, and
 // its load errors name the file and the parameter. Device nodes are made in a
 // temporary folder (mknod, root only), never a system one.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -23,12 +23,15 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { readMetadata } from '../dist/index.js';
+import { labelNames, openDataset, readMetadata } from '../dist/index.js';
+import { csvField, csvRows, MAX_CSV_RECORD_CHARS } from '../dist/data/csv.js';
+import { DataError, SkipReport } from '../dist/data/skips.js';
 import { checkOutputFile, OutputFileError, writeFileAtomic } from '../dist/io.js';
 import { describeError } from '../dist/cli/args.js';
 import { readCheckpoint } from '../dist/train/checkpoint.js';
 import { Trainer } from '../dist/train/trainer.js';
-import { cli, noStack } from './helpers/cli.js';
+import { bin, cli, noStack } from './helpers/cli.js';
+import { sharedDir } from './helpers/shared.js';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
 import { tiny, untrainedCheckpoint, untrainedModel } from './helpers/models.js';
 
@@ -447,4 +450,212 @@ test('9. a named pipe, a folder or a missing file as an input is refused without
   t.is(beside.code, 0, beside.stderr);
   rmSync(run, { recursive: true });
   noStack(t, r.stderr + folder.stderr + none.stderr);
+});
+
+// --- Issue #43 (round three): output confined, CSV records as written, numbers strict, formulas neutralised ---
+
+const photos = join(sharedDir, 'data', 'photos');
+const havePhotos = existsSync(photos);
+const photosNote = havePhotos ? '' : ` (skipped: ${photos} is absent)`;
+
+test('#43 1. align refuses a split that names a folder outside --out, and says so', async (t) => {
+  const work = tempDir();
+  const manifest = join(work, 'm.csv');
+  // a photo with a face where ../shared has one (the crop was written to work/escaped/happy), else any path
+  const photo = havePhotos ? join(photos, 'deepface_img11.jpg') : join(work, 'face.jpg');
+  writeFileSync(manifest, `path,label,split\n${photo},happy,../../escaped\n`);
+  const out = join(work, 'o', 'deep');
+  const r = await cli('adcorre-data', ['align', manifest, '--out', out]);
+  t.is(r.code, 1, r.stderr);
+  t.regex(
+    r.stdout,
+    /1 left out, their split not a folder name \('\.\.\/\.\.\/escaped' cannot be a name in .*: it holds a slash/,
+  );
+  t.false(existsSync(join(work, 'escaped')), 'nothing written outside --out');
+  t.deepEqual(readdirSync(out), []);
+  noStack(t, r.stderr);
+});
+
+test('#43 15. align --size outside [16, 1024] is a usage error naming --size', async (t) => {
+  for (const size of ['100000', '1', '0x20']) {
+    const r = await cli('adcorre-data', ['align', data, '--out', tempDir(), '--size', size]);
+    t.is(r.code, 2, r.stderr);
+    t.regex(r.stderr, /option '--size <px>' argument '.*' is invalid\. Expected an integer in \[16, 1024\]/);
+  }
+});
+
+(havePhotos ? test : test.skip)(
+  `#43 9. align again into the same --out keeps the crops; Ctrl-C stops cleanly and says so${photosNote}`,
+  async (t) => {
+    const work = tempDir();
+    const list = readdirSync(photos).filter((f) => f.endsWith('.jpg'));
+    const manifest = join(work, 'm.csv');
+    writeFileSync(manifest, `path,label\n${list.map((f) => `${join(photos, f)},happy`).join('\n')}\n`);
+    const out = join(work, 'out');
+    const crops = () => readdirSync(join(out, 'all', 'happy')).sort();
+    // interrupted: exit 130 with what it did, no temporary file, and only whole crops
+    const child = spawn(process.execPath, [bin('adcorre-data'), 'align', manifest, '--out', out]);
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const closed = new Promise((resolve) => child.on('close', resolve));
+    const started = Date.now();
+    while (!existsSync(join(out, 'all', 'happy')) && Date.now() - started < 60_000)
+      await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    t.is(await closed, 130);
+    t.regex(stdout, /^interrupted after \d+ of \d+ photos: \d+ aligned .*\nrun the same command again to go on/);
+    t.deepEqual(
+      crops().filter((f) => !f.endsWith('.png')),
+      [],
+      'no temporary files',
+    );
+    // again: the crops there are kept, the rest written; then nothing is written twice (no name-2.png)
+    const again = await cli('adcorre-data', ['align', manifest, '--out', out], 120_000);
+    t.is(again.code, 0, again.stderr);
+    const done = crops();
+    t.false(
+      done.some((f) => /-2\.png$/.test(f)),
+      'no crop written twice',
+    );
+    const third = await cli('adcorre-data', ['align', manifest, '--out', out], 120_000);
+    t.regex(
+      third.stdout,
+      new RegExp(`^0 aligned 48x48 crops of ${list.length} photos in .*; ${done.length} already there \\(kept\\)`),
+    );
+    t.deepEqual(crops(), done);
+    // another size replaces them
+    const larger = await cli('adcorre-data', ['align', manifest, '--out', out, '--size', '64'], 120_000);
+    t.regex(larger.stdout, new RegExp(`^${done.length} aligned 64x64 crops`));
+  },
+);
+
+test('#43 11, 16. a file name with a newline and a formula-like split survive eval --predictions -> targets', async (t) => {
+  t.is(csvField('=1+2'), "'=1+2");
+  t.is(csvField('@SUM(A1)'), "'@SUM(A1)");
+  t.is(csvField('-0.5'), '-0.5', 'a number stays a number');
+  t.is(csvField("'=x"), "''=x", 'a quote before a formula is kept through a round trip');
+  const work = tempDir();
+  const predictions = join(work, 'p.csv');
+  const names = labelNames(7);
+  const probs = names.map((_, c) => (c === 1 ? '0.9' : '0.0166667'));
+  const row = (path, split) => [path, 'happy', split, 'happy', ...probs].map(csvField).join(',');
+  writeFileSync(
+    predictions,
+    `${['path', 'label', 'split', 'predicted', ...names.map((l) => `p_${l}`)].join(',')}\n` +
+      `${row('two\nlines.png', '=1+2')}\n${row('plain.png', 'train')}\n`,
+  );
+  const out = join(work, 'targets.csv');
+  const r = await cli('adcorre-data', ['targets', predictions, '--out', out]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^2 rows in /, 'the two-line record is one row, not a malformed one');
+  const text = readFileSync(out, 'utf8');
+  t.true(
+    text.includes(`"${join(work, 'two\nlines.png')}",happy,'=1+2,`),
+    'quoted across lines, the formula neutralised',
+  );
+  const rows = [];
+  for await (const { record } of csvRows(out, ['path', 'label'], new SkipReport())) rows.push(record);
+  t.deepEqual(
+    rows.map((x) => [x.path, x.split]),
+    [
+      [join(work, 'two\nlines.png'), '=1+2'],
+      [join(work, 'plain.png'), 'train'],
+    ],
+    'read back as written',
+  );
+});
+
+test('#43 5, 11. the CSV reader: records bounded, a stray quote costs one line, columns once', async (t) => {
+  const work = tempDir();
+  const path = join(work, 'm.csv');
+  const long = 'x'.repeat(200);
+  writeFileSync(
+    path,
+    `path,label\n"a\nb.png",happy\n${long},sad\nbad"quote.png,happy\nc.png,sad\n"open.png,happy\nd.png,anger\n`,
+  );
+  const report = new SkipReport();
+  const rows = [];
+  for await (const { record, line } of csvRows(path, ['path'], report, 100)) rows.push([record.path, line]);
+  t.deepEqual(rows, [
+    ['a\nb.png', 2],
+    ['c.png', 6],
+    ['d.png', 8],
+  ]);
+  const examples = report.summary().examples['malformed row'].join('\n');
+  t.regex(examples, /m\.csv:4: .*a line of 204 characters, more than the 100 a CSV record may have/);
+  t.regex(examples, /m\.csv:5: .*a quote inside an unquoted field/);
+  t.regex(examples, /m\.csv:7: .*unterminated quote/);
+  // a column given twice
+  writeFileSync(path, 'path,label,path\na.png,happy,b.png\n');
+  await t.throwsAsync(() => csvRows(path, ['path'], new SkipReport()).next(), {
+    instanceOf: DataError,
+    message: /the CSV header names column 'path' twice/,
+  });
+  // a line longer than Node.js's longest string: a malformed row, not RangeError (with the real bound, 32 Mi)
+  writeFileSync(path, `path,label\n${'y'.repeat(MAX_CSV_RECORD_CHARS + 10)},happy\nz.png,sad\n`);
+  const stats = await cli('adcorre-data', ['stats', path, '--no-verify']);
+  t.regex(stats.stderr + stats.stdout, /malformed row .*a line of \d+ characters, more than the 33554432/);
+  t.regex(stats.stdout, /all\s+1\s/);
+  noStack(t, stats.stderr);
+  // a first line of data, not a header: named in a message cut short, escapes shown as text
+  writeFileSync(path, `\u001b[31m${'z'.repeat(10_000)}\nz.png,sad\n`);
+  await t.throwsAsync(() => openDataset(path), {
+    instanceOf: DataError,
+    message: /unrecognised CSV header \(\\e\[31mzzz+\.\.\. \(4\d{3} characters\)\)/,
+  });
+});
+
+test('#43 2, 14. probabilities that overflow, and numbers that are not decimal, are bad rows', async (t) => {
+  const work = tempDir();
+  const names = labelNames(7);
+  const path = join(work, 'm.csv');
+  const p = (over) => names.map((l) => over[l] ?? '0').join(',');
+  writeFileSync(join(work, 'a.png'), '');
+  writeFileSync(
+    path,
+    `path,label,split,${names.map((l) => `p_${l}`).join(',')}\n` +
+      `a.png,happy,train,${p({ neutral: '1e308', happy: '1e308' })}\n` +
+      `a.png,happy,train,${p({ happy: '0x10' })}\n` +
+      `a.png,0x1,train,${p({ happy: '1' })}\n` +
+      `a.png,3.0,train,${p({ happy: '1' })}\n` +
+      `a.png,06,train,${p({ happy: '1' })}\n`,
+  );
+  const dataset = await openDataset(path, { format: 'csv' });
+  const samples = dataset.splits.get('train').samples;
+  t.is(samples.length, 1, 'only the row with label 06 (anger) and a usable distribution');
+  t.is(samples[0].label, 6);
+  const examples = Object.values(dataset.report.summary().examples).flat().join('\n');
+  t.regex(examples, /:2: malformed row \(the probabilities .* add up to more than a number holds/);
+  t.regex(examples, /:3: malformed row \(p_happy must be a probability .*not '0x10'\)/);
+  t.regex(examples, /:4: unknown label \(label 0x1\)/);
+  t.regex(examples, /:5: unknown label \(label 3\.0\)/);
+  // adcorre-data targets: no NaN written, the overflowing row counted
+  const out = join(work, 't.csv');
+  const predicted = join(work, 'p.csv');
+  writeFileSync(
+    predicted,
+    `path,label,split,predicted,${names.map((l) => `p_${l}`).join(',')}\n` +
+      `a.png,happy,train,happy,${p({ neutral: '1e308', happy: '1e308' })}\n` +
+      `a.png,happy,train,happy,${p({ happy: '1' })}\n`,
+  );
+  const r = await cli('adcorre-data', ['targets', predicted, '--out', out]);
+  t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /^1 row in .*; 1 bad row skipped/);
+  t.notRegex(readFileSync(out, 'utf8'), /NaN/);
+  // --prior: decimal numbers only
+  const prior = await cli('adcorre-export', [ckpt, '-o', join(work, 'x.onnx'), '--prior', '0x10,1,1,1,1,1,1']);
+  t.is(prior.code, 2, prior.stderr);
+  t.regex(prior.stderr, /--prior/);
+});
+
+test('#43 4. adcorre-export --prior-from <a named pipe> exits 2 at once, naming it', async (t) => {
+  const fifo = join(tempDir(), 'data.csv');
+  execFileSync('mkfifo', [fifo]);
+  const r = await cli('adcorre-export', [ckpt, '-o', join(tempDir(), 'x.onnx'), '--prior-from', fifo]);
+  t.is(r.code, 2, r.stderr);
+  t.regex(
+    r.stderr,
+    /for --prior-from but received .*data\.csv: the dataset .*: a named pipe \(FIFO\), not a regular file/,
+  );
+  noStack(t, r.stderr);
 });

@@ -8,10 +8,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { FER, InputError, labelNames } from '../dist/index.js';
+import { FER, InputError, labelNames, PREDICTION_DEFAULTS } from '../dist/index.js';
 import { annotatedNames } from '../dist/infer/annotate.js';
 import { ModelError } from '../dist/infer/model-check.js';
-import { decodeInput } from '../dist/infer/image.js';
+import { decodedInOrder, decodeInput } from '../dist/infer/image.js';
 import { openDataset } from '../dist/data/open.js';
 import { datasetStats } from '../dist/data/stats.js';
 import { bin, cli, noStack, run } from './helpers/cli.js';
@@ -383,4 +383,76 @@ test('10. a model that outputs NaN is an error naming it, never `neutral NaN%`',
   t.is(e.code, 2, e.stderr);
   t.regex(e.stderr, /nan\.onnx: the model output NaN/);
   noStack(t, e.stderr);
+});
+
+// --- Issue #43 (round three): one bad input never costs the others, decoding bounded ---
+
+test('#43 6. predictBatch: a raw image the resampler cannot take is shrunk, a bad one is its own error', async (t) => {
+  const fer = await FER.load({ model: modelPath, device: 'cpu' });
+  try {
+    const strip = { data: new Uint8Array(100000 * 16 * 3).fill(128), width: 100000, height: 16, channels: 3 };
+    const short = { data: new Uint8Array(10), width: 100, height: 16, channels: 3 };
+    const results = await fer.predictBatch([face, strip, short, join(dir, 'missing.png')]);
+    t.false(results[0] instanceof Error, 'the good photo keeps its result');
+    t.is(results[0].faces.length, 1);
+    t.false(
+      results[1] instanceof Error,
+      `a 100000 px wide strip is predicted as a PNG of that size is: ${results[1].message}`,
+    );
+    t.is(results[1].width, 100000);
+    t.true(results[2] instanceof InputError);
+    t.regex(results[2].message, /raw pixels: expected 4800 bytes/);
+    t.true(results[3] instanceof InputError);
+  } finally {
+    await fer.close();
+  }
+});
+
+test('#43 7. predictBatch decodes a few inputs at a time, in order, whatever their number', async (t) => {
+  let read = 0;
+  const inputs = new Proxy(
+    Array.from({ length: 40 }, () => face),
+    {
+      get(target, key) {
+        if (typeof key === 'string' && /^\d+$/.test(key)) read = Math.max(read, Number(key) + 1);
+        return target[key];
+      },
+    },
+  );
+  let yielded = 0;
+  for await (const { image } of decodedInOrder(inputs, PREDICTION_DEFAULTS.decodeConcurrency)) {
+    yielded++;
+    t.false(image instanceof Error);
+    t.true(read <= yielded + PREDICTION_DEFAULTS.decodeConcurrency, `${read} started for ${yielded} done`);
+  }
+  t.is(yielded, 40);
+  // and predictBatch over many inputs answers each, in order
+  const fer = await FER.load({ model: modelPath, device: 'cpu' });
+  try {
+    const many = await fer.predictBatch(Array.from({ length: 70 }, (_, i) => (i % 7 === 3 ? 'nothing.png' : face)));
+    t.is(many.length, 70);
+    many.forEach((r, i) => t.is(r instanceof InputError, i % 7 === 3));
+  } finally {
+    await fer.close();
+  }
+});
+
+test('#43 8. adcorre-predict good.png deepdir: good.png is predicted, the deep folder reported', async (t) => {
+  const work = tempDir();
+  const deep = join(work, 'deep');
+  mkdirSync(deep);
+  // 2,500 levels made relative to each other: a path that long cannot be named whole
+  execFileSync(process.execPath, [
+    '-e',
+    "const fs=require('fs');process.chdir(process.argv[1]);for(let i=0;i<2500;i++){fs.mkdirSync('d');process.chdir('d')}",
+    deep,
+  ]);
+  const r = await cli('adcorre-predict', ['--model', modelPath, face, deep]);
+  t.is(r.code, 1, r.stderr);
+  t.regex(r.stdout, /face\.png\t/, 'the good photo is predicted');
+  t.regex(
+    r.stderr,
+    /deep: cannot list the folder: it holds folders nested deeper than a path may be long \(ENAMETOOLONG\)/,
+  );
+  noStack(t, r.stderr);
 });

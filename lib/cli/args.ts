@@ -2,34 +2,33 @@
 // under the flag the user typed (usage errors exit with 2).
 import { InvalidArgumentError } from 'commander';
 import { OutputPathError } from '../io.js';
-import { OptionError } from '../validate.js';
+import { OptionError, parseDecimal, parseDigits } from '../validate.js';
 
-/** An integer >= 1. */
+/** An integer >= 1, in digits (lib/validate.ts parseDigits). */
 export function positiveInt(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 1 || n > 0x7fffffff)
-    throw new InvalidArgumentError('Expected a positive integer.');
+  const n = parseDigits(value);
+  if (!Number.isInteger(n) || n < 1 || n > 0x7fffffff) throw new InvalidArgumentError('Expected a positive integer.');
   return n;
 }
 
-/** An integer >= 0. */
+/** An integer >= 0, in digits. */
 export function nonNegativeInt(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 0x7fffffff)
+  const n = parseDigits(value);
+  if (!Number.isInteger(n) || n < 0 || n > 0x7fffffff)
     throw new InvalidArgumentError('Expected a non-negative integer.');
   return n;
 }
 
-/** A finite number (its range is checked where it is used, naming the option). */
+/** A finite number in decimal notation (its range is checked where it is used, naming the option). */
 export function finite(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
+  const n = parseDecimal(value);
+  if (!Number.isFinite(n)) throw new InvalidArgumentError('Expected a number.');
   return n;
 }
 
 /** --margin (adcorre-predict, adcorre-eval --pipeline): a crop side per detected box side, in [1, 4]. */
 export function cropMargin(value: string): number {
-  const n = Number(value);
+  const n = parseDecimal(value);
   if (!(n >= 1 && n <= 4)) throw new InvalidArgumentError('expected a number between 1 and 4');
   return n;
 }

@@ -8,10 +8,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { csvRows } from '../data/csv.js';
+import { csvField, csvRows } from '../data/csv.js';
 import { canonicalSplit } from '../data/dataset.js';
 import { type ClassCount, labelNames, nameOrIndexLabel } from '../data/labels.js';
 import { checkCsvPath, printableSummary } from '../data/readers/files.js';
+import { distributionIn } from '../data/readers/folder.js';
 import { SkipReport } from '../data/skips.js';
 import { checkOutputFile, writeFileAtomic } from '../io.js';
 import { distilledTargets, temperatureScaled } from '../train/distill.js';
@@ -19,7 +20,6 @@ import { TRAINING_DEFAULTS as D } from '../train/defaults.js';
 import { printable } from '../terminal.js';
 import { numberIn, OptionError } from '../validate.js';
 import { finite as num } from './args.js';
-import { csvField } from './predictions.js';
 
 interface TargetsOptions {
   out: string;
@@ -39,22 +39,17 @@ interface TargetRow {
   target: Float32Array | null;
 }
 
-/**
- * The probabilities in the columns `<prefix><class>` of one row: null when they are all empty, a string saying why
- * when they are not a distribution (some empty, not numbers, negative, or summing to 0), else normalised to sum 1.
- */
-function distributionIn(
+/** The distribution in the columns `<prefix><class>` of one row (readers/folder.ts distributionIn), as floats. */
+function distributionOf(
   record: Record<string, string>,
   names: readonly string[],
   prefix: string,
 ): Float32Array | null | string {
-  const fields = names.map((l) => (record[`${prefix}${l}`] ?? '').trim());
-  if (fields.every((f) => f === '')) return null;
-  const values = fields.map((f) => (f === '' ? Number.NaN : Number(f))); // some columns empty: not probabilities
-  const sum = values.reduce((a, b) => a + b, 0);
-  if (values.some((v) => !Number.isFinite(v) || v < 0) || !(sum > 0))
-    return `the ${prefix}<class> columns are not probabilities`;
-  return Float32Array.from(values, (v) => v / sum);
+  const values = distributionIn(
+    record,
+    names.map((l) => `${prefix}${l}`),
+  );
+  return values === null || typeof values === 'string' ? values : Float32Array.from(values);
 }
 
 /** The label space of a predictions file: its p_<class> columns, which must be FER's 7 or 8 classes. */
@@ -83,8 +78,8 @@ async function readPredictions(path: string, report: SkipReport): Promise<{ clas
       continue;
     }
     const names = labelNames(classes);
-    const probs = distributionIn(record, names, 'p_');
-    const target = distributionIn(record, names, 'target_');
+    const probs = distributionOf(record, names, 'p_');
+    const target = distributionOf(record, names, 'target_');
     if (typeof probs === 'string' || typeof target === 'string') {
       report.skip('malformed row', where, typeof probs === 'string' ? probs : (target as string));
       continue;

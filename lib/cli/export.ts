@@ -1,7 +1,6 @@
 // adcorre-export <checkpoint...> -o model.onnx: the ONNX model users run (one
 // checkpoint, or several averaged as an ensemble: one input and one label list,
 // architectures free; an exported single model may stand in for a checkpoint).
-import { constants as bufferConstants } from 'node:buffer';
 import { dirname, join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { getSplit } from '../data/dataset.js';
@@ -15,8 +14,8 @@ import { exportOnnx } from '../model/onnx.js';
 import { readOnnxMembers } from '../model/onnx-weights.js';
 import type { Weights } from '../model/weights.js';
 import { printable } from '../terminal.js';
-import { readCheckpoint } from '../train/checkpoint.js';
-import { OptionError } from '../validate.js';
+import { MAX_CHECKPOINT_BYTES, readCheckpoint } from '../train/checkpoint.js';
+import { OptionError, parseDecimal } from '../validate.js';
 
 const INPUT = '<checkpoint>';
 
@@ -26,7 +25,7 @@ const INPUT = '<checkpoint>';
  * the argument and what is there. `check`: only check, read nothing.
  */
 function readInput(path: string, check = false): Buffer | undefined {
-  const max = bufferConstants.MAX_LENGTH;
+  const max = MAX_CHECKPOINT_BYTES;
   try {
     if (check) checkInputFile(path, max, 'a checkpoint');
     else return readInputFileSync(path, max, 'a checkpoint');
@@ -40,7 +39,7 @@ function readInput(path: string, check = false): Buffer | undefined {
 
 /** --prior: comma-separated positive numbers (their count is checked against the model's classes later). */
 function counts(value: string): number[] {
-  const list = value.split(',').map((v) => (v.trim() === '' ? NaN : Number(v)));
+  const list = value.split(',').map(parseDecimal);
   if (!list.every((n) => Number.isFinite(n) && n > 0))
     throw new InvalidArgumentError('Expected comma-separated numbers > 0 (one per class, in the label order).');
   return list;

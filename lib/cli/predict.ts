@@ -13,12 +13,13 @@ import { DETECTOR_MODELS } from '../infer/detect.js';
 import { FER, type PredictResult } from '../infer/fer.js';
 import { InputError, MAX_WORKING_SIDE } from '../infer/image.js';
 import { ModelError } from '../infer/model-check.js';
+import { errnoText } from '../errno.js';
 import { notUtf8Hint } from '../input-file.js';
 import { printable } from '../terminal.js';
 import { deviceChoices } from '../device.js';
 import { ensureDir } from '../io.js';
 import { describeMemory, formatBytes, memoryLimit } from '../memory.js';
-import { OptionError } from '../validate.js';
+import { OptionError, parseDecimal, parseDigits } from '../validate.js';
 import { cropMargin, describeError } from './args.js';
 import { addVideoOptions, planVideos, predictVideos, type VideoPlan } from './predict-video.js';
 import { isVideoOutputName } from '../video/encode.js';
@@ -27,15 +28,22 @@ import { isVideoFile } from '../video/probe.js';
 const IMAGE_GLOB = '**/*.{jpg,jpeg,png,webp,gif,tif,tiff,avif,heic,heif,JPG,JPEG,PNG,WEBP}';
 
 function positive(value: string): number {
-  const n = Number(value);
+  const n = parseDigits(value);
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
   return n;
 }
 
-/** Files from paths, folders (their images, recursively) and globs; missing ones come back as errors. */
-export async function expandInputs(args: string[]): Promise<{ files: string[]; missing: string[] }> {
+/**
+ * Files from paths, folders (their images, recursively) and globs; missing ones come back in `missing`, folders
+ * or patterns that cannot be listed (one nested deeper than a path may be long) with the reason in `unlisted`:
+ * either costs that argument only.
+ */
+export async function expandInputs(
+  args: string[],
+): Promise<{ files: string[]; missing: string[]; unlisted: { arg: string; reason: string }[] }> {
   const files: string[] = [];
   const missing: string[] = [];
+  const unlisted: { arg: string; reason: string }[] = [];
   for (const arg of args) {
     let stat;
     try {
@@ -43,18 +51,24 @@ export async function expandInputs(args: string[]): Promise<{ files: string[]; m
     } catch {
       stat = undefined;
     }
-    // (no push(...list): a folder of some 100,000 photos would overflow the stack with arguments)
-    if (stat?.isDirectory())
-      for (const f of (await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort()) files.push(join(arg, f));
-    else if (stat)
-      files.push(arg); // anything else than a regular file is refused, named, when it is read
-    else if (fg.isDynamicPattern(arg)) {
-      const found = (await fg(arg, { onlyFiles: true })).sort();
-      if (found.length) for (const f of found) files.push(f);
-      else missing.push(arg);
-    } else missing.push(arg);
+    try {
+      // (no push(...list): a folder of some 100,000 photos would overflow the stack with arguments)
+      if (stat?.isDirectory())
+        for (const f of (await fg(IMAGE_GLOB, { cwd: arg, absolute: false })).sort()) files.push(join(arg, f));
+      else if (stat)
+        files.push(arg); // anything else than a regular file is refused, named, when it is read
+      else if (fg.isDynamicPattern(arg)) {
+        const found = (await fg(arg, { onlyFiles: true })).sort();
+        if (found.length) for (const f of found) files.push(f);
+        else missing.push(arg);
+      } else missing.push(arg);
+    } catch (err) {
+      const deep = (err as NodeJS.ErrnoException).code === 'ENAMETOOLONG';
+      const why = deep ? 'it holds folders nested deeper than a path may be long (ENAMETOOLONG)' : errnoText(err);
+      unlisted.push({ arg, reason: `cannot list ${stat?.isDirectory() ? 'the folder' : 'the pattern'}: ${why}` });
+    }
   }
-  return { files, missing };
+  return { files, missing, unlisted };
 }
 
 /** A result's tab-separated rows; names (the file's, the labels) through printable(): a tab or newline in one would forge columns or rows. */
@@ -121,7 +135,7 @@ async function run(argv: string[]): Promise<number> {
       '--threshold <p>',
       'face detector score threshold',
       (v) => {
-        const n = Number(v);
+        const n = parseDecimal(v);
         if (!(n > 0 && n < 1)) throw new InvalidArgumentError('expected a number between 0 and 1');
         return n;
       },
@@ -152,7 +166,7 @@ async function run(argv: string[]): Promise<number> {
     const code = (err as { code?: string }).code;
     return code === 'commander.helpDisplayed' || code === 'commander.version' ? 0 : 2;
   }
-  const { files, missing } = await expandInputs(inputs);
+  const { files, missing, unlisted } = await expandInputs(inputs);
   // videos recognised by their content, whatever their names
   const isVideo = files.map((f) => isVideoFile(f));
   const videos = files.filter((_, i) => isVideo[i]);
@@ -191,6 +205,10 @@ async function run(argv: string[]): Promise<number> {
       `adcorre-predict: warning: ${printable(info.model)} has no training summary; it may be untrained\n`,
     );
   let failed = 0;
+  for (const { arg, reason } of unlisted) {
+    failed++;
+    process.stderr.write(`adcorre-predict: ${printable(arg)}: ${printable(reason)}\n`);
+  }
   for (const m of missing) {
     failed++;
     process.stderr.write(`adcorre-predict: ${printable(m)}: no such file, folder or matching files${notUtf8Hint(m)}\n`);

@@ -3,12 +3,10 @@
 // columns are soft targets (a teacher's probabilities computed once: lib/data/readers/folder.ts). A dataset with soft
 // targets of its own (FER+ vote distributions, adcorre-eval --labels distribution) adds them as target_<class>
 // columns, which adcorre-data targets blends with the teacher's instead of the one-hot label.
+import { csvField } from '../data/csv.js';
 import { argmaxRow } from '../train/metrics.js';
 
-/** A CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, quotes doubled. */
-export function csvField(text: string): string {
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
+export { csvField };
 
 export class PredictionRows {
   private readonly lines: string[];

@@ -20,7 +20,13 @@ import { RunClock } from './run-clock.js';
 import { printableSummary } from '../data/readers/files.js';
 
 // the Trainer's option names whose flag is not their kebab-case form
-const FLAGS = { onNonFinite: '--on-nan', maxNonFiniteSteps: '--max-nan-steps', dataset: '--dataset', arch: '--arch' };
+const FLAGS = {
+  onNonFinite: '--on-nan',
+  maxNonFiniteSteps: '--max-nan-steps',
+  dataset: '--dataset',
+  arch: '--arch',
+  emaWarmup: '--no-ema-warmup',
+};
 
 /** What each exit status means, for --help and docs/cli.md. */
 export const EXIT_CODES = `Exit status:

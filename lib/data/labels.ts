@@ -1,6 +1,7 @@
 // The project's one label space, and every dataset's mapping into it.
 // Canonical order (the reference code's tester): neutral, happy, sad,
 // surprise, fear, disgust, anger; the 8-class mode appends contempt.
+import { parseDigits } from '../validate.js';
 
 export const EXPRESSIONS = ['neutral', 'happy', 'sad', 'surprise', 'fear', 'disgust', 'anger', 'contempt'] as const;
 export type Expression = (typeof EXPRESSIONS)[number];
@@ -94,8 +95,9 @@ function inSpace(name: Expression | null | undefined, classes: ClassCount, what:
   return i < classes ? { label: i } : { excluded: `${name} (not in the ${classes}-class label space)` };
 }
 
+/** A class code: a number, or text in digits (07 is 7; 3.0, 0x1 and 1e0 are not codes). */
 function code(raw: string | number): number | null {
-  const v = typeof raw === 'number' ? raw : raw.trim() === '' ? Number.NaN : Number(raw);
+  const v = typeof raw === 'number' ? raw : parseDigits(raw);
   return Number.isInteger(v) ? v : null;
 }
 

@@ -1,5 +1,5 @@
 // openDataset: one entry point for every supported format, with detection.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Dataset, DatasetFormat } from './dataset.js';
 import { DATASET_FORMATS } from './dataset.js';
@@ -16,8 +16,10 @@ import {
   isFerPlusLabelFile,
   readFerPlusFolders,
 } from './readers/ferplus.js';
+import { checkDatasetSource, readDataHead } from './readers/files.js';
 import { RAFDB_LIST, readRafDb } from './readers/rafdb.js';
 import { DataError } from './skips.js';
+import { printable } from '../terminal.js';
 
 export interface OpenOptions {
   /** default: detected from the path */
@@ -42,19 +44,25 @@ export interface OpenOptions {
   protocol?: FerPlusProtocol;
 }
 
+/** A CSV's header line, from the file's first 4 kB (a FER-2013 CSV's first record is 8 kB of pixels). */
 function csvHeader(path: string): string[] {
-  const fd = readFileSync(path, { encoding: 'utf8', flag: 'r' }).slice(0, 4096);
-  return (fd.split(/\r?\n/)[0] ?? '')
+  return (readDataHead(path).split(/\r?\n/)[0] ?? '')
     .replace(/^\uFEFF/, '')
     .split(',')
     .map((s) => s.trim());
+}
+
+/** A header for a message: through printable(), cut at 200 characters (a first line may be megabytes of data). */
+function headerText(header: readonly string[]): string {
+  const text = printable(header.join(', '));
+  return text.length > 200 ? `${text.slice(0, 200)}... (${text.length} characters)` : text;
 }
 
 /** Which format a path holds, or a DataError saying what was looked for. */
 export function detectFormat(path: string): DatasetFormat {
   const p = resolve(path);
   if (!existsSync(p)) throw new DataError(`Dataset path not found: ${p}`);
-  if (statSync(p).isDirectory()) {
+  if (checkDatasetSource(p).isDirectory()) {
     if (existsSync(join(p, RAFDB_LIST))) return 'rafdb';
     if (findAffectNetManifests(p).length) return 'affectnet';
     if (existsSync(join(p, 'fer2013new.csv'))) return 'ferplus';
@@ -70,7 +78,7 @@ export function detectFormat(path: string): DatasetFormat {
     if (header.includes('subDirectory_filePath')) return 'affectnet';
     if (header.includes('path') && header.includes('label')) return 'csv';
     throw new DataError(
-      `${p}: unrecognised CSV header (${header.join(', ')}); expected FER-2013 (emotion,pixels,Usage), ` +
+      `${printable(p)}: unrecognised CSV header (${headerText(header)}); expected FER-2013 (emotion,pixels,Usage), ` +
         'FER+ (Usage,Image name,...,NF), an AffectNet manifest or a manifest with path,label[,split]',
     );
   }
@@ -79,6 +87,8 @@ export function detectFormat(path: string): DatasetFormat {
 
 /** Opens a dataset: its splits, labels and what its index pass skipped. */
 export async function openDataset(path: string, options: OpenOptions = {}): Promise<Dataset> {
+  // a folder or a regular file, whatever the format: a named pipe or a device is refused, never waited on
+  if (existsSync(path)) checkDatasetSource(path);
   const format = !options.format || options.format === 'auto' ? detectFormat(path) : options.format;
   if (!DATASET_FORMATS.includes(format)) {
     throw new RangeError(`Expected one of auto, ${DATASET_FORMATS.join(', ')} for format but received '${format}'`);

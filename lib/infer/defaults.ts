@@ -29,4 +29,9 @@ export const PREDICTION_DEFAULTS = {
    * decoded, at up to MAX_WORKING_SIDE on its longer side, until its call ends)
    */
   imageBatch: 16,
+  /**
+   * predictBatch: images decoded at once (its memory holds about this many decoded images, however many
+   * inputs the call has)
+   */
+  decodeConcurrency: 4,
 } as const;

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type ModelMetadata, readMetadata } from '../model/onnx-metadata.js';
 import { DETECTOR_MODELS, type DetectorModel, type FaceBox, FaceDetector } from './detect.js';
-import { decodeInput, type DecodedImage, describeInput, type ImageInput, InputError } from './image.js';
+import { type DecodedImage, decodedInOrder, type ImageInput, InputError } from './image.js';
 import { parseDevice } from '../device.js';
 import { type InferDevice, type OpenedSession, openSession, ort, type SessionSettings } from './session.js';
 import { checkEmbeddings, checkLabels, checkProbabilities, readModelFile } from './model-check.js';
@@ -193,8 +193,12 @@ const SMALL_IMAGE = 64;
 export const MIN_INPUT_SIDE = 16;
 
 interface Region {
-  image: DecodedImage;
-  /** the square classified, in the decoded (possibly shrunk) image's pixels */
+  /** the face's crop as the model takes it (channels x size x size): the image itself is not kept */
+  crop: Float32Array;
+  /** the input's pixels per decoded (possibly shrunk) image pixel, across and down */
+  sx: number;
+  sy: number;
+  /** the square classified, in the decoded image's pixels */
   square: FaceSquare;
   box: FaceResult['box'];
   score: number | null;
@@ -334,79 +338,79 @@ export class FER {
     if (!Array.isArray(inputs)) throw invalidType('inputs', 'an array of images', inputs);
     for (let i = 0; i < inputs.length; i++) checkInput(`inputs[${i}]`, inputs[i], i in inputs);
     checkPredictOptions(options);
-    const decodeMs: number[] = [];
-    const decoded = await Promise.all(
-      inputs.map(async (input, i) => {
-        const start = performance.now();
-        try {
-          return await decodeInput(input, describeInput(input, i));
-        } catch (err) {
-          if (err instanceof InputError) return err;
-          throw err;
-        } finally {
-          decodeMs[i] = performance.now() - start;
-        }
-      }),
-    );
     const results: (PredictResult | InputError)[] = [];
-    const regions: { result: PredictResult; region: Region }[] = [];
-    for (const [index, image] of decoded.entries()) {
-      if (image instanceof InputError) {
-        results.push(image);
-        continue;
-      }
-      const shorter = Math.min(image.originalWidth, image.originalHeight);
-      if (shorter < MIN_INPUT_SIDE) {
-        results.push(
-          new InputError(
-            image.source,
-            `image is ${image.originalWidth}x${image.originalHeight} px; at least ${MIN_INPUT_SIDE} px on each side is needed ` +
-              `(a smaller image holds too little of a face to read an expression from; the model sees faces at ${this.metadata.input.size} px)`,
-          ),
-        );
-        continue;
-      }
-      const result: PredictResult = {
-        source: image.source,
-        width: image.originalWidth,
-        height: image.originalHeight,
-        faces: [],
-        detected: false,
-        noFace: false,
-        wholeImage: false,
-      };
-      results.push(result);
-      const start = performance.now();
-      for (const region of await this.regions(image, options, result)) regions.push({ result, region });
-      if (options.timings) result.timings = { decode: decodeMs[index], detect: performance.now() - start, classify: 0 };
+    // faces wait here for a full classifier run; each carries its crop, not its image, so an image is released
+    // once searched, and memory stays that of a few images however many the call has
+    const waiting: { result: PredictResult; region: Region }[] = [];
+    const runs = async (all: boolean) => {
+      const faceBatch = options.faceBatch ?? options.batch ?? PREDICTION_DEFAULTS.faceBatch;
+      while (waiting.length >= faceBatch || (all && waiting.length > 0))
+        await this.classifyRun(waiting.splice(0, faceBatch), options);
+    };
+    for await (const { image, ms } of decodedInOrder(inputs, PREDICTION_DEFAULTS.decodeConcurrency)) {
+      results.push(image instanceof InputError ? image : await this.searched(image, ms, options, waiting));
+      await runs(false);
     }
-    const batch = options.faceBatch ?? options.batch ?? PREDICTION_DEFAULTS.faceBatch;
-    for (let i = 0; i < regions.length; i += batch) {
-      const part = regions.slice(i, i + batch);
-      const start = performance.now();
-      const faces = await this.classify(
-        part.map((p) => p.region),
-        options,
-      );
-      const ms = performance.now() - start;
-      part.forEach((p, j) => p.result.faces.push(faces[j]));
-      if (options.timings) for (const r of new Set(part.map((p) => p.result))) r.timings!.classify += ms;
-    }
+    await runs(true);
     return results;
+  }
+
+  /** An image's result, its faces (or whole image) added to `waiting` for classification; an InputError when too small. */
+  private async searched(
+    image: DecodedImage,
+    decodeMs: number,
+    options: PredictBatchOptions,
+    waiting: { result: PredictResult; region: Region }[],
+  ): Promise<PredictResult | InputError> {
+    const shorter = Math.min(image.originalWidth, image.originalHeight);
+    if (shorter < MIN_INPUT_SIDE)
+      return new InputError(
+        image.source,
+        `image is ${image.originalWidth}x${image.originalHeight} px; at least ${MIN_INPUT_SIDE} px on each side is needed ` +
+          `(a smaller image holds too little of a face to read an expression from; the model sees faces at ${this.metadata.input.size} px)`,
+      );
+    const result: PredictResult = {
+      source: image.source,
+      width: image.originalWidth,
+      height: image.originalHeight,
+      faces: [],
+      detected: false,
+      noFace: false,
+      wholeImage: false,
+    };
+    const start = performance.now();
+    for (const region of await this.regions(image, options, result)) waiting.push({ result, region });
+    if (options.timings) result.timings = { decode: decodeMs, detect: performance.now() - start, classify: 0 };
+    return result;
+  }
+
+  /** One classifier run: its faces' answers added to their results, its time to theirs (with timings). */
+  private async classifyRun(part: { result: PredictResult; region: Region }[], options: PredictOptions): Promise<void> {
+    const start = performance.now();
+    const faces = await this.classify(
+      part.map((p) => p.region),
+      options,
+    );
+    const ms = performance.now() - start;
+    part.forEach((p, j) => p.result.faces.push(faces[j]));
+    if (options.timings) for (const r of new Set(part.map((p) => p.result))) r.timings!.classify += ms;
   }
 
   private async regions(image: DecodedImage, options: PredictOptions, result: PredictResult): Promise<Region[]> {
     const sx = image.originalWidth / image.width,
       sy = image.originalHeight / image.height;
-    const whole = (): Region => {
-      const side = Math.max(image.width, image.height);
-      return {
-        image,
-        square: { cx: image.width / 2, cy: image.height / 2, side, angle: 0 },
-        box: { x: 0, y: 0, width: image.originalWidth, height: image.originalHeight },
-        score: null,
-      };
+    const { size, channels } = this.metadata.input;
+    const region = (square: FaceSquare, box: Region['box'], score: number | null): Region => {
+      const crop = new Float32Array(channels * size * size);
+      faceTensor(image, square, size, channels, crop, 0);
+      return { crop, sx, sy, square, box, score };
     };
+    const whole = (): Region =>
+      region(
+        { cx: image.width / 2, cy: image.height / 2, side: Math.max(image.width, image.height), angle: 0 },
+        { x: 0, y: 0, width: image.originalWidth, height: image.originalHeight },
+        null,
+      );
     const detect = options.detect ?? 'auto';
     if (detect === false || (detect === 'auto' && Math.max(image.originalWidth, image.originalHeight) <= SMALL_IMAGE))
       return [whole()];
@@ -421,19 +425,20 @@ export class FER {
       return [whole()];
     }
     const align = options.align ?? options.margin === undefined;
-    return faces.map((f) => ({
-      image,
-      square: align ? faceSquare(f) : boxSquare(f, options.margin ?? PREDICTION_DEFAULTS.margin),
-      score: f.score,
-      box: { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
-    }));
+    return faces.map((f) =>
+      region(
+        align ? faceSquare(f) : boxSquare(f, options.margin ?? PREDICTION_DEFAULTS.margin),
+        { x: f.x * sx, y: f.y * sy, width: f.width * sx, height: f.height * sy },
+        f.score,
+      ),
+    );
   }
 
   private async classify(regions: Region[], options: PredictOptions): Promise<FaceResult[]> {
     const { size, channels } = this.metadata.input;
     const per = channels * size * size;
     const images = new Float32Array(regions.length * per);
-    regions.forEach((r, i) => faceTensor(r.image, r.square, size, channels, images, i * per));
+    regions.forEach((r, i) => images.set(r.crop, i * per));
     const out = await this.session.run({
       image: new ort.Tensor('float32', images, [regions.length, channels, size, size]),
     });
@@ -448,8 +453,7 @@ export class FER {
     return regions.map((r, i) => {
       const p = probs.subarray(i * C, (i + 1) * C);
       const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a]);
-      const sx = r.image.originalWidth / r.image.width,
-        sy = r.image.originalHeight / r.image.height;
+      const { sx, sy } = r;
       const face: FaceResult = {
         box: r.box,
         crop: {

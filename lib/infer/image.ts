@@ -2,8 +2,11 @@
 // pixels, as RGB. Files and Buffers go through the one image decoder
 // (lib/image.ts, which the training loader uses too: EXIF orientation
 // honoured, very large images shrunk on load); raw pixels are only made RGB,
-// and shrunk by the one resampler (lib/pixels.ts) when very large.
+// and shrunk by the one resampler (lib/pixels.ts) when very large (by sharp
+// beyond the resampler's 65536 px on a side). decodedInOrder decodes a batch
+// of inputs a few at a time.
 import { decodeImage, ImageDecodeError, MAX_INPUT_PIXELS, MAX_WORKING_SIDE, workingSide } from '../image.js';
+import sharp from 'sharp';
 import { resampleWindow } from '../pixels.js';
 import { InputFileProblem, MAX_IMAGE_FILE_BYTES, readInputFile } from '../input-file.js';
 import { printable } from '../terminal.js';
@@ -83,7 +86,7 @@ export async function decodeInput(input: ImageInput, source = describeInput(inpu
         `raw pixels: expected ${width * height * channels} bytes (width*height*channels), received ${input.data.length}`,
       );
     }
-    return { source, ...rgbOfRaw(input) };
+    return { source, ...(await rgbOfRaw(input)) };
   } else {
     throw new TypeError(
       `Expected a file path, a Buffer or { data, width, height, channels } for input but received ${typeof input}`,
@@ -113,9 +116,9 @@ async function decodeBytes(bytes: Uint8Array, source: string): Promise<DecodedIm
 /**
  * Raw pixels as RGB; over MAX_WORKING_SIDE on the longer side, area-averaged to workingSide() as
  * a file would be shrunk on load. (No call into sharp: one costs more than the classifier on a
- * face crop, 2.5-5 ms against 2.4 ms on the development machine.)
+ * face crop, 2.5-5 ms against 2.4 ms on the development machine; only beyond the resampler's side.)
  */
-function rgbOfRaw(raw: RawPixels): Omit<DecodedImage, 'source'> {
+async function rgbOfRaw(raw: RawPixels): Promise<Omit<DecodedImage, 'source'>> {
   const { width, height } = raw;
   const rgb = toRgb(raw);
   const longer = Math.max(width, height);
@@ -123,14 +126,39 @@ function rgbOfRaw(raw: RawPixels): Omit<DecodedImage, 'source'> {
   const scale = workingSide(longer) / longer;
   const w = Math.max(1, Math.round(width * scale)),
     h = Math.max(1, Math.round(height * scale));
-  const shrunk = resampleWindow(rgb, width, height, { x: 0, y: 0, width, height }, w, h);
   return {
-    rgb: Uint8Array.from(shrunk, (v) => Math.round(v)),
+    rgb:
+      longer <= MAX_RESAMPLER_SIDE
+        ? resampled(rgb, width, height, w, h)
+        : await shrunkBySharp(rgb, width, height, w, h),
     width: w,
     height: h,
     originalWidth: width,
     originalHeight: height,
   };
+}
+
+/** The resampler's longest side (native/napi: sw, sh <= 65536). */
+const MAX_RESAMPLER_SIDE = 2 ** 16;
+
+function resampled(rgb: Uint8Array, width: number, height: number, w: number, h: number): Uint8Array {
+  const shrunk = resampleWindow(rgb, width, height, { x: 0, y: 0, width, height }, w, h);
+  return Uint8Array.from(shrunk, (v) => Math.round(v));
+}
+
+/** A raw image with a side beyond the resampler's (a 100000x16 strip) shrunk by sharp, as a file of its size is. */
+async function shrunkBySharp(
+  rgb: Uint8Array,
+  width: number,
+  height: number,
+  w: number,
+  h: number,
+): Promise<Uint8Array> {
+  const data = await sharp(rgb, { raw: { width, height, channels: 3 }, limitInputPixels: false })
+    .resize(w, h, { fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return new Uint8Array(data.buffer, data.byteOffset, data.length);
 }
 
 /** Interleaved RGB from raw pixels: grey repeated, alpha dropped (as sharp's removeAlpha). */
@@ -146,4 +174,35 @@ function toRgb({ data, width, height, channels }: RawPixels): Uint8Array {
     rgb[3 * i + 2] = grey ? data[p] : data[p + 2];
   }
   return rgb;
+}
+
+/**
+ * The inputs decoded in order, at most `concurrency` at a time (so memory holds a few decoded images, not all),
+ * each with its decoding time. An input that cannot be decoded comes back as its InputError, whatever failed
+ * (a raw image the resampler refuses included): one bad input never costs the others their results.
+ */
+export async function* decodedInOrder(
+  inputs: readonly ImageInput[],
+  concurrency: number,
+): AsyncGenerator<{ image: DecodedImage | InputError; ms: number }> {
+  const start = (i: number) => {
+    const t0 = performance.now();
+    const source = describeInput(inputs[i], i);
+    return decodeInput(inputs[i], source).then(
+      (image) => ({ image, ms: performance.now() - t0 }),
+      (err: unknown) => ({
+        image:
+          err instanceof InputError ? err : new InputError(source, `cannot use it: ${(err as Error)?.message ?? err}`),
+        ms: performance.now() - t0,
+      }),
+    );
+  };
+  const window: ReturnType<typeof start>[] = [];
+  let next = 0;
+  while (next < inputs.length && window.length < concurrency) window.push(start(next++));
+  while (window.length) {
+    const done = await window.shift()!;
+    if (next < inputs.length) window.push(start(next++));
+    yield done;
+  }
 }

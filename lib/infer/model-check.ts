@@ -5,10 +5,8 @@
 // model with labels that would clear the screen, forge result rows or lose a
 // class in `probabilities` is refused when it is loaded, and a model that
 // answers NaN is reported as broken instead of printing `neutral NaN%`.
-import { InputFileProblem, readInputFileSync } from '../input-file.js';
-import { formatBytes } from '../memory.js';
+import { readOptionFileSync } from '../input-file.js';
 import { isPrintable, printable } from '../terminal.js';
-import { OptionError } from '../validate.js';
 
 /** ONNX files are protocol buffers, which hold at most 2 GiB. */
 export const MAX_MODEL_FILE_BYTES = 2 ** 31 - 1;
@@ -24,15 +22,7 @@ export const MAX_LABEL_LENGTH = 64;
  * bundled models.
  */
 export function readModelFile(path: string, option: string): Buffer {
-  try {
-    return readInputFileSync(path, MAX_MODEL_FILE_BYTES, `an ONNX file (${formatBytes(MAX_MODEL_FILE_BYTES)})`);
-  } catch (err) {
-    if (!(err instanceof InputFileProblem)) throw err;
-    // "... but received a character device: /dev/zero"; other problems (unreadable, swapped) after the path
-    if (err.kind === 'folder' || err.kind === 'not regular' || err.kind === 'too large')
-      throw new OptionError(option, 'an ONNX model file', err.found, printable(path));
-    throw new OptionError(option, 'an ONNX model file', printable(path), err.reason);
-  }
+  return readOptionFileSync(path, MAX_MODEL_FILE_BYTES, option, 'an ONNX model file');
 }
 
 /** Thrown when a model's metadata or output cannot be used: the model is broken, not the input. */

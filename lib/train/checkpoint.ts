@@ -16,7 +16,6 @@
 // any checkpoint's), and an optional section of kind 'r' holds the raw
 // training weights that a --resume continues from (meta.ema: the decay and
 // update count). A checkpoint without 'r' entries reads as before.
-import { constants as bufferConstants } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import type { EngineState } from '../engine/engine.js';
 import { InputFileProblem, readInputFileSync } from '../input-file.js';
@@ -31,6 +30,8 @@ const MAGIC_PREFIX = 'ADCORRE-CKPT ';
 const MAGIC = `${MAGIC_PREFIX}2\n`;
 const MAGIC_V1 = `${MAGIC_PREFIX}1\n`;
 const DIGEST_BYTES = 32;
+/** The most bytes a checkpoint may have (weights, Adam's moments and a weight average of some 130 M parameters). */
+export const MAX_CHECKPOINT_BYTES = 2 ** 31 - 1;
 
 export interface CheckpointMeta {
   /** the trainer's full options, config included */
@@ -50,6 +51,8 @@ export interface CheckpointMeta {
   ema?: { decay: number; warmup: boolean; updates: number };
   /** with the plateau schedule: its state (lib/train/schedule.ts PlateauState) */
   plateau?: Record<string, unknown>;
+  /** what the run trains on: its data and teacher (lib/train/run-identity.ts RunIdentity) */
+  identity?: Record<string, unknown>;
 }
 
 interface TensorEntry {
@@ -126,7 +129,7 @@ export function readCheckpoint(
   const bad = (text: string) => new Error(`checkpoint ${printable(path)}: ${text}`);
   let file: Buffer;
   try {
-    file = readInputFileSync(path, bufferConstants.MAX_LENGTH, 'a checkpoint');
+    file = readInputFileSync(path, MAX_CHECKPOINT_BYTES, 'a checkpoint');
   } catch (err) {
     if (!(err instanceof InputFileProblem)) throw err;
     const reason = err.kind === 'folder' ? 'a folder, not a regular file' : err.reason;

@@ -21,6 +21,7 @@ import {
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { InputFileProblem, readInputFileSync } from '../input-file.js';
 import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
 
@@ -77,13 +78,21 @@ function processStart(pid: number): number | undefined {
   }
 }
 
+/** A lock file's text, read only when a regular file of at most 64 kB (one is some 150 bytes). */
+const readLock = (path: string) => readInputFileSync(path, 2 ** 16, 'a lock file').toString('utf8');
+
 function readOwner(path: string): { text: string; owner: LockOwner | null; ageMs: number } | null {
   let text: string, ageMs: number;
   try {
     ageMs = Date.now() - statSync(path).mtimeMs;
-    text = readFileSync(path, 'utf8');
+    text = readLock(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null; // released meanwhile
+    if (err instanceof InputFileProblem) {
+      if (err.kind === 'missing') return null;
+      // a named pipe or a device put there would be waited on or read forever
+      throw new Error(`The run folder's lock ${printable(path)} is ${err.found}, not a lock file: remove it`);
+    }
     throw err;
   }
   try {
@@ -152,7 +161,7 @@ function removeStale(path: string, staleText: string): void {
   }
   let text = '';
   try {
-    text = readFileSync(aside, 'utf8');
+    text = readLock(aside);
   } catch {
     // unreadable: treated as not the stale one, put back below
   }

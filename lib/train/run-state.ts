@@ -2,8 +2,10 @@
 // history, weight average, the epoch's running sums, the plateau schedule). A run starts it fresh (from --init's
 // weights, if given) or from its last checkpoint (--resume), and its checkpoints hold all of it, so that a resumed
 // run continues exactly.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { ConfusionTracker } from '../confusion.js';
+import { MAX_MODEL_FILE_BYTES } from '../infer/model-check.js';
+import { readOptionFileSync } from '../input-file.js';
 import { Engine, type StepStats } from '../engine/engine.js';
 import { describeNonFinite, firstNonFiniteParameter } from '../model/finite.js';
 import { type XceptionConfig, validateConfig } from '../model/config.js';
@@ -13,6 +15,8 @@ import { printable } from '../terminal.js';
 import { OptionError } from '../validate.js';
 import { type CheckpointMeta, readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { WeightEma } from './ema.js';
+import { identityChange, type RunIdentity } from './run-identity.js';
+import { INIT_FILE } from './run-inputs.js';
 import { restoreMetrics, type RunPaths, writing } from './run-files.js';
 import { freshPlateau, type PlateauState } from './schedule.js';
 import type { EpochRecord, ResolvedOptions } from './options.js';
@@ -43,6 +47,8 @@ export interface RunState {
   plateau: PlateauState;
   /** parameters --init could not supply (a classifier for another class count) */
   initFresh?: string[];
+  /** the data and teacher it trains on, recorded in its checkpoints */
+  identity: RunIdentity;
 }
 
 /**
@@ -68,8 +74,8 @@ export function recordStep(state: RunState, stats: StepStats, labels: Int32Array
 }
 
 /** The run's starting state: its last checkpoint's with resume (which must then exist), else a fresh engine's. */
-export function startRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
-  if (o.resume && existsSync(paths.last)) return resumedRun(o, config, paths);
+export function startRun(o: Options, config: XceptionConfig, paths: RunPaths, identity: RunIdentity): RunState {
+  if (o.resume && existsSync(paths.last)) return resumedRun(o, config, paths, identity);
   if (o.resume)
     throw new OptionError(
       'out',
@@ -97,13 +103,21 @@ export function startRun(o: Options, config: XceptionConfig, paths: RunPaths): R
     sums: emptySums(),
     plateau: freshPlateau(),
     initFresh,
+    identity,
   };
 }
 
 /** The state in the run's last checkpoint, after checking that the options continue that run; metrics.jsonl follows it. */
-function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunState {
+function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths, identity: RunIdentity): RunState {
   const { state, meta, raw } = readCheckpoint(paths.last);
   checkResumable(o, config, paths, meta, raw !== undefined);
+  const changed = identityChange(meta.identity as Partial<RunIdentity> | undefined, identity);
+  if (changed)
+    throw new OptionError(
+      changed.option,
+      `${changed.expected} to resume ${paths.out} (a resume continues the run as it was started)`,
+      `${printable(changed.option === 'data' ? o.data : (o.teacher ?? ''))}: ${changed.received}`,
+    );
   // with a weight average, the checkpoint's weights are the average and `raw` the training weights
   const engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
   engine.setState({ ...state, weights: raw ?? state.weights });
@@ -120,6 +134,7 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths): RunSta
     resumedSums:
       meta.batch > 0 && meta.epochSums ? { ...emptySums(), ...(meta.epochSums as Partial<EpochSums>) } : undefined,
     plateau: meta.plateau ? { ...freshPlateau(), ...(meta.plateau as Partial<PlateauState>) } : freshPlateau(),
+    identity,
   };
   restoreMetrics(paths.metrics, resumed.history, paths.last);
   return resumed;
@@ -211,7 +226,9 @@ function checkResumable(
       o.teacher === undefined ? 'none' : printable(o.teacher),
     );
   if (o.teacher !== undefined) (['teacherTemperature', 'teacherWeight'] as const).forEach(checkSame);
-  // the weight average is part of the run's state: a resume continues it or runs without one, as the run did
+  // the weight average is part of the run's state: a resume continues it (warming up as it did) or runs without one
+  if (meta.ema && o.ema > 0 && meta.ema.warmup !== o.emaWarmup)
+    throw refuse('emaWarmup', `the run's warm-up (${meta.ema.warmup ? 'on' : 'off'})`, o.emaWarmup ? 'on' : 'off');
   if ((meta.ema?.decay ?? 0) !== o.ema || (o.ema > 0 && !hasRawWeights))
     throw new OptionError(
       'ema',
@@ -271,7 +288,23 @@ export class RunCheckpoints {
       ...(batch > 0 ? { epochSums: { ...state.sums } } : {}),
       ...(state.ema ? { ema: state.ema.state() } : {}),
       ...(o.schedule === 'plateau' ? { plateau: { ...state.plateau } } : {}),
+      identity: { ...state.identity },
     };
+  }
+}
+
+/**
+ * The weights of --init's file, read as every user-named file is (a regular file of a size a model can have: a
+ * named pipe would hang the trainer, /dev/zero fill its memory); whatever makes it unusable is an OptionError
+ * under init (a usage error, exit 2).
+ */
+function initWeights(path: string): Weights {
+  try {
+    if (!path.toLowerCase().endsWith('.onnx')) return readCheckpoint(path, 'init').state.weights;
+    return readOnnxWeights(readOptionFileSync(path, MAX_MODEL_FILE_BYTES, 'init', INIT_FILE), path).weights;
+  } catch (err) {
+    if (err instanceof OptionError) throw err;
+    throw new OptionError('init', INIT_FILE, printable(path), (err as Error).message);
   }
 }
 
@@ -281,10 +314,7 @@ export class RunCheckpoints {
  * classifier's when the class count differs (7 <-> 8): those stay fresh.
  */
 export function startingWeights(path: string, fresh: Weights): { weights: Weights; fresh: string[] } {
-  const bytes = readFileSync(path);
-  const source = path.toLowerCase().endsWith('.onnx')
-    ? readOnnxWeights(bytes, path).weights
-    : readCheckpoint(path).state.weights;
+  const source = initWeights(path);
   const weights: Weights = new Map();
   const kept: string[] = [];
   for (const [name, init] of fresh) {
@@ -294,9 +324,12 @@ export function startingWeights(path: string, fresh: Weights): { weights: Weight
       weights.set(name, init);
       kept.push(name);
     } else {
-      throw new Error(
-        `--init ${path} does not fit this architecture: parameter ${name} has ` +
-          `${w ? `${w.length} values there and ${init.length} here` : 'no values there'} (pass the --arch it was trained with)`,
+      throw new OptionError(
+        'init',
+        "a checkpoint or model of the run's architecture",
+        printable(path),
+        `it does not fit this architecture: parameter ${name} has ${w ? `${w.length} values there and ${init.length} here` : 'no values there'} ` +
+          '(pass the --arch it was trained with)',
       );
     }
   }

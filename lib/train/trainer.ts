@@ -6,7 +6,7 @@
 // (run-files.ts), the run's state, its start and checkpoints (run-state.ts),
 // the schedule (schedule.ts), the step guard (step-guard.ts), validation
 // (evaluate.ts) and what a run leaves (run-outputs.ts).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Batch, DataLoader } from '../data/loader.js';
 import type { Dataset, Split } from '../data/dataset.js';
@@ -17,6 +17,7 @@ import { deviceIndex, type StepStats, type TrainStepOptions } from '../engine/en
 import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
+import { readConfigFile } from '../model/config-file.js';
 import { appendJsonLine, type ClassificationMetrics } from './metrics.js';
 import { mixBatch, type MixSpec } from './mix.js';
 import { distilledTargets, Teacher, temperatureScaled } from './distill.js';
@@ -24,6 +25,9 @@ import { evaluateWeights } from './evaluate.js';
 import { augmentOf } from './augment-options.js';
 import { blendedTargets } from './targets.js';
 import { acquireRunLock } from './run-lock.js';
+import { checkRunInputs } from './run-inputs.js';
+import { checkQualifiedOptions } from './option-rules.js';
+import { runIdentity } from './run-identity.js';
 import { checkWritable, prepareRunFolder, runFolderBytes, type RunPaths, runPaths, writing } from './run-files.js';
 import { trainingSummary, writeCharts, writeModel, writeRunConfig, writeSummary } from './run-outputs.js';
 import { emptySums, recordStep, RunCheckpoints, type RunState, startRun } from './run-state.js';
@@ -51,22 +55,7 @@ export const defaultBatch = (arch: string | XceptionConfig): number => (arch ===
 export function resolveArch(arch: string | XceptionConfig): XceptionConfig {
   if (typeof arch !== 'string') return validateConfig(arch, 'arch');
   if (PRESETS[arch]) return PRESETS[arch];
-  if (existsSync(arch)) {
-    let text: string, json: unknown;
-    try {
-      text = readFileSync(arch, 'utf8');
-    } catch (err) {
-      throw new Error(`Cannot read the configuration file ${arch} given as arch: ${(err as Error).message}`);
-    }
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new SyntaxError(
-        `The configuration file ${arch} given as arch is not valid JSON: ${(err as Error).message}`,
-      );
-    }
-    return validateConfig(json, arch);
-  }
+  if (existsSync(arch)) return validateConfig(readConfigFile(arch), arch);
   throw new RangeError(
     `Expected a preset (${Object.keys(PRESETS).join(', ')}) or a configuration file for arch but received '${arch}'`,
   );
@@ -229,6 +218,8 @@ export class Trainer {
     const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...TRAINING_DEFAULTS, ...given } as ResolvedOptions;
     validateOptions(this.options);
+    checkQualifiedOptions(this.options);
+    checkRunInputs(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
     this.config = validateConfig(
       {
@@ -293,7 +284,7 @@ export class Trainer {
     const config = validateConfig(this.config, 'arch');
     const { dataset, train, val } = await this.openData(config);
     const labels = dataset.labelNames;
-    const state = startRun(o, config, paths);
+    const state = startRun(o, config, paths, runIdentity(o.teacher, dataset, train, val));
     writeRunConfig(paths, o, config, labels, state.initFresh);
     // the teacher before the loaders' threads start: a teacher refused leaves nothing to close
     const teacher = o.teacher ? await Teacher.open(o.teacher, config, labels) : undefined;

@@ -31,7 +31,7 @@
 // (SampleRef.ferPlusReference) and one pass scores both.
 import { type Dirent, existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
-import { parse } from 'csv-parse/sync';
+import { parseFields } from '../csv.js';
 import { type Box, type Dataset, type SampleRef, type Split, TargetArena } from '../dataset.js';
 import {
   type ClassCount,
@@ -45,6 +45,7 @@ import { DataError, SkipReport } from '../skips.js';
 import { IMAGE_EXTENSIONS } from './folder.js';
 import { readDataHead, readDataText, reportLine } from './files.js';
 import { printable } from '../../terminal.js';
+import { parseDigits } from '../../validate.js';
 
 /** How FER+ votes become training labels. */
 export type FerPlusLabels = 'majority' | 'distribution';
@@ -154,7 +155,7 @@ export function ferPlusSample(
 
 /** The 10 vote counts of a row (fields in FERPLUS_COLUMNS order), or why they cannot be used. */
 export function parseVotes(fields: readonly string[]): number[] | string {
-  const votes = fields.map((f) => (f.trim() === '' ? Number.NaN : Number(f)));
+  const votes = fields.map(parseDigits);
   const bad = votes.findIndex((v) => !Number.isInteger(v) || v < 0);
   if (bad >= 0) {
     return `vote counts must be non-negative integers; ${FERPLUS_COLUMNS[bad]} is '${fields[bad]}'`;
@@ -212,16 +213,16 @@ const PLAIN_ROW = /^([^",]*),"([^"]*)",([^"]*)$/;
 
 /**
  * A label.csv line's fields. Lines of the usual shape are split here, as
- * csv-parse would split them (about 30 times faster: csv-parse takes 6 s for
- * FER2013Train's 28,558 lines one by one); any other quoting goes to csv-parse.
+ * the CSV reader would split them (about 30 times faster: csv-parse takes 6 s for
+ * FER2013Train's 28,558 lines one by one); any other quoting goes to the CSV reader's parseFields.
  */
 function rowFields(text: string): string[] {
   if (!text.includes('"')) return text.split(',').map((f) => f.trim());
   const plain = PLAIN_ROW.exec(text);
   if (plain) return [plain[1].trim(), plain[2], ...plain[3].split(',').map((f) => f.trim())];
-  const records = parse(text, { trim: true, relax_column_count: true }) as string[][];
-  if (records.length !== 1) throw new Error(`expected one record on the line, found ${records.length}`);
-  return records[0];
+  const fields = parseFields(text);
+  if (typeof fields === 'string') throw new Error(fields);
+  return fields;
 }
 
 function readFolder(

@@ -4,7 +4,7 @@
 // would be read until memory runs out. And what the readers say about a
 // dataset shows its paths through printable(): a file name may hold escape
 // sequences or newlines.
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync, type Stats } from 'node:fs';
 import { checkFolderOrFile, checkInputFile, InputFileProblem, readInputFileSync } from '../../input-file.js';
 import { printable } from '../../terminal.js';
 import { OptionError } from '../../validate.js';
@@ -35,6 +35,18 @@ export function readDataText(path: string, what: string): string {
     return readInputFileSync(path, MAX_TEXT_FILE_BYTES, what).toString('utf8');
   } catch (err) {
     throw dataError(err, what);
+  }
+}
+
+/**
+ * Checks, without reading it, that a dataset path is a folder or a regular file (its status), else a DataError
+ * naming it: a named pipe or a device given as a dataset would be waited on or read forever.
+ */
+export function checkDatasetSource(path: string): Stats {
+  try {
+    return checkFolderOrFile(path);
+  } catch (err) {
+    throw dataError(err, 'the dataset');
   }
 }
 

@@ -10,6 +10,7 @@ import { type ClassCount, folderLabel, labelNames, nameOrIndexLabel } from '../l
 import { DataError, SkipReport } from '../skips.js';
 import { isUtf8Name, printableBytes } from '../../input-file.js';
 import { printable } from '../../terminal.js';
+import { parseDecimal } from '../../validate.js';
 import { checkDataFile, reportLine } from './files.js';
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif'];
@@ -195,24 +196,36 @@ function checkTargets(path: string, splits: Map<string, Split>): void {
 }
 
 /**
+ * The probabilities in a record's `columns`, normalised to sum 1: null when they are all empty (a photo without a
+ * face); a string saying why when they are not a distribution (one empty or not a decimal number, one negative,
+ * all 0, or a sum too large for a number: 1e308 twice, which would make every share 0).
+ */
+export function distributionIn(record: Record<string, string>, columns: readonly string[]): number[] | null | string {
+  const fields = columns.map((c) => (record[c] ?? '').trim());
+  if (fields.every((f) => f === '')) return null;
+  const values = fields.map(parseDecimal);
+  const bad = values.findIndex((v) => !Number.isFinite(v) || v < 0);
+  if (bad >= 0) return `${columns[bad]} must be a probability (a number >= 0), not '${fields[bad]}'`;
+  const sum = values.reduce((a, b) => a + b, 0);
+  if (!(sum > 0)) return `the probabilities ${columns.join(', ')} are all 0`;
+  if (!Number.isFinite(sum))
+    return `the probabilities ${columns.join(', ')} add up to more than a number holds; write them as shares of 1`;
+  return values.map((v) => v / sum);
+}
+
+/**
  * A row's soft target from its p_<class> columns (adcorre-eval --predictions writes them: a model's
- * probabilities), normalised to sum 1, in canonical class order; null when the row leaves them all empty
- * (a photo without a face); a string saying why when they cannot be used.
+ * probabilities), in canonical class order (see distributionIn).
  */
 export function manifestTarget(
   record: Record<string, string>,
   columns: readonly string[],
   arena: TargetArena,
 ): Float32Array | null | string {
-  const fields = columns.map((c) => record[c].trim());
-  if (fields.every((f) => f === '')) return null;
-  const values = fields.map((f) => (f === '' ? Number.NaN : Number(f)));
-  const bad = values.findIndex((v) => !Number.isFinite(v) || v < 0);
-  if (bad >= 0) return `${columns[bad]} must be a probability (a number >= 0), not '${fields[bad]}'`;
-  const sum = values.reduce((a, b) => a + b, 0);
-  if (!(sum > 0)) return `the probabilities ${columns.join(', ')} are all 0`;
+  const values = distributionIn(record, columns);
+  if (values === null || typeof values === 'string') return values;
   const target = arena.row();
-  values.forEach((v, c) => (target[c] = v / sum));
+  target.set(values);
   return target;
 }
 
