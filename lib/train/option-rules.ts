@@ -4,7 +4,7 @@
 // the default is refused: the default says nothing (adcorre-train passes every option, most at their defaults).
 import { OptionError } from '../validate.js';
 import { TRAINING_DEFAULTS } from './defaults.js';
-import type { TrainerOptions } from './trainer.js';
+import type { TrainerOptions } from './options.js';
 
 type Options = Required<Pick<TrainerOptions, 'mixup' | 'cutmix' | 'schedule' | 'optimizer' | 'ema' | 'onNonFinite'>> &
   Pick<TrainerOptions, 'teacher'>;
