@@ -295,7 +295,7 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
     const size_t count = sh_.per_sample[x] * n;
     switch (op.kind) {
       case OpKind::Standardize:
-        b.standardize(n, sh_.per_sample[x], xa, y, kInputEps);
+        b.standardize(n, sh_.per_sample[x], xa, y, op.eps);
         break;
       case OpKind::Conv:
         b.conv_forward(conv_shape(op, n), xa, params_[op.param], y, scratch_);
@@ -304,11 +304,12 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
         const bool relu = fused_relu_[i] >= 0;  // then y is the ReLU's output
         if (relu) y = act_[written(i)];
         if (train)
-          b.batchnorm_forward_train(n, c, hw, xa, params_[op.param], params_[op.param + 1], y, saved_[i], saved_[i] + c,
-                                    kBnEps, relu);
+          b.batchnorm_forward_train(n, c, hw, xa, params_[op.param + bn_param::gamma],
+                                    params_[op.param + bn_param::beta], y, saved_[i], saved_[i] + c, kBnEps, relu);
         else
-          b.batchnorm_forward_eval(n, c, hw, xa, params_[op.param], params_[op.param + 1], params_[op.param + 2],
-                                   params_[op.param + 3], y, kBnEps, relu);
+          b.batchnorm_forward_eval(n, c, hw, xa, params_[op.param + bn_param::gamma],
+                                   params_[op.param + bn_param::beta], params_[op.param + bn_param::mean],
+                                   params_[op.param + bn_param::var], y, kBnEps, relu);
         break;
       }
       case OpKind::Relu:
@@ -324,7 +325,8 @@ void Executor::forward(int n, bool train, uint32_t dropout_seed) {
         b.gap_forward(n, c, hw, xa, y);
         break;
       case OpKind::Dense:
-        b.dense_forward(n, op.in_c, op.out_c, xa, params_[op.param], params_[op.param + 1], y);
+        b.dense_forward(n, op.in_c, op.out_c, xa, params_[op.param + dense_param::weight],
+                        params_[op.param + dense_param::bias], y);
         break;
       case OpKind::L2Norm:
         b.l2norm_forward(n, c, xa, y, kL2Eps);
@@ -403,8 +405,9 @@ void Executor::backward(int n) {
       case OpKind::BatchNorm: {
         // fused: the gradient at the ReLU's output, masked by it inside the batch norm's backward
         const bool fused = fused_relu_[i] >= 0;
-        b.batchnorm_backward(n, c, hw, xa, params_[op.param], saved_[i], saved_[i] + c, fused ? dact_[written(i)] : dy,
-                             dx, grads_[op.param], grads_[op.param + 1], fused ? act_[written(i)] : nullptr);
+        b.batchnorm_backward(n, c, hw, xa, params_[op.param + bn_param::gamma], saved_[i], saved_[i] + c,
+                             fused ? dact_[written(i)] : dy, dx, grads_[op.param + bn_param::gamma],
+                             grads_[op.param + bn_param::beta], fused ? act_[written(i)] : nullptr);
         break;
       }
       case OpKind::Relu:
@@ -424,7 +427,8 @@ void Executor::backward(int n) {
         b.gap_backward(n, c, hw, dy, dx);
         break;
       case OpKind::Dense:
-        b.dense_backward(n, op.in_c, op.out_c, xa, params_[op.param], dy, dx, grads_[op.param], grads_[op.param + 1]);
+        b.dense_backward(n, op.in_c, op.out_c, xa, params_[op.param + dense_param::weight], dy, dx,
+                         grads_[op.param + dense_param::weight], grads_[op.param + dense_param::bias]);
         break;
       case OpKind::L2Norm:
         b.l2norm_backward(n, c, xa, act_[op.output], dy, dx, kL2Eps);
@@ -568,8 +572,8 @@ StepResult Executor::train_step(const float* images, const int32_t* labels, int 
     const OpDesc& op = p_.ops[i];
     if (op.kind == OpKind::BatchNorm) {
       const int c = sh_.c[op.inputs[0]];
-      b.batchnorm_commit(c, saved_[i], saved_[i] + c, params_[op.param + 2], params_[op.param + 3], o.bn_momentum,
-                         kBnEps);
+      b.batchnorm_commit(c, saved_[i], saved_[i] + c, params_[op.param + bn_param::mean],
+                         params_[op.param + bn_param::var], o.bn_momentum, kBnEps);
     }
   }
   ++steps_;
