@@ -11,6 +11,7 @@
         "native/data/resample.cpp",
         "native/common/thread_pool.cpp",
         "native/engine/executor.cpp",
+        "native/engine/executor_plan.cpp",
         "native/engine/backend_cpu.cpp",
         "native/engine/host_loss.cpp",
         "native/engine/ops_cpu_gemm.cpp",
