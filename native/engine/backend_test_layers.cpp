@@ -8,6 +8,34 @@ namespace adcorre::engine::conformance {
 
 namespace {
 
+// A layer of one input and one output of ycount values: forward, then backward
+// from a random gradient dy, on each backend (run(b, x, y, dy, dx)) and in
+// float64 (reference(x, y, dy, dx)).
+template <typename Run, typename Reference>
+void layer_case(const std::string& name, const Vec& x, size_t ycount, Run run, Reference reference) {
+  const Vec dy = randn(ycount);
+  check(
+      name,
+      [&](Backend& b) {
+        Mem m(b);
+        float *gx = m.put(x), *gdy = m.put(dy), *gy = m.zeros<float>(ycount), *gdx = m.zeros<float>(x.size());
+        run(b, gx, gy, gdy, gdx);
+        Outputs out;
+        out.add("forward", m.get(gy, ycount));
+        out.add("backward", m.get(gdx, x.size()));
+        return out;
+      },
+      [&] {
+        const Dbl xd = widen(x), dyd = widen(dy);
+        Dbl y(ycount), dx(x.size());
+        reference(xd.data(), y.data(), dyd.data(), dx.data());
+        Outputs out;
+        out.add("forward", narrow(y));
+        out.add("backward", narrow(dx));
+        return out;
+      });
+}
+
 void batchnorm_case(int n, int c, int hw, bool relu) {
   const Vec x = randn(static_cast<size_t>(n) * c * hw, 2.f), g = randn(c), be = randn(c), dy = randn(x.size());
   const Vec dg0 = randn(c), db0 = randn(c), rm0 = randn(c), rv0 = Vec(c, 0.7f);
@@ -120,28 +148,16 @@ void batchnorm_cases() {
 }
 
 void relu_cases() {
-  const Vec x = randn(4 * 5 * 9), dy = randn(x.size());
-  check(
-      "relu 180",
-      [&](Backend& b) {
-        Mem m(b);
-        float *gx = m.put(x), *gdy = m.put(dy), *gy = m.zeros<float>(x.size()), *gdx = m.zeros<float>(x.size());
-        b.relu_forward(x.size(), gx, gy);
-        b.relu_backward(x.size(), gy, gdy, gdx);
-        Outputs out;
-        out.add("forward", m.get(gy, x.size()));
-        out.add("backward", m.get(gdx, x.size()));
-        return out;
+  const size_t count = 4 * 5 * 9;
+  layer_case(
+      "relu 180", randn(count), count,
+      [&](Backend& b, const float* x, float* y, const float* dy, float* dx) {
+        b.relu_forward(count, x, y);
+        b.relu_backward(count, y, dy, dx);
       },
-      [&] {
-        const Dbl xd = widen(x), dyd = widen(dy);
-        Dbl y(x.size()), dx(x.size());
-        relu_forward<double>(x.size(), xd.data(), y.data());
-        relu_backward<double>(x.size(), y.data(), dyd.data(), dx.data());
-        Outputs out;
-        out.add("forward", narrow(y));
-        out.add("backward", narrow(dx));
-        return out;
+      [&](const double* x, double* y, const double* dy, double* dx) {
+        relu_forward<double>(count, x, y);
+        relu_backward<double>(count, y, dy, dx);
       });
 }
 
@@ -196,28 +212,15 @@ void maxpool_cases() {
 
 void gap_cases() {
   const int n = 4, c = 5, hw = 9;
-  const Vec x = randn(n * c * hw), dy = randn(n * c);
-  check(
-      "gap n4 c5 hw9",
-      [&](Backend& b) {
-        Mem m(b);
-        float *gx = m.put(x), *gdy = m.put(dy), *gy = m.zeros<float>(dy.size()), *gdx = m.zeros<float>(x.size());
-        b.gap_forward(n, c, hw, gx, gy);
-        b.gap_backward(n, c, hw, gdy, gdx);
-        Outputs out;
-        out.add("forward", m.get(gy, dy.size()));
-        out.add("backward", m.get(gdx, x.size()));
-        return out;
+  layer_case(
+      "gap n4 c5 hw9", randn(n * c * hw), n * c,
+      [&](Backend& b, const float* x, float* y, const float* dy, float* dx) {
+        b.gap_forward(n, c, hw, x, y);
+        b.gap_backward(n, c, hw, dy, dx);
       },
-      [&] {
-        const Dbl xd = widen(x), dyd = widen(dy);
-        Dbl y(dy.size()), dx(x.size());
-        gap_forward<double>(n, c, hw, xd.data(), y.data());
-        gap_backward<double>(n, c, hw, dyd.data(), dx.data());
-        Outputs out;
-        out.add("forward", narrow(y));
-        out.add("backward", narrow(dx));
-        return out;
+      [&](const double* x, double* y, const double* dy, double* dx) {
+        gap_forward<double>(n, c, hw, x, y);
+        gap_backward<double>(n, c, hw, dy, dx);
       });
 }
 
@@ -259,28 +262,15 @@ void dense_cases() {
 
 void l2norm_cases() {
   const int rows = 9, dim = 45;
-  const Vec x = randn(rows * dim), dy = randn(x.size());
-  check(
-      "l2norm 9x45",
-      [&](Backend& b) {
-        Mem m(b);
-        float *gx = m.put(x), *gdy = m.put(dy), *gy = m.zeros<float>(x.size()), *gdx = m.zeros<float>(x.size());
-        b.l2norm_forward(rows, dim, gx, gy, kL2Eps);
-        b.l2norm_backward(rows, dim, gx, gy, gdy, gdx, kL2Eps);
-        Outputs out;
-        out.add("forward", m.get(gy, x.size()));
-        out.add("backward", m.get(gdx, x.size()));
-        return out;
+  layer_case(
+      "l2norm 9x45", randn(rows * dim), rows * dim,
+      [&](Backend& b, const float* x, float* y, const float* dy, float* dx) {
+        b.l2norm_forward(rows, dim, x, y, kL2Eps);
+        b.l2norm_backward(rows, dim, x, y, dy, dx, kL2Eps);
       },
-      [&] {
-        const Dbl xd = widen(x), dyd = widen(dy);
-        Dbl y(x.size()), dx(x.size());
-        l2norm_forward<double>(rows, dim, xd.data(), y.data(), kL2Eps);
-        l2norm_backward<double>(rows, dim, xd.data(), y.data(), dyd.data(), dx.data(), kL2Eps);
-        Outputs out;
-        out.add("forward", narrow(y));
-        out.add("backward", narrow(dx));
-        return out;
+      [&](const double* x, double* y, const double* dy, double* dx) {
+        l2norm_forward<double>(rows, dim, x, y, kL2Eps);
+        l2norm_backward<double>(rows, dim, x, y, dy, dx, kL2Eps);
       });
 }
 
