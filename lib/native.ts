@@ -145,7 +145,7 @@ export interface NativeBinding {
   /** copies embeddings and labels at the call; writes gradOut when done (rejects if it was detached meanwhile) */
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
-  /** the op table, for the memory estimate, the exporter and the architecture's constants */
+  /** the op table (native/engine/op_table.h); scripts/gen-ops.js writes it to lib/model/ops.generated.ts */
   opTable(): NativeOpTable;
   /** the shapes the engine would give `program`'s tensors (the program checked as the Engine checks it) */
   programShapes(program: NativeProgram): NativeProgramShapes;
