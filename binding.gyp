@@ -11,6 +11,7 @@
         "native/data/resample.cpp",
         "native/common/thread_pool.cpp",
         "native/engine/executor.cpp",
+        "native/engine/executor_plan.cpp",
         "native/engine/backend_cpu.cpp",
         "native/engine/host_loss.cpp",
         "native/engine/ops_cpu_gemm.cpp",
@@ -20,6 +21,7 @@
         "native/engine/ops_cpu_elementwise.cpp",
         "native/engine/gemm_cpu.cpp",
         "native/napi/engine_binding.cpp",
+        "native/napi/program_binding.cpp",
         "native/common/cuda_devices_absent.cpp",
         "native/engine/backend_cuda_absent.cpp",
         "native/napi/binding.cpp"

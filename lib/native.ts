@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { NativeStepOptions } from './engine/step-options.js';
-import type { Op } from './model/ops.js';
+import type { HasParams, OpFields, OpName, OpTable } from './model/ops.js';
 
 export interface NativeLossRequest {
   embeddings: Float32Array;
@@ -75,31 +75,20 @@ export interface BackendInfo {
   cpu: { threads: number };
 }
 
-/** One op of the engine's program (parse_program in native/napi/engine_binding.cpp). */
-export interface NativeOp {
-  /** the op's name in the op table (native/engine/op_table.h) */
-  kind: Op['op'];
-  name: string;
-  /** tensor ids */
-  inputs: number[];
-  output: number;
-  /** index of the op's first parameter (conv: weight; bn: gamma, beta, mean, var; dense: weight, bias) */
-  param?: number;
-  inC?: number;
-  outC?: number;
-  kernel?: number;
-  stride?: number;
-  same?: boolean;
-  depthwise?: boolean;
-  /** dropout */
-  rate?: number;
-}
+/**
+ * One op of the engine's program (parse_program in native/napi/program_binding.cpp): its kind in the op
+ * table (native/engine/op_table.h), its tensors by id, the index of its first parameter tensor (the
+ * others follow in the table's order) and its fields by the table's names.
+ */
+export type NativeOp = {
+  [K in OpName]: { kind: K; name: string; inputs: number[]; output: number } & (HasParams<K> extends true
+    ? { param: number }
+    : unknown) &
+    OpFields<K>;
+}[OpName];
 
-/** The op table (native/engine/op_table.h): each op's inputs (-1: one or more) and parameter tensors, and the ops' constants. */
-export interface NativeOpTable {
-  ops: { name: Op['op']; inputs: number; params: number }[];
-  constants: { inputEps: number; bnEps: number; l2Eps: number; poolKernel: number; poolStride: number };
-}
+/** The op table (native/engine/op_table.h): lib/model/ops.ts documents its form. */
+export type NativeOpTable = OpTable;
 
 /** Every tensor's channels, height and width by id, and every op's padding [top, left, bottom, right] (4 per op). */
 export interface NativeProgramShapes {
@@ -156,7 +145,7 @@ export interface NativeBinding {
   /** copies embeddings and labels at the call; writes gradOut when done (rejects if it was detached meanwhile) */
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
   findNonFinite(values: Float32Array): number;
-  /** the op table, for the memory estimate, the exporter and the architecture's constants */
+  /** the op table (native/engine/op_table.h); scripts/gen-ops.js writes it to lib/model/ops.generated.ts */
   opTable(): NativeOpTable;
   /** the shapes the engine would give `program`'s tensors (the program checked as the Engine checks it) */
   programShapes(program: NativeProgram): NativeProgramShapes;

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import test from 'ava';
 import { backendInfo } from '../dist/index.js';
+import { opTable } from '../dist/model/program.js';
 
 const binary = new URL('../build/Release/adcorre_ops_test', import.meta.url).pathname;
 
@@ -27,9 +28,9 @@ for (const cap of ['', 'avx2', 'portable']) {
   });
 }
 
-// Backend conformance (native/engine/backend_test.cpp): every op of the
-// Backend interface, the CPU against float64 (relative error <= 1e-5) and
-// every other backend present (CUDA devices) against the CPU (<= 1e-4).
+// Backend conformance (native/engine/backend_test.cpp): every op of the op
+// table on every backend, the CPU against float64 (relative error <= 1e-5)
+// and every other backend present (CUDA devices) against the CPU (<= 1e-4).
 const backendBinary = new URL('../build/Release/adcorre_backend_test', import.meta.url).pathname;
 const gpu = backendInfo().cuda;
 test(`backend conformance: every op, the CPU against float64${gpu.usable ? ' and CUDA against the CPU' : ' (no usable CUDA GPU here: CPU only)'}`, async (t) => {
@@ -42,6 +43,11 @@ test(`backend conformance: every op, the CPU against float64${gpu.usable ? ' and
   t.log(lines[0], '|', lines.at(-1));
   t.regex(stdout, /^\d+ passed, 0 failed$/m);
   t.notRegex(stdout, /FAIL/);
+  // every op of the table has cases (the test prints "op <name>: N checks" per op)
+  for (const { name } of opTable().ops) {
+    const checks = Number(stdout.match(new RegExp(`^op ${name}: (\\d+) checks$`, 'm'))?.[1] ?? 0);
+    t.true(checks > 0, `op ${name}: no conformance checks in backend_test`);
+  }
   // every op ran on the CPU; where the addon sees a GPU, the conformance run must have used it
   t.regex(stdout, /^ok +cpu adcorre k7 n64 d64 C7 uniform attention gradient = float64/m);
   if (gpu.usable) t.regex(lines[0], /cuda:0/);

@@ -244,7 +244,12 @@ out.stride0 = caught(() => { const p = copy(); conv(p).stride = 0; make(p); });
 out.tensors = caught(() => { const p = copy(); p.tensors = 2147483647; make(p); });
 out.paramSize = caught(() => { const p = copy(); p.paramSizes[conv(p).param] = 1; make(p); });
 out.negative = caught(() => { const p = copy(); p.paramSizes[0] = -1; make(p); });
-out.kernel = caught(() => { const p = copy(); conv(p).kernel = 4096; conv(p).same = false; make(p); });
+out.kernel = caught(() => { const p = copy(); conv(p).kernel = 4096; conv(p).padding = 'valid'; make(p); });
+// each op's fields as the op table lists them: typed, in range, fitting the input
+out.padding = caught(() => { const p = copy(); conv(p).padding = 'full'; make(p); });
+out.inC = caught(() => { const p = copy(); conv(p).inC = 2; make(p); });
+out.noInF = caught(() => { const p = copy(); delete p.ops.find((o) => o.kind === 'dense').inF; make(p); });
+out.rate = caught(() => { const p = copy(); p.ops.find((o) => o.kind === 'dropout').rate = 1; make(p); });
 out.maxBatch = caught(() => make(copy(), 2 ** 32 + 1));
 out.hugeBatch = caught(() => make(copy(), 2147483647));
 const engine = make(good);
@@ -270,6 +275,13 @@ say(out);
   t.regex(o.paramSize, /^RangeError: program: Expected paramSizes\[\d+\] = \d+ for .* but received 1/);
   t.regex(o.negative, /^RangeError: program: Expected paramSizes\[0\] in \[1, 2147483647\] but received -1/);
   t.regex(o.kernel, /^RangeError: input too small for the network/);
+  t.regex(o.padding, /^TypeError: program: Expected 'valid' or 'same' for padding of .* but received 'full'/);
+  t.regex(o.inC, /^RangeError: Expected inC = the input's channels \(1\) for .* but received 2/);
+  t.regex(
+    o.noInF,
+    /^RangeError: program: Expected integer in \[1, 2147483647\] for inF of head0 but received a non-number/,
+  );
+  t.regex(o.rate, /^RangeError: program: Expected a number in \[0, 1\) for rate of .* but received 1/);
   t.regex(o.maxBatch, /^RangeError: Expected integer in \[1, 2147483647\] for maxBatch but received 4294967297/);
   t.regex(o.hugeBatch, /^Error: Out of memory on cpu: the training engine needs [\d.]+ MiB for batches of 2147483647/);
   t.regex(o.predictClasses, /^RangeError: Expected integer in \[7, 7\] for classes but received 3/);

@@ -1,15 +1,19 @@
-// The op table (native/engine/op_table.h) is the one home of each op's shape
-// rule and constants: the engine plans its buffers with it, and the ONNX
+// The op table (native/engine/op_table.h) is the one home of each op's
+// fields, parameter tensors, shape rule and constants: the engine plans its
+// buffers with it, the TypeScript op types and parameter lists come from it
+// (lib/model/ops.generated.ts, written by scripts/gen-ops.js), and the ONNX
 // exporter and the memory estimate read it through the addon. These tests
-// hold the exported graph, as ONNX Runtime shapes it, to the engine's shapes
-// for every preset, and the TypeScript constants to the table's.
+// hold the generated file to the addon's table, the exported graph, as ONNX
+// Runtime shapes it, to the engine's shapes for every preset, and the
+// TypeScript constants and parameter lists to the table's.
 import test from 'ava';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { buildArchitecture, exportOnnx, labelNames, PRESETS } from '../dist/index.js';
 import { opConstants } from '../dist/model/architecture.js';
 import { activationFloats } from '../dist/memory.js';
-import { architectureShapes, opTable } from '../dist/model/program.js';
+import { OP_TABLE } from '../dist/model/ops.js';
+import { architectureShapes, buildProgram, opTable } from '../dist/model/program.js';
 
 const { onnx } = onnxProto;
 
@@ -76,4 +80,33 @@ test("the architecture's constants are the op table's, and every op of the table
     const inputs = 'inputs' in op ? op.inputs.length : 1;
     t.true(arity[op.op] === -1 || arity[op.op] === inputs, `${op.op} takes ${arity[op.op]} inputs`);
   }
+});
+
+test('lib/model/ops.generated.ts is the op table the addon has (else: npm run gen:ops after rebuilding it)', (t) => {
+  t.deepEqual(OP_TABLE, opTable(), 'lib/model/ops.generated.ts is stale: run npm run gen:ops');
+});
+
+test("every parameter of the architecture is the op table's: names, order, shapes, roles", (t) => {
+  const rows = new Map(opTable().ops.map((row) => [row.name, row]));
+  const arch = buildArchitecture(PRESETS.mini);
+  const program = buildProgram(arch);
+  let next = 0;
+  for (const [i, op] of arch.ops.entries()) {
+    const row = rows.get(op.op);
+    const native = program.ops[i];
+    // the program carries exactly the table's fields, under the table's names
+    for (const field of row.fields) t.is(native[field.name], op[field.name], `${op.op} ${field.name}`);
+    if (row.params.length === 0) continue;
+    t.is(native.param, next, `${op.name}: its parameters follow the previous op's`);
+    for (const p of row.params) {
+      const spec = arch.params[next++];
+      t.is(spec.name, `${op.name}.${p.name}`);
+      t.deepEqual(
+        spec.shape,
+        p.shape.map((side) => (side.oneIf && op[side.oneIf] ? 1 : op[side.field])),
+      );
+      t.like(spec, { init: p.init, trainable: p.trainable, decay: p.decay });
+    }
+  }
+  t.is(next, arch.params.length, 'every parameter belongs to an op');
 });

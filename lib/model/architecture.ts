@@ -1,22 +1,18 @@
 // Xception-k as a list of operations over named tensors (Keras Xception,
 // Chollet 2017, then the paper's embedding heads). The ONNX exporter, the
 // test reference and the training engine all walk this one list.
-import { native, type NativeOpTable } from '../native.js';
+import { native } from '../native.js';
 import { scaled, type XceptionConfig } from './config.js';
-import type { Op, Padding, ParamSpec } from './ops.js';
+import { type Op, OP_TABLE, opParams, type Padding, type ParamSpec } from './ops.js';
 
 export type { Op, Padding, ParamSpec } from './ops.js';
 
-let constants: NativeOpTable['constants'] | undefined;
-
 /**
  * The ops' constants (inputEps: the per-image standardisation's, bnEps, l2Eps, the pooling window), from the op
- * table (native/engine/op_table.h) through the addon, read when first needed: importing this module loads no
- * addon (inference imports it without one and reads a model file's own constants).
+ * table (native/engine/op_table.h) as ops.generated.ts has it: no addon needed.
  */
-export function opConstants(): NativeOpTable['constants'] {
-  constants ??= native().opTable().constants;
-  return constants;
+export function opConstants(): typeof OP_TABLE.constants {
+  return OP_TABLE.constants;
 }
 
 export interface Architecture {
@@ -39,6 +35,12 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
   const w = (c: number) => scaled(c, config.width);
   let counter = 0;
   const fresh = (stem: string) => `${stem}_${counter++}`;
+  // an op and its parameter tensors (the op table's list: names, order, shapes, initialisation)
+  const emit = (op: Op) => {
+    ops.push(op);
+    params.push(...opParams(op));
+    return op.output;
+  };
 
   const conv = (
     name: string,
@@ -49,33 +51,10 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     stride: 1 | 2,
     padding: Padding,
     depthwise = false,
-  ) => {
-    const output = fresh(name);
-    ops.push({ op: 'conv', name, input, output, inC, outC, kernel, stride, padding, depthwise });
-    params.push({
-      name: `${name}.weight`,
-      shape: [outC, depthwise ? 1 : inC, kernel, kernel],
-      init: 'he',
-      trainable: true,
-    });
-    return output;
-  };
-  const bn = (name: string, input: string, channels: number) => {
-    const output = fresh(name);
-    ops.push({ op: 'bn', name, input, output, channels });
-    params.push(
-      { name: `${name}.gamma`, shape: [channels], init: 'one', trainable: true },
-      { name: `${name}.beta`, shape: [channels], init: 'zero', trainable: true },
-      { name: `${name}.mean`, shape: [channels], init: 'zero', trainable: false },
-      { name: `${name}.var`, shape: [channels], init: 'one', trainable: false },
-    );
-    return output;
-  };
-  const relu = (input: string) => {
-    const output = fresh('relu');
-    ops.push({ op: 'relu', input, output });
-    return output;
-  };
+  ) => emit({ op: 'conv', name, input, output: fresh(name), inC, outC, kernel, stride, padding, depthwise });
+  const bn = (name: string, input: string, channels: number) =>
+    emit({ op: 'bn', name, input, output: fresh(name), channels });
+  const relu = (input: string) => emit({ op: 'relu', input, output: fresh('relu') });
   // Keras SeparableConv2D(no bias) + BatchNormalization
   const sepconvBn = (name: string, input: string, inC: number, outC: number) =>
     bn(
@@ -91,26 +70,12 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
       ),
       outC,
     );
-  const maxpool = (input: string) => {
-    const output = fresh('pool');
-    ops.push({ op: 'maxpool', input, output });
-    return output;
-  };
-  const add = (a: string, b: string) => {
-    const output = fresh('add');
-    ops.push({ op: 'add', inputs: [a, b], output });
-    return output;
-  };
+  const maxpool = (input: string) => emit({ op: 'maxpool', input, output: fresh('pool') });
+  const add = (a: string, b: string) => emit({ op: 'add', inputs: [a, b], output: fresh('add') });
 
   // The input pipeline: each image standardised on its own (the exporter and
   // the engine both read this op).
-  ops.push({
-    op: 'standardize',
-    name: 'input.standardize',
-    input: 'image',
-    output: 'input',
-    eps: opConstants().inputEps,
-  });
+  emit({ op: 'standardize', name: 'input.standardize', input: 'image', output: 'input', eps: opConstants().inputEps });
   // Entry flow
   let x = 'input';
   x = relu(bn('entry.bn1', conv('entry.conv1', x, config.channels, w(32), 3, 2, 'valid'), w(32)));
@@ -141,27 +106,19 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     x = relu(sepconvBn('exit.sep3', x, outC, w(1536)));
     x = relu(sepconvBn('exit.sep4', x, w(1536), w(2048)));
   }
-  const features = fresh('gap');
-  ops.push({ op: 'gap', input: x, output: features });
+  const features = emit({ op: 'gap', input: x, output: fresh('gap') });
   const F = w(2048);
 
   // The paper's embedding space: k heads Dense(F -> d) + L2 normalisation.
   const heads: string[] = [];
   for (let j = 0; j < config.k; j++) {
     const name = `head${j}`;
-    const dense = fresh(name);
-    ops.push({ op: 'dense', name, input: features, output: dense, inF: F, outF: config.d });
-    params.push(
-      { name: `${name}.weight`, shape: [config.d, F], init: 'glorot', trainable: true },
-      { name: `${name}.bias`, shape: [config.d], init: 'zero', trainable: true },
-    );
-    const normed = fresh(`${name}.l2`);
-    ops.push({ op: 'l2norm', input: dense, output: normed });
-    heads.push(normed);
+    const dense = emit({ op: 'dense', name, input: features, output: fresh(name), inF: F, outF: config.d });
+    heads.push(emit({ op: 'l2norm', input: dense, output: fresh(`${name}.l2`) }));
   }
-  ops.push({ op: 'concat', inputs: heads, output: 'embeddings' });
-  ops.push({ op: 'dropout', input: 'embeddings', output: 'embeddings_dropped', rate: 0.5 });
-  ops.push({
+  emit({ op: 'concat', inputs: heads, output: 'embeddings' });
+  emit({ op: 'dropout', input: 'embeddings', output: 'embeddings_dropped', rate: 0.5 });
+  emit({
     op: 'dense',
     name: 'classifier',
     input: 'embeddings_dropped',
@@ -169,11 +126,7 @@ export function buildArchitecture(config: XceptionConfig): Architecture {
     inF: config.k * config.d,
     outF: config.classes,
   });
-  params.push(
-    { name: 'classifier.weight', shape: [config.classes, config.k * config.d], init: 'glorot', trainable: true },
-    { name: 'classifier.bias', shape: [config.classes], init: 'zero', trainable: true },
-  );
-  ops.push({ op: 'softmax', input: 'logits', output: 'probs' });
+  emit({ op: 'softmax', input: 'logits', output: 'probs' });
   return {
     config,
     ops,

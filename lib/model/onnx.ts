@@ -8,6 +8,7 @@ import onnxProto from 'onnx-proto';
 import { type Architecture, buildArchitecture, type Op } from './architecture.js';
 import { architectureOf, priorWeights, sameArchitecture, validateConfig, type XceptionConfig } from './config.js';
 import { architectureShapes, opTable } from './program.js';
+import { opParamNames } from './ops.js';
 import { firstNonFiniteParameter } from './finite.js';
 import { checkWeights, type Weights } from './weights.js';
 import type { NativeOpTable } from '../native.js';
@@ -136,7 +137,7 @@ const windowNodes: Pick<OpNodes, 'conv' | 'maxpool'> = {
   conv: ({ g, name, parameter, pads: [top, left, bottom, right] }, op) =>
     g.node(
       'Conv',
-      [name(op.input), parameter(`${op.name}.weight`)],
+      [name(op.input), ...opParamNames(op).map(parameter)],
       [name(op.output)],
       [
         attr('kernel_shape', [op.kernel, op.kernel]),
@@ -160,7 +161,7 @@ const normalisationNodes: Pick<OpNodes, 'standardize' | 'bn' | 'l2norm'> = {
   bn: ({ g, name, parameter, constants }, op) =>
     g.node(
       'BatchNormalization',
-      [name(op.input), ...['gamma', 'beta', 'mean', 'var'].map((p) => parameter(`${op.name}.${p}`))],
+      [name(op.input), ...opParamNames(op).map(parameter)],
       [name(op.output)],
       [
         onnx.AttributeProto.create({
@@ -195,12 +196,7 @@ const headNodes: Pick<OpNodes, 'gap' | 'dense' | 'softmax'> = {
     g.node('Flatten', [pooled], [name(op.output)], [attr('axis', 1)]);
   },
   dense: ({ g, name, parameter }, op) =>
-    g.node(
-      'Gemm',
-      [name(op.input), parameter(`${op.name}.weight`), parameter(`${op.name}.bias`)],
-      [name(op.output)],
-      [attr('transB', 1)],
-    ),
+    g.node('Gemm', [name(op.input), ...opParamNames(op).map(parameter)], [name(op.output)], [attr('transB', 1)]),
   softmax: ({ g, name, probs }, op) => g.node('Softmax', [name(op.input)], [probs], [attr('axis', 1)]),
 };
 

@@ -4,8 +4,9 @@
 // training engine runs this program; the memory estimate and the ONNX
 // exporter read their shapes here, so that no shape rule or constant of an op
 // is written outside the op table.
-import { native, type NativeOpTable, type NativeProgram } from '../native.js';
+import { native, type NativeOp, type NativeOpTable, type NativeProgram } from '../native.js';
 import type { Architecture } from './architecture.js';
+import { opFields, opRow } from './ops.js';
 
 /** The program and the id of each named tensor. */
 function programWithIds(arch: Architecture): { program: NativeProgram; ids: Map<string, number> } {
@@ -16,30 +17,21 @@ function programWithIds(arch: Architecture): { program: NativeProgram; ids: Map<
   };
   id(arch.image);
   const paramIndex = new Map(arch.params.map((p, i) => [p.name, i]));
-  const ops = arch.ops.map((op) => {
-    const inputs = ('inputs' in op ? op.inputs : [op.input]).map(id);
-    const base = { kind: op.op, name: 'name' in op ? op.name : `${op.op}:${op.output}`, inputs, output: id(op.output) };
-    switch (op.op) {
-      case 'conv':
-        return {
-          ...base,
-          param: paramIndex.get(`${op.name}.weight`),
-          inC: op.inC,
-          outC: op.outC,
-          kernel: op.kernel,
-          stride: op.stride,
-          same: op.padding === 'same',
-          depthwise: op.depthwise,
-        };
-      case 'bn':
-        return { ...base, param: paramIndex.get(`${op.name}.gamma`), outC: op.channels };
-      case 'dense':
-        return { ...base, param: paramIndex.get(`${op.name}.weight`), inC: op.inF, outC: op.outF };
-      case 'dropout':
-        return { ...base, rate: op.rate };
-      default:
-        return base;
-    }
+  // each op's fields and parameters as the op table lists them
+  const ops = arch.ops.map((op): NativeOp => {
+    const { params } = opRow(op.op);
+    const nativeOp = {
+      kind: op.op,
+      name: op.name ?? `${op.op}:${op.output}`,
+      inputs: ('inputs' in op ? op.inputs : [op.input]).map(id),
+      output: id(op.output),
+      ...opFields(op),
+    };
+    if (params.length === 0) return nativeOp as NativeOp;
+    const first = `${op.name}.${params[0].name}`;
+    const param = paramIndex.get(first);
+    if (param === undefined) throw new Error(`the architecture has no parameter ${first} for its op ${op.name}`);
+    return { ...nativeOp, param } as NativeOp;
   });
   const c = arch.config;
   const program: NativeProgram = {
@@ -56,7 +48,7 @@ function programWithIds(arch: Architecture): { program: NativeProgram; ids: Map<
     classes: c.classes,
     paramSizes: arch.params.map((p) => p.shape.reduce((a, b) => a * b, 1)),
     trainable: arch.params.map((p) => p.trainable),
-    decay: arch.params.map((p) => p.trainable && p.name.endsWith('.weight')),
+    decay: arch.params.map((p) => p.decay),
   };
   return { program, ids };
 }
@@ -68,7 +60,7 @@ export function buildProgram(arch: Architecture): NativeProgram {
 
 let table: NativeOpTable | undefined;
 
-/** The op table: each op's input and parameter counts, and the ops' constants (needs the addon). */
+/** The op table as the addon has it: each op's arity, fields and parameters, and the ops' constants. */
 export function opTable(): NativeOpTable {
   table ??= native().opTable();
   return table;

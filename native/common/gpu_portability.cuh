@@ -1,5 +1,5 @@
 // The one place where the CUDA sources (cuda_devices.cu, cuda_common.cuh,
-// ../engine/ops_cuda.cu, ../engine/backend_cuda.cu, ../loss/adcorre_cuda.cu)
+// ../engine/ops_cuda_*.cu, ../engine/backend_cuda.cu, ../loss/adcorre_cuda.cu)
 // learn how they are compiled:
 //   - by nvcc, for a GPU (the addon): the CUDA runtime, `<<<...>>>` launches;
 //   - as host C++ against the HIP CPU Runtime (../shared/tools/hip-cpu, built

@@ -1,7 +1,19 @@
 // Training-engine operations, CUDA backend: the same operations as ops.h
 // (float, device pointers, a stream each), compared with the CPU versions by
 // backend_test.cpp through CudaBackend (backend_cuda.cu), which wraps them
-// for the executor.
+// for the executor. Defined by family as the CPU's: ops_cuda_gemm.cu,
+// ops_cuda_conv.cu, ops_cuda_norm.cu, ops_cuda_pool_dense.cu and
+// ops_cuda_elementwise.cu (shared helpers: ops_cuda_internal.cuh).
+//
+// Design note. First versions, written for correctness and determinism
+// before speed: a 64x64-tiled SGEMM (4x4 outputs per thread, transposes by
+// index) carries the dense and pointwise convolutions and the im2col
+// convolutions; every reduction (batch-norm statistics, weight gradients of
+// depthwise convolutions, bias gradients) runs in a fixed order in one block,
+// and scatters (max-pool and col2im backward) are written as gathers, so no
+// float atomics: results repeat run to run. Layouts as on the CPU (NCHW,
+// OIHW, [out][in]); the batch of a convolution is one GEMM over the
+// channel-major packed input [c][n*P].
 #pragma once
 
 #include <cstddef>

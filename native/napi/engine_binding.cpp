@@ -16,73 +16,23 @@
 #include <string>
 
 #include "../engine/engine.h"
-#include "typed_array.h"
+#include "args.h"
+#include "program.h"
 
 namespace {
 
-using adcorre::engine::OpDesc;
-using adcorre::engine::OpKind;
 using adcorre::engine::ProgramDesc;
+using adcorre::napi::check_program;
+using adcorre::napi::data_of;
 using adcorre::napi::guard;
-
-template <typename T>
-T* data_of(const Napi::TypedArray& arr) {
-  return adcorre::napi::typed_data<T>(arr);
-}
-
-Napi::TypedArray typed(const Napi::Value& v, napi_typedarray_type type, const char* name) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type)
-    throw Napi::TypeError::New(v.Env(), std::string("Expected typed array for ") + name);
-  return v.As<Napi::TypedArray>();
-}
-
-int int_of(const Napi::Object& o, const char* key, int fallback = -1) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
-}
-
-// A number as JavaScript would print it (no trailing zeros).
-std::string number_text(double x) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", x);
-  return text;
-}
-
-// An integer in [lo, hi] (Int32Value would wrap 2^32 + 1 to 1 and read NaN as 0).
-int64_t integer_in(const Napi::Value& v, const std::string& name, int64_t lo, int64_t hi) {
-  const double x = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
-  if (!(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)) || std::floor(x) != x)
-    throw Napi::RangeError::New(v.Env(), "Expected integer in [" + std::to_string(lo) + ", " + std::to_string(hi) +
-                                             "] for " + name + " but received " +
-                                             (v.IsNumber() ? number_text(x) : std::string("a non-number")));
-  return static_cast<int64_t>(x);
-}
-
-double num_of(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : fallback;
-}
+using adcorre::napi::integer_in;
+using adcorre::napi::parse_program;
+using adcorre::napi::type_name;
+using adcorre::napi::typed;
 
 // The step options are all required: the binding has no training defaults of
 // its own (lib/engine/engine.ts fills what a caller leaves out from
 // TRAINING_DEFAULTS, lib/train/defaults.ts), so that one layer owns each.
-const char* type_name(const Napi::Value& v) {
-  switch (v.Type()) {
-    case napi_undefined:
-      return "undefined";
-    case napi_null:
-      return "null";
-    case napi_boolean:
-      return "a boolean";
-    case napi_number:
-      return "a number";
-    case napi_string:
-      return "a string";
-    default:
-      return "an object";
-  }
-}
-
 Napi::Value required_option(const Napi::Object& o, const char* key, bool ok(const Napi::Value&), const char* expected) {
   Napi::Value v = o.Get(key);
   if (!ok(v))
@@ -103,151 +53,6 @@ bool required_boolean(const Napi::Object& o, const char* key) {
              o, key, [](const Napi::Value& v) { return v.IsBoolean(); }, "a boolean")
       .As<Napi::Boolean>()
       .Value();
-}
-
-ProgramDesc parse_program(const Napi::Object& o) {
-  Napi::Env env = o.Env();
-  ProgramDesc p;
-  p.tensors = int_of(o, "tensors");
-  p.input = int_of(o, "input");
-  p.embeddings = int_of(o, "embeddings");
-  p.logits = int_of(o, "logits");
-  p.probs = int_of(o, "probs");
-  p.channels = int_of(o, "channels");
-  p.size = int_of(o, "size");
-  p.k = int_of(o, "k");
-  p.d = int_of(o, "d");
-  p.classes = int_of(o, "classes");
-  auto in_range = [&](int t) {
-    if (t < 0 || t >= p.tensors) throw Napi::RangeError::New(env, "program: tensor id out of range");
-    return t;
-  };
-  in_range(p.input), in_range(p.embeddings), in_range(p.logits), in_range(p.probs);
-  Napi::Array sizes = o.Get("paramSizes").As<Napi::Array>();
-  Napi::Array trainable = o.Get("trainable").As<Napi::Array>();
-  Napi::Array decay = o.Get("decay").As<Napi::Array>();
-  for (uint32_t i = 0; i < sizes.Length(); ++i) {
-    p.param_sizes.push_back(static_cast<size_t>(sizes.Get(i).As<Napi::Number>().Int64Value()));
-    p.trainable.push_back(trainable.Get(i).ToBoolean().Value());
-    p.decay.push_back(decay.Get(i).ToBoolean().Value());
-  }
-  Napi::Array ops = o.Get("ops").As<Napi::Array>();
-  for (uint32_t i = 0; i < ops.Length(); ++i) {
-    Napi::Object op = ops.Get(i).As<Napi::Object>();
-    OpDesc d;
-    const std::string kind = op.Get("kind").ToString().Utf8Value();
-    const adcorre::engine::OpInfo* info = adcorre::engine::find_op(kind);
-    if (!info) throw Napi::RangeError::New(env, "program: unknown op kind " + kind);
-    d.kind = info->kind;
-    d.name = op.Get("name").ToString().Utf8Value();
-    Napi::Array inputs = op.Get("inputs").As<Napi::Array>();
-    for (uint32_t j = 0; j < inputs.Length(); ++j)
-      d.inputs.push_back(in_range(inputs.Get(j).As<Napi::Number>().Int32Value()));
-    if (d.inputs.empty()) throw Napi::RangeError::New(env, "program: op without inputs");
-    d.output = in_range(int_of(op, "output"));
-    d.param = int_of(op, "param");
-    const int needed = info->params;
-    if (needed && (d.param < 0 || d.param + needed > static_cast<int>(p.param_sizes.size())))
-      throw Napi::RangeError::New(env, "program: parameter index out of range at " + d.name);
-    d.in_c = int_of(op, "inC", 0);
-    d.out_c = int_of(op, "outC", 0);
-    d.kernel = int_of(op, "kernel", 1);
-    d.stride = int_of(op, "stride", 1);
-    d.same = op.Get("same").ToBoolean().Value();
-    d.depthwise = op.Get("depthwise").ToBoolean().Value();
-    d.rate = num_of(op, "rate", 0);
-    p.ops.push_back(d);
-  }
-  return p;
-}
-
-// The executor trusts its program (lib/engine/engine.ts builds it from the
-// model definition); a hand-made one reaches it only through this addon, so
-// everything the executor indexes with is checked here: sizes its arithmetic
-// can take (a stride of 0 divides by zero, a tensor count of 2^31 asks for
-// 24 GB of bookkeeping), ops reading only tensors already written, and
-// parameters as long as the ops read them.
-void check_program(Napi::Env env, const ProgramDesc& p) {
-  auto fail = [&](const std::string& what) { throw Napi::RangeError::New(env, "program: " + what); };
-  auto in = [&](int v, int lo, int hi, const std::string& name) {
-    if (v < lo || v > hi)
-      fail("Expected integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "] for " + name +
-           " but received " + std::to_string(v));
-  };
-  constexpr int kSide = 1 << 16, kMaxInt = 2147483647;
-  if (p.ops.empty()) fail("Expected at least one op but received none");
-  // every tensor but the input is some op's output
-  in(p.tensors, 1, static_cast<int>(std::min<size_t>(p.ops.size() + 1, kMaxInt)), "tensors (ops + 1 at most)");
-  in(p.channels, 1, kSide, "channels");
-  in(p.size, 1, kSide, "size");
-  in(p.k, 1, kMaxInt, "k");
-  in(p.d, 1, kMaxInt, "d");
-  in(p.classes, 1, kMaxInt, "classes");
-  for (size_t i = 0; i < p.param_sizes.size(); ++i)
-    if (p.param_sizes[i] < 1 || p.param_sizes[i] > static_cast<size_t>(kMaxInt))
-      fail("Expected paramSizes[" + std::to_string(i) + "] in [1, 2147483647] but received " +
-           std::to_string(static_cast<int64_t>(p.param_sizes[i])));
-  std::vector<bool> written(p.tensors, false);
-  written[p.input] = true;
-  for (const OpDesc& op : p.ops) {
-    for (int t : op.inputs)
-      if (!written[t]) fail("op " + op.name + " reads tensor " + std::to_string(t) + " before any op writes it");
-    written[op.output] = true;
-    if (op.kind == OpKind::Conv) {
-      in(op.out_c, 1, kSide, "outC of " + op.name);
-      in(op.kernel, 1, kSide, "kernel of " + op.name);
-      in(op.stride, 1, kSide, "stride of " + op.name);
-    }
-    if (op.kind == OpKind::BatchNorm) in(op.out_c, 1, kSide, "outC of " + op.name);
-    if (op.kind == OpKind::Dense) {
-      in(op.in_c, 1, kMaxInt, "inC of " + op.name);
-      in(op.out_c, 1, kMaxInt, "outC of " + op.name);
-    }
-    const int arity = adcorre::engine::op_info(op.kind).inputs;
-    if (arity != adcorre::engine::kAnyInputs && op.inputs.size() != static_cast<size_t>(arity))
-      fail("Expected " + std::to_string(arity) + " input" + (arity == 1 ? "" : "s") + " for " +
-           adcorre::engine::op_info(op.kind).name + " " + op.name + " but received " +
-           std::to_string(op.inputs.size()));
-  }
-  if (!written[p.embeddings] || !written[p.logits] || !written[p.probs])
-    fail("Expected ops writing the embeddings, logits and probs tensors");
-  const adcorre::engine::TensorShapes sh = adcorre::engine::infer_shapes(p);
-  auto param = [&](int i) { return p.param_sizes[static_cast<size_t>(i)]; };
-  // n in double: outC x inC x kernel^2 of out-of-range values would wrap in size_t
-  auto expect_param = [&](const OpDesc& op, int i, double n) {
-    if (static_cast<double>(param(op.param + i)) != n)
-      fail("Expected paramSizes[" + std::to_string(op.param + i) + "] = " + number_text(n) + " for " + op.name +
-           " but received " + std::to_string(param(op.param + i)));
-  };
-  for (const OpDesc& op : p.ops) {
-    const int x = op.inputs[0];
-    const size_t c = static_cast<size_t>(sh.c[x]);
-    switch (op.kind) {
-      case OpKind::Conv:
-        if (op.depthwise && static_cast<size_t>(op.out_c) != c) fail("Expected outC = inC for depthwise " + op.name);
-        expect_param(op, 0, double(op.out_c) * (op.depthwise ? 1.0 : double(c)) * op.kernel * op.kernel);
-        break;
-      case OpKind::BatchNorm:
-        if (static_cast<size_t>(op.out_c) != c) fail("Expected outC = the input's channels for " + op.name);
-        for (int i = 0; i < 4; ++i) expect_param(op, i, op.out_c);
-        break;
-      case OpKind::Dense:
-        if (static_cast<size_t>(op.in_c) != sh.per_sample[x])
-          fail("Expected inC = the input's features for " + op.name);
-        expect_param(op, 0, double(op.out_c) * op.in_c);
-        expect_param(op, 1, op.out_c);
-        break;
-      case OpKind::Add:
-        if (sh.per_sample[op.inputs[1]] != sh.per_sample[x]) fail("Expected inputs of one size for " + op.name);
-        break;
-      default:
-        break;
-    }
-  }
-  if (sh.per_sample[p.embeddings] != static_cast<size_t>(p.k) * p.d)
-    fail("Expected the embeddings tensor to hold k x d values per sample");
-  if (sh.per_sample[p.logits] != static_cast<size_t>(p.classes) || sh.per_sample[p.probs] != sh.per_sample[p.logits])
-    fail("Expected the logits and probs tensors to hold classes values per sample");
 }
 
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
@@ -586,94 +391,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   bool busy_ = false;          // a trainStepAsync holds the engine
 };
 
-// opTable(): the op table (native/engine/op_table.h) for the TypeScript layer:
-// { ops: [{ name, inputs (-1: one or more), params }], constants: { inputEps,
-// bnEps, l2Eps, poolKernel, poolStride } }.
-Napi::Value OpTable(const Napi::CallbackInfo& info) {
-  namespace e = adcorre::engine;
-  Napi::Env env = info.Env();
-  Napi::Array ops = Napi::Array::New(env);
-  for (const e::OpInfo& op : e::kOpTable) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("name", op.name);
-    o.Set("inputs", op.inputs);
-    o.Set("params", op.params);
-    ops.Set(ops.Length(), o);
-  }
-  Napi::Object constants = Napi::Object::New(env);
-  constants.Set("inputEps", e::kInputEps);
-  constants.Set("bnEps", e::kBnEps);
-  constants.Set("l2Eps", e::kL2Eps);
-  constants.Set("poolKernel", e::kPoolKernel);
-  constants.Set("poolStride", e::kPoolStride);
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("ops", ops);
-  out.Set("constants", constants);
-  return out;
-}
-
-// programShapes(program): every tensor's channels, height and width (Int32Arrays
-// by tensor id) and every op's padding [top, left, bottom, right] (an
-// Int32Array of 4 per op), by the op table's shape rules: what the executor
-// plans its buffers with. The program is checked as the Engine checks it.
-Napi::Value ProgramShapes(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "Expected (program)");
-  return guard(env, "programShapes", [&]() -> Napi::Value {
-    const ProgramDesc program = parse_program(info[0].As<Napi::Object>());
-    check_program(env, program);
-    const adcorre::engine::TensorShapes sh = adcorre::engine::infer_shapes(program);
-    const size_t tensors = sh.c.size(), ops = sh.ops.size();
-    auto c = Napi::Int32Array::New(env, tensors), h = Napi::Int32Array::New(env, tensors),
-         w = Napi::Int32Array::New(env, tensors);
-    for (size_t t = 0; t < tensors; ++t) {
-      c[t] = sh.c[t];
-      h[t] = sh.h[t];
-      w[t] = sh.w[t];
-    }
-    auto pads = Napi::Int32Array::New(env, 4 * ops);
-    for (size_t i = 0; i < ops; ++i) {
-      const adcorre::engine::OpGeometry& g = sh.ops[i];
-      pads[4 * i] = g.pad_top;
-      pads[4 * i + 1] = g.pad_left;
-      pads[4 * i + 2] = g.pad_bottom;
-      pads[4 * i + 3] = g.pad_right;
-    }
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("c", c);
-    out.Set("h", h);
-    out.Set("w", w);
-    out.Set("pads", pads);
-    return out;
-  });
-}
-
-// windowGeometry(side, kernel, stride, same): along one axis, the output side
-// of a window op (conv, maxpool) and its padding before and after, by the op
-// table's window rule.
-Napi::Value WindowGeometry(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return guard(env, "windowGeometry", [&]() -> Napi::Value {
-    constexpr int64_t kSide = 1 << 16;
-    const int side = static_cast<int>(integer_in(info[0], "side", 1, kSide));
-    const int kernel = static_cast<int>(integer_in(info[1], "kernel", 1, kSide));
-    const int stride = static_cast<int>(integer_in(info[2], "stride", 1, kSide));
-    if (!info[3].IsBoolean()) throw Napi::TypeError::New(env, "Expected a boolean for same");
-    const adcorre::engine::OpGeometry g = adcorre::engine::window(adcorre::engine::Dims{1, side, side}, 1, kernel,
-                                                                  stride, info[3].As<Napi::Boolean>().Value());
-    Napi::Object out = Napi::Object::New(env);
-    out.Set("out", g.out.h);
-    out.Set("before", g.pad_top);
-    out.Set("after", g.pad_bottom);
-    return out;
-  });
-}
-
 }  // namespace
 
 void InitEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Define(env));
-  exports.Set("opTable", Napi::Function::New(env, OpTable, "opTable"));
-  exports.Set("programShapes", Napi::Function::New(env, ProgramShapes, "programShapes"));
-  exports.Set("windowGeometry", Napi::Function::New(env, WindowGeometry, "windowGeometry"));
+  adcorre::napi::init_program_bindings(env, exports);
 }
