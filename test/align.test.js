@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import sharp from 'sharp';
-import { boxSquare, faceSquare, toSquare, TRAINING_FRAMING } from '../dist/infer/align.js';
-import { resampleSquare, resampleWindow } from '../dist/pixels.js';
+import { boxSquare, faceSquare, toSquare, TRAINING_FRAMING } from 'adcorre-native/internal';
+import { resampleSquare, resampleWindow } from 'adcorre-native/internal';
 import { tempDir, writeFacelessManifest } from './helpers/fixtures.js';
 
 const bin = (name) => new URL(`../bin/${name}.js`, import.meta.url).pathname;

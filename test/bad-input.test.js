@@ -4,7 +4,7 @@
 // called directly with inconsistent arguments to show it cannot read out of bounds.
 import { createRequire } from 'node:module';
 import test from 'ava';
-import { adCorreLoss, adCorreLossAsync, backendInfo } from '../dist/index.js';
+import { adCorreLoss, adCorreLossAsync, backendInfo } from 'adcorre-native';
 
 const require = createRequire(import.meta.url);
 const k = 2,

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ConfusionTracker } from '../dist/index.js';
+import { ConfusionTracker } from 'adcorre-native';
 
 test('recall per class over the window; 0 for a class with no history', (t) => {
   const tracker = new ConfusionTracker(3);
@@ -71,7 +71,7 @@ test('bad input names the parameter', (t) => {
 });
 
 test('feeds adCorreLoss as classAccuracy', async (t) => {
-  const { adCorreLoss } = await import('../dist/index.js');
+  const { adCorreLoss } = await import('adcorre-native');
   const tracker = new ConfusionTracker(2);
   tracker.update([0, 1, 1], [0, 1, 0]);
   const E = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => Math.cos(i * 1.7));

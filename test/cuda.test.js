@@ -6,7 +6,7 @@
 // Tolerances: loss parts relative error <= 1e-5 against the CPU (float32
 // kernels with double reductions), gradient ||g - g_cpu|| / ||g_cpu|| <= 1e-4.
 import test from 'ava';
-import { adCorreLoss, adCorreLossAsync, backendInfo } from '../dist/index.js';
+import { adCorreLoss, adCorreLossAsync, backendInfo } from 'adcorre-native';
 import { relativeError, relativeNormError } from './helpers/compare.js';
 import { randomCase, rng } from './helpers/random.js';
 import { loadGolden } from './helpers/shared.js';

@@ -16,10 +16,10 @@ import {
   ferPlusReferenceKeeps,
   labelNames,
   openDataset,
-} from '../dist/index.js';
+} from 'adcorre-native';
 import { fer2013Csv, ferPixels, tempDir, writeImage } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
-import { Trainer } from '../dist/train/trainer.js';
+import { Trainer } from 'adcorre-native/internal';
 import { cli } from './helpers/cli.js';
 import { untrainedModel } from './helpers/models.js';
 

@@ -6,8 +6,8 @@ import {
   labelNames,
   nameOrIndexLabel,
   rafdbLabel,
-} from '../dist/data/labels.js';
-import { ferPlusLabel } from '../dist/data/readers/fer2013.js';
+} from 'adcorre-native/internal';
+import { ferPlusLabel } from 'adcorre-native/internal';
 
 const name = (mapped, classes = 8) => ('label' in mapped ? labelNames(classes)[mapped.label] : mapped);
 

@@ -4,12 +4,12 @@
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { DataError, DataLoader, openDataset } from '../dist/index.js';
+import { DataError, DataLoader, openDataset } from 'adcorre-native';
 import sharp from 'sharp';
-import { BLUR_SIGMA, cropMatrix, eraseRect, JPEG_QUALITY, LOW_RES_SIDE, randomWarp } from '../dist/data/augment.js';
-import { degrade, quantisationTable } from '../dist/data/degrade.js';
-import { mulberry32 } from '../dist/data/random.js';
-import { native } from '../dist/native.js';
+import { BLUR_SIGMA, cropMatrix, eraseRect, JPEG_QUALITY, LOW_RES_SIDE, randomWarp } from 'adcorre-native/internal';
+import { degrade, quantisationTable } from 'adcorre-native/internal';
+import { mulberry32 } from 'adcorre-native/internal';
+import { native } from 'adcorre-native/internal';
 import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
 
 async function ferCsvSplit(n, labelOf = (i) => i % 7) {

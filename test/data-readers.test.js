@@ -3,7 +3,7 @@
 import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { DataError, DataLoader, detectFormat, openDataset } from '../dist/index.js';
+import { DataError, DataLoader, detectFormat, openDataset } from 'adcorre-native';
 import { fer2013Csv, ferPixels, tempDir, writeBrokenImages, writeImage } from './helpers/fixtures.js';
 
 const hist = (split, classes = 7) => {

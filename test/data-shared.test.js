@@ -5,7 +5,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'csv-parse';
 import test from 'ava';
-import { FER2013_CODES, labelNames, openDataset } from '../dist/index.js';
+import { FER2013_CODES, labelNames, openDataset } from 'adcorre-native';
 import { sharedDir } from './helpers/shared.js';
 
 const root = join(sharedDir, 'data', 'fer2013');

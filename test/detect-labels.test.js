@@ -2,11 +2,11 @@
 // a photo gets) and the annotated pictures' label placement, on hand-made boxes
 // and synthetic scenes: a face at each border and corner, and a crowd.
 import test from 'ava';
-import { mergeDetections, planPasses, PLANS } from '../dist/infer/detect.js';
-import { resampleWindow, resampleWindowJs } from '../dist/pixels.js';
-import { optionalNative } from '../dist/native.js';
-import { clipBox, placeLabels } from '../dist/infer/labels.js';
-import { labelFontSize, overlaySvg } from '../dist/infer/annotate.js';
+import { mergeDetections, planPasses, PLANS } from 'adcorre-native/internal';
+import { resampleWindow, resampleWindowJs } from 'adcorre-native/internal';
+import { optionalNative } from 'adcorre-native/internal';
+import { clipBox, placeLabels } from 'adcorre-native/internal';
+import { labelFontSize, overlaySvg } from 'adcorre-native/internal';
 
 const box = (x, y, width, height, score = 0.9) => ({
   x,

@@ -1,6 +1,6 @@
 // One device parser for the loss, the training engine and inference (lib/device.ts).
 import test from 'ava';
-import { deviceChoices, parseDevice } from '../dist/index.js';
+import { deviceChoices, parseDevice } from 'adcorre-native';
 
 test('each use accepts its spellings, with the CUDA index for the engine only', (t) => {
   t.deepEqual(parseDevice('d', 'auto', 'loss'), { kind: 'auto', index: 0 });

@@ -4,7 +4,7 @@
 // engine; inputs copied at the call. The event-loop test runs alone (serial):
 // the other tests' synchronous steps would block the loop it counts.
 import test from 'ava';
-import { Engine } from '../dist/index.js';
+import { Engine } from 'adcorre-native';
 import { syntheticBatch } from './helpers/synthetic.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };

@@ -6,7 +6,7 @@
 // (npm run test:gpu on the device machine); elsewhere each test is skipped
 // with the reason, and the CPU-only checks of the device option run.
 import test from 'ava';
-import { backendInfo, ConfusionTracker, Engine, PRESETS } from '../dist/index.js';
+import { backendInfo, ConfusionTracker, Engine, PRESETS } from 'adcorre-native';
 import { relativeError, relativeNormError } from './helpers/compare.js';
 import { checkNanStepSkipped, syntheticBatch, trainSynthetic, voteTargets } from './helpers/synthetic.js';
 

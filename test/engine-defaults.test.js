@@ -2,9 +2,9 @@
 // leaves out is TRAINING_DEFAULTS' (lib/train/defaults.ts), the binding takes
 // every option explicitly, and the engine's device defaults to 'auto'.
 import test from 'ava';
-import { backendInfo, Engine } from '../dist/index.js';
-import { TRAINING_DEFAULTS } from '../dist/train/defaults.js';
-import { TRAINING_DEFAULTS as TRAINER_DEFAULTS } from '../dist/train/trainer.js';
+import { backendInfo, Engine } from 'adcorre-native';
+import { TRAINING_DEFAULTS } from 'adcorre-native/internal';
+import { TRAINING_DEFAULTS as TRAINER_DEFAULTS } from 'adcorre-native/internal';
 import { syntheticBatch } from './helpers/synthetic.js';
 
 const tiny = { inputSize: 35, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 4 };

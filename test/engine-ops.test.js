@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { backendInfo } from '../dist/index.js';
-import { opTable } from '../dist/model/program.js';
+import { backendInfo } from 'adcorre-native';
+import { opTable } from 'adcorre-native/internal';
 
 const binary = new URL('../build/Release/adcorre_ops_test', import.meta.url).pathname;
 

@@ -5,7 +5,7 @@
 // restore, NaN detection, bad input.
 import test from 'ava';
 import * as ort from 'onnxruntime-node';
-import { ConfusionTracker, Engine, exportOnnx, labelNames } from '../dist/index.js';
+import { ConfusionTracker, Engine, exportOnnx, labelNames } from 'adcorre-native';
 import { checkNanStepSkipped, syntheticBatch as synthetic, trainSynthetic, voteTargets } from './helpers/synthetic.js';
 import { viewOfImages } from './helpers/xception-reference.js';
 

@@ -6,14 +6,14 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { classifyBatches, evaluationLoader } from '../dist/cli/eval.js';
-import { evaluationSplit } from '../dist/cli/eval-pipeline.js';
-import { openDataset } from '../dist/data/open.js';
-import { faceTensor } from '../dist/infer/align.js';
-import { DEFAULT_MODEL, FER, openModel, readModel } from '../dist/infer/fer.js';
-import { decodeInput } from '../dist/infer/image.js';
-import { argmaxRow } from '../dist/train/metrics.js';
-import { labelNames } from '../dist/data/labels.js';
+import { classifyBatches, evaluationLoader } from 'adcorre-native/internal';
+import { evaluationSplit } from 'adcorre-native/internal';
+import { openDataset } from 'adcorre-native/internal';
+import { faceTensor } from 'adcorre-native/internal';
+import { DEFAULT_MODEL, FER, openModel, readModel } from 'adcorre-native/internal';
+import { decodeInput } from 'adcorre-native/internal';
+import { argmaxRow } from 'adcorre-native/internal';
+import { labelNames } from 'adcorre-native/internal';
 import { tempDir, writeImage } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 

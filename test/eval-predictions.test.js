@@ -3,9 +3,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { csvField, PredictionRows } from '../dist/cli/predictions.js';
-import { DataLoader } from '../dist/index.js';
-import { readCsvManifest } from '../dist/data/readers/folder.js';
+import { csvField, PredictionRows } from 'adcorre-native/internal';
+import { DataLoader } from 'adcorre-native';
+import { readCsvManifest } from 'adcorre-native/internal';
 import { cli, noStack } from './helpers/cli.js';
 import { tempDir, writeFacelessManifest, writeImage, writeImageFolder } from './helpers/fixtures.js';
 import { untrainedModel } from './helpers/models.js';

@@ -2,7 +2,7 @@
 // Tolerances (issue #2): loss parts relative error <= 1e-5; gradient
 // ||g - g_ref|| / ||g_ref|| <= 1e-4.
 import test from 'ava';
-import { adCorreLoss, adCorreLossAsync } from '../dist/index.js';
+import { adCorreLoss, adCorreLossAsync } from 'adcorre-native';
 import { relativeError, relativeNormError } from './helpers/compare.js';
 import { referenceLoss } from './helpers/reference.js';
 import { loadGolden } from './helpers/shared.js';

@@ -4,7 +4,7 @@
 // cases (h = 1e-2 in float32 inputs; relative error <= 2e-2: the forward is
 // exact to ~1e-7, so this bounds truncation plus rounding).
 import test from 'ava';
-import { adCorreLoss } from '../dist/index.js';
+import { adCorreLoss } from 'adcorre-native';
 import { relativeNormError } from './helpers/compare.js';
 import { randomCase } from './helpers/random.js';
 import { referenceLoss } from './helpers/reference.js';

@@ -16,7 +16,7 @@ import {
   labelNames,
   NoModelError,
   BUNDLED_MODELS,
-} from '../dist/index.js';
+} from 'adcorre-native';
 import { pattern, tempDir } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';
 

@@ -1,6 +1,6 @@
 // lib/model/finite.ts: the one search for NaN and infinite weights that the trainer and the exporter share.
 import test from 'ava';
-import { countNonFinite, describeNonFinite, firstNonFiniteParameter } from '../dist/model/finite.js';
+import { countNonFinite, describeNonFinite, firstNonFiniteParameter } from 'adcorre-native/internal';
 
 test('countNonFinite counts NaN and both infinities, and nothing else', (t) => {
   t.is(countNonFinite(Float32Array.of(0, -0, 1e38, -1e-45)), 0);

@@ -18,8 +18,8 @@ import {
   readOnnxMembers,
   readOnnxWeights,
   validateConfig,
-} from '../dist/index.js';
-import { startingWeights } from '../dist/train/trainer.js';
+} from 'adcorre-native';
+import { startingWeights } from 'adcorre-native/internal';
 import { tempDir } from './helpers/fixtures.js';
 import { rng } from './helpers/random.js';
 import { referenceForward } from './helpers/xception-reference.js';

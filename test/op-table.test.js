@@ -9,11 +9,11 @@
 import test from 'ava';
 import onnxProto from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
-import { buildArchitecture, exportOnnx, labelNames, PRESETS } from '../dist/index.js';
-import { opConstants } from '../dist/model/architecture.js';
-import { activationFloats } from '../dist/memory.js';
-import { OP_TABLE } from '../dist/model/ops.js';
-import { architectureShapes, buildProgram, opTable } from '../dist/model/program.js';
+import { buildArchitecture, exportOnnx, labelNames, PRESETS } from 'adcorre-native';
+import { opConstants } from 'adcorre-native/internal';
+import { activationFloats } from 'adcorre-native/internal';
+import { OP_TABLE } from 'adcorre-native/internal';
+import { architectureShapes, buildProgram, opTable } from 'adcorre-native/internal';
 
 const { onnx } = onnxProto;
 

@@ -6,9 +6,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
-import { PREDICTION_DEFAULTS } from '../dist/index.js';
-import { DEFAULT_MODEL, FER } from '../dist/infer/fer.js';
-import { addPredictions, argmaxRow, confusionMatrix } from '../dist/train/metrics.js';
+import { PREDICTION_DEFAULTS } from 'adcorre-native';
+import { DEFAULT_MODEL, FER } from 'adcorre-native/internal';
+import { addPredictions, argmaxRow, confusionMatrix } from 'adcorre-native/internal';
 import { cli } from './helpers/cli.js';
 import { pattern, tempDir } from './helpers/fixtures.js';
 

@@ -3,7 +3,7 @@
 // C in 2..8, absent classes and a single class. Tolerances: loss parts
 // relative error <= 1e-5, gradient ||g - g_ref|| / ||g_ref|| <= 1e-4.
 import test from 'ava';
-import { adCorreLoss } from '../dist/index.js';
+import { adCorreLoss } from 'adcorre-native';
 import { relativeError, relativeNormError } from './helpers/compare.js';
 import { randomCase, rng } from './helpers/random.js';
 import { referenceLoss } from './helpers/reference.js';

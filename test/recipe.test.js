@@ -5,13 +5,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { freshPlateau, plateauAfter, Trainer } from '../dist/train/trainer.js';
-import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { WeightEma } from '../dist/train/ema.js';
-import { mixBatch, sampleBeta } from '../dist/train/mix.js';
-import { mulberry32 } from '../dist/data/random.js';
-import { buildArchitecture, Engine, exportOnnx, initWeights, labelNames, readOnnxWeights } from '../dist/index.js';
-import { distilledTargets, temperatureScaled } from '../dist/train/distill.js';
+import { freshPlateau, plateauAfter, Trainer } from 'adcorre-native/internal';
+import { readCheckpoint } from 'adcorre-native/internal';
+import { WeightEma } from 'adcorre-native/internal';
+import { mixBatch, sampleBeta } from 'adcorre-native/internal';
+import { mulberry32 } from 'adcorre-native/internal';
+import { buildArchitecture, Engine, exportOnnx, initWeights, labelNames, readOnnxWeights } from 'adcorre-native';
+import { distilledTargets, temperatureScaled } from 'adcorre-native/internal';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
 import { tiny } from './helpers/models.js';
 

@@ -1,6 +1,6 @@
 // adcorre-train's epoch lines: the time a run has taken in this process and about how long it has left.
 import test from 'ava';
-import { formatDuration, RunClock } from '../dist/cli/run-clock.js';
+import { formatDuration, RunClock } from 'adcorre-native/internal';
 import { cli } from './helpers/cli.js';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
 import { tiny } from './helpers/models.js';

@@ -1,6 +1,6 @@
 // lib/train/schedule.ts: the learning rate at a step, per schedule, after the warm-up.
 import test from 'ava';
-import { freshPlateau, learningRate, plateauAfter } from '../dist/train/schedule.js';
+import { freshPlateau, learningRate, plateauAfter } from 'adcorre-native/internal';
 
 const base = { lr: 0.1, schedule: 'cosine', decay: 0.01, epochs: 10, stepGamma: 0.5, stepEvery: 3, warmup: 0 };
 const close = (t, a, b) => t.true(Math.abs(a - b) < 1e-12, `${a} != ${b}`);

@@ -7,9 +7,9 @@ import { existsSync, readdirSync, readFileSync, truncateSync, writeFileSync, cop
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
-import { smoothedTargets, Trainer } from '../dist/train/trainer.js';
-import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { buildArchitecture, exportOnnx, FER, initWeights, readMetadata } from '../dist/index.js';
+import { smoothedTargets, Trainer } from 'adcorre-native/internal';
+import { readCheckpoint } from 'adcorre-native/internal';
+import { buildArchitecture, exportOnnx, FER, initWeights, readMetadata } from 'adcorre-native';
 import { pattern, tempDir, writeImageFolder } from './helpers/fixtures.js';
 import { tiny } from './helpers/models.js';
 

@@ -2,9 +2,9 @@
 // cross and swap sides keep their ids, through frames where one hides the
 // other; a track ends after maxMissed frames; smoothing and summaries.
 import test from 'ava';
-import { Tracker } from '../dist/video/tracker.js';
-import { ProbabilitySmoother } from '../dist/video/smooth.js';
-import { FaceTracker } from '../dist/video/face-tracker.js';
+import { Tracker } from 'adcorre-native/internal';
+import { ProbabilitySmoother } from 'adcorre-native/internal';
+import { FaceTracker } from 'adcorre-native/internal';
 
 const vector = (seed) => Float32Array.from({ length: 16 }, (_, i) => Math.sin(seed * 7.3 + i * 1.7));
 

@@ -8,10 +8,10 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import test from 'ava';
 import sharp from 'sharp';
-import { FER } from '../dist/index.js';
-import { decodeFrames } from '../dist/video/decode.js';
-import { findTools, FfmpegMissingError } from '../dist/video/ffmpeg.js';
-import { isVideoFile, looksLikeVideo, probeVideo, VideoError } from '../dist/video/probe.js';
+import { FER } from 'adcorre-native';
+import { decodeFrames } from 'adcorre-native/internal';
+import { findTools, FfmpegMissingError } from 'adcorre-native/internal';
+import { isVideoFile, looksLikeVideo, probeVideo, VideoError } from 'adcorre-native/internal';
 import { bin, cli, noStack } from './helpers/cli.js';
 import { tempDir } from './helpers/fixtures.js';
 import { sharedDir } from './helpers/shared.js';

@@ -14,8 +14,8 @@ import {
   labelNames,
   readMetadata,
   validateConfig,
-} from '../dist/index.js';
-import { evaluationViews } from '../dist/model/config.js';
+} from 'adcorre-native';
+import { evaluationViews } from 'adcorre-native/internal';
 import { cli } from './helpers/cli.js';
 import { fer2013Csv, ferPixels, tempDir } from './helpers/fixtures.js';
 import { untrainedCheckpoint } from './helpers/models.js';

@@ -6,14 +6,9 @@ import { Command, Option } from 'commander';
 import { DATASET_FORMATS } from '../data/dataset.js';
 import { SkipReport } from '../data/skips.js';
 import { PRESETS } from '../model/config.js';
-import {
-  CLI_DEFAULTS,
-  defaultBatch,
-  type ProgressEvent,
-  Trainer,
-  type TrainerOptions,
-  TRAINING_DEFAULTS as D,
-} from '../train/trainer.js';
+import { CLI_DEFAULTS, defaultBatch, Trainer } from '../train/trainer.js';
+import type { ProgressEvent, TrainerOptions } from '../train/options.js';
+import { TRAINING_DEFAULTS as D } from '../train/defaults.js';
 import { describeError, finite as num, nonNegativeInt as int, positiveInt } from './args.js';
 import { printable } from '../terminal.js';
 import { RunClock } from './run-clock.js';

@@ -37,16 +37,6 @@ import { TRAINING_DEFAULTS } from './defaults.js';
 import type { EpochRecord, ProgressEvent, ResolvedOptions, TrainerOptions, TrainSummary } from './options.js';
 import { OptionError, numberIn, oneOf } from '../validate.js';
 
-// what moved out of this file, still exported from it
-export type { EpochRecord, ProgressEvent, ResolvedOptions, TrainerOptions, TrainSummary } from './options.js';
-export { checkWritable, prepareRunFolder } from './run-files.js';
-export { startingWeights } from './run-state.js';
-export { freshPlateau, plateauAfter, type PlateauState } from './schedule.js';
-
-// The training defaults' one home is defaults.ts (Engine.trainStep reads them too); adcorre-train and the tests
-// import them from here, as before.
-export { TRAINING_DEFAULTS };
-
 /** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */
 export const CLI_DEFAULTS = { arch: 'small', epochs: 40, flipAverage: true } as const;
 /** The batch size: 50 for the paper preset, as in the reference code; else 64. */

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
-import { labelNames } from '../../dist/data/labels.js';
+import { labelNames } from 'adcorre-native/internal';
 
 export function tempDir(prefix = 'adcorre-test-') {
   return mkdtempSync(join(tmpdir(), prefix));

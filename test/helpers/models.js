@@ -1,8 +1,8 @@
 // Models and checkpoints made by the tests themselves, untrained (no model files are committed).
 import onnxProto from 'onnx-proto';
-import { buildArchitecture, exportOnnx, initWeights, labelNames } from '../../dist/index.js';
-import { Engine } from '../../dist/engine/engine.js';
-import { encodeCheckpoint } from '../../dist/train/checkpoint.js';
+import { buildArchitecture, exportOnnx, initWeights, labelNames } from 'adcorre-native';
+import { Engine } from 'adcorre-native/internal';
+import { encodeCheckpoint } from 'adcorre-native/internal';
 
 /** The tiny network the training and CLI tests use (36 x 36 grey, 7 classes): seconds a run on the CPU. */
 export const tiny = { inputSize: 36, channels: 1, width: 0.0625, middleBlocks: 1, k: 2, d: 8, classes: 7 };

@@ -1,4 +1,4 @@
-// Issue #26 (hardening, second round): adcorre-predict, adcorre-eval,
+// adcorre-predict, adcorre-eval,
 // adcorre-data and the readers against long command lines, hostile names and
 // labels, special files and broken models. Each test reproduces one reported
 // failure and checks the fix; every CLI run has a deadline and its stderr is
@@ -8,12 +8,12 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { FER, InputError, labelNames, PREDICTION_DEFAULTS } from '../dist/index.js';
-import { annotatedNames } from '../dist/infer/annotate.js';
-import { ModelError } from '../dist/infer/model-check.js';
-import { decodedInOrder, decodeInput } from '../dist/infer/image.js';
-import { openDataset } from '../dist/data/open.js';
-import { datasetStats } from '../dist/data/stats.js';
+import { FER, InputError, labelNames, PREDICTION_DEFAULTS } from 'adcorre-native';
+import { annotatedNames } from 'adcorre-native/internal';
+import { ModelError } from 'adcorre-native/internal';
+import { decodedInOrder, decodeInput } from 'adcorre-native/internal';
+import { openDataset } from 'adcorre-native/internal';
+import { datasetStats } from 'adcorre-native/internal';
 import { bin, cli, noStack, run } from './helpers/cli.js';
 import { tempDir, writeImage } from './helpers/fixtures.js';
 import { editedModel, tiny, untrainedModel } from './helpers/models.js';
@@ -57,7 +57,7 @@ const noDevice = 'skipped: making a device node (mknod) needs root';
 
 // --- 0. a long command line (a shell glob of a few hundred photos) crashed ONNX Runtime with SIGSEGV ---
 
-test('0. 5,000 photos named on the command line (330,000 characters) are all predicted, no SIGSEGV', async (t) => {
+test('5,000 photos named on the command line (330,000 characters) are all predicted, no SIGSEGV', async (t) => {
   // ONNX Runtime's telemetry matched /proc/self/cmdline against a std::regex that recurses once per
   // character on the main thread's stack: about 28,000 characters were enough. The child gets no
   // ORT_DISABLE_TELEMETRY of its own, as a user's shell would not.
@@ -76,7 +76,7 @@ test('0. 5,000 photos named on the command line (330,000 characters) are all pre
   noStack(t, r.stderr);
 });
 
-test('0. the telemetry that reads the command line is off unless the user chose otherwise', async (t) => {
+test('the telemetry that reads the command line is off unless the user chose otherwise', async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   await fer.close();
   t.is(process.env.ORT_DISABLE_TELEMETRY, '1');
@@ -84,7 +84,7 @@ test('0. the telemetry that reads the command line is off unless the user chose 
 
 // --- 2. escape sequences, newlines and tabs from model labels and file names ---
 
-test('2. a model whose labels hold escapes, newlines, tabs or duplicates is refused at load; the CLIs exit 2', async (t) => {
+test('a model whose labels hold escapes, newlines, tabs or duplicates is refused at load; the CLIs exit 2', async (t) => {
   const hostile = [
     'neutral\u001b[2J', // clears the screen
     'happy\u001b]0;pwned\u0007', // retitles the window
@@ -118,7 +118,7 @@ test('2. a model whose labels hold escapes, newlines, tabs or duplicates is refu
   }
 });
 
-test('2. file names with escapes, newlines and tabs are shown escaped; rows stay one per face; --json is exact', async (t) => {
+test('file names with escapes, newlines and tabs are shown escaped; rows stay one per face; --json is exact', async (t) => {
   const folder = tempDir();
   const names = ['clear\u001b[2J.png', 'two\nlines.png', 'tab\there.png', 'bidi\u202eGNP.png'];
   for (const [i, name] of names.entries()) await writeImage(join(folder, name), { seed: i, format: 'png' });
@@ -161,7 +161,7 @@ test('2. file names with escapes, newlines and tabs are shown escaped; rows stay
   t.regex(result.message, /red\\e\[31m\.jpg: not an image/);
 });
 
-test('2. adcorre-data and adcorre-eval show dataset file names escaped, --json exactly', async (t) => {
+test('adcorre-data and adcorre-eval show dataset file names escaped, --json exactly', async (t) => {
   const data = tempDir();
   for (const [c, name] of labelNames(7).entries())
     await writeImage(join(data, 'val', name, `${c}.png`), { w: 40, h: 40, seed: c, format: 'png' });
@@ -189,7 +189,7 @@ test('2. adcorre-data and adcorre-eval show dataset file names escaped, --json e
 
 // --- 6. annotated copies of inputs with the same name ---
 
-test('6. --annotate writes one copy per input, also for a/x.jpg, b/x.jpg and c/x.jpeg', async (t) => {
+test('--annotate writes one copy per input, also for a/x.jpg, b/x.jpg and c/x.jpeg', async (t) => {
   const base = tempDir();
   const inputs = [join(base, 'a', 'x.jpg'), join(base, 'b', 'x.jpg'), join(base, 'c', 'x.jpeg')];
   for (const [i, p] of inputs.entries()) await writeImage(p, { w: 40 + 8 * i, h: 40, seed: i });
@@ -210,7 +210,7 @@ test('6. --annotate writes one copy per input, also for a/x.jpg, b/x.jpg and c/x
   noStack(t, r.stderr);
 });
 
-test('6. annotatedNames: distinct names, case-insensitively, never an input of the folder', (t) => {
+test('annotatedNames: distinct names, case-insensitively, never an input of the folder', (t) => {
   t.deepEqual(annotatedNames(['a/x.jpg', 'b/X.JPG', 'c/x-2.png', 'd/x.png'], 'out'), [
     'x.annotated.jpg',
     'X-2.annotated.jpg',
@@ -226,7 +226,7 @@ test('6. annotatedNames: distinct names, case-insensitively, never an input of t
 
 // --- 9. special files: devices, named pipes, folders ---
 
-test('9. a device or a named pipe as a photo is refused by name at once, not read forever', async (t) => {
+test('a device or a named pipe as a photo is refused by name at once, not read forever', async (t) => {
   const pipe = fifo('photo.jpg');
   const zero = device('zero.jpg');
   if (!zero) t.log(noDevice);
@@ -241,7 +241,7 @@ test('9. a device or a named pipe as a photo is refused by name at once, not rea
   await t.throwsAsync(() => decodeInput(pipe), { instanceOf: InputError, message: /a named pipe \(FIFO\)/ });
 });
 
-test('9. a device, a named pipe or a folder as --model, --data or --fer2013 is a usage error naming it', async (t) => {
+test('a device, a named pipe or a folder as --model, --data or --fer2013 is a usage error naming it', async (t) => {
   const pipe = fifo('model.onnx');
   const zero = device('zero.onnx');
   if (!zero) t.log(noDevice);
@@ -284,7 +284,7 @@ test('9. a device, a named pipe or a folder as --model, --data or --fer2013 is a
   });
 });
 
-test('9. a dataset whose manifest names a device or a named pipe skips them as not regular files', async (t) => {
+test('a dataset whose manifest names a device or a named pipe skips them as not regular files', async (t) => {
   const data = tempDir();
   await writeImage(join(data, 'a.png'), { w: 40, h: 40, seed: 1, format: 'png' });
   const pipe = fifo('b.png');
@@ -302,7 +302,7 @@ test('9. a dataset whose manifest names a device or a named pipe skips them as n
 
 // --- 11. names that are not UTF-8; empty slots in predictBatch ---
 
-test('11. a file name that is not valid UTF-8 is reported as such, not as a missing file', async (t) => {
+test('a file name that is not valid UTF-8 is reported as such, not as a missing file', async (t) => {
   const data = tempDir();
   for (const [c, name] of labelNames(7).entries())
     await writeImage(join(data, name, `${c}.png`), { w: 40, h: 40, seed: c, format: 'png' });
@@ -335,7 +335,7 @@ test('11. a file name that is not valid UTF-8 is reported as such, not as a miss
   noStack(t, r.stderr);
 });
 
-test('11. predictBatch with an empty slot or null is a TypeError naming it', async (t) => {
+test('predictBatch with an empty slot or null is a TypeError naming it', async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   // eslint-disable-next-line no-sparse-arrays
   await t.throwsAsync(() => fer.predictBatch([face, , face]), {
@@ -357,7 +357,7 @@ test('11. predictBatch with an empty slot or null is a TypeError naming it', asy
 
 // --- 10. a model that outputs NaN ---
 
-test('10. a model that outputs NaN is an error naming it, never `neutral NaN%`', async (t) => {
+test('a model that outputs NaN is an error naming it, never `neutral NaN%`', async (t) => {
   const nan = editedModel(modelBytes(), (m) => {
     const bias = m.graph.initializer.find((i) => i.name === 'classifier.bias');
     const raw = new Float32Array(bias.rawData.length / 4).fill(NaN);
@@ -387,7 +387,7 @@ test('10. a model that outputs NaN is an error naming it, never `neutral NaN%`',
 
 // --- Issue #43 (round three): one bad input never costs the others, decoding bounded ---
 
-test('#43 6. predictBatch: a raw image the resampler cannot take is shrunk, a bad one is its own error', async (t) => {
+test('predictBatch: a raw image the resampler cannot take is shrunk, a bad one is its own error', async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   try {
     const strip = { data: new Uint8Array(100000 * 16 * 3).fill(128), width: 100000, height: 16, channels: 3 };
@@ -408,7 +408,7 @@ test('#43 6. predictBatch: a raw image the resampler cannot take is shrunk, a ba
   }
 });
 
-test('#43 7. predictBatch decodes a few inputs at a time, in order, whatever their number', async (t) => {
+test('predictBatch decodes a few inputs at a time, in order, whatever their number', async (t) => {
   let read = 0;
   const inputs = new Proxy(
     Array.from({ length: 40 }, () => face),
@@ -437,7 +437,7 @@ test('#43 7. predictBatch decodes a few inputs at a time, in order, whatever the
   }
 });
 
-test('#43 8. adcorre-predict good.png deepdir: good.png is predicted, the deep folder reported', async (t) => {
+test('adcorre-predict good.png deepdir: good.png is predicted, the deep folder reported', async (t) => {
   const work = tempDir();
   const deep = join(work, 'deep');
   mkdirSync(deep);

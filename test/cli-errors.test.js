@@ -1,5 +1,5 @@
-// Issue #13: bad input tried on the CLIs and the API as a careless or unlucky
-// user would. Each test reproduces one reported failure and checks the fix:
+// Bad input tried on the CLIs and the API as a careless or unlucky user
+// would. Each test reproduces one reported failure and checks the fix:
 // fail fast with an error naming the flag (usage errors exit 2), skip and
 // count bad data, never hang, never exhaust memory, never a stack trace.
 import { spawn } from 'node:child_process';
@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import test from 'ava';
 import onnxProto from 'onnx-proto';
 import sharp from 'sharp';
-import { FER, NoModelError, openDataset, PRESETS } from '../dist/index.js';
-import { ensureDir, OutputFolderError } from '../dist/io.js';
-import { DEFAULT_MODEL, MIN_INPUT_SIDE } from '../dist/infer/fer.js';
-import { decodeInput } from '../dist/infer/image.js';
-import { checkBatchMemory, Trainer } from '../dist/train/trainer.js';
-import { OptionError } from '../dist/validate.js';
+import { FER, NoModelError, openDataset, PRESETS } from 'adcorre-native';
+import { ensureDir, OutputFolderError } from 'adcorre-native/internal';
+import { DEFAULT_MODEL, MIN_INPUT_SIDE } from 'adcorre-native/internal';
+import { decodeInput } from 'adcorre-native/internal';
+import { checkBatchMemory, Trainer } from 'adcorre-native/internal';
+import { OptionError } from 'adcorre-native/internal';
 import { bin, cli, noStack } from './helpers/cli.js';
 import { fer2013Csv, ferPixels, tempDir, writeImage, writeImageFolder } from './helpers/fixtures.js';
 import { editedModel, tiny, untrainedModel } from './helpers/models.js';
@@ -60,7 +60,7 @@ const procIsProc = (() => {
   t.true(Date.now() - start < 2000);
 });
 
-test('1. ensureDir creates missing levels and names a file in the way', (t) => {
+test('ensureDir creates missing levels and names a file in the way', (t) => {
   const root = tempDir();
   const deep = join(root, 'a', 'b', 'c');
   t.is(ensureDir(deep), deep);
@@ -103,7 +103,7 @@ test('1. ensureDir creates missing levels and names a file in the way', (t) => {
 
 // --- 2. a batch larger than the dataset, or than memory allows, is refused up front with the sizes ---
 
-test('2. a batch too large for memory is refused with the sizes, without allocating it', (t) => {
+test('a batch too large for memory is refused with the sizes, without allocating it', (t) => {
   const error = t.throws(() => checkBatchMemory(PRESETS.mini, 100_000, 24 * 2 ** 30), { instanceOf: OptionError });
   t.is(error.option, 'batch');
   t.regex(
@@ -119,7 +119,7 @@ test('2. a batch too large for memory is refused with the sizes, without allocat
   });
 });
 
-test('2. adcorre-train --batch 100000 and a batch larger than the dataset exit 2 with the sizes', async (t) => {
+test('adcorre-train --batch 100000 and a batch larger than the dataset exit 2 with the sizes', async (t) => {
   const huge = await cli(
     'adcorre-train',
     [
@@ -156,7 +156,7 @@ test('2. adcorre-train --batch 100000 and a batch larger than the dataset exit 2
 
 // --- 3. every numeric option's range, with messages naming the option ---
 
-test('3. adcorre-train --lr -1 is refused (exit 2) and writes no model', async (t) => {
+test('adcorre-train --lr -1 is refused (exit 2) and writes no model', async (t) => {
   const out = join(tempDir(), 'run');
   const r = await cli('adcorre-train', [
     '--data',
@@ -199,7 +199,7 @@ test('3. adcorre-train --lr -1 is refused (exit 2) and writes no model', async (
   }
 });
 
-test('3. the Trainer API checks every numeric option and names it', (t) => {
+test('the Trainer API checks every numeric option and names it', (t) => {
   const out = tempDir();
   for (const [option, value, expected] of [
     ['lr', -1, 'positive number'],
@@ -237,7 +237,7 @@ test('3. the Trainer API checks every numeric option and names it', (t) => {
 
 // --- 4. a model whose metadata does not match its graph is refused by FER.load ---
 
-test('4. FER.load refuses a graph whose input or shapes contradict the metadata; the CLI exits 2', async (t) => {
+test('FER.load refuses a graph whose input or shapes contradict the metadata; the CLI exits 2', async (t) => {
   const renamed = editedModel(untrainedModel(config), (m) => {
     m.graph.input[0].name = 'input:0';
     for (const n of m.graph.node) n.input = n.input.map((i) => (i === 'image' ? 'input:0' : i));
@@ -294,7 +294,7 @@ function badCsv() {
   );
 }
 
-test('5. adcorre-eval reports the skipped rows, the same counts as adcorre-data stats', async (t) => {
+test('adcorre-eval reports the skipped rows, the same counts as adcorre-data stats', async (t) => {
   const csv = join(tempDir(), 'fer2013.csv');
   writeFileSync(csv, badCsv());
   const stats = await cli('adcorre-data', ['stats', csv, '--json']);
@@ -313,7 +313,7 @@ test('5. adcorre-eval reports the skipped rows, the same counts as adcorre-data 
   t.regex(text.stdout, /skipped 3 \(unknown label\)/);
 });
 
-test('5. the trainer reports what reading the dataset skipped', async (t) => {
+test('the trainer reports what reading the dataset skipped', async (t) => {
   const csv = join(tempDir(), 'fer2013.csv');
   writeFileSync(csv, badCsv().replace(/PublicTest/g, 'Training'));
   const events = [];
@@ -328,7 +328,7 @@ test('5. the trainer reports what reading the dataset skipped', async (t) => {
   t.deepEqual(summary.skipped.skipped, { 'malformed row': 6, 'unknown label': 3 });
 });
 
-test('7. an unterminated quote costs that row only, reported at its line', async (t) => {
+test('an unterminated quote costs that row only, reported at its line', async (t) => {
   const csv = join(tempDir(), 'fer2013.csv');
   const rows = (from, n) =>
     Array.from({ length: n }, (_, i) => `${(from + i) % 7},${ferPixels(from + i).join(' ')},Training`);
@@ -354,7 +354,7 @@ test('7. an unterminated quote costs that row only, reported at its line', async
 
 // --- 6. a looping or dangling symbolic link is skipped and counted ---
 
-test('6. link loops and dangling links are skipped and counted, not fatal', async (t) => {
+test('link loops and dangling links are skipped and counted, not fatal', async (t) => {
   const root = tempDir();
   await writeImage(join(root, 'train', 'happy', 'a.png'), { format: 'png' });
   await writeImage(join(root, 'train', 'sad', 'b.png'), { seed: 2, format: 'png' });
@@ -379,7 +379,7 @@ test('6. link loops and dangling links are skipped and counted, not fatal', asyn
 
 // --- 8. images too small to hold a readable face are refused ---
 
-test('8. a 1x1 image is refused with the minimum and why; 16 px is accepted', async (t) => {
+test('a 1x1 image is refused with the minimum and why; 16 px is accepted', async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   t.teardown(() => fer.close());
   const px = (w, h) => ({ data: new Uint8Array(w * h * 3).fill(128), width: w, height: h, channels: 3 });
@@ -404,7 +404,7 @@ test('8. a 1x1 image is refused with the minimum and why; 16 px is accepted', as
 
 // --- 9. the smaller ones ---
 
-test("9. predict after close() gives the package's message; close() twice is fine", async (t) => {
+test("predict after close() gives the package's message; close() twice is fine", async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   await fer.close();
   await t.notThrowsAsync(() => fer.close());
@@ -412,7 +412,7 @@ test("9. predict after close() gives the package's message; close() twice is fin
   await t.throwsAsync(() => fer.predictBatch([face]), { message: /closed/ });
 });
 
-test('9. --arch with bad JSON names the file', async (t) => {
+test('--arch with bad JSON names the file', async (t) => {
   const bad = join(tempDir(), 'arch.json');
   writeFileSync(bad, '{ "inputSize": 48, ');
   t.throws(() => new Trainer({ ...base, arch: bad, out: tempDir() }), {
@@ -423,7 +423,7 @@ test('9. --arch with bad JSON names the file', async (t) => {
   t.regex(r.stderr, /arch\.json given as arch is not valid JSON/);
 });
 
-test('9. adcorre-eval usage errors exit 2 and name the flag', async (t) => {
+test('adcorre-eval usage errors exit 2 and name the flag', async (t) => {
   for (const [args, message] of [
     [['--batch', '0'], /option '--batch <n>' argument '0' is invalid\. Expected a positive integer/],
     [['--batch', 'many'], /option '--batch <n>' argument 'many' is invalid/],
@@ -454,7 +454,7 @@ test('9. adcorre-eval usage errors exit 2 and name the flag', async (t) => {
   },
 );
 
-test("9. image errors keep the decoder's whole message (the cause may be on a later line)", async (t) => {
+test("image errors keep the decoder's whole message (the cause may be on a later line)", async (t) => {
   // libvips reports this truncated JPEG over five lines: 'corrupt header: premature end' first, 'Bogus marker length' later
   const jpeg = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#888888' } })
     .jpeg()
@@ -470,7 +470,7 @@ test("9. image errors keep the decoder's whole message (the cause may be on a la
   t.is(new Set(parts).size, parts.length, 'repeated lines once');
 });
 
-test("9. after a mid-epoch resume the epoch's training loss covers all its steps", async (t) => {
+test("after a mid-epoch resume the epoch's training loss covers all its steps", async (t) => {
   const straight = tempDir('adcorre-run-');
   await new Trainer({ ...base, epochs: 2, out: straight }).train();
   const resumed = tempDir('adcorre-run-');
@@ -491,7 +491,7 @@ test("9. after a mid-epoch resume the epoch's training loss covers all its steps
 // --- issue #12: adcorre-eval uses the bundled default model without --model ---
 
 (existsSync(DEFAULT_MODEL) ? test : test.skip)(
-  '#12. adcorre-eval without --model evaluates the default model and says so',
+  'adcorre-eval without --model evaluates the default model and says so',
   async (t) => {
     const text = await cli('adcorre-eval', ['--data', data]);
     t.is(text.code, 0, text.stderr);
@@ -506,7 +506,7 @@ test("9. after a mid-epoch resume the epoch's training loss covers all its steps
   },
 );
 
-test('#12. the NoModelError text says the default model ships with the package', (t) => {
+test('the NoModelError text says the default model ships with the package', (t) => {
   const { message } = new NoModelError('/x/models/adcorre-fer2013.onnx');
   t.notRegex(message, /later release/);
   t.regex(
@@ -517,7 +517,7 @@ test('#12. the NoModelError text says the default model ships with the package',
 
 // --- more of the same kind, found while fixing the above ---
 
-test('extra: FER predict options are checked and named; a folder as the model is refused', async (t) => {
+test('FER predict options are checked and named; a folder as the model is refused', async (t) => {
   const fer = await FER.load({ model: modelPath, device: 'cpu' });
   t.teardown(() => fer.close());
   for (const [options, message] of [
@@ -537,7 +537,7 @@ test('extra: FER predict options are checked and named; a folder as the model is
   t.regex(r.stderr, /for --model but received a folder/);
 });
 
-test('extra: adcorre-eval --split that does not exist, and the removed --input-blur: exit 2', async (t) => {
+test('adcorre-eval --split that does not exist, and the removed --input-blur: exit 2', async (t) => {
   const split = await cli('adcorre-eval', ['--model', modelPath, '--data', data, '--split', 'test']);
   t.is(split.code, 2, split.stderr);
   t.regex(split.stderr, /Expected one of the dataset's splits \(train, val\) for --split but received 'test'/);
@@ -551,7 +551,7 @@ test('extra: adcorre-eval --split that does not exist, and the removed --input-b
   }
 });
 
-test('extra: --resume with another batch size or seed than the run is refused, naming it', async (t) => {
+test('--resume with another batch size or seed than the run is refused, naming it', async (t) => {
   const out = tempDir('adcorre-run-');
   await new Trainer({ ...base, epochs: 2, out, maxSteps: 1 }).train();
   await t.throwsAsync(() => new Trainer({ ...base, epochs: 2, out, batch: 4, resume: true }).train(), {

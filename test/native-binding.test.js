@@ -1,4 +1,4 @@
-// Issue #26, the native bindings: no JavaScript call may crash or abort the
+// The native bindings: no JavaScript call may crash or abort the
 // process. Each case runs in a child process (a segfault or an abort there
 // fails the test instead of killing ava) and prints what it saw as JSON; the
 // test asserts exit code 0 and the JavaScript errors expected.
@@ -55,7 +55,7 @@ const collect = async () => { globalThis.gc(); await new Promise((r) => setTimeo
 const sameGrad = (g) => g.length === reference.grad.length && g.every((v, i) => v === reference.grad[i]);
 `;
 
-test('#26.1 adCorreLossAsync: embeddings and labels transferred and collected mid-call: no crash, the loss of the values at call time', async (t) => {
+test('adCorreLossAsync: embeddings and labels transferred and collected mid-call: no crash, the loss of the values at call time', async (t) => {
   const r = await child(
     transferSetup +
       `
@@ -77,7 +77,7 @@ say(results);
   t.deepEqual(r.out, Array(3).fill({ detached: true, same: true, grad: true }));
 });
 
-test('#26.1 adCorreLossAsync: gradOut transferred mid-call rejects naming gradOut; one left in place receives the gradient', async (t) => {
+test('adCorreLossAsync: gradOut transferred mid-call rejects naming gradOut; one left in place receives the gradient', async (t) => {
   const r = await child(
     transferSetup +
       `
@@ -109,7 +109,7 @@ say(out);
   t.deepEqual(r.out.kept, { same: true, grad: true, loss: true });
 });
 
-test('#26.8 numClasses 2147483647 and 1e6: no abort, no gigabytes; the loss depends only on the classes present', async (t) => {
+test('numClasses 2147483647 and 1e6: no abort, no gigabytes; the loss depends only on the classes present', async (t) => {
   const r = await child(`
 import { adCorreLoss } from ${JSON.stringify(dist('index.js'))};
 const k = 2, d = 4;
@@ -139,7 +139,7 @@ say({
   t.regex(r.out.tooMany, /^RangeError: Expected positive integer for options\.numClasses but received 2147483648/);
 });
 
-test('#26.8 a C++ exception in the loss (std::bad_alloc under a memory limit) is a JavaScript error, not an abort', async (t) => {
+test('a C++ exception in the loss (std::bad_alloc under a memory limit) is a JavaScript error, not an abort', async (t) => {
   // The workspace of k 1, n 1024, d 32768 (about 1 GiB of doubles) cannot be
   // had under a limit of what the process already maps plus 512 MiB; the
   // 128 MiB input can.
@@ -177,7 +177,7 @@ console.log(JSON.stringify({ message }));
   t.regex(r.out.message, /^(Error: Out of memory in loss: |no error$)/);
 });
 
-test('#26 the native loss reads every property before any array: a getter that detaches embeddings cannot make it read freed memory', async (t) => {
+test('the native loss reads every property before any array: a getter that detaches embeddings cannot make it read freed memory', async (t) => {
   const r = await child(`
 const k = 7, n = 512, d = 512;
 const request = () => ({
@@ -211,7 +211,7 @@ say(out);
   t.is(r.out.async, 'RangeError: Expected embeddings of length k*n*d');
 });
 
-test('#26 warpAffine and resampleRgb: no JavaScript runs after the lengths are checked; oversized scratch is refused', async (t) => {
+test('warpAffine and resampleRgb: no JavaScript runs after the lengths are checked; oversized scratch is refused', async (t) => {
   const r = await child(`
 const src = new Uint8Array(64 * 64 * 3), dst = new Float32Array(64 * 64 * 3);
 const m = new Float64Array([1, 0, 0, 0, 1, 0]);
@@ -230,7 +230,7 @@ say({
   t.regex(r.out.resample, /^RangeError: Expected a resample needing at most 4 GiB of row scratch .* received sh 65536/);
 });
 
-test('#26 the Engine binding: hand-made programs and mismatched arguments give JavaScript errors, not crashes', async (t) => {
+test('the Engine binding: hand-made programs and mismatched arguments give JavaScript errors, not crashes', async (t) => {
   const r = await child(`
 import { buildProgram } from ${JSON.stringify(dist('engine/engine.js'))};
 import { buildArchitecture } from ${JSON.stringify(dist('model/architecture.js'))};
@@ -294,7 +294,7 @@ say(out);
   t.is(o.ok, 'no error');
 });
 
-test('#26.8 a CPU loss whose workspace exceeds the machine is refused up front, naming the sizes', async (t) => {
+test('a CPU loss whose workspace exceeds the machine is refused up front, naming the sizes', async (t) => {
   const r = await child(`
 import { totalmem } from 'node:os';
 import { adCorreLoss } from ${JSON.stringify(dist('index.js'))};

@@ -1,4 +1,4 @@
-// Issue #26, second round: the files the tools write and read. Each test
+// The files the tools write and read. Each test
 // reproduces one reported failure and checks the fix: an output path that is
 // a device, a folder, a pipe or one of the inputs is refused before any work
 // (exit 2, naming the option); a link is written through; write errors name
@@ -23,13 +23,13 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { labelNames, openDataset, readMetadata } from '../dist/index.js';
-import { csvField, csvRows, MAX_CSV_RECORD_CHARS } from '../dist/data/csv.js';
-import { DataError, SkipReport } from '../dist/data/skips.js';
-import { checkOutputFile, OutputFileError, writeFileAtomic } from '../dist/io.js';
-import { describeError } from '../dist/cli/args.js';
-import { readCheckpoint } from '../dist/train/checkpoint.js';
-import { Trainer } from '../dist/train/trainer.js';
+import { labelNames, openDataset, readMetadata } from 'adcorre-native';
+import { csvField, csvRows, MAX_CSV_RECORD_CHARS } from 'adcorre-native/internal';
+import { DataError, SkipReport } from 'adcorre-native/internal';
+import { checkOutputFile, OutputFileError, writeFileAtomic } from 'adcorre-native/internal';
+import { describeError } from 'adcorre-native/internal';
+import { readCheckpoint } from 'adcorre-native/internal';
+import { Trainer } from 'adcorre-native/internal';
 import { bin, cli, noStack } from './helpers/cli.js';
 import { sharedDir } from './helpers/shared.js';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
@@ -64,7 +64,7 @@ const data = await writeImageFolder(join(dir, 'folder'), [
 
 // --- 3. -o replaces whatever is at the path ---
 
-asRoot('3. adcorre-export -o <a device node> exits 2 naming --output; the device stays', async (t) => {
+asRoot('adcorre-export -o <a device node> exits 2 naming --output; the device stays', async (t) => {
   const out = tempDir();
   const device = deviceNode(out, 'null');
   const r = await cli('adcorre-export', [ckpt, '-o', device]);
@@ -87,7 +87,7 @@ asRoot('3. adcorre-export -o <a device node> exits 2 naming --output; the device
   t.deepEqual(readdirSync(out).sort(), ['link.onnx', 'null'], 'no temporary file left');
 });
 
-test('3. adcorre-export -o <a named pipe> or <a folder> exits 2 naming --output and what is there', async (t) => {
+test('adcorre-export -o <a named pipe> or <a folder> exits 2 naming --output and what is there', async (t) => {
   const out = tempDir();
   const fifo = join(out, 'pipe.onnx');
   execFileSync('mkfifo', [fifo]);
@@ -108,7 +108,7 @@ test('3. adcorre-export -o <a named pipe> or <a folder> exits 2 naming --output 
   noStack(t, piped.stderr + folder.stderr + slash.stderr);
 });
 
-test('3. a symbolic link to a regular file is written through: the link stays, its target is replaced', async (t) => {
+test('a symbolic link to a regular file is written through: the link stays, its target is replaced', async (t) => {
   const out = tempDir();
   const real = join(out, 'real.onnx');
   writeFileSync(real, 'old');
@@ -130,7 +130,7 @@ test('3. a symbolic link to a regular file is written through: the link stays, i
 });
 
 asRoot(
-  '3. adcorre-eval --confusion <a device node> exits 2 before reading the data; a link is written through',
+  'adcorre-eval --confusion <a device node> exits 2 before reading the data; a link is written through',
   async (t) => {
     const out = tempDir();
     const device = deviceNode(out, 'null');
@@ -150,7 +150,7 @@ asRoot(
   },
 );
 
-test('3. adcorre-eval --confusion onto the model or the dataset file exits 2; a folder too', async (t) => {
+test('adcorre-eval --confusion onto the model or the dataset file exits 2; a folder too', async (t) => {
   const model = join(tempDir(), 'm.onnx');
   writeFileSync(model, readFileSync(modelPath));
   const r = await cli('adcorre-eval', ['--model', model, '--data', data, '--confusion', model]);
@@ -165,7 +165,7 @@ test('3. adcorre-eval --confusion onto the model or the dataset file exits 2; a 
 
 // --- 4. export overwrites its own input ---
 
-test('4. adcorre-export a.ckpt -o a.ckpt (also through a link or a hard link) exits 2; the checkpoint is intact', async (t) => {
+test('adcorre-export a.ckpt -o a.ckpt (also through a link or a hard link) exits 2; the checkpoint is intact', async (t) => {
   const out = tempDir();
   const own = join(out, 'last.ckpt');
   writeFileSync(own, ckptBytes);
@@ -211,7 +211,7 @@ function readOnlyFolder() {
   return { ro, code: 'EACCES', done: () => execFileSync('chmod', ['755', ro]) };
 }
 
-test('11. a read-only output folder: exit 2 naming --output and the path given, not the temporary file', async (t) => {
+test('a read-only output folder: exit 2 naming --output and the path given, not the temporary file', async (t) => {
   const folder = readOnlyFolder();
   if (!folder) {
     t.log('skipped: running as root where mount(tmpfs, ro) is not permitted, and root ignores chmod');
@@ -245,7 +245,7 @@ test('11. a read-only output folder: exit 2 naming --output and the path given, 
   }
 });
 
-test('11. writeFileAtomic refuses a folder, a pipe and a dangling link at the path, naming it and the option', (t) => {
+test('writeFileAtomic refuses a folder, a pipe and a dangling link at the path, naming it and the option', (t) => {
   const out = tempDir();
   t.throws(() => writeFileAtomic(out, 'x', '--confusion'), {
     instanceOf: OutputFileError,
@@ -269,7 +269,7 @@ test('11. writeFileAtomic refuses a folder, a pipe and a dangling link at the pa
   t.is(readFileSync(real, 'utf8'), 'y');
 });
 
-test('11. an edited checkpoint header is refused by the checksum (epoch 1e9 no longer gives "done")', async (t) => {
+test('an edited checkpoint header is refused by the checksum (epoch 1e9 no longer gives "done")', async (t) => {
   const out = tempDir();
   const base = { data, arch: tiny, batch: 8, seed: 3, workers: 0, out };
   await new Trainer({ ...base, epochs: 2, maxSteps: 1 }).train();
@@ -314,7 +314,7 @@ function formatOne(bytes, edit = () => {}) {
   return Buffer.concat([Buffer.from('ADCORRE-CKPT 1\n'), lengthBytes, json, data]);
 }
 
-test('11. format-1 checkpoints still load; their unchecked header values are range-checked and named', (t) => {
+test('format-1 checkpoints still load; their unchecked header values are range-checked and named', (t) => {
   const out = tempDir();
   const old = join(out, 'old.ckpt');
   writeFileSync(old, formatOne(ckptBytes));
@@ -354,7 +354,7 @@ test('11. format-1 checkpoints still load; their unchecked header values are ran
   });
 });
 
-test('11. a checkpoint whose tensors do not fit its configuration names the file and the parameter', async (t) => {
+test('a checkpoint whose tensors do not fit its configuration names the file and the parameter', async (t) => {
   const out = tempDir();
   const short = join(out, 'short.ckpt');
   writeFileSync(
@@ -403,7 +403,7 @@ test('11. a checkpoint whose tensors do not fit its configuration names the file
 
 // --- 9 (part). inputs must be regular files ---
 
-asRoot('9. adcorre-export <a link to a zero device> exits 2 at once, naming the argument and the device', async (t) => {
+asRoot('adcorre-export <a link to a zero device> exits 2 at once, naming the argument and the device', async (t) => {
   const out = tempDir();
   const zero = deviceNode(out, 'zero', 5);
   const link = join(out, 'model.ckpt');
@@ -425,7 +425,7 @@ asRoot('9. adcorre-export <a link to a zero device> exits 2 at once, naming the 
   });
 });
 
-test('9. a named pipe, a folder or a missing file as an input is refused without blocking', async (t) => {
+test('a named pipe, a folder or a missing file as an input is refused without blocking', async (t) => {
   const out = tempDir();
   const fifo = join(out, 'pipe.ckpt');
   execFileSync('mkfifo', [fifo]);
@@ -458,7 +458,7 @@ const photos = join(sharedDir, 'data', 'photos');
 const havePhotos = existsSync(photos);
 const photosNote = havePhotos ? '' : ` (skipped: ${photos} is absent)`;
 
-test('#43 1. align refuses a split that names a folder outside --out, and says so', async (t) => {
+test('align refuses a split that names a folder outside --out, and says so', async (t) => {
   const work = tempDir();
   const manifest = join(work, 'm.csv');
   // a photo with a face where ../shared has one (the crop was written to work/escaped/happy), else any path
@@ -476,7 +476,7 @@ test('#43 1. align refuses a split that names a folder outside --out, and says s
   noStack(t, r.stderr);
 });
 
-test('#43 15. align --size outside [16, 1024] is a usage error naming --size', async (t) => {
+test('align --size outside [16, 1024] is a usage error naming --size', async (t) => {
   for (const size of ['100000', '1', '0x20']) {
     const r = await cli('adcorre-data', ['align', data, '--out', tempDir(), '--size', size]);
     t.is(r.code, 2, r.stderr);
@@ -485,7 +485,7 @@ test('#43 15. align --size outside [16, 1024] is a usage error naming --size', a
 });
 
 (havePhotos ? test : test.skip)(
-  `#43 9. align again into the same --out keeps the crops; Ctrl-C stops cleanly and says so${photosNote}`,
+  `align again into the same --out keeps the crops; Ctrl-C stops cleanly and says so${photosNote}`,
   async (t) => {
     const work = tempDir();
     const list = readdirSync(photos).filter((f) => f.endsWith('.jpg'));
@@ -529,7 +529,7 @@ test('#43 15. align --size outside [16, 1024] is a usage error naming --size', a
   },
 );
 
-test('#43 11, 16. a file name with a newline and a formula-like split survive eval --predictions -> targets', async (t) => {
+test('a file name with a newline and a formula-like split survive eval --predictions -> targets', async (t) => {
   t.is(csvField('=1+2'), "'=1+2");
   t.is(csvField('@SUM(A1)'), "'@SUM(A1)");
   t.is(csvField('-0.5'), '-0.5', 'a number stays a number');
@@ -565,7 +565,7 @@ test('#43 11, 16. a file name with a newline and a formula-like split survive ev
   );
 });
 
-test('#43 5, 11. the CSV reader: records bounded, a stray quote costs one line, columns once', async (t) => {
+test('the CSV reader: records bounded, a stray quote costs one line, columns once', async (t) => {
   const work = tempDir();
   const path = join(work, 'm.csv');
   const long = 'x'.repeat(200);
@@ -605,7 +605,7 @@ test('#43 5, 11. the CSV reader: records bounded, a stray quote costs one line, 
   });
 });
 
-test('#43 2, 14. probabilities that overflow, and numbers that are not decimal, are bad rows', async (t) => {
+test('probabilities that overflow, and numbers that are not decimal, are bad rows', async (t) => {
   const work = tempDir();
   const names = labelNames(7);
   const path = join(work, 'm.csv');
@@ -648,7 +648,7 @@ test('#43 2, 14. probabilities that overflow, and numbers that are not decimal, 
   t.regex(prior.stderr, /--prior/);
 });
 
-test('#43 4. adcorre-export --prior-from <a named pipe> exits 2 at once, naming it', async (t) => {
+test('adcorre-export --prior-from <a named pipe> exits 2 at once, naming it', async (t) => {
   const fifo = join(tempDir(), 'data.csv');
   execFileSync('mkfifo', [fifo]);
   const r = await cli('adcorre-export', [ckpt, '-o', join(tempDir(), 'x.onnx'), '--prior-from', fifo]);

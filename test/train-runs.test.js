@@ -1,4 +1,4 @@
-// Issue #26 (hardening), the trainer's items, each reproduced and checked:
+// The trainer's runs, each failure reproduced and checked:
 // 5. run folders are protected: a folder that holds a run is refused without
 //    --resume or --force, and a folder in use by another trainer is locked;
 // 7. a training error prints its cause and exits with its documented code
@@ -28,11 +28,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import test from 'ava';
 import onnxProto from 'onnx-proto';
-import { buildArchitecture, exportOnnx, initWeights, labelNames } from '../dist/index.js';
-import { readCheckpoint, writeCheckpoint } from '../dist/train/checkpoint.js';
-import { appendJsonLine } from '../dist/train/metrics.js';
-import { Trainer } from '../dist/train/trainer.js';
-import { OptionError } from '../dist/validate.js';
+import { buildArchitecture, exportOnnx, initWeights, labelNames } from 'adcorre-native';
+import { readCheckpoint, writeCheckpoint } from 'adcorre-native/internal';
+import { appendJsonLine } from 'adcorre-native/internal';
+import { Trainer } from 'adcorre-native/internal';
+import { OptionError } from 'adcorre-native/internal';
 import { bin, cli, noStack } from './helpers/cli.js';
 import { tempDir, writeImageFolder } from './helpers/fixtures.js';
 import { tiny, untrainedModel } from './helpers/models.js';
@@ -86,7 +86,7 @@ function start(args) {
 
 // --- 5. run folders are protected ---
 
-test.serial('5. a new run refuses a folder that holds a run, naming --resume and --force (exit 2)', async (t) => {
+test.serial('a new run refuses a folder that holds a run, naming --resume and --force (exit 2)', async (t) => {
   const out = tempDir('adcorre-run-');
   await new Trainer({ ...base, out }).train();
   const before = readFileSync(join(out, 'last.ckpt'));
@@ -112,7 +112,7 @@ test.serial('5. a new run refuses a folder that holds a run, naming --resume and
   await t.notThrowsAsync(() => new Trainer({ ...base, out: early, maxSteps: 1 }).train());
 });
 
-test.serial("5. --force starts over: the old run's files are deleted first, nothing else", async (t) => {
+test.serial("--force starts over: the old run's files are deleted first, nothing else", async (t) => {
   const out = tempDir('adcorre-run-');
   await new Trainer({ ...base, out }).train();
   writeFileSync(join(out, 'notes.txt'), 'mine');
@@ -137,7 +137,7 @@ test.serial("5. --force starts over: the old run's files are deleted first, noth
 });
 
 test.serial(
-  '5. a run folder in use is locked; the lock goes on every way out (done, error, SIGINT, SIGTERM)',
+  'a run folder in use is locked; the lock goes on every way out (done, error, SIGINT, SIGTERM)',
   async (t) => {
     const out = tempDir('adcorre-run-');
     const a = start([...cliBase, '--epochs', '1000', '--out', out]);
@@ -198,7 +198,7 @@ test.serial(
 );
 
 test.serial(
-  "extra: a resume with another recipe than the run's is refused, naming the option; --epochs may change",
+  "a resume with another recipe than the run's is refused, naming the option; --epochs may change",
   async (t) => {
     const out = tempDir('adcorre-run-');
     const first = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', out, '--lr', '0.004']);
@@ -228,7 +228,7 @@ test.serial(
   },
 );
 
-test.serial("5. a stale lock is taken over; another host's is refused with a way out", async (t) => {
+test.serial("a stale lock is taken over; another host's is refused with a way out", async (t) => {
   const out = tempDir('adcorre-run-');
   const gone = spawnSync(process.execPath, ['-e', '']).pid; // a process that has exited
   const stale = { pid: gone, hostname: hostname(), started: new Date(Date.now() - 60_000).toISOString(), token: 'x' };
@@ -263,7 +263,7 @@ test.serial("5. a stale lock is taken over; another host's is refused with a way
 
 // --- 7. failures print their cause and exit with their code, never 13 ---
 
-test.serial('7. --on-nan stop prints its cause and exits 1 (was: exit 13, nothing printed)', async (t) => {
+test.serial('--on-nan stop prints its cause and exits 1 (was: exit 13, nothing printed)', async (t) => {
   for (let i = 0; i < 2; i++) {
     const out = tempDir('adcorre-run-');
     const r = await train([
@@ -291,7 +291,7 @@ test.serial('7. --on-nan stop prints its cause and exits 1 (was: exit 13, nothin
   }
 });
 
-test.serial('7. Trainer.train() rejects with the cause when nothing else keeps the process alive', async (t) => {
+test.serial('Trainer.train() rejects with the cause when nothing else keeps the process alive', async (t) => {
   const out = tempDir('adcorre-run-');
   const options = { ...base, data: larger, workers: 2, epochs: 2, out, lambdaCE: 1e39, onNonFinite: 'stop' };
   // the child does nothing but await train(): its event loop holds only what the trainer holds
@@ -316,7 +316,7 @@ test.serial('7. Trainer.train() rejects with the cause when nothing else keeps t
   t.regex(r.stdout, /^rejected: Non-finite loss or gradient at step 1/);
 });
 
-test.serial('7. the exit codes are in --help', async (t) => {
+test.serial('the exit codes are in --help', async (t) => {
   const r = await train(['--help']);
   t.is(r.code, 0);
   t.regex(r.stdout, /Exit status:\n\s+0\s+done.*\n\s+1\s+training failed: the cause is printed/);
@@ -335,7 +335,7 @@ const canMount = (() => {
   spawnSync('umount', [probe]);
   return true;
 })();
-if (canMount !== true) console.log(`7. disk-full test skipped: it mounts a small tmpfs as root (${canMount})`);
+if (canMount !== true) console.log(`disk-full test skipped: it mounts a small tmpfs as root (${canMount})`);
 
 (canMount === true ? test.serial : test.serial.skip)(
   '7. a disk that fills during the run: exit 1 with the cause, the last checkpoint intact, --resume continues',
@@ -396,7 +396,7 @@ if (canMount !== true) console.log(`7. disk-full test skipped: it mounts a small
   },
 );
 
-test.serial('extra: a resumed run rewrites metrics.jsonl from its checkpoint: no epoch listed twice', async (t) => {
+test.serial('a resumed run rewrites metrics.jsonl from its checkpoint: no epoch listed twice', async (t) => {
   const out = tempDir('adcorre-run-');
   await new Trainer({ ...base, out }).train();
   const epoch1 = join(dir, 'epoch1.ckpt');
@@ -426,7 +426,7 @@ function nanModel(path) {
   return { path, parameter: weight.name };
 }
 
-test.serial('10. --init with NaN weights is refused (exit 2) instead of exporting a NaN model', async (t) => {
+test.serial('--init with NaN weights is refused (exit 2) instead of exporting a NaN model', async (t) => {
   const { path, parameter } = nanModel(join(dir, 'nan.onnx'));
   const out = tempDir('adcorre-run-');
   const r = await train([...cliBase, '--epochs', '1', '--out', out, '--init', path]);
@@ -442,7 +442,7 @@ test.serial('10. --init with NaN weights is refused (exit 2) instead of exportin
   t.false(existsSync(lockOf(out)));
 });
 
-test.serial('10. NaN weights met during a run (a resumed checkpoint) stop it at the first step', async (t) => {
+test.serial('NaN weights met during a run (a resumed checkpoint) stop it at the first step', async (t) => {
   const out = tempDir('adcorre-run-');
   await new Trainer({ ...base, out, maxSteps: 1 }).train();
   const last = join(out, 'last.ckpt');
@@ -458,7 +458,7 @@ test.serial('10. NaN weights met during a run (a resumed checkpoint) stop it at 
   t.false(existsSync(join(out, 'model.onnx')));
 });
 
-test.serial('10. too many non-finite steps in a row stop the run with the cause (exit 1)', async (t) => {
+test.serial('too many non-finite steps in a row stop the run with the cause (exit 1)', async (t) => {
   const out = tempDir('adcorre-run-');
   await t.throwsAsync(() => new Trainer({ ...base, out, epochs: 10, lambdaCE: 1e39, maxNonFiniteSteps: 3 }).train(), {
     message:
@@ -480,7 +480,7 @@ test.serial('10. too many non-finite steps in a row stop the run with the cause 
   });
 });
 
-test.serial('10. exportOnnx refuses NaN or infinite weights, naming the parameter', (t) => {
+test.serial('exportOnnx refuses NaN or infinite weights, naming the parameter', (t) => {
   const weights = initWeights(buildArchitecture(tiny), 3);
   const [name, w] = [...weights].find(([n]) => n.endsWith('.weight'));
   w[1] = Number.NaN;
@@ -497,7 +497,7 @@ test.serial('10. exportOnnx refuses NaN or infinite weights, naming the paramete
   });
 });
 
-test.serial('10. a loss that grows by orders of magnitude is reported; a sound run reports nothing', async (t) => {
+test.serial('a loss that grows by orders of magnitude is reported; a sound run reports nothing', async (t) => {
   const diverging = { ...base, optimizer: 'sgd', lr: 10, schedule: 'decay', warmup: 0, epochs: 4 };
   const warnings = [];
   const summary = await new Trainer({ ...diverging, out: tempDir('adcorre-run-') }).train(
@@ -536,99 +536,86 @@ test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 // --- Issue #43 (round three): inputs that are not regular files, resumes on other data, options qualifying none ---
 
-test.serial(
-  '#43 3, 4. --init, --arch, --data and --teacher that cannot be read exit 2 at once, lock-free',
-  async (t) => {
-    const work = tempDir();
-    const fifo = join(work, 'pipe.csv');
-    spawnSync('mkfifo', [fifo]);
-    const big = join(work, 'big.ckpt');
-    writeFileSync(big, '');
-    truncateSync(big, 3 * 2 ** 30); // sparse: no disk used
-    const cases = [
-      [['--init', fifo], /for --init but received a named pipe \(FIFO\): .*pipe\.csv$/],
-      [['--init', '/dev/zero'], /for --init but received a character device: \/dev\/zero$/],
-      [['--init', work], /Expected a checkpoint \(\.ckpt\) or model \(\.onnx\) file for --init but received a folder/],
-      [['--init', big], /for --init but received a file of 3\.0 GiB, more than the 2\.0 GiB/],
-      [['--arch', fifo], /Expected a preset or a JSON configuration file for --arch but received a named pipe/],
-      [['--arch', '/dev/zero'], /for --arch but received a character device: \/dev\/zero$/],
-      [['--teacher', fifo], /Expected an ONNX model file for --teacher but received a named pipe/],
-    ];
-    for (const [args, message] of cases) {
-      const out = join(tempDir(), 'run');
-      const withArch = args[0] === '--arch' ? cliBase.filter((_, i) => i !== 2 && i !== 3) : cliBase;
-      const r = await train([...withArch, '--out', out, ...args]);
-      t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
-      t.regex(r.stderr.trim(), message);
-      t.false(existsSync(lockOf(out)), 'no lock left');
-      noStack(t, r.stderr);
-    }
+test.serial('--init, --arch, --data and --teacher that cannot be read exit 2 at once, lock-free', async (t) => {
+  const work = tempDir();
+  const fifo = join(work, 'pipe.csv');
+  spawnSync('mkfifo', [fifo]);
+  const big = join(work, 'big.ckpt');
+  writeFileSync(big, '');
+  truncateSync(big, 3 * 2 ** 30); // sparse: no disk used
+  const cases = [
+    [['--init', fifo], /for --init but received a named pipe \(FIFO\): .*pipe\.csv$/],
+    [['--init', '/dev/zero'], /for --init but received a character device: \/dev\/zero$/],
+    [['--init', work], /Expected a checkpoint \(\.ckpt\) or model \(\.onnx\) file for --init but received a folder/],
+    [['--init', big], /for --init but received a file of 3\.0 GiB, more than the 2\.0 GiB/],
+    [['--arch', fifo], /Expected a preset or a JSON configuration file for --arch but received a named pipe/],
+    [['--arch', '/dev/zero'], /for --arch but received a character device: \/dev\/zero$/],
+    [['--teacher', fifo], /Expected an ONNX model file for --teacher but received a named pipe/],
+  ];
+  for (const [args, message] of cases) {
     const out = join(tempDir(), 'run');
-    const r = await train(['--data', fifo, '--arch', arch, '--out', out]);
-    t.is(r.code, 2, r.stderr);
-    t.regex(
-      r.stderr,
-      /Expected a dataset folder or CSV file for --data but received a named pipe \(FIFO\): .*pipe\.csv/,
-    );
-    t.false(existsSync(lockOf(out)));
-    // a named pipe where the run folder's lock goes: named, never waited on
-    const locked = tempDir('adcorre-run-');
-    spawnSync('mkfifo', [lockOf(locked)]);
-    const pipeLock = await train([...cliBase, '--out', locked]);
-    t.is(pipeLock.code, 1, pipeLock.stderr);
-    t.regex(pipeLock.stderr, /lock .*train\.lock is a named pipe \(FIFO\), not a lock file: remove it/);
-    // an --init that is a file but not a checkpoint: exit 2 as the help says, naming it
-    const junk = join(work, 'junk.ckpt');
-    writeFileSync(junk, 'not a checkpoint');
-    const bad = await train([...cliBase, '--out', join(tempDir(), 'run'), '--init', junk]);
-    t.is(bad.code, 2, bad.stderr);
-    t.regex(bad.stderr, /for --init but received .*junk\.ckpt: checkpoint .*: not an adcorre-native checkpoint/);
-  },
-);
+    const withArch = args[0] === '--arch' ? cliBase.filter((_, i) => i !== 2 && i !== 3) : cliBase;
+    const r = await train([...withArch, '--out', out, ...args]);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr.trim(), message);
+    t.false(existsSync(lockOf(out)), 'no lock left');
+    noStack(t, r.stderr);
+  }
+  const out = join(tempDir(), 'run');
+  const r = await train(['--data', fifo, '--arch', arch, '--out', out]);
+  t.is(r.code, 2, r.stderr);
+  t.regex(r.stderr, /Expected a dataset folder or CSV file for --data but received a named pipe \(FIFO\): .*pipe\.csv/);
+  t.false(existsSync(lockOf(out)));
+  // a named pipe where the run folder's lock goes: named, never waited on
+  const locked = tempDir('adcorre-run-');
+  spawnSync('mkfifo', [lockOf(locked)]);
+  const pipeLock = await train([...cliBase, '--out', locked]);
+  t.is(pipeLock.code, 1, pipeLock.stderr);
+  t.regex(pipeLock.stderr, /lock .*train\.lock is a named pipe \(FIFO\), not a lock file: remove it/);
+  // an --init that is a file but not a checkpoint: exit 2 as the help says, naming it
+  const junk = join(work, 'junk.ckpt');
+  writeFileSync(junk, 'not a checkpoint');
+  const bad = await train([...cliBase, '--out', join(tempDir(), 'run'), '--init', junk]);
+  t.is(bad.code, 2, bad.stderr);
+  t.regex(bad.stderr, /for --init but received .*junk\.ckpt: checkpoint .*: not an adcorre-native checkpoint/);
+});
 
-test.serial(
-  '#43 10. --resume on other data, with another teacher file or another --no-ema-warmup is refused',
-  async (t) => {
-    const out = tempDir('adcorre-run-');
-    const first = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', out, '--ema', '0.9']);
-    t.is(first.code, 0, first.stderr);
-    const resume = (...extra) =>
-      train([...cliBase, '--epochs', '2', '--ema', '0.9', '--out', out, '--resume', ...extra]);
-    const other = await resume('--data', larger);
-    t.is(other.code, 2, other.stderr);
-    t.regex(
-      other.stderr,
-      /Expected the run's data \(21 training and 7 validation images\) to resume .* for --data but received .*larger: 210 training and 14 validation images/,
-    );
-    const warmup = await resume('--no-ema-warmup');
-    t.is(warmup.code, 2, warmup.stderr);
-    t.regex(warmup.stderr, /Expected the run's warm-up \(on\) to resume .* for --no-ema-warmup but received off/);
-    // the same data elsewhere (a copy) resumes
-    const copy = join(tempDir(), 'copy');
-    cpSync(data, copy, { recursive: true });
-    const moved = await resume('--data', copy, '--max-steps', '2');
-    t.is(moved.code, 0, moved.stderr);
-    // a teacher: another file is refused, a copy of the same one is not
-    const taught = tempDir('adcorre-run-');
-    const teacher = join(tempDir(), 'teacher.onnx');
-    writeFileSync(teacher, untrainedModel());
-    const otherTeacher = join(tempDir(), 'teacher.onnx');
-    writeFileSync(
-      otherTeacher,
-      exportOnnx(tiny, initWeights(buildArchitecture(tiny), 4), { labels: labelNames(7), training: { note: 'other' } }),
-    );
-    const start = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', taught, '--teacher', teacher]);
-    t.is(start.code, 0, start.stderr);
-    const swapped = await train([...cliBase, '--epochs', '2', '--out', taught, '--resume', '--teacher', otherTeacher]);
-    t.is(swapped.code, 2, swapped.stderr);
-    t.regex(
-      swapped.stderr,
-      /Expected the run's teacher model \(SHA-256 [0-9a-f]{12}\.\.\.\) to resume .* for --teacher/,
-    );
-  },
-);
+test.serial('--resume on other data, with another teacher file or another --no-ema-warmup is refused', async (t) => {
+  const out = tempDir('adcorre-run-');
+  const first = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', out, '--ema', '0.9']);
+  t.is(first.code, 0, first.stderr);
+  const resume = (...extra) => train([...cliBase, '--epochs', '2', '--ema', '0.9', '--out', out, '--resume', ...extra]);
+  const other = await resume('--data', larger);
+  t.is(other.code, 2, other.stderr);
+  t.regex(
+    other.stderr,
+    /Expected the run's data \(21 training and 7 validation images\) to resume .* for --data but received .*larger: 210 training and 14 validation images/,
+  );
+  const warmup = await resume('--no-ema-warmup');
+  t.is(warmup.code, 2, warmup.stderr);
+  t.regex(warmup.stderr, /Expected the run's warm-up \(on\) to resume .* for --no-ema-warmup but received off/);
+  // the same data elsewhere (a copy) resumes
+  const copy = join(tempDir(), 'copy');
+  cpSync(data, copy, { recursive: true });
+  const moved = await resume('--data', copy, '--max-steps', '2');
+  t.is(moved.code, 0, moved.stderr);
+  // a teacher: another file is refused, a copy of the same one is not
+  const taught = tempDir('adcorre-run-');
+  const teacher = join(tempDir(), 'teacher.onnx');
+  writeFileSync(teacher, untrainedModel());
+  const otherTeacher = join(tempDir(), 'teacher.onnx');
+  writeFileSync(
+    otherTeacher,
+    exportOnnx(tiny, initWeights(buildArchitecture(tiny), 4), { labels: labelNames(7), training: { note: 'other' } }),
+  );
+  const start = await train([...cliBase, '--epochs', '2', '--max-steps', '1', '--out', taught, '--teacher', teacher]);
+  t.is(start.code, 0, start.stderr);
+  const swapped = await train([...cliBase, '--epochs', '2', '--out', taught, '--resume', '--teacher', otherTeacher]);
+  t.is(swapped.code, 2, swapped.stderr);
+  t.regex(swapped.stderr, /Expected the run's teacher model \(SHA-256 [0-9a-f]{12}\.\.\.\) to resume .* for --teacher/);
+});
 
-test('#43 12. an option that qualifies one not given is refused, naming both', async (t) => {
+test('an option that qualifies one not given is refused, naming both', async (t) => {
   for (const [args, message] of [
     [['--mix-prob', '0.5'], /Expected mixup or cutmix above 0 .* for --mix-prob but received mixup 0 and cutmix 0/],
     [['--teacher-weight', '0.3'], /Expected a teacher for --teacher-weight but received no teacher/],

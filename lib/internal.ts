@@ -1,0 +1,52 @@
+// The package's internal entry, `adcorre-native/internal`: the modules' own functions and classes that the
+// tests (and tools in scripts/) use beyond the public API (lib/index.ts), each exported from its home module.
+// No stability promise: what is here may change in any release; applications import `adcorre-native`.
+
+export { describeError } from './cli/args.js';
+export { evaluationSplit } from './cli/eval-pipeline.js';
+export { classifyBatches, evaluationLoader } from './cli/eval.js';
+export { PredictionRows } from './cli/predictions.js';
+export { formatDuration, RunClock } from './cli/run-clock.js';
+export { BLUR_SIGMA, cropMatrix, eraseRect, JPEG_QUALITY, LOW_RES_SIDE, randomWarp } from './data/augment.js';
+export { csvField, csvRows, MAX_CSV_RECORD_CHARS } from './data/csv.js';
+export { degrade, quantisationTable } from './data/degrade.js';
+export { affectnetLabel, fer2013Label, folderLabel, labelNames, nameOrIndexLabel, rafdbLabel } from './data/labels.js';
+export { openDataset } from './data/open.js';
+export { mulberry32 } from './data/random.js';
+export { ferPlusLabel } from './data/readers/ferplus.js';
+export { readCsvManifest } from './data/readers/folder.js';
+export { DataError, SkipReport } from './data/skips.js';
+export { datasetStats } from './data/stats.js';
+export { Engine } from './engine/engine.js';
+export { boxSquare, faceSquare, faceTensor, toSquare, TRAINING_FRAMING } from './infer/align.js';
+export { annotatedNames, labelFontSize, overlaySvg } from './infer/annotate.js';
+export { mergeDetections, planPasses, PLANS } from './infer/detect.js';
+export { DEFAULT_MODEL, FER, MIN_INPUT_SIDE, openModel, readModel } from './infer/fer.js';
+export { decodedInOrder, decodeInput } from './infer/image.js';
+export { clipBox, placeLabels } from './infer/labels.js';
+export { ModelError } from './infer/model-check.js';
+export { checkOutputFile, ensureDir, OutputFileError, OutputFolderError, writeFileAtomic } from './io.js';
+export { activationFloats } from './memory.js';
+export { opConstants } from './model/architecture.js';
+export { evaluationViews } from './model/config.js';
+export { countNonFinite, describeNonFinite, firstNonFiniteParameter } from './model/finite.js';
+export { OP_TABLE } from './model/ops.js';
+export { architectureShapes, buildProgram, opTable } from './model/program.js';
+export { native, optionalNative } from './native.js';
+export { resampleSquare, resampleWindow, resampleWindowJs } from './pixels.js';
+export { encodeCheckpoint, readCheckpoint, writeCheckpoint } from './train/checkpoint.js';
+export { TRAINING_DEFAULTS } from './train/defaults.js';
+export { distilledTargets, temperatureScaled } from './train/distill.js';
+export { WeightEma } from './train/ema.js';
+export { addPredictions, appendJsonLine, argmaxRow, confusionMatrix } from './train/metrics.js';
+export { mixBatch, sampleBeta } from './train/mix.js';
+export { startingWeights } from './train/run-state.js';
+export { freshPlateau, learningRate, plateauAfter } from './train/schedule.js';
+export { checkBatchMemory, smoothedTargets, Trainer } from './train/trainer.js';
+export { OptionError } from './validate.js';
+export { decodeFrames } from './video/decode.js';
+export { FaceTracker } from './video/face-tracker.js';
+export { FfmpegMissingError, findTools } from './video/ffmpeg.js';
+export { isVideoFile, looksLikeVideo, probeVideo, VideoError } from './video/probe.js';
+export { ProbabilitySmoother } from './video/smooth.js';
+export { Tracker } from './video/tracker.js';
