@@ -1,6 +1,7 @@
 // The training defaults, in one place: adcorre-train shows and uses them, the
 // Trainer fills its options from them, and Engine.trainStep fills the step
 // options a caller leaves out from them, so that the API trains as the CLI does.
+import type { XceptionConfig } from '../model/config.js';
 
 /**
  * The training defaults. They are the recipe of the shipped default model (models/README.md): Adam at 2e-3, one
@@ -53,3 +54,8 @@ export const TRAINING_DEFAULTS = {
   emaWarmup: true,
   device: 'auto',
 };
+
+/** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */
+export const CLI_DEFAULTS = { arch: 'small', epochs: 40, flipAverage: true } as const;
+/** The batch size: 50 for the paper preset, as in the reference code; else 64. */
+export const defaultBatch = (arch: string | XceptionConfig): number => (arch === 'paper' ? 50 : 64);
