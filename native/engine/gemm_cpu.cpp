@@ -20,6 +20,9 @@
 // - The instruction set is chosen at run time (__builtin_cpu_supports), so one
 //   binary serves AVX2 and AVX-512 machines; without either, the caller falls
 //   back to the portable templated GEMM in ops_cpu_gemm.cpp.
+// - bf16 precision (gemm_bf16.h): each packed A block and B block is rounded
+//   to bf16 in place right after packing (cache-hot), so the kernels below
+//   compute bf16 inputs with fp32 accumulation, vdpbf16ps' numerics.
 // Hand-written because the addon may not depend on a BLAS (prebuilt binaries
 // must load anywhere, and the engine's GEMMs are small and many).
 #include "gemm_cpu.h"
@@ -32,6 +35,7 @@
 
 #include "../common/scratch.h"
 #include "../common/thread_pool.h"
+#include "gemm_bf16.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -346,6 +350,8 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
   // K block (the weight gradients, A all of dY: kept in L2 instead of written out whole)
   const int k_blocks = (K + KC - 1) / KC;
   const bool shared_a = row_groups == 1 && col_blocks > 1;
+  // read here, on the caller's thread (the precision is per thread), for the jobs
+  const bool bf16 = gemm_precision() == Precision::Bf16;
   thread_local std::vector<float> ap_shared;  // the caller's: engines on several JS threads each have their own
   float* const packed_a =
       shared_a ? (ensure_size(ap_shared, static_cast<size_t>(panels) * K * MR), ap_shared.data()) : nullptr;
@@ -353,7 +359,10 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
     pool.parallel_for(static_cast<size_t>(k_blocks), 1, [&](size_t b, size_t e) {
       for (size_t kb = b; kb < e; ++kb) {
         const int k0 = static_cast<int>(kb) * KC;
-        pack_a(la, M, k0, std::min(KC, K - k0), A, 0, panels, packed_a + static_cast<size_t>(k0) * panels * MR);
+        const int kc = std::min(KC, K - k0);
+        float* const block = packed_a + static_cast<size_t>(k0) * panels * MR;
+        pack_a(la, M, k0, kc, A, 0, panels, block);
+        if (bf16) bf16_round_span(block, static_cast<size_t>(panels) * kc * MR);
       }
     });
   const double flops = 2.0 * M * N * K;
@@ -370,6 +379,10 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
         const int kc = std::min(KC, K - k0);
         pack_b(lb, B, k0, kc, j0, nc, nr, bp.data());
         if (!shared_a) pack_a(la, M, k0, kc, A, p0, p1, ap.data());
+        if (bf16) {
+          bf16_round_span(bp.data(), static_cast<size_t>(kc) * ((nc + nr - 1) / nr) * nr);
+          if (!shared_a) bf16_round_span(ap.data(), static_cast<size_t>(p1 - p0) * kc * MR);
+        }
         const float* a_block = shared_a ? packed_a + static_cast<size_t>(k0) * panels * MR : ap.data();
         const bool overwrite = !accumulate && k0 == 0;
         for (int p = p0; p < p1; ++p) {
