@@ -35,6 +35,8 @@ const DIGEST_BYTES = 32;
 export interface CheckpointMeta {
   /** the trainer's full options, config included */
   options: Record<string, unknown>;
+  /** what the engine that wrote it computed in ('auto' resolved; options.precision is what was asked for) */
+  precision?: 'fp32' | 'bf16';
   /** next epoch and batch within it to run */
   epoch: number;
   batch: number;

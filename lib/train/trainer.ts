@@ -13,7 +13,7 @@ import type { Dataset, Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
-import { deviceIndex, type StepStats, type TrainStepOptions } from '../engine/engine.js';
+import { deviceIndex, enginePrecision, type StepStats, type TrainStepOptions } from '../engine/engine.js';
 import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { PRESETS, validateConfig, type XceptionConfig } from '../model/config.js';
@@ -230,6 +230,7 @@ export class Trainer {
     this.options = { ...TRAINING_DEFAULTS, ...given } as ResolvedOptions;
     validateOptions(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
+    enginePrecision('precision', this.options.precision, device);
     this.config = validateConfig(
       {
         ...resolveArch(options.arch),
@@ -422,6 +423,7 @@ export class Trainer {
         config,
         parameters: run.parameters,
         device: state.engine.device,
+        precision: state.engine.precision,
         trainSamples: run.train.samples.length,
         valSamples: run.val.samples.length,
         ...(state.step > 0 ? { resumedAt: state.step } : {}),
