@@ -78,8 +78,11 @@ export interface BackendInfo {
     gemm: 'avx512' | 'avx2' | 'portable';
     /** the CPU has bf16 multiply-add instructions (AVX512-BF16 or AMX-BF16) */
     bf16: boolean;
-    /** what precision 'bf16' runs here: 'emulated' is the fp32 kernels on bf16-rounded operands (native/KERNELS.md) */
-    bf16Kernel: string;
+    /**
+     * what precision 'bf16' runs here: 'avx512bf16' (vdpbf16ps), or 'emulated' (the fp32 kernels on bf16-rounded
+     * operands; native/KERNELS.md); 'reference' under ADCORRE_BF16_KERNEL=reference (tests)
+     */
+    bf16Kernel: 'avx512bf16' | 'emulated' | 'reference';
   };
 }
 

@@ -20,13 +20,21 @@ const binary = new URL('../build/Release/adcorre_bf16_test', import.meta.url).pa
 const info = backendInfo();
 const cpuFlags = existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '';
 
-for (const cap of ['', 'avx2', 'portable']) {
-  test(`bf16 numerics: rounding, GEMM vs rounded-input reference, backend ops${cap ? ` (float GEMM capped at ${cap})` : ''}`, async (t) => {
+// cap: ADCORRE_GEMM (the fp32 kernel); kernel: ADCORRE_BF16_KERNEL=reference runs the GEMM's bf16-pair path (the
+// AVX512-BF16 kernel's packing and tiles) through its plain C++ tile kernel, so that path is tested on every CPU
+for (const [cap, kernel] of [
+  ['', ''],
+  ['avx2', ''],
+  ['portable', ''],
+  ['', 'reference'],
+]) {
+  test(`bf16 numerics: rounding, GEMM vs rounded-input reference, backend ops${cap ? ` (float GEMM capped at ${cap})` : ''}${kernel ? ' (bf16 pairs through the reference tile kernel)' : ''}`, async (t) => {
     if (!existsSync(binary)) {
       t.fail(`${binary} is missing: run npm run compile:native`);
       return;
     }
-    const { stdout } = await promisify(execFile)(binary, { env: { ...process.env, ADCORRE_GEMM: cap } });
+    const env = { ...process.env, ADCORRE_GEMM: cap, ADCORRE_BF16_KERNEL: kernel };
+    const { stdout } = await promisify(execFile)(binary, { env });
     const lines = stdout.trim().split('\n');
     t.log(lines[0], '|', lines.at(-1));
     for (const skip of lines.filter((l) => l.startsWith('skip '))) t.log(skip);
@@ -34,6 +42,7 @@ for (const cap of ['', 'avx2', 'portable']) {
     t.notRegex(stdout, /FAIL/);
     t.regex(stdout, /^ok +bf16_round 0x3f818000 -> 0x3f82/m); // the hand-worked cases ran
     t.regex(stdout, /^ok +bf16 gemm 41x31x601 trans_a=1 trans_b=1 accumulate=1/m);
+    if (kernel) t.regex(stdout, /bf16 kernel: reference;/);
     if (cap === 'portable') t.regex(stdout, /^skip bf16 gemm from NCHW layouts/m);
     else if (info.cpu.gemm !== 'portable') t.regex(stdout, /^ok +bf16 gemm NCHW input gradient \(accumulate\)/m);
     // the AVX512-BF16 kernel test: said to be skipped, naming the flag, where the CPU lacks it
@@ -54,7 +63,7 @@ test("Engine precision: default fp32, bf16 on request, 'auto' resolved, bad valu
   t.is(Engine.create(tiny, { maxBatch: 2, precision: 'bf16', device: 'cpu' }).precision, 'bf16');
   // auto: bf16 only where it runs a bf16 kernel of its own (not the emulated one)
   const auto = Engine.create(tiny, { maxBatch: 2, precision: 'auto', device: 'cpu' }).precision;
-  t.is(auto, info.cpu.bf16Kernel === 'emulated' ? 'fp32' : 'bf16');
+  t.is(auto, info.cpu.bf16Kernel === 'avx512bf16' ? 'bf16' : 'fp32');
   t.throws(() => Engine.create(tiny, { maxBatch: 2, precision: 'fp16' }), {
     instanceOf: RangeError,
     message: /Expected one of 'fp32', 'bf16', 'auto' for options\.precision but received 'fp16'/,

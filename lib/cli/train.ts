@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
         '--precision <precision>',
         'what the convolutions and dense layers compute in: fp32; bf16 (bf16 operands, fp32 accumulation, weights and ' +
           'optimizer state; CPU only, emulated on the fp32 kernels where the CPU lacks AVX512-BF16); auto (bf16 where ' +
-          'the CPU has a bf16 kernel). fp32 stays the default until the bf16 parity runs decide. --resume may change it',
+          'the CPU has AVX512-BF16). fp32 stays the default until the bf16 parity runs decide. --resume may change it',
       )
         .choices(['fp32', 'bf16', 'auto'])
         .default(D.precision),

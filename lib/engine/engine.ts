@@ -83,7 +83,7 @@ export interface EngineOptions {
    * What the GEMM-based ops (convolutions other than depthwise, dense layers; forward and backward) compute in:
    * 'fp32' (default), 'bf16' (operands rounded to bf16, fp32 accumulation; weights, moments, batch-norm statistics,
    * the loss and the update stay fp32; the CPU only, emulated on the fp32 kernels where the CPU lacks AVX512-BF16)
-   * or 'auto' (bf16 where the CPU has a bf16 kernel, else fp32). Engine.precision says what ran.
+   * or 'auto' (bf16 where the CPU runs the AVX512-BF16 kernel, else fp32). Engine.precision says what ran.
    */
   precision?: Precision;
 }

@@ -102,7 +102,7 @@ export interface TrainerOptions {
   device?: EngineOptions['device'];
   /**
    * what the GEMM-based ops compute in: 'fp32' (default), 'bf16' (bf16 operands, fp32 accumulation and master state;
-   * the CPU only) or 'auto' (bf16 where the CPU has a bf16 kernel). A resume may change it (the state is fp32).
+   * the CPU only) or 'auto' (bf16 where the CPU runs the AVX512-BF16 kernel). A resume may change it (the state is fp32).
    */
   precision?: EngineOptions['precision'];
   /** start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning */

@@ -11,6 +11,7 @@
 #include "gemm_bf16.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ bool cpu_supports(const char* feature) {
   __builtin_cpu_init();
   // __builtin_cpu_supports takes a literal: one branch per feature asked for
   if (std::strcmp(feature, "avx2") == 0) return __builtin_cpu_supports("avx2");
+  if (std::strcmp(feature, "avx512f") == 0) return __builtin_cpu_supports("avx512f");
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
   if (std::strcmp(feature, "avx512bf16") == 0) return __builtin_cpu_supports("avx512bf16");
   if (std::strcmp(feature, "amx-bf16") == 0) return __builtin_cpu_supports("amx-bf16");
@@ -105,9 +107,115 @@ bool cpu_has_amx_bf16() {
 #endif
 }
 
-const char* gemm_bf16_kernel() { return "emulated"; }
+// vdpbf16ps accumulates the pair (2i, 2i + 1) of each 32-bit lane into it: with A's pair broadcast and
+// B's pairs per column, lane j gains a[k] b[k][j] + a[k + 1] b[k + 1][j]. Products of two bf16 values are
+// exact in fp32, so each step is one rounding; the instruction treats bf16 subnormals as zero (DAZ), the
+// emulated path keeps them (below 1.2e-38: nothing a network's sums notice).
+void bf16_kernel_reference(int kc, const uint16_t* a, const uint16_t* b, float* C, int ldc, bool overwrite) {
+  constexpr int MR = kBf16TileRows, NR = kBf16TileCols;
+  float acc[MR][NR] = {};
+  for (int kk = 0; kk < (kc + 1) / 2; ++kk)
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) {
+        const uint16_t* ap = a + (static_cast<size_t>(kk) * MR + r) * 2;
+        const uint16_t* bp = b + (static_cast<size_t>(kk) * NR + j) * 2;
+        acc[r][j] = std::fma(bf16_to_float(ap[1]), bf16_to_float(bp[1]), acc[r][j]);
+        acc[r][j] = std::fma(bf16_to_float(ap[0]), bf16_to_float(bp[0]), acc[r][j]);
+      }
+  for (int r = 0; r < MR; ++r)
+    for (int j = 0; j < NR; ++j) {
+      float& c = C[static_cast<size_t>(r) * ldc + j];
+      c = overwrite ? acc[r][j] : c + acc[r][j];
+    }
+}
 
-bool bf16_is_native() { return gemm_bf16_kernel()[0] != 'e'; }
+void bf16_pairs(const float* panel, int kc, int width, uint16_t* out) {
+  for (int k = 0; k < kc; ++k)
+    for (int i = 0; i < width; ++i)
+      out[(static_cast<size_t>(k / 2) * width + i) * 2 + (k & 1)] =
+          bf16_bits(panel[static_cast<size_t>(k) * width + i]);
+  if (kc & 1)
+    for (int i = 0; i < width; ++i) out[(static_cast<size_t>(kc / 2) * width + i) * 2 + 1] = 0;
+}
+
+#if defined(ADCORRE_BF16_X86) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#define ADCORRE_AVX512BF16_KERNEL 1
+namespace {
+
+// 6 x 32 tile in 12 zmm accumulators, as gemm_cpu.cpp's AVX-512 kernel; per pair of k: two B loads (32
+// columns x 2), six 32-bit broadcasts of A's pairs, twelve vdpbf16ps (each two multiply-adds per lane).
+__attribute__((target("avx512f,avx512bf16"))) void kernel_avx512bf16(int kc, const uint16_t* a, const uint16_t* b,
+                                                                     float* C, int ldc, bool overwrite) {
+  constexpr int MR = kBf16TileRows, NR = kBf16TileCols;
+  __m512 acc[MR][2];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int kk = 0; kk < (kc + 1) / 2; ++kk) {
+    const __m512bh b0 = (__m512bh)_mm512_loadu_si512(b), b1 = (__m512bh)_mm512_loadu_si512(b + NR);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      uint32_t pair;
+      std::memcpy(&pair, a + 2 * r, sizeof pair);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(pair));
+      acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+      acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+    }
+    a += 2 * MR;
+    b += 2 * NR;
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    float* c = C + static_cast<size_t>(r) * ldc;
+    if (overwrite) {
+      _mm512_storeu_ps(c, acc[r][0]);
+      _mm512_storeu_ps(c + 16, acc[r][1]);
+    } else {
+      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), acc[r][0]));
+      _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), acc[r][1]));
+    }
+  }
+}
+
+}  // namespace
+#endif
+
+Bf16Kernel bf16_simd_kernel() {
+#ifdef ADCORRE_AVX512BF16_KERNEL
+  if (cpu_has_avx512bf16() && cpu_supports("avx512f")) return kernel_avx512bf16;
+#endif
+  return nullptr;
+}
+
+namespace {
+bool reference_kernel_asked() {
+  static const bool asked = [] {
+    const char* v = std::getenv("ADCORRE_BF16_KERNEL");
+    return v && std::strcmp(v, "reference") == 0;
+  }();
+  return asked;
+}
+}  // namespace
+
+// The AVX512-BF16 kernel's strips are the AVX-512 GEMM's (32 columns): it runs only where that is chosen
+// (ADCORRE_GEMM=avx2 or portable cap it, and the emulated path runs there).
+Bf16Kernel bf16_pairs_kernel(int f32_strip_cols) {
+  if (f32_strip_cols <= 0) return nullptr;  // the portable GEMM: no packing
+  if (reference_kernel_asked()) return bf16_kernel_reference;
+  return f32_strip_cols == kBf16TileCols ? bf16_simd_kernel() : nullptr;
+}
+
+const char* gemm_bf16_kernel() {
+  static const char* const kernel = [] {
+    const int strip_cols = std::strcmp(gemm_f32_isa(), "avx512") == 0 ? 32
+                           : std::strcmp(gemm_f32_isa(), "avx2") == 0 ? 16
+                                                                      : 0;
+    const Bf16Kernel k = bf16_pairs_kernel(strip_cols);
+    return k == nullptr ? "emulated" : k == bf16_kernel_reference ? "reference" : "avx512bf16";
+  }();
+  return kernel;
+}
+
+bool bf16_is_native() { return std::strcmp(gemm_bf16_kernel(), "avx512bf16") == 0; }
 
 namespace {
 

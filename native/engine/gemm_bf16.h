@@ -9,7 +9,12 @@
 // bf16-representable values), so the same fp32 micro-kernels compute exactly
 // "bf16 inputs, fp32 accumulation" on AVX2, AVX-512 and the portable loops
 // alike: the accuracy of bf16 training can be measured on any machine, only
-// its speed needs the instruction.
+// its speed needs the instruction. Where the CPU has AVX512-BF16 (and the
+// AVX-512 GEMM is chosen) the packed blocks become bf16 pairs along K
+// ([k / 2][width][2]) and a vdpbf16ps kernel computes the same 6 x 32 tiles;
+// bf16_kernel_reference is that kernel in plain C++, which the tests run
+// through the same driver on every machine (ADCORRE_BF16_KERNEL=reference).
+// AMX-BF16 tiles: future work (native/KERNELS.md).
 //
 // The precision is the calling thread's (ScopedGemmPrecision), set by the CPU
 // backend around its GEMM-based ops (convolutions other than depthwise, dense
@@ -69,12 +74,34 @@ bool cpu_has_amx_bf16();
 // Whether bf16 compute pays here: the CPU has bf16 multiply-add instructions.
 inline bool cpu_has_bf16() { return cpu_has_avx512bf16() || cpu_has_amx_bf16(); }
 
-// The kernel Precision::Bf16 runs on this CPU: "emulated" (the fp32 kernels on
-// bf16-rounded panels; no bf16 kernel of its own yet, see native/KERNELS.md).
+// The kernel Precision::Bf16 runs on this CPU: "avx512bf16" (vdpbf16ps on
+// panels packed as bf16 pairs, where the CPU has it and the AVX-512 GEMM is
+// chosen), "reference" (ADCORRE_BF16_KERNEL=reference: the pair path through
+// the plain C++ tile kernel, for tests), else "emulated" (the fp32 kernels on
+// bf16-rounded panels).
 const char* gemm_bf16_kernel();
 
 // Whether Precision::Bf16 runs a kernel faster than fp32 here: what 'auto' picks bf16 on.
 bool bf16_is_native();
+
+// ---- The AVX512-BF16 path (gemm_cpu.cpp's driver runs it where gemm_bf16_kernel() is "avx512bf16").
+// A K block of a packed panel (fp32 [kc][width], as gemm_cpu.cpp packs them:
+// width 6 for A, 32 for B) as bf16 pairs along K, [ceil(kc / 2)][width][2],
+// each value rounded by bf16_bits; an odd kc's last pair has a zero second half.
+constexpr int kBf16TileRows = 6, kBf16TileCols = 32;
+void bf16_pairs(const float* panel, int kc, int width, uint16_t* out);
+// The 6 x 32 tile C (row stride ldc) = (overwrite ? 0 : C) + A * B over a K block of kc, from an
+// A panel and a B strip in bf16 pairs.
+using Bf16Kernel = void (*)(int kc, const uint16_t* a, const uint16_t* b, float* C, int ldc, bool overwrite);
+// The AVX512-BF16 kernel (_mm512_dpbf16_ps) where the CPU has the instruction, else null.
+Bf16Kernel bf16_simd_kernel();
+// The tile kernel the packed GEMM runs bf16 pairs through, given its fp32 kernel's strip width: the
+// AVX512-BF16 one beside the AVX-512 kernel (32 columns), else null (the rounded fp32 panels serve).
+// ADCORRE_BF16_KERNEL=reference (tests) picks bf16_kernel_reference on any CPU, so the pair path of
+// the GEMM's driver runs on every machine.
+Bf16Kernel bf16_pairs_kernel(int f32_strip_cols);
+// The same tile in plain C++, fp32 accumulation in vdpbf16ps' order: the readable version and the tests' check.
+void bf16_kernel_reference(int kc, const uint16_t* a, const uint16_t* b, float* C, int ldc, bool overwrite);
 
 // The tests' reference: C = (accumulate ? C : 0) + bf16(A) * bf16(B), every
 // operand rounded by bf16_round and the products summed in double, each

@@ -15,7 +15,7 @@ const char* precision_name(Precision p);
 
 // The precision an engine on `device` (-1: the CPU, else a CUDA device) runs
 // for the option `requested`: "fp32", "bf16" (CPU only for now), or "auto"
-// (bf16 where the CPU has a bf16 kernel faster than fp32, else fp32). Throws
+// (bf16 where the CPU runs the AVX512-BF16 kernel, else fp32). Throws
 // invalid_argument naming the option for anything else, and for bf16 on CUDA.
 Precision resolve_precision(const std::string& requested, int device);
 
