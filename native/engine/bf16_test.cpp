@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backend.h"
@@ -209,35 +210,26 @@ void check_layouts() {
              w = random_floats(static_cast<size_t>(o) * c, gen),
              dy = random_floats(static_cast<size_t>(n) * o * plane, gen);
   const ScopedGemmPrecision bf16(Precision::Bf16);
-  for (int acc = 0; acc < 2; ++acc) {
-    {  // forward 1x1: Y[o][NP] = W[o][c] X[c][NP]
-      const auto y0 = random_floats(static_cast<size_t>(n) * o * plane, gen);
-      std::vector<float> y = y0;
-      gemm_f32_layout(o, NP, c, L::row_major(o, c), w.data(), L::nchw_channels_by_pixels(c, plane), x.data(),
-                      L::nchw_channels_by_pixels(o, plane), y.data(), acc);
-      check_errors(compare(o, NP, c, L::row_major(o, c), w, L::nchw_channels_by_pixels(c, plane), x,
-                           L::nchw_channels_by_pixels(o, plane), y0, y, acc),
-                   acc ? "bf16 gemm NCHW forward (accumulate)" : "bf16 gemm NCHW forward", true);
+  // C (M x N, of c_count floats in lc) (+)= A B through the layouts, against the references
+  const auto check = [&](const char* what, int M, int N, int K, L la, const std::vector<float>& A, L lb,
+                         const std::vector<float>& B, L lc, size_t c_count) {
+    for (int acc = 0; acc < 2; ++acc) {
+      const auto c0 = random_floats(c_count, gen);
+      std::vector<float> out = c0;
+      gemm_f32_layout(M, N, K, la, A.data(), lb, B.data(), lc, out.data(), acc);
+      const std::string label = std::string("bf16 gemm NCHW ") + what + (acc ? " (accumulate)" : "");
+      check_errors(compare(M, N, K, la, A, lb, B, lc, c0, out, acc), label.c_str(), true);
     }
-    {  // weight gradient: dW[o][c] = dY[o][NP] X[NP][c]
-      const auto dw0 = random_floats(static_cast<size_t>(o) * c, gen);
-      std::vector<float> dw = dw0;
-      gemm_f32_layout(o, c, NP, L::nchw_channels_by_pixels(o, plane), dy.data(), L::nchw_pixels_by_channels(c, plane),
-                      x.data(), L::row_major(o, c), dw.data(), acc);
-      check_errors(compare(o, c, NP, L::nchw_channels_by_pixels(o, plane), dy, L::nchw_pixels_by_channels(c, plane), x,
-                           L::row_major(o, c), dw0, dw, acc),
-                   acc ? "bf16 gemm NCHW weight gradient (accumulate)" : "bf16 gemm NCHW weight gradient", true);
-    }
-    {  // input gradient: dX[c][NP] = W^T[c][o] dY[o][NP]
-      const auto dx0 = random_floats(static_cast<size_t>(n) * c * plane, gen);
-      std::vector<float> dx = dx0;
-      gemm_f32_layout(c, NP, o, L::column_major(c, o), w.data(), L::nchw_channels_by_pixels(o, plane), dy.data(),
-                      L::nchw_channels_by_pixels(c, plane), dx.data(), acc);
-      check_errors(compare(c, NP, o, L::column_major(c, o), w, L::nchw_channels_by_pixels(o, plane), dy,
-                           L::nchw_channels_by_pixels(c, plane), dx0, dx, acc),
-                   acc ? "bf16 gemm NCHW input gradient (accumulate)" : "bf16 gemm NCHW input gradient", true);
-    }
-  }
+  };
+  // forward 1x1: Y[o][NP] = W[o][c] X[c][NP]
+  check("forward", o, NP, c, L::row_major(o, c), w, L::nchw_channels_by_pixels(c, plane), x,
+        L::nchw_channels_by_pixels(o, plane), static_cast<size_t>(n) * o * plane);
+  // weight gradient: dW[o][c] = dY[o][NP] X[NP][c]
+  check("weight gradient", o, c, NP, L::nchw_channels_by_pixels(o, plane), dy, L::nchw_pixels_by_channels(c, plane), x,
+        L::row_major(o, c), static_cast<size_t>(o) * c);
+  // input gradient: dX[c][NP] = W^T[c][o] dY[o][NP]
+  check("input gradient", c, NP, o, L::column_major(c, o), w, L::nchw_channels_by_pixels(o, plane), dy,
+        L::nchw_channels_by_pixels(c, plane), static_cast<size_t>(n) * c * plane);
 }
 
 // The CPU backend in bf16: its convolution (1x1 and 3x3 through im2col) and dense layer give what the
@@ -345,27 +337,23 @@ double pair_tile_error(Bf16Kernel kernel, int kc, bool overwrite, std::mt19937& 
 // (and, through check_gemm, the whole GEMM on it) where the CPU has the instruction, else skipped, saying so.
 void check_avx512bf16_kernel() {
   std::mt19937 gen(17);
-  const int blocks[] = {1, 2, 7, 255, 256};  // odd K blocks end in a half-empty pair
-  for (const int kc : blocks)
-    for (int overwrite = 0; overwrite < 2; ++overwrite) {
-      char what[160];
-      std::snprintf(what, sizeof what, "bf16 pairs + reference tile kernel, K block %d, overwrite=%d", kc, overwrite);
-      const double e = pair_tile_error(bf16_kernel_reference, kc, overwrite, gen);
-      report(e < kTight, what, e);
-    }
+  const auto check_tiles = [&](Bf16Kernel kernel, const char* name) {
+    for (const int kc : {1, 2, 7, 255, 256})  // odd K blocks end in a half-empty pair
+      for (int overwrite = 0; overwrite < 2; ++overwrite) {
+        char what[160];
+        std::snprintf(what, sizeof what, "%s, K block %d, overwrite=%d", name, kc, overwrite);
+        const double e = pair_tile_error(kernel, kc, overwrite, gen);
+        report(e < kTight, what, e);
+      }
+  };
+  check_tiles(bf16_kernel_reference, "bf16 pairs + reference tile kernel");
   const Bf16Kernel simd = bf16_simd_kernel();
   if (!simd) {
     std::printf("skip AVX512-BF16 kernel test: this CPU lacks avx512bf16 (bf16 runs the %s kernel here)\n",
                 gemm_bf16_kernel());
     return;
   }
-  for (const int kc : blocks)
-    for (int overwrite = 0; overwrite < 2; ++overwrite) {
-      char what[160];
-      std::snprintf(what, sizeof what, "AVX512-BF16 tile kernel, K block %d, overwrite=%d", kc, overwrite);
-      const double e = pair_tile_error(simd, kc, overwrite, gen);
-      report(e < kTight, what, e);
-    }
+  check_tiles(simd, "AVX512-BF16 tile kernel");
   std::printf("%s the bf16 gemm tests above ran on the %s kernel\n",
               std::strcmp(gemm_bf16_kernel(), "avx512bf16") == 0 || std::strcmp(gemm_f32_isa(), "avx512") != 0 ? "ok  "
                                                                                                                : "FAIL",

@@ -18,6 +18,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "gemm_tile_avx512.h"
 #define ADCORRE_BF16_X86 1
 #endif
 
@@ -163,17 +165,7 @@ __attribute__((target("avx512f,avx512bf16"))) void kernel_avx512bf16(int kc, con
     a += 2 * MR;
     b += 2 * NR;
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-    float* c = C + static_cast<size_t>(r) * ldc;
-    if (overwrite) {
-      _mm512_storeu_ps(c, acc[r][0]);
-      _mm512_storeu_ps(c + 16, acc[r][1]);
-    } else {
-      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), acc[r][0]));
-      _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), acc[r][1]));
-    }
-  }
+  store_tile_6x32(acc, C, ldc, overwrite);
 }
 
 }  // namespace

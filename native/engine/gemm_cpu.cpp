@@ -42,6 +42,8 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "gemm_tile_avx512.h"
 #define ADCORRE_GEMM_X86 1
 #endif
 
@@ -101,17 +103,7 @@ __attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, co
     a += MR;
     b += NR;
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-    float* c = C + static_cast<size_t>(r) * ldc;
-    if (overwrite) {
-      _mm512_storeu_ps(c, acc[r][0]);
-      _mm512_storeu_ps(c + 16, acc[r][1]);
-    } else {
-      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), acc[r][0]));
-      _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), acc[r][1]));
-    }
-  }
+  store_tile_6x32(acc, C, ldc, overwrite);
 }
 
 // The full MR x NR tile of the product of a K block, written to (or added into) C with row stride ldc.
