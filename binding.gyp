@@ -20,6 +20,7 @@
         "native/engine/ops_cpu_pool_dense.cpp",
         "native/engine/ops_cpu_elementwise.cpp",
         "native/engine/gemm_cpu.cpp",
+        "native/engine/gemm_bf16.cpp",
         "native/napi/engine_binding.cpp",
         "native/napi/program_binding.cpp",
         "native/common/cuda_devices_absent.cpp",

@@ -41,5 +41,5 @@ export { readMetadata } from './model/onnx-metadata.js';
 export { readOnnxMembers, readOnnxWeights } from './model/onnx-weights.js';
 export type { ModelMetadata } from './model/onnx-metadata.js';
 export { Engine } from './engine/engine.js';
-export type { EngineState, StepStats, TrainStepOptions } from './engine/engine.js';
+export type { EngineState, Precision, StepStats, TrainStepOptions } from './engine/engine.js';
 export { VERSION } from './version.js';

@@ -72,7 +72,18 @@ export interface BackendInfo {
     /** why CUDA is not usable, when it is not */
     error?: string;
   };
-  cpu: { threads: number };
+  cpu: {
+    threads: number;
+    /** the fp32 GEMM kernel chosen on this CPU (native/engine/gemm_cpu.cpp) */
+    gemm: 'avx512' | 'avx2' | 'portable';
+    /** the CPU has bf16 multiply-add instructions (AVX512-BF16 or AMX-BF16) */
+    bf16: boolean;
+    /**
+     * what precision 'bf16' runs here: 'avx512bf16' (vdpbf16ps), or 'emulated' (the fp32 kernels on bf16-rounded
+     * operands; native/KERNELS.md); 'reference' under ADCORRE_BF16_KERNEL=reference (tests)
+     */
+    bf16Kernel: 'avx512bf16' | 'emulated' | 'reference';
+  };
 }
 
 /**
@@ -135,12 +146,17 @@ export interface NativeEngine {
   getMoments(i: number): { m: Float32Array; v: Float32Array };
   setMoments(i: number, m: Float32Array, v: Float32Array): void;
   steps: number;
+  /** what the GEMM-based ops compute in, 'auto' resolved (fixed at construction) */
+  readonly precision: 'fp32' | 'bf16';
 }
 
 /** Every binding of the addon, declared once (native/napi/*.cpp). */
 export interface NativeBinding {
-  /** program: lib/engine/engine.ts buildProgram(); device: -1 for the CPU, else a CUDA device index */
-  Engine: new (program: NativeProgram, maxBatch: number, device: number) => NativeEngine;
+  /**
+   * program: lib/engine/engine.ts buildProgram(); device: -1 for the CPU, else a CUDA device index; precision:
+   * 'fp32' (default), 'bf16' (the CPU only) or 'auto' (native/engine/precision.h)
+   */
+  Engine: new (program: NativeProgram, maxBatch: number, device: number, precision?: string) => NativeEngine;
   loss(request: NativeLossRequest): NativeLossResult;
   /** copies embeddings and labels at the call; writes gradOut when done (rejects if it was detached meanwhile) */
   lossAsync(request: NativeLossRequest): Promise<NativeLossResult>;
@@ -226,7 +242,10 @@ const ENGINE_METHODS = [
   'getMoments',
   'setMoments',
 ] as const satisfies readonly (keyof NativeEngine)[];
-const everyMethodListed: Exclude<keyof NativeEngine, (typeof ENGINE_METHODS)[number] | 'steps'> extends never
+const everyMethodListed: Exclude<
+  keyof NativeEngine,
+  (typeof ENGINE_METHODS)[number] | 'steps' | 'precision'
+> extends never
   ? true
   : never = true;
 void everyMethodListed;

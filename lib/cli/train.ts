@@ -60,6 +60,16 @@ export async function main(argv: string[]): Promise<number> {
     )
     .option('--out <dir>', 'run folder', `runs/${new Date().toISOString().replace(/[:.]/g, '-')}`)
     .option('--device <device>', 'where to train: auto (the GPU when one is usable), cpu, cuda or cuda:N', D.device)
+    .addOption(
+      new Option(
+        '--precision <precision>',
+        'what the convolutions and dense layers compute in: fp32; bf16 (bf16 operands, fp32 accumulation, weights and ' +
+          'optimizer state; CPU only, emulated on the fp32 kernels where the CPU lacks AVX512-BF16); auto (bf16 where ' +
+          'the CPU has AVX512-BF16). fp32 stays the default until the bf16 parity runs decide. --resume may change it',
+      )
+        .choices(['fp32', 'bf16', 'auto'])
+        .default(D.precision),
+    )
     .addOption(new Option('--classes <n>', '7, or 8 with contempt').choices(['7', '8']))
     .option('--fer2013 <csv>', 'FER+: the FER-2013 CSV holding the pixels')
     .addOption(
@@ -260,6 +270,7 @@ export async function main(argv: string[]): Promise<number> {
       emaWarmup: o.emaWarmup as boolean,
       seed: o.seed as number,
       device: o.device as TrainerOptions['device'],
+      precision: o.precision as TrainerOptions['precision'],
       workers: o.workers as number | undefined,
       init: o.init as string | undefined,
       resume: Boolean(o.resume),
@@ -290,7 +301,7 @@ export async function main(argv: string[]): Promise<number> {
   let clock = new RunClock(0);
   const progress = (e: ProgressEvent) => {
     if (e.phase === 'start' && e.start) {
-      const { config: c, parameters, device, trainSamples, valSamples, resumedAt, skipped } = e.start;
+      const { config: c, parameters, device, precision, trainSamples, valSamples, resumedAt, skipped } = e.start;
       // the epochs done when this process starts: epoch0 plus the share of its batches already run
       clock = new RunClock(e.epoch + e.batch / e.batches);
       const report = new SkipReport(); // file names and rows through printable() for the terminal
@@ -299,7 +310,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`adcorre-train: reading the dataset:\n${report.format()}\n`);
       process.stderr.write(
         `adcorre-train: ${c.inputSize}x${c.inputSize}x${c.channels}, width ${c.width}, r = ${c.middleBlocks}, k = ${c.k}, d = ${c.d}, ` +
-          `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}; train ${trainSamples} images, val ${valSamples}; ` +
+          `${c.classes} classes (${(parameters / 1e6).toFixed(2)} M parameters) on ${device}${precision === 'bf16' ? ' (bf16)' : ''}; train ${trainSamples} images, val ${valSamples}; ` +
           `${e.epochs} epochs of ${e.batches} steps${resumedAt ? `; resuming at step ${resumedAt}` : ''}\n`,
       );
     } else if (e.phase === 'train') {

@@ -17,6 +17,7 @@ import {
   invalidType,
   isPlainObject,
   knownKeys,
+  oneOf,
   positiveInteger,
 } from '../validate.js';
 
@@ -66,6 +67,10 @@ const STEP_KEYS = [
   'seed',
 ] as const;
 
+/** What the GEMM-based ops compute in (EngineOptions.precision). */
+export type Precision = 'fp32' | 'bf16' | 'auto';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'auto'];
+
 export interface EngineOptions {
   /** largest batch of trainStep and predict calls (buffers are sized for it once) */
   maxBatch: number;
@@ -74,6 +79,13 @@ export interface EngineOptions {
   weights?: Weights;
   /** 'auto' (default: the GPU when one is usable, as adcorre-train), 'cpu', 'cuda' (GPU 0) or 'cuda:N' */
   device?: Exclude<Device, 'webgpu'>;
+  /**
+   * What the GEMM-based ops (convolutions other than depthwise, dense layers; forward and backward) compute in:
+   * 'fp32' (default), 'bf16' (operands rounded to bf16, fp32 accumulation; weights, moments, batch-norm statistics,
+   * the loss and the update stay fp32; the CPU only, emulated on the fp32 kernels where the CPU lacks AVX512-BF16)
+   * or 'auto' (bf16 where the CPU runs the AVX512-BF16 kernel, else fp32). Engine.precision says what ran.
+   */
+  precision?: Precision;
 }
 
 /**
@@ -85,20 +97,40 @@ export function deviceIndex(device: unknown): number {
   return where.kind === 'cpu' ? -1 : where.index;
 }
 
+/**
+ * A precision option (undefined: the training default, fp32) checked for `device` (deviceIndex's): a clear error
+ * naming `name` for anything but 'fp32', 'bf16' or 'auto', and for 'bf16' on a GPU (the CPU only for now).
+ */
+export function enginePrecision(name: string, precision: unknown, device: number): Precision {
+  const p = oneOf(name, precision ?? TRAINING_DEFAULTS.precision, PRECISIONS);
+  if (p === 'bf16' && device >= 0)
+    throw invalidRange(name, `'fp32' or 'auto' on cuda:${device} (bf16 runs on the CPU only for now)`, "'bf16'");
+  return p;
+}
+
 export class Engine {
   readonly config: XceptionConfig;
   readonly architecture: Architecture;
   readonly maxBatch: number;
   /** where the engine's tensors live: 'cpu' or 'cuda:N' */
   readonly device: string;
+  /** what the GEMM-based ops compute in, 'auto' resolved */
+  readonly precision: 'fp32' | 'bf16';
   private readonly native: NativeEngine;
 
-  private constructor(config: XceptionConfig, maxBatch: number, weights: Weights, device: number) {
+  private constructor(
+    config: XceptionConfig,
+    maxBatch: number,
+    weights: Weights,
+    device: number,
+    precision: Precision,
+  ) {
     this.config = config;
     this.architecture = buildArchitecture(config);
     this.maxBatch = maxBatch;
     this.device = device < 0 ? 'cpu' : `cuda:${device}`;
-    this.native = new (native().Engine)(buildProgram(this.architecture), maxBatch, device);
+    this.native = new (native().Engine)(buildProgram(this.architecture), maxBatch, device, precision);
+    this.precision = this.native.precision;
     this.setWeights(weights);
   }
 
@@ -106,11 +138,18 @@ export class Engine {
   static create(config: XceptionConfig, options: EngineOptions): Engine {
     const cfg = validateConfig(config);
     if (!isPlainObject(options)) throw invalidType('options', 'object', options);
-    knownKeys('options', options as unknown as Record<string, unknown>, ['maxBatch', 'seed', 'weights', 'device']);
+    knownKeys('options', options as unknown as Record<string, unknown>, [
+      'maxBatch',
+      'seed',
+      'weights',
+      'device',
+      'precision',
+    ]);
     const maxBatch = positiveInteger('options.maxBatch', options.maxBatch);
     const device = deviceIndex(options.device);
+    const precision = enginePrecision('options.precision', options.precision, device);
     const weights = options.weights ?? initWeights(buildArchitecture(cfg), options.seed ?? 0);
-    return new Engine(cfg, maxBatch, weights, device);
+    return new Engine(cfg, maxBatch, weights, device, precision);
   }
 
   private get inputSize(): number {

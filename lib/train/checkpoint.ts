@@ -36,6 +36,8 @@ export const MAX_CHECKPOINT_BYTES = 2 ** 31 - 1;
 export interface CheckpointMeta {
   /** the trainer's full options, config included */
   options: Record<string, unknown>;
+  /** what the engine that wrote it computed in ('auto' resolved; options.precision is what was asked for) */
+  precision?: 'fp32' | 'bf16';
   /** next epoch and batch within it to run */
   epoch: number;
   batch: number;

@@ -53,6 +53,8 @@ export const TRAINING_DEFAULTS = {
   ema: 0,
   emaWarmup: true,
   device: 'auto',
+  // the GEMMs' compute precision: fp32 until the bf16 parity runs (native/KERNELS.md) decide
+  precision: 'fp32' as const,
 };
 
 /** adcorre-train's defaults for what the Trainer requires: the preset, epochs and batch size. */

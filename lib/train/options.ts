@@ -100,6 +100,11 @@ export interface TrainerOptions {
   valFraction?: number;
   /** where the engine runs: 'auto' (the GPU when one is usable, default), 'cpu', 'cuda' or 'cuda:N' */
   device?: EngineOptions['device'];
+  /**
+   * what the GEMM-based ops compute in: 'fp32' (default), 'bf16' (bf16 operands, fp32 accumulation and master state;
+   * the CPU only) or 'auto' (bf16 where the CPU runs the AVX512-BF16 kernel). A resume may change it (the state is fp32).
+   */
+  precision?: EngineOptions['precision'];
   /** start from the weights of a checkpoint (.ckpt) or an exported model (.onnx): fine-tuning */
   init?: string;
   /** continue the run in `out` from its last checkpoint */
@@ -177,6 +182,8 @@ export interface ProgressEvent {
     config: XceptionConfig;
     parameters: number;
     device: string;
+    /** what the GEMM-based ops compute in, 'auto' resolved */
+    precision: 'fp32' | 'bf16';
     trainSamples: number;
     valSamples: number;
     resumedAt?: number;

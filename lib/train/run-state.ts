@@ -83,7 +83,7 @@ export function startRun(o: Options, config: XceptionConfig, paths: RunPaths, id
       printable(paths.out),
       `Nothing to resume: ${printable(paths.last)} does not exist (start a new run without resume)`,
     );
-  const engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device });
+  const engine = Engine.create(config, { maxBatch: o.batch, seed: o.seed, device: o.device, precision: o.precision });
   let initFresh: string[] | undefined;
   if (o.init) {
     const { weights, fresh } = startingWeights(o.init, engine.getWeights());
@@ -119,7 +119,13 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths, identit
       `${printable(changed.option === 'data' ? o.data : (o.teacher ?? ''))}: ${changed.received}`,
     );
   // with a weight average, the checkpoint's weights are the average and `raw` the training weights
-  const engine = Engine.create(config, { maxBatch: o.batch, weights: raw ?? state.weights, device: o.device });
+  // the precision may differ from the checkpoint's (meta.precision): weights and moments are fp32 either way
+  const engine = Engine.create(config, {
+    maxBatch: o.batch,
+    weights: raw ?? state.weights,
+    device: o.device,
+    precision: o.precision,
+  });
   engine.setState({ ...state, weights: raw ?? state.weights });
   const resumed: RunState = {
     engine,
@@ -144,6 +150,7 @@ function resumedRun(o: Options, config: XceptionConfig, paths: RunPaths, identit
  * The options that shape a run's trajectory besides batch, seed, configuration and weight average: a resume with
  * another value would continue a different run than the checkpoint's. --epochs may change (to extend or shorten a
  * run), as may what only says where the data is or how fast it runs (the data's path and format spelling, device,
+ * precision (the master state is fp32 in both: a bf16 run may go on in fp32 and back),
  * workers, checkpointing, --max-steps).
  */
 const RECIPE_OPTIONS = [
@@ -278,6 +285,7 @@ export class RunCheckpoints {
     const { o, state } = this;
     return {
       options: { ...o, config: this.config },
+      precision: state.engine.precision,
       epoch,
       batch,
       step: state.step,

@@ -13,7 +13,7 @@ import type { Dataset, Split } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { SkipReport } from '../data/skips.js';
 import { mixSeed } from '../data/random.js';
-import { deviceIndex, type StepStats, type TrainStepOptions } from '../engine/engine.js';
+import { deviceIndex, enginePrecision, type StepStats, type TrainStepOptions } from '../engine/engine.js';
 import { describeMemory, formatBytes, memoryLimit, trainingMemory } from '../memory.js';
 import { buildArchitecture, parameterCount } from '../model/architecture.js';
 import { validateConfig, type XceptionConfig } from '../model/config.js';
@@ -126,6 +126,7 @@ export class Trainer {
     checkQualifiedOptions(this.options);
     checkRunInputs(this.options);
     const device = deviceIndex(this.options.device); // a wrong or unusable device fails now, not after the data is read
+    enginePrecision('precision', this.options.precision, device);
     this.config = validateConfig(
       {
         ...resolveArch(options.arch),
@@ -318,6 +319,7 @@ export class Trainer {
         config,
         parameters: run.parameters,
         device: state.engine.device,
+        precision: state.engine.precision,
         trainSamples: run.train.samples.length,
         valSamples: run.val.samples.length,
         ...(state.step > 0 ? { resumedAt: state.step } : {}),

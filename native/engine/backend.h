@@ -22,6 +22,7 @@
 #include "../common/cuda_devices.h"  // cuda_info(), cuda_usable(): whether make_cuda_backend can succeed
 #include "../loss/adcorre.h"
 #include "ops.h"
+#include "precision.h"
 
 namespace adcorre::engine {
 
@@ -49,6 +50,8 @@ class Backend {
   virtual ~Backend() = default;
   // "cpu", or "cuda:0 (NVIDIA H200)"
   virtual std::string name() const = 0;
+  // what the GEMM-based ops compute in (precision.h): bf16 on the CPU backend only, for now
+  virtual Precision precision() const { return Precision::Fp32; }
 
   // ---- memory
   // One block for everything the executor plans (kBufferAlignment-aligned); null
@@ -130,7 +133,7 @@ class Backend {
                           double weight_decay, bool nesterov = false) = 0;
 };
 
-std::unique_ptr<Backend> make_cpu_backend();
+std::unique_ptr<Backend> make_cpu_backend(Precision precision = Precision::Fp32);
 // Throws adcorre::BackendError where CUDA is not compiled in or not usable,
 // and std::invalid_argument for a device index this machine does not have.
 std::unique_ptr<Backend> make_cuda_backend(int device);

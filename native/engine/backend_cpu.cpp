@@ -3,7 +3,9 @@
 // thread pool). Copies are memcpy and synchronize() has nothing to wait for.
 // The convolution scratch stays a vector inside the backend, grown on the
 // first step of each shape (ops.h's conv functions size it themselves), so
-// the executor plans none.
+// the executor plans none. In bf16 precision the GEMM-based ops (convolutions
+// other than depthwise, dense layers) run their GEMMs under a
+// ScopedGemmPrecision (gemm_bf16.h); every other op is the same in both.
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +17,7 @@
 
 #include "../common/rng.h"
 #include "backend.h"
+#include "gemm_bf16.h"
 
 namespace adcorre::engine {
 
@@ -24,7 +27,9 @@ constexpr std::align_val_t kAlignment{kBufferAlignment};
 
 class CpuBackend final : public Backend {
  public:
+  explicit CpuBackend(Precision precision) : precision_(precision) {}
   std::string name() const override { return "cpu"; }
+  Precision precision() const override { return precision_; }
 
   void* try_allocate(size_t bytes) override { return ::operator new(bytes, kAlignment, std::nothrow); }
   void release(void* block) noexcept override { ::operator delete(block, kAlignment); }
@@ -67,10 +72,12 @@ class CpuBackend final : public Backend {
   }
 
   void conv_forward(const ConvShape& s, const float* x, const float* weight, float* y, float*) override {
+    const ScopedGemmPrecision gemm(precision_);
     engine::conv_forward(s, x, weight, y, scratch_);
   }
   void conv_backward(const ConvShape& s, const float* x, const float* weight, const float* dy, float* dx,
                      float* dweight, float*) override {
+    const ScopedGemmPrecision gemm(precision_);
     engine::conv_backward(s, x, weight, dy, dx, dweight, scratch_);
   }
   void batchnorm_forward_train(int n, int c, int hw, const float* x, const float* gamma, const float* beta, float* y,
@@ -112,10 +119,12 @@ class CpuBackend final : public Backend {
   }
   void dense_forward(int n, int in, int out, const float* x, const float* weight, const float* bias,
                      float* y) override {
+    const ScopedGemmPrecision gemm(precision_);
     engine::dense_forward(n, in, out, x, weight, bias, y);
   }
   void dense_backward(int n, int in, int out, const float* x, const float* weight, const float* dy, float* dx,
                       float* dweight, float* dbias) override {
+    const ScopedGemmPrecision gemm(precision_);
     engine::dense_backward(n, in, out, x, weight, dy, dx, dweight, dbias);
   }
   void l2norm_forward(int rows, int dim, const float* x, float* y, double eps) override {
@@ -192,12 +201,13 @@ class CpuBackend final : public Backend {
   }
 
  private:
+  Precision precision_;
   std::vector<float> scratch_;
   CpuLoss loss_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend() { return std::make_unique<CpuBackend>(); }
+std::unique_ptr<Backend> make_cpu_backend(Precision precision) { return std::make_unique<CpuBackend>(precision); }
 
 }  // namespace adcorre::engine

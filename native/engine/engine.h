@@ -164,7 +164,8 @@ class Executor {
   int64_t steps_ = 0;
 };
 
-// The executor on the CPU (device < 0) or on CUDA device `device`.
-std::unique_ptr<Executor> make_engine(ProgramDesc program, int max_batch, int device);
+// The executor on the CPU (device < 0) or on CUDA device `device`; precision (precision.h) Bf16 on the CPU only.
+std::unique_ptr<Executor> make_engine(ProgramDesc program, int max_batch, int device,
+                                      Precision precision = Precision::Fp32);
 
 }  // namespace adcorre::engine

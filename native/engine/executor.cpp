@@ -375,8 +375,11 @@ void Executor::predict(const float* images, int n, float* probs, float* embeddin
   }
 }
 
-std::unique_ptr<Executor> make_engine(ProgramDesc program, int max_batch, int device) {
-  std::unique_ptr<Backend> backend = device < 0 ? make_cpu_backend() : make_cuda_backend(device);
+std::unique_ptr<Executor> make_engine(ProgramDesc program, int max_batch, int device, Precision precision) {
+  if (device >= 0 && precision != Precision::Fp32)
+    throw std::invalid_argument("Expected precision fp32 on cuda:" + std::to_string(device) + " but received " +
+                                precision_name(precision) + " (bf16 runs on the CPU only for now)");
+  std::unique_ptr<Backend> backend = device < 0 ? make_cpu_backend(precision) : make_cuda_backend(device);
   return std::make_unique<Executor>(std::move(program), max_batch, std::move(backend));
 }
 

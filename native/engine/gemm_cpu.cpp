@@ -20,6 +20,12 @@
 // - The instruction set is chosen at run time (__builtin_cpu_supports), so one
 //   binary serves AVX2 and AVX-512 machines; without either, the caller falls
 //   back to the portable templated GEMM in ops_cpu_gemm.cpp.
+// - bf16 precision (gemm_bf16.h): each packed A block and B block is rounded
+//   to bf16 in place right after packing (cache-hot), so the kernels below
+//   compute bf16 inputs with fp32 accumulation, vdpbf16ps' numerics. Where
+//   the CPU has AVX512-BF16 (and the AVX-512 kernel is chosen) the packed
+//   blocks are converted to bf16 pairs along K instead and gemm_bf16.cpp's
+//   vdpbf16ps kernel computes the same 6 x 32 tiles.
 // Hand-written because the addon may not depend on a BLAS (prebuilt binaries
 // must load anywhere, and the engine's GEMMs are small and many).
 #include "gemm_cpu.h"
@@ -32,9 +38,12 @@
 
 #include "../common/scratch.h"
 #include "../common/thread_pool.h"
+#include "gemm_bf16.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#include "gemm_tile_avx512.h"
 #define ADCORRE_GEMM_X86 1
 #endif
 
@@ -94,17 +103,7 @@ __attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, co
     a += MR;
     b += NR;
   }
-#pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-    float* c = C + static_cast<size_t>(r) * ldc;
-    if (overwrite) {
-      _mm512_storeu_ps(c, acc[r][0]);
-      _mm512_storeu_ps(c + 16, acc[r][1]);
-    } else {
-      _mm512_storeu_ps(c, _mm512_add_ps(_mm512_loadu_ps(c), acc[r][0]));
-      _mm512_storeu_ps(c + 16, _mm512_add_ps(_mm512_loadu_ps(c + 16), acc[r][1]));
-    }
-  }
+  store_tile_6x32(acc, C, ldc, overwrite);
 }
 
 // The full MR x NR tile of the product of a K block, written to (or added into) C with row stride ldc.
@@ -323,7 +322,11 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
     }
     return true;
   }
-  const int nr = isa->nr, panels = (M + MR - 1) / MR;
+  // read here, on the caller's thread (the precision is per thread), for the jobs
+  const bool bf16 = gemm_precision() == Precision::Bf16;
+  // bf16 pairs for a bf16 tile kernel (AVX512-BF16: the AVX-512 kernel's 6 x 32 tiles), else rounded fp32 panels
+  const Bf16Kernel pairs_kernel = bf16 && MR == kBf16TileRows ? bf16_pairs_kernel(isa->nr) : nullptr;
+  const int nr = pairs_kernel ? kBf16TileCols : isa->nr, panels = (M + MR - 1) / MR;
   // C's columns are unit-stride runs within blocks of lc.col_block: a tile
   // inside one block is stored in place, others through a scatter.
   const bool unit_cols = lc.col_stride == 1;
@@ -347,45 +350,84 @@ bool gemm_f32_layout(int M, int N, int K, MatrixLayout la, const float* A, Matri
   const int k_blocks = (K + KC - 1) / KC;
   const bool shared_a = row_groups == 1 && col_blocks > 1;
   thread_local std::vector<float> ap_shared;  // the caller's: engines on several JS threads each have their own
+  thread_local std::vector<uint16_t> ap_shared16;
   float* const packed_a =
       shared_a ? (ensure_size(ap_shared, static_cast<size_t>(panels) * K * MR), ap_shared.data()) : nullptr;
+  if (shared_a && pairs_kernel) ensure_size(ap_shared16, static_cast<size_t>(panels) * (K + 1) * MR);
+  uint16_t* const packed_a16 = ap_shared16.data();  // (the jobs' threads have thread_locals of their own)
   if (shared_a)
     pool.parallel_for(static_cast<size_t>(k_blocks), 1, [&](size_t b, size_t e) {
       for (size_t kb = b; kb < e; ++kb) {
         const int k0 = static_cast<int>(kb) * KC;
-        pack_a(la, M, k0, std::min(KC, K - k0), A, 0, panels, packed_a + static_cast<size_t>(k0) * panels * MR);
+        const int kc = std::min(KC, K - k0);
+        float* const block = packed_a + static_cast<size_t>(k0) * panels * MR;
+        pack_a(la, M, k0, kc, A, 0, panels, block);
+        if (pairs_kernel)  // every block but the last is of an even KC: pairs start at the same offset
+          for (int p = 0; p < panels; ++p)
+            bf16_pairs(
+                block + static_cast<size_t>(p) * kc * MR, kc, MR,
+                packed_a16 + static_cast<size_t>(k0) * panels * MR + static_cast<size_t>(p) * ((kc + 1) / 2) * 2 * MR);
+        else if (bf16)
+          bf16_round_span(block, static_cast<size_t>(panels) * kc * MR);
       }
     });
   const double flops = 2.0 * M * N * K;
   pool.parallel_for(jobs, flops < 2e5 ? jobs : 1, [&](size_t b, size_t e) {
     thread_local std::vector<float> bp, ap;
-    ensure_size(bp, static_cast<size_t>(KC) * ((std::min(N, ncb) + nr - 1) / nr) * nr);
+    thread_local std::vector<uint16_t> bp16, ap16;
+    const size_t strips = (std::min(N, ncb) + nr - 1) / nr;
+    ensure_size(bp, static_cast<size_t>(KC) * strips * nr);
+    if (pairs_kernel) ensure_size(bp16, static_cast<size_t>(KC) * strips * nr);
     alignas(64) float tile[MR * 32];
     for (size_t job = b; job < e; ++job) {
       const int cb = static_cast<int>(job % col_blocks), rg = static_cast<int>(job / col_blocks);
       const int j0 = cb * ncb, nc = std::min(ncb, N - j0);
       const int p0 = panels * rg / row_groups, p1 = panels * (rg + 1) / row_groups;
       if (!shared_a) ensure_size(ap, static_cast<size_t>(p1 - p0) * KC * MR);
+      if (!shared_a && pairs_kernel) ensure_size(ap16, static_cast<size_t>(p1 - p0) * KC * MR);
       for (int k0 = 0; k0 < K; k0 += KC) {
         const int kc = std::min(KC, K - k0);
         pack_b(lb, B, k0, kc, j0, nc, nr, bp.data());
         if (!shared_a) pack_a(la, M, k0, kc, A, p0, p1, ap.data());
+        const int kc2 = (kc + 1) / 2;  // pairs along K
+        if (pairs_kernel) {
+          for (int s = 0; s * nr < nc; ++s)
+            bf16_pairs(bp.data() + static_cast<size_t>(s) * kc * nr, kc, nr,
+                       bp16.data() + static_cast<size_t>(s) * kc2 * 2 * nr);
+          if (!shared_a)
+            for (int p = p0; p < p1; ++p)
+              bf16_pairs(ap.data() + static_cast<size_t>(p - p0) * kc * MR, kc, MR,
+                         ap16.data() + static_cast<size_t>(p - p0) * kc2 * 2 * MR);
+        } else if (bf16) {
+          bf16_round_span(bp.data(), static_cast<size_t>(kc) * ((nc + nr - 1) / nr) * nr);
+          if (!shared_a) bf16_round_span(ap.data(), static_cast<size_t>(p1 - p0) * kc * MR);
+        }
         const float* a_block = shared_a ? packed_a + static_cast<size_t>(k0) * panels * MR : ap.data();
+        const uint16_t* a_block16 = shared_a ? packed_a16 + static_cast<size_t>(k0) * panels * MR : ap16.data();
         const bool overwrite = !accumulate && k0 == 0;
         for (int p = p0; p < p1; ++p) {
           const int i0 = p * MR, rows = std::min(MR, M - i0);
-          const float* a = a_block + static_cast<size_t>(shared_a ? p : p - p0) * kc * MR;
+          const int pa = shared_a ? p : p - p0;
+          const float* a = a_block + static_cast<size_t>(pa) * kc * MR;
+          const uint16_t* a16 = pairs_kernel ? a_block16 + static_cast<size_t>(pa) * kc2 * 2 * MR : nullptr;
           for (int s = 0; s * nr < nc; ++s) {
             const int j = j0 + s * nr, cols = std::min(nr, nc - s * nr);
             const float* bs = bp.data() + static_cast<size_t>(s) * kc * nr;
+            // the tile (row stride ldc) from the fp32 panels or the bf16 pairs
+            const auto tile_kernel = [&](float* out, int ldc, bool over) {
+              if (pairs_kernel)
+                pairs_kernel(kc, a16, bp16.data() + static_cast<size_t>(s) * kc2 * 2 * nr, out, ldc, over);
+              else
+                isa->kernel(kc, a, bs, out, ldc, over);
+            };
             const bool in_place = rows == MR && cols == nr && unit_cols && lc.row_block >= M &&
                                   j / lc.col_block == (j + nr - 1) / lc.col_block;
             if (in_place) {
               float* c = C + static_cast<size_t>(j / lc.col_block) * lc.col_block_stride + (j % lc.col_block) +
                          static_cast<size_t>(i0) * lc.row_stride;
-              isa->kernel(kc, a, bs, c, static_cast<int>(lc.row_stride), overwrite);
+              tile_kernel(c, static_cast<int>(lc.row_stride), overwrite);
             } else {
-              isa->kernel(kc, a, bs, tile, nr, true);
+              tile_kernel(tile, nr, true);
               scatter_tile(tile, nr, lc, C, i0, rows, j, cols, overwrite);
             }
           }

@@ -2,12 +2,14 @@
 // dense layer runs. Design note: in float it hands over to gemm_cpu.cpp's
 // packed SIMD GEMM where the CPU has AVX2 or AVX-512; the portable path here
 // (4 x 16 register tiles, transposed operands copied row-major first) serves
-// double (the finite-difference tests) and older CPUs.
+// double (the finite-difference tests) and older CPUs. In bf16 precision
+// (gemm_bf16.h) its float operands are copied rounded to bf16 first.
 #include "ops_cpu_internal.h"
 
 #include <type_traits>
 
 #include "../common/scratch.h"
+#include "gemm_bf16.h"
 #include "gemm_cpu.h"
 
 namespace adcorre::engine {
@@ -89,18 +91,24 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, const T* A, const T* 
   // The portable path (double for the finite-difference tests, and CPUs without AVX2):
   // Transposed operands are copied into row-major form first: simple, and the
   // copies are small next to the O(MNK) product.
-  if (trans_a) {
-    auto& at = scratch_buffer<T>(0);
-    ensure_size(at, static_cast<size_t>(M) * K);
-    transpose(K, M, A, at.data());
-    A = at.data();
-  }
-  if (trans_b) {
-    auto& bt = scratch_buffer<T>(1);
-    ensure_size(bt, static_cast<size_t>(K) * N);
-    transpose(N, K, B, bt.data());
-    B = bt.data();
-  }
+  bool bf16 = false;
+  if constexpr (std::is_same_v<T, float>) bf16 = gemm_precision() == Precision::Bf16;
+  // op(X) (rows x cols) as a row-major copy in scratch slot `slot`, rounded to bf16 in bf16 precision
+  const auto operand = [bf16](bool trans, int rows, int cols, const T* X, int slot) -> const T* {
+    if (!trans && !bf16) return X;
+    auto& copy = scratch_buffer<T>(slot);
+    const size_t count = static_cast<size_t>(rows) * cols;
+    ensure_size(copy, count);
+    if (trans)
+      transpose(cols, rows, X, copy.data());
+    else
+      std::copy(X, X + count, copy.data());
+    if constexpr (std::is_same_v<T, float>)
+      if (bf16) bf16_round_span(copy.data(), count);
+    return copy.data();
+  };
+  A = operand(trans_a, M, K, A, 0);
+  B = operand(trans_b, K, N, B, 1);
   if (!accumulate) std::fill(C, C + static_cast<size_t>(M) * N, T(0));
   const size_t work = static_cast<size_t>(N) * K;
   pool().parallel_for(

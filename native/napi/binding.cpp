@@ -20,6 +20,7 @@
 #include "../common/thread_pool.h"
 #include "../data/augment.h"
 #include "../data/resample.h"
+#include "../engine/gemm_bf16.h"
 #include "../engine/host_loss.h"
 #include "../loss/adcorre.h"
 #include "typed_array.h"
@@ -459,6 +460,11 @@ Napi::Value backend_info(const Napi::CallbackInfo& info) {
   if (!ci.error.empty()) cuda.Set("error", ci.error);
   Napi::Object cpu = Napi::Object::New(env);
   cpu.Set("threads", adcorre::cpu_threads());
+  cpu.Set("gemm", adcorre::engine::gemm_f32_isa());
+  // bf16: the CPU has bf16 multiply-add instructions (AVX512-BF16 or AMX-BF16);
+  // bf16Kernel: what precision 'bf16' runs here (gemm_bf16.h)
+  cpu.Set("bf16", adcorre::engine::cpu_has_bf16());
+  cpu.Set("bf16Kernel", adcorre::engine::gemm_bf16_kernel());
   Napi::Object out = Napi::Object::New(env);
   out.Set("cuda", cuda);
   out.Set("cpu", cpu);

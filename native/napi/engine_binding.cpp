@@ -70,25 +70,31 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("getMoments", &EngineWrap::GetMoments),
                            InstanceMethod("setMoments", &EngineWrap::SetMoments),
                            InstanceAccessor("steps", &EngineWrap::GetSteps, &EngineWrap::SetSteps),
+                           InstanceAccessor("precision", &EngineWrap::GetPrecision, nullptr),
                        });
   }
 
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 2 || !info[0].IsObject() || !info[1].IsNumber())
-      throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device])");
+      throw Napi::TypeError::New(env, "Expected (program, maxBatch[, device[, precision]])");
     guard(env, "Engine", [&] {
       const int max_batch = static_cast<int>(integer_in(info[1], "maxBatch", 1, 2147483647));
       // device: -1 the CPU, else the index of a CUDA device
       const int device =
           info.Length() > 2 && !info[2].IsUndefined() ? static_cast<int>(integer_in(info[2], "device", -1, 1023)) : -1;
+      // precision: 'fp32' (default), 'bf16' or 'auto' (native/engine/precision.h)
+      if (info.Length() > 3 && !info[3].IsUndefined() && !info[3].IsString())
+        throw Napi::TypeError::New(env, "Expected precision 'fp32', 'bf16' or 'auto'");
+      const auto precision = adcorre::engine::resolve_precision(
+          info.Length() > 3 && info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : "fp32", device);
       ProgramDesc program = parse_program(info[0].As<Napi::Object>());
       check_program(env, program);
       classes_ = program.classes;
       embedding_size_ = static_cast<size_t>(program.k) * program.d;
       image_size_ = static_cast<size_t>(program.channels) * program.size * program.size;
       try {
-        engine_ = adcorre::engine::make_engine(std::move(program), max_batch, device);
+        engine_ = adcorre::engine::make_engine(std::move(program), max_batch, device, precision);
       } catch (const std::bad_alloc&) {
         throw Napi::Error::New(env, "Out of memory allocating the engine's buffers (lower the batch size)");
       }
@@ -374,6 +380,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     const float* m = sized(info[1], i, "m");
     const float* v = sized(info[2], i, "v");
     guarded(info.Env(), [&] { engine_->write_moments(i, m, v); });
+  }
+  // what the GEMM-based ops compute in, 'auto' resolved: "fp32" or "bf16" (fixed at construction)
+  Napi::Value GetPrecision(const Napi::CallbackInfo& info) {
+    return Napi::String::New(info.Env(), adcorre::engine::precision_name(engine_->backend().precision()));
   }
   Napi::Value GetSteps(const Napi::CallbackInfo& info) {
     check_idle(info.Env(), "steps");
