@@ -163,25 +163,19 @@ export function parseVotes(fields: readonly string[]): number[] | string {
   return votes;
 }
 
-export function checkProtocol(protocol: unknown): FerPlusProtocol {
-  if (protocol === undefined) return 'plain';
-  if (!FERPLUS_PROTOCOLS.includes(protocol as FerPlusProtocol)) {
+/** One of `choices` for the option `name` (undefined: the first, the default), or a RangeError naming it. */
+function choiceOf<T extends string>(name: string, value: unknown, choices: readonly T[]): T {
+  if (value === undefined) return choices[0];
+  if (!choices.includes(value as T))
     throw new RangeError(
-      `Expected one of ${FERPLUS_PROTOCOLS.join(', ')} for protocol but received '${printable(String(protocol))}'`,
+      `Expected one of ${choices.join(', ')} for ${name} but received '${printable(String(value))}'`,
     );
-  }
-  return protocol as FerPlusProtocol;
+  return value as T;
 }
 
-export function checkLabelMode(labels: unknown): FerPlusLabels {
-  if (labels === undefined) return 'majority';
-  if (!FERPLUS_LABEL_MODES.includes(labels as FerPlusLabels)) {
-    throw new RangeError(
-      `Expected one of ${FERPLUS_LABEL_MODES.join(', ')} for labels but received '${String(labels)}'`,
-    );
-  }
-  return labels as FerPlusLabels;
-}
+export const checkProtocol = (protocol: unknown): FerPlusProtocol => choiceOf('protocol', protocol, FERPLUS_PROTOCOLS);
+
+export const checkLabelMode = (labels: unknown): FerPlusLabels => choiceOf('labels', labels, FERPLUS_LABEL_MODES);
 
 const isFile = (p: string): boolean => statSync(p, { throwIfNoEntry: false })?.isFile() ?? false;
 
