@@ -15,11 +15,12 @@
 // The fold's model is its run's last epoch (adcorre-export last.ckpt): choosing an epoch on the fold's own
 // photos would make its score optimistic, and the training rows hold nothing else of these performers.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { csvField } from '../dist/cli/predictions.js';
+import { csvField } from '../dist/data/csv.js';
+import { writeFileAtomic } from '../dist/io.js';
 import { printable } from '../dist/terminal.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -119,13 +120,7 @@ function command(tool, args) {
 function writeManifest(file, rows, withSplit) {
   const header = withSplit ? 'path,label,split' : 'path,label';
   const lines = rows.map((r) => [r.path, r.label, ...(withSplit ? [r.split] : [])].map(csvField).join(','));
-  writeAtomic(file, `${header}\n${lines.join('\n')}\n`);
-}
-
-function writeAtomic(file, text) {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
+  writeFileAtomic(file, `${header}\n${lines.join('\n')}\n`);
 }
 
 /** The folds: consecutive performers, as even as the count allows. */
@@ -225,7 +220,7 @@ async function main() {
       meanClassAccuracy: report.meanClassAccuracy,
       recall: report.recall,
     };
-    writeAtomic(resultFile, `${JSON.stringify(result, null, 2)}\n`);
+    writeFileAtomic(resultFile, `${JSON.stringify(result, null, 2)}\n`);
     results.push(result);
   }
   const stats = (xs) => {
@@ -247,7 +242,7 @@ async function main() {
     meanClassAccuracy: stats(results.map((r) => r.meanClassAccuracy)),
     recall,
   };
-  writeAtomic(join(out, 'cv.json'), `${JSON.stringify(summary, null, 2)}\n`);
+  writeFileAtomic(join(out, 'cv.json'), `${JSON.stringify(summary, null, 2)}\n`);
   const pct = (x) => `${(x * 100).toFixed(2)} %`;
   const lines = [
     '| fold | performers | photos | accuracy | mean class accuracy | lowest class |',
